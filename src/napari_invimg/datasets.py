@@ -1,0 +1,115 @@
+"""Test images made offline and deterministically: synthetic fluorescence (2D/3D) and scikit-image's bundled images.
+
+Nothing here downloads: ``cell`` and ``camera`` are shipped inside scikit-image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.ndimage as ndi
+
+__all__ = ["fluorescence", "cell", "camera", "natural_images"]
+
+
+def _splat(img: np.ndarray, pts: np.ndarray, weights: np.ndarray) -> None:
+    """Add ``weights`` at sub-pixel positions ``pts`` (N, d) with linear interpolation."""
+    d = img.ndim
+    base = np.floor(pts).astype(int)
+    frac = pts - base
+    for corner in range(2**d):
+        offs = np.array([(corner >> i) & 1 for i in range(d)])
+        w = weights * np.prod(np.where(offs, frac, 1 - frac), axis=1)
+        idx = base + offs
+        ok = np.all((idx >= 0) & (idx < np.array(img.shape)), axis=1)
+        np.add.at(img, tuple(idx[ok].T), w[ok])
+
+
+def fluorescence(shape: Sequence[int] = (256, 256), seed: int = 0, filaments: int | None = None,
+                 vesicles: int | None = None, nuclei: int | None = None) -> np.ndarray:
+    """A synthetic fluorescence image in [0, 1]: filaments (thin smooth curves), vesicles (small blobs)
+    and nuclei (large textured ellipsoids) on a dim background. 2D (Y, X) or 3D (Z, Y, X).
+
+    The same ``shape`` and ``seed`` always give the same image.
+    """
+    shape = tuple(int(s) for s in shape)
+    if len(shape) not in (2, 3) or min(shape) < 8:
+        raise ValueError("fluorescence() makes 2D or 3D images of at least 8 pixels per side.")
+    rng = np.random.default_rng(seed)
+    d = len(shape)
+    area = float(np.prod(shape[-2:])) / 256**2
+    n_fil = filaments if filaments is not None else max(3, int(round(14 * area)))
+    n_ves = vesicles if vesicles is not None else max(5, int(round(60 * area)))
+    n_nuc = nuclei if nuclei is not None else max(1, int(round(3 * area)))
+    size = np.array(shape, dtype=float)
+
+    img = np.zeros(shape)
+    # nuclei: smooth ellipsoids with a granular texture
+    grids = np.meshgrid(*[np.arange(n, dtype=float) for n in shape], indexing="ij")
+    texture = ndi.gaussian_filter(rng.standard_normal(shape), 2.0)
+    texture = (texture - texture.min()) / (np.ptp(texture) + 1e-12)
+    for _ in range(n_nuc):
+        c = rng.uniform(0.2, 0.8, d) * size
+        radii = rng.uniform(0.08, 0.16, d) * size[-1]
+        if d == 3:
+            radii[0] = min(radii[0], 0.35 * size[0])
+        r2 = sum(((g - ci) / ri) ** 2 for g, ci, ri in zip(grids, c, radii))
+        img += 0.35 * (1 / (1 + np.exp((r2 - 1) * 12))) * (0.6 + 0.4 * texture)
+    # filaments: random smooth curves, a few pixels wide after blurring
+    line = np.zeros(shape)
+    for _ in range(n_fil):
+        p = rng.uniform(0, 1, d) * size
+        direction = rng.standard_normal(d)
+        if d == 3:
+            direction[0] *= 0.3
+        direction /= np.linalg.norm(direction)
+        steps = int(1.5 * size[-1] / 0.5)
+        pts = np.empty((steps, d))
+        for i in range(steps):
+            turn = rng.standard_normal(d) * 0.04
+            if d == 3:
+                turn[0] *= 0.3
+            direction = direction + turn
+            direction /= np.linalg.norm(direction)
+            p = p + 0.5 * direction
+            pts[i] = p
+        _splat(line, pts, np.full(steps, rng.uniform(0.6, 1.0)))
+    img += ndi.gaussian_filter(line, 0.7) * 1.3
+    # vesicles: small bright blobs
+    spots = np.zeros(shape)
+    _splat(spots, rng.uniform(0, 1, (n_ves, d)) * (size - 1), rng.uniform(0.5, 1.0, n_ves))
+    img += ndi.gaussian_filter(spots, 1.2) * 2 * np.pi * 1.2**2 * 0.7
+    img += 0.02  # dim autofluorescence background
+    img = img / img.max()
+    return img.astype(np.float32)
+
+
+def _rescale(a: np.ndarray) -> np.ndarray:
+    a = a.astype(np.float32)
+    return (a - a.min()) / (a.max() - a.min())
+
+
+def cell() -> np.ndarray:
+    """scikit-image's bundled ``cell`` (a fluorescence micrograph), rescaled to [0, 1]."""
+    from skimage import data
+
+    return _rescale(data.cell())
+
+
+def camera() -> np.ndarray:
+    """scikit-image's bundled ``camera``, rescaled to [0, 1]."""
+    from skimage import data
+
+    return _rescale(data.camera())
+
+
+def natural_images() -> list[np.ndarray]:
+    """Grey-level natural images bundled with scikit-image, each in [0, 1] (for training denoisers)."""
+    from skimage import color, data
+
+    out = [camera(), cell(), _rescale(data.moon()), _rescale(data.coins()), _rescale(data.text()),
+           _rescale(data.brick()), _rescale(data.grass()), _rescale(data.gravel())]
+    for rgb in (data.astronaut(), data.coffee(), data.chelsea(), data.rocket()):
+        out.append(_rescale(color.rgb2gray(rgb)))
+    return out

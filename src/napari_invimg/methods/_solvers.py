@@ -1,0 +1,76 @@
+"""Numerical building blocks shared by the methods: CG, discrepancy-principle parameter search."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+__all__ = ["conjugate_gradient", "discrepancy_search", "dot"]
+
+
+def dot(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Real inner product ``Re <a, b>``."""
+    return float(torch.real(torch.vdot(a.reshape(-1), b.reshape(-1))))
+
+
+def conjugate_gradient(
+    normal: Callable[[torch.Tensor], torch.Tensor],
+    b: torch.Tensor,
+    x0: torch.Tensor | None = None,
+    iterations: int = 100,
+    tol: float = 1e-6,
+    callback: Callable[[int, torch.Tensor], None] | None = None,
+) -> torch.Tensor:
+    """Solve ``M x = b`` for a Hermitian positive semi-definite ``M`` (Hestenes & Stiefel 1952).
+
+    Stops when ``‖r‖ ≤ tol ‖b‖`` or after ``iterations`` steps.
+    """
+    x = torch.zeros_like(b) if x0 is None else x0.clone()
+    r = b - normal(x) if x0 is not None else b.clone()
+    p = r.clone()
+    rs = dot(r, r)
+    bnorm = math.sqrt(max(dot(b, b), 1e-30))
+    for k in range(iterations):
+        if math.sqrt(rs) <= tol * bnorm:
+            break
+        Mp = normal(p)
+        pMp = dot(p, Mp)
+        if pMp <= 0:
+            break
+        alpha = rs / pMp
+        x = x + alpha * p
+        r = r - alpha * Mp
+        rs_new = dot(r, r)
+        p = r + (rs_new / rs) * p
+        rs = rs_new
+        if callback is not None:
+            callback(k, x)
+    return x
+
+
+def discrepancy_search(
+    misfit_of: Callable[[float], float],
+    target: float = 1.0,
+    low: float = 1e-8,
+    high: float = 1e4,
+    steps: int = 24,
+) -> float:
+    """Regularisation weight ``λ`` with ``misfit(λ) ≈ target`` by bisection in ``log λ``.
+
+    ``misfit`` must grow with ``λ`` (Morozov's discrepancy principle; Morozov, Soviet Math. Dokl. 7
+    (1966) 414). Returns the end of the bracket when the target is outside it.
+    """
+    lo, hi = math.log(low), math.log(high)
+    if misfit_of(math.exp(lo)) >= target:
+        return math.exp(lo)
+    if misfit_of(math.exp(hi)) <= target:
+        return math.exp(hi)
+    for _ in range(steps):
+        mid = 0.5 * (lo + hi)
+        if misfit_of(math.exp(mid)) > target:
+            hi = mid
+        else:
+            lo = mid
+    return math.exp(0.5 * (lo + hi))

@@ -1,0 +1,257 @@
+"""The one registry of reconstruction methods.
+
+A method is one class: subclass :class:`Method`, set ``name`` and its parameter schema, implement
+:meth:`Method.run`. Defining the class registers it; the widgets, the scripting API and the
+benchmarks all read this registry, so nothing else needs editing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from ..errors import Cancelled
+from ..operators.base import Operator
+from ..operators.noise import NoiseModel
+
+__all__ = ["Param", "Method", "Context", "Estimate", "get", "available", "info", "ITERATIONS"]
+
+_REGISTRY: dict[str, type[Method]] = {}
+_DOMAIN_MODULES = ("napari_invimg.mri", "napari_invimg.blackhole")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a method: name, type, default (``None`` = chosen automatically), bounds, help."""
+
+    name: str
+    type: type
+    default: Any
+    low: float | None = None
+    high: float | None = None
+    choices: tuple | None = None
+    doc: str = ""
+    log_scale: bool = False
+
+    def coerce(self, value: Any) -> Any:
+        if value is None:
+            if self.default is None:
+                return None
+            raise ValueError(f"Parameter {self.name!r} needs a value.")
+        if self.choices is not None:
+            if value not in self.choices:
+                raise ValueError(f"Parameter {self.name!r} must be one of {list(self.choices)}, got {value!r}.")
+            return value
+        try:
+            if self.type is bool:
+                if isinstance(value, str):
+                    value = value.lower() in ("1", "true", "yes", "on")
+                v = bool(value)
+            elif self.type is int:
+                if isinstance(value, float) and not float(value).is_integer():
+                    raise ValueError
+                v = int(value)
+            elif self.type is float:
+                v = float(value)
+            else:
+                v = self.type(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"Parameter {self.name!r} must be a {self.type.__name__}, got {value!r}.") from None
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            if not np.isfinite(v):
+                raise ValueError(f"Parameter {self.name!r} must be finite.")
+            if self.low is not None and v < self.low:
+                raise ValueError(f"Parameter {self.name!r} must be ≥ {self.low}, got {v}.")
+            if self.high is not None and v > self.high:
+                raise ValueError(f"Parameter {self.name!r} must be ≤ {self.high}, got {v}.")
+        return v
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.type.__name__,
+            "default": self.default,
+            "bounds": (self.low, self.high),
+            "choices": list(self.choices) if self.choices else None,
+            "doc": self.doc,
+            "log_scale": self.log_scale,
+        }
+
+
+def ITERATIONS(default: int, high: int = 100000) -> Param:
+    """The ``iterations`` parameter every iterative method accepts (an upper bound where it stops itself)."""
+    return Param("iterations", int, default, 1, high, doc="maximum number of iterations")
+
+
+@dataclass
+class Estimate:
+    """What a method returns: tensors on the method's device plus method-specific ``info``."""
+
+    mean: torch.Tensor
+    std: torch.Tensor | None = None
+    samples: torch.Tensor | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Context:
+    """Per-run services for a method: device, seeded randomness, progress/cancel, history, partial results."""
+
+    def __init__(
+        self,
+        device: torch.device,
+        seed: int | None = 0,
+        progress: Callable[..., Any] | None = None,
+    ):
+        self.device = device
+        self.seed = 0 if seed is None else int(seed)
+        self._progress = progress
+        self.history: dict[str, list] = {}
+        self.partial: Estimate | None = None
+        self.evaluations = 0
+        self.started = time.perf_counter()
+        torch.manual_seed(self.seed)
+        np.random.seed(self.seed % (2**32))
+
+    def generator(self, offset: int = 0) -> torch.Generator:
+        """A torch generator seeded from the run's seed (``offset`` for independent streams)."""
+        dev = self.device if self.device.type in ("cpu", "cuda") else torch.device("cpu")
+        g = torch.Generator(device=dev)
+        g.manual_seed(self.seed * 1000003 + offset)
+        return g
+
+    def randn(self, shape, dtype=torch.float32, offset: int = 0) -> torch.Tensor:
+        g = self.generator(offset)
+        return torch.randn(tuple(shape), generator=g, dtype=dtype, device=g.device).to(self.device)
+
+    def log(self, **values: float) -> None:
+        for k, v in values.items():
+            self.history.setdefault(k, []).append(float(v))
+
+    def keep(self, mean: torch.Tensor, std: torch.Tensor | None = None, samples: torch.Tensor | None = None,
+             **info: Any) -> None:
+        """Remember the best result so far: a cancelled run returns it."""
+        self.partial = Estimate(mean.detach(), None if std is None else std.detach(),
+                                None if samples is None else samples.detach(), dict(info))
+
+    def step(self, i: int, total: int, preview: torch.Tensor | None = None) -> None:
+        """Report progress (step ``i`` of ``total``); raises :class:`Cancelled` when the callback says stop."""
+        if self._progress is None:
+            return
+        pv = None
+        if preview is not None:
+            pv = preview.detach()
+            pv = (pv.abs() if pv.is_complex() else pv).float().cpu().numpy()
+        if self._progress(int(i), int(total), pv) is False:
+            raise Cancelled()
+
+
+class Method(ABC):
+    """One reconstruction algorithm. Subclasses set the class attributes and implement :meth:`run`."""
+
+    name: ClassVar[str] = ""
+    label: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    reference: ClassVar[str] = ""
+    params: ClassVar[tuple[Param, ...]] = ()
+    #: True when the method returns a standard deviation (and samples where ``n_samples`` applies).
+    returns_std: ClassVar[bool] = False
+    #: "posterior", "ensemble" or None
+    uncertainty: ClassVar[str | None] = None
+    #: True when the method needs ``A.adjoint`` (linear operators only).
+    needs_adjoint: ClassVar[bool] = True
+    #: operator class names the method supports; ``None`` means any operator.
+    operators: ClassVar[tuple[str, ...] | None] = None
+    #: whether complex images (MRI) are handled
+    complex_images: ClassVar[bool] = True
+    #: floor-3 front ends may hide methods that only make sense in a domain module
+    domain: ClassVar[str] = "imaging"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.name:
+            if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+                raise RuntimeError(f"Two methods are registered as {cls.name!r}.")
+            _REGISTRY[cls.name] = cls
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        return {p.name: p.default for p in cls.params}
+
+    @classmethod
+    def validate(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """Fill defaults, coerce types and check bounds; unknown names are an error."""
+        known = {p.name: p for p in cls.params}
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            raise ValueError(
+                f"Method {cls.name!r} has no parameter {', '.join(map(repr, unknown))}; it accepts {sorted(known)}."
+            )
+        return {name: p.coerce(params.get(name, p.default)) for name, p in known.items()}
+
+    @classmethod
+    def supports(cls, A: Operator) -> str | None:
+        """``None`` if the method can use ``A``; else the reason it cannot."""
+        if cls.needs_adjoint and not A.linear:
+            return f"{cls.name!r} needs a linear operator with an adjoint; {A.name} is non-linear."
+        if cls.operators is not None and A.name not in cls.operators:
+            return f"{cls.name!r} works with {', '.join(cls.operators)}, not {A.name}."
+        if A.in_complex and not cls.complex_images:
+            return f"{cls.name!r} reconstructs real images only; {A.name} has complex images."
+        return None
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        return {
+            "name": cls.name,
+            "label": cls.label or cls.name,
+            "description": cls.description,
+            "parameters": [p.describe() for p in cls.params],
+            "returns_std": cls.returns_std,
+            "uncertainty": cls.uncertainty,
+            "needs_adjoint": cls.needs_adjoint,
+            "operators": list(cls.operators) if cls.operators else "any",
+            "reference": cls.reference,
+            "domain": cls.domain,
+        }
+
+    @abstractmethod
+    def run(self, y: torch.Tensor, A: Operator, noise: NoiseModel, ctx: Context, **params: Any) -> Estimate:
+        """Reconstruct from ``y`` (a tensor on ``ctx.device``); ``params`` are validated."""
+
+
+def _load_all() -> None:
+    pkg = importlib.import_module(__package__)  # napari_invimg.methods (the name ni.methods is the API function)
+    for mod in pkgutil.iter_modules(pkg.__path__):
+        if not mod.name.startswith("_") and mod.name != "registry":
+            importlib.import_module(f"{pkg.__name__}.{mod.name}")
+    for name in _DOMAIN_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:  # a domain module not present in this build
+            if exc.name != name:
+                raise
+
+
+def available() -> list[str]:
+    """Names of all registered methods."""
+    _load_all()
+    return sorted(_REGISTRY)
+
+
+def get(name: str) -> type[Method]:
+    _load_all()
+    if name not in _REGISTRY:
+        raise ValueError(f"Unknown method {name!r}; available: {', '.join(sorted(_REGISTRY))}.")
+    return _REGISTRY[name]
+
+
+def info(name: str) -> dict[str, Any]:
+    return get(name).describe()

@@ -1,0 +1,203 @@
+"""Forward operators ``y = A(x)``: one base class that every operator extends.
+
+Operators act on torch tensors whose trailing dimensions are ``in_shape`` (leading dimensions are a
+batch, so a network can push several images through at once). The public ``forward`` / ``adjoint``
+accept numpy as well and answer in kind: numpy in -> numpy out, torch in -> torch out.
+
+``spec()`` returns plain values and numpy arrays; :func:`from_spec` rebuilds the operator, so a
+reconstruction can be replayed from a saved recipe.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from .._device import to_tensor
+
+__all__ = ["Operator", "LinearOperator", "from_spec", "operator_types", "check_finite"]
+
+_OPERATOR_TYPES: dict[str, type[Operator]] = {}
+
+
+def check_finite(x, what: str = "input") -> None:
+    """Raise a ``ValueError`` a user can act on when ``x`` holds NaN or inf."""
+    if isinstance(x, torch.Tensor):
+        ok = bool(torch.isfinite(x).all())
+    else:
+        ok = bool(np.isfinite(np.asarray(x)).all())
+    if not ok:
+        raise ValueError(f"The {what} contains NaN or infinite values; replace or mask them before reconstructing.")
+
+
+class Operator(ABC):
+    """A (possibly non-linear) forward model ``x -> A(x)``, differentiable in torch.
+
+    Subclasses implement :meth:`_forward` on tensors and :meth:`_params` (the constructor's arguments,
+    as plain values or numpy arrays). ``in_shape``/``out_shape`` are the trailing shapes;
+    ``in_complex``/``out_complex`` say whether the image or the data are complex.
+    """
+
+    linear: ClassVar[bool] = False
+    #: True when the operator commutes with translations (tiling with halos is then exact up to the halo).
+    shift_invariant: ClassVar[bool] = False
+    in_complex: bool = False
+    out_complex: bool = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _OPERATOR_TYPES[cls.__name__] = cls
+
+    def __init__(self, in_shape: tuple[int, ...], out_shape: tuple[int, ...]):
+        self.in_shape = tuple(int(s) for s in in_shape)
+        self.out_shape = tuple(int(s) for s in out_shape)
+        self.device = torch.device("cpu")
+
+    # -- to be provided by subclasses -------------------------------------------------------------
+    @abstractmethod
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``A(x)`` on a tensor whose trailing dimensions are ``in_shape``."""
+
+    @abstractmethod
+    def _params(self) -> dict[str, Any]:
+        """The constructor's arguments as plain values / numpy arrays."""
+
+    def _tensors(self) -> dict[str, torch.Tensor]:
+        """Attributes holding tensors that must follow :meth:`to`."""
+        return {k: v for k, v in vars(self).items() if isinstance(v, torch.Tensor)}
+
+    # -- public --------------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    @property
+    def ndim(self) -> int:
+        return len(self.in_shape)
+
+    def to(self, device: torch.device | str) -> Operator:
+        """Move the operator's tensors to ``device`` (in place) and return it."""
+        device = torch.device(device)
+        for k, v in self._tensors().items():
+            setattr(self, k, v.to(device))
+        self.device = device
+        return self
+
+    def _prepare(self, x, shape: tuple[int, ...], complex_: bool, what: str):
+        was_numpy = not isinstance(x, torch.Tensor)
+        t = to_tensor(x, device=self.device)
+        if tuple(t.shape[t.ndim - len(shape):]) != shape or t.ndim < len(shape):
+            raise ValueError(
+                f"{self.name} expects {what} whose last dimensions are {shape}, got an array of shape {tuple(t.shape)}."
+            )
+        if complex_ and not t.is_complex():
+            t = t.to(torch.complex128 if t.dtype == torch.float64 else torch.complex64)
+        if not complex_ and t.is_complex():
+            raise ValueError(f"{self.name} expects real {what}, got complex data; take the magnitude or real part first.")
+        return t, was_numpy
+
+    def forward(self, x):
+        """``A(x)``: numpy in -> numpy out, torch in -> torch out."""
+        t, was_numpy = self._prepare(x, self.in_shape, self.in_complex, "images")
+        y = self._forward(t)
+        return y.detach().cpu().numpy() if was_numpy else y
+
+    __call__ = forward
+
+    def spec(self) -> dict[str, Any]:
+        """Plain description ``{"type": ClassName, **params}`` that :func:`from_spec` turns back into the operator."""
+        return {"type": self.name, **self._params()}
+
+    @classmethod
+    def from_params(cls, **params) -> Operator:
+        return cls(**params)
+
+    def __repr__(self) -> str:
+        return f"{self.name}(in_shape={self.in_shape}, out_shape={self.out_shape})"
+
+
+class LinearOperator(Operator):
+    """A linear forward model with its adjoint: ``<A x, y> = <x, Aᴴ y>``.
+
+    Subclasses implement :meth:`_forward` and :meth:`_adjoint`. The base provides :meth:`normal`
+    (``AᴴA``), :meth:`norm` (largest singular value, by power iteration) and :meth:`dagger`
+    (least-squares pseudo-inverse by conjugate gradients).
+    """
+
+    linear: ClassVar[bool] = True
+
+    @abstractmethod
+    def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        """``Aᴴ y`` on a tensor whose trailing dimensions are ``out_shape``."""
+
+    def adjoint(self, y):
+        """``Aᴴ y``: numpy in -> numpy out, torch in -> torch out."""
+        t, was_numpy = self._prepare(y, self.out_shape, self.out_complex, "data")
+        x = self._adjoint(t)
+        return x.detach().cpu().numpy() if was_numpy else x
+
+    def normal(self, x: torch.Tensor) -> torch.Tensor:
+        """``AᴴA x`` on tensors (subclasses with a cheaper form override it)."""
+        return self._adjoint(self._forward(x))
+
+    def _random_image(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        dtype = torch.complex64 if self.in_complex else torch.float32
+        return torch.randn(self.in_shape, dtype=dtype, generator=generator).to(self.device)
+
+    def norm(self, iterations: int = 30, seed: int = 0) -> float:
+        """Largest singular value ``‖A‖₂`` by power iteration on ``AᴴA`` (cached)."""
+        cached = getattr(self, "_norm_cache", None)
+        if cached is not None:
+            return cached
+        g = torch.Generator().manual_seed(seed)
+        x = self._random_image(g)
+        x = x / torch.linalg.vector_norm(x)
+        s = 0.0
+        with torch.no_grad():
+            for _ in range(iterations):
+                z = self.normal(x)
+                s = float(torch.linalg.vector_norm(z))
+                if s == 0.0:
+                    break
+                x = z / s
+        value = math.sqrt(max(s, 0.0)) * 1.01  # small safety margin: power iteration approaches from below
+        self._norm_cache = value
+        return value
+
+    def dagger(self, y, iterations: int = 100, tol: float = 1e-6):
+        """Least-squares solution ``argmin_x ‖A x − y‖²`` by conjugate gradients on the normal equations."""
+        from ..methods._solvers import conjugate_gradient  # local: methods sit above operators
+
+        t, was_numpy = self._prepare(y, self.out_shape, self.out_complex, "data")
+        with torch.no_grad():
+            x = conjugate_gradient(self.normal, self._adjoint(t), iterations=iterations, tol=tol)
+        return x.cpu().numpy() if was_numpy else x
+
+
+def operator_types() -> dict[str, type[Operator]]:
+    """All operator classes known by name (including the MRI and black-hole modules once imported)."""
+    return dict(_OPERATOR_TYPES)
+
+
+def from_spec(spec: dict[str, Any]) -> Operator:
+    """Rebuild an operator from :meth:`Operator.spec`."""
+    if not isinstance(spec, dict) or "type" not in spec:
+        raise ValueError("An operator spec is a dict with a 'type' key, as returned by Operator.spec().")
+    params = dict(spec)
+    kind = params.pop("type")
+    if kind not in _OPERATOR_TYPES:
+        # domain modules register their operators on import
+        import importlib
+
+        for module in ("napari_invimg.mri", "napari_invimg.blackhole"):
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                pass
+    if kind not in _OPERATOR_TYPES:
+        raise ValueError(f"Unknown operator type {kind!r}; known: {sorted(_OPERATOR_TYPES)}.")
+    return _OPERATOR_TYPES[kind].from_params(**params)

@@ -1,0 +1,61 @@
+"""Denoisers ``D(x, σ)``: the interface that plug-and-play, RED, PnP-ULA and diffusion samplers use.
+
+A denoiser maps a noisy image ``x`` (tensor, trailing dims = the image, any leading batch dims) and a
+noise standard deviation ``σ`` (float, in the image's units) to an estimate of the clean image. By
+Tweedie's formula its residual gives the score of the noisy-image density,
+``∇ log p_σ(x) ≈ (D(x, σ) − x) / σ²``. Register a new denoiser by subclassing with a ``name``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import torch
+
+__all__ = ["Denoiser", "denoiser_names", "get_denoiser", "score"]
+
+_DENOISERS: dict[str, type[Denoiser]] = {}
+
+
+class Denoiser(ABC):
+    """``D(x, σ)`` for real tensors; complex images are denoised as real and imaginary parts."""
+
+    name: ClassVar[str] = ""
+    label: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.name:
+            _DENOISERS[cls.name] = cls
+
+    @abstractmethod
+    def denoise(self, x: torch.Tensor, sigma: float, ndim: int) -> torch.Tensor:
+        """Denoise a real tensor whose last ``ndim`` axes are the image."""
+
+    def __call__(self, x: torch.Tensor, sigma: float, ndim: int = 2) -> torch.Tensor:
+        if x.is_complex():
+            return torch.complex(self.denoise(x.real, sigma, ndim), self.denoise(x.imag, sigma, ndim))
+        return self.denoise(x, sigma, ndim)
+
+
+def denoiser_names() -> list[str]:
+    """Names of the available denoisers (importing the modules that define them)."""
+    from . import _discover
+
+    _discover()
+    return sorted(_DENOISERS)
+
+
+def get_denoiser(name: str, **kwargs) -> Denoiser:
+    from . import _discover
+
+    _discover()
+    if name not in _DENOISERS:
+        raise ValueError(f"Unknown denoiser {name!r}; available: {', '.join(sorted(_DENOISERS))}.")
+    return _DENOISERS[name](**kwargs)
+
+
+def score(denoiser: Denoiser, x: torch.Tensor, sigma: float, ndim: int = 2) -> torch.Tensor:
+    """Tweedie score ``(D(x, σ) − x) / σ²``."""
+    return (denoiser(x, sigma, ndim) - x) / (sigma * sigma)
