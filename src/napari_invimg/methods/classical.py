@@ -97,6 +97,8 @@ class RichardsonLucy(Method):
         Param("acceleration", bool, True, doc="Biggs–Andrews acceleration"),
         Param("stop", str, "discrepancy", choices=("discrepancy", "none"), doc="stop when the data are fitted to the noise"),
         Param("tau", float, 1.0, 0.1, 10.0, doc="discrepancy target (misfit per pixel)"),
+        Param("offset", float, None, 0.0, None,
+              doc="background added to data and model (empty: from the noise model and the data's minimum)"),
     )
 
     @staticmethod
@@ -105,9 +107,10 @@ class RichardsonLucy(Method):
         c = noise.sigma_scalar**2 / noise.gain if noise.gain > 0 else 0.0
         return max(c, float(-y.min()) + 1e-6 if float(y.min()) <= 0 else 0.0)
 
-    def run(self, y, A, noise, ctx: Context, iterations: int, acceleration: bool, stop: str, tau: float) -> Estimate:
+    def run(self, y, A, noise, ctx: Context, iterations: int, acceleration: bool, stop: str, tau: float,
+            offset: float | None) -> Estimate:
         with torch.no_grad():
-            c = self._offset(y, noise)
+            c = self._offset(y, noise) if offset is None else offset
             yc = (y + c).clamp(min=0)
             norm = A._adjoint(torch.ones_like(y)).clamp(min=1e-12)
             x = torch.full(A.in_shape, float(yc.mean()), device=y.device).clamp(min=1e-6)

@@ -1,0 +1,534 @@
+"""Tiled reconstruction of arrays larger than memory, on dask (threads, or the active distributed Client).
+
+For a shift-invariant operator (Identity, Blur) and a local method, the result at a pixel depends on the
+data within a finite neighbourhood. Each tile is therefore reconstructed in memory together with a halo
+of neighbouring data (``dask.array.map_overlap``) and the halo is cut away again: tiled and untiled
+results agree up to the influence that leaks across the halo, which decays with its width. At the
+array's outer edge no halo is added and each tile's own operator applies the untiled boundary (reflect,
+zero), so edge tiles see exactly what the untiled operator sees.
+
+Global choices a method makes from the whole image (the noise level, a regularisation weight from the
+discrepancy principle, the iteration where Richardson–Lucy stops, its background offset) are made once
+on a central pilot tile (the offset from the global minimum) and passed fixed to every tile, so the tiles
+solve one problem. Richardson–Lucy runs without Biggs–Andrews acceleration in tiles unless asked for:
+its extrapolation step is one scalar computed from the whole image, which tiles cannot share. Tiles run with one torch thread each — the parallelism is across tiles — which also
+makes the result bit-identical on the threaded scheduler and on a ``dask.distributed`` cluster.
+
+Reference: Rocklin, *Dask: parallel computation with blocked algorithms and task scheduling*, SciPy 2015.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import Cancelled
+from .methods import registry
+from .operators.base import Operator, from_spec
+from .operators.noise import NoiseModel, estimate
+from .operators.noise import from_spec as noise_from_spec
+from .uncertainty import Reconstruction
+
+__all__ = ["reconstruct_tiled", "TileProfile", "LOCAL_METHODS", "tile_halo", "choose_tile_shape",
+           "operator_for_shape", "active_client"]
+
+
+@dataclass(frozen=True)
+class TileProfile:
+    """How a local method tiles: halo = ``halo_factor`` × the operator's halo + ``min_halo`` pixels
+    (+ the denoiser's receptive field), and the number of tile-sized float32 arrays it holds at once."""
+
+    halo_factor: float
+    min_halo: int
+    work_arrays: int
+
+
+#: methods whose result at a pixel depends only on nearby data (iterations spread the PSF's reach, hence
+#: the factor). A method class may instead declare ``tile_profile = TileProfile(...)``.
+LOCAL_METHODS: dict[str, TileProfile] = {
+    "wiener": TileProfile(1.0, 16, 12),
+    "richardson_lucy": TileProfile(2.0, 0, 16),
+    "tikhonov_cg": TileProfile(2.0, 16, 16),
+    "rl_tv": TileProfile(2.0, 8, 20),
+    "tv": TileProfile(2.0, 8, 20),
+    "hessian": TileProfile(2.0, 8, 24),
+    "wavelet": TileProfile(2.0, 16, 24),
+    "pnp_admm": TileProfile(2.0, 8, 24),
+    "pnp_pgd": TileProfile(2.0, 8, 24),
+    "red": TileProfile(2.0, 8, 24),
+}
+
+#: receptive field (pixels) assumed for a learned denoiser that does not declare ``receptive_field``
+_DEFAULT_RECEPTIVE_FIELD = 16
+
+
+def _profile(cls: type[registry.Method]) -> TileProfile:
+    profile = getattr(cls, "tile_profile", None) or LOCAL_METHODS.get(cls.name)
+    if profile is None:
+        local = sorted(n for n in LOCAL_METHODS if n in registry.available())
+        raise ValueError(f"{cls.name!r} is not a local method, so it cannot run tile by tile; use one of "
+                         f"{', '.join(local)} on a dask array, or load the data into memory (np.asarray).")
+    return profile
+
+
+def _receptive_field(params: dict[str, Any]) -> int:
+    name = params.get("denoiser")
+    if not isinstance(name, str):
+        return 0
+    from .priors.denoisers import get_denoiser
+
+    den = get_denoiser(name)
+    return int(getattr(den, "receptive_field", _DEFAULT_RECEPTIVE_FIELD))
+
+
+def tile_halo(A: Operator, method: str, params: dict[str, Any] | None = None) -> tuple[int, ...]:
+    """Default halo per spatial axis for ``method`` on ``A``: the PSF support times the method's factor
+    plus a fixed margin and the denoiser's receptive field."""
+    profile = _profile(registry.get(method))
+    base = A.halo() if hasattr(A, "halo") else (0,) * A.ndim
+    extra = profile.min_halo + _receptive_field(params or {})
+    return tuple(int(math.ceil(profile.halo_factor * h)) + extra for h in base)
+
+
+def operator_for_shape(spec: dict[str, Any], shape: Sequence[int]) -> Operator:
+    """Rebuild an operator from its spec on another image shape (a tile)."""
+    if "shape" not in spec:
+        raise ValueError(f"A {spec.get('type')} operator has no shape parameter, so it cannot be tiled.")
+    return from_spec({**spec, "shape": [int(s) for s in shape]})
+
+
+def active_client():
+    """The active ``dask.distributed`` Client, or ``None`` (then the threaded scheduler runs the tiles)."""
+    try:
+        from distributed import get_client
+    except ImportError:
+        return None
+    try:
+        return get_client()
+    except ValueError:
+        return None
+
+
+def _workers(client) -> tuple[int, float]:
+    """Number of parallel tile slots and memory per slot (bytes)."""
+    import psutil
+
+    if client is not None:
+        info = client.scheduler_info(n_workers=-1)["workers"] if _accepts_n_workers(client) \
+            else client.scheduler_info()["workers"]
+        slots = sum(w.get("nthreads", 1) for w in info.values()) or 1
+        limits = [w.get("memory_limit") or 0 for w in info.values()]
+        per_worker = min(limits) if limits and min(limits) > 0 else psutil.virtual_memory().available / max(len(info), 1)
+        per_slot = per_worker / max(max(w.get("nthreads", 1) for w in info.values()), 1)
+        return slots, 0.6 * per_slot
+    slots = os.cpu_count() or 1
+    return slots, 0.5 * psutil.virtual_memory().available / slots
+
+
+def _accepts_n_workers(client) -> bool:
+    import inspect
+
+    return "n_workers" in inspect.signature(client.scheduler_info).parameters
+
+
+def choose_tile_shape(spatial_shape: Sequence[int], halo: Sequence[int], bytes_per_voxel: float,
+                      memory_bytes: float, min_tiles: int = 1) -> tuple[int, ...]:
+    """Largest tile (halving the longest axis) whose padded size × ``bytes_per_voxel`` fits
+    ``memory_bytes``, with at least ``min_tiles`` tiles when the axes allow it; never thinner than its halo."""
+    tile = [int(s) for s in spatial_shape]
+    floor = [max(2 * h, 16) for h in halo]
+
+    def padded(t):
+        return float(np.prod([ti + 2 * h for ti, h in zip(t, halo)])) * bytes_per_voxel
+
+    def n_tiles(t):
+        return int(np.prod([math.ceil(s / ti) for s, ti in zip(spatial_shape, t)]))
+
+    while padded(tile) > memory_bytes or n_tiles(tile) < min_tiles:
+        # halve the axis with the most tiles-worth of room, lateral axes first on ties
+        candidates = [i for i in range(len(tile)) if tile[i] // 2 >= floor[i]]
+        if not candidates:
+            if padded(tile) > memory_bytes:
+                raise ValueError(f"Even the smallest tile {tuple(tile)} with halo {tuple(halo)} needs "
+                                 f"{padded(tile) / 2**30:.2f} GiB, more than the {memory_bytes / 2**30:.2f} GiB "
+                                 f"available per worker; free memory or give a smaller halo.")
+            break
+        i = max(candidates, key=lambda j: (tile[j] / max(halo[j], 1), j))
+        tile[i] = (tile[i] + 1) // 2
+    return tuple(tile)
+
+
+def _regular_chunk(n: int, tile: int, depth: int) -> int:
+    """A chunk size near ``tile`` whose last (remainder) chunk is at least ``depth`` long."""
+    tile = min(max(tile, depth, 1), n)
+    for t in list(range(tile, max(tile // 2, depth, 1) - 1, -1)) + list(range(tile + 1, n + 1)):
+        rem = n % t
+        if rem == 0 or rem >= depth:
+            return t
+    return n
+
+
+def _as_operators(A, y_shape: tuple[int, ...], channel_axis: int | None) -> tuple[list[Operator], int | None]:
+    ops = list(A) if isinstance(A, (list, tuple)) else [A]
+    if not ops or not all(isinstance(a, Operator) for a in ops):
+        raise ValueError("A must be a napari_invimg operator (or one operator per channel).")
+    nd = ops[0].ndim
+    if any(a.ndim != nd for a in ops):
+        raise ValueError("The per-channel operators must all have the same number of dimensions.")
+    for a in ops:
+        if not a.shift_invariant:
+            raise ValueError(f"Tiled processing needs a shift-invariant operator (Identity, Blur); {a.name} is not. "
+                             "Load the data into memory (np.asarray) to reconstruct it in one piece.")
+    n_lead = len(y_shape) - nd
+    if n_lead < 0:
+        raise ValueError(f"The data have {len(y_shape)} dimensions but the operator works on {nd}.")
+    if len(ops) == 1:
+        return ops, None
+    if channel_axis is None:
+        matches = [i for i in range(n_lead) if y_shape[i] == len(ops)]
+        if not matches:
+            raise ValueError(f"{len(ops)} operators were given (one per channel) but no leading axis of the data "
+                             f"{y_shape} has that length.")
+        channel_axis = matches[-1]
+    if not 0 <= channel_axis < n_lead or y_shape[channel_axis] != len(ops):
+        raise ValueError(f"channel_axis={channel_axis} must be a leading axis of length {len(ops)}.")
+    return ops, channel_axis
+
+
+def _full_spec(A: Operator, shape: Sequence[int]) -> dict[str, Any]:
+    spec = A.spec()
+    if "shape" in spec:
+        spec["shape"] = [int(s) for s in shape]
+    return spec
+
+
+def _tile_seed(seed: int | None, location: Sequence[int]) -> int | None:
+    if seed is None:
+        return None
+    return int(np.random.SeedSequence([int(seed), *map(int, location)]).generate_state(1)[0] % (2**31 - 1))
+
+
+def _out_dtype(with_std: bool) -> np.dtype:
+    return np.dtype([("mean", "f4"), ("std", "f4")]) if with_std else np.dtype("f4")
+
+
+def _solve_block(block: np.ndarray, block_info=None, *, specs: list[dict], spatial: int, channel_axis: int | None,
+                 method: str, noise_spec: dict, seed: int | None, device, params: dict, with_std: bool,
+                 tile_seeds: bool) -> np.ndarray:
+    """Reconstruct every frame of one padded tile in memory (runs on a dask worker or thread)."""
+    from .api import reconstruct
+
+    torch.set_num_threads(1)
+    location = tuple(block_info[0]["chunk-location"]) if block_info else (0,) * block.ndim
+    n_lead = block.ndim - spatial
+    noise = noise_from_spec(noise_spec)
+    out = np.empty(block.shape, dtype=_out_dtype(with_std))
+    for idx in np.ndindex(*block.shape[:n_lead]):
+        frame_index = tuple(location[i] * 1 + idx[i] for i in range(n_lead))  # leading chunks are 1 long
+        spec = specs[frame_index[channel_axis]] if channel_axis is not None else specs[0]
+        A = operator_for_shape(spec, block.shape[n_lead:])
+        rec = reconstruct(np.asarray(block[idx], dtype=np.float32), A, method, noise,
+                          seed=_tile_seed(seed, location) if tile_seeds else seed, device=device, **params)
+        if with_std:
+            out["mean"][idx] = rec.mean
+            out["std"][idx] = rec.std
+        else:
+            out[idx] = rec.mean
+    return out
+
+
+# -- global choices made once (pilot tile) ----------------------------------------------------------
+def _resolve_lam(pilot: Callable[[dict], Reconstruction], y, noise: NoiseModel, params: dict,
+                 explicit: set[str]) -> dict:
+    if params.get("lam") is not None:
+        return params
+    rec = pilot(params)
+    return {**params, "lam": float(rec.info["lam_relative"])}
+
+
+def _resolve_richardson_lucy(pilot: Callable[[dict], Reconstruction], y, noise: NoiseModel, params: dict,
+                             explicit: set[str]) -> dict:
+    from .methods.classical import RichardsonLucy
+
+    params = dict(params)
+    if "acceleration" not in explicit:
+        # Biggs–Andrews' extrapolation step is one scalar from the whole image: per tile it would differ
+        params["acceleration"] = False
+    if params.get("offset") is None:
+        ymin = float(y.min().compute())
+        params["offset"] = float(RichardsonLucy._offset(torch.tensor([ymin]), noise))
+    if params.get("stop", "discrepancy") == "discrepancy":
+        info = pilot(params).info
+        k = int(info["iterations"])
+        # a discrepancy stop returns the iterate before the one that reached the noise level
+        params.update(iterations=max(k - 1, 1) if str(info.get("stopped", "")).startswith("discrepancy") else k,
+                      stop="none")
+    return params
+
+
+_GLOBAL_CHOICES: dict[str, Callable[..., dict]] = {
+    "wiener": _resolve_lam,
+    "tikhonov_cg": _resolve_lam,
+    "richardson_lucy": _resolve_richardson_lucy,
+}
+
+
+def _central_region(shape: Sequence[int], n_lead: int, tile: Sequence[int], halo: Sequence[int]
+                    ) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
+    """(padded, core) slices of the tile at the centre of the array (first frame of leading axes)."""
+    padded, core = [slice(0, 1)] * n_lead, [slice(0, 1)] * n_lead
+    for n, t, h in zip(shape[n_lead:], tile, halo):
+        start = max((n - t) // 2, 0)
+        stop = min(start + t, n)
+        padded.append(slice(max(start - h, 0), min(stop + h, n)))
+        core.append(slice(start, stop))
+    return tuple(padded), tuple(core)
+
+
+# -- execution with progress and cancel -------------------------------------------------------------
+def _write_block(block: np.ndarray, block_info=None, *, path: str, with_std: bool) -> np.ndarray:
+    """Write one finished tile into the (temporary) Zarr store; fails if the store was removed (cancel)."""
+    import zarr
+
+    region = tuple(slice(a, b) for a, b in block_info[0]["array-location"])
+    if with_std:
+        zarr.open_array(f"{path}/0", mode="r+")[region] = block["mean"]
+        zarr.open_array(f"{path}/std/0", mode="r+")[region] = block["std"]
+    else:
+        zarr.open_array(f"{path}/0", mode="r+")[region] = block
+    return np.ones((1,) * block.ndim, dtype=np.int8)
+
+
+def _run_tiles(tasks: list, client, progress: Callable | None) -> None:
+    """Compute the per-tile write tasks, reporting ``progress(done, total, None)``; ``False`` cancels."""
+    total = len(tasks)
+
+    def report(done: int) -> None:
+        if progress is not None and progress(done, total, None) is False:
+            raise Cancelled("tiled reconstruction cancelled")
+
+    report(0)
+    if client is not None:
+        from distributed import as_completed
+
+        futures = client.compute(tasks)
+        try:
+            for done, fut in enumerate(as_completed(futures), start=1):
+                fut.result()
+                report(done)
+        except BaseException:
+            client.cancel(futures)
+            raise
+        return
+    import dask
+
+    slots = os.cpu_count() or 1
+    with ThreadPoolExecutor(max_workers=slots) as pool:
+        pending = {pool.submit(dask.compute, t, scheduler="sync") for t in tasks}
+        done = 0
+        try:
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for f in finished:
+                    f.result()
+                    done += 1
+                    report(done)
+        except BaseException:
+            for f in pending:
+                f.cancel()
+            raise  # leaving the with-block waits for the tiles already running
+
+
+def reconstruct_tiled(
+    y,
+    A: Operator | Sequence[Operator],
+    method: str = "richardson_lucy",
+    noise: NoiseModel | None = None,
+    seed: int | None = 0,
+    device: str | torch.device | None = None,
+    progress: Callable[[int, int, np.ndarray | None], Any] | None = None,
+    calibration: Any = None,
+    *,
+    tile_shape: Sequence[int] | None = None,
+    halo: int | Sequence[int] | None = None,
+    output: str | os.PathLike | None = None,
+    overwrite: bool = True,
+    pixel_size_um: Sequence[float] | None = None,
+    channel_axis: int | None = None,
+    memory_bytes: float | None = None,
+    **params: Any,
+) -> Reconstruction:
+    """Reconstruct a dask array tile by tile with overlapping halos (``dask.array.map_overlap``).
+
+    ``y`` is (…, Y, X) or (…, Z, Y, X): leading axes (time, channel) are reconstructed frame by frame;
+    ``A`` a shift-invariant operator (its own shape is ignored: each tile builds its operator from
+    ``A.spec()`` on the tile's shape, so build ``A`` on a small shape for big data), or one operator per
+    channel (``channel_axis``: the leading axis they belong to; default the last one of that length).
+    ``tile_shape`` (spatial) defaults to the largest tile that fits the memory per worker (psutil, or the
+    cluster's worker limits); ``halo`` (pixels per side) to :func:`tile_halo`.
+
+    Without ``output`` the result is lazy: ``rec.mean`` (and ``rec.std`` where the method gives one) are
+    dask arrays, computed by whatever scheduler computes them. With ``output`` (a ``.zarr`` path) the
+    tiles are computed now — on the active ``dask.distributed`` Client if there is one, else on threads —
+    written to an OME-Zarr store under a temporary name that is renamed when every tile is done, and the
+    returned arrays read lazily from it; ``progress(done, total, None)`` counts tiles and returning
+    ``False`` cancels (the temporary store is removed and :class:`Cancelled` raised).
+    """
+    import dask.array as da
+
+    if not isinstance(y, da.Array):
+        raise ValueError(f"reconstruct_tiled needs a dask array, got {type(y).__name__}.")
+    if np.issubdtype(y.dtype, np.complexfloating) or y.dtype.kind not in "biuf":
+        raise ValueError(f"Tiled processing needs real numeric data, got dtype {y.dtype}.")
+    cls = registry.get(method)
+    profile = _profile(cls)
+    ops, channel_axis = _as_operators(A, tuple(y.shape), channel_axis)
+    spatial = ops[0].ndim
+    n_lead = y.ndim - spatial
+    spatial_shape = tuple(int(s) for s in y.shape[n_lead:])
+    for a in ops:
+        reason = cls.supports(a)
+        if reason:
+            raise ValueError(reason)
+    explicit = set(params)
+    params = cls.validate(params)
+    with_std = bool(cls.returns_std)
+
+    if halo is None:
+        depth = tuple(max(h) for h in zip(*(tile_halo(a, cls.name, params) for a in ops)))
+    else:
+        depth = tuple(int(h) for h in np.broadcast_to(np.asarray(halo), (spatial,)))
+        if min(depth) < 0:
+            raise ValueError("The halo must be non-negative.")
+    client = active_client()
+    slots, per_slot = _workers(client)
+    if memory_bytes is not None:
+        per_slot = float(memory_bytes) / slots
+    bytes_per_voxel = 4.0 * profile.work_arrays * (3 if with_std else 1)
+    if tile_shape is None:
+        tile = choose_tile_shape(spatial_shape, depth, bytes_per_voxel, per_slot,
+                                 min_tiles=max(1, -(-slots // max(int(np.prod(y.shape[:n_lead])), 1))))
+    else:
+        tile = tuple(int(t) for t in tile_shape)
+        if len(tile) != spatial or min(tile) < 1:
+            raise ValueError(f"tile_shape needs {spatial} positive sizes, got {tile_shape}.")
+    tile = tuple(_regular_chunk(n, t, d) for n, t, d in zip(spatial_shape, tile, depth))
+    depth = tuple(0 if t >= n else d for n, t, d in zip(spatial_shape, tile, depth))
+    y = y.rechunk((1,) * n_lead + tile)
+
+    prev_threads = torch.get_num_threads()
+    try:
+        # noise and the method's global choices, once, on the central tile
+        padded, core = _central_region(y.shape, n_lead, tile, depth)
+        pilot_data = None
+
+        def pilot_block() -> np.ndarray:
+            nonlocal pilot_data
+            if pilot_data is None:
+                pilot_data = np.asarray(y[padded].compute(), dtype=np.float32)
+            return pilot_data
+
+        noise_source = "given"
+        if noise is None:
+            cy = tuple(slice(c.start - p.start, c.stop - p.start) for c, p in zip(core, padded))
+            noise = estimate(pilot_block()[cy].reshape(pilot_block()[cy].shape[n_lead:]))
+            noise_source = "estimated (central tile)"
+        elif not isinstance(noise, NoiseModel):
+            raise ValueError(f"noise must be a napari_invimg noise model, got {type(noise).__name__}.")
+        if np.ndim(noise.sigma) != 0:
+            raise ValueError("Tiled processing needs a scalar noise sigma, not a per-pixel map.")
+        specs = [_full_spec(a, spatial_shape) for a in ops]
+        solve = partial(_solve_block, specs=specs, spatial=spatial, channel_axis=channel_axis, method=cls.name,
+                        noise_spec=noise.spec(), seed=seed, device=device, with_std=with_std,
+                        tile_seeds=cls.uncertainty is not None)
+
+        def pilot(p: dict) -> Reconstruction:
+            from .api import reconstruct
+
+            torch.set_num_threads(1)
+            frame = pilot_block().reshape(pilot_block().shape[n_lead:])
+            return reconstruct(frame, operator_for_shape(specs[0], frame.shape), cls.name, noise, seed=seed,
+                               device=device, **p)
+
+        user_params = dict(params)
+        resolver = _GLOBAL_CHOICES.get(cls.name)
+        if resolver is not None:
+            params = resolver(pilot, y, noise, params, explicit)
+
+        boundary = "periodic" if any(s.get("boundary") == "circular" for s in specs) else "none"
+        depth_map = {n_lead + i: d for i, d in enumerate(depth)}
+        result = y.map_overlap(partial(solve, params=params), depth=depth_map, boundary=boundary, trim=True,
+                               dtype=_out_dtype(with_std), meta=np.empty((0,) * y.ndim, _out_dtype(with_std)))
+        n_tiles = int(np.prod(result.numblocks))
+        info: dict[str, Any] = {
+            "method": cls.name,
+            "params": user_params,
+            "operator": specs[0] if len(specs) == 1 else specs,
+            "noise": noise.spec(),
+            "noise_source": noise_source,
+            "seed": seed,
+            "device": str(device) if device is not None else None,
+            "uncertainty": cls.uncertainty,
+            "tiling": {
+                "tile_shape": list(tile), "halo": list(depth), "tiles": n_tiles, "boundary": boundary,
+                "resolved_params": params, "channel_axis": channel_axis,
+                "scheduler": "distributed" if client is not None else "threads",
+            },
+        }
+        from . import __version__
+
+        info["version"] = __version__
+        if output is None:
+            mean = result["mean"] if with_std else result
+            std = result["std"] if with_std else None
+            info["lazy"] = True
+        else:
+            mean, std = _compute_to_zarr(result, output, overwrite, with_std, pixel_size_um, n_lead, spatial,
+                                         info, client, progress)
+    finally:
+        torch.set_num_threads(prev_threads)
+    if calibration is not None and std is not None:
+        scale = float(getattr(calibration, "scale", calibration))
+        std = std * scale
+        info["calibration"] = {"scale": scale}
+    return Reconstruction(mean=mean, std=std, samples=None, info=info)
+
+
+def _compute_to_zarr(result, output, overwrite: bool, with_std: bool, pixel_size_um, n_lead: int, spatial: int,
+                     info: dict, client, progress):
+    import dask.array as da
+
+    from .io._image import atomic_output, default_axes
+    from .io.ome_zarr import create_image
+    from .io.recipe import to_jsonable
+
+    axes = default_axes(n_lead + spatial) if n_lead + spatial <= 5 else None
+    if axes is None or sum(a in "zyx" for a in axes) != spatial:
+        axes = ("tc"[:n_lead] if n_lead <= 2 else "") + "zyx"[3 - spatial:]
+    sizes = pixel_size_um if pixel_size_um is not None else (1.0,) * spatial
+    chunks = tuple(c[0] for c in result.chunks)
+    t0 = time.perf_counter()
+    with atomic_output(output, overwrite=overwrite) as tmp:
+        create_image(tmp, result.shape, chunks, "f4", sizes, axes, "mean", attrs={"invimg": to_jsonable(info)})
+        if with_std:
+            create_image(Path(tmp) / "std", result.shape, chunks, "f4", sizes, axes, "std")
+        written = result.map_blocks(_write_block, path=str(tmp), with_std=with_std, dtype=np.int8,
+                                    chunks=tuple((1,) * n for n in result.numblocks),
+                                    meta=np.empty((0,) * result.ndim, np.int8))
+        tasks = [written.blocks[idx] for idx in np.ndindex(*written.numblocks)]
+        _run_tiles(tasks, client, progress)
+    info["seconds"] = time.perf_counter() - t0
+    info["output"] = str(output)
+    mean = da.from_zarr(str(Path(output) / "0"))
+    std = da.from_zarr(str(Path(output) / "std" / "0")) if with_std else None
+    return mean, std
