@@ -10,8 +10,9 @@ zero), so edge tiles see exactly what the untiled operator sees.
 Global choices a method makes from the whole image (the noise level, a regularisation weight from the
 discrepancy principle, the iteration where Richardson–Lucy stops, its background offset) are made once
 on a central pilot tile (the offset from the global minimum) and passed fixed to every tile, so the tiles
-solve one problem. Richardson–Lucy runs without Biggs–Andrews acceleration in tiles unless asked for:
-its extrapolation step is one scalar computed from the whole image, which tiles cannot share. Tiles run with one torch thread each — the parallelism is across tiles — which also
+solve one problem. Richardson–Lucy runs without Biggs–Andrews acceleration in tiles (the pilot
+then finds the later stopping iteration): its extrapolation step is one scalar computed from the whole
+image, which tiles cannot share. Tiles run with one torch thread each — the parallelism is across tiles — which also
 makes the result bit-identical on the threaded scheduler and on a ``dask.distributed`` cluster.
 
 Reference: Rocklin, *Dask: parallel computation with blocked algorithms and task scheduling*, SciPy 2015.
@@ -248,22 +249,18 @@ def _solve_block(block: np.ndarray, block_info=None, *, specs: list[dict], spati
 
 
 # -- global choices made once (pilot tile) ----------------------------------------------------------
-def _resolve_lam(pilot: Callable[[dict], Reconstruction], y, noise: NoiseModel, params: dict,
-                 explicit: set[str]) -> dict:
+def _resolve_lam(pilot: Callable[[dict], Reconstruction], y, noise: NoiseModel, params: dict) -> dict:
     if params.get("lam") is not None:
         return params
     rec = pilot(params)
     return {**params, "lam": float(rec.info["lam_relative"])}
 
 
-def _resolve_richardson_lucy(pilot: Callable[[dict], Reconstruction], y, noise: NoiseModel, params: dict,
-                             explicit: set[str]) -> dict:
+def _resolve_richardson_lucy(pilot: Callable[[dict], Reconstruction], y, noise: NoiseModel, params: dict) -> dict:
     from .methods.classical import RichardsonLucy
 
-    params = dict(params)
-    if "acceleration" not in explicit:
-        # Biggs–Andrews' extrapolation step is one scalar from the whole image: per tile it would differ
-        params["acceleration"] = False
+    # Biggs–Andrews' extrapolation step is one scalar from the whole image: per tile it would differ
+    params = {**params, "acceleration": False}
     if params.get("offset") is None:
         ymin = float(y.min().compute())
         params["offset"] = float(RichardsonLucy._offset(torch.tensor([ymin]), noise))
@@ -400,7 +397,6 @@ def reconstruct_tiled(
         reason = cls.supports(a)
         if reason:
             raise ValueError(reason)
-    explicit = set(params)
     params = cls.validate(params)
     with_std = bool(cls.returns_std)
 
@@ -463,7 +459,7 @@ def reconstruct_tiled(
         user_params = dict(params)
         resolver = _GLOBAL_CHOICES.get(cls.name)
         if resolver is not None:
-            params = resolver(pilot, y, noise, params, explicit)
+            params = resolver(pilot, y, noise, params)
 
         boundary = "periodic" if any(s.get("boundary") == "circular" for s in specs) else "none"
         depth_map = {n_lead + i: d for i, d in enumerate(depth)}
