@@ -20,6 +20,7 @@ from . import datasets, diagnostics, io, metrics, operators  # noqa: E402
 from .api import method_info, methods, reconstruct, simulate  # noqa: E402
 from .errors import Cancelled  # noqa: E402
 from .operators import noise, psf  # noqa: E402
+from .replay import replay  # noqa: E402
 from .uncertainty import Reconstruction  # noqa: E402
 
 __all__ = [
@@ -37,4 +38,5 @@ __all__ = [
     "diagnostics",
     "datasets",
     "io",
+    "replay",
 ]
