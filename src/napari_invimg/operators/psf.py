@@ -6,12 +6,14 @@ Every function returns a float32 numpy array that sums to 1, centred on the arra
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.ndimage as ndi
 from scipy.special import j0
 
-__all__ = ["gaussian", "widefield", "from_bead", "WIDEFIELD_MODELS", "centre_of_mass_shift"]
+__all__ = ["gaussian", "widefield", "from_bead", "WIDEFIELD_MODELS", "centre_of_mass_shift", "widefield_like",
+           "detect_beads", "from_beads", "resample", "check", "PSFCheck", "otf"]
 
 WIDEFIELD_MODELS = ("born_wolf", "gibson_lanni", "vectorial")
 
@@ -156,3 +158,253 @@ def from_bead(image, shape: Sequence[int] | None = None, background: float | Non
     starts = [(n - 1) // 2 - (t - 1) // 2 for n, t in zip(img.shape, target)]
     img = img[tuple(slice(s, s + t) for s, t in zip(starts, target))]
     return (img / img.sum()).astype(np.float32)
+
+
+# -- PSF workbench: beads, resampling, checks, OTF -----------------------------------------------------
+def widefield_like(image, shape: Sequence[int], **overrides) -> np.ndarray:
+    """A :func:`widefield` PSF that matches an image read by :func:`napari_invimg.io.imread`.
+
+    Pixel size and z-step come from ``image.pixel_size_um``; NA, emission wavelength and immersion index
+    from ``image.metadata`` where the file has them. ``overrides`` supply or replace any of
+    ``na``, ``wavelength_um``, ``ni``, ``ns``, ``model``; a missing optical value is an error.
+    """
+    sizes = tuple(image.pixel_size_um)
+    meta = dict(getattr(image, "metadata", {}) or {})
+    shape = _as_shape(shape)
+    kwargs = {"pixel_size_um": sizes[-1]}
+    if abs(sizes[-1] - sizes[-2]) > 1e-6 * sizes[-1]:
+        raise ValueError(f"The image's pixels are not square ({sizes[-2]} × {sizes[-1]} µm); the widefield "
+                         "model needs square pixels.")
+    if len(shape) == 3:
+        if len(sizes) < 3:
+            raise ValueError("A 3D PSF needs the image's z-step; this image is 2D.")
+        kwargs["z_step_um"] = sizes[-3]
+    wavelength = meta.get("wavelength_um")
+    if isinstance(wavelength, (list, tuple)):
+        wavelength = None  # several channels: the caller picks one
+    found = {"na": meta.get("na"), "wavelength_um": wavelength, "ni": meta.get("immersion_index")}
+    found = {k: v for k, v in found.items() if v is not None}
+    kwargs.update(found)
+    kwargs.update(overrides)
+    missing = [k for k in ("na", "wavelength_um") if k not in kwargs]
+    if missing:
+        raise ValueError(f"The image's metadata give no {' or '.join(missing)}; pass them "
+                         f"({', '.join(f'{m}=...' for m in missing)}).")
+    return widefield(shape, **kwargs)
+
+
+def detect_beads(image, shape: Sequence[int], min_separation: float | None = None,
+                 threshold: float | None = None, saturation: float | None = None) -> np.ndarray:
+    """Integer positions (N, d) of isolated, unclipped sub-resolution beads whose ``shape`` box fits the image.
+
+    Local maxima of the lightly smoothed image above ``threshold`` (default: background + the larger of
+    8 robust noise σ and 10% of the brightest peak) are kept when no other candidate lies within
+    ``min_separation`` pixels (default: the box's half-diagonal), the peak is not clipped (a plateau at
+    the maximum, or at ``saturation``, default the integer dtype's maximum) and the box lies inside.
+    """
+    img = np.asarray(image)
+    if img.ndim not in (2, 3):
+        raise ValueError(f"A bead image is 2D or 3D, got shape {img.shape}.")
+    shape = _as_shape(shape)
+    if len(shape) != img.ndim:
+        raise ValueError(f"The PSF box {shape} and the bead image {img.shape} differ in dimensions.")
+    if saturation is None and img.dtype.kind in "ui":
+        saturation = float(np.iinfo(img.dtype).max)
+    data = img.astype(np.float64)
+    smooth = ndi.gaussian_filter(data, 1.0)
+    background = float(np.median(smooth))
+    noise = 1.4826 * float(np.median(np.abs(data - np.median(data)))) or 1e-3 * float(np.ptp(data)) or 1.0
+    candidates = np.argwhere((smooth == ndi.maximum_filter(smooth, size=3)) & (smooth > background + 3 * noise))
+    heights = smooth[tuple(candidates.T)]
+
+    def clipped(p) -> bool:
+        window = data[tuple(slice(max(c - 1, 0), c + 2) for c in p)]
+        peak = window.max()
+        return bool((saturation is not None and peak >= saturation) or
+                    (peak == data.max() and (window == peak).sum() > 1))
+
+    is_clipped = np.array([clipped(p) for p in candidates], dtype=bool)
+    if threshold is None:
+        top = heights[~is_clipped].max() if (~is_clipped).any() else background
+        threshold = background + max(8 * noise, 0.1 * (top - background))
+    half = np.array(shape) // 2
+    if min_separation is None:
+        min_separation = float(np.linalg.norm(half))
+    neighbours = candidates[heights > background + 0.5 * (threshold - background)]
+    keep = []
+    for p, height, clip in zip(candidates, heights, is_clipped):
+        if clip or height <= threshold:
+            continue
+        if np.any(p < half) or np.any(p >= np.array(img.shape) - half):
+            continue
+        dist = np.linalg.norm(neighbours - p, axis=1)
+        if np.any((dist > 0) & (dist < min_separation)):
+            continue
+        keep.append(p)
+    return np.array(keep, dtype=int).reshape(-1, img.ndim)
+
+
+def _crop(img: np.ndarray, centre: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    return img[tuple(slice(c - s // 2, c - s // 2 + s) for c, s in zip(centre, shape))]
+
+
+def from_beads(image, shape: Sequence[int], min_separation: float | None = None, threshold: float | None = None,
+               saturation: float | None = None, background: float | None = None, upsample: int = 20) -> np.ndarray:
+    """A measured PSF from an image of many sub-resolution beads (Huygens/PSF-distiller style).
+
+    Isolated beads are found by :func:`detect_beads`; each box (``shape`` plus a 2-pixel margin) has the
+    ``background`` subtracted (default: the image's median — beads are sparse, and out of focus a PSF's
+    wings reach a box's border, so the border is no background estimate), is registered to the running average with sub-pixel precision (upsampled
+    phase cross-correlation, Guizar-Sicairos et al., Opt. Lett. 33 (2008) 156) and Fourier-shifted onto
+    it (mirror-padded, so nothing wraps around); the brightness-weighted average is then centred, cropped to ``shape`` and normalised by
+    :func:`from_bead`.
+    """
+    from skimage.registration import phase_cross_correlation
+
+    img = np.asarray(image, dtype=np.float64)
+    shape = _as_shape(shape)
+    box = tuple(s + 4 for s in shape)
+    beads = detect_beads(image, box, min_separation=min_separation, threshold=threshold, saturation=saturation)
+    if len(beads) == 0:
+        raise ValueError("No isolated, unclipped bead found; lower the threshold or the minimum separation, or "
+                         "check that the box fits around the beads.")
+    if background is None:
+        background = float(np.median(img))
+    crops = [_crop(img, p, box) - background for p in beads]
+    reference = crops[int(np.argmax([c.max() for c in crops]))]
+    pad = 4  # mirror the box before the Fourier shift so that nothing wraps around its ends
+    inner = tuple(slice(pad, pad + n) for n in box)
+    for _ in range(2):
+        aligned = []
+        for c in crops:
+            shift, _, _ = phase_cross_correlation(reference, c, upsample_factor=upsample, normalization=None)
+            spectrum = np.fft.fftn(np.pad(c, pad, mode="symmetric"))
+            aligned.append(np.real(np.fft.ifftn(ndi.fourier_shift(spectrum, shift)))[inner])
+        reference = np.sum(aligned, axis=0)
+    return from_bead(reference, shape=shape, background=0.0)
+
+
+def _fourier_interpolation_matrix(n_in: int, n_out: int, ratio: float, integrated: bool) -> np.ndarray:
+    """(n_out, n_in) matrix evaluating the band-limited (trigonometric) interpolant of ``n_in`` samples at
+    the centred positions ``c_in + (j − c_out) · ratio``; with ``integrated`` the samples are pixel
+    averages, and the output averages over its own (``ratio`` times smaller or larger) pixel."""
+    k = np.fft.fftfreq(n_in) * n_in  # integer frequencies
+    c_in, c_out = (n_in - 1) / 2, (n_out - 1) / 2
+    t = c_in + (np.arange(n_out) - c_out) * ratio
+    weights = np.ones(n_in)
+    if n_in % 2 == 0:
+        weights[n_in // 2] = 0.5  # split the Nyquist term symmetrically
+    if integrated:
+        f = k / n_in
+        weights = weights * np.sinc(f * ratio) / np.sinc(f)
+    basis = np.exp(2j * np.pi * np.outer(t, k) / n_in) * weights  # (n_out, n_in) in frequency
+    dft = np.exp(-2j * np.pi * np.outer(k, np.arange(n_in)) / n_in)  # (n_in freq, n_in samples)
+    m = np.real(basis @ dft) / n_in
+    m[(t < -0.5) | (t > n_in - 0.5)] = 0.0  # no extrapolation beyond the measured box
+    return m
+
+
+def resample(psf, from_voxel_um: float | Sequence[float], to_voxel_um: float | Sequence[float],
+             shape: Sequence[int] | None = None, pixel_integrated: bool = True) -> np.ndarray:
+    """Resample a PSF from one voxel size to another (µm per axis) by band-limited Fourier interpolation.
+
+    The PSF's centre stays on the central pixel; ``shape`` defaults to the same physical extent (odd sizes).
+    ``pixel_integrated``: lateral samples are averages over the camera pixel (as measured, and as
+    :func:`widefield` computes them), so the interpolant is de-averaged over the old pixel and averaged
+    over the new one. The result is clipped at zero and normalised to sum 1.
+    """
+    h = np.asarray(psf, dtype=np.float64)
+    if h.ndim not in (2, 3) or not np.isfinite(h).all():
+        raise ValueError(f"A PSF is a finite 2D or 3D array, got shape {h.shape}.")
+    src = np.broadcast_to(np.asarray(from_voxel_um, dtype=np.float64), (h.ndim,))
+    dst = np.broadcast_to(np.asarray(to_voxel_um, dtype=np.float64), (h.ndim,))
+    if np.any(src <= 0) or np.any(dst <= 0):
+        raise ValueError("Voxel sizes must be positive (µm).")
+    if shape is None:
+        shape = tuple(max(int(round(n * s / d)) | 1, 1) for n, s, d in zip(h.shape, src, dst))
+    shape = _as_shape(shape)
+    if len(shape) != h.ndim:
+        raise ValueError(f"shape {shape} has {len(shape)} sizes for a {h.ndim}-D PSF.")
+    out = h
+    for ax, (n_out, s, d) in enumerate(zip(shape, src, dst)):
+        lateral = ax >= h.ndim - 2
+        m = _fourier_interpolation_matrix(out.shape[ax], n_out, d / s, integrated=pixel_integrated and lateral)
+        out = np.moveaxis(np.tensordot(m, np.moveaxis(out, ax, 0), axes=(1, 0)), 0, ax)
+    out = np.clip(out, 0, None)
+    if not out.sum() > 0:
+        raise ValueError("The resampled PSF is empty.")
+    return (out / out.sum()).astype(np.float32)
+
+
+@dataclass
+class PSFCheck:
+    """What :func:`check` found: ``ok`` and one message per problem (empty when all is well)."""
+
+    ok: bool
+    offset_px: tuple[float, ...]
+    total: float
+    z_edge_fraction: float | None
+    messages: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        head = "PSF ok" if self.ok else "PSF has problems"
+        offset = ", ".join(f"{o:+.2f}" for o in self.offset_px)
+        lines = [f"{head}: centroid offset ({offset}) px, sum {self.total:.4f}"
+                 + (f", end planes peak at {100 * self.z_edge_fraction:.1f}% of the maximum"
+                    if self.z_edge_fraction is not None else "")]
+        return "\n".join(lines + [f"- {m}" for m in self.messages])
+
+
+def check(psf, voxel_um: float | Sequence[float], data_voxel_um: float | Sequence[float],
+          max_offset_px: float = 0.5, max_z_edge: float = 0.05) -> PSFCheck:
+    """Check a PSF before use: voxel size equal to the data's (else a ``ValueError``: resample it with
+    :func:`resample`, never use it silently), centred within ``max_offset_px``, normalised (sum 1),
+    non-negative, and — in 3D — long enough in z (the brightest pixel of either end plane below
+    ``max_z_edge`` of the PSF's peak: the axial fall-off is inside the box)."""
+    h = np.asarray(psf, dtype=np.float64)
+    if h.ndim not in (2, 3) or h.size == 0 or not np.isfinite(h).all():
+        raise ValueError(f"A PSF is a finite 2D or 3D array, got shape {h.shape}.")
+    voxel = np.broadcast_to(np.asarray(voxel_um, dtype=np.float64), (h.ndim,))
+    data_voxel = np.asarray(data_voxel_um, dtype=np.float64)
+    data_voxel = np.broadcast_to(data_voxel, (h.ndim,)) if data_voxel.ndim == 0 else data_voxel[-h.ndim:]
+    if data_voxel.shape != (h.ndim,):
+        raise ValueError(f"The data's voxel size {list(data_voxel)} does not cover the PSF's {h.ndim} axes.")
+    if not np.allclose(voxel, data_voxel, rtol=1e-3):
+        raise ValueError(f"The PSF's voxel size {tuple(voxel.round(5))} µm differs from the data's "
+                         f"{tuple(data_voxel.round(5))} µm; resample it first "
+                         f"(ni.psf.resample(psf, {tuple(voxel.round(5))}, {tuple(data_voxel.round(5))})).")
+    messages = []
+    total = float(h.sum())
+    if h.min() < -1e-6 * abs(h).max():
+        messages.append("it has negative values: subtract less background or clip at zero")
+    if abs(total - 1) > 1e-3:
+        messages.append(f"it sums to {total:.4g}, not 1: normalise it (a Blur operator does so itself)")
+    offset = tuple(float(-s) for s in centre_of_mass_shift(h))
+    if max(abs(o) for o in offset) > max_offset_px:
+        messages.append(f"its centroid is {offset} px from the central pixel: centre it (ni.psf.from_bead)")
+    z_edge = None
+    if h.ndim == 3:
+        peaks = h.max(axis=(1, 2))
+        z_edge = float(max(peaks[0], peaks[-1]) / peaks.max()) if peaks.max() > 0 else 1.0
+        if z_edge > max_z_edge:
+            messages.append(f"it is cut short in z: its end planes still peak at {100 * z_edge:.0f}% of the "
+                            "PSF's maximum; use more z-planes")
+    return PSFCheck(ok=not messages, offset_px=offset, total=total, z_edge_fraction=z_edge, messages=messages)
+
+
+def otf(psf, shape: Sequence[int] | None = None) -> np.ndarray:
+    """Optical transfer function ``Ĥ(f) = F[h](f) / F[h](0)``, zero frequency at the centre (fftshift).
+
+    ``shape`` zero-pads the PSF for a finer frequency grid. ``np.abs`` of it is the MTF.
+    """
+    h = np.asarray(psf, dtype=np.float64)
+    if h.ndim not in (2, 3):
+        raise ValueError(f"A PSF is 2D or 3D, got shape {h.shape}.")
+    shape = tuple(h.shape) if shape is None else tuple(int(s) for s in shape)
+    if len(shape) != h.ndim or any(s < n for s, n in zip(shape, h.shape)):
+        raise ValueError(f"The OTF grid {shape} must be at least the PSF's shape {h.shape}.")
+    padded = np.zeros(shape)
+    padded[tuple(slice(0, n) for n in h.shape)] = h
+    padded = np.roll(padded, tuple(-(n // 2) for n in h.shape), axis=tuple(range(h.ndim)))
+    H = np.fft.fftn(padded)
+    return np.fft.fftshift(H / H.flat[0]).astype(np.complex64)
