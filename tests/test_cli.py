@@ -17,7 +17,7 @@ def case(tmp_path_factory):
     A = ni.operators.Blur(ni.psf.gaussian((7, 7), 1.4), x.shape)
     y = ni.simulate(x, A, ni.noise.PoissonGaussian(0.02, 0.01), seed=1).astype(np.float32)
     ni.io.imwrite(d / "cell.ome.tif", y, pixel_size_um=(0.065, 0.065), metadata={"na": 1.3, "wavelength_um": 0.6})
-    rec = ni.reconstruct(y, A, "richardson_lucy", iterations=30)  # noise estimated, as in the widget
+    rec = ni.reconstruct(y, A, "richardson_lucy", iterations=10)  # noise estimated, as in the widget
     ni.io.save_recipe(rec, d / "recipe.json")
     return d, y, rec
 

@@ -57,13 +57,16 @@ def _ome_metadata(xml: str) -> dict[str, Any]:
     return found
 
 
-def _resolution_um(page) -> tuple[float | None, float | None]:
-    """(y, x) pixel size from the TIFF resolution tags, when their unit is physical (cm or inch)."""
+def _resolution_um(page, micron_if_unitless: bool = False) -> tuple[float | None, float | None]:
+    """(y, x) pixel size from the TIFF resolution tags, when their unit is physical (inch, cm, mm, µm;
+    ImageJ writes 'no unit' with its own unit 'micron')."""
     tags = page.tags
-    if "XResolution" not in tags or "ResolutionUnit" not in tags:
+    if "XResolution" not in tags:
         return None, None
-    unit = int(tags["ResolutionUnit"].value)
-    per = {2: 25400.0, 3: 10000.0}.get(unit)  # µm per inch / per cm
+    unit = int(tags["ResolutionUnit"].value) if "ResolutionUnit" in tags else 2
+    per = {2: 25400.0, 3: 10000.0, 4: 1000.0, 5: 1.0}.get(unit)  # µm per unit
+    if unit == 1 and micron_if_unitless:
+        per = 1.0
     if per is None:
         return None, None
     out = []
@@ -105,9 +108,9 @@ def read_tiff(path: str | os.PathLike, lazy: bool | None = None) -> Image:
             metadata["format"] = "ome-tiff"
         elif tf.is_imagej:
             ij = tf.imagej_metadata or {}
-            ry, rx = _resolution_um(tf.pages[0])
-            if ij.get("unit") in ("micron", "um", "µm", "\\u00B5m") or ry is not None:
-                found.update(pixel_size_y_um=ry, pixel_size_x_um=rx)
+            micron = str(ij.get("unit", "")).lower() in ("micron", "um", "µm", "\\u00b5m", "microns")
+            ry, rx = _resolution_um(tf.pages[0], micron_if_unitless=micron)
+            found.update(pixel_size_y_um=ry, pixel_size_x_um=rx)
             if "spacing" in ij:
                 found["pixel_size_z_um"] = float(ij["spacing"])
             metadata["format"] = "imagej-tiff"
@@ -173,7 +176,7 @@ def write_tiff(path: str | os.PathLike, data, pixel_size_um, axes: str | None = 
                     dtype = np.dtype(np.float32)
                 md = {"axes": ij_axes, "unit": "um", **({"spacing": sizes["z"]} if "z" in sizes else {})}
                 tifffile.imwrite(tmp_name, content, shape=data.shape, dtype=dtype, imagej=True, metadata=md,
-                                 resolution=(1.0 / sizes["x"], 1.0 / sizes["y"]), resolutionunit="MICROMETER",
+                                 resolution=(1.0 / sizes["x"], 1.0 / sizes["y"]),
                                  photometric="minisblack")
             os.replace(tmp_name, tmp)
         finally:
