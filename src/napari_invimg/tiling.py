@@ -57,7 +57,7 @@ class TileProfile:
 #: methods whose result at a pixel depends only on nearby data (iterations spread the PSF's reach, hence
 #: the factor). A method class may instead declare ``tile_profile = TileProfile(...)``.
 LOCAL_METHODS: dict[str, TileProfile] = {
-    "wiener": TileProfile(1.0, 16, 12),
+    "wiener": TileProfile(4.0, 16, 12),
     "richardson_lucy": TileProfile(2.0, 0, 16),
     "tikhonov_cg": TileProfile(2.0, 16, 16),
     "rl_tv": TileProfile(2.0, 8, 20),

@@ -1,0 +1,290 @@
+"""Tiled reconstruction on dask against the untiled one, a 4 GiB Zarr stack on a 2-worker cluster, and the
+PSF workbench (issue #9).
+
+(a) A 64×512×512 stack (synthetic fluorescence, 3D widefield PSF, Poisson–Gaussian noise): Richardson–Lucy
+    and Wiener, untiled and tiled with several tile shapes and the default halo. For each: the largest
+    difference to the untiled result (same resolved parameters), in the interior of tiles and within 8
+    voxels of an internal tile border, relative to the data range; seconds; peak resident memory (each run
+    in its own subprocess, ``ru_maxrss``).
+(b) ``--big``: a 256×2048×2048 float32 stack written to Zarr by the benchmark (4 GiB), Richardson–Lucy
+    (5 iterations) tile by tile on a 2-worker ``LocalCluster`` writing to Zarr: wall time and peak memory
+    of the whole process tree (sampled); a few tiles recomputed on the threaded scheduler must be identical.
+(c) PSF workbench: a known widefield PSF recovered from a simulated bead image (2D and 3D, beads at random
+    sub-pixel positions, Poisson noise), and a PSF resampled from 0.1 µm to 0.065 µm pixels against one
+    generated at 0.065 µm (relative L2 errors).
+
+Run: ``python benchmarks/bench_tiling.py`` (``--quick``: 16×128×128, 2 tile shapes; ``--big``: add (b),
+long on 2 cores; ``--workdir``: where the data go, default a temporary folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+
+BORDER = 8  # voxels from an internal tile border that count as "near the border"
+
+
+def _rss_peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def make_stack(shape, path: str) -> dict:
+    """The test stack, saved as .npy (memory-mapped by the runs), and its PSF."""
+    import napari_invimg as ni
+
+    x = ni.datasets.fluorescence(shape, seed=1).astype(np.float32)
+    psf = ni.psf.widefield((9, 17, 17), wavelength_um=0.52, na=1.2, pixel_size_um=0.1, z_step_um=0.3, ni=1.33)
+    A = ni.operators.Blur(psf, shape)
+    y = ni.simulate(x, A, ni.noise.PoissonGaussian(gain=0.002, sigma=0.005), seed=2).astype(np.float32)
+    np.save(os.path.join(path, "y.npy"), y)
+    np.save(os.path.join(path, "psf.npy"), psf)
+    return {"range": float(y.max() - y.min())}
+
+
+def run_one(args: argparse.Namespace) -> None:
+    """Subprocess: one untiled or tiled reconstruction; prints a JSON line, saves the mean."""
+    import dask.array as da
+
+    import napari_invimg as ni
+
+    y = np.load(os.path.join(args.workdir, "y.npy"), mmap_mode="r")
+    psf = np.load(os.path.join(args.workdir, "psf.npy"))
+    noise = ni.noise.PoissonGaussian(gain=0.002, sigma=0.005)
+    params = json.loads(args.params)
+    t = time.perf_counter()
+    if args.tile == "none":
+        rec = ni.reconstruct(np.asarray(y), ni.operators.Blur(psf, y.shape), args.method, noise=noise, **params)
+        mean = rec.mean
+        extra = {}
+    else:
+        tile = tuple(int(v) for v in args.tile.split("x"))
+        rec = ni.reconstruct(da.from_array(y, chunks=(y.shape[0], 128, 128)), ni.operators.Blur(psf, psf.shape),
+                             args.method, noise=noise, tile_shape=tile, **params)
+        mean = rec.mean.compute(scheduler="threads")
+        extra = {"halo": rec.info["tiling"]["halo"], "tile_shape": rec.info["tiling"]["tile_shape"],
+                 "resolved": rec.info["tiling"]["resolved_params"], "tiles": rec.info["tiling"]["tiles"]}
+    seconds = time.perf_counter() - t
+    np.save(os.path.join(args.workdir, f"{args.method}_{args.tile}.npy"), mean)
+    print(json.dumps({"seconds": seconds, "peak_mib": _rss_peak_mib(), **extra}))
+
+
+def _subprocess(workdir: str, method: str, tile: str, params: dict) -> dict:
+    cmd = [sys.executable, __file__, "--run-one", "--workdir", workdir, "--method", method, "--tile", tile,
+           "--params", json.dumps(params)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-2000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _border_mask(shape, tile) -> np.ndarray:
+    mask = np.zeros(shape, dtype=bool)
+    for ax, (n, t) in enumerate(zip(shape, tile)):
+        for edge in range(t, n, t):
+            sl = [slice(None)] * len(shape)
+            sl[ax] = slice(max(edge - BORDER, 0), min(edge + BORDER, n))
+            mask[tuple(sl)] = True
+    return mask
+
+
+def part_a(workdir: str, shape, tiles, methods) -> list[dict]:
+    info = make_stack(shape, workdir)
+    rows = []
+    for method, params in methods:
+        tiled = []
+        for tile in tiles:  # the first run resolves the global choices; the others reuse them
+            res = _subprocess(workdir, method, "x".join(map(str, tile)), tiled[0][1]["resolved"] if tiled else params)
+            tiled.append((tile, res))
+        resolved = tiled[0][1]["resolved"]
+        ref = _subprocess(workdir, method, "none", resolved)
+        ref_mean = np.load(os.path.join(workdir, f"{method}_none.npy"))
+        rows.append({"method": method, "tile": "untiled", "halo": "-", "seconds": ref["seconds"],
+                     "peak_mib": ref["peak_mib"], "interior": 0.0, "border": 0.0, "tiles": 1})
+        for tile, res in tiled:
+            mean = np.load(os.path.join(workdir, f"{method}_{'x'.join(map(str, tile))}.npy"))
+            diff = np.abs(mean - ref_mean) / info["range"]
+            near = _border_mask(shape, res["tile_shape"])
+            rows.append({"method": method, "tile": "×".join(map(str, res["tile_shape"])),
+                         "halo": "×".join(map(str, res["halo"])), "seconds": res["seconds"],
+                         "peak_mib": res["peak_mib"], "tiles": res["tiles"],
+                         "interior": float(diff[~near].max()) if (~near).any() else 0.0,
+                         "border": float(diff[near].max()) if near.any() else 0.0})
+        rows[-len(tiled) - 1]["params"] = resolved
+    return rows
+
+
+class TreeMemory:
+    """Peak resident memory of this process and all its children, sampled every ``interval`` seconds."""
+
+    def __init__(self, interval: float = 0.5):
+        import psutil
+
+        self.proc, self.interval, self.peak = psutil.Process(), interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        import psutil
+
+        while not self._stop.is_set():
+            total = 0
+            for p in [self.proc, *self.proc.children(recursive=True)]:
+                try:
+                    total += p.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def part_b(workdir: str, shape=(256, 2048, 2048), chunks=(64, 256, 256), iterations: int = 5) -> dict:
+    import dask.array as da
+    from distributed import Client, LocalCluster
+
+    import napari_invimg as ni
+
+    src = os.path.join(workdir, "big_input.zarr")
+    out = os.path.join(workdir, "big_output.zarr")
+    t = time.perf_counter()
+    if not os.path.exists(src):
+        z, yy, xx = (da.arange(n, chunks=c, dtype=np.float32) for n, c in zip(shape, chunks))
+        pattern = (1.2 + da.sin(z[:, None, None] / 7.0) * da.cos(yy[None, :, None] / 11.0)
+                   * da.sin(xx[None, None, :] / 13.0)).astype(np.float32)
+        noisy = pattern + 0.01 * da.random.RandomState(0).standard_normal(shape, chunks=chunks).astype(np.float32)
+        ni.io.imwrite(src, noisy.astype(np.float32), pixel_size_um=(0.3, 0.1, 0.1))
+    generate = time.perf_counter() - t
+    y = ni.io.imread(src).data
+    psf = ni.psf.gaussian((7, 9, 9), (1.0, 1.5, 1.5))
+    A = ni.operators.Blur(psf, psf.shape)
+    kwargs = dict(noise=ni.noise.Gaussian(0.01), iterations=iterations, stop="none", offset=0.0,
+                  tile_shape=(64, 256, 256))
+    with TreeMemory() as mem:
+        t = time.perf_counter()
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit="1.25GiB",
+                          dashboard_address=None) as cluster, Client(cluster):
+            start = time.perf_counter() - t
+            t = time.perf_counter()
+            rec = ni.reconstruct(y, A, "richardson_lucy", output=out, overwrite=True, **kwargs)
+            wall = time.perf_counter() - t
+    cluster_result = rec.mean
+    lazy = ni.reconstruct(y, A, "richardson_lucy", **kwargs).mean
+    same = True
+    for idx in [(0, 0, 0), (1, 3, 4), (3, 7, 7)]:  # corner, interior and far corner tiles, threaded
+        a = lazy.blocks[idx].compute(scheduler="threads")
+        b = cluster_result.blocks[idx].compute()
+        same &= bool(np.array_equal(a, b))
+    return {"shape": "×".join(map(str, shape)), "gib": np.prod(shape) * 4 / 2**30, "generate_s": generate,
+            "cluster_start_s": start, "wall_s": wall, "peak_gib": mem.peak / 2**30, "same_as_threaded": same,
+            "tiles": rec.info["tiling"]["tiles"], "halo": rec.info["tiling"]["halo"], "iterations": iterations}
+
+
+def part_c(seed: int = 0) -> list[tuple[str, float, float]]:
+    import scipy.ndimage as ndi
+
+    import napari_invimg as ni
+
+    def beads(shape, n, big, box, photons, bg, seed):
+        rng = np.random.default_rng(seed)
+        img, pos = np.zeros(shape), []
+        while len(pos) < n:
+            p = rng.uniform([b // 2 + 2 for b in box], [s - b // 2 - 3 for s, b in zip(shape, box)])
+            if all(np.linalg.norm(p - q) > max(box) for q in pos):
+                pos.append(p)
+        for p in pos:
+            ip = np.round(p).astype(int)
+            sh = np.real(np.fft.ifftn(ndi.fourier_shift(np.fft.fftn(big), p - ip)))
+            sh = sh[tuple(slice((B - b) // 2, (B - b) // 2 + b) for B, b in zip(big.shape, box))]
+            img[tuple(slice(c - b // 2, c - b // 2 + b) for c, b in zip(ip, box))] += \
+                photons * rng.uniform(0.7, 1.3) * np.clip(sh, 0, None)
+        return rng.poisson(img + bg).astype(np.float32)
+
+    def rel(a, b):
+        return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+    rows = []
+    big = ni.psf.widefield((31, 31), wavelength_um=0.52, na=1.4, pixel_size_um=0.065)
+    truth = big[4:-4, 4:-4] / big[4:-4, 4:-4].sum()
+    img = beads((400, 400), 40, big, (27, 27), 20000, 10, seed)
+    rows.append(("beads → PSF, 2D, 40 beads, 2·10⁴ photons", rel(ni.psf.from_beads(img, truth.shape), truth), 0.05))
+    big3 = ni.psf.widefield((41, 41, 41), wavelength_um=0.52, na=1.4, pixel_size_um=0.1, z_step_um=0.2)
+    truth3 = big3[12:-12, 10:-10, 10:-10] / big3[12:-12, 10:-10, 10:-10].sum()
+    img3 = beads((40, 200, 200), 30, big3, (21, 25, 25), 50000, 5, seed + 1)
+    rows.append(("beads → PSF, 3D, 30 beads, 5·10⁴ photons", rel(ni.psf.from_beads(img3, truth3.shape), truth3), 0.05))
+    for wl, na in [(0.52, 1.4), (0.6, 1.2)]:
+        coarse = ni.psf.widefield((41, 41), wavelength_um=wl, na=na, pixel_size_um=0.1)
+        fine = ni.psf.widefield((63, 63), wavelength_um=wl, na=na, pixel_size_um=0.065)
+        rows.append((f"resample 0.1 → 0.065 µm (λ {wl} µm, NA {na})",
+                     rel(ni.psf.resample(coarse, 0.1, 0.065, shape=(63, 63)), fine), 0.02))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--big", action="store_true", help="also the 4 GiB Zarr stack on a 2-worker LocalCluster")
+    parser.add_argument("--only-big", action="store_true", help="only the 4 GiB case")
+    parser.add_argument("--workdir", default=None)
+    parser.add_argument("--run-one", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--method", help=argparse.SUPPRESS)
+    parser.add_argument("--tile", help=argparse.SUPPRESS)
+    parser.add_argument("--params", default="{}", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.run_one:
+        run_one(args)
+        return
+    workdir = args.workdir or tempfile.mkdtemp(prefix="bench_tiling_")
+    os.makedirs(workdir, exist_ok=True)
+    print(f"# bench_tiling  {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} CPUs (shared with other jobs), no GPU")
+    try:
+        if not args.only_big:
+            shape = (16, 128, 128) if args.quick else (64, 512, 512)
+            tiles = [(16, 64, 64), (16, 128, 64)] if args.quick else [(64, 128, 128), (64, 256, 256), (32, 256, 256)]
+            methods = [("richardson_lucy", {"iterations": 60}), ("wiener", {})]
+            rows = part_a(workdir, shape, tiles, methods)
+            print(f"\n(a) {'×'.join(map(str, shape))} stack, PSF 9×17×17, default halo; differences relative to the data "
+                  f"range (goal for RL: ≤ 1e-3 anywhere)")
+            print(f"{'method':16} {'tile':12} {'halo':10} {'tiles':>5} {'seconds':>8} {'peak MiB':>9} "
+                  f"{'max |Δ| interior':>17} {'max |Δ| border':>15}")
+            for r in rows:
+                print(f"{r['method']:16} {r['tile']:12} {r['halo']:10} {r['tiles']:>5} {r['seconds']:8.1f} "
+                      f"{r['peak_mib']:9.0f} {r['interior']:17.2e} {r['border']:15.2e}")
+                if "params" in r:
+                    print(f"    resolved once on the pilot tile: {r['params']}")
+            print("\n(c) PSF workbench (relative L2 error)")
+            for name, err, goal in part_c():
+                print(f"  {name:48} {err:7.4f}   goal < {goal:g}  {'ok' if err < goal else 'MISSED'}")
+        if args.big or args.only_big:
+            res = part_b(workdir)
+            print(f"\n(b) {res['shape']} float32 Zarr ({res['gib']:.1f} GiB), RL {res['iterations']} iterations, "
+                  f"{res['tiles']} tiles, halo {res['halo']}, 2-worker LocalCluster (1 thread, 1.25 GiB each)")
+            print(f"  generate+write input {res['generate_s']:.0f} s; cluster start {res['cluster_start_s']:.0f} s; "
+                  f"reconstruct+write {res['wall_s']:.0f} s; peak memory (all processes) {res['peak_gib']:.2f} GiB "
+                  f"(goal < 3); same as threaded on 3 tiles: {res['same_as_threaded']}")
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
