@@ -162,9 +162,12 @@ def write_tiff(path: str | os.PathLike, data, pixel_size_um, axes: str | None = 
                                       "PhysicalSizeY": sizes["y"], "PhysicalSizeYUnit": "µm"}
                 if "z" in sizes:
                     md.update(PhysicalSizeZ=sizes["z"], PhysicalSizeZUnit="µm")
-                if "wavelength_um" in meta and np.ndim(meta["wavelength_um"]) == 0:
-                    md["Channel"] = {"EmissionWavelength": float(meta["wavelength_um"]) * 1e3,
-                                     "EmissionWavelengthUnit": "nm"}
+                if "wavelength_um" in meta:
+                    n_channels = data.shape[axes.index("c")] if "c" in axes else 1
+                    waves = np.broadcast_to(np.asarray(meta["wavelength_um"], dtype=float), (n_channels,))
+                    nm = [float(w) * 1e3 for w in waves]
+                    md["Channel"] = {"EmissionWavelength": nm if "c" in axes else nm[0],
+                                     "EmissionWavelengthUnit": ["nm"] * n_channels if "c" in axes else "nm"}
                 tifffile.imwrite(tmp_name, content, shape=data.shape, dtype=dtype, ome=True, metadata=md,
                                  photometric="minisblack")
                 if "na" in meta or "immersion_index" in meta:

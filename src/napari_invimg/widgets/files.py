@@ -1,0 +1,89 @@
+"""napari reader and writer contributions: TIFF / OME-TIFF / OME-Zarr with physical pixel sizes.
+
+The reader opens files lazily where they are large (OME-Zarr always) and sets each layer's ``scale`` from
+the pixel sizes (µm), ``units`` and ``axis_labels`` from the axes; the optics found in OME metadata go to
+``metadata["invimg_file"]`` so that the PSF workbench can use them. The writer stores a layer's ``scale``
+as the pixel sizes and its ``metadata["invimg"]`` (the recipe) in Zarr attributes.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
+
+import numpy as np
+
+from .. import io
+
+__all__ = ["get_reader", "read", "write_image", "layer_axes"]
+
+_SPATIAL = "zyx"
+
+
+def get_reader(path: str | list[str]):
+    """The reader for ``path`` when it is one of ours, else ``None`` (napari then asks other plugins)."""
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    if not paths or not all(str(p).lower().rstrip("/\\").endswith(io.SUFFIXES) for p in paths):
+        return None
+    return read
+
+
+def read(path: str | list[str]) -> list[tuple[Any, dict[str, Any], str]]:
+    """Layer data tuples, one image layer per file (channels split into layers)."""
+    from napari.utils.notifications import show_warning
+
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    layers = []
+    for p in paths:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            img = io.imread(p)
+        for w in caught:
+            if issubclass(w.category, UserWarning):
+                show_warning(str(w.message))
+        axes = img.axes
+        kwargs: dict[str, Any] = {
+            "name": os.path.basename(str(p).rstrip("/\\")),
+            "metadata": {"invimg_file": {"pixel_size_um": list(img.pixel_size_um), "axes": axes,
+                                         **{k: v for k, v in img.metadata.items() if k != "attrs"}}},
+        }
+        if "c" in axes:
+            c = axes.index("c")
+            kwargs["channel_axis"] = c
+            axes = axes.replace("c", "")
+            scale = [s for i, s in enumerate(img.scale) if i != c]
+        else:
+            scale = list(img.scale)
+        kwargs["scale"] = scale
+        kwargs["axis_labels"] = list(axes)
+        kwargs["units"] = ["µm" if a in _SPATIAL else "pixel" for a in axes]
+        recipe = img.metadata.get("attrs", {}).get("invimg")
+        if recipe is not None:
+            kwargs["metadata"]["invimg"] = io.recipe.from_jsonable(recipe)
+        layers.append((img.data, kwargs, "image"))
+    return layers
+
+
+def layer_axes(ndim: int, axis_labels=None) -> str:
+    """The axes letters of a layer: its ``axis_labels`` when they are t/c/z/y/x, else by dimension."""
+    labels = "".join(str(a).lower() for a in (axis_labels or ()))
+    if len(labels) == ndim and set(labels) <= set("tczyx") and labels.endswith("yx") and len(set(labels)) == ndim:
+        return labels
+    return io.default_axes(ndim)
+
+
+def write_image(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
+    """Write one image layer as OME-TIFF / ImageJ-TIFF / OME-Zarr (from the file name) with its scale."""
+    axes = layer_axes(np.ndim(data), meta.get("axis_labels"))
+    scale = list(meta.get("scale") or [1.0] * len(axes))
+    sizes = [float(s) for a, s in zip(axes, scale) if a in _SPATIAL]
+    metadata = dict(meta.get("metadata") or {})
+    file_meta = metadata.get("invimg_file", {})
+    extra = {k: file_meta[k] for k in ("na", "wavelength_um", "immersion_index") if k in file_meta}
+    try:
+        extra["invimg"] = io.recipe.to_jsonable(io.recipe_from(metadata))
+    except ValueError:  # not a reconstruction (no recipe to keep)
+        pass
+    io.imwrite(path, data, pixel_size_um=sizes, axes=axes, metadata=extra)
+    return [path]
