@@ -28,6 +28,9 @@ __all__ = [
     "layer_combo",
     "pixel_size_um",
     "psf_from_layer",
+    "psf_from_array",
+    "make_psf",
+    "build_operator",
     "operator_from_metadata",
     "noise_from_metadata",
     "methods_for",
@@ -80,27 +83,89 @@ def pixel_size_um(layer: Layer | None, axis: int = -1) -> float | None:
     return scale if scale != 1.0 else None
 
 
-def psf_from_layer(layer: Layer, pixel_um: Sequence[float] | None = None) -> np.ndarray:
-    """A PSF from an image layer: our own PSF layers as they are, a measured bead background-subtracted,
-    centred and normalised (:func:`napari_invimg.psf.from_bead`), first resampled from the bead's voxel
-    size (its scale) to ``pixel_um`` when both are known."""
-    from ._runner import image_data
-
-    data = image_data(layer, "PSF")
-    if layer.metadata.get("invimg", {}).get("psf"):
-        return data
-    if pixel_um is not None:
-        bead_um = [pixel_size_um(layer, ax) for ax in range(-data.ndim, 0)]
-        if all(b is not None for b in bead_um) and len(pixel_um) == data.ndim:
-            zoom = np.asarray(bead_um) / np.asarray(pixel_um, dtype=float)
+def psf_from_array(data: np.ndarray, is_psf: bool = False, data_um: Sequence[float | None] | None = None,
+                   pixel_um: Sequence[float] | None = None) -> np.ndarray:
+    """A PSF from an image: one of our PSF layers (``is_psf``) as it is; a measured bead first resampled from
+    its voxel size ``data_um`` to ``pixel_um`` (when both are known), then background-subtracted, centred
+    and normalised (:func:`napari_invimg.psf.from_bead`)."""
+    if is_psf:
+        return np.asarray(data, dtype=np.float32)
+    if pixel_um is not None and data_um is not None and all(b is not None for b in data_um):
+        if len(pixel_um) == data.ndim == len(data_um):
+            zoom = np.asarray(data_um, dtype=float) / np.asarray(pixel_um, dtype=float)
             if not np.allclose(zoom, 1.0, rtol=1e-3):
                 data = ndi.zoom(data, zoom, order=1)
     return psf.from_bead(data)
 
 
+def _psf_source(layer: Layer) -> dict[str, Any]:
+    """What :func:`psf_from_array` needs from an image layer, read in the main thread."""
+    from ._runner import image_data
+
+    data = image_data(layer, "PSF")
+    return {"data": data, "is_psf": bool(layer.metadata.get("invimg", {}).get("psf")),
+            "data_um": [pixel_size_um(layer, ax) for ax in range(-data.ndim, 0)]}
+
+
+def psf_from_layer(layer: Layer, pixel_um: Sequence[float] | None = None) -> np.ndarray:
+    """:func:`psf_from_array` for an image layer (a PSF layer of ours, or a measured bead)."""
+    return psf_from_array(**_psf_source(layer), pixel_um=pixel_um)
+
+
 def _odd_at_most(n: int, limit: int) -> int:
     n = min(int(n), int(limit))
     return max(n - (1 - n % 2), 1)
+
+
+def make_psf(settings: dict[str, Any], shape: Sequence[int]) -> np.ndarray | None:
+    """The PSF that ``settings`` (from :meth:`ForwardModelControls.settings`) describe for an image of
+    ``shape``; ``None`` when the operator has none."""
+    kind, pk = settings["kind"], settings["psf_kind"]
+    if kind not in ("Blur", "Downsampling") or pk == "none":
+        return None
+    shape = tuple(int(s) for s in shape)
+    d = len(shape)
+    pixel_um = (settings["z_step_um"], settings["pixel_um"], settings["pixel_um"])[-d:]
+    if pk == "bead":
+        bead = settings["bead"]
+        if bead is None:
+            raise ValueError("Choose the image layer of a measured bead, or another PSF.")
+        if bead["data"].ndim != d:
+            raise ValueError(f"The bead layer is {bead['data'].ndim}D but the image is {d}D.")
+        return psf_from_array(**bead, pixel_um=pixel_um)
+    lateral = min(_odd_at_most(settings["psf_size"], s) for s in shape[-2:])
+    size = (lateral, lateral) if d == 2 else (_odd_at_most(settings["psf_size_z"], shape[0]), lateral, lateral)
+    if pk == "gaussian":
+        return psf.gaussian(size, sigma=settings["sigma"])
+    return psf.widefield(size, wavelength_um=settings["wavelength_um"], na=settings["na"],
+                         pixel_size_um=settings["pixel_um"], z_step_um=settings["z_step_um"] if d == 3 else None,
+                         ni=settings["n_immersion"], ns=settings["n_sample"], model=pk)
+
+
+def build_operator(settings: dict[str, Any], shape: Sequence[int]) -> Operator:
+    """The operator that ``settings`` (from :meth:`ForwardModelControls.settings`) describe for an image of
+    ``shape``: the one function every widget builds forward models with (safe in a worker thread)."""
+    shape = tuple(int(s) for s in shape)
+    if len(shape) not in (2, 3):
+        raise ValueError(f"Images must be 2D or 3D; got shape {shape}.")
+    kind = settings["kind"]
+    if kind == "Identity":
+        return operators.Identity(shape)
+    if kind == "Blur":
+        return operators.Blur(make_psf(settings, shape), shape, boundary=settings["boundary"])
+    if kind == "Downsampling":
+        return operators.Downsampling(shape, factor=settings["factor"], psf=make_psf(settings, shape),
+                                      boundary=settings["boundary"])
+    if kind == "Inpainting":
+        mask = settings["mask"]
+        if mask is None:
+            return operators.Inpainting(operators.random_mask(shape, settings["fraction"], settings["pattern_seed"]))
+        if mask.shape != shape:
+            raise ValueError(f"The mask layer has shape {mask.shape}; the image has {shape}.")
+        return operators.Inpainting(mask != 0)
+    if kind == "CompressedSensing":
+        return operators.CompressedSensing(shape, float(settings["fraction"]), seed=settings["pattern_seed"])
+    raise ValueError(f"Unknown operator kind {kind!r}; choose one of {[k for _, k in OPERATOR_KINDS]}.")
 
 
 class ForwardModelControls(Container):
@@ -195,52 +260,28 @@ class ForwardModelControls(Container):
 
     # -- building -----------------------------------------------------------------------------------------
     def pixel_um(self, ndim: int) -> tuple[float, ...]:
+        """Voxel size (µm) of the image grid: (z step,) pixel, pixel."""
         lateral = (self.pixel_size.value,) * 2
         return (self.z_step.value, *lateral) if ndim == 3 else lateral
 
-    def make_psf(self, shape: Sequence[int]) -> np.ndarray | None:
-        """The PSF for an image of ``shape`` (``None`` when the operator has none)."""
+    def settings(self) -> dict[str, Any]:
+        """The form's values as plain data (layers read into arrays), for :func:`build_operator`."""
         kind, pk = self.kind.value, self.psf_kind.value
-        if kind not in ("Blur", "Downsampling") or pk == "none":
-            return None
-        shape = tuple(int(s) for s in shape)
-        d = len(shape)
-        if pk == "bead":
-            if self.bead.value is None:
-                raise ValueError("Choose the image layer of a measured bead, or another PSF.")
-            if self.bead.value.ndim != d:
-                raise ValueError(f"The bead layer is {self.bead.value.ndim}D but the image is {d}D.")
-            return psf_from_layer(self.bead.value, self.pixel_um(d))
-        lateral = min(_odd_at_most(self.psf_size.value, s) for s in shape[-2:])
-        size = (lateral, lateral) if d == 2 else (_odd_at_most(self.psf_size_z.value, shape[0]), lateral, lateral)
-        if pk == "gaussian":
-            return psf.gaussian(size, sigma=self.sigma.value)
-        return psf.widefield(size, wavelength_um=self.wavelength.value, na=self.na.value,
-                             pixel_size_um=self.pixel_size.value, z_step_um=self.z_step.value if d == 3 else None,
-                             ni=self.n_immersion.value, ns=self.n_sample.value, model=pk)
+        bead = self.bead.value if kind in ("Blur", "Downsampling") and pk == "bead" else None
+        mask = self.mask_layer.value if kind == "Inpainting" else None
+        return {
+            "kind": kind, "psf_kind": pk, "psf_size": self.psf_size.value, "psf_size_z": self.psf_size_z.value,
+            "sigma": self.sigma.value, "wavelength_um": self.wavelength.value, "na": self.na.value,
+            "n_immersion": self.n_immersion.value, "n_sample": self.n_sample.value,
+            "pixel_um": self.pixel_size.value, "z_step_um": self.z_step.value, "boundary": self.boundary.value,
+            "factor": self.factor.value, "fraction": self.fraction.value, "pattern_seed": self.pattern_seed.value,
+            "bead": None if bead is None else _psf_source(bead),
+            "mask": None if mask is None else np.asarray(mask.data),
+        }
 
     def build(self, shape: Sequence[int]) -> Operator:
-        """The operator for an image of ``shape`` (the one function every widget uses)."""
-        shape = tuple(int(s) for s in shape)
-        if len(shape) not in (2, 3):
-            raise ValueError(f"Images must be 2D or 3D; got shape {shape}.")
-        kind = self.kind.value
-        if kind == "Identity":
-            return operators.Identity(shape)
-        if kind == "Blur":
-            return operators.Blur(self.make_psf(shape), shape, boundary=self.boundary.value)
-        if kind == "Downsampling":
-            return operators.Downsampling(shape, factor=self.factor.value, psf=self.make_psf(shape),
-                                          boundary=self.boundary.value)
-        if kind == "Inpainting":
-            layer = self.mask_layer.value
-            if layer is None:
-                return operators.Inpainting(operators.random_mask(shape, self.fraction.value, self.pattern_seed.value))
-            mask = np.asarray(layer.data)
-            if mask.shape != shape:
-                raise ValueError(f"The mask layer {layer.name!r} has shape {mask.shape}; the image has {shape}.")
-            return operators.Inpainting(mask != 0)
-        return operators.CompressedSensing(shape, float(self.fraction.value), seed=self.pattern_seed.value)
+        """The operator for an image of ``shape`` (:func:`build_operator` on :meth:`settings`)."""
+        return build_operator(self.settings(), shape)
 
 
 class NoiseControls(Container):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ from ..operators.noise import NoiseModel
 from ._models import (
     ForwardModelControls,
     NoiseControls,
+    build_operator,
     device_choices,
     layer_combo,
     methods_for,
@@ -180,17 +182,21 @@ class ReconstructWidget(Container):
         self.add_samples.visible = bool(info["returns_std"])
 
     # -- running ---------------------------------------------------------------------------------------------
-    def forward_model(self, layer: Layer, data: np.ndarray) -> Operator:
-        """The operator chosen in the form for the measurement ``data`` of ``layer``."""
+    def forward_model(self, layer: Layer, data: np.ndarray) -> Callable[[], Operator]:
+        """A function making the operator chosen in the form for the measurement ``data`` of ``layer``; the form
+        and layers are read now (main thread), the operator is built where the function is called (worker)."""
         source = self.source.value
         if source == "metadata":
-            return operator_from_metadata(layer)
+            A = operator_from_metadata(layer)
+            return lambda: A
         if source == "psf_layer":
             if self.psf_layer.value is None:
                 raise ValueError("Choose the PSF image layer.")
             kernel = psf_from_layer(self.psf_layer.value, self.forward.pixel_um(data.ndim))
-            return Blur(kernel, data.shape, boundary=self.forward.boundary.value)
-        return self.forward.build(self.forward.image_shape(data.shape))
+            boundary = self.forward.boundary.value
+            return lambda: Blur(kernel, data.shape, boundary=boundary)
+        settings, shape = self.forward.settings(), self.forward.image_shape(data.shape)
+        return lambda: build_operator(settings, shape)
 
     def noise_model(self, layer: Layer) -> NoiseModel | None:
         built = self.noise.build()
@@ -202,16 +208,11 @@ class ReconstructWidget(Container):
         try:
             layer = self.measurement.value
             data = image_data(layer, "measurement")
-            A = operator if operator is not None else self.forward_model(layer, data)
-            if data.shape != A.out_shape:
-                if data.size != int(np.prod(A.out_shape)):
-                    raise ValueError(f"The measurement {layer.name!r} has shape {data.shape} but the forward model "
-                                     f"produces {A.out_shape}.")
-                data = data.reshape(A.out_shape)  # e.g. compressed-sensing data shown as a (1, m) image
+            make_operator = (lambda: operator) if operator is not None else self.forward_model(layer, data)
             noise = noise if noise is not None else self.noise_model(layer)
             method = method or self.method.value
             if method is None:
-                raise ValueError(f"No registered method can use a {A.name} forward model.")
+                raise ValueError("No registered method can use this forward model.")
             params = self.params.values() if params is None else params
             total = int(params.get("iterations") or params.get("n_samples") or 1)
             seed, device = int(self.seed.value), self.device.value
@@ -220,10 +221,17 @@ class ReconstructWidget(Container):
             return None
 
         def compute(progress):
-            return reconstruct(data, A, method, noise=noise, seed=seed, device=device, progress=progress, **params)
+            A = make_operator()
+            y = data
+            if y.shape != A.out_shape:
+                if y.size != int(np.prod(A.out_shape)):
+                    raise ValueError(f"The measurement {layer.name!r} has shape {y.shape} but the forward model "
+                                     f"produces {A.out_shape}.")
+                y = y.reshape(A.out_shape)  # e.g. compressed-sensing data shown as a (1, m) image
+            return reconstruct(y, A, method, noise=noise, seed=seed, device=device, progress=progress, **params)
 
-        self.task = run_reconstruction(self.viewer, layer, compute, method=method, total=total,
-                                       add_samples=bool(self.add_samples.value and self.add_samples.visible),
+        add_samples = bool(self.add_samples.value and method_info(method)["returns_std"])
+        self.task = run_reconstruction(self.viewer, layer, compute, method=method, total=total, add_samples=add_samples,
                                        controls=self.controls)
         return self.task
 
