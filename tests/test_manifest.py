@@ -32,3 +32,11 @@ def test_entry_point_resolves_to_the_manifest():
     manifest = npe2.PluginManifest.from_distribution("napari-invimg")
     assert manifest.name == "napari-invimg"
     assert {c.id for c in manifest.contributions.commands} >= {"napari-invimg.reconstruct", "napari-invimg.simulate"}
+
+
+def test_widgets_open_from_the_plugins_menu(make_napari_viewer_proxy):
+    """napari instantiates each widget itself (it passes the viewer as ``napari_viewer``)."""
+    viewer = make_napari_viewer_proxy()
+    for name in ("Forward model", "Simulate measurement", "Reconstruct"):
+        _dock, widget = viewer.window.add_plugin_dock_widget("napari-invimg", name)
+        assert widget.viewer is not None

@@ -79,7 +79,8 @@ def run_headless(out: Path, size: int = 256, seed: int = 0) -> dict[str, float]:
         urec = ni.reconstruct(y, A, std_method, noise=noise, seed=seed)
         results[f"seconds_{std_method}"] = time.perf_counter() - t0
         results[f"psnr_{std_method}"] = ni.metrics.psnr(urec.mean, x)
-        print(f"{std_method + ' mean':<36}{results[f'psnr_{std_method}']:>10.2f}{results[f'seconds_{std_method}']:>10.2f}")
+        row = f"{std_method} mean"
+        print(f"{row:<36}{results[f'psnr_{std_method}']:>10.2f}{results[f'seconds_{std_method}']:>10.2f}")
         _save_png(out / f"{std_method}_mean.png", urec.mean, limits=limits)
         _save_png(out / "std.png", urec.std, cmap="magma")
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import napari
 import numpy as np
 from magicgui.widgets import Container, PushButton
 
@@ -25,8 +26,8 @@ __all__ = ["ForwardModelWidget"]
 class ForwardModelWidget(Container):
     """Build a forward model for an image layer; add its PSF as a layer or its noise-free image ``A x``."""
 
-    def __init__(self, viewer):
-        self.viewer = viewer
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
+        viewer = self.viewer = napari_viewer
         self.image = layer_combo(viewer, "image", tooltip="the image whose grid (shape, pixel size) the model uses")
         self.forward = ForwardModelControls(viewer)
         self.psf_button = PushButton(text="Add PSF as a layer")
@@ -61,7 +62,7 @@ class ForwardModelWidget(Container):
         return self.task
 
     def apply(self) -> Task | None:
-        """Add ``"<image> · A(x)"``: the noise-free forward model of the image, carrying the operator in its metadata."""
+        """Add ``"<image> · A(x)"``: the noise-free model of the image, with the operator in its metadata."""
         try:
             layer = self.image.value
             x = image_data(layer, "image")

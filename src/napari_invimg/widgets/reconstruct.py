@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import napari
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, LineEdit, PushButton, SpinBox, Widget
 from napari.layers import Image, Layer
@@ -101,16 +102,19 @@ class ParameterForm(Container):
 
     def set_values(self, values: dict[str, Any]) -> None:
         for w in self:
-            if w.name in values:
-                v = values[w.name]
-                w.value = ("" if v is None else repr(v) if not isinstance(v, str) else v) if isinstance(w, LineEdit) else v
+            if w.name not in values:
+                continue
+            v = values[w.name]
+            if isinstance(w, LineEdit):
+                v = "" if v is None else v if isinstance(v, str) else repr(v)
+            w.value = v
 
 
 class ReconstructWidget(Container):
     """Reconstruct a measurement layer with a registered method; results appear as mean / std layers."""
 
-    def __init__(self, viewer):
-        self.viewer = viewer
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
+        viewer = self.viewer = napari_viewer
         self.measurement = layer_combo(viewer, "measurement")
         self.source = ComboBox(label="forward model", choices=list(_SOURCES), value="metadata")
         self.forward = ForwardModelControls(viewer)
@@ -240,7 +244,7 @@ class ReconstructWidget(Container):
         try:
             meta = result.metadata.get("invimg", {})
             if "method" not in meta or "input" not in meta:
-                raise ValueError(f"The layer {result.name!r} is not a napari-invimg result (no method in its metadata).")
+                raise ValueError(f"The layer {result.name!r} is no napari-invimg result (no method in metadata).")
             if meta["input"] not in self.viewer.layers:
                 raise ValueError(f"The input layer {meta['input']!r} of {result.name!r} is no longer in the viewer.")
             source = self.viewer.layers[meta["input"]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import napari
 import numpy as np
 from magicgui.widgets import Container, SpinBox
 
@@ -27,8 +28,8 @@ def measurement_metadata(spec: dict[str, Any], noise_spec: dict[str, Any] | None
 class SimulateWidget(Container):
     """Simulate ``y = noise(A x)`` from a ground-truth layer; the measurement layer remembers ``A`` and the noise."""
 
-    def __init__(self, viewer):
-        self.viewer = viewer
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
+        viewer = self.viewer = napari_viewer
         self.truth = layer_combo(viewer, "ground truth")
         self.forward = ForwardModelControls(viewer)
         self.noise = NoiseControls()
