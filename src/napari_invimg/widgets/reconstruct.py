@@ -28,6 +28,7 @@ from ._models import (
     psf_from_layer,
 )
 from ._runner import RunControls, Task, image_data, report_error, run_reconstruction
+from .files import tiled_options
 
 __all__ = ["ReconstructWidget", "ParameterForm"]
 
@@ -211,8 +212,10 @@ class ReconstructWidget(Container):
         """Start a reconstruction with the form's settings; the arguments given override the form's."""
         try:
             layer = self.measurement.value
-            data = image_data(layer, "measurement")
-            make_operator = (lambda: operator) if operator is not None else self.forward_model(layer, data)
+            data = image_data(layer, "measurement", allow_lazy=True)
+            tiled = tiled_options(layer, data)  # a dask-backed layer: tile by tile into a Zarr store
+            shape_of = np.broadcast_to(np.float32(0), tiled["operator_shape"]) if tiled else data
+            make_operator = (lambda: operator) if operator is not None else self.forward_model(layer, shape_of)
             noise = noise if noise is not None else self.noise_model(layer)
             method = method or self.method.value
             if method is None:
@@ -226,6 +229,9 @@ class ReconstructWidget(Container):
 
         def compute(progress):
             A = make_operator()
+            if tiled:
+                return reconstruct(data, A, method, noise=noise, seed=seed, device=device, progress=progress,
+                                   output=tiled["output"], pixel_size_um=tiled["pixel_size_um"], **params)
             y = data
             if y.shape != A.out_shape:
                 if y.size != int(np.prod(A.out_shape)):
