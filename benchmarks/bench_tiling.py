@@ -2,7 +2,7 @@
 PSF workbench (issue #9).
 
 (a) A 64×512×512 stack (synthetic fluorescence, 3D widefield PSF, Poisson–Gaussian noise): Richardson–Lucy
-    and Wiener, untiled and tiled with several tile shapes and the default halo. For each: the largest
+    (the one method verified local; no PnP method exists yet), untiled and tiled with several tile shapes and the default halo. For each: the largest
     difference to the untiled result (same resolved parameters), in the interior of tiles and within 8
     voxels of an internal tile border, relative to the data range; seconds; peak resident memory (each run
     in its own subprocess, ``ru_maxrss``).
@@ -244,6 +244,8 @@ def main() -> None:
     parser.add_argument("--big", action="store_true", help="also the 4 GiB Zarr stack on a 2-worker LocalCluster")
     parser.add_argument("--only-big", action="store_true", help="only the 4 GiB case")
     parser.add_argument("--workdir", default=None)
+    parser.add_argument("--tiles", default=None, help="tile shapes for (a), e.g. 64x256x256,32x256x256")
+    parser.add_argument("--iterations", type=int, default=5, help="RL iterations in (b)")
     parser.add_argument("--run-one", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--method", help=argparse.SUPPRESS)
     parser.add_argument("--tile", help=argparse.SUPPRESS)
@@ -260,7 +262,8 @@ def main() -> None:
         if not args.only_big:
             shape = (16, 128, 128) if args.quick else (64, 512, 512)
             tiles = [(16, 64, 64), (16, 128, 64)] if args.quick else [(64, 128, 128), (64, 256, 256), (32, 256, 256)]
-            methods = [("richardson_lucy", {"iterations": 60}), ("wiener", {})]
+            tiles = [tuple(int(v) for v in t.split("x")) for t in args.tiles.split(",")] if args.tiles else tiles
+            methods = [("richardson_lucy", {"iterations": 60})]
             rows = part_a(workdir, shape, tiles, methods)
             print(f"\n(a) {'×'.join(map(str, shape))} stack, PSF 9×17×17, default halo; differences relative to the data "
                   f"range (goal for RL: ≤ 1e-3 anywhere)")
@@ -275,7 +278,7 @@ def main() -> None:
             for name, err, goal in part_c():
                 print(f"  {name:48} {err:7.4f}   goal < {goal:g}  {'ok' if err < goal else 'MISSED'}")
         if args.big or args.only_big:
-            res = part_b(workdir)
+            res = part_b(workdir, iterations=args.iterations)
             print(f"\n(b) {res['shape']} float32 Zarr ({res['gib']:.1f} GiB), RL {res['iterations']} iterations, "
                   f"{res['tiles']} tiles, halo {res['halo']}, 2-worker LocalCluster (1 thread, 1.25 GiB each)")
             print(f"  generate+write input {res['generate_s']:.0f} s; cluster start {res['cluster_start_s']:.0f} s; "

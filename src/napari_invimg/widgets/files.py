@@ -79,7 +79,7 @@ def layer_axes(ndim: int, axis_labels=None) -> str:
 def write_image(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     """Write one image layer as OME-TIFF / ImageJ-TIFF / OME-Zarr (from the file name) with its scale."""
     axes = layer_axes(np.ndim(data), meta.get("axis_labels"))
-    scale = list(meta.get("scale") or [1.0] * len(axes))
+    scale = [1.0] * len(axes) if meta.get("scale") is None else [float(v) for v in meta["scale"]]
     sizes = [float(s) for a, s in zip(axes, scale) if a in _SPATIAL]
     metadata = dict(meta.get("metadata") or {})
     file_meta = metadata.get("invimg_file", {})
