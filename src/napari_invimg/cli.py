@@ -124,7 +124,7 @@ def _run_one(recipe: dict[str, Any], src: Path, dst: Path, quiet: bool) -> dict[
         if type(data).__module__.startswith("dask"):
             to_zarr = dst.name.lower().endswith(".zarr")
             store = dst if to_zarr else dst.with_name(f".{dst.name}.tiles.zarr")
-            rec = replay(recipe, data, progress=bar, output=store, pixel_size_um=img.pixel_size_um)
+            rec = replay(recipe, data, progress=bar, output=store, pixel_size_um=img.pixel_size_um, axes=img.axes)
             if not to_zarr:
                 try:
                     io.imwrite(dst, rec.mean, pixel_size_um=img.pixel_size_um, axes=img.axes, metadata=img.metadata)

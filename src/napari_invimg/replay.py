@@ -58,11 +58,13 @@ def _small_shape(spec: dict[str, Any], spatial: tuple[int, ...]) -> tuple[int, .
 
 
 def replay(recipe: dict[str, Any] | str | os.PathLike, data, *, progress: Callable | None = None,
-           output: str | os.PathLike | None = None, pixel_size_um=None, device=None) -> Reconstruction:
+           output: str | os.PathLike | None = None, pixel_size_um=None, axes: str | None = None,
+           device=None) -> Reconstruction:
     """Run a recipe (a dict from :func:`~napari_invimg.io.load_recipe`, or a path) on ``data``.
 
     ``data``: numpy (in memory) or dask (tiled; ``output`` a ``.zarr`` path to compute and store now).
-    ``progress(step, total, preview)`` as for :func:`~napari_invimg.reconstruct` (over all frames).
+    ``progress(step, total, preview)`` as for :func:`~napari_invimg.reconstruct` (over all frames);
+    ``pixel_size_um`` and ``axes`` describe the data for a tiled run's OME-Zarr output.
     """
     recipe = load_recipe(recipe)
     specs = recipe["operator"] if isinstance(recipe["operator"], list) else [recipe["operator"]]
@@ -80,7 +82,7 @@ def replay(recipe: dict[str, Any] | str | os.PathLike, data, *, progress: Callab
         tiling = recipe.get("tiling", {})
         ops = [recipe_operator(s, _small_shape(s, spatial)) for s in specs]
         return reconstruct(data, ops if len(ops) > 1 else ops[0], progress=progress, output=output,
-                           pixel_size_um=pixel_size_um, tile_shape=tiling.get("tile_shape"),
+                           pixel_size_um=pixel_size_um, axes=axes, tile_shape=tiling.get("tile_shape"),
                            halo=tiling.get("halo"), channel_axis=tiling.get("channel_axis"), **kwargs)
     data = np.asarray(data)
     if len(specs) > 1:

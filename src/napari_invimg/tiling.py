@@ -229,7 +229,7 @@ def _solve_block(block: np.ndarray, block_info=None, *, specs: list[dict], spati
     noise = noise_from_spec(noise_spec)
     out = np.empty(block.shape, dtype=_out_dtype(with_std))
     for idx in np.ndindex(*block.shape[:n_lead]):
-        frame_index = tuple(location[i] * 1 + idx[i] for i in range(n_lead))  # leading chunks are 1 long
+        frame_index = tuple(location[i] + idx[i] for i in range(n_lead))  # leading chunks are 1 long
         spec = specs[frame_index[channel_axis]] if channel_axis is not None else specs[0]
         A = operator_for_shape(spec, block.shape[n_lead:])
         rec = reconstruct(np.asarray(block[idx], dtype=np.float32), A, method, noise,
@@ -348,6 +348,7 @@ def reconstruct_tiled(
     pixel_size_um: Sequence[float] | None = None,
     channel_axis: int | None = None,
     memory_bytes: float | None = None,
+    axes: str | None = None,
     **params: Any,
 ) -> Reconstruction:
     """Reconstruct a dask array tile by tile with overlapping halos (``dask.array.map_overlap``).
@@ -357,7 +358,8 @@ def reconstruct_tiled(
     ``A.spec()`` on the tile's shape, so build ``A`` on a small shape for big data), or one operator per
     channel (``channel_axis``: the leading axis they belong to; default the last one of that length).
     ``tile_shape`` (spatial) defaults to the largest tile that fits the memory per worker (psutil, or the
-    cluster's worker limits); ``halo`` (pixels per side) to :func:`tile_halo`.
+    cluster's worker limits); ``halo`` (pixels per side) to :func:`tile_halo`. ``pixel_size_um`` and
+    ``axes`` (e.g. ``"tczyx"``) describe the data for the OME-Zarr output.
 
     Without ``output`` the result is lazy: ``rec.mean`` (and ``rec.std`` where the method gives one) are
     dask arrays, computed by whatever scheduler computes them. With ``output`` (a ``.zarr`` path) the
@@ -474,7 +476,7 @@ def reconstruct_tiled(
             std = result["std"] if with_std else None
             info["lazy"] = True
         else:
-            mean, std = _compute_to_zarr(result, output, overwrite, with_std, pixel_size_um, n_lead, spatial,
+            mean, std = _compute_to_zarr(result, output, overwrite, with_std, pixel_size_um, axes, spatial,
                                          info, client, progress)
     finally:
         torch.set_num_threads(prev_threads)
@@ -485,17 +487,17 @@ def reconstruct_tiled(
     return Reconstruction(mean=mean, std=std, samples=None, info=info)
 
 
-def _compute_to_zarr(result, output, overwrite: bool, with_std: bool, pixel_size_um, n_lead: int, spatial: int,
-                     info: dict, client, progress):
+def _compute_to_zarr(result, output, overwrite: bool, with_std: bool, pixel_size_um, axes: str | None,
+                     spatial: int, info: dict, client, progress):
     import dask.array as da
 
     from .io._image import atomic_output, default_axes
     from .io.ome_zarr import create_image
     from .io.recipe import to_jsonable
 
-    axes = default_axes(n_lead + spatial) if n_lead + spatial <= 5 else None
-    if axes is None or sum(a in "zyx" for a in axes) != spatial:
-        axes = ("tc"[:n_lead] if n_lead <= 2 else "") + "zyx"[3 - spatial:]
+    n_lead = result.ndim - spatial
+    if axes is None:
+        axes = default_axes(result.ndim) if n_lead == 0 else "tc"[:n_lead] + "zyx"[3 - spatial:]
     sizes = pixel_size_um if pixel_size_um is not None else (1.0,) * spatial
     chunks = tuple(c[0] for c in result.chunks)
     t0 = time.perf_counter()
