@@ -184,7 +184,13 @@ def part_b(workdir: str, shape=(256, 2048, 2048), chunks=(64, 256, 256), iterati
                           dashboard_address=None) as cluster, Client(cluster):
             start = time.perf_counter() - t
             t = time.perf_counter()
-            rec = ni.reconstruct(y, A, "richardson_lucy", output=out, overwrite=True, **kwargs)
+
+            def report(done, total, _preview):
+                if done % 8 == 0 or done == total:
+                    print(f"  … {done}/{total} tiles after {time.perf_counter() - t:.0f} s, peak memory so far "
+                          f"{mem.peak / 2**30:.2f} GiB", flush=True)
+
+            rec = ni.reconstruct(y, A, "richardson_lucy", output=out, overwrite=True, progress=report, **kwargs)
             wall = time.perf_counter() - t
     cluster_result = rec.mean
     lazy = ni.reconstruct(y, A, "richardson_lucy", **kwargs).mean
