@@ -57,7 +57,7 @@ def test_recipe_from_widget_layer_replays_exactly_on_the_command_line(viewer, qt
     assert main(["run", str(tmp_path / "recipe.json"), str(tmp_path / "meas.ome.tif"), "-o",
                  str(tmp_path / "out.ome.zarr"), "-q"]) == 0
     out = ni.io.imread(tmp_path / "out.ome.zarr")
-    np.testing.assert_array_equal(np.asarray(out.data), mean.data)
+    np.testing.assert_array_equal(np.asarray(out.data), task.result.mean)
     assert out.pixel_size_um == pytest.approx((0.1, 0.1))
     viewer.open(str(tmp_path / "out.ome.zarr"), plugin="napari-invimg")
     opened = viewer.layers["out.ome.zarr"]
