@@ -162,6 +162,7 @@ def part_b(workdir: str, shape=(256, 2048, 2048), chunks=(64, 256, 256), iterati
     from distributed import Client, LocalCluster
 
     import napari_invimg as ni
+    from napari_invimg.io.ome_zarr import write_zarr
 
     src = os.path.join(workdir, "big_input.zarr")
     out = os.path.join(workdir, "big_output.zarr")
@@ -171,7 +172,7 @@ def part_b(workdir: str, shape=(256, 2048, 2048), chunks=(64, 256, 256), iterati
         pattern = (1.2 + da.sin(z[:, None, None] / 7.0) * da.cos(yy[None, :, None] / 11.0)
                    * da.sin(xx[None, None, :] / 13.0)).astype(np.float32)
         noisy = pattern + 0.01 * da.random.RandomState(0).standard_normal(shape, chunks=chunks).astype(np.float32)
-        ni.io.imwrite(src, noisy.astype(np.float32), pixel_size_um=(0.3, 0.1, 0.1))
+        write_zarr(src, noisy.astype(np.float32), pixel_size_um=(0.3, 0.1, 0.1), chunks=chunks)
     generate = time.perf_counter() - t
     y = ni.io.imread(src).data
     psf = ni.psf.gaussian((7, 9, 9), (1.0, 1.5, 1.5))

@@ -407,7 +407,7 @@ def reconstruct_tiled(
             raise ValueError(f"tile_shape needs {spatial} positive sizes, got {tile_shape}.")
     tile = tuple(_regular_chunk(n, t, d) for n, t, d in zip(spatial_shape, tile, depth))
     depth = tuple(0 if t >= n else d for n, t, d in zip(spatial_shape, tile, depth))
-    y = y.rechunk((1,) * n_lead + tile)
+    y = y.rechunk((1,) * n_lead + tile, method="tasks")  # tasks, not a P2P shuffle: each tile reads its chunks
 
     prev_threads = torch.get_num_threads()
     try:
