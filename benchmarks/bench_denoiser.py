@@ -77,8 +77,8 @@ def table_self_supervised(size: int, seconds: float, steps: int) -> None:
                 return time.perf_counter() - t0 < seconds
 
             try:
-                den = train_denoiser(noisy=noisy, steps=steps, start=start, patch=64, batch_size=8,
-                                     normalize=False, seed=0, progress=budget)
+                den = train_denoiser(noisy=noisy, steps=steps, start=start, normalize=False, seed=0,
+                                     progress=budget)
             except ni.Cancelled as exc:  # the time budget ran out: use the weights so far
                 den = exc.partial
             with torch.no_grad():
@@ -97,10 +97,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.quick:
         table_heldout((0.05, 0.1, 0.2), seeds=(0, 1), shape=(128, 128))
-        table_self_supervised(256, seconds=20, steps=60)
+        table_self_supervised(256, seconds=30, steps=60)
     else:
         table_heldout((0.01, 0.05, 0.1, 0.2, 0.5, 1.0), seeds=(0, 1, 2, 3), shape=(256, 256))
-        table_self_supervised(512, seconds=120, steps=400)
+        table_self_supervised(512, seconds=120, steps=200)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 Supervised: random crops ``x`` of clean images, noise of a random level ``σ`` (log-uniform; Gaussian or
 Poisson–Gaussian, conditioned on the effective σ), loss ``λ(σ)·|D(x + n, σ) − x|²``.
 Self-supervised (Noise2Self, Batson & Royer, ICML 2019; Noise2Void, Krull et al., CVPR 2019): crops of
-the noisy measurement ``y``; a random set ``J`` of pixels is replaced by the mean of its 8 neighbours and
+the measurement ``y``; a random set ``J`` of pixels is replaced by random neighbours' values and
 the loss ``|D(y_J^c, σ) − y|²`` is taken on ``J`` only, whose noise the network cannot see.
 
 :func:`train_denoiser` is the public entry point (``ni.train_denoiser``); ``scripts/train_denoiser.py``
@@ -179,13 +179,21 @@ def add_noise(clean: torch.Tensor, sigma_range: tuple[float, float], generator: 
 
 
 def blind_spot(noisy: torch.Tensor, fraction: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Replace a random ``fraction`` of the pixels of ``noisy`` (N, 1, H, W) by the mean of their 8
-    neighbours (reflecting borders); returns ``(masked input, mask)``."""
-    mask = (torch.rand(noisy.shape, generator=generator) < fraction).to(noisy.device, noisy.dtype)
-    ring = torch.ones(1, 1, 3, 3, device=noisy.device, dtype=noisy.dtype) / 8
-    ring[0, 0, 1, 1] = 0
-    neighbours = F.conv2d(F.pad(noisy, (1, 1, 1, 1), mode="reflect"), ring)
-    return noisy * (1 - mask) + neighbours * mask, mask
+    """Replace a random ``fraction`` of the pixels of ``noisy`` (N, 1, H, W) by the value of a random one of
+    their 8 neighbours (reflecting borders), as Noise2Void; returns ``(masked input, mask)``.
+
+    A random neighbour (rather than the neighbours' mean) keeps a masked pixel as noisy as any other, so
+    the network learns to weigh the centre like a neighbour, which is what it sees at inference.
+    """
+    n, _, h, w = noisy.shape
+    mask = torch.rand(noisy.shape, generator=generator) < fraction
+    which = torch.randint(0, 8, noisy.shape, generator=generator)
+    padded = F.pad(noisy, (1, 1, 1, 1), mode="reflect")
+    ring = torch.cat([padded[:, :, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
+                      for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx], dim=1)
+    neighbour = torch.gather(ring, 1, which.to(noisy.device))
+    mask = mask.to(noisy.device)
+    return torch.where(mask, neighbour, noisy), mask.to(noisy.dtype)
 
 
 def fit(model: SmallDRUNet, batch: Callable[[torch.Generator], tuple[torch.Tensor, ...]], steps: int,
@@ -241,8 +249,8 @@ def _start_model(start: str | Path | None, device: torch.device) -> SmallDRUNet:
 
 def train_denoiser(clean: np.ndarray | Sequence[np.ndarray] | None = None, noisy: np.ndarray | None = None, *,
                    sigma: float | None = None, steps: int = 300, start: str | Path | None = "shipped",
-                   patch: int = 64, batch_size: int = 8, lr: float | None = None,
-                   sigma_range: tuple[float, float] = SIGMA_RANGE, mask_fraction: float = 0.03,
+                   patch: int = 32, batch_size: int = 16, lr: float | None = None,
+                   sigma_range: tuple[float, float] = SIGMA_RANGE, mask_fraction: float = 0.05,
                    normalize: bool = True, seed: int = 0, device: str | torch.device | None = None,
                    progress: Callable[[int, int, Any], Any] | None = None, save: str | Path | None = None):
     """Fine-tune or train the noise-conditional denoiser on your own data; returns a
@@ -327,7 +335,7 @@ def train_denoiser(clean: np.ndarray | Sequence[np.ndarray] | None = None, noisy
         metadata["sigma"] = preview_sigma  # in the network's (normalised) units
         metadata["mask_fraction"] = float(mask_fraction)
     started = time.perf_counter()
-    rate = lr if lr is not None else (2e-3 if start in (None, "scratch") else 5e-4)
+    rate = lr if lr is not None else (5e-3 if start in (None, "scratch") else 5e-4)
     try:
         losses = fit(model, batch, steps, generator, lr=rate, progress=progress, preview=preview)
     except Cancelled as exc:
