@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import scipy.ndimage as ndi
+from scipy.special import expit
 
 __all__ = ["fluorescence", "cell", "camera", "natural_images"]
 
@@ -55,7 +56,7 @@ def fluorescence(shape: Sequence[int] = (256, 256), seed: int = 0, filaments: in
         if d == 3:
             radii[0] = min(radii[0], 0.35 * size[0])
         r2 = sum(((g - ci) / ri) ** 2 for g, ci, ri in zip(grids, c, radii))
-        img += 0.35 * (1 / (1 + np.exp((r2 - 1) * 12))) * (0.6 + 0.4 * texture)
+        img += 0.35 * expit((1 - r2) * 12) * (0.6 + 0.4 * texture)  # = 1 / (1 + exp((r2 - 1) 12)), no overflow
     # filaments: random smooth curves, a few pixels wide after blurring
     line = np.zeros(shape)
     for _ in range(n_fil):
