@@ -11,7 +11,7 @@ import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, LineEdit, PushButton, SpinBox, Widget
 from napari.layers import Image, Layer
 
-from .. import reconstruct
+from .. import operators, reconstruct
 from ..api import method_info
 from ..operators.base import Operator
 from ..operators.blur import Blur
@@ -121,6 +121,7 @@ class ReconstructWidget(Container):
         self.psf_layer = layer_combo(viewer, "PSF layer", optional=True,
                                      tooltip="a PSF made by the Forward model widget, or a measured bead image")
         self.noise = NoiseControls(automatic=True)
+        self._spec_cache: tuple[Any, Operator | None] = (None, None)
         self.method = ComboBox(label="method", choices=self._method_choices)
         self.about = Label(value="")
         self.params = ParameterForm()
@@ -142,18 +143,34 @@ class ReconstructWidget(Container):
         self._measurement_changed()
 
     # -- form logic ---------------------------------------------------------------------------------------
+    def _metadata_operator(self) -> Operator | None:
+        """The operator in the measurement layer's metadata (rebuilt once per spec), or ``None``."""
+        layer = self.measurement.value
+        spec = layer.metadata.get("invimg", {}).get("operator") if layer is not None else None
+        if spec is None:
+            return None
+        if self._spec_cache[0] is not spec:
+            self._spec_cache = (spec, operators.from_spec(spec))
+        return self._spec_cache[1]
+
     def operator_kind(self) -> str:
-        """Class name of the operator the run will use (filters the method list)."""
-        source = self.source.value
-        if source == "psf_layer":
-            return "Blur"
-        if source == "built":
+        """Class name of the operator the run will use."""
+        if self.source.value == "built":
             return self.forward.kind.value
-        spec = (self.measurement.value.metadata.get("invimg", {}).get("operator") if self.measurement.value else None)
-        return spec["type"] if spec else "Blur"
+        if self.source.value == "metadata":
+            A = self._metadata_operator()
+            if A is not None:
+                return A.name
+        return "Blur"
 
     def _method_choices(self, _widget=None) -> list[tuple[str, str]]:
-        return [(f"{method_info(n)['label']} ({n})", n) for n in methods_for(self.operator_kind())]
+        """Registered methods that can use the chosen forward model (the registry decides)."""
+        try:
+            A = self._metadata_operator() if self.source.value == "metadata" else None
+            names = methods_for(A if A is not None else self.operator_kind())
+        except ValueError:  # a spec that no longer builds: the run will say why
+            names = []
+        return [(f"{method_info(n)['label']} ({n})", n) for n in names]
 
     def _measurement_changed(self, *_: Any) -> None:
         layer = self.measurement.value
