@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import math
 from collections.abc import Callable
 from typing import Any
@@ -89,14 +90,14 @@ class ParameterForm(Container):
                 text = str(v).strip()
                 if text in ("", "auto", "None"):
                     v = None
-                elif p["type"] in ("int", "float"):
-                    try:
-                        v = float(text) if p["type"] == "float" else int(float(text))
-                    except ValueError:
-                        raise ValueError(f"Parameter {w.name!r} must be a number (or empty for automatic); "
-                                         f"got {text!r}.") from None
-                else:
+                elif p["type"] == "str":
                     v = text
+                else:  # numbers, and any other type the method's Param coerces (e.g. a tuple written as one)
+                    try:
+                        v = ast.literal_eval(text)
+                    except (ValueError, SyntaxError):
+                        raise ValueError(f"Parameter {w.name!r} must be a {p['type']} (or empty for automatic); "
+                                         f"got {text!r}.") from None
             out[w.name] = v
         return out
 
