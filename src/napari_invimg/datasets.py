@@ -9,7 +9,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import scipy.ndimage as ndi
-from scipy.special import expit
 
 __all__ = ["fluorescence", "cell", "camera", "natural_images"]
 
@@ -25,6 +24,11 @@ def _splat(img: np.ndarray, pts: np.ndarray, weights: np.ndarray) -> None:
         idx = base + offs
         ok = np.all((idx >= 0) & (idx < np.array(img.shape)), axis=1)
         np.add.at(img, tuple(idx[ok].T), w[ok])
+
+
+def _logistic(t: np.ndarray) -> np.ndarray:
+    """``1 / (1 + exp(−t))`` without overflow warnings."""
+    return 0.5 * (1 + np.tanh(0.5 * t))
 
 
 def fluorescence(shape: Sequence[int] = (256, 256), seed: int = 0, filaments: int | None = None,
@@ -56,7 +60,7 @@ def fluorescence(shape: Sequence[int] = (256, 256), seed: int = 0, filaments: in
         if d == 3:
             radii[0] = min(radii[0], 0.35 * size[0])
         r2 = sum(((g - ci) / ri) ** 2 for g, ci, ri in zip(grids, c, radii))
-        img += 0.35 * expit((1 - r2) * 12) * (0.6 + 0.4 * texture)  # = 1 / (1 + exp((r2 - 1) 12)), no overflow
+        img += 0.35 * _logistic(12 * (1 - r2)) * (0.6 + 0.4 * texture)
     # filaments: random smooth curves, a few pixels wide after blurring
     line = np.zeros(shape)
     for _ in range(n_fil):
