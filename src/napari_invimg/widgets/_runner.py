@@ -317,11 +317,16 @@ class Task:
         self._thread.start()
         while True:
             try:
-                yield self._steps.get(timeout=0.05)
+                step, total, preview = self._steps.get(timeout=0.05)
             except queue.Empty:
                 if not self._thread.is_alive() and self._steps.empty():
                     return
                 yield None  # lets the worker notice quit() between steps
+                continue
+            while not self._steps.empty():  # fast methods: one update for all steps queued meanwhile
+                step, total, newer = self._steps.get()
+                preview = newer if newer is not None else preview
+            yield step, total, preview
 
     # main-thread side ------------------------------------------------------------------------------------
     def start(self) -> Task:
@@ -399,14 +404,16 @@ def run_task(fn: Callable[[Callable[..., bool]], Any], *, total: int, desc: str 
     return Task(fn, total, desc, on_preview, on_done, on_error, controls).start()
 
 
-def run_reconstruction(viewer, input_layer: Layer, fn: Callable[[Callable[..., bool]], Reconstruction], *,
+def run_reconstruction(viewer, input_layer: Layer | LayerInfo, fn: Callable[[Callable[..., bool]], Reconstruction], *,
                        method: str, total: int, name: str | None = None, add_samples: bool = False,
                        on_done: Callable[[Reconstruction, bool], Any] | None = None,
                        controls: RunControls | None = None) -> Task:
     """Run a reconstruction ``fn(progress) -> Reconstruction`` and show it as layers (see the module docstring).
 
     Previews fill ``"<name> mean"`` while the run goes on; if the run fails, a mean layer created for
-    the previews is removed again (an existing one gets its old data back).
+    the previews is removed again (an existing one gets its old data back). ``input_layer`` may be a
+    :class:`LayerInfo` when the data are not an image layer (e.g. visibilities): its name, shape and
+    geometry are then those of the image to show.
     """
     info = LayerInfo.of(input_layer)
     base = name or f"{info.name} · {method}"
