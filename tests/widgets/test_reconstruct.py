@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 import napari_invimg as ni
+from napari_invimg.widgets._models import ParameterForm
 from napari_invimg.widgets._runner import running_tasks
-from napari_invimg.widgets.reconstruct import ParameterForm, ReconstructWidget
+from napari_invimg.widgets.reconstruct import ReconstructWidget
 
 pytestmark = pytest.mark.gui
 

@@ -21,8 +21,9 @@ API for widget authors
 ``add_result_layers(viewer, input_layer, rec, name=None, add_samples=False) -> list[Layer]``
     Show a finished :class:`~napari_invimg.Reconstruction` (used by the runner; call it directly for
     instant methods).
-``image_data(layer, what="image") -> np.ndarray``
-    A grey, non-empty, finite float array from an image layer, or a ``ValueError`` a user can act on.
+``image_data(layer, what="image", allow_lazy=False) -> np.ndarray``
+    A grey, non-empty, finite float32 (complex64 stays complex) array from an image layer, or a
+    ``ValueError`` a user can act on; ``allow_lazy`` keeps dask data lazy.
 ``set_image_layer(viewer, data, name, **kwargs) -> Image``
     Add an image layer, or update the layer of that name in place.
 ``spatial_kwargs(source, shape) -> dict``
@@ -32,6 +33,10 @@ API for widget authors
     A Run / Cancel button row with a status line; pass it as ``controls`` so the buttons follow the task.
 ``report_error(exc)``
     Show an exception as a napari error notification (a ``ValueError``'s sentence as it is).
+
+Form pieces to reuse live in :mod:`napari_invimg.widgets._models`: ``layer_combo``, ``ForwardModelControls``
+(+ ``build_operator``), ``NoiseControls``, ``ParameterForm`` (a method's parameters from its schema) and
+``device_choices``. In tests, the ``errors`` fixture of ``tests/widgets/conftest.py`` records ``show_error``.
 
 ``Task.cancel()`` requests a stop (the worker's ``quit()`` plus the ``False`` answer to ``progress``);
 ``Task.done`` turns ``True`` once the result (or partial result) is shown; :func:`running_tasks` lists
