@@ -13,7 +13,7 @@ import pytest
 from jsonschema.exceptions import ValidationError
 
 from napari_invimg import settings
-from napari_invimg.settings import DEVICE_SETTINGS, Settings
+from napari_invimg.settings import DEVICE_SETTINGS, MIN_TILE_MEMORY_MB, Settings
 
 MANIFEST = Path(__file__).resolve().parents[1] / "napari.yaml"
 
@@ -27,7 +27,8 @@ def test_manifest_declares_the_settings_with_the_module_defaults():
         assert prop.default == defaults[name], name
         prop.validate_instance(prop.default)  # the default satisfies its own schema (type, enum, minimum)
     assert tuple(properties["device"].enum) == DEVICE_SETTINGS
-    assert properties["tile_memory_mb"].python_type is int and properties["tile_memory_mb"].minimum == 16
+    tile_memory = properties["tile_memory_mb"]
+    assert tile_memory.python_type is int and tile_memory.minimum == MIN_TILE_MEMORY_MB
     for name, bad in (("device", "tpu"), ("tile_memory_mb", 8), ("cache_folder", 3)):
         with pytest.raises(ValidationError):
             properties[name].validate_instance(bad)

@@ -16,6 +16,7 @@ import platformdirs
 
 __all__ = [
     "DEVICE_SETTINGS",
+    "MIN_TILE_MEMORY_MB",
     "PLUGIN_NAME",
     "Settings",
     "cache_folder",
@@ -25,6 +26,7 @@ __all__ = [
 
 PLUGIN_NAME = "napari-invimg"
 DEVICE_SETTINGS = ("auto", "cpu", "cuda", "mps")
+MIN_TILE_MEMORY_MB = 16
 
 
 @dataclass(frozen=True)
@@ -57,8 +59,10 @@ def resolve_device_setting(device: str = Settings.device) -> str | None:
 def tile_memory_bytes(tile_memory_mb: int = Settings.tile_memory_mb) -> int:
     """Memory in bytes that one tile (with its halo, and the method's working arrays) may use when large data
     are reconstructed tile by tile; the tiler chooses the tile shape from it. ``tile_memory_mb`` is in MiB."""
-    if isinstance(tile_memory_mb, bool) or not isinstance(tile_memory_mb, int) or tile_memory_mb < 16:
-        raise ValueError(f"The tile memory must be a whole number of MB, at least 16; got {tile_memory_mb!r}.")
+    whole = isinstance(tile_memory_mb, int) and not isinstance(tile_memory_mb, bool)
+    if not whole or tile_memory_mb < MIN_TILE_MEMORY_MB:
+        raise ValueError(f"The tile memory must be a whole number of MB, at least {MIN_TILE_MEMORY_MB}; "
+                         f"got {tile_memory_mb!r}.")
     return tile_memory_mb * 2**20
 
 
