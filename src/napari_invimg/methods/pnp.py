@@ -65,9 +65,6 @@ class _Problem:
     def weighted_normal(self, x: torch.Tensor) -> torch.Tensor:
         return self.A._adjoint(self.weight * self.A._forward(x))
 
-    def grad(self, x: torch.Tensor) -> torch.Tensor:
-        return self.A._adjoint(self.weight * (self.A._forward(x) - self.y))
-
     def data_prox(self, z: torch.Tensor, rho: float, start: torch.Tensor, cg_iterations: int = 20) -> torch.Tensor:
         """``argmin_x f(x) + ρ/2 ‖x − z‖²`` by warm-started conjugate gradients."""
         return conjugate_gradient(lambda w: self.weighted_normal(w) + rho * w, self.Aty + rho * z, start,
@@ -124,29 +121,23 @@ class PnPADMM(Method):
 
 class PnPPGD(Method):
     name = "pnp_pgd"
-    label = "PnP-HQS / PnP-PGD"
-    description = ("Half-quadratic splitting x = argmin f + ρ_k/2‖x − z‖², z = D(x, σ_k) (DPIR), or proximal gradient "
-                   "z = D(x − ∇f/L, σ_k); σ_k annealed to the noise level, ρ_k = λ/σ_k².")
-    reference = _REFERENCE_PNP + " Kamilov et al., IEEE SPM 40 (2023) 85 (PnP-PGD)."
-    params = (ITERATIONS(24, 2000), DENOISER, LAM, SIGMA_START, POSITIVITY,
-              Param("splitting", str, "hqs", choices=("hqs", "pgd"),
-                    doc="hqs: exact data step (fast); pgd: one gradient step per iteration"))
+    label = "PnP-HQS (DPIR)"
+    description = ("Half-quadratic splitting x = argmin f + ρ_k/2‖x − z‖², z = D(x, σ_k): proximal steps with a denoiser "
+                   "as the prior's prox (the PGD family with an exact data step); σ_k annealed to the noise level, "
+                   "ρ_k = λ/σ_k².")
+    reference = _REFERENCE_PNP + " Geman & Yang, IEEE TIP 4 (1995) 932 (HQS)."
+    params = (ITERATIONS(24, 2000), DENOISER, LAM, SIGMA_START, POSITIVITY)
 
     def run(self, y, A, noise, ctx: Context, iterations: int, denoiser: str, lam: float, sigma_start: float,
-            positivity: bool, splitting: str) -> Estimate:
+            positivity: bool) -> Estimate:
         with torch.no_grad():
             P = _Problem(y, A, noise, positivity, denoiser)
             z = x = P.x0
-            step = 1.0 / (A.norm() ** 2 * float(P.weight.max()))
-            sigmas = P.schedule(sigma_start, iterations)
-            for k, s in enumerate(sigmas, 1):
-                if splitting == "hqs":
-                    x = P.data_prox(z, lam / (s * s), x)
-                else:
-                    x = z - step * P.grad(z)
+            for k, s in enumerate(P.schedule(sigma_start, iterations), 1):
+                x = P.data_prox(z, lam / (s * s), x)
                 z = P.denoise(x, s, ctx)
                 out = P.report(ctx, k, iterations, z, s)
-        return Estimate(out, info=P.info(k, splitting=splitting))
+        return Estimate(out, info=P.info(k))
 
 
 class RED(Method):
