@@ -5,7 +5,9 @@
 :mod:`._proximal`), the likelihood is the noise model's (Gaussian or shifted Poisson), and ``λ`` follows
 Morozov's discrepancy principle unless given: the primal–dual solver then solves the constrained problem
 ``min R(x) s.t. D(Ax) ≤ τ M`` directly; FISTA and ADMM take ``λ`` from a shorter constrained
-primal–dual run and continue from its image. ``rl_tv`` is Richardson–Lucy with a TV term (Dey et al.).
+primal–dual run and continue from its image. With Poisson noise, TV and Hessian are weighted per pixel by
+``1/sqrt(Var[y])`` at a pilot estimate (:func:`stabilising_weights`). ``rl_tv`` is Richardson–Lucy with a TV
+term (Dey et al.).
 """
 
 from __future__ import annotations
@@ -49,6 +51,15 @@ Z_WEIGHT = Param("z_weight", float, 1.0, 0.0, 10.0,
                  doc="weight of the z differences in 3D (pixel size / z step for an isotropic prior)")
 
 
+def stabilising_weights(noise: NoiseModel, pilot: torch.Tensor) -> torch.Tensor:
+    """Per-pixel weights ``w ∝ 1/sqrt(Var[y | pilot])`` (mean 1) for Poisson noise: the regulariser then acts on
+    the linearised variance-stabilised image (∇ of the Anscombe transform ∝ ∇x / sqrt(Var)), so bright structures,
+    whose shot noise is large, are not flattened by a weight set for the dark background."""
+    v = noise.variance(pilot.clamp(min=0))
+    w = (v.mean() / v.clamp(min=1e-12 * float(v.max()))).sqrt()
+    return w / w.mean()
+
+
 def _axis_weights(ndim: int, z_weight: float) -> list[float] | None:
     return [z_weight, 1.0, 1.0] if ndim == 3 and z_weight != 1.0 else None
 
@@ -80,6 +91,9 @@ def solve_regularized(
     with torch.no_grad():
         x = initial_image(sp.y, A, lower)
         info: dict[str, Any] = {"solver": solver, "positivity": lower is not None}
+        if sp.noise.gain > 0 and isinstance(reg, (TotalVariation, HessianSchatten)):
+            reg.pixel_weights = stabilising_weights(sp.noise, x)
+            info["pixel_weights"] = "variance-stabilising"
         warm = 0
         if lam is None:
             warm = iterations if solver == "primal_dual" else max(20, min(100, iterations // 2))

@@ -137,6 +137,8 @@ class AnalysisRegularizer(Regularizer):
             raise ValueError("The Huber smoothing ε must be positive.")
         self.smoothing = float(smoothing)
         self._dual: torch.Tensor | None = None
+        #: optional positive per-pixel weights ``w_k`` of the groups (spatially adaptive regularisation)
+        self.pixel_weights: torch.Tensor | None = None
 
     @abstractmethod
     def analysis(self, x: torch.Tensor) -> torch.Tensor:

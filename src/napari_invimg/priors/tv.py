@@ -49,10 +49,12 @@ class TotalVariation(AnalysisRegularizer):
         return gradient_adjoint(p, self.ndim, self.weights)
 
     def coefficient_norm(self, c: torch.Tensor) -> torch.Tensor:
-        return group_norm(c).sum()
+        n = group_norm(c)
+        return (n if self.pixel_weights is None else n * self.pixel_weights).sum()
 
     def project_dual(self, p: torch.Tensor) -> torch.Tensor:
-        return p / group_norm(p).clamp(min=1.0)
+        n = group_norm(p)
+        return p / (n if self.pixel_weights is None else n / self.pixel_weights).clamp(min=1.0)
 
     @property
     def lipschitz(self) -> float:
