@@ -158,3 +158,17 @@ def test_as_denoiser_is_the_prox():
     R.reset()
     expected = TotalVariation(2).prox(x, 2.0 * 0.1)
     assert torch.allclose(D(x, 0.1, 2), expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["tv", "hessian", "wavelet"])
+def test_pixel_weights_scale_the_penalty(name):
+    R = get_regularizer(name, ndim=2)
+    assert R.pixelwise
+    x = torch.randn(16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(8))
+    plain = float(R.value(x))
+    R.pixel_weights = torch.full((16, 16), 2.0, dtype=torch.float64)
+    assert float(R.value(x)) == pytest.approx(2 * plain)
+    u = R.prox(x, 0.1, iterations=300, tol=1e-9)
+    for _ in range(10):
+        w = u + 1e-2 * torch.randn(u.shape, dtype=torch.float64)
+        assert _prox_objective(R, w, x, 0.1) >= _prox_objective(R, u, x, 0.1) - 1e-7

@@ -5,7 +5,7 @@
 :mod:`._proximal`), the likelihood is the noise model's (Gaussian or shifted Poisson), and ``λ`` follows
 Morozov's discrepancy principle unless given: the primal–dual solver then solves the constrained problem
 ``min R(x) s.t. D(Ax) ≤ τ M`` directly; FISTA and ADMM take ``λ`` from a shorter constrained
-primal–dual run and continue from its image. With Poisson noise, TV and Hessian are weighted per pixel by
+primal–dual run and continue from its image. With Poisson noise, TV, Hessian and undecimated wavelets are weighted per pixel by
 ``1/sqrt(Var[y])`` at a pilot estimate (:func:`stabilising_weights`). ``rl_tv`` is Richardson–Lucy with a TV
 term (Dey et al.).
 """
@@ -91,7 +91,7 @@ def solve_regularized(
     with torch.no_grad():
         x = initial_image(sp.y, A, lower)
         info: dict[str, Any] = {"solver": solver, "positivity": lower is not None}
-        if sp.noise.gain > 0 and isinstance(reg, (TotalVariation, HessianSchatten)):
+        if sp.noise.gain > 0 and reg.pixelwise:
             reg.pixel_weights = stabilising_weights(sp.noise, x)
             info["pixel_weights"] = "variance-stabilising"
         warm = 0

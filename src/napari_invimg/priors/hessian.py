@@ -109,5 +109,9 @@ class HessianSchatten(AnalysisRegularizer):
         return self._real_project(p) if w is None else w * self._real_project(p / w)
 
     @property
+    def pixelwise(self) -> bool:
+        return True
+
+    @property
     def lipschitz(self) -> float:
         return (4.0 * sum(wi * wi for wi in self.weights)) ** 2

@@ -57,6 +57,10 @@ class TotalVariation(AnalysisRegularizer):
         return p / (n if self.pixel_weights is None else n / self.pixel_weights).clamp(min=1.0)
 
     @property
+    def pixelwise(self) -> bool:
+        return True
+
+    @property
     def lipschitz(self) -> float:
         w = self.weights or [1.0] * self.ndim
         return 4.0 * sum(wi * wi for wi in w)
