@@ -25,7 +25,8 @@ from ..operators.base import Operator
 from ..operators.noise import NoiseModel
 from .registry import ITERATIONS, Context, Estimate, Method, Param
 
-__all__ = ["DIP", "DeepDecoderMethod", "DIPProblem", "fit_network", "STOP_PARAMS", "STOP_RULES"]
+__all__ = ["DIP", "DeepDecoderMethod", "DIPProblem", "StoppingRule", "RunningMoments", "fit_network", "random_input",
+           "skip_widths", "STOP_PARAMS", "STOP_RULES", "IN_CHANNELS", "POSITIVE"]
 
 #: channels of the random input of the skip networks
 IN_CHANNELS = 8
@@ -259,7 +260,6 @@ class _UntrainedNetwork(Method):
 
     needs_adjoint = False
     complex_images = True
-    reference = ""
 
     @abstractmethod
     def build(self, problem: DIPProblem, **params: Any) -> tuple[nn.Module, tuple[int, ...]]:

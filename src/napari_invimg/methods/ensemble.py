@@ -43,7 +43,7 @@ class Ensemble(Method):
         Param("lam_high", float, None, 0.0, None, doc="largest λ (empty: the base's automatic λ × lam_spread)",
               log_scale=True),
         Param("lam_spread", float, 3.0, 1.0, 1e6, doc="factor around the automatic λ when no range is given"),
-        Param("base_params", str, "", doc='parameters of the base method as JSON, e.g. {"iterations": 500}'),
+        Param("base_params", str, "{}", doc='parameters of the base method as JSON, e.g. {"iterations": 500}'),
     )
 
     def run(self, y, A, noise, ctx: Context, base_method: str, vary: str, n_samples: int, lam_low: float | None,
