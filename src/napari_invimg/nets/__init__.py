@@ -1,4 +1,4 @@
-"""Network architectures and their shipped weights (floor 1, pure torch)."""
+"""Network architectures (pure torch) and their small shipped weights."""
 
 from .drunet import SmallDRUNet, load_weights, save_weights, shipped_weights
 
