@@ -8,6 +8,7 @@ import torch
 
 import napari_invimg as ni
 from napari_invimg.priors.learned import LearnedDenoiser
+from napari_invimg.widgets._settings import cache_folder
 from napari_invimg.widgets.train_prior import SUPERVISED, TrainPriorWidget
 
 pytestmark = pytest.mark.gui
@@ -77,6 +78,7 @@ def test_cancel_saves_nothing(viewer, qtbot, errors, tmp_path):
 
 
 def test_missing_layers_are_refused(viewer, errors, tmp_path):
+    assert TrainPriorWidget(viewer).output.value.parent == cache_folder()  # the plugin's setting
     widget = _widget(viewer, tmp_path)
     assert widget.run() is None
     widget.mode.value = SUPERVISED

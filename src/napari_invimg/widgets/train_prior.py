@@ -17,6 +17,7 @@ from napari.layers import Image
 from ..nets.training import denoise_image, train_denoiser
 from ._models import layer_combo
 from ._runner import LayerInfo, RunControls, Task, image_data, report_error, run_task, set_image_layer, spatial_kwargs
+from ._settings import cache_folder
 
 __all__ = ["TrainPriorWidget"]
 
@@ -41,7 +42,8 @@ class TrainPriorWidget(Container):
         self.start = ComboBox(label="start from", choices=list(STARTS), value="shipped weights")
         self.start_file = FileEdit(label="start weights", mode="r", filter="*.pt", visible=False)
         self.output = FileEdit(label="save weights to", mode="w", filter="*.pt",
-                               value=str(Path.home() / "invimg_denoiser.pt"))
+                               value=str(cache_folder() / "denoiser.pt"),
+                               tooltip="weights file for LearnedDenoiser(weights=...) and the methods' weights parameter")
         self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
         self.controls = RunControls(self.run, run_text="Train")
         self.task: Task | None = None
@@ -74,6 +76,8 @@ class TrainPriorWidget(Container):
                 if not Path(start).is_file():
                     raise ValueError(f"No weights file at {start}; choose the file to start from.")
             out = Path(self.output.value)
+            if out.parent == cache_folder():
+                out.parent.mkdir(parents=True, exist_ok=True)
             if not out.parent.is_dir():
                 raise ValueError(f"The folder {out.parent} does not exist; choose where to save the weights.")
             sigma = float(self.sigma.value) or None
