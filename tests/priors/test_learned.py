@@ -86,3 +86,11 @@ def test_bad_input(den, tmp_path):
         den(torch.rand(8, 8), -1.0)
     with pytest.raises(ValueError, match="No denoiser weights"):
         LearnedDenoiser(weights=tmp_path / "missing.pt")(torch.rand(8, 8), 0.1)
+
+
+def test_save_copy_round_trip(den, tmp_path):
+    path = den.save(tmp_path / "copy.pt")
+    copy = LearnedDenoiser(weights=path)
+    x = torch.rand(20, 20)
+    assert torch.allclose(copy(x, 0.1), den(x, 0.1), atol=1e-6)
+    assert copy.metadata["command"] == den.metadata["command"]

@@ -96,7 +96,8 @@ class LearnedDenoiser(Denoiser):
     def save(self, path: str | Path) -> Path:
         """Write the weights (fp16) to ``path``; load them with ``LearnedDenoiser(weights=path)``."""
         meta = {k: v for k, v in self.metadata.items() if k != "losses"}
-        return save_weights(self.model(self.device or torch.device("cpu")), path, **meta)
+        model = self._model if self._model is not None else self.model(self.device or torch.device("cpu"))
+        return save_weights(model, path, **meta)
 
     # -- denoising ---------------------------------------------------------------------------------
     def denoise(self, x: torch.Tensor, sigma, ndim: int) -> torch.Tensor:
