@@ -347,7 +347,7 @@ def reconstruct_tiled(
     overwrite: bool = True,
     pixel_size_um: Sequence[float] | None = None,
     channel_axis: int | None = None,
-    memory_bytes: float | None = None,
+    tile_memory_bytes: float | None = None,
     axes: str | None = None,
     **params: Any,
 ) -> Reconstruction:
@@ -357,8 +357,8 @@ def reconstruct_tiled(
     ``A`` a shift-invariant operator (its own shape is ignored: each tile builds its operator from
     ``A.spec()`` on the tile's shape, so build ``A`` on a small shape for big data), or one operator per
     channel (``channel_axis``: the leading axis they belong to; default the last one of that length).
-    ``tile_shape`` (spatial) defaults to the largest tile that fits the memory per worker (psutil, or the
-    cluster's worker limits); ``halo`` (pixels per side) to :func:`tile_halo`. ``pixel_size_um`` and
+    ``tile_shape`` (spatial) defaults to the largest tile that fits ``tile_memory_bytes`` (default: the
+    memory per worker thread, from psutil or the cluster's worker limits); ``halo`` (pixels per side) to :func:`tile_halo`. ``pixel_size_um`` and
     ``axes`` (e.g. ``"tczyx"``) describe the data for the OME-Zarr output.
 
     Without ``output`` the result is lazy: ``rec.mean`` (and ``rec.std`` where the method gives one) are
@@ -395,8 +395,8 @@ def reconstruct_tiled(
             raise ValueError("The halo must be non-negative.")
     client = active_client()
     slots, per_slot = _workers(client)
-    if memory_bytes is not None:
-        per_slot = float(memory_bytes) / slots
+    if tile_memory_bytes is not None:
+        per_slot = float(tile_memory_bytes)
     bytes_per_voxel = 4.0 * profile.work_arrays * (3 if with_std else 1)
     if tile_shape is None:
         tile = choose_tile_shape(spatial_shape, depth, bytes_per_voxel, per_slot,

@@ -17,7 +17,7 @@ da = pytest.importorskip("dask.array")
 
 
 def test_dask_layer_is_reconstructed_tile_by_tile(viewer, qtbot, small_pair, errors, tmp_path, monkeypatch):
-    monkeypatch.setattr(files, "TILED_OUTPUT_DIR", str(tmp_path))
+    monkeypatch.setattr(files, "results_folder", lambda: str(tmp_path))
     _x, A, noise, y = small_pair
     meta = {"invimg": {"operator": A.spec(), "noise": noise.spec(), "seed": 0}}
     layer = viewer.add_image(da.from_array(y, chunks=32), name="big", scale=(0.1, 0.1), metadata=meta)

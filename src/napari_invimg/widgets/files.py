@@ -16,10 +16,15 @@ import numpy as np
 
 from .. import io
 
-__all__ = ["get_reader", "read", "write_image", "layer_axes", "tiled_options", "TILED_OUTPUT_DIR"]
+__all__ = ["get_reader", "read", "write_image", "layer_axes", "tiled_options", "results_folder"]
 
-#: where the Reconstruct widget writes the Zarr stores of tiled (dask-backed) results
-TILED_OUTPUT_DIR = os.path.join(os.path.expanduser("~"), ".cache", "napari-invimg", "results")
+
+def results_folder() -> str:
+    """Where the Reconstruct widget writes the Zarr stores of tiled results: ``results/`` in the plugin's
+    cache folder (Preferences › napari-invimg)."""
+    from ._settings import cache_folder
+
+    return os.path.join(str(cache_folder()), "results")
 
 _SPATIAL = "zyx"
 
@@ -94,15 +99,17 @@ def write_image(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
 
 def tiled_options(layer, data) -> dict[str, Any] | None:
     """For a dask-backed layer: the Zarr store its tiled result goes to, the pixel sizes (from the layer's
-    scale) and a small shape to build the operator on (tiles rebuild it on their own shape). ``None`` for
-    in-memory layers."""
+    scale), the tile memory (from the settings) and a small shape to build the operator on (tiles rebuild
+    it on their own shape). ``None`` for in-memory layers."""
     if not type(data).__module__.startswith("dask"):
         return None
     import time
 
+    from ._settings import tile_memory_bytes
+
     spatial = min(data.ndim, 3)
     stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(layer.name))[:60]
-    output = os.path.join(TILED_OUTPUT_DIR, f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}.ome.zarr")
-    return {"output": output,
+    output = os.path.join(results_folder(), f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}.ome.zarr")
+    return {"output": output, "tile_memory_bytes": tile_memory_bytes(),
             "pixel_size_um": [float(s) for s in list(layer.scale)[-spatial:]],
             "operator_shape": tuple(min(int(n), 128) for n in data.shape[-spatial:])}

@@ -180,7 +180,8 @@ class ReconstructWidget(Container):
             A = make_operator()
             if tiled:
                 return reconstruct(data, A, method, noise=noise, seed=seed, device=device, progress=progress,
-                                   output=tiled["output"], pixel_size_um=tiled["pixel_size_um"], **params)
+                                   output=tiled["output"], pixel_size_um=tiled["pixel_size_um"],
+                                   tile_memory_bytes=tiled["tile_memory_bytes"], **params)
             y = data
             if y.shape != A.out_shape:
                 if y.size != int(np.prod(A.out_shape)):
