@@ -1,0 +1,279 @@
+"""Building blocks of the samplers: the likelihood and the prior potentials ``U(x) = −log p(x)``.
+
+Every piece works on batches (leading dimensions = chains or samples; trailing = the image), knows a
+Lipschitz constant of its gradient (the step size of Langevin and the trust of VB come from it) and
+counts its operator / network evaluations.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import torch
+
+from ..operators.base import LinearOperator
+from ..operators.noise import NoiseModel
+from ..priors.denoisers import Denoiser
+from ..priors.differences import gradient, gradient_adjoint, laplacian
+from ._solvers import conjugate_gradient
+
+__all__ = [
+    "Likelihood",
+    "Potential",
+    "SmoothedTV",
+    "MoreauYosida",
+    "DenoiserPrior",
+    "BoxPenalty",
+    "Posterior",
+    "complex_randn",
+    "warm_start",
+]
+
+
+def complex_randn(shape: Sequence[int], like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Standard normal noise shaped ``shape`` and typed like ``like``; complex: N(0, 1) in each part."""
+    dev = generator.device
+    if like.is_complex():
+        real = torch.randn(tuple(shape), generator=generator, device=dev)
+        imag = torch.randn(tuple(shape), generator=generator, device=dev)
+        return torch.complex(real, imag).to(like.device, like.dtype)
+    return torch.randn(tuple(shape), generator=generator, device=dev).to(like.device, like.dtype)
+
+
+def _sum_image(t: torch.Tensor, ndim: int) -> torch.Tensor:
+    """Sum over the trailing ``ndim`` (image) axes, keeping the batch axes."""
+    return t.sum(dim=tuple(range(t.ndim - ndim, t.ndim))) if ndim else t
+
+
+class Likelihood:
+    """``−log p(y | x) = ½ Σ |y − A x|² / v``: Gaussian noise (``v = σ²``, a scalar or a map); Poisson(–Gaussian)
+    noise through its Gaussian approximation ``v = gain · max(y, gain) + σ²`` (weighted least squares, whose
+    gradient is Lipschitz, unlike the Poisson log-likelihood near zero). ``∇ = Aᴴ (A x − y) / v``."""
+
+    def __init__(self, y: torch.Tensor, A: LinearOperator, noise: NoiseModel):
+        self.y, self.A, self.noise = y, A, noise
+        yr = y.real if y.is_complex() else y
+        if noise.gain > 0:
+            v = noise.gain * yr.clamp(min=noise.gain) + noise.variance(torch.zeros_like(yr))
+        else:
+            v = noise.variance(yr)
+        self.variance = v.clamp(min=1e-12)
+        self.weight = 1.0 / self.variance
+        self.lipschitz = A.norm() ** 2 * float(self.weight.max())
+        self.evaluations = 0
+
+    def _count(self, x: torch.Tensor) -> None:
+        self.evaluations += max(1, x.numel() // max(1, math.prod(self.A.in_shape)))
+
+    def value(self, x: torch.Tensor) -> torch.Tensor:
+        self._count(x)
+        r = self.A._forward(x) - self.y
+        return 0.5 * _sum_image(r.abs() ** 2 * self.weight, len(self.A.out_shape))
+
+    def grad(self, x: torch.Tensor) -> torch.Tensor:
+        self._count(x)
+        return self.A._adjoint((self.A._forward(x) - self.y) * self.weight)
+
+    def value_and_grad(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self._count(x)
+        r = self.A._forward(x) - self.y
+        v = 0.5 * _sum_image(r.abs() ** 2 * self.weight, len(self.A.out_shape))
+        return v, self.A._adjoint(r * self.weight)
+
+    def proximal_mean(self, centre: torch.Tensor, rho: float | torch.Tensor, iterations: int = 20) -> torch.Tensor:
+        """``argmin_x ½‖y − A x‖²_W + ρ/2 ‖x − centre‖²`` by conjugate gradients (DiffPIR's data step).
+
+        A per-batch ``ρ`` (shape = the batch) is broadcast over the image.
+        """
+        nd = len(self.A.in_shape)
+        r = rho.reshape(tuple(rho.shape) + (1,) * nd) if isinstance(rho, torch.Tensor) else rho
+        b = self.A._adjoint(self.y * self.weight) + r * centre
+        counter = {"n": 0}
+
+        def normal(v: torch.Tensor) -> torch.Tensor:
+            counter["n"] += 1
+            return self.A._adjoint(self.A._forward(v) * self.weight) + r * v
+
+        x = conjugate_gradient(normal, b, centre, iterations=iterations, tol=1e-4)
+        self.evaluations += counter["n"] * max(1, centre.numel() // max(1, math.prod(self.A.in_shape)))
+        return x
+
+
+class Potential(ABC):
+    """A prior potential ``U(x) = −log p(x)`` (up to a constant) with a Lipschitz gradient."""
+
+    #: Lipschitz constant of ∇U
+    lipschitz: float = 0.0
+    evaluations: int = 0
+    #: whether :meth:`value` is available (MALA's accept–reject step needs it)
+    has_value: bool = True
+
+    @abstractmethod
+    def grad(self, x: torch.Tensor) -> torch.Tensor:
+        """``∇U(x)`` for a batch of images."""
+
+    @abstractmethod
+    def value(self, x: torch.Tensor) -> torch.Tensor:
+        """``U(x)`` per batch element."""
+
+
+class SmoothedTV(Potential):
+    """``U(x) = θ Σ_k sqrt(|∇x|_k² + ε²)``: isotropic TV smoothed by ``ε`` (Huber-like), 2D/3D with per-axis
+    weights; ``∇U = θ ∇ᵀ(∇x / sqrt(|∇x|² + ε²))``, Lipschitz ``θ ‖∇‖² / ε`` with ``‖∇‖² ≤ 4 Σ w²``.
+    (Rudin, Osher & Fatemi, Physica D 60 (1992) 259; Durmus, Moulines & Pereyra, SIAM J Imaging Sci 11 (2018) 473.)"""
+
+    def __init__(self, theta: float, epsilon: float, ndim: int, weights: Sequence[float] | None = None):
+        if epsilon <= 0:
+            raise ValueError("The TV smoothing epsilon must be positive.")
+        self.theta, self.epsilon, self.ndim = float(theta), float(epsilon), int(ndim)
+        self.weights = None if weights is None else list(weights)
+        w2 = sum(w * w for w in (self.weights or [1.0] * ndim))
+        self.norm2 = 4.0 * w2
+        self.lipschitz = self.theta * self.norm2 / self.epsilon
+
+    def set_theta(self, theta: float) -> None:
+        self.theta = float(theta)
+        self.lipschitz = self.theta * self.norm2 / self.epsilon
+
+    def penalty(self, x: torch.Tensor) -> torch.Tensor:
+        """``Σ_k sqrt(|∇x|_k² + ε²)`` per batch element (the potential without ``θ``)."""
+        g = gradient(x, self.ndim, self.weights)
+        mag = torch.sqrt((g.abs() ** 2).sum(0) + self.epsilon**2)
+        return _sum_image(mag, self.ndim)
+
+    def value(self, x: torch.Tensor) -> torch.Tensor:
+        return self.theta * self.penalty(x)
+
+    def grad(self, x: torch.Tensor) -> torch.Tensor:
+        g = gradient(x, self.ndim, self.weights)
+        mag = torch.sqrt((g.abs() ** 2).sum(0, keepdim=True) + self.epsilon**2)
+        return self.theta * gradient_adjoint(g / mag, self.ndim, self.weights)
+
+
+class MoreauYosida(Potential):
+    """Moreau–Yosida envelope of a proximable prior ``θ g``: ``U(x) = min_u θ g(u) + ‖x − u‖²/2λ``,
+    ``∇U = (x − prox_{λθg}(x)) / λ``, Lipschitz ``1/λ`` (MYULA: Durmus, Moulines & Pereyra, SIAM J Imaging Sci
+    11 (2018) 473). ``prior`` provides ``prox(x, tau)`` and ``value(x)`` (summed over the image)."""
+
+    def __init__(self, prior, theta: float, lam: float, ndim: int):
+        if not (hasattr(prior, "prox") and hasattr(prior, "value")):
+            raise ValueError(f"A Moreau–Yosida prior needs prox(x, tau) and value(x); {type(prior).__name__} lacks them.")
+        if lam <= 0:
+            raise ValueError("The Moreau–Yosida parameter lambda must be positive.")
+        self.prior, self.theta, self.lam, self.ndim = prior, float(theta), float(lam), int(ndim)
+        self.lipschitz = 1.0 / self.lam
+
+    def set_theta(self, theta: float) -> None:
+        self.theta = float(theta)
+
+    def _prox(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape((-1,) + tuple(x.shape[x.ndim - self.ndim:]))
+        out = torch.stack([self.prior.prox(xi, self.lam * self.theta) for xi in flat])
+        return out.reshape(x.shape)
+
+    def _values(self, u: torch.Tensor) -> torch.Tensor:
+        flat = u.reshape((-1,) + tuple(u.shape[u.ndim - self.ndim:]))
+        vals = torch.stack([torch.as_tensor(self.prior.value(ui), dtype=torch.float64) for ui in flat])
+        return vals.reshape(u.shape[:u.ndim - self.ndim]).to(u.real.dtype)
+
+    def penalty(self, x: torch.Tensor) -> torch.Tensor:
+        """``g(x)`` per batch element (the potential without ``θ``)."""
+        return self._values(x)
+
+    def value(self, x: torch.Tensor) -> torch.Tensor:
+        u = self._prox(x)
+        return self.theta * self._values(u) + _sum_image((x - u).abs() ** 2, self.ndim) / (2 * self.lam)
+
+    def grad(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self._prox(x)) / self.lam
+
+
+class DenoiserPrior(Potential):
+    """Learned prior through Tweedie: ``∇U(x) = −α (D(x, ε) − x) / ε²`` — the score of the prior smoothed at
+    noise level ``ε`` (PnP-ULA: Laumont et al., SIAM J Imaging Sci 15 (2022) 701). Lipschitz ``α / ε²`` for a
+    denoiser residual that is 1-Lipschitz. No value: MALA cannot use it."""
+
+    has_value = False
+
+    def __init__(self, denoiser: Denoiser, epsilon: float, alpha: float, ndim: int):
+        if epsilon <= 0:
+            raise ValueError("The denoiser noise level epsilon must be positive.")
+        self.denoiser, self.epsilon, self.alpha, self.ndim = denoiser, float(epsilon), float(alpha), int(ndim)
+        self.lipschitz = self.alpha / self.epsilon**2
+
+    def grad(self, x: torch.Tensor) -> torch.Tensor:
+        self.evaluations += max(1, x.numel() // max(1, math.prod(x.shape[x.ndim - self.ndim:])))
+        with torch.no_grad():
+            return -self.alpha * (self.denoiser(x, self.epsilon, self.ndim) - x) / self.epsilon**2
+
+    def value(self, x: torch.Tensor) -> torch.Tensor:
+        raise ValueError("A denoiser prior has a score but no value; use ULA (pnp_ula), not MALA, with it.")
+
+
+class BoxPenalty(Potential):
+    """``U(x) = d(x, [low, high])² / 2λ``: keeps the chain in a box where the learned prior is trained
+    (Laumont et al. 2022 use [−1, 2] for images in [0, 1]); ``∇U = (x − Π(x)) / λ``."""
+
+    def __init__(self, low: float, high: float, lam: float, ndim: int):
+        self.low, self.high, self.lam, self.ndim = float(low), float(high), float(lam), int(ndim)
+        self.lipschitz = 1.0 / self.lam
+
+    def grad(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - x.clamp(self.low, self.high)) / self.lam
+
+    def value(self, x: torch.Tensor) -> torch.Tensor:
+        return _sum_image((x - x.clamp(self.low, self.high)) ** 2, self.ndim) / (2 * self.lam)
+
+
+class Posterior:
+    """``U(x) = −log p(y | x) − Σ log p_i(x)``: a likelihood plus prior potentials."""
+
+    def __init__(self, likelihood: Likelihood, priors: Sequence[Potential]):
+        self.likelihood = likelihood
+        self.priors = list(priors)
+
+    @property
+    def lipschitz(self) -> float:
+        return self.likelihood.lipschitz + sum(p.lipschitz for p in self.priors)
+
+    @property
+    def has_value(self) -> bool:
+        return all(p.has_value for p in self.priors)
+
+    def grad(self, x: torch.Tensor) -> torch.Tensor:
+        g = self.likelihood.grad(x)
+        for p in self.priors:
+            g = g + p.grad(x)
+        return g
+
+    def value_and_grad(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        v, g = self.likelihood.value_and_grad(x)
+        for p in self.priors:
+            v = v + p.value(x)
+            g = g + p.grad(x)
+        return v, g
+
+    @property
+    def operator_evaluations(self) -> int:
+        return self.likelihood.evaluations
+
+    @property
+    def network_evaluations(self) -> int:
+        return sum(p.evaluations for p in self.priors)
+
+
+def warm_start(likelihood: Likelihood, ndim: int, iterations: int = 30) -> torch.Tensor:
+    """A smooth starting image: ``argmin ½‖y − A x‖²_W + μ/2 ‖∇x‖²`` with ``μ = 10⁻² L_y`` by a few CG steps."""
+    A = likelihood.A
+    mu = 1e-2 * likelihood.lipschitz
+    b = A._adjoint(likelihood.y * likelihood.weight)
+
+    def normal(v: torch.Tensor) -> torch.Tensor:
+        likelihood.evaluations += 1
+        return A._adjoint(A._forward(v) * likelihood.weight) + mu * laplacian(v, ndim)
+
+    with torch.no_grad():
+        return conjugate_gradient(normal, b, iterations=iterations, tol=1e-4)
+
