@@ -120,7 +120,7 @@ class Potential(ABC):
 
 
 class SmoothedTV(Potential):
-    """``U(x) = θ Σ_k sqrt(|∇x|_k² + ε²)``: isotropic TV smoothed by ``ε`` (Huber-like), 2D/3D with per-axis
+    """``U(x) = θ Σ_k (sqrt(|∇x|_k² + ε²) − ε)``: isotropic TV smoothed by ``ε`` (Huber-like), 2D/3D with per-axis
     weights; ``∇U = θ ∇ᵀ(∇x / sqrt(|∇x|² + ε²))``, Lipschitz ``θ ‖∇‖² / ε`` with ``‖∇‖² ≤ 4 Σ w²``.
     (Rudin, Osher & Fatemi, Physica D 60 (1992) 259; Durmus, Moulines & Pereyra, SIAM J Imaging Sci 11 (2018) 473.)"""
 
@@ -138,9 +138,10 @@ class SmoothedTV(Potential):
         self.lipschitz = self.theta * self.norm2 / self.epsilon
 
     def penalty(self, x: torch.Tensor) -> torch.Tensor:
-        """``Σ_k sqrt(|∇x|_k² + ε²)`` per batch element (the potential without ``θ``)."""
+        """``Σ_k sqrt(|∇x|_k² + ε²) − ε`` per batch element: the potential without ``θ``, zero on flat images
+        (≈ 1-homogeneous, as the empirical-Bayes weight assumes)."""
         g = gradient(x, self.ndim, self.weights)
-        mag = torch.sqrt((g.abs() ** 2).sum(0) + self.epsilon**2)
+        mag = torch.sqrt((g.abs() ** 2).sum(0) + self.epsilon**2) - self.epsilon
         return _sum_image(mag, self.ndim)
 
     def value(self, x: torch.Tensor) -> torch.Tensor:
