@@ -206,6 +206,7 @@ class _Langevin(Method):
             "burn_in": burn,
             "thinning": thin,
             "chains": chains,
+            "std_from": "chain",
             "step_size": res["step"],
             "lipschitz": posterior.lipschitz,
             "operator_evaluations": posterior.operator_evaluations,

@@ -135,6 +135,7 @@ class VariationalBayes(Method):
         info: dict[str, Any] = {
             "iterations": iterations,
             "rank": rank,
+            "std_from": "q",
             "operator_evaluations": posterior.operator_evaluations,
             "network_evaluations": posterior.network_evaluations,
             "wall_seconds": time.perf_counter() - t0,
