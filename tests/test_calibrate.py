@@ -60,3 +60,13 @@ def test_calibrate_refuses_bad_input():
         calibrate("vb", A, ni.noise.Gaussian(0.1), np.zeros((2, 9, 9)))
     with pytest.raises(ValueError, match="standard deviation"):
         calibrate("wiener", A, ni.noise.Gaussian(0.1), np.zeros((8, 8)))
+
+
+def test_calibration_of_another_method_is_refused():
+    A = ni.operators.Identity((8, 8))
+    cal = Calibration(scale=1.2, level=0.9, method="dps", coverage_before=0.8, coverage_after=0.9, levels=(0.9,),
+                      observed_before=[0.8], observed_after=[0.9], n_images=2, held_out=True)
+    with pytest.raises(ValueError, match="fitted for 'dps'"):
+        ni.reconstruct(np.zeros((8, 8)), A, "vb", ni.noise.Gaussian(0.1), calibration=cal)
+    rec = ni.reconstruct(np.zeros((8, 8)), A, "vb", ni.noise.Gaussian(0.1), calibration=1.5, iterations=5)
+    assert rec.info["calibration"] == {"scale": 1.5}

@@ -114,8 +114,7 @@ def langevin(
                     m2 = m2 + (d.conj() * (xi - mean)).real
                 if (k - burn_in) % thinning == 0 and len(kept) < per_chain:
                     kept.append(x.clone())
-                std = (m2 / max(visited - 1, 1)).sqrt()
-                if kept:
+                    std = (m2 / max(visited - 1, 1)).sqrt()
                     ctx.keep(mean, std, _interleave(kept, n_samples), iteration=k)
                 ctx.log(step=delta)
                 ctx.step(k, iterations, mean)
