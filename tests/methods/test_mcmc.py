@@ -128,3 +128,14 @@ def test_complex_images_and_3d_stacks():
     y3 = ni.simulate(x3, A3, noise, seed=0)
     rec3 = ni.reconstruct(y3, A3, "ula", noise, iterations=200, n_samples=8, chains=2)
     assert rec3.std.shape == (8, 16, 16) and rec3.samples.shape == (8, 8, 16, 16)
+
+
+@pytest.mark.parametrize("prior,envelope", [("tv", "moreau"), ("hessian", "huber"), ("tikhonov", "huber")])
+def test_other_priors_and_moreau_yosida(prior, envelope):
+    x = ni.datasets.fluorescence((16, 16), seed=4)
+    A = ni.operators.Blur(ni.psf.gaussian((5, 5), sigma=1.0), x.shape)
+    noise = ni.noise.Gaussian(0.03)
+    y = ni.simulate(x, A, noise, seed=0)
+    rec = ni.reconstruct(y, A, "ula", noise, prior=prior, envelope=envelope, iterations=300, n_samples=8, chains=2)
+    assert ni.metrics.psnr(rec.mean, x) > ni.metrics.psnr(y, x)
+    assert rec.info["prior_weight"] > 0 and np.isfinite(rec.std).all()

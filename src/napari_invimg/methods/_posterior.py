@@ -15,15 +15,15 @@ import torch
 
 from ..operators.base import LinearOperator
 from ..operators.noise import NoiseModel
+from ..priors.base import AnalysisRegularizer, Regularizer, SmoothRegularizer
 from ..priors.denoisers import Denoiser
-from ..priors.differences import gradient, gradient_adjoint, laplacian
+from ..priors.differences import laplacian
 from ._solvers import conjugate_gradient
 
 __all__ = [
     "Likelihood",
     "Potential",
-    "SmoothedTV",
-    "MoreauYosida",
+    "RegularizerPotential",
     "DenoiserPrior",
     "BoxPenalty",
     "Posterior",
@@ -119,76 +119,68 @@ class Potential(ABC):
         """``U(x)`` per batch element."""
 
 
-class SmoothedTV(Potential):
-    """``U(x) = θ Σ_k (sqrt(|∇x|_k² + ε²) − ε)``: isotropic TV smoothed by ``ε`` (Huber-like), 2D/3D with per-axis
-    weights; ``∇U = θ ∇ᵀ(∇x / sqrt(|∇x|² + ε²))``, Lipschitz ``θ ‖∇‖² / ε`` with ``‖∇‖² ≤ 4 Σ w²``.
-    (Rudin, Osher & Fatemi, Physica D 60 (1992) 259; Durmus, Moulines & Pereyra, SIAM J Imaging Sci 11 (2018) 473.)"""
+class RegularizerPotential(Potential):
+    """``U(x) = θ R̃(x)`` for a hand-crafted regulariser ``R`` (:func:`~napari_invimg.priors.get_regularizer`).
 
-    def __init__(self, theta: float, epsilon: float, ndim: int, weights: Sequence[float] | None = None):
-        if epsilon <= 0:
-            raise ValueError("The TV smoothing epsilon must be positive.")
-        self.theta, self.epsilon, self.ndim = float(theta), float(epsilon), int(ndim)
-        self.weights = None if weights is None else list(weights)
-        w2 = sum(w * w for w in (self.weights or [1.0] * ndim))
-        self.norm2 = 4.0 * w2
-        self.lipschitz = self.theta * self.norm2 / self.epsilon
+    ``envelope="huber"``: ``R``'s Huber smoothing ``R_ε`` (exact ``R`` for smooth regularisers such as
+    Tikhonov), ``∇U = θ ∇R_ε``, Lipschitz ``θ ‖L‖² / ε``. ``envelope="moreau"``: the Moreau–Yosida envelope
+    ``min_u θ R(u) + ‖x − u‖²/2λ`` of any proximable ``R``, ``∇U = (x − prox_{λθR}(x)) / λ``, Lipschitz ``1/λ``
+    (MYULA: Durmus, Moulines & Pereyra, SIAM J Imaging Sci 11 (2018) 473).
+    """
+
+    def __init__(self, regularizer: Regularizer, theta: float, envelope: str, parameter: float):
+        if envelope not in ("huber", "moreau"):
+            raise ValueError(f"envelope must be 'huber' or 'moreau', got {envelope!r}.")
+        if envelope == "huber" and not isinstance(regularizer, (AnalysisRegularizer, SmoothRegularizer)):
+            raise ValueError(f"The {regularizer.name!r} prior has no smooth version; use envelope='moreau'.")
+        if not parameter > 0:
+            raise ValueError("The smoothing (Huber ε or Moreau–Yosida λ) must be positive.")
+        self.regularizer, self.envelope, self.parameter = regularizer, envelope, float(parameter)
+        self.ndim = regularizer.ndim
+        #: homogeneity degree of R (the empirical-Bayes weight uses it): quadratic priors 2, norms 1
+        self.degree = 2 if isinstance(regularizer, SmoothRegularizer) else 1
+        self.set_theta(theta)
 
     def set_theta(self, theta: float) -> None:
         self.theta = float(theta)
-        self.lipschitz = self.theta * self.norm2 / self.epsilon
+        reg = self.regularizer
+        if self.envelope == "moreau":
+            self.lipschitz = 1.0 / self.parameter
+        elif isinstance(reg, AnalysisRegularizer):
+            self.lipschitz = self.theta * reg.lipschitz / reg.smoothing
+        else:
+            self.lipschitz = self.theta * reg.lipschitz
+
+    def _each(self, f, x: torch.Tensor) -> torch.Tensor:
+        """``f`` (which sums over a batch) evaluated per batch element."""
+        flat = x.reshape((-1,) + tuple(x.shape[x.ndim - self.ndim:]))
+        vals = torch.stack([f(xi).real.to(torch.float64) for xi in flat])
+        return vals.reshape(x.shape[:x.ndim - self.ndim]).to(x.real.dtype)
 
     def penalty(self, x: torch.Tensor) -> torch.Tensor:
-        """``Σ_k sqrt(|∇x|_k² + ε²) − ε`` per batch element: the potential without ``θ``, zero on flat images
-        (≈ 1-homogeneous, as the empirical-Bayes weight assumes)."""
-        g = gradient(x, self.ndim, self.weights)
-        mag = torch.sqrt((g.abs() ** 2).sum(0) + self.epsilon**2) - self.epsilon
-        return _sum_image(mag, self.ndim)
+        """The potential without ``θ`` per batch element: ``R_ε(x)`` (Huber), ``R(x)`` (Moreau–Yosida, smooth R)."""
+        reg = self.regularizer
+        if self.envelope == "huber" and isinstance(reg, AnalysisRegularizer):
+            return self._each(reg.smoothed_value, x)
+        return self._each(reg.value, x)
 
     def value(self, x: torch.Tensor) -> torch.Tensor:
+        if self.envelope == "moreau":
+            reg, t = self.regularizer, self.parameter * self.theta
+            return self.theta * self._each(lambda v: reg.moreau_value(v, t), x)
         return self.theta * self.penalty(x)
 
     def grad(self, x: torch.Tensor) -> torch.Tensor:
-        g = gradient(x, self.ndim, self.weights)
-        mag = torch.sqrt((g.abs() ** 2).sum(0, keepdim=True) + self.epsilon**2)
-        return self.theta * gradient_adjoint(g / mag, self.ndim, self.weights)
+        reg = self.regularizer
+        if self.envelope == "moreau":
+            t = self.parameter * self.theta
+            return self.theta * self._map(lambda v: reg.moreau_grad(v, t), x)
+        return self.theta * self._map(reg.grad, x)
 
-
-class MoreauYosida(Potential):
-    """Moreau–Yosida envelope of a proximable prior ``θ g``: ``U(x) = min_u θ g(u) + ‖x − u‖²/2λ``,
-    ``∇U = (x − prox_{λθg}(x)) / λ``, Lipschitz ``1/λ`` (MYULA: Durmus, Moulines & Pereyra, SIAM J Imaging Sci
-    11 (2018) 473). ``prior`` provides ``prox(x, tau)`` and ``value(x)`` (summed over the image)."""
-
-    def __init__(self, prior, theta: float, lam: float, ndim: int):
-        if not (hasattr(prior, "prox") and hasattr(prior, "value")):
-            raise ValueError(f"A Moreau–Yosida prior needs prox(x, tau) and value(x); {type(prior).__name__} lacks them.")
-        if lam <= 0:
-            raise ValueError("The Moreau–Yosida parameter lambda must be positive.")
-        self.prior, self.theta, self.lam, self.ndim = prior, float(theta), float(lam), int(ndim)
-        self.lipschitz = 1.0 / self.lam
-
-    def set_theta(self, theta: float) -> None:
-        self.theta = float(theta)
-
-    def _prox(self, x: torch.Tensor) -> torch.Tensor:
+    def _map(self, f, x: torch.Tensor) -> torch.Tensor:
+        """``f`` applied to each image of the batch (not every regulariser handles batch axes)."""
         flat = x.reshape((-1,) + tuple(x.shape[x.ndim - self.ndim:]))
-        out = torch.stack([self.prior.prox(xi, self.lam * self.theta) for xi in flat])
-        return out.reshape(x.shape)
-
-    def _values(self, u: torch.Tensor) -> torch.Tensor:
-        flat = u.reshape((-1,) + tuple(u.shape[u.ndim - self.ndim:]))
-        vals = torch.stack([torch.as_tensor(self.prior.value(ui), dtype=torch.float64) for ui in flat])
-        return vals.reshape(u.shape[:u.ndim - self.ndim]).to(u.real.dtype)
-
-    def penalty(self, x: torch.Tensor) -> torch.Tensor:
-        """``g(x)`` per batch element (the potential without ``θ``)."""
-        return self._values(x)
-
-    def value(self, x: torch.Tensor) -> torch.Tensor:
-        u = self._prox(x)
-        return self.theta * self._values(u) + _sum_image((x - u).abs() ** 2, self.ndim) / (2 * self.lam)
-
-    def grad(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self._prox(x)) / self.lam
+        return torch.stack([f(xi) for xi in flat]).reshape(x.shape)
 
 
 class DenoiserPrior(Potential):

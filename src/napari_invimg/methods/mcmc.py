@@ -17,10 +17,15 @@ from ..diagnostics import mixing_summary
 from ..operators.base import LinearOperator
 from ..operators.noise import NoiseModel
 from ..priors.denoisers import get_denoiser
-from ._posterior import BoxPenalty, DenoiserPrior, Likelihood, Posterior, SmoothedTV, complex_randn, warm_start
+from ..priors.base import get_regularizer
+from ._posterior import (BoxPenalty, DenoiserPrior, Likelihood, Posterior, RegularizerPotential, complex_randn,
+                         warm_start)
 from .registry import ITERATIONS, Context, Estimate, Method, Param
 
-__all__ = ["ULA", "MALA", "PnPULA", "langevin", "estimate_tv_weight"]
+__all__ = ["ULA", "MALA", "PnPULA", "langevin", "estimate_prior_weight", "hand_crafted_prior", "HAND_CRAFTED"]
+
+#: regularisers (priors.get_regularizer) the Langevin samplers and VB accept as priors
+HAND_CRAFTED = ("tv", "hessian", "tikhonov")
 
 #: MALA's step size is tuned during burn-in towards this acceptance rate (Roberts & Rosenthal, JRSS B 60 (1998) 255)
 MALA_TARGET_ACCEPTANCE = 0.574
@@ -31,11 +36,34 @@ def _count_pixels(x: torch.Tensor, ndim: int) -> int:
     return 2 * n if x.is_complex() else n
 
 
-def estimate_tv_weight(penalty: float, pixels: int) -> float:
-    """Empirical-Bayes weight of a 1-homogeneous prior ``p(x) ∝ exp(−θ g(x))``: the fixed point
-    ``θ = n / E[g(x) | y]`` of the marginal likelihood (Vidal, De Bortoli, Pereyra & Durmus, SIAM J Imaging
-    Sci 13 (2020) 1945), with ``E[g]`` estimated by ``penalty`` (an average over states)."""
-    return pixels / max(float(penalty), 1e-12)
+def estimate_prior_weight(penalty: float, pixels: int, degree: int = 1) -> float:
+    """Empirical-Bayes weight of a ``degree``-homogeneous prior ``p(x) ∝ exp(−θ g(x))``: the fixed point
+    ``θ = n / (degree · E[g(x) | y])`` of the marginal likelihood (Vidal, De Bortoli, Pereyra & Durmus, SIAM J
+    Imaging Sci 13 (2020) 1945), with ``E[g]`` estimated by ``penalty`` (an average over states)."""
+    return pixels / (degree * max(float(penalty), 1e-12))
+
+
+def hand_crafted_prior(name: str, envelope: str, lam: float | None, epsilon: float | None, x0: torch.Tensor,
+                       likelihood: Likelihood, ndim: int) -> tuple[RegularizerPotential, RegularizerPotential | None]:
+    """The potential ``θ R̃`` of a registered regulariser, and itself again when ``θ`` is to be estimated.
+
+    Defaults: Huber ``ε`` = 10% of the starting image's std; Moreau–Yosida ``λ = 1/L_y`` (Durmus et al. 2018);
+    ``θ`` from the starting image, then re-estimated on the states (:func:`estimate_prior_weight`).
+    """
+    if name not in HAND_CRAFTED:
+        raise ValueError(f"prior must be one of {HAND_CRAFTED}, got {name!r}.")
+    reg = get_regularizer(name, ndim=ndim)
+    if epsilon is None:
+        spread = float((x0.abs() if x0.is_complex() else x0).std()) or 1.0
+        epsilon = 0.1 * spread if envelope == "huber" else 1.0 / likelihood.lipschitz
+    if envelope == "huber" and hasattr(reg, "smoothing"):
+        reg.smoothing = float(epsilon)
+    potential = RegularizerPotential(reg, 1.0 if lam is None else lam, envelope, epsilon)
+    if lam is not None:
+        return potential, None
+    pixels = _count_pixels(x0, ndim)
+    potential.set_theta(estimate_prior_weight(float(potential.penalty(x0).mean()), pixels, potential.degree))
+    return potential, potential
 
 
 def langevin(
@@ -97,7 +125,7 @@ def langevin(
             if adapt_weight is not None and k <= burn_in:
                 g = float(adapt_weight.penalty(x).mean())
                 penalty_avg = g if penalty_avg is None else 0.95 * penalty_avg + 0.05 * g
-                adapt_weight.set_theta(estimate_tv_weight(penalty_avg, pixels))
+                adapt_weight.set_theta(estimate_prior_weight(penalty_avg, pixels, adapt_weight.degree))
                 if not metropolis:
                     delta = step / posterior.lipschitz
                 else:
@@ -174,17 +202,9 @@ class _Langevin(Method):
 
     def _priors(self, A: LinearOperator, x0: torch.Tensor, likelihood: Likelihood, params: dict[str, Any]):
         """Prior potentials and the one whose weight is estimated during burn-in (or None)."""
-        prior_weight = params["lam"]
-        pixels = _count_pixels(x0, A.ndim)
-        eps = params["epsilon"]
-        if eps is None:
-            spread = float((x0.abs() if x0.is_complex() else x0).std()) or 1.0
-            eps = 0.1 * spread
-        theta = prior_weight if prior_weight is not None else 1.0
-        tv = SmoothedTV(theta, eps, A.ndim)
-        if prior_weight is None:
-            tv.set_theta(estimate_tv_weight(float(tv.penalty(x0).mean()), pixels))
-        return [tv], (tv if prior_weight is None else None)
+        potential, adapt = hand_crafted_prior(params["prior"], params["envelope"], params["lam"], params["epsilon"],
+                                              x0, likelihood, A.ndim)
+        return [potential], adapt
 
     def run(self, y, A, noise: NoiseModel, ctx: Context, **params: Any) -> Estimate:
         t0 = time.perf_counter()
@@ -234,39 +254,44 @@ def _common_params(iterations: int, step: float, step_doc: str) -> tuple[Param, 
     )
 
 
-_TV_PARAMS = (
-    Param("lam", float, None, 0.0, None, doc="TV weight θ (empty: empirical Bayes during burn-in)", log_scale=True),
-    Param("epsilon", float, None, 0.0, None, doc="TV smoothing ε (empty: 10% of the image's standard deviation)", log_scale=True),
+_PRIOR_PARAMS = (
+    Param("prior", str, "tv", choices=HAND_CRAFTED, doc="hand-crafted regulariser R"),
+    Param("envelope", str, "huber", choices=("huber", "moreau"),
+          doc="smooth R by its Huber version or by its Moreau–Yosida envelope (MYULA; any proximable R)"),
+    Param("lam", float, None, 0.0, None, doc="prior weight θ (empty: empirical Bayes during burn-in)", log_scale=True),
+    Param("epsilon", float, None, 0.0, None, log_scale=True,
+          doc="Huber ε (empty: 10% of the image's std) or Moreau–Yosida λ (empty: 1/L of the likelihood)"),
 )
 
 
 class ULA(_Langevin):
     name = "ula"
-    label = "ULA (Langevin, TV prior)"
+    label = "ULA (Langevin, hand-crafted prior)"
     description = (
-        "Unadjusted Langevin x ← x − δ∇U(x) + √(2δ) ξ on U = ½‖y − Ax‖²/σ² + θ TV_ε(x), δ = step/L with "
-        "L = ‖A‖²/σ² + 8θ/ε; returns the running mean, std, thinned samples, split-R̂ and ESS."
+        "Unadjusted Langevin x ← x − δ∇U(x) + √(2δ) ξ on U = ½‖y − Ax‖²/σ² + θ R̃(x), R̃ the Huber or "
+        "Moreau–Yosida smoothing of TV/Hessian–Schatten/Tikhonov, δ = step/L with L = ‖A‖²/σ² + Lip(θ∇R̃); "
+        "returns the running mean, std, thinned samples, split-R̂ and ESS."
     )
     reference = (
         "Durmus, Moulines & Pereyra, SIAM J Imaging Sci 11 (2018) 473; Vidal et al., SIAM J Imaging Sci 13 (2020) "
         "1945 (θ by empirical Bayes); Vehtari et al., Bayesian Analysis 16 (2021) 667 (R̂, ESS)."
     )
-    params = _common_params(3000, 0.9, "step as a fraction of 1/L (stable below 2)") + _TV_PARAMS
+    params = _common_params(3000, 0.9, "step as a fraction of 1/L (stable below 2)") + _PRIOR_PARAMS
 
 
 class MALA(_Langevin):
     name = "mala"
-    label = "MALA (Metropolis-adjusted Langevin, TV prior)"
+    label = "MALA (Metropolis-adjusted Langevin, hand-crafted prior)"
     description = (
         "Langevin proposal x' = x − δ∇U(x) + √(2δ) ξ accepted with the Metropolis–Hastings ratio (exact "
-        "posterior of U = ½‖y − Ax‖²/σ² + θ TV_ε(x)); δ tuned to 57% acceptance during burn-in."
+        "posterior of U = ½‖y − Ax‖²/σ² + θ R̃(x)); δ tuned to 57% acceptance during burn-in."
     )
     reference = (
         "Roberts & Tweedie, Bernoulli 2 (1996) 341; Pereyra, Stat. Comput. 26 (2016) 745; "
         "Vehtari et al., Bayesian Analysis 16 (2021) 667."
     )
     metropolis = True
-    params = _common_params(3000, 0.5, "initial step as a fraction of 1/L (tuned during burn-in)") + _TV_PARAMS
+    params = _common_params(3000, 0.5, "initial step as a fraction of 1/L (tuned during burn-in)") + _PRIOR_PARAMS
 
 
 class PnPULA(_Langevin):

@@ -16,8 +16,8 @@ import torch
 
 from ..operators.noise import NoiseModel
 from ..priors.denoisers import get_denoiser
-from ._posterior import DenoiserPrior, Likelihood, Posterior, SmoothedTV, complex_randn, warm_start
-from .mcmc import estimate_tv_weight
+from ._posterior import DenoiserPrior, Likelihood, Posterior, complex_randn, warm_start
+from .mcmc import HAND_CRAFTED, estimate_prior_weight, hand_crafted_prior
 from .registry import ITERATIONS, Context, Estimate, Method, Param
 
 __all__ = ["VariationalBayes"]
@@ -35,8 +35,8 @@ class VariationalBayes(Method):
     label = "Variational Bayes (Gaussian q)"
     description = (
         "q(x) = N(μ, diag(d²) + UUᵀ) maximising the ELBO E_q[log p(y|x) + log p(x)] + H(q) by Adam on "
-        "reparametrised samples x = μ + d⊙ε + Uη; prior: smoothed TV (θ by variational EM) or the learned "
-        "denoiser's score. Returns μ, the marginal std and samples from q."
+        "reparametrised samples x = μ + d⊙ε + Uη; prior: smoothed TV/Hessian–Schatten/Tikhonov (θ by variational "
+        "EM) or the learned denoiser's score. Returns μ, the marginal std and samples from q."
     )
     reference = (
         "Kingma & Welling, ICLR 2014 (reparametrisation); Titsias & Lázaro-Gredilla, ICML 2014 (doubly stochastic "
@@ -50,16 +50,17 @@ class VariationalBayes(Method):
         Param("rank", int, 0, 0, 64, doc="rank of the covariance factor U (0: mean-field)"),
         Param("mc_samples", int, 2, 1, 64, doc="Monte Carlo samples of the ELBO gradient per iteration"),
         Param("lr", float, 0.02, 1e-5, 1.0, doc="Adam learning rate, relative to the image's spread", log_scale=True),
-        Param("prior", str, "tv", choices=("tv", "denoiser"), doc="smoothed TV or the learned denoiser's score"),
-        Param("lam", float, None, 0.0, None, doc="TV weight θ (empty: variational EM)", log_scale=True),
-        Param("epsilon", float, None, 0.0, None,
-              doc="TV smoothing (empty: 10% of the image's std), or the denoiser's noise level (empty: 0.02)",
-              log_scale=True),
+        Param("prior", str, "tv", choices=HAND_CRAFTED + ("denoiser",),
+              doc="a hand-crafted regulariser or the learned denoiser's score"),
+        Param("envelope", str, "huber", choices=("huber", "moreau"), doc="smoothing of a hand-crafted prior"),
+        Param("lam", float, None, 0.0, None, doc="prior weight θ (empty: variational EM)", log_scale=True),
+        Param("epsilon", float, None, 0.0, None, log_scale=True,
+              doc="Huber ε / Moreau–Yosida λ of a hand-crafted prior, or the denoiser's noise level (empty: 0.02)"),
         Param("denoiser", str, "drunet", doc="registered denoiser for prior='denoiser'"),
     )
 
     def run(self, y, A, noise: NoiseModel, ctx: Context, iterations: int, n_samples: int, rank: int,
-            mc_samples: int, lr: float, prior: str, lam: float | None, epsilon: float | None,
+            mc_samples: int, lr: float, prior: str, envelope: str, lam: float | None, epsilon: float | None,
             denoiser: str) -> Estimate:
         t0 = time.perf_counter()
         likelihood = Likelihood(y, A, noise)
@@ -70,12 +71,8 @@ class VariationalBayes(Method):
         parts = 2 if mu0.is_complex() else 1
         pixels = parts * mu0.numel()
         adapt = None
-        if prior == "tv":
-            eps = 0.1 * spread if epsilon is None else epsilon
-            potential = SmoothedTV(1.0 if lam is None else lam, eps, A.ndim)
-            if lam is None:
-                potential.set_theta(estimate_tv_weight(float(potential.penalty(mu0)), pixels))
-                adapt = potential
+        if prior != "denoiser":
+            potential, adapt = hand_crafted_prior(prior, envelope, lam, epsilon, mu0.unsqueeze(0), likelihood, A.ndim)
         else:
             potential = DenoiserPrior(get_denoiser(denoiser), 0.02 if epsilon is None else epsilon, 1.0, A.ndim)
         posterior = Posterior(likelihood, [potential])
@@ -113,7 +110,7 @@ class VariationalBayes(Method):
                 if adapt is not None:
                     p = float(adapt.penalty(x.detach()).mean())
                     penalty_avg = p if penalty_avg is None else 0.9 * penalty_avg + 0.1 * p
-                    adapt.set_theta(estimate_tv_weight(penalty_avg, pixels))
+                    adapt.set_theta(estimate_prior_weight(penalty_avg, pixels, adapt.degree))
             entropy = parts * log_d.sum()
             if factor is not None:
                 scaled = factor / torch.exp(log_d).reshape(-1, 1)
@@ -141,7 +138,7 @@ class VariationalBayes(Method):
             "wall_seconds": time.perf_counter() - t0,
             "likelihood": "gaussian" if noise.gain == 0 else "gaussian approximation of poisson-gaussian",
         }
-        if prior == "tv":
+        if prior != "denoiser":
             info["prior_weight"] = potential.theta
             info["prior_weight_choice"] = "variational EM" if adapt is not None else "given"
         return Estimate(mean, std, samples, info)
