@@ -114,7 +114,10 @@ def main() -> None:
     parser.add_argument("--sizes", default=None, help="e.g. 128,256 (default: 128 with --quick, else both)")
     parser.add_argument("--no-calibrate", action="store_true")
     parser.add_argument("--no-speed", action="store_true", help="skip the vb-vs-ula and 256² timing sections")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else ([128] if args.quick else [128, 256])
     available = set(ni.methods())
     wanted = [m for m in args.methods.split(",") if m]

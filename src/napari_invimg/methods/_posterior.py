@@ -16,9 +16,10 @@ import torch
 from ..operators.base import LinearOperator
 from ..operators.noise import NoiseModel
 from ..priors.base import AnalysisRegularizer, Regularizer, SmoothRegularizer
-from ..priors.denoisers import Denoiser
+from ..priors.denoisers import Denoiser, get_denoiser
 from ..priors.differences import laplacian
 from ._solvers import conjugate_gradient
+from .registry import Param
 
 __all__ = [
     "Likelihood",
@@ -29,6 +30,8 @@ __all__ = [
     "Posterior",
     "complex_randn",
     "warm_start",
+    "load_denoiser",
+    "WEIGHTS",
 ]
 
 
@@ -40,6 +43,20 @@ def complex_randn(shape: Sequence[int], like: torch.Tensor, generator: torch.Gen
         imag = torch.randn(tuple(shape), generator=generator, device=dev)
         return torch.complex(real, imag).to(like.device, like.dtype)
     return torch.randn(tuple(shape), generator=generator, device=dev).to(like.device, like.dtype)
+
+
+#: the parameter every method with a learned prior takes for the user's own weights
+WEIGHTS = Param("weights", str, "", doc="denoiser weights file, e.g. from ni.train_denoiser (empty: shipped weights)")
+
+
+def load_denoiser(name: str, weights: str) -> Denoiser:
+    """A registered denoiser, with the user's weights file when ``weights`` is not empty."""
+    if not weights:
+        return get_denoiser(name)
+    try:
+        return get_denoiser(name, weights=weights)
+    except TypeError:
+        raise ValueError(f"The denoiser {name!r} takes no weights file.") from None
 
 
 def _sum_image(t: torch.Tensor, ndim: int) -> torch.Tensor:

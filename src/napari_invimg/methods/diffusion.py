@@ -16,8 +16,8 @@ from typing import Any
 import torch
 
 from ..operators.noise import NoiseModel
-from ..priors.denoisers import Denoiser, get_denoiser
-from ._posterior import Likelihood, complex_randn, warm_start
+from ..priors.denoisers import Denoiser
+from ._posterior import WEIGHTS, Likelihood, complex_randn, load_denoiser, warm_start
 from .registry import Context, Estimate, Method, Param
 
 __all__ = ["DPS", "DiffPIR", "noise_schedule"]
@@ -54,7 +54,7 @@ class _Diffusion(Method):
         likelihood = Likelihood(y, A, noise)
         start = warm_start(likelihood, A.ndim)
         level = (start.real if start.is_complex() else start).mean()
-        den = get_denoiser(params["denoiser"])
+        den = load_denoiser(params["denoiser"], params["weights"])
         state: dict[str, Any] = {"likelihood": likelihood, "denoiser": den, "ndim": A.ndim, "params": params,
                                  "network": 0, "backward": 0, "spread": float((start.abs() if start.is_complex() else start).std())}
         gen = ctx.generator(23)
@@ -97,6 +97,7 @@ _COMMON = (
     Param("denoiser", str, "drunet", doc="noise-conditional denoiser D(x, σ) trained up to σ ≥ sigma_max"),
     Param("sigma_max", float, 1.0, 1e-3, 100.0, doc="first noise level of the schedule", log_scale=True),
     Param("sigma_min", float, 0.003, 1e-5, 1.0, doc="last noise level (then one final denoising)", log_scale=True),
+    WEIGHTS,
 )
 
 

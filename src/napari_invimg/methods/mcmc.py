@@ -16,10 +16,9 @@ import torch
 from ..diagnostics import mixing_summary
 from ..operators.base import LinearOperator
 from ..operators.noise import NoiseModel
-from ..priors.denoisers import get_denoiser
 from ..priors.base import get_regularizer
-from ._posterior import (BoxPenalty, DenoiserPrior, Likelihood, Posterior, RegularizerPotential, complex_randn,
-                         warm_start)
+from ._posterior import (WEIGHTS, BoxPenalty, DenoiserPrior, Likelihood, Posterior, RegularizerPotential,
+                         complex_randn, load_denoiser, warm_start)
 from .registry import ITERATIONS, Context, Estimate, Method, Param
 
 __all__ = ["ULA", "MALA", "PnPULA", "langevin", "estimate_prior_weight", "hand_crafted_prior", "HAND_CRAFTED"]
@@ -306,9 +305,10 @@ class PnPULA(_Langevin):
         Param("denoiser", str, "drunet", doc="registered denoiser D(x, σ) (priors.denoiser_names())"),
         Param("epsilon", float, 0.02, 1e-4, 1.0, doc="noise level ε at which the denoiser gives the score", log_scale=True),
         Param("alpha", float, 1.0, 0.0, 10.0, doc="prior weight α on the score"),
+        WEIGHTS,
     )
 
     def _priors(self, A, x0, likelihood, params):
-        prior = DenoiserPrior(get_denoiser(params["denoiser"]), params["epsilon"], params["alpha"], A.ndim)
+        prior = DenoiserPrior(load_denoiser(params["denoiser"], params["weights"]), params["epsilon"], params["alpha"], A.ndim)
         box_lam = 10.0 / (likelihood.lipschitz + prior.lipschitz)  # acts only outside C: a tenth of the step budget
         return [prior, BoxPenalty(-1.0, 2.0, box_lam, A.ndim)], None

@@ -15,8 +15,7 @@ from typing import Any
 import torch
 
 from ..operators.noise import NoiseModel
-from ..priors.denoisers import get_denoiser
-from ._posterior import DenoiserPrior, Likelihood, Posterior, complex_randn, warm_start
+from ._posterior import WEIGHTS, DenoiserPrior, Likelihood, Posterior, complex_randn, load_denoiser, warm_start
 from .mcmc import HAND_CRAFTED, estimate_prior_weight, hand_crafted_prior
 from .registry import ITERATIONS, Context, Estimate, Method, Param
 
@@ -57,11 +56,12 @@ class VariationalBayes(Method):
         Param("epsilon", float, None, 0.0, None, log_scale=True,
               doc="Huber ε / Moreau–Yosida λ of a hand-crafted prior, or the denoiser's noise level (empty: 0.02)"),
         Param("denoiser", str, "drunet", doc="registered denoiser for prior='denoiser'"),
+        WEIGHTS,
     )
 
     def run(self, y, A, noise: NoiseModel, ctx: Context, iterations: int, n_samples: int, rank: int,
             mc_samples: int, lr: float, prior: str, envelope: str, lam: float | None, epsilon: float | None,
-            denoiser: str) -> Estimate:
+            denoiser: str, weights: str) -> Estimate:
         t0 = time.perf_counter()
         likelihood = Likelihood(y, A, noise)
         mu0 = warm_start(likelihood, A.ndim)
@@ -74,7 +74,7 @@ class VariationalBayes(Method):
         if prior != "denoiser":
             potential, adapt = hand_crafted_prior(prior, envelope, lam, epsilon, mu0.unsqueeze(0), likelihood, A.ndim)
         else:
-            potential = DenoiserPrior(get_denoiser(denoiser), 0.02 if epsilon is None else epsilon, 1.0, A.ndim)
+            potential = DenoiserPrior(load_denoiser(denoiser, weights), 0.02 if epsilon is None else epsilon, 1.0, A.ndim)
         posterior = Posterior(likelihood, [potential])
 
         mu = mu0.clone().requires_grad_(True)
