@@ -59,7 +59,7 @@ def make_case(name: str, n: int):
     else:
         x = _resize(ni.datasets.camera(), n)
         natural = ni.datasets.natural_images()
-        cal = [_resize(natural[i], n) for i in (3, 2)]  # coins and moon (camera is image 0)
+        cal = [_resize(natural[i], n) for i in (8, 10)]  # astronaut and chelsea: photographs, as camera is
         noise = ni.noise.Gaussian(0.03)
         A = ni.operators.Blur(ni.psf.gaussian((11, 11), sigma=1.5), (n, n))
     y = ni.simulate(x, A, noise, seed=2)
