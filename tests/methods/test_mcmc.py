@@ -46,7 +46,7 @@ def test_langevin_core_with_gaussian_prior(metropolis):
     post = Posterior(lik, [GaussianPotential(PRIOR_STD**2)])
     ctx = Context(torch.device("cpu"), seed=3)
     x0 = warm_start(lik, 2).expand(4, 16, 16).clone()
-    res = langevin(post, x0, ctx, iterations=3000, burn_in=500, thinning=25, n_samples=200,
+    res = langevin(post, x0, ctx, iterations=2000, burn_in=400, thinning=16, n_samples=200,
                    step=0.5, ndim=2, metropolis=metropolis)
     _check_against_exact(res["mean"].numpy(), res["std"].numpy(), toy)
     if metropolis:

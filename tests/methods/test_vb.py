@@ -20,19 +20,19 @@ def test_mean_field_vb_matches_closed_form(toy):
     # for a Gaussian posterior N(μ, P⁻¹) the mean-field optimum is q = N(μ, diag(1/P_ii))
     mf_std = 1 / np.sqrt(np.diag(toy.precision)).reshape(toy.mean.shape)
     rec = ni.reconstruct(toy.y, toy.A, "vb", toy.noise, prior="denoiser", denoiser="gaussian_toy", epsilon=EPS,
-                         iterations=800, n_samples=64, seed=0)
+                         iterations=500, n_samples=64, seed=0)
     assert np.max(np.abs(rec.mean - toy.mean) / toy.std) < 0.3
     assert 0.88 < np.median(rec.std / mf_std) < 1.08
     assert np.median(rec.std / toy.std) < 0.8  # mean-field under-estimates the marginal std, as it should
     assert rec.samples.shape == (64, 16, 16) and rec.info["uncertainty"] == "posterior"
     assert 0.8 < np.median(rec.samples.std(0) / rec.std) < 1.2
-    assert rec.info["network_evaluations"] == 800 * 2
+    assert rec.info["network_evaluations"] == 500 * 2
 
 
 def test_low_rank_factor_adds_variance(toy):
     mf_std = 1 / np.sqrt(np.diag(toy.precision)).reshape(toy.mean.shape)
     rec = ni.reconstruct(toy.y, toy.A, "vb", toy.noise, prior="denoiser", denoiser="gaussian_toy", epsilon=EPS,
-                         iterations=800, rank=4, n_samples=8, seed=0)
+                         iterations=500, rank=4, n_samples=8, seed=0)
     assert np.max(np.abs(rec.mean - toy.mean) / toy.std) < 0.3
     assert 0.88 < np.median(rec.std / mf_std) and np.median(rec.std / toy.std) < 1.05
 
