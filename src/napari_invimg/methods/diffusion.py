@@ -112,8 +112,8 @@ class DPS(_Diffusion):
         "Chung, Kim, Mccann, Klasky & Ye, ICLR 2023 (DPS); Song, Vahdat, Mardani & Kautz, ICLR 2023 (ΠGDM "
         "likelihood variance); Song et al., ICLR 2021 (VE SDE)."
     )
-    params = (Param("iterations", int, 100, 1, 10000, doc="diffusion steps"),) + _COMMON + (
-        Param("guidance", float, 1.0, 0.0, 100.0, doc="guidance weight ζ on the likelihood score"),
+    params = (Param("iterations", int, 50, 1, 10000, doc="diffusion steps"),) + _COMMON + (
+        Param("guidance", float, 1.5, 0.0, 100.0, doc="guidance weight ζ on the likelihood score"),
     )
 
     def _step(self, x, sigma, sigma_next, state, gen):
@@ -147,9 +147,9 @@ class DiffPIR(_Diffusion):
         "x ← x̂₀' + σ'(√(1−ζ) ε̂ + √ζ z) with ε̂ = (x − x̂₀')/σ."
     )
     reference = "Zhu, Zhang, Liang, Cao, Wen, Timofte & Van Gool, CVPR Workshops 2023 (DiffPIR)."
-    params = (Param("iterations", int, 100, 1, 10000, doc="diffusion steps"),) + _COMMON + (
-        Param("lam", float, 7.0, 1e-3, 1e4, doc="λ: weight of the prior in the data step (ρ = λ/σ²)", log_scale=True),
-        Param("zeta", float, 0.3, 0.0, 1.0, doc="ζ: share of fresh noise in each step (1: fully stochastic)"),
+    params = (Param("iterations", int, 30, 1, 10000, doc="diffusion steps"),) + _COMMON + (
+        Param("lam", float, 1.5, 1e-3, 1e4, doc="λ: weight of the prior in the data step (ρ = λ/σ²)", log_scale=True),
+        Param("zeta", float, 0.8, 0.0, 1.0, doc="ζ: share of fresh noise in each step (1: fully stochastic)"),
         Param("cg_iterations", int, 10, 1, 200, doc="conjugate-gradient iterations of the data step"),
     )
 
