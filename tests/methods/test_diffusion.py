@@ -51,3 +51,20 @@ def test_schedule():
     assert len(s) == 11 and s[0] == 1.0 and abs(s[-1] - 0.01) < 1e-12 and all(a > b for a, b in zip(s, s[1:]))
     with pytest.raises(ValueError):
         noise_schedule(10, 0.01, 1.0)
+
+
+def test_shipped_denoiser_runs_every_learned_sampler():
+    from napari_invimg.priors import denoiser_names
+
+    if "drunet" not in denoiser_names():
+        pytest.skip("the learned denoiser is not in this build")
+    x = ni.datasets.fluorescence((24, 40), seed=0)
+    A = ni.operators.Blur(ni.psf.gaussian((5, 5), sigma=1.0), x.shape)
+    noise = ni.noise.Gaussian(0.03)
+    y = ni.simulate(x, A, noise, seed=0)
+    for method, params in (("diffpir", dict(iterations=4, n_samples=2)), ("dps", dict(iterations=3, n_samples=2)),
+                           ("pnp_ula", dict(iterations=16, n_samples=8, chains=2, burn_in=0)),
+                           ("vb", dict(iterations=5, prior="denoiser"))):
+        rec = ni.reconstruct(y, A, method, noise, **params)
+        assert rec.mean.shape == x.shape and np.isfinite(rec.std).all(), method
+        assert rec.info["network_evaluations"] > 0
