@@ -112,6 +112,7 @@ class RichardsonLucy(Method):
         with torch.no_grad():
             c = self._offset(y, noise)
             yc = (y + c).clamp(min=0)
+            shared_offset = noise.gain > 0 and c == noise._shift()
             inv_norm = A._adjoint(torch.ones_like(y)).clamp_(min=1e-12).reciprocal_()
             x = torch.full(A.in_shape, float(yc.mean()), device=y.device).clamp(min=1e-6)
             x_prev = x
@@ -126,7 +127,8 @@ class RichardsonLucy(Method):
                 v = torch.lerp(x_prev, x, 1.0 + alpha).clamp_(min=1e-12) if alpha > 0 else x
                 model = torch.add(A._forward(v), c).clamp_(min=1e-12)
                 ratio = torch.div(yc, model)
-                misfit = noise.deviance(yc, model, ratio) if noise.gain > 0 else noise.misfit(y, model - c)
+                # the deviance from the ratio is the noise model's own when the offsets agree
+                misfit = noise.deviance(yc, model, ratio) if shared_offset else noise.misfit(y, model - c)
                 ctx.log(misfit=misfit, alpha=alpha)
                 x_new = A._adjoint(ratio).mul_(v).mul_(inv_norm)
                 if acceleration:

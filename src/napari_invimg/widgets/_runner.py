@@ -77,12 +77,15 @@ __all__ = [
     "report_error",
     "running_tasks",
     "result_name",
+    "ENSEMBLE_SUFFIX",
 ]
 
 log = logging.getLogger(__name__)
 
 #: seconds between two live previews (a preview redraws the layer; more often only slows the run)
 PREVIEW_INTERVAL_S = 0.3
+#: appended to the std/samples layer names of results whose uncertainty kind is "ensemble"
+ENSEMBLE_SUFFIX = " (ensemble spread, not posterior)"
 _RUNNING: set[Task] = set()
 
 
@@ -180,7 +183,8 @@ def add_result_layers(viewer, input_layer: Layer | LayerInfo, rec: Reconstructio
     """Add (or update in place) the mean, std and optionally samples layers of a reconstruction.
 
     Layers are named ``"<name> mean"``, ``"<name> std"``, ``"<name> samples"`` with ``name`` defaulting to
-    ``"<input> · <method>"``; they copy the input's geometry (see :func:`spatial_kwargs`) and carry
+    ``"<input> · <method>"`` (std and samples of an ``"ensemble"`` result get :data:`ENSEMBLE_SUFFIX` and a
+    notification says that their spread is not a posterior); they copy the input's geometry (see :func:`spatial_kwargs`) and carry
     ``rec.info`` plus ``input``/``output`` under ``metadata["invimg"]``.
     """
     info = LayerInfo.of(input_layer)
@@ -193,9 +197,14 @@ def add_result_layers(viewer, input_layer: Layer | LayerInfo, rec: Reconstructio
         return {"invimg": {**rec.info, "input": info.name, "output": part}}
 
     layers = [set_image_layer(viewer, mean, f"{base} mean", metadata=meta("mean"), **geometry)]
+    # an ensemble's spread is a sensitivity to the method's choices, not a posterior: say so in name and message
+    suffix = ENSEMBLE_SUFFIX if rec.info.get("uncertainty") == "ensemble" else ""
     if rec.std is not None:
-        layers.append(set_image_layer(viewer, rec.std, f"{base} std", colormap="magma", metadata=meta("std"),
-                                      **geometry))
+        layers.append(set_image_layer(viewer, rec.std, f"{base} std{suffix}", colormap="magma",
+                                      metadata=meta("std"), **geometry))
+        if suffix:
+            show_info(f"{method}: the std is the spread of runs over the method's choices (seed or λ) — it "
+                      "measures sensitivity to those choices, not the posterior uncertainty.")
     if add_samples and rec.samples is not None:
         samples = np.abs(rec.samples) if np.iscomplexobj(rec.samples) else rec.samples
         stacked = {"scale": (1.0, *geometry["scale"]), "translate": (0.0, *geometry["translate"])} if geometry else {}
@@ -203,7 +212,8 @@ def add_result_layers(viewer, input_layer: Layer | LayerInfo, rec: Reconstructio
             stacked["units"] = ("pixel", *geometry["units"])
         if geometry.get("axis_labels"):
             stacked["axis_labels"] = ("sample", *geometry["axis_labels"])
-        layers.append(set_image_layer(viewer, samples, f"{base} samples", metadata=meta("samples"), **stacked))
+        layers.append(set_image_layer(viewer, samples, f"{base} samples{suffix}", metadata=meta("samples"),
+                                      **stacked))
     return layers
 
 

@@ -28,6 +28,7 @@ from ._models import (
     psf_from_layer,
 )
 from ._runner import RunControls, Task, image_data, report_error, run_reconstruction
+from ._settings import default_device
 
 __all__ = ["ReconstructWidget"]
 
@@ -54,7 +55,10 @@ class ReconstructWidget(Container):
         self.about = Label(value="")
         self.params = ParameterForm()
         self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
-        self.device = ComboBox(label="device", choices=device_choices())
+        devices = device_choices()
+        self.device = ComboBox(label="device", choices=devices, value=default_device(devices),
+                               tooltip="starts at the device set in Preferences › napari-invimg › Compute "
+                                       "(auto when that device is not available here)")
         self.add_samples = CheckBox(label="add samples layer", value=False)
         self.rerun_button = PushButton(text="Re-run from the selected layer's metadata")
         self.controls = RunControls(self.run)
