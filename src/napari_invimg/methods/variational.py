@@ -206,6 +206,8 @@ class RichardsonLucyTV(Method):
         tv = TotalVariation(A.ndim, weights=_axis_weights(A.ndim, z_weight))
         warm = 0
         with torch.no_grad():
+            if noise.gain > 0:  # the same variance-stabilising weights as the tv method, given λ or not
+                tv.pixel_weights = stabilising_weights(noise, initial_image(y, A, 0.0))
             if lam is None:
                 warm = max(20, min(100, iterations // 2))
                 _, info = solve_regularized(y, A, noise, tv, ctx, iterations=warm, solver="primal_dual", lam=None,
