@@ -101,6 +101,9 @@ def array(name: str | Array) -> Array:
     return parse_array(text, name)
 
 
+_station_table = array
+
+
 def mjd_of(date: str | _dt.date) -> float:
     """Modified Julian date of 0 h UTC on ``date`` (ISO ``YYYY-MM-DD`` or a ``datetime.date``)."""
     if isinstance(date, str):
@@ -168,7 +171,7 @@ def elevation_deg(xyz: np.ndarray, gmst_h: np.ndarray, ra_hours: float, dec_deg:
 
 
 def coverage(
-    array_: str | Array = "EHT2017",
+    array: str | Array = "EHT2017",
     ra_hours: float = SOURCES["M87*"][0],
     dec_deg: float = SOURCES["M87*"][1],
     freq_ghz: float = 230.0,
@@ -183,7 +186,7 @@ def coverage(
     """Earth-rotation coverage: scans of ``scan_minutes`` every ``interval_minutes`` from ``start_hours``
     UTC on ``date`` for ``duration_hours``; a baseline is kept in a scan when both stations see the
     source above ``elevation_min_deg`` at the scan centre. (u, v) at the scan centre, in wavelengths."""
-    arr = array(array_)
+    arr = _station_table(array)
     if not 0.0 <= ra_hours < 24.0:
         raise ValueError(f"Right ascension must be in hours, 0 to 24; got {ra_hours}.")
     if not -90.0 <= dec_deg <= 90.0:
