@@ -72,3 +72,13 @@ def test_bad_input_is_refused(obs):
         bh.Interferometer(obs, npix=16, fov_uas=30.0)
     with pytest.raises(ValueError, match="too small for the source"):
         bh.simulate(bh.models.ring(npix=32, fov_uas=50.0), fov_uas=50.0)
+
+
+def test_scan_averaging_of_integrations():
+    fine = bh.simulate(bh.models.double(), integration_s=60.0, thermal_noise=False, interval_minutes=120.0)
+    coarse = fine.average(600.0)
+    assert len(fine) == 10 * len(coarse)
+    per_baseline = dict(zip(zip(fine.station1, fine.station2), fine.sigma))
+    ratio = coarse.sigma / np.array([per_baseline[p] for p in zip(coarse.station1, coarse.station2)])
+    np.testing.assert_allclose(ratio, 1 / np.sqrt(10), rtol=1e-6)  # ten 60 s integrations per 10-min scan
+    np.testing.assert_allclose(coarse.integration_s, 600.0)
