@@ -32,6 +32,8 @@ def test_interferometer_spec_round_trip(obs):
     B = from_spec(A.spec())
     x = bh.models.crescent(npix=32)
     np.testing.assert_allclose(B.forward(x), A.forward(x), rtol=1e-5, atol=1e-7)
+    C = bh.Closures(obs, npix=32, fov_uas=160.0)
+    np.testing.assert_allclose(from_spec(C.spec()).forward(x), C.forward(x), atol=1e-6)
 
 
 def test_closures_immune_to_station_gains(obs):
