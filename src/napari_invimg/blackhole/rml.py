@@ -254,6 +254,7 @@ class RML(Method):
         step = 0
         x = torch.exp(z0)
         chi2 = {}
+        iterations_run = 0
         for r in range(rounds):
             if r > 0:
                 start = blur_image(x, blur_pixels)
@@ -272,11 +273,12 @@ class RML(Method):
 
             done = 0
             while done < iterations:
-                opt.max_iter = opt.param_groups[0]["max_iter"] = min(chunk, iterations - done)
+                opt.param_groups[0]["max_iter"] = min(chunk, iterations - done)
                 with torch.no_grad():
                     before = float(objective(z)[0])
                 opt.step(closure)
-                done += chunk
+                done += opt.param_groups[0]["max_iter"]
+                iterations_run += opt.param_groups[0]["max_iter"]
                 step += 1
                 with torch.no_grad():
                     value, parts = objective(z)
@@ -287,6 +289,6 @@ class RML(Method):
                 if abs(before - float(value)) <= 1e-9 * max(abs(before), 1e-30):
                     break
             chi2 = {k: float(v) for k, v in parts.items()}
-        return Estimate(x.float(), info={"iterations": step * chunk, "rounds": rounds, "total_flux": flux_total,
+        return Estimate(x.float(), info={"iterations": iterations_run, "rounds": rounds, "total_flux": flux_total,
                                          "reduced_chi2": chi2, "data": [name for name, _, _ in terms],
                                          "image_flux": float(x.sum())})
