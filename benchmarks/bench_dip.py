@@ -14,6 +14,7 @@ the best PSNR of the returned image (the running mean) anywhere on the path.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 
@@ -49,9 +50,10 @@ def problem(name: str, kind: str, size: int):
     return x, A, noise, y
 
 
-def dip_row(name: str, kind: str, size: int, iterations: int) -> dict:
+def dip_row(name: str, kind: str, size: int, iterations: int, **params) -> dict:
     x, A, noise, y = problem(name, kind, size)
-    beta = 1 - 1 / DEFAULT_STOP["window"]
+    settings = {**DEFAULT_STOP, **params}
+    beta = 1 - 1 / settings["window"]
     path, raw, state = [], [], {"mean": None}
 
     def progress(i, total, preview):
@@ -63,10 +65,10 @@ def dip_row(name: str, kind: str, size: int, iterations: int) -> dict:
             print(f"  {name}/{kind} iteration {i}: running-mean PSNR {path[-1]:.2f}", file=sys.stderr, flush=True)
 
     t0 = time.perf_counter()
-    rec = ni.reconstruct(y, A, "dip", noise, seed=0, stop="none", iterations=iterations, progress=progress)
+    rec = ni.reconstruct(y, A, "dip", noise, seed=0, stop="none", iterations=iterations, progress=progress,
+                         **params)
     seconds = (time.perf_counter() - t0) / rec.info["iterations"]
-    rule = StoppingRule.replay(rec.info["history"], "auto", DEFAULT_STOP["tau"], DEFAULT_STOP["window"],
-                               DEFAULT_STOP["patience"])
+    rule = StoppingRule.replay(rec.info["history"], "auto", settings["tau"], settings["window"], settings["patience"])
     rl = ni.reconstruct(y, A, "richardson_lucy", noise)
     best = int(np.argmax(path))
     return {
@@ -95,6 +97,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=None)
     ap.add_argument("--iterations", type=int, default=None)
     ap.add_argument("--only", default=None, help="one row, e.g. dip:cell/blur or bayes_dip:fluorescence/denoise")
+    ap.add_argument("--params", default="{}", help='extra method parameters as JSON, e.g. {"input_noise": 0}')
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = ap.parse_args()
     if args.threads:
@@ -111,7 +114,7 @@ def main() -> None:
     for method, name, kind in rows:
         if method != "dip":
             continue
-        r = dip_row(name, kind, size, its)
+        r = dip_row(name, kind, size, its, **json.loads(args.params))
         print(f"| {r['case']} | {r['measured']:.2f} | {r['rl']:.2f} | {r['stopped']:.2f} ({r['stop_it']}, {r['why']}) "
               f"| {r['oracle']:.2f} ({r['oracle_it']}) | {r['raw_oracle']:.2f} | {r['oracle'] - r['stopped']:.2f} "
               f"| {r['s_per_it']:.3f} |", flush=True)
@@ -119,7 +122,7 @@ def main() -> None:
     for method, name, kind in rows:
         if method == "dip":
             continue
-        r = bayes_row(name, kind, size, its, method)
+        r = bayes_row(name, kind, size, its, method, **json.loads(args.params))
         print(f"| {method} | {r['case']} | {r['psnr']:.2f} | {r['coverage90']:.3f} | {r['corr']:.3f} "
               f"| {r['stop_it']}, {r['why']} | {r['seconds']:.0f} |", flush=True)
 
