@@ -91,6 +91,22 @@ def bayes_row(name: str, kind: str, size: int, iterations: int, method: str, **p
     }
 
 
+def timing_rows(size: int, iterations: int = 12) -> None:
+    """Wall and CPU seconds per iteration (median over the last ``iterations − 2``) of each network method."""
+    x, A, noise, y = problem("fluorescence", "blur", size)
+    print(f"| method | wall s/it ({size}²) | CPU s/it | torch threads |")
+    for method in ("dip", "deep_decoder", "bayes_dip", "mc_dropout_dip"):
+        wall, cpu = [], []
+
+        def progress(i, total, preview):
+            wall.append(time.perf_counter())
+            cpu.append(time.process_time())
+
+        ni.reconstruct(y, A, method, noise, iterations=iterations, stop="none", progress=progress)
+        print(f"| {method} | {np.median(np.diff(wall)[2:]):.3f} | {np.median(np.diff(cpu)[2:]):.3f} "
+              f"| {torch.get_num_threads()} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="64×64, few iterations")
@@ -99,9 +115,13 @@ def main() -> None:
     ap.add_argument("--only", default=None, help="one row, e.g. dip:cell/blur or bayes_dip:fluorescence/denoise")
     ap.add_argument("--params", default="{}", help='extra method parameters as JSON, e.g. {"input_noise": 0}')
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--timing", action="store_true", help="only seconds per iteration on --size (default 256)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.timing:
+        timing_rows(args.size or 256)
+        return
     size = args.size or (64 if args.quick else 256)
     its = args.iterations or (150 if args.quick else 2500)
     rows = [("dip", n, k) for n in ("fluorescence", "cell") for k in ("blur", "denoise")]

@@ -59,7 +59,7 @@ def test_cancel_keeps_the_selected_iterate(denoising):
     partial = caught.value.partial
     assert partial is not None and partial.mean.shape == x.shape
     assert np.isfinite(partial.mean).all() and partial.info["cancelled"]
-    assert ni.metrics.psnr(partial.mean, x) > 10
+    assert partial.info["iteration"] == 25  # the running mean kept just before step 25 was refused
 
 
 def test_deep_decoder_denoises(denoising):
