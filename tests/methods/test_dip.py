@@ -64,7 +64,7 @@ def test_cancel_keeps_the_selected_iterate(denoising):
 
 def test_deep_decoder_denoises(denoising):
     x, A, noise, y = denoising
-    rec = ni.reconstruct(y, A, "deep_decoder", noise, iterations=120, channels=16, levels=3, lr=0.02,
+    rec = ni.reconstruct(y, A, "deep_decoder", noise, iterations=150, channels=16, levels=3, lr=0.02,
                          window=20)
     assert rec.info["parameters"] < x.size
     assert ni.metrics.psnr(rec.mean, x) > ni.metrics.psnr(y, x) + 2.0
