@@ -14,6 +14,7 @@ the best PSNR of the returned image (the running mean) anywhere on the path.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 
@@ -49,9 +50,10 @@ def problem(name: str, kind: str, size: int):
     return x, A, noise, y
 
 
-def dip_row(name: str, kind: str, size: int, iterations: int) -> dict:
+def dip_row(name: str, kind: str, size: int, iterations: int, **params) -> dict:
     x, A, noise, y = problem(name, kind, size)
-    beta = 1 - 1 / DEFAULT_STOP["window"]
+    settings = {**DEFAULT_STOP, **params}
+    beta = 1 - 1 / settings["window"]
     path, raw, state = [], [], {"mean": None}
 
     def progress(i, total, preview):
@@ -63,10 +65,10 @@ def dip_row(name: str, kind: str, size: int, iterations: int) -> dict:
             print(f"  {name}/{kind} iteration {i}: running-mean PSNR {path[-1]:.2f}", file=sys.stderr, flush=True)
 
     t0 = time.perf_counter()
-    rec = ni.reconstruct(y, A, "dip", noise, seed=0, stop="none", iterations=iterations, progress=progress)
+    rec = ni.reconstruct(y, A, "dip", noise, seed=0, stop="none", iterations=iterations, progress=progress,
+                         **params)
     seconds = (time.perf_counter() - t0) / rec.info["iterations"]
-    rule = StoppingRule.replay(rec.info["history"], "auto", DEFAULT_STOP["tau"], DEFAULT_STOP["window"],
-                               DEFAULT_STOP["patience"])
+    rule = StoppingRule.replay(rec.info["history"], "auto", settings["tau"], settings["window"], settings["patience"])
     rl = ni.reconstruct(y, A, "richardson_lucy", noise)
     best = int(np.argmax(path))
     return {
@@ -89,16 +91,37 @@ def bayes_row(name: str, kind: str, size: int, iterations: int, method: str, **p
     }
 
 
+def timing_rows(size: int, iterations: int = 12) -> None:
+    """Wall and CPU seconds per iteration (median over the last ``iterations − 2``) of each network method."""
+    x, A, noise, y = problem("fluorescence", "blur", size)
+    print(f"| method | wall s/it ({size}²) | CPU s/it | torch threads |")
+    for method in ("dip", "deep_decoder", "bayes_dip", "mc_dropout_dip"):
+        wall, cpu = [], []
+
+        def progress(i, total, preview):
+            wall.append(time.perf_counter())
+            cpu.append(time.process_time())
+
+        ni.reconstruct(y, A, method, noise, iterations=iterations, stop="none", progress=progress)
+        print(f"| {method} | {np.median(np.diff(wall)[2:]):.3f} | {np.median(np.diff(cpu)[2:]):.3f} "
+              f"| {torch.get_num_threads()} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="64×64, few iterations")
     ap.add_argument("--size", type=int, default=None)
     ap.add_argument("--iterations", type=int, default=None)
     ap.add_argument("--only", default=None, help="one row, e.g. dip:cell/blur or bayes_dip:fluorescence/denoise")
+    ap.add_argument("--params", default="{}", help='extra method parameters as JSON, e.g. {"input_noise": 0}')
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--timing", action="store_true", help="only seconds per iteration on --size (default 256)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.timing:
+        timing_rows(args.size or 256)
+        return
     size = args.size or (64 if args.quick else 256)
     its = args.iterations or (150 if args.quick else 2500)
     rows = [("dip", n, k) for n in ("fluorescence", "cell") for k in ("blur", "denoise")]
@@ -111,7 +134,7 @@ def main() -> None:
     for method, name, kind in rows:
         if method != "dip":
             continue
-        r = dip_row(name, kind, size, its)
+        r = dip_row(name, kind, size, its, **json.loads(args.params))
         print(f"| {r['case']} | {r['measured']:.2f} | {r['rl']:.2f} | {r['stopped']:.2f} ({r['stop_it']}, {r['why']}) "
               f"| {r['oracle']:.2f} ({r['oracle_it']}) | {r['raw_oracle']:.2f} | {r['oracle'] - r['stopped']:.2f} "
               f"| {r['s_per_it']:.3f} |", flush=True)
@@ -119,7 +142,7 @@ def main() -> None:
     for method, name, kind in rows:
         if method == "dip":
             continue
-        r = bayes_row(name, kind, size, its, method)
+        r = bayes_row(name, kind, size, its, method, **json.loads(args.params))
         print(f"| {method} | {r['case']} | {r['psnr']:.2f} | {r['coverage90']:.3f} | {r['corr']:.3f} "
               f"| {r['stop_it']}, {r['why']} | {r['seconds']:.0f} |", flush=True)
 

@@ -87,7 +87,8 @@ def _finish(est: registry.Estimate, info: dict[str, Any], calibration) -> Recons
         std = std * scale
         if samples is not None:
             samples = mean[None] + scale * (samples - mean[None])
-        info["calibration"] = {"scale": scale, **({"level": calibration.level} if hasattr(calibration, "level") else {})}
+        recorded = ("level", "method", "coverage_before", "coverage_after", "n_images")
+        info["calibration"] = {"scale": scale, **{k: getattr(calibration, k) for k in recorded if hasattr(calibration, k)}}
     return Reconstruction(mean=mean, std=std, samples=samples, info=info)
 
 
@@ -133,6 +134,8 @@ def reconstruct(
         return reconstruct_tiled(y, A, method=method, noise=noise, seed=seed, device=device, progress=progress,
                                  calibration=calibration, **params)
     cls = registry.get(method)
+    if getattr(calibration, "method", cls.name) != cls.name:
+        raise ValueError(f"This calibration was fitted for {calibration.method!r}; calibrate {cls.name!r} itself.")
     if not isinstance(A, Operator):
         raise ValueError(f"A must be a napari_invimg operator, got {type(A).__name__}.")
     reason = cls.supports(A)

@@ -62,3 +62,15 @@ def test_3d_pnp():
     y = ni.simulate(x, A, noise, seed=0)
     rec = ni.reconstruct(y, A, "pnp_admm", noise=noise, denoiser="tv", iterations=12)
     assert psnr(rec.mean, x) > psnr(y, x) + 1.0
+
+
+@pytest.mark.parametrize("method", ["pnp_admm", "pnp_pgd", "red", "tv", "wavelet", "hessian", "rl_tv"])
+def test_defaults_validate_and_denoiser_is_automatic(method):
+    from napari_invimg.methods import registry
+
+    cls = registry.get(method)
+    params = cls.validate({})
+    if "denoiser" in params:
+        assert params["denoiser"] is None
+        assert cls.validate({"denoiser": "nlm"})["denoiser"] == "nlm"
+    assert ni.method_info(method)["description"]

@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from ..nets.dip import SkipNet, kl_divergence
-from .dip import IN_CHANNELS, POSITIVE, STOP_PARAMS, DIPProblem, fit_network, random_input, skip_widths
+from .dip import (IN_CHANNELS, POSITIVE, STOP_PARAMS, DIPProblem, fit_network, input_noise_param, random_input,
+                  skip_widths)
 from .registry import ITERATIONS, Context, Estimate, Method, Param
 
 __all__ = ["BayesDIP", "MCDropoutDIP", "draw_samples"]
@@ -71,6 +72,7 @@ class _StochasticDIP(Method):
 
 
 _SHARED = (
+    input_noise_param(0.03),
     Param("n_samples", int, 16, 2, 1000, doc="images drawn from the fitted network"),
     Param("width", int, 16, 2, 256, doc="channels of the finest level"),
     Param("depth", int, 4, 1, 7, doc="number of down/up-sampling levels"),

@@ -26,7 +26,7 @@ from ..operators.noise import NoiseModel
 from .registry import ITERATIONS, Context, Estimate, Method, Param
 
 __all__ = ["DIP", "DeepDecoderMethod", "DIPProblem", "StoppingRule", "RunningMoments", "fit_network", "random_input",
-           "skip_widths", "STOP_PARAMS", "STOP_RULES", "IN_CHANNELS", "POSITIVE"]
+           "skip_widths", "input_noise_param", "STOP_PARAMS", "STOP_RULES", "IN_CHANNELS", "POSITIVE"]
 
 #: channels of the random input of the skip networks
 IN_CHANNELS = 8
@@ -41,8 +41,12 @@ STOP_PARAMS = (
     Param("tau", float, 1.0, 0.1, 10.0, doc="discrepancy target: stop when the misfit per measurement ≤ τ"),
     Param("window", int, 50, 2, 10000, doc="length (iterations) of the exponential window of the running mean/variance"),
     Param("patience", int, 200, 1, 100000, doc="stop when the running variance has not reached a new minimum for this many iterations"),
-    Param("input_noise", float, 0.03, 0.0, 1.0, doc="std of the perturbation added to z at each step (0: off)"),
 )
+
+
+def input_noise_param(default: float) -> Param:
+    """The std of the perturbation of ``z`` at each step (Ulyanov et al.'s regularising input noise)."""
+    return Param("input_noise", float, default, 0.0, 1.0, doc="std of the perturbation added to z at each step (0: off)")
 
 
 @dataclass
@@ -294,6 +298,7 @@ class DIP(_UntrainedNetwork):
         ITERATIONS(2000),
         POSITIVE,
         *STOP_PARAMS,
+        input_noise_param(0.03),
         Param("width", int, 16, 2, 256, doc="channels of the finest level (deeper levels: ×1, ×2, ×4)"),
         Param("depth", int, 4, 1, 7, doc="number of down/up-sampling levels"),
     )
@@ -320,6 +325,7 @@ class DeepDecoderMethod(_UntrainedNetwork):
         ITERATIONS(2000),
         POSITIVE,
         *STOP_PARAMS,
+        input_noise_param(0.0),  # its low-resolution input is the whole image: perturbing it blurs everything
         Param("channels", int, 64, 2, 512, doc="channels per layer"),
         Param("levels", int, 5, 1, 8, doc="number of ×2 upsampling layers"),
     )

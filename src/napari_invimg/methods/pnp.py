@@ -31,8 +31,9 @@ def default_denoiser() -> str:
     return "drunet" if "drunet" in denoiser_names() else "tv"
 
 
-DENOISER = Param("denoiser", str, "auto",
-                 doc="a registered denoiser (priors.denoiser_names()); 'auto' = drunet if shipped, else tv")
+DENOISER = Param("denoiser", str, None,
+                 doc="a registered denoiser name (priors.denoiser_names(): tv, wavelet, hessian, nlm, drunet when "
+                     "shipped); empty: drunet if shipped, else tv")
 LAM = Param("lam", float, 0.23, 1e-4, 100.0, doc="coupling λ in ρ = λ/σ² between data fit and denoiser", log_scale=True)
 SIGMA_START = Param("sigma_start", float, 0.2, 1e-3, 1.0, doc="first denoiser level (images scaled to ≈[0, 1])")
 POSITIVITY = Param("positivity", bool, True, doc="clip x ≥ 0 (real images only)")
@@ -41,8 +42,8 @@ POSITIVITY = Param("positivity", bool, True, doc="clip x ≥ 0 (real images only
 class _Problem:
     """The weighted least-squares data term in normalised units, its prox and the continuation schedule."""
 
-    def __init__(self, y: torch.Tensor, A: LinearOperator, noise: NoiseModel, positivity: bool, denoiser: str):
-        name = default_denoiser() if denoiser == "auto" else denoiser
+    def __init__(self, y: torch.Tensor, A: LinearOperator, noise: NoiseModel, positivity: bool, denoiser: str | None):
+        name = default_denoiser() if denoiser is None else denoiser
         if name not in denoiser_names():
             raise ValueError(f"Unknown denoiser {name!r}; available: {', '.join(denoiser_names())}.")
         self.denoiser_name = name
@@ -104,7 +105,7 @@ class PnPADMM(Method):
     reference = _REFERENCE_PNP
     params = (ITERATIONS(24, 500), DENOISER, LAM, SIGMA_START, POSITIVITY)
 
-    def run(self, y, A, noise, ctx: Context, iterations: int, denoiser: str, lam: float, sigma_start: float,
+    def run(self, y, A, noise, ctx: Context, iterations: int, denoiser: str | None, lam: float, sigma_start: float,
             positivity: bool) -> Estimate:
         with torch.no_grad():
             P = _Problem(y, A, noise, positivity, denoiser)
@@ -128,7 +129,7 @@ class PnPPGD(Method):
     reference = _REFERENCE_PNP + " Geman & Yang, IEEE TIP 4 (1995) 932 (HQS)."
     params = (ITERATIONS(24, 2000), DENOISER, LAM, SIGMA_START, POSITIVITY)
 
-    def run(self, y, A, noise, ctx: Context, iterations: int, denoiser: str, lam: float, sigma_start: float,
+    def run(self, y, A, noise, ctx: Context, iterations: int, denoiser: str | None, lam: float, sigma_start: float,
             positivity: bool) -> Estimate:
         with torch.no_grad():
             P = _Problem(y, A, noise, positivity, denoiser)
@@ -151,7 +152,7 @@ class RED(Method):
               POSITIVITY,
               Param("tol", float, 1e-4, 1e-8, 1e-1, doc="stop when the relative change of x falls below this", log_scale=True))
 
-    def run(self, y, A, noise, ctx: Context, iterations: int, denoiser: str, lam: float, sigma: float | None,
+    def run(self, y, A, noise, ctx: Context, iterations: int, denoiser: str | None, lam: float, sigma: float | None,
             positivity: bool, tol: float) -> Estimate:
         with torch.no_grad():
             P = _Problem(y, A, noise, positivity, denoiser)

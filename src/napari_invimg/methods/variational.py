@@ -12,6 +12,7 @@ term (Dey et al.).
 
 from __future__ import annotations
 
+import math
 from abc import abstractmethod
 from typing import Any, ClassVar
 
@@ -106,7 +107,8 @@ def solve_regularized(
             lam_int = lam * sp.scale  # R is 1-homogeneous: R(s x) = s R(x)
             info.update(lam_choice="given")
         steps = warm
-        if solver != "primal_dual" or lam is not None:
+        # λ = inf: the data are within the noise of the flattest image; the constrained solution stands
+        if (solver != "primal_dual" or lam is not None) and math.isfinite(lam_int):
             run = {"primal_dual": primal_dual, "fista": fista, "admm": admm}[solver]
             kwargs = dict(lam=lam_int, lower=lower, iterations=iterations, tol=tol,
                           callback=_reporter(ctx, sp.scale, warm + iterations, warm,
@@ -204,6 +206,8 @@ class RichardsonLucyTV(Method):
         tv = TotalVariation(A.ndim, weights=_axis_weights(A.ndim, z_weight))
         warm = 0
         with torch.no_grad():
+            if noise.gain > 0:  # the same variance-stabilising weights as the tv method, given λ or not
+                tv.pixel_weights = stabilising_weights(noise, initial_image(y, A, 0.0))
             if lam is None:
                 warm = max(20, min(100, iterations // 2))
                 _, info = solve_regularized(y, A, noise, tv, ctx, iterations=warm, solver="primal_dual", lam=None,
