@@ -313,6 +313,8 @@ class Task:
         now = time.perf_counter()
         if preview is not None and now - self._last_preview >= PREVIEW_INTERVAL_S:
             self._last_preview = now
+            # a preview may share memory with the method's working tensor: the layer gets its own copy
+            preview = np.array(preview, copy=True)
         else:
             preview = None
         self._steps.put((int(step), int(total), preview))
