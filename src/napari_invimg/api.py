@@ -18,7 +18,7 @@ from .errors import Cancelled
 from .methods import registry
 from .methods.registry import Context
 from .operators.base import Operator, check_finite
-from .operators.noise import NoiseModel, estimate
+from .operators.noise import Gaussian, NoiseModel, estimate
 from .uncertainty import Reconstruction
 
 __all__ = ["simulate", "reconstruct", "methods", "method_info", "check_data"]
@@ -140,7 +140,10 @@ def reconstruct(
         raise ValueError(reason)
     params = cls.validate(params)
     y = check_data(y, A.out_shape, A.out_complex, "measurement")
-    if noise is None:
+    if noise is None and hasattr(A, "estimate_noise"):  # operators that know where their data hold only noise
+        noise = Gaussian(A.estimate_noise(y))
+        noise_source = "estimated"
+    elif noise is None:
         noise = estimate(y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else y)
         noise_source = "estimated"
     else:

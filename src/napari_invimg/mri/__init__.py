@@ -14,3 +14,7 @@ __all__ = [
     "birdcage", "espirit", "rss", "sense_combine", "calibration_region", "map_correlation",
     "shepp_logan", "brain", "simulate_kspace", "SimulatedScan", "noise_sigma_for_snr",
 ]
+from . import methods  # noqa: E402,F401  (registers the MRI methods)
+from .io import Scan, load, save_h5  # noqa: E402
+
+__all__ += ["Scan", "load", "save_h5"]
