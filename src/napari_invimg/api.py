@@ -59,6 +59,8 @@ def check_data(a, shape: tuple[int, ...], complex_: bool, what: str) -> np.ndarr
         raise ValueError(f"The {what} is complex but this forward model needs real data; take the magnitude first.")
     if complex_ and not iscomplex and what == "measurement":
         raise ValueError(f"The {what} must be complex (k-space or visibilities); got real data.")
+    if complex_ and what == "measurement" and not bool((arr != 0).any()):
+        raise ValueError(f"The {what} is all zero: there is nothing to reconstruct (check the file or the slice).")
     check_finite(arr, what)
     return arr
 

@@ -111,18 +111,20 @@ class _ProximalCS(Method):
     operators = _MRI_OPERATORS
     domain = "mri"
     complex_images = True
-    #: default λ = kappa · σ (relative to the noise in one k-space sample)
-    kappa: float = 1.0
+    #: automatic λ starts at kappa_start · σ and is lowered until the misfit reaches τ
+    kappa_start: float = 2.0
 
     @abstractmethod
     def _prox(self, v: torch.Tensor, t: float, k: int, ctx: Context) -> torch.Tensor:
         """``argmin_x ½‖x − v‖² + t R(x)`` (approximately, for TV) at iteration ``k``."""
 
-    def _solve(self, y, A: MRIOperator, noise, ctx: Context, iterations: int, lam: float | None,
+    def _solve(self, y, A: MRIOperator, noise, ctx: Context, iterations: int, lam: float | None, tau: float,
                tol: float) -> Estimate:
         sigma = _sigma(noise, A, y)
         L = lipschitz(A)
-        lam_ = self.kappa * sigma if lam is None else lam
+        adapt = lam is None
+        lam_ = self.kappa_start * sigma if adapt else lam
+        stage = 10
         with torch.no_grad():
             b = A._adjoint(y)
             x = b / L
@@ -135,15 +137,22 @@ class _ProximalCS(Method):
                 z = x_new + ((t - 1) / t_new) * dx
                 change = float(torch.linalg.vector_norm(dx)) / max(float(torch.linalg.vector_norm(x_new)), 1e-30)
                 x, t = x_new, t_new
-                ctx.log(change=change)
+                ctx.log(change=change, lam=lam_)
                 ctx.keep(x, iteration=k)
                 ctx.step(k, iterations, x)
-                if change < tol and k > 5:
+                if adapt and k % stage == 0:  # continuation: lower λ until the data are fitted to the noise level
+                    misfit = A.residual_misfit(y, A._forward(x), sigma)
+                    if misfit > tau and k + stage < iterations:
+                        lam_ *= min(max((tau / misfit) ** 1.5, 0.3), 0.85)
+                    else:
+                        adapt = False
+                    continue
+                if change < tol and k > 5 and not adapt:
                     reason = f"relative change {change:.2g} < {tol:g}"
                     break
             misfit = A.residual_misfit(y, A._forward(x), sigma)
         return Estimate(x, info={"iterations": k, "stopped": reason, "lam": lam_,
-                                 "lam_choice": "given" if lam is not None else f"{self.kappa:g} σ",
+                                 "lam_choice": "given" if lam is not None else f"discrepancy (τ={tau:g}) by continuation",
                                  "sigma": sigma, "misfit": misfit})
 
 
@@ -152,17 +161,17 @@ class CSWavelet(_ProximalCS):
     label = "L1-wavelet compressed sensing"
     description = (
         "argmin ½‖Ax − y‖² + λ‖Ψx‖₁ (Ψ an orthonormal Daubechies wavelet transform, complex soft thresholding) by "
-        "FISTA with a random circular shift of Ψ at every iteration (cycle spinning); λ = κσ from the noise level "
-        "unless given."
+        "FISTA with a random circular shift of Ψ at every iteration (cycle spinning); λ by the discrepancy principle "
+        "(continuation: lowered until the misfit reaches the noise level) unless given."
     )
     reference = (
         "Lustig, Donoho & Pauly, MRM 58 (2007) 1182; Beck & Teboulle, SIAM J. Imaging Sci. 2 (2009) 183; "
         "Figueiredo & Nowak, IEEE TIP 12 (2003) 906 (random shifts); Coifman & Donoho (1995) (cycle spinning)."
     )
-    kappa = 1.0
     params = (
         ITERATIONS(100, 5000),
-        Param("lam", float, None, 0.0, None, doc="regularisation weight (empty: κσ from the noise)", log_scale=True),
+        Param("lam", float, None, 0.0, None, doc="regularisation weight (empty: discrepancy principle)", log_scale=True),
+        Param("tau", float, 0.85, 0.1, 10.0, doc="discrepancy target (misfit per sample) for the automatic λ"),
         Param("wavelet", str, "db4", choices=("haar", "db2", "db4", "sym4", "sym8"), doc="orthogonal wavelet"),
         Param("levels", int, 4, 1, 8, doc="decomposition levels"),
         Param("shifts", bool, True, doc="random wavelet shifts (cycle spinning) at every iteration"),
@@ -170,14 +179,14 @@ class CSWavelet(_ProximalCS):
     )
 
     def run(self, y, A, noise, ctx: Context, iterations: int, lam: float | None, wavelet: str, levels: int,
-            shifts: bool, tol: float) -> Estimate:
+            shifts: bool, tau: float, tol: float) -> Estimate:
         if A.ndim != 2:
             raise ValueError("cs_wavelet reconstructs 2D images; reconstruct a 3D volume slice by slice.")
         self.W = Wavelet2D(A.in_shape, wavelet, levels)
         self.detail = self.W.detail_mask(y.device)
         self.shifts = shifts
         self.gen = ctx.generator(1)
-        est = self._solve(y, A, noise, ctx, iterations, lam, tol)
+        est = self._solve(y, A, noise, ctx, iterations, lam, tau, tol)
         est.info.update(wavelet=wavelet, levels=self.W.levels, shifts=shifts)
         return est
 
@@ -197,25 +206,25 @@ class CSTotalVariation(_ProximalCS):
     label = "TV compressed sensing"
     description = (
         "argmin ½‖Ax − y‖² + λ TV(x) (isotropic TV of the complex image) by FISTA whose TV proximal steps are solved "
-        "by warm-started fast gradient projection on the dual; λ = κσ from the noise level unless given."
+        "by warm-started fast gradient projection on the dual; λ by the discrepancy principle (continuation) unless given."
     )
     reference = (
         "Block, Uecker & Frahm, MRM 57 (2007) 1086 (TV for undersampled radial MRI); Beck & Teboulle, IEEE TIP 18 "
         "(2009) 2419 (FGP and FISTA for TV); Rudin, Osher & Fatemi, Physica D 60 (1992) 259."
     )
-    kappa = 0.6
     params = (
         ITERATIONS(150, 5000),
-        Param("lam", float, None, 0.0, None, doc="regularisation weight (empty: κσ from the noise)", log_scale=True),
+        Param("lam", float, None, 0.0, None, doc="regularisation weight (empty: discrepancy principle)", log_scale=True),
+        Param("tau", float, 0.85, 0.1, 10.0, doc="discrepancy target (misfit per sample) for the automatic λ"),
         Param("inner", int, 8, 1, 200, doc="dual iterations per TV proximal step"),
         Param("tol", float, 1e-4, 0.0, 1.0, doc="stop when the relative change of x falls below this"),
     )
 
-    def run(self, y, A, noise, ctx: Context, iterations: int, lam: float | None, inner: int, tol: float) -> Estimate:
+    def run(self, y, A, noise, ctx: Context, iterations: int, lam: float | None, tau: float, inner: int, tol: float) -> Estimate:
         self.inner = inner
         self.nd = A.ndim
         self.dual = None
-        est = self._solve(y, A, noise, ctx, iterations, lam, tol)
+        est = self._solve(y, A, noise, ctx, iterations, lam, tau, tol)
         est.info.update(inner=inner)
         return est
 

@@ -186,7 +186,7 @@ def _plan(kind: int, shape: tuple[int, ...], n_trans: int, dtype: np.dtype, poin
     if plan is None:
         if len(_PLANS) > 32:
             _PLANS.clear()
-        eps = 1e-7 if np.dtype(dtype) == np.complex64 else 1e-10
+        eps = 1e-6 if np.dtype(dtype) == np.complex64 else 1e-10
         plan = finufft.Plan(kind, shape, n_trans=n_trans, eps=eps, isign=-1 if kind == 2 else 1, dtype=dtype)
         real = np.float32 if np.dtype(dtype) == np.complex64 else np.float64
         plan.setpts(*[np.ascontiguousarray(points[:, i], dtype=real) for i in range(points.shape[1])])
