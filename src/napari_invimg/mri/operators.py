@@ -93,7 +93,7 @@ class MRIOperator(LinearOperator):
         return float(r) / (2 * sigma * sigma * self.n_measured())
 
     def estimate_noise(self, y) -> float:
-        """σ (per real and imaginary part) from the outer 20 % of the measured k-space, by the median absolute deviation.
+        """σ (per real and imaginary part) from the outer 5 % of the measured k-space, by the median absolute deviation.
 
         The periphery of k-space holds almost only noise (the MAD estimator of Donoho & Johnstone,
         Biometrika 81 (1994) 425, applied there).
@@ -105,7 +105,7 @@ class MRIOperator(LinearOperator):
         if vals.numel() < 16:
             raise ValueError("Too few measured k-space samples to estimate the noise; give the noise level.")
         order = torch.argsort(rad)
-        outer = vals[order[int(0.8 * order.numel()):]]
+        outer = vals[order[int(0.95 * order.numel()):]]
         parts = torch.cat([outer.real.reshape(-1), outer.imag.reshape(-1)]).double()
         return float(1.4826 * (parts - parts.median()).abs().median())
 
