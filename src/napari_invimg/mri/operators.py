@@ -181,13 +181,14 @@ def _plan(kind: int, shape: tuple[int, ...], n_trans: int, dtype: np.dtype, poin
     """A cached finufft plan with its points set (type 2: grid → points; type 1: points → grid)."""
     import finufft
 
-    k = (kind, shape, n_trans, np.dtype(dtype).str, key)
+    k = (kind, shape, n_trans, np.dtype(dtype).str, key, torch.get_num_threads())
     plan = _PLANS.get(k)
     if plan is None:
         if len(_PLANS) > 32:
             _PLANS.clear()
         eps = 1e-6 if np.dtype(dtype) == np.complex64 else 1e-10
-        plan = finufft.Plan(kind, shape, n_trans=n_trans, eps=eps, isign=-1 if kind == 2 else 1, dtype=dtype)
+        plan = finufft.Plan(kind, shape, n_trans=n_trans, eps=eps, isign=-1 if kind == 2 else 1, dtype=dtype,
+                            nthreads=torch.get_num_threads())
         real = np.float32 if np.dtype(dtype) == np.complex64 else np.float64
         plan.setpts(*[np.ascontiguousarray(points[:, i], dtype=real) for i in range(points.shape[1])])
         _PLANS[k] = plan
