@@ -26,6 +26,11 @@ def _splat(img: np.ndarray, pts: np.ndarray, weights: np.ndarray) -> None:
         np.add.at(img, tuple(idx[ok].T), w[ok])
 
 
+def _logistic(t: np.ndarray) -> np.ndarray:
+    """``1 / (1 + exp(−t))`` without overflow warnings."""
+    return 0.5 * (1 + np.tanh(0.5 * t))
+
+
 def fluorescence(shape: Sequence[int] = (256, 256), seed: int = 0, filaments: int | None = None,
                  vesicles: int | None = None, nuclei: int | None = None) -> np.ndarray:
     """A synthetic fluorescence image in [0, 1]: filaments (thin smooth curves), vesicles (small blobs)
@@ -55,7 +60,7 @@ def fluorescence(shape: Sequence[int] = (256, 256), seed: int = 0, filaments: in
         if d == 3:
             radii[0] = min(radii[0], 0.35 * size[0])
         r2 = sum(((g - ci) / ri) ** 2 for g, ci, ri in zip(grids, c, radii))
-        img += 0.35 * (1 / (1 + np.exp((r2 - 1) * 12))) * (0.6 + 0.4 * texture)
+        img += 0.35 * _logistic(12 * (1 - r2)) * (0.6 + 0.4 * texture)
     # filaments: random smooth curves, a few pixels wide after blurring
     line = np.zeros(shape)
     for _ in range(n_fil):

@@ -123,7 +123,7 @@ class RichardsonLucy(Method):
                 z = A._forward(v)
                 misfit = noise.misfit(y, z)
                 ctx.log(misfit=misfit, alpha=alpha)
-                x_new = v * A._adjoint(yc / (z + c).clamp(min=1e-12)) / norm
+                x_new = A._adjoint(torch.div(yc, (z + c).clamp_(min=1e-12))).mul_(v).div_(norm)
                 g_prev2, g_prev = g_prev, x_new - v
                 x_prev, x = x, x_new
                 ctx.keep(x, iteration=k)

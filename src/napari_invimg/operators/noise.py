@@ -127,9 +127,9 @@ class NoiseModel:
             v = (r / (s * s)).mean()
             return float(v / 2 if y.is_complex() else v)
         c = self._shift()
-        zz = ((z + c) / self.gain).clamp(min=1e-12)
-        yy = ((y + c) / self.gain).clamp(min=0)
-        dev = 2 * (torch.where(yy > 0, yy * torch.log(yy.clamp(min=1e-12) / zz), torch.zeros_like(yy)) - (yy - zz))
+        zz = ((z + c) / self.gain).clamp_(min=1e-12)
+        yy = ((y + c) / self.gain).clamp_(min=0)
+        dev = torch.xlogy(yy, yy / zz).sub_(yy).add_(zz).mul_(2)
         return float(dev.mean())
 
     def normalised_residual(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,446 @@
+"""The one runner every dock widget uses: background work with progress, cancel, live preview and layer output.
+
+API for widget authors
+----------------------
+``run_reconstruction(viewer, input_layer, fn, method=..., total=..., controls=...) -> Task``
+    ``fn(progress)`` runs in a worker thread and returns a :class:`~napari_invimg.Reconstruction`;
+    pass ``progress`` on to :func:`napari_invimg.reconstruct` (it has the signature
+    ``progress(step, total, preview) -> bool``; it returns ``False`` once the user pressed Cancel, so
+    ``reconstruct`` raises :class:`~napari_invimg.Cancelled`, whose ``partial`` result — the best
+    iterate so far — is then shown like a finished one). Previews go live into the mean layer; at the
+    end the runner adds or updates ``"<input> · <method> mean"``, ``"… std"`` (colormap ``magma``) and,
+    with ``add_samples=True``, ``"… samples"``, copying the input layer's ``scale``, ``translate``,
+    ``units`` and ``axis_labels`` and storing ``rec.info`` (operator spec, noise spec, method, params,
+    seed, version, device) plus ``input``/``output`` under ``metadata["invimg"]``. Errors are shown with
+    ``napari.utils.notifications.show_error`` and leave no half-made layer. ``on_done(rec, cancelled)``
+    (optional) is called in the main thread after the layers are added.
+``run_task(fn, total=..., desc=..., on_preview=..., on_done=..., controls=...) -> Task``
+    The same machinery without layers, for work whose result is not a reconstruction (e.g. training a
+    network): ``on_done(result, cancelled)`` receives what ``fn`` returned (or the ``partial`` of a
+    :class:`~napari_invimg.Cancelled`); ``on_preview(step, total, preview)`` runs in the main thread.
+``add_result_layers(viewer, input_layer, rec, name=None, add_samples=False) -> list[Layer]``
+    Show a finished :class:`~napari_invimg.Reconstruction` (used by the runner; call it directly for
+    instant methods).
+``image_data(layer, what="image") -> np.ndarray``
+    A grey, non-empty, finite float array from an image layer, or a ``ValueError`` a user can act on.
+``set_image_layer(viewer, data, name, **kwargs) -> Image``
+    Add an image layer, or update the layer of that name in place.
+``spatial_kwargs(source, shape) -> dict``
+    ``scale``/``translate``/``units``/``axis_labels`` for an array of ``shape`` that images the same
+    field of view as ``source`` (a layer or a :class:`LayerInfo`); handles up/down-sampled shapes.
+``RunControls(on_run)``
+    A Run / Cancel button row with a status line; pass it as ``controls`` so the buttons follow the task.
+``report_error(exc)``
+    Show an exception as a napari error notification (a ``ValueError``'s sentence as it is).
+
+``Task.cancel()`` requests a stop (the worker's ``quit()`` plus the ``False`` answer to ``progress``);
+``Task.done`` turns ``True`` once the result (or partial result) is shown; :func:`running_tasks` lists
+tasks still running. A GUI test waits with ``qtbot.waitUntil(lambda: task.done)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from magicgui.widgets import Container, Label, PushButton
+from napari.layers import Image, Layer
+from napari.qt.threading import thread_worker
+from napari.utils import progress as napari_progress
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QTimer
+
+from ..errors import Cancelled
+from ..uncertainty import Reconstruction
+
+__all__ = [
+    "Task",
+    "LayerInfo",
+    "RunControls",
+    "run_task",
+    "run_reconstruction",
+    "add_result_layers",
+    "set_image_layer",
+    "spatial_kwargs",
+    "image_data",
+    "report_error",
+    "running_tasks",
+    "result_name",
+]
+
+log = logging.getLogger(__name__)
+
+#: seconds between two live previews (a preview redraws the layer; more often only slows the run)
+PREVIEW_INTERVAL_S = 0.3
+_RUNNING: set[Task] = set()
+
+
+def running_tasks() -> list[Task]:
+    """Tasks started by :func:`run_task` that have not finished yet."""
+    return list(_RUNNING)
+
+
+def report_error(exc: BaseException) -> None:
+    """Show ``exc`` as a napari error notification (``ValueError``s carry a sentence for the user)."""
+    if isinstance(exc, ValueError):
+        show_error(str(exc))
+    else:
+        log.error("napari-invimg: %s", exc, exc_info=exc)
+        show_error(f"{type(exc).__name__}: {exc}")
+
+
+# -- layers --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LayerInfo:
+    """A snapshot of an image layer's name, shape, geometry and metadata (the layer may go away mid-run)."""
+
+    name: str
+    shape: tuple[int, ...]
+    scale: tuple[float, ...]
+    translate: tuple[float, ...]
+    units: tuple[Any, ...] | None = None
+    axis_labels: tuple[str, ...] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, layer: Layer | LayerInfo) -> LayerInfo:
+        if isinstance(layer, LayerInfo):
+            return layer
+        return cls(
+            name=layer.name,
+            shape=tuple(int(s) for s in layer.data.shape),
+            scale=tuple(float(s) for s in layer.scale),
+            translate=tuple(float(t) for t in layer.translate),
+            units=tuple(getattr(layer, "units", ()) or ()) or None,
+            axis_labels=tuple(getattr(layer, "axis_labels", ()) or ()) or None,
+            metadata=dict(layer.metadata),
+        )
+
+
+def result_name(input_name: str, method: str, part: str) -> str:
+    """``"<input> · <method> <part>"``, the name of a result layer."""
+    return f"{input_name} · {method} {part}"
+
+
+def spatial_kwargs(source: Layer | LayerInfo, shape: tuple[int, ...]) -> dict[str, Any]:
+    """Geometry for an array of ``shape`` covering the same field of view as ``source``.
+
+    Same number of axes: pixel ``j`` of the new array sits at input index ``(j + ½)ρ − ½`` with
+    ``ρ = n_in / n_out`` per axis, so ``scale = s·ρ`` and ``translate = t + s(ρ − 1)/2`` (exact for
+    pixel-integrating down/up-sampling). Otherwise (e.g. compressed-sensing data) the geometry of the
+    image that was simulated, kept as ``metadata["invimg"]["image_geometry"]``, is used when present.
+    """
+    info = LayerInfo.of(source)
+    shape = tuple(int(s) for s in shape)
+    if len(shape) == len(info.shape):
+        rho = np.asarray(info.shape, dtype=float) / np.asarray(shape, dtype=float)
+        s, t = np.asarray(info.scale), np.asarray(info.translate)
+        out: dict[str, Any] = {"scale": tuple(s * rho), "translate": tuple(t + s * (rho - 1) / 2)}
+        if info.units:
+            out["units"] = info.units
+        if info.axis_labels:
+            out["axis_labels"] = info.axis_labels
+        return out
+    geometry = info.metadata.get("invimg", {}).get("image_geometry")
+    if geometry and len(geometry.get("scale", ())) == len(shape):
+        return {k: tuple(v) for k, v in geometry.items() if v}
+    return {}
+
+
+def set_image_layer(viewer, data: np.ndarray, name: str, **kwargs: Any) -> Image:
+    """Add an image layer called ``name``, or update the existing one in place (data, geometry, metadata)."""
+    if name in viewer.layers:
+        layer = viewer.layers[name]
+        if isinstance(layer, Image) and layer.data.ndim == np.ndim(data) and not layer.rgb:
+            for key in ("scale", "translate", "units", "axis_labels", "metadata"):
+                if key in kwargs:
+                    setattr(layer, key, kwargs[key])
+            layer.data = data
+            if "colormap" in kwargs:
+                layer.colormap = kwargs["colormap"]
+            layer.reset_contrast_limits()
+            return layer
+        viewer.layers.remove(layer)
+    return viewer.add_image(data, name=name, **kwargs)
+
+
+def add_result_layers(viewer, input_layer: Layer | LayerInfo, rec: Reconstruction, name: str | None = None,
+                      add_samples: bool = False) -> list[Image]:
+    """Add (or update in place) the mean, std and optionally samples layers of a reconstruction.
+
+    Layers are named ``"<name> mean"``, ``"<name> std"``, ``"<name> samples"`` with ``name`` defaulting to
+    ``"<input> · <method>"``; they copy the input's geometry (see :func:`spatial_kwargs`) and carry
+    ``rec.info`` plus ``input``/``output`` under ``metadata["invimg"]``.
+    """
+    info = LayerInfo.of(input_layer)
+    method = str(rec.info.get("method", "result"))
+    base = name or f"{info.name} · {method}"
+    geometry = spatial_kwargs(info, rec.mean.shape)
+    mean = np.abs(rec.mean) if np.iscomplexobj(rec.mean) else rec.mean
+
+    def meta(part: str) -> dict[str, Any]:
+        return {"invimg": {**rec.info, "input": info.name, "output": part}}
+
+    layers = [set_image_layer(viewer, mean, f"{base} mean", metadata=meta("mean"), **geometry)]
+    if rec.std is not None:
+        layers.append(set_image_layer(viewer, rec.std, f"{base} std", colormap="magma", metadata=meta("std"),
+                                      **geometry))
+    if add_samples and rec.samples is not None:
+        samples = np.abs(rec.samples) if np.iscomplexobj(rec.samples) else rec.samples
+        stacked = {"scale": (1.0, *geometry["scale"]), "translate": (0.0, *geometry["translate"])} if geometry else {}
+        if geometry.get("units"):
+            stacked["units"] = ("pixel", *geometry["units"])
+        if geometry.get("axis_labels"):
+            stacked["axis_labels"] = ("sample", *geometry["axis_labels"])
+        layers.append(set_image_layer(viewer, samples, f"{base} samples", metadata=meta("samples"), **stacked))
+    return layers
+
+
+def image_data(layer: Layer | None, what: str = "image", allow_lazy: bool = False) -> np.ndarray:
+    """The data of an image layer as a grey float array; a ``ValueError`` a user can act on otherwise.
+
+    Refuses: no layer, a layer that is not an image, RGB(A), empty data, NaN/inf. ``allow_lazy`` keeps a
+    dask array lazy (for tiled processing) instead of reading it into memory.
+    """
+    if layer is None:
+        raise ValueError(f"Choose an image layer for the {what}.")
+    if not isinstance(layer, Image):
+        raise ValueError(f"The {what} must be an image layer; {layer.name!r} is a {type(layer).__name__} layer.")
+    if layer.rgb:
+        raise ValueError(f"The {what} {layer.name!r} is an RGB image; convert it to grey first.")
+    data = layer.data
+    if hasattr(data, "levels") and not isinstance(data, np.ndarray):  # multiscale: the full-resolution level
+        data = data[0]
+    if data.size == 0:
+        raise ValueError(f"The {what} {layer.name!r} is empty.")
+    if allow_lazy and type(data).__module__.startswith("dask"):
+        return data
+    arr = np.asarray(data)
+    if arr.dtype.kind not in "biufc":
+        raise ValueError(f"The {what} {layer.name!r} is not numeric (dtype {arr.dtype}).")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"The {what} {layer.name!r} contains NaN or infinite values; replace them first.")
+    if arr.dtype.kind == "c":
+        return arr.astype(np.complex64)
+    return arr.astype(np.float32, copy=False)
+
+
+# -- run controls -------------------------------------------------------------------------------------
+class RunControls(Container):
+    """A Run button, a Cancel button (enabled while a task runs) and a one-line status."""
+
+    def __init__(self, on_run: Callable[[], Any], run_text: str = "Run"):
+        self.run_button = PushButton(text=run_text)
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.status = Label(value="")
+        buttons = Container(widgets=[self.run_button, self.cancel_button], layout="horizontal", labels=False)
+        super().__init__(widgets=[buttons, self.status], labels=False)
+        self.task: Task | None = None
+        self.run_button.changed.connect(lambda: on_run())
+        self.cancel_button.changed.connect(self.cancel)
+
+    def cancel(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            self.status.value = "cancelling…"
+
+    def started(self, task: Task) -> None:
+        self.task = task
+        self.run_button.enabled = False
+        self.cancel_button.enabled = True
+        self.status.value = "running…"
+
+    def finished(self, message: str) -> None:
+        self.run_button.enabled = True
+        self.cancel_button.enabled = False
+        self.status.value = message
+
+
+# -- tasks ----------------------------------------------------------------------------------------------
+class Task:
+    """Background work ``fn(progress)`` with a napari progress bar, cancel and previews (see :func:`run_task`)."""
+
+    def __init__(self, fn: Callable[[Callable[..., bool]], Any], total: int, desc: str,
+                 on_preview: Callable[[int, int, np.ndarray | None], Any] | None = None,
+                 on_done: Callable[[Any, bool], Any] | None = None,
+                 on_error: Callable[[BaseException], Any] | None = None,
+                 controls: RunControls | None = None):
+        self._fn = fn
+        self._on_preview = on_preview
+        self._on_done = on_done
+        self._on_error = on_error
+        self._controls = controls
+        self._cancel = threading.Event()
+        self._steps: queue.Queue = queue.Queue()
+        self._outcome: dict[str, Any] = {}
+        self._last_preview = 0.0
+        self.done = False
+        self.cancelled = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.started_at = time.perf_counter()
+        self.seconds = 0.0
+        self.progress_bar = napari_progress(total=max(int(total), 1), desc=desc)
+        self._thread = threading.Thread(target=self._compute, name=f"invimg {desc}", daemon=True)
+        self.worker = thread_worker(self._relay, start_thread=False)()
+        self.worker.yielded.connect(self._show_step)
+        self.worker.finished.connect(self._finish)
+
+    # worker-side ---------------------------------------------------------------------------------------
+    def _progress(self, step: int, total: int, preview: np.ndarray | None = None) -> bool:
+        """The callback handed to ``fn``: queues progress (and a preview now and then); ``False`` = stop."""
+        now = time.perf_counter()
+        if preview is not None and now - self._last_preview >= PREVIEW_INTERVAL_S:
+            self._last_preview = now
+        else:
+            preview = None
+        self._steps.put((int(step), int(total), preview))
+        return not self._cancel.is_set()
+
+    def _compute(self) -> None:
+        try:
+            self._outcome["result"] = self._fn(self._progress)
+        except Cancelled as exc:
+            self._outcome["result"] = exc.partial
+            self._outcome["cancelled"] = True
+        except BaseException as exc:  # shown to the user in the main thread
+            self._outcome["error"] = exc
+
+    def _relay(self):
+        """The generator the napari worker runs: forwards queued steps to the main thread as yields."""
+        self._thread.start()
+        while True:
+            try:
+                yield self._steps.get(timeout=0.05)
+            except queue.Empty:
+                if not self._thread.is_alive() and self._steps.empty():
+                    return
+                yield None  # lets the worker notice quit() between steps
+
+    # main-thread side ------------------------------------------------------------------------------------
+    def start(self) -> Task:
+        _RUNNING.add(self)
+        if self._controls is not None:
+            self._controls.started(self)
+        self.worker.start()
+        return self
+
+    def cancel(self) -> None:
+        """Stop at the next step; the best result so far is still shown."""
+        self._cancel.set()
+        self.worker.quit()
+
+    def _show_step(self, item) -> None:
+        if item is None:
+            return
+        step, total, preview = item
+        bar = self.progress_bar
+        if total > 0 and total != bar.total:
+            bar.total = total
+        if step != bar.n:
+            bar.update(step - bar.n)
+        if preview is not None and self._on_preview is not None:
+            try:
+                self._on_preview(step, total, preview)
+            except Exception as exc:  # a preview must never kill the run
+                log.warning("napari-invimg preview failed: %s", exc)
+
+    def _finish(self) -> None:
+        if self._thread.is_alive():
+            # quit() stopped the relay early; the compute thread ends at its next step
+            QTimer.singleShot(30, self._finish)
+            return
+        while not self._steps.empty():
+            self._show_step(self._steps.get())
+        self.progress_bar.close()
+        self.seconds = time.perf_counter() - self.started_at
+        self.cancelled = bool(self._outcome.get("cancelled") or self._cancel.is_set())
+        message = ""
+        try:
+            if "error" in self._outcome:
+                self.error = self._outcome["error"]
+                message = "failed"
+                if self._on_error is not None:
+                    self._on_error(self.error)
+                report_error(self.error)
+            else:
+                self.result = self._outcome.get("result")
+                message = f"{'cancelled' if self.cancelled else 'done'} in {self.seconds:.1f} s"
+                if self._on_done is not None:
+                    self._on_done(self.result, self.cancelled)
+        except Exception as exc:
+            self.error = exc
+            message = "failed"
+            report_error(exc)
+        finally:
+            _RUNNING.discard(self)
+            if self._controls is not None:
+                self._controls.finished(message)
+            self.done = True
+
+
+def run_task(fn: Callable[[Callable[..., bool]], Any], *, total: int, desc: str = "napari-invimg",
+             on_preview: Callable[[int, int, np.ndarray | None], Any] | None = None,
+             on_done: Callable[[Any, bool], Any] | None = None,
+             on_error: Callable[[BaseException], Any] | None = None,
+             controls: RunControls | None = None) -> Task:
+    """Run ``fn(progress)`` in a worker thread with a napari progress bar of ``total`` steps; returns the started task.
+
+    ``progress(step, total, preview=None) -> bool`` is safe to call from the worker; ``on_preview``,
+    ``on_done(result, cancelled)`` and ``on_error(exc)`` run in the main thread. Errors are also shown
+    with ``show_error``.
+    """
+    return Task(fn, total, desc, on_preview, on_done, on_error, controls).start()
+
+
+def run_reconstruction(viewer, input_layer: Layer, fn: Callable[[Callable[..., bool]], Reconstruction], *,
+                       method: str, total: int, name: str | None = None, add_samples: bool = False,
+                       on_done: Callable[[Reconstruction, bool], Any] | None = None,
+                       controls: RunControls | None = None) -> Task:
+    """Run a reconstruction ``fn(progress) -> Reconstruction`` and show it as layers (see the module docstring).
+
+    Previews fill ``"<name> mean"`` while the run goes on; if the run fails, a mean layer created for
+    the previews is removed again (an existing one gets its old data back).
+    """
+    info = LayerInfo.of(input_layer)
+    base = name or f"{info.name} · {method}"
+    mean_name = f"{base} mean"
+    previous = viewer.layers[mean_name].data if mean_name in viewer.layers else None
+
+    def preview(step: int, total_: int, image: np.ndarray) -> None:
+        if mean_name in viewer.layers and viewer.layers[mean_name].data.shape == image.shape:
+            layer = viewer.layers[mean_name]
+            layer.data = image
+            if step <= 1 or layer.contrast_limits[1] <= layer.contrast_limits[0]:
+                layer.reset_contrast_limits()
+        else:
+            set_image_layer(viewer, image, mean_name, metadata={"invimg": {"input": info.name, "preview": True}},
+                            **spatial_kwargs(info, image.shape))
+
+    def undo_preview(_exc: BaseException) -> None:
+        if mean_name not in viewer.layers:
+            return
+        if previous is None:
+            viewer.layers.remove(mean_name)
+        else:
+            viewer.layers[mean_name].data = previous
+
+    def done(rec: Reconstruction | None, cancelled: bool) -> None:
+        if rec is None:  # cancelled before the method kept any iterate
+            undo_preview(RuntimeError("cancelled"))
+            show_info(f"{method}: cancelled before a first result.")
+        else:
+            add_result_layers(viewer, info, rec, base, add_samples=add_samples)
+            if cancelled:
+                show_info(f"{method}: cancelled; showing the best result so far.")
+        if on_done is not None:
+            on_done(rec, cancelled)
+
+    return run_task(fn, total=total, desc=f"{method} on {info.name}", on_preview=preview, on_done=done,
+                    on_error=undo_preview, controls=controls)

@@ -1,0 +1,27 @@
+import numpy as np
+import pytest
+
+import napari_invimg as ni
+
+
+def test_residual_is_standard_normal_at_the_truth():
+    x = ni.datasets.fluorescence((128, 128), seed=0)
+    A = ni.operators.Blur(ni.psf.gaussian((9, 9), 1.5), x.shape)
+    noise = ni.noise.PoissonGaussian(0.01, 0.01)
+    y = ni.simulate(x, A, noise, seed=0)
+    r = ni.diagnostics.residual(y, A, x, noise)
+    assert r.shape == y.shape
+    assert abs(r.mean()) < 0.05 and r.std() == pytest.approx(1.0, abs=0.05)
+    assert ni.diagnostics.chi2(y, A, x, noise) == pytest.approx(1.0, abs=0.1)
+
+
+def test_coverage_of_exact_gaussian_draws_is_nominal_with_few_samples():
+    rng = np.random.default_rng(0)
+    truth = rng.standard_normal((64, 64))
+    # posterior N(m, 1) with m ~ N(truth, 1): 16 exact draws per pixel
+    m = truth + rng.standard_normal(truth.shape)
+    samples = m[None] + rng.standard_normal((16, *truth.shape))
+    rec = ni.Reconstruction(mean=samples.mean(0), std=samples.std(0, ddof=1), samples=samples, info={})
+    fresh = m + rng.standard_normal(truth.shape)
+    cov = ni.diagnostics.coverage(rec, fresh, level=0.9)
+    assert cov == pytest.approx(0.9, abs=0.02)

@@ -1,0 +1,43 @@
+"""The widget runner on its own: geometry of output layers, and a generic task with progress and cancel."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from napari_invimg import Cancelled
+from napari_invimg.widgets._runner import LayerInfo, run_task, running_tasks, spatial_kwargs
+
+
+def test_spatial_kwargs_for_finer_and_equal_grids():
+    coarse = LayerInfo("y", (16, 16), (0.2, 0.2), (0.05, 0.05))
+    fine = spatial_kwargs(coarse, (32, 32))  # super-resolution: pixel centres of the fine grid
+    np.testing.assert_allclose(fine["scale"], (0.1, 0.1))
+    np.testing.assert_allclose(fine["translate"], (0.0, 0.0))
+    same = spatial_kwargs(LayerInfo("x", (8, 9, 10), (0.3, 0.1, 0.1), (1.0, 2.0, 3.0), axis_labels=("z", "y", "x")),
+                          (8, 9, 10))
+    assert same["scale"] == (0.3, 0.1, 0.1) and same["translate"] == (1.0, 2.0, 3.0)
+    assert same["axis_labels"] == ("z", "y", "x")
+
+
+@pytest.mark.gui
+def test_run_task_reports_progress_and_returns_partial_on_cancel(qtbot):
+    outcome = {}
+
+    def work(progress):
+        for k in range(1, 10_000):
+            time.sleep(0.01)
+            if progress(k, 10_000, np.full((4, 4), k, np.float32)) is False:
+                raise Cancelled(partial=k)
+        return "finished"
+
+    previews = []
+    task = run_task(work, total=10_000, desc="test", on_preview=lambda s, t, p: previews.append(s),
+                    on_done=lambda result, cancelled: outcome.update(result=result, cancelled=cancelled))
+    qtbot.waitUntil(lambda: task.progress_bar.n >= 3, timeout=20_000)
+    task.cancel()
+    qtbot.waitUntil(lambda: task.done, timeout=20_000)
+    assert outcome["cancelled"] is True and outcome["result"] >= 3
+    assert previews and task not in running_tasks()
