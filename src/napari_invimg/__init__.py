@@ -21,6 +21,7 @@ from .api import method_info, methods, reconstruct, simulate  # noqa: E402
 from .errors import Cancelled  # noqa: E402
 from .operators import noise, psf  # noqa: E402
 from .uncertainty import Reconstruction  # noqa: E402
+from . import mri  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -36,4 +37,5 @@ __all__ = [
     "metrics",
     "diagnostics",
     "datasets",
+    "mri",
 ]

@@ -80,16 +80,22 @@ def calibration_region(kspace: np.ndarray, max_readout: int = 64) -> tuple[int, 
             hi += 1
         return lo, hi
 
-    xa, xb = run(sampled[cy], cx)
-    ya, yb = run(sampled[:, xa:xb].all(axis=1), cy)
-    # the largest rectangle [c − w//2, c − w//2 + w) inside the fully sampled run, per axis
     def centred(lo: int, hi: int, centre: int) -> int:
+        """The largest width w with [centre − w//2, centre − w//2 + w) inside [lo, hi)."""
         w = hi - lo
         while w > 1 and not (centre - w // 2 >= lo and centre - w // 2 + w <= hi):
             w -= 1
         return w
 
-    return min(centred(ya, yb, cy), max_readout), centred(xa, xb, cx)
+    xa, xb = run(sampled[cy], cx)
+    best = (0, 1, 1)
+    for wx in range(centred(xa, xb, cx), 0, -1):  # the centred rectangle of largest area (lines: full readout)
+        x0 = cx - wx // 2
+        ya, yb = run(sampled[:, x0:x0 + wx].all(axis=1), cy)
+        wy = min(centred(ya, yb, cy), max_readout)
+        if wy * wx > best[0]:
+            best = (wy * wx, wy, wx)
+    return best[1], best[2]
 
 
 def _patches(calib: np.ndarray, kernel: tuple[int, int]) -> np.ndarray:

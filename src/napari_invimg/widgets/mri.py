@@ -66,7 +66,7 @@ class MRIWidget(Container):
         self.report = Label(value="")
         self.sim_controls = RunControls(self.simulate, run_text="Simulate k-space")
         # -- reconstruction --------------------------------------------------------------------------
-        self.kspace = ComboBox(label="k-space", choices=self._kspace_choices)
+        self.kspace = ComboBox(label="k-space", choices=self._kspace_choices, nullable=True)
         self.slice = SpinBox(label="slice", value=0, min=0, max=0)
         self.maps = ComboBox(label="coil maps", choices=["ESPIRiT", "simulated (true)"], value="ESPIRiT")
         self.method = ComboBox(label="method", choices=self._method_choices)
@@ -181,6 +181,7 @@ class MRIWidget(Container):
             show_info(text)
             self.kspace.reset_choices()
             self.kspace.value = self.viewer.layers[f"{name} · k-space"]
+            self._kspace_changed()
 
         self.task = run_task(compute, total=1, desc=f"simulate k-space of {name}", on_done=show,
                              controls=self.sim_controls)
