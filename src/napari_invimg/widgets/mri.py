@@ -15,6 +15,7 @@ from typing import Any
 
 import napari
 import numpy as np
+import torch
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, SpinBox
 from napari.layers import Image
 from napari.utils.notifications import show_info
@@ -152,7 +153,8 @@ class MRIWidget(Container):
 
         def compute(progress):
             sc = mri.simulate_kspace(x, **settings)
-            zf = np.asarray(sc.operator.combine_rss(__import__("torch").from_numpy(sc.kspace)).numpy())
+            with torch.no_grad():
+                zf = sc.operator.combine_rss(torch.from_numpy(sc.kspace)).numpy()
             progress(1, 1)
             return sc, zf
 
