@@ -9,6 +9,7 @@ sampling ``P`` (a mask on the Cartesian grid, or the points of a trajectory). Le
 
 from __future__ import annotations
 
+import hashlib
 import math
 from abc import abstractmethod
 from typing import Any
@@ -177,7 +178,7 @@ class CartesianMRI(MRIOperator):
 _PLANS: dict[tuple, Any] = {}
 
 
-def _plan(kind: int, shape: tuple[int, ...], n_trans: int, dtype: np.dtype, points: np.ndarray, key: int):
+def _plan(kind: int, shape: tuple[int, ...], n_trans: int, dtype: np.dtype, points: np.ndarray, key: str):
     """A cached finufft plan with its points set (type 2: grid → points; type 1: points → grid)."""
     import finufft
 
@@ -195,7 +196,7 @@ def _plan(kind: int, shape: tuple[int, ...], n_trans: int, dtype: np.dtype, poin
     return plan
 
 
-def _nufft(kind: int, data: torch.Tensor, shape: tuple[int, ...], points: np.ndarray, key: int) -> torch.Tensor:
+def _nufft(kind: int, data: torch.Tensor, shape: tuple[int, ...], points: np.ndarray, key: str) -> torch.Tensor:
     """Batched NUFFT on the CPU through finufft, scaled by 1/sqrt(N) (unitary on a full Cartesian grid)."""
     nd = len(shape)
     lead = data.shape[: data.ndim - (nd if kind == 2 else 1)]
@@ -280,7 +281,7 @@ class NonCartesianMRI(MRIOperator):
             raise ValueError("Trajectory coordinates must be finite radians per pixel in [-π, π].")
         self.trajectory = traj.astype(np.float32)
         self._points = np.ascontiguousarray(traj)
-        self._key = id(self._points)
+        self._key = hashlib.sha1(self._points.tobytes()).hexdigest()  # plans are cached by the points' content
         self._init_maps(coil_maps, shape)
         if density is None:
             density = density_compensation(traj, shape)
