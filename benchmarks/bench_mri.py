@@ -137,16 +137,18 @@ def our_methods(A) -> list[tuple[str, dict]]:
 
 
 def reconstruction_table(n: int, quick: bool, use_sigpy: bool, use_bart: bool, tv_iterations: int,
-                         log=None) -> list[dict]:
+                         log=None, cases: list[str] | None = None) -> list[dict]:
     rows = []
     masks = [("equispaced", 4), ("equispaced", 8), ("poisson", 4), ("poisson", 8)] if not quick else [("equispaced", 4)]
     coils = (8, 1) if not quick else (8,)
     for nc in coils:
         for pname, x in phantoms(n, quick).items():
             for kind, R in masks:
+                case = f"{pname} {nc}c {kind} {R}×"
+                if cases and f"{pname}:{nc}:{kind}:{R}" not in cases:
+                    continue
                 sc = mri.simulate_kspace(x, nc, kind=kind, acceleration=R, snr_db=30.0, seed=0)
                 noise = ni.noise.Gaussian(sc.sigma)
-                case = f"{pname} {nc}c {kind} {R}×"
                 results = {}
                 for meth, kw in our_methods(sc.operator):
                     rec, dt = timed(lambda: ni.reconstruct(sc.kspace, sc.operator, meth, noise=noise, seed=0, **kw))
@@ -269,6 +271,8 @@ def main() -> None:
     ap.add_argument("--tv-iterations", type=int, default=1000, help="sigpy TV at its best λ with this many iterations")
     ap.add_argument("--only", choices=("recon", "maps", "radial"), default=None)
     ap.add_argument("--json", default=None, help="write all rows to this file (reconstruction rows also as they come)")
+    ap.add_argument("--cases", default=None,
+                    help="comma-separated phantom:coils:mask:R, e.g. brain:8:poisson:8,shepp-logan:1:equispaced:4")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: steadier on a shared machine)")
     args = ap.parse_args()
     n = args.size or (96 if args.quick else 256)
@@ -287,7 +291,8 @@ def main() -> None:
         out["recon"] = reconstruction_table(n, args.quick, sigpy_available() and not args.no_sigpy,
                                             shutil.which("bart") is not None and not args.no_bart,
                                             0 if args.quick else args.tv_iterations,
-                                            open(args.json + "l", "w") if args.json else None)
+                                            open(args.json + "l", "w") if args.json else None,
+                                            args.cases.split(",") if args.cases else None)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1, default=float)
