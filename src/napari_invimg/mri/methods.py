@@ -30,6 +30,31 @@ def lipschitz(A: MRIOperator) -> float:
     return A.norm() ** 2
 
 
+def data_term(A: MRIOperator, y: torch.Tensor):
+    """``(normal, b, L)`` of ``½‖W^{1/2}(Ax − y)‖²``: ``v ↦ AᴴWAv``, ``AᴴWy`` and a bound on ``‖AᴴWA‖``.
+
+    ``W`` is the density compensation of non-Cartesian operators (a preconditioner: without it the
+    oversampled k-space centre makes ``‖A‖²`` large and the step too small for high frequencies),
+    else the identity.
+    """
+    density = getattr(A, "density", None)
+    if not isinstance(density, torch.Tensor):
+        return A.normal, A._adjoint(y), lipschitz(A)
+    w = density.to(y.device)
+
+    def normal(v: torch.Tensor) -> torch.Tensor:
+        return A._adjoint(w * A._forward(v))
+
+    g = torch.Generator().manual_seed(0)
+    v = torch.randn(A.in_shape, generator=g, dtype=torch.complex64).to(y.device)
+    s = 1.0
+    for _ in range(20):
+        v = normal(v)
+        s = float(torch.linalg.vector_norm(v))
+        v = v / s
+    return normal, A._adjoint(w * y), 1.01 * s
+
+
 def _sigma(noise, A: MRIOperator, y: torch.Tensor) -> float:
     s = float(noise.sigma_scalar) if noise is not None and noise.gain == 0 else 0.0
     return s if s > 0 else A.estimate_noise(y)
@@ -121,17 +146,16 @@ class _ProximalCS(Method):
     def _solve(self, y, A: MRIOperator, noise, ctx: Context, iterations: int, lam: float | None, tau: float,
                tol: float) -> Estimate:
         sigma = _sigma(noise, A, y)
-        L = lipschitz(A)
+        normal, b, L = data_term(A, y)
         adapt = lam is None
         lam_ = self.kappa_start * sigma if adapt else lam
         stage = 10
         with torch.no_grad():
-            b = A._adjoint(y)
             x = b / L
             z, t = x.clone(), 1.0
             k, reason = 0, "iterations"
             for k in range(1, iterations + 1):
-                x_new = self._prox(z - (A.normal(z) - b) / L, lam_ / L, k, ctx)
+                x_new = self._prox(z - (normal(z) - b) / L, lam_ / L, k, ctx)
                 t_new = (1 + math.sqrt(1 + 4 * t * t)) / 2
                 dx = x_new - x
                 z = x_new + ((t - 1) / t_new) * dx
@@ -160,7 +184,8 @@ class CSWavelet(_ProximalCS):
     name = "cs_wavelet"
     label = "L1-wavelet compressed sensing"
     description = (
-        "argmin ½‖Ax − y‖² + λ‖Ψx‖₁ (Ψ an orthonormal Daubechies wavelet transform, complex soft thresholding) by "
+        "argmin ½‖Ax − y‖² + λ‖Ψx‖₁ (Ψ an orthonormal Daubechies wavelet transform, db2 by default, complex "
+        "soft thresholding; density-weighted data term for non-Cartesian k-space) by "
         "FISTA with a random circular shift of Ψ at every iteration (cycle spinning); λ by the discrepancy principle "
         "(continuation: lowered until the misfit reaches the noise level) unless given."
     )
@@ -172,7 +197,8 @@ class CSWavelet(_ProximalCS):
         ITERATIONS(100, 5000),
         Param("lam", float, None, 0.0, None, doc="regularisation weight (empty: discrepancy principle)", log_scale=True),
         Param("tau", float, 0.85, 0.1, 10.0, doc="discrepancy target (misfit per sample) for the automatic λ"),
-        Param("wavelet", str, "db4", choices=("haar", "db2", "db4", "sym4", "sym8"), doc="orthogonal wavelet"),
+        Param("wavelet", str, "db2", choices=("haar", "db2", "db4", "sym4", "sym8"),
+              doc="orthogonal wavelet (db2 measured best on the phantoms)"),
         Param("levels", int, 4, 1, 8, doc="decomposition levels"),
         Param("shifts", bool, True, doc="random wavelet shifts (cycle spinning) at every iteration"),
         Param("tol", float, 1e-4, 0.0, 1.0, doc="stop when the relative change of x falls below this"),
