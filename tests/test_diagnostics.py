@@ -25,3 +25,22 @@ def test_coverage_of_exact_gaussian_draws_is_nominal_with_few_samples():
     fresh = m + rng.standard_normal(truth.shape)
     cov = ni.diagnostics.coverage(rec, fresh, level=0.9)
     assert cov == pytest.approx(0.9, abs=0.02)
+
+
+def test_error_map_and_summary():
+    rng = np.random.default_rng(1)
+    x = ni.datasets.fluorescence((32, 32), seed=0)
+    A = ni.operators.Identity(x.shape)
+    noise = ni.noise.Gaussian(0.05)
+    y = ni.simulate(x, A, noise, seed=0)
+    std = np.full(x.shape, 0.05, np.float32)
+    rec = ni.Reconstruction(mean=y, std=std, info={})
+    err = ni.diagnostics.error_map(rec.mean, x)
+    np.testing.assert_allclose(err, np.abs(y - x), atol=1e-7)
+    report = ni.diagnostics.summary(y, A, rec, noise, x)
+    assert report["chi2"] == pytest.approx(0.0, abs=1e-9)  # the mean is the data itself
+    assert report["coverage"] == pytest.approx(0.9, abs=0.03)  # exact std of the error
+    assert report["rmse"] == pytest.approx(0.05, rel=0.1)
+    assert set(ni.diagnostics.summary(y, A, ni.Reconstruction(mean=x, info={}), noise)) == {"chi2"}
+    with pytest.raises(ValueError, match="differ in shape"):
+        ni.diagnostics.error_map(x, x[:5] + rng.random())

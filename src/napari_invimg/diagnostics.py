@@ -11,7 +11,7 @@ from .operators.base import Operator
 from .operators.noise import NoiseModel
 from .uncertainty import Reconstruction
 
-__all__ = ["residual", "chi2", "coverage", "interval_halfwidth", "std_error_correlation"]
+__all__ = ["residual", "chi2", "coverage", "interval_halfwidth", "std_error_correlation", "error_map", "summary"]
 
 
 def residual(y, A: Operator, x_hat, noise: NoiseModel) -> np.ndarray:
@@ -68,3 +68,23 @@ def std_error_correlation(rec: Reconstruction, x) -> float:
     if err.std() == 0 or s.std() == 0:
         return 0.0
     return float(np.corrcoef(s, err)[0, 1])
+
+
+def error_map(x_hat, x) -> np.ndarray:
+    """Absolute error ``|x̂ − x|`` per pixel (modulus for complex images)."""
+    a, b = np.asarray(x_hat), np.asarray(x)
+    if a.shape != b.shape:
+        raise ValueError(f"The reconstruction {a.shape} and the ground truth {b.shape} differ in shape.")
+    return np.abs(a - b).astype(np.float32)
+
+
+def summary(y, A: Operator, rec: Reconstruction, noise: NoiseModel, x=None, level: float = 0.9) -> dict[str, float]:
+    """The numbers of a diagnostics report: reduced chi-square of the mean; with the truth ``x`` the RMSE and,
+    when ``rec`` has a std, the coverage of the central ``level`` interval and the std–error correlation."""
+    out = {"chi2": chi2(y, A, rec.mean, noise)}
+    if x is not None:
+        out["rmse"] = float(np.sqrt(np.mean(error_map(rec.mean, x) ** 2)))
+        if rec.std is not None:
+            out["coverage"] = coverage(rec, x, level)
+            out["std_error_correlation"] = std_error_correlation(rec, x)
+    return out

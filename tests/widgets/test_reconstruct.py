@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 import napari_invimg as ni
+from napari_invimg.widgets._models import ParameterForm
 from napari_invimg.widgets._runner import running_tasks
-from napari_invimg.widgets.reconstruct import ParameterForm, ReconstructWidget
+from napari_invimg.widgets.reconstruct import ReconstructWidget
 
 pytestmark = pytest.mark.gui
 
@@ -104,3 +105,17 @@ def test_parameter_form_follows_the_schema():
     assert values["lam"] is None and values["iterations"] == 100 and values["regularizer"] == "gradient"
     form.set_values({"lam": 0.01, "iterations": 7})
     assert form.values()["lam"] == pytest.approx(0.01) and form.values()["iterations"] == 7
+
+
+def test_error_inside_the_worker_leaves_no_layer(viewer, qtbot, errors):
+    """A method that cannot use the layer's operator fails in the worker: an error notification, no layer."""
+    x = ni.datasets.fluorescence((32, 32), seed=0)
+    A = ni.operators.Inpainting(ni.operators.random_mask(x.shape, 0.5, seed=0))
+    y = ni.simulate(x, A, ni.noise.Gaussian(0.01), seed=0)
+    layer = viewer.add_image(y, name="holes", metadata={"invimg": {"operator": A.spec()}})
+    widget = _widget(viewer, layer)
+    assert "wiener" not in widget.method.choices  # the list only offers methods that fit the operator
+    task = widget.run(method="wiener")
+    qtbot.waitUntil(lambda: task.done, timeout=60_000)
+    assert task.error is not None and len(errors) == 1 and "wiener" in errors[0]
+    assert [lyr.name for lyr in viewer.layers] == ["holes"]

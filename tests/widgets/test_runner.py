@@ -41,3 +41,25 @@ def test_run_task_reports_progress_and_returns_partial_on_cancel(qtbot):
     qtbot.waitUntil(lambda: task.done, timeout=20_000)
     assert outcome["cancelled"] is True and outcome["result"] >= 3
     assert previews and task not in running_tasks()
+
+
+@pytest.mark.gui
+def test_add_result_layers_with_std_and_samples(make_napari_viewer_proxy):
+    from napari_invimg import Reconstruction
+    from napari_invimg.widgets._runner import add_result_layers
+
+    viewer = make_napari_viewer_proxy()
+    image = viewer.add_image(np.zeros((6, 8), np.float32), name="img", scale=(0.5, 0.25), units=("µm", "µm"))
+    rng = np.random.default_rng(0)
+    samples = rng.normal(size=(3, 6, 8)).astype(np.float32)
+    rec = Reconstruction(samples.mean(0), samples.std(0), samples, {"method": "demo", "seed": 1})
+    layers = add_result_layers(viewer, image, rec, add_samples=True)
+    assert [lyr.name for lyr in layers] == ["img · demo mean", "img · demo std", "img · demo samples"]
+    std, stack = viewer.layers["img · demo std"], viewer.layers["img · demo samples"]
+    assert std.colormap.name == "magma" and std.metadata["invimg"]["output"] == "std"
+    np.testing.assert_allclose(stack.scale, (1.0, 0.5, 0.25))
+    assert stack.data.shape == (3, 6, 8) and str(std.units[0]) == "micrometer"
+    # the same name again updates the layers in place
+    add_result_layers(viewer, image, Reconstruction(rec.mean + 1, rec.std, None, rec.info))
+    assert len(viewer.layers) == 4
+    np.testing.assert_allclose(viewer.layers["img · demo mean"].data, rec.mean + 1)

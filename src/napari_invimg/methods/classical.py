@@ -106,25 +106,33 @@ class RichardsonLucy(Method):
         return max(c, float(-y.min()) + 1e-6 if float(y.min()) <= 0 else 0.0)
 
     def run(self, y, A, noise, ctx: Context, iterations: int, acceleration: bool, stop: str, tau: float) -> Estimate:
+        def flat_dot(a: torch.Tensor, b: torch.Tensor) -> float:
+            return float(torch.dot(a.reshape(-1), b.reshape(-1)))
+
         with torch.no_grad():
             c = self._offset(y, noise)
             yc = (y + c).clamp(min=0)
-            norm = A._adjoint(torch.ones_like(y)).clamp(min=1e-12)
+            shared_offset = noise.gain > 0 and c == noise._shift()
+            inv_norm = A._adjoint(torch.ones_like(y)).clamp_(min=1e-12).reciprocal_()
             x = torch.full(A.in_shape, float(yc.mean()), device=y.device).clamp(min=1e-6)
             x_prev = x
             g_prev = g_prev2 = None
             reason, k = "iterations", 0
             for k in range(1, iterations + 1):
                 alpha = 0.0
-                if acceleration and g_prev is not None and g_prev2 is not None:
-                    alpha = float((g_prev * g_prev2).sum() / (g_prev2 * g_prev2).sum().clamp(min=1e-30))
+                if acceleration and g_prev2 is not None:
+                    alpha = flat_dot(g_prev, g_prev2) / max(flat_dot(g_prev2, g_prev2), 1e-30)
                     alpha = min(max(alpha, 0.0), 0.95)
-                v = (x + alpha * (x - x_prev)).clamp(min=1e-12) if alpha > 0 else x
-                z = A._forward(v)
-                misfit = noise.misfit(y, z)
+                # Biggs–Andrews extrapolation v = x + α (x − x_prev)
+                v = torch.lerp(x_prev, x, 1.0 + alpha).clamp_(min=1e-12) if alpha > 0 else x
+                model = torch.add(A._forward(v), c).clamp_(min=1e-12)
+                ratio = torch.div(yc, model)
+                # the deviance from the ratio is the noise model's own when the offsets agree
+                misfit = noise.deviance(yc, model, ratio) if shared_offset else noise.misfit(y, model - c)
                 ctx.log(misfit=misfit, alpha=alpha)
-                x_new = A._adjoint(torch.div(yc, (z + c).clamp_(min=1e-12))).mul_(v).div_(norm)
-                g_prev2, g_prev = g_prev, x_new - v
+                x_new = A._adjoint(ratio).mul_(v).mul_(inv_norm)
+                if acceleration:
+                    g_prev2, g_prev = g_prev, x_new - v
                 x_prev, x = x, x_new
                 ctx.keep(x, iteration=k)
                 ctx.step(k, iterations, x)

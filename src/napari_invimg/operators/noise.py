@@ -127,10 +127,15 @@ class NoiseModel:
             v = (r / (s * s)).mean()
             return float(v / 2 if y.is_complex() else v)
         c = self._shift()
-        zz = ((z + c) / self.gain).clamp_(min=1e-12)
-        yy = ((y + c) / self.gain).clamp_(min=0)
-        dev = torch.xlogy(yy, yy / zz).sub_(yy).add_(zz).mul_(2)
-        return float(dev.mean())
+        counts = (y + c).clamp_(min=0)
+        model = (z + c).clamp_(min=1e-12)
+        return self.deviance(counts, model, counts / model)
+
+    def deviance(self, counts: torch.Tensor, model: torch.Tensor, ratio: torch.Tensor) -> float:
+        """Mean Poisson deviance ``(2/g) mean[a log(a/b) − a + b]`` of shifted data ``a`` and model ``b``
+        (``ratio = a / b``, which Richardson–Lucy computes anyway), in photon units."""
+        total = torch.xlogy(counts, ratio).sum() - counts.sum() + model.sum()
+        return float(2 * total / (self.gain * counts.numel()))
 
     def normalised_residual(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """``(y − z) / sqrt(Var[y | z])``: ≈ N(0, 1) per pixel when the model explains the data."""

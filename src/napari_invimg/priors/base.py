@@ -137,6 +137,14 @@ class AnalysisRegularizer(Regularizer):
             raise ValueError("The Huber smoothing ε must be positive.")
         self.smoothing = float(smoothing)
         self._dual: torch.Tensor | None = None
+        #: optional positive per-pixel weights ``w_k`` of the groups (spatially adaptive regularisation),
+        #: honoured where :attr:`pixelwise` is True
+        self.pixel_weights: torch.Tensor | None = None
+
+    @property
+    def pixelwise(self) -> bool:
+        """True when the coefficient groups sit on the pixels, so ``pixel_weights`` apply."""
+        return False
 
     @abstractmethod
     def analysis(self, x: torch.Tensor) -> torch.Tensor:

@@ -59,7 +59,7 @@ class _RegularizerDenoiser(Denoiser):
 
 class TVDenoiser(_RegularizerDenoiser):
     name = "tv"
-    label = "TV (Chambolle–Pock/FGP prox)"
+    label = "TV (FGP prox)"
     kind = "tv"
 
 

@@ -98,13 +98,19 @@ class HessianSchatten(AnalysisRegularizer):
 
     def coefficient_norm(self, c: torch.Tensor) -> torch.Tensor:
         if c.is_complex():
-            return self._real_norm(c.real) + self._real_norm(c.imag)
-        return self._real_norm(c)
+            return self.coefficient_norm(c.real) + self.coefficient_norm(c.imag)
+        w = self.pixel_weights
+        return self._real_norm(c) if w is None else self._real_norm(c * w)  # S1 is 1-homogeneous
 
     def project_dual(self, p: torch.Tensor) -> torch.Tensor:
         if p.is_complex():
-            return torch.complex(self._real_project(p.real), self._real_project(p.imag))
-        return self._real_project(p)
+            return torch.complex(self.project_dual(p.real), self.project_dual(p.imag))
+        w = self.pixel_weights
+        return self._real_project(p) if w is None else w * self._real_project(p / w)
+
+    @property
+    def pixelwise(self) -> bool:
+        return True
 
     @property
     def lipschitz(self) -> float:

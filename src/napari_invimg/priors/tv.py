@@ -20,7 +20,7 @@ __all__ = ["TotalVariation", "group_norm"]
 
 def group_norm(c: torch.Tensor) -> torch.Tensor:
     """Per-pixel Euclidean norm over the leading (group) axis, complex values included."""
-    return c.abs().pow(2).sum(dim=0).sqrt()
+    return c.abs().pow(2).sum(dim=0).clamp(min=1e-300).sqrt()  # clamp: finite autograd at 0
 
 
 class TotalVariation(AnalysisRegularizer):
@@ -49,10 +49,16 @@ class TotalVariation(AnalysisRegularizer):
         return gradient_adjoint(p, self.ndim, self.weights)
 
     def coefficient_norm(self, c: torch.Tensor) -> torch.Tensor:
-        return group_norm(c).sum()
+        n = group_norm(c)
+        return (n if self.pixel_weights is None else n * self.pixel_weights).sum()
 
     def project_dual(self, p: torch.Tensor) -> torch.Tensor:
-        return p / group_norm(p).clamp(min=1.0)
+        n = group_norm(p)
+        return p / (n if self.pixel_weights is None else n / self.pixel_weights).clamp(min=1.0)
+
+    @property
+    def pixelwise(self) -> bool:
+        return True
 
     @property
     def lipschitz(self) -> float:

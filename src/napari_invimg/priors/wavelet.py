@@ -9,6 +9,7 @@ Two transforms with periodic boundary, both with ``WᴴW = I`` (so ``‖W‖ = 1
   divisible by ``2^levels`` (the number of levels is reduced when they are not).
 
 The approximation band is not penalised. Filters come from PyWavelets (``pywt.Wavelet(name)``).
+Per-pixel weights (``pixel_weights``) apply to the undecimated transform, whose coefficients sit on the pixels.
 
 References
 ----------
@@ -101,8 +102,8 @@ class WaveletSparsity(AnalysisRegularizer):
             self._weights[key] = w
         w = self._weights[key]
         if self.kind == "orthogonal":
-            w = w.reshape(1, *([1] * (x.ndim - self.ndim)), *shape)
-        return w
+            return w.reshape(1, *([1] * (x.ndim - self.ndim)), *shape)
+        return w if self.pixel_weights is None else w * self.pixel_weights  # undecimated bands sit on the pixels
 
     # -- transforms ------------------------------------------------------------------------------
     def analysis(self, x: torch.Tensor) -> torch.Tensor:
@@ -185,6 +186,10 @@ class WaveletSparsity(AnalysisRegularizer):
     def project_dual(self, p: torch.Tensor) -> torch.Tensor:
         w = self.band_weights(p[0])
         return p * torch.minimum(torch.ones((), device=p.device), w / p.abs().clamp(min=1e-30))
+
+    @property
+    def pixelwise(self) -> bool:
+        return self.kind == "undecimated"
 
     @property
     def lipschitz(self) -> float:

@@ -1,23 +1,26 @@
-"""Forward-model and noise controls shared by the dock widgets (one copy, used by all of them).
+"""Controls shared by the dock widgets (one copy, used by all of them): forward model, noise, method parameters.
 
 :class:`ForwardModelControls` builds an operator (Identity, Blur, Inpainting, Downsampling, Compressed
 sensing) with its PSF (Gaussian, widefield Born–Wolf / Gibson–Lanni, or a measured bead layer) for a
 given image shape; :class:`NoiseControls` builds a camera noise model. :func:`operator_from_metadata`
-and :func:`noise_from_metadata` read what a simulated measurement carries in ``metadata["invimg"]``.
+and :func:`noise_from_metadata` read what a simulated measurement carries in ``metadata["invimg"]``;
+:class:`ParameterForm` turns a method's parameter schema into input widgets.
 """
 
 from __future__ import annotations
 
+import ast
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import scipy.ndimage as ndi
-from magicgui.widgets import ComboBox, Container, FloatSpinBox, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, LineEdit, SpinBox, Widget
 from napari.layers import Image, Labels, Layer
 
 from .. import operators, psf
-from ..api import method_info, methods
+from ..api import methods
 from ..operators import noise as noise_models
 from ..operators.base import Operator
 
@@ -35,6 +38,7 @@ __all__ = [
     "noise_from_metadata",
     "methods_for",
     "device_choices",
+    "ParameterForm",
 ]
 
 #: (label, operator class name)
@@ -334,19 +338,27 @@ def noise_from_metadata(layer: Layer) -> noise_models.NoiseModel | None:
     return None if spec is None else noise_models.from_spec(spec)
 
 
-def methods_for(operator_kind: str) -> list[str]:
-    """Registered imaging methods that can use an operator of class ``operator_kind`` (all ours are linear);
-    the same filter as :func:`napari_invimg.methods` applied to an instance."""
-    out = []
-    for name in methods(domain="imaging"):
-        info = method_info(name)
-        if info["domain"] != "imaging":
-            continue
-        ops = info["operators"]
-        if ops != "any" and operator_kind not in ops:
-            continue
-        out.append(name)
-    return out
+def _prototype(operator_kind: str) -> Operator:
+    """A tiny operator of class ``operator_kind``, so that the registry itself decides which methods fit."""
+    shape = (8, 8)
+    makers = {
+        "Identity": lambda: operators.Identity(shape),
+        "Blur": lambda: operators.Blur(np.ones((1, 1), np.float32), shape),
+        "Inpainting": lambda: operators.Inpainting(np.ones(shape, bool)),
+        "Downsampling": lambda: operators.Downsampling(shape, 2),
+        "CompressedSensing": lambda: operators.CompressedSensing(shape, 8),
+    }
+    if operator_kind not in makers:
+        raise ValueError(f"Unknown operator kind {operator_kind!r}; choose one of {sorted(makers)}.")
+    return makers[operator_kind]()
+
+
+def methods_for(operator: Operator | str) -> list[str]:
+    """:func:`napari_invimg.methods` for an operator, or for an operator class of the Forward model form
+    (imaging methods only, then)."""
+    if isinstance(operator, str):
+        return methods(_prototype(operator), domain="imaging")
+    return methods(operator)
 
 
 def device_choices() -> list[tuple[str, str | None]]:
@@ -361,3 +373,74 @@ def device_choices() -> list[tuple[str, str | None]]:
         out.append(("mps", "mps"))
     return out
 
+
+def _float_step(default: float | None, low: float | None) -> float:
+    ref = abs(default) if default else (abs(low) if low else 1.0)
+    return 10.0 ** (math.floor(math.log10(ref)) - 1) if ref > 0 else 0.01
+
+
+class ParameterForm(Container):
+    """Input widgets generated from a method's parameter schema (:func:`napari_invimg.method_info`).
+
+    ``bool`` → check box, choices → combo box, numbers → spin boxes within their bounds; a parameter
+    whose default is ``None`` ("chosen automatically") is a text field left empty for automatic.
+    """
+
+    def __init__(self, parameters: list[dict[str, Any]] | None = None):
+        super().__init__(widgets=[])
+        self._schema: dict[str, dict[str, Any]] = {}
+        self.set_schema(parameters or [])
+
+    @staticmethod
+    def _make_input(p: dict[str, Any]) -> Widget:
+        name, kind, default, (low, high) = p["name"], p["type"], p["default"], p["bounds"]
+        common = {"name": name, "label": name.replace("_", " "), "tooltip": p.get("doc", "")}
+        if p.get("choices"):
+            return ComboBox(choices=list(p["choices"]), value=default, **common)
+        if kind == "bool":
+            return CheckBox(value=bool(default), **common)
+        if default is None or kind not in ("int", "float") or p.get("log_scale"):
+            tip = (common["tooltip"] + " — empty: automatic").strip(" —") if default is None else common["tooltip"]
+            common["tooltip"] = tip
+            return LineEdit(value="" if default is None else repr(default) if kind != "str" else default, **common)
+        if kind == "int":
+            return SpinBox(value=int(default), min=int(low) if low is not None else -(2**31) + 1,
+                           max=int(min(high, 2**31 - 1)) if high is not None else 2**31 - 1, **common)
+        return FloatSpinBox(value=float(default), min=float(low) if low is not None else -1e12,
+                            max=float(high) if high is not None else 1e12, step=_float_step(default, low), **common)
+
+    def set_schema(self, parameters: list[dict[str, Any]]) -> None:
+        self.clear()
+        self._schema = {p["name"]: p for p in parameters}
+        for p in parameters:
+            self.append(self._make_input(p))
+
+    def values(self) -> dict[str, Any]:
+        """The parameters as typed values (an empty text field gives ``None`` = automatic)."""
+        out: dict[str, Any] = {}
+        for w in self:
+            p = self._schema[w.name]
+            v = w.value
+            if isinstance(w, LineEdit):
+                text = str(v).strip()
+                if text in ("", "auto", "None"):
+                    v = None
+                elif p["type"] == "str":
+                    v = text
+                else:  # numbers, and any other type the method's Param coerces (e.g. a tuple written as one)
+                    try:
+                        v = ast.literal_eval(text)
+                    except (ValueError, SyntaxError):
+                        raise ValueError(f"Parameter {w.name!r} must be a {p['type']} (or empty for automatic); "
+                                         f"got {text!r}.") from None
+            out[w.name] = v
+        return out
+
+    def set_values(self, values: dict[str, Any]) -> None:
+        for w in self:
+            if w.name not in values:
+                continue
+            v = values[w.name]
+            if isinstance(w, LineEdit):
+                v = "" if v is None else v if isinstance(v, str) else repr(v)
+            w.value = v

@@ -21,8 +21,9 @@ API for widget authors
 ``add_result_layers(viewer, input_layer, rec, name=None, add_samples=False) -> list[Layer]``
     Show a finished :class:`~napari_invimg.Reconstruction` (used by the runner; call it directly for
     instant methods).
-``image_data(layer, what="image") -> np.ndarray``
-    A grey, non-empty, finite float array from an image layer, or a ``ValueError`` a user can act on.
+``image_data(layer, what="image", allow_lazy=False) -> np.ndarray``
+    A grey, non-empty, finite float32 (complex64 stays complex) array from an image layer, or a
+    ``ValueError`` a user can act on; ``allow_lazy`` keeps dask data lazy.
 ``set_image_layer(viewer, data, name, **kwargs) -> Image``
     Add an image layer, or update the layer of that name in place.
 ``spatial_kwargs(source, shape) -> dict``
@@ -32,6 +33,10 @@ API for widget authors
     A Run / Cancel button row with a status line; pass it as ``controls`` so the buttons follow the task.
 ``report_error(exc)``
     Show an exception as a napari error notification (a ``ValueError``'s sentence as it is).
+
+Form pieces to reuse live in :mod:`napari_invimg.widgets._models`: ``layer_combo``, ``ForwardModelControls``
+(+ ``build_operator``), ``NoiseControls``, ``ParameterForm`` (a method's parameters from its schema) and
+``device_choices``. In tests, the ``errors`` fixture of ``tests/widgets/conftest.py`` records ``show_error``.
 
 ``Task.cancel()`` requests a stop (the worker's ``quit()`` plus the ``False`` answer to ``progress``);
 ``Task.done`` turns ``True`` once the result (or partial result) is shown; :func:`running_tasks` lists
@@ -72,12 +77,15 @@ __all__ = [
     "report_error",
     "running_tasks",
     "result_name",
+    "ENSEMBLE_SUFFIX",
 ]
 
 log = logging.getLogger(__name__)
 
 #: seconds between two live previews (a preview redraws the layer; more often only slows the run)
 PREVIEW_INTERVAL_S = 0.3
+#: appended to the std/samples layer names of results whose uncertainty kind is "ensemble"
+ENSEMBLE_SUFFIX = " (ensemble spread, not posterior)"
 _RUNNING: set[Task] = set()
 
 
@@ -175,7 +183,8 @@ def add_result_layers(viewer, input_layer: Layer | LayerInfo, rec: Reconstructio
     """Add (or update in place) the mean, std and optionally samples layers of a reconstruction.
 
     Layers are named ``"<name> mean"``, ``"<name> std"``, ``"<name> samples"`` with ``name`` defaulting to
-    ``"<input> · <method>"``; they copy the input's geometry (see :func:`spatial_kwargs`) and carry
+    ``"<input> · <method>"`` (std and samples of an ``"ensemble"`` result get :data:`ENSEMBLE_SUFFIX` and a
+    notification says that their spread is not a posterior); they copy the input's geometry (see :func:`spatial_kwargs`) and carry
     ``rec.info`` plus ``input``/``output`` under ``metadata["invimg"]``.
     """
     info = LayerInfo.of(input_layer)
@@ -188,9 +197,14 @@ def add_result_layers(viewer, input_layer: Layer | LayerInfo, rec: Reconstructio
         return {"invimg": {**rec.info, "input": info.name, "output": part}}
 
     layers = [set_image_layer(viewer, mean, f"{base} mean", metadata=meta("mean"), **geometry)]
+    # an ensemble's spread is a sensitivity to the method's choices, not a posterior: say so in name and message
+    suffix = ENSEMBLE_SUFFIX if rec.info.get("uncertainty") == "ensemble" else ""
     if rec.std is not None:
-        layers.append(set_image_layer(viewer, rec.std, f"{base} std", colormap="magma", metadata=meta("std"),
-                                      **geometry))
+        layers.append(set_image_layer(viewer, rec.std, f"{base} std{suffix}", colormap="magma",
+                                      metadata=meta("std"), **geometry))
+        if suffix:
+            show_info(f"{method}: the std is the spread of runs over the method's choices (seed or λ) — it "
+                      "measures sensitivity to those choices, not the posterior uncertainty.")
     if add_samples and rec.samples is not None:
         samples = np.abs(rec.samples) if np.iscomplexobj(rec.samples) else rec.samples
         stacked = {"scale": (1.0, *geometry["scale"]), "translate": (0.0, *geometry["translate"])} if geometry else {}
@@ -198,7 +212,8 @@ def add_result_layers(viewer, input_layer: Layer | LayerInfo, rec: Reconstructio
             stacked["units"] = ("pixel", *geometry["units"])
         if geometry.get("axis_labels"):
             stacked["axis_labels"] = ("sample", *geometry["axis_labels"])
-        layers.append(set_image_layer(viewer, samples, f"{base} samples", metadata=meta("samples"), **stacked))
+        layers.append(set_image_layer(viewer, samples, f"{base} samples{suffix}", metadata=meta("samples"),
+                                      **stacked))
     return layers
 
 
@@ -317,11 +332,16 @@ class Task:
         self._thread.start()
         while True:
             try:
-                yield self._steps.get(timeout=0.05)
+                step, total, preview = self._steps.get(timeout=0.05)
             except queue.Empty:
                 if not self._thread.is_alive() and self._steps.empty():
                     return
                 yield None  # lets the worker notice quit() between steps
+                continue
+            while not self._steps.empty():  # fast methods: one update for all steps queued meanwhile
+                step, total, newer = self._steps.get()
+                preview = newer if newer is not None else preview
+            yield step, total, preview
 
     # main-thread side ------------------------------------------------------------------------------------
     def start(self) -> Task:
@@ -399,14 +419,16 @@ def run_task(fn: Callable[[Callable[..., bool]], Any], *, total: int, desc: str 
     return Task(fn, total, desc, on_preview, on_done, on_error, controls).start()
 
 
-def run_reconstruction(viewer, input_layer: Layer, fn: Callable[[Callable[..., bool]], Reconstruction], *,
+def run_reconstruction(viewer, input_layer: Layer | LayerInfo, fn: Callable[[Callable[..., bool]], Reconstruction], *,
                        method: str, total: int, name: str | None = None, add_samples: bool = False,
                        on_done: Callable[[Reconstruction, bool], Any] | None = None,
                        controls: RunControls | None = None) -> Task:
     """Run a reconstruction ``fn(progress) -> Reconstruction`` and show it as layers (see the module docstring).
 
     Previews fill ``"<name> mean"`` while the run goes on; if the run fails, a mean layer created for
-    the previews is removed again (an existing one gets its old data back).
+    the previews is removed again (an existing one gets its old data back). ``input_layer`` may be a
+    :class:`LayerInfo` when the data are not an image layer (e.g. visibilities): its name, shape and
+    geometry are then those of the image to show.
     """
     info = LayerInfo.of(input_layer)
     base = name or f"{info.name} · {method}"

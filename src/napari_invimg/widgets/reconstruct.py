@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
 import napari
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, LineEdit, PushButton, SpinBox, Widget
+from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton, SpinBox
 from napari.layers import Image, Layer
 
-from .. import reconstruct
+from .. import operators, reconstruct
 from ..api import method_info
 from ..operators.base import Operator
 from ..operators.blur import Blur
@@ -19,6 +18,7 @@ from ..operators.noise import NoiseModel
 from ._models import (
     ForwardModelControls,
     NoiseControls,
+    ParameterForm,
     build_operator,
     device_choices,
     layer_combo,
@@ -28,86 +28,15 @@ from ._models import (
     psf_from_layer,
 )
 from ._runner import RunControls, Task, image_data, report_error, run_reconstruction
+from ._settings import default_device
 
-__all__ = ["ReconstructWidget", "ParameterForm"]
+__all__ = ["ReconstructWidget"]
 
 _SOURCES = (
     ("from the layer's metadata", "metadata"),
     ("built here", "built"),
     ("PSF image layer", "psf_layer"),
 )
-
-
-def _float_step(default: float | None, low: float | None) -> float:
-    ref = abs(default) if default else (abs(low) if low else 1.0)
-    return 10.0 ** (math.floor(math.log10(ref)) - 1) if ref > 0 else 0.01
-
-
-class ParameterForm(Container):
-    """Input widgets generated from a method's parameter schema (:func:`napari_invimg.method_info`).
-
-    ``bool`` → check box, choices → combo box, numbers → spin boxes within their bounds; a parameter
-    whose default is ``None`` ("chosen automatically") is a text field left empty for automatic.
-    """
-
-    def __init__(self, parameters: list[dict[str, Any]] | None = None):
-        super().__init__(widgets=[])
-        self._schema: dict[str, dict[str, Any]] = {}
-        self.set_schema(parameters or [])
-
-    @staticmethod
-    def _make_input(p: dict[str, Any]) -> Widget:
-        name, kind, default, (low, high) = p["name"], p["type"], p["default"], p["bounds"]
-        common = {"name": name, "label": name.replace("_", " "), "tooltip": p.get("doc", "")}
-        if p.get("choices"):
-            return ComboBox(choices=list(p["choices"]), value=default, **common)
-        if kind == "bool":
-            return CheckBox(value=bool(default), **common)
-        if default is None or kind not in ("int", "float") or p.get("log_scale"):
-            tip = (common["tooltip"] + " — empty: automatic").strip(" —") if default is None else common["tooltip"]
-            common["tooltip"] = tip
-            return LineEdit(value="" if default is None else repr(default) if kind != "str" else default, **common)
-        if kind == "int":
-            return SpinBox(value=int(default), min=int(low) if low is not None else -(2**31) + 1,
-                           max=int(min(high, 2**31 - 1)) if high is not None else 2**31 - 1, **common)
-        return FloatSpinBox(value=float(default), min=float(low) if low is not None else -1e12,
-                            max=float(high) if high is not None else 1e12, step=_float_step(default, low), **common)
-
-    def set_schema(self, parameters: list[dict[str, Any]]) -> None:
-        self.clear()
-        self._schema = {p["name"]: p for p in parameters}
-        for p in parameters:
-            self.append(self._make_input(p))
-
-    def values(self) -> dict[str, Any]:
-        """The parameters as typed values (an empty text field gives ``None`` = automatic)."""
-        out: dict[str, Any] = {}
-        for w in self:
-            p = self._schema[w.name]
-            v = w.value
-            if isinstance(w, LineEdit):
-                text = str(v).strip()
-                if text in ("", "auto", "None"):
-                    v = None
-                elif p["type"] in ("int", "float"):
-                    try:
-                        v = float(text) if p["type"] == "float" else int(float(text))
-                    except ValueError:
-                        raise ValueError(f"Parameter {w.name!r} must be a number (or empty for automatic); "
-                                         f"got {text!r}.") from None
-                else:
-                    v = text
-            out[w.name] = v
-        return out
-
-    def set_values(self, values: dict[str, Any]) -> None:
-        for w in self:
-            if w.name not in values:
-                continue
-            v = values[w.name]
-            if isinstance(w, LineEdit):
-                v = "" if v is None else v if isinstance(v, str) else repr(v)
-            w.value = v
 
 
 class ReconstructWidget(Container):
@@ -121,11 +50,15 @@ class ReconstructWidget(Container):
         self.psf_layer = layer_combo(viewer, "PSF layer", optional=True,
                                      tooltip="a PSF made by the Forward model widget, or a measured bead image")
         self.noise = NoiseControls(automatic=True)
+        self._spec_cache: tuple[Any, Operator | None] = (None, None)
         self.method = ComboBox(label="method", choices=self._method_choices)
         self.about = Label(value="")
         self.params = ParameterForm()
         self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
-        self.device = ComboBox(label="device", choices=device_choices())
+        devices = device_choices()
+        self.device = ComboBox(label="device", choices=devices, value=default_device(devices),
+                               tooltip="starts at the device set in Preferences › napari-invimg › Compute "
+                                       "(auto when that device is not available here)")
         self.add_samples = CheckBox(label="add samples layer", value=False)
         self.rerun_button = PushButton(text="Re-run from the selected layer's metadata")
         self.controls = RunControls(self.run)
@@ -142,18 +75,34 @@ class ReconstructWidget(Container):
         self._measurement_changed()
 
     # -- form logic ---------------------------------------------------------------------------------------
+    def _metadata_operator(self) -> Operator | None:
+        """The operator in the measurement layer's metadata (rebuilt once per spec), or ``None``."""
+        layer = self.measurement.value
+        spec = layer.metadata.get("invimg", {}).get("operator") if layer is not None else None
+        if spec is None:
+            return None
+        if self._spec_cache[0] is not spec:
+            self._spec_cache = (spec, operators.from_spec(spec))
+        return self._spec_cache[1]
+
     def operator_kind(self) -> str:
-        """Class name of the operator the run will use (filters the method list)."""
-        source = self.source.value
-        if source == "psf_layer":
-            return "Blur"
-        if source == "built":
+        """Class name of the operator the run will use."""
+        if self.source.value == "built":
             return self.forward.kind.value
-        spec = (self.measurement.value.metadata.get("invimg", {}).get("operator") if self.measurement.value else None)
-        return spec["type"] if spec else "Blur"
+        if self.source.value == "metadata":
+            A = self._metadata_operator()
+            if A is not None:
+                return A.name
+        return "Blur"
 
     def _method_choices(self, _widget=None) -> list[tuple[str, str]]:
-        return [(f"{method_info(n)['label']} ({n})", n) for n in methods_for(self.operator_kind())]
+        """Registered methods that can use the chosen forward model (the registry decides)."""
+        try:
+            A = self._metadata_operator() if self.source.value == "metadata" else None
+            names = methods_for(A if A is not None else self.operator_kind())
+        except ValueError:  # a spec that no longer builds: the run will say why
+            names = []
+        return [(f"{method_info(n)['label']} ({n})", n) for n in names]
 
     def _measurement_changed(self, *_: Any) -> None:
         layer = self.measurement.value

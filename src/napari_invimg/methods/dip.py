@@ -1,0 +1,329 @@
+"""Deep Image Prior and Deep Decoder: an untrained network ``G_θ`` fed a fixed random input ``z``, its weights
+fitted so that ``A(G_θ(z))`` explains ``y`` under the noise likelihood; the network's bias towards natural
+images, and stopping before it fits the noise, regularise.
+
+Stopping needs no ground truth: an exponentially weighted running variance of the iterates (Wang, Li,
+Zhuang, Chen & Sun, "Early stopping for deep image prior", TMLR 2023: the variance curve's minimum tracks
+the PSNR peak) and the discrepancy principle (stop when ``noise.misfit(y, A(x)) ≤ τ``, Morozov 1966).
+The returned image is the running mean of the iterates at the selected iteration.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..nets.dip import DeepDecoder, SkipNet
+from ..operators.base import Operator
+from ..operators.noise import NoiseModel
+from .registry import ITERATIONS, Context, Estimate, Method, Param
+
+__all__ = ["DIP", "DeepDecoderMethod", "DIPProblem", "StoppingRule", "RunningMoments", "fit_network", "random_input",
+           "skip_widths", "STOP_PARAMS", "STOP_RULES", "IN_CHANNELS", "POSITIVE"]
+
+#: channels of the random input of the skip networks
+IN_CHANNELS = 8
+
+STOP_RULES = ("auto", "variance", "discrepancy", "none")
+
+#: stopping and optimiser parameters shared by the untrained-network methods
+STOP_PARAMS = (
+    Param("lr", float, 0.01, 1e-5, 1.0, doc="Adam learning rate", log_scale=True),
+    Param("stop", str, "auto", choices=STOP_RULES,
+          doc="auto: whichever of running variance and discrepancy comes first; none: run all iterations"),
+    Param("tau", float, 1.0, 0.1, 10.0, doc="discrepancy target: stop when the misfit per measurement ≤ τ"),
+    Param("window", int, 50, 2, 10000, doc="length (iterations) of the exponential window of the running mean/variance"),
+    Param("patience", int, 200, 1, 100000, doc="stop when the running variance has not reached a new minimum for this many iterations"),
+    Param("input_noise", float, 0.03, 0.0, 1.0, doc="std of the perturbation added to z at each step (0: off)"),
+)
+
+
+@dataclass
+class DIPProblem:
+    """How network outputs become images for a given operator: channels, output scale and positivity.
+
+    ``image = scale · act(out[:, 0])`` for real images (``act`` = softplus when ``positive``, else identity) and
+    ``scale · (out[:, 0] + i out[:, 1])`` for complex ones. ``scale`` is the least-squares gain of a reference
+    image (``Aᴴy`` for linear operators, a constant image otherwise), so the network works at unit scale.
+    """
+
+    shape: tuple[int, ...]
+    complex_image: bool
+    positive: bool
+    scale: float
+
+    @property
+    def out_channels(self) -> int:
+        return 2 if self.complex_image else 1
+
+    @classmethod
+    def for_operator(cls, y: torch.Tensor, A: Operator, noise: NoiseModel, positive: bool) -> DIPProblem:
+        if A.ndim not in (2, 3):
+            raise ValueError(f"Deep Image Prior reconstructs 2D or 3D images; this operator's images are {A.ndim}D.")
+        with torch.no_grad():
+            scale = _reference_scale(y, A, noise)
+        return cls(tuple(A.in_shape), bool(A.in_complex), bool(positive and not A.in_complex), scale)
+
+    def image(self, out: torch.Tensor) -> torch.Tensor:
+        """Network output ``(B, C, *shape)`` -> images ``(B, *shape)``."""
+        if self.complex_image:
+            return self.scale * torch.complex(out[:, 0], out[:, 1])
+        x = out[:, 0]
+        return self.scale * (F.softplus(x) if self.positive else x)
+
+
+def _reference_scale(y: torch.Tensor, A: Operator, noise: NoiseModel) -> float:
+    """Typical magnitude of the image: the 99th percentile of ``|α r|`` with ``α`` the best gain for ``A(α r) ≈ y``."""
+    if A.linear:
+        r = A._adjoint(y)
+        Ar = A._forward(r)
+        denom = float((Ar.abs() ** 2).sum())
+        alpha = float((Ar.conj() * y).real.sum()) / denom if denom > 0 else 0.0
+        mag = (alpha * r).abs().flatten()
+        if alpha > 0:
+            k = max(1, int(0.99 * mag.numel()))
+            value = float(mag.kthvalue(k).values)
+            if value > 0 and math.isfinite(value):
+                return value
+    # non-linear (or degenerate) operators: the constant image whose data fit best, on a log grid
+    ones = torch.ones(A.in_shape, dtype=torch.complex64 if A.in_complex else torch.float32, device=y.device)
+    best, best_c = math.inf, 1.0
+    for c in torch.logspace(-6, 6, 49).tolist():
+        try:
+            m = noise.misfit(y, A._forward(c * ones))
+        except (RuntimeError, ValueError):
+            continue
+        if math.isfinite(m) and m < best * (1 - 1e-6):
+            best, best_c = m, c
+    return best_c
+
+
+class RunningMoments:
+    """Exponentially weighted running mean ``m`` of the iterates and running variance ``v = E_w[‖x − m‖²] / N``
+    (the windowed moving variance of Wang et al. 2023 with an exponential window of about ``window`` iterations)."""
+
+    def __init__(self, window: int):
+        self.beta = 1.0 - 1.0 / max(window, 2)
+        self.mean: torch.Tensor | None = None
+        self.var = 0.0
+
+    def update(self, x: torch.Tensor) -> None:
+        x = x.detach()
+        if self.mean is None:
+            self.mean = x.clone()
+            return
+        delta = float((x - self.mean).abs().pow(2).mean())
+        self.mean = self.beta * self.mean + (1 - self.beta) * x
+        self.var = self.beta * self.var + (1 - self.beta) * delta
+
+
+class StoppingRule:
+    """When to stop fitting, from the data misfit and the running variance of each iteration.
+
+    ``variance``: select the iteration of the smallest running variance (counted once the window has filled)
+    and stop when no new minimum came for ``patience`` iterations. ``discrepancy``: stop (and select) at the first
+    iteration after the window whose misfit is ≤ ``tau``. ``auto``: whichever comes first. ``none``: never.
+    After :meth:`update`, ``improved`` says whether this iteration is the new selection; ``done`` whether to stop.
+    """
+
+    def __init__(self, stop: str, tau: float, window: int, patience: int):
+        if stop not in STOP_RULES:
+            raise ValueError(f"stop must be one of {STOP_RULES}, got {stop!r}.")
+        self.use_variance = stop in ("auto", "variance")
+        self.use_discrepancy = stop in ("auto", "discrepancy")
+        self.tau, self.window, self.patience = tau, window, patience
+        self.best_var = math.inf
+        self.selected = 0
+        self.improved = self.done = False
+        self.reason = ""
+
+    def update(self, k: int, misfit: float, variance: float) -> None:
+        self.improved = False
+        if k > self.window and self.use_variance and variance < self.best_var:
+            self.best_var, self.selected, self.improved = variance, k, True
+        if self.use_discrepancy and k > self.window and misfit <= self.tau:
+            self.done, self.selected, self.improved = True, k, True
+            self.reason = f"discrepancy: misfit {misfit:.3g} ≤ τ = {self.tau:g}"
+        elif self.use_variance and self.selected and k - self.selected >= self.patience:
+            self.done = True
+            self.reason = f"running variance: no new minimum for {self.patience} iterations"
+
+    def finish(self, k: int) -> None:
+        """Called when the iterations run out before the rule stopped."""
+        if not self.selected:
+            self.selected = k
+            self.reason = f"maximum of {k} iterations"
+        else:
+            self.reason = f"maximum of {k} iterations (running-variance minimum at iteration {self.selected})"
+
+    @classmethod
+    def replay(cls, history: dict[str, list], stop: str = "auto", tau: float = 1.0, window: int = 50,
+               patience: int = 200) -> StoppingRule:
+        """Apply the rule to a logged run (``history`` with ``misfit`` and ``variance`` per iteration)."""
+        rule = cls(stop, tau, window, patience)
+        k = 0
+        for k, (m, v) in enumerate(zip(history["misfit"], history["variance"]), start=1):
+            rule.update(k, m, v)
+            if rule.done:
+                return rule
+        rule.finish(k)
+        return rule
+
+
+def fit_network(
+    net: nn.Module,
+    z: torch.Tensor,
+    y: torch.Tensor,
+    A: Operator,
+    noise: NoiseModel,
+    problem: DIPProblem,
+    ctx: Context,
+    *,
+    iterations: int,
+    lr: float,
+    stop: str,
+    tau: float,
+    window: int,
+    patience: int,
+    input_noise: float,
+    penalty: Callable[[], torch.Tensor] | None = None,
+    restore: bool = False,
+) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Adam on ``nll(y, A(G(z + δ))) + penalty()`` with ``δ ~ N(0, input_noise²)``, stopped by a :class:`StoppingRule`.
+
+    Returns the selected image (the running mean of the iterates at the selected iteration) and info: the
+    selected iteration, the number of iterations run and why it stopped. With ``restore`` the network's weights
+    are reset to those of the selected iteration (for methods that sample from it). Every iteration reports
+    progress with the current iterate, keeps the selected image for cancel and logs loss, misfit and variance.
+    """
+    rule = StoppingRule(stop, tau, window, patience)
+    net.to(ctx.device)
+    optimiser = torch.optim.Adam(net.parameters(), lr=lr)
+    moments = RunningMoments(window)
+    gen = ctx.generator(offset=7)
+    selected: torch.Tensor | None = None
+    selected_state: dict[str, torch.Tensor] | None = None
+    k = 0
+    for k in range(1, iterations + 1):
+        optimiser.zero_grad(set_to_none=True)
+        zin = z
+        if input_noise > 0:
+            zin = z + input_noise * torch.randn(z.shape, generator=gen, device=gen.device).to(z.device)
+        x = problem.image(net(zin))[0]
+        fit = A._forward(x)
+        nll = noise.nll(y, fit)
+        loss = nll + penalty() if penalty is not None else nll
+        loss.backward()
+        optimiser.step()
+        ctx.evaluations += 1
+        loss_value = float(loss.detach())
+        if not math.isfinite(loss_value):
+            raise ValueError("The network fit diverged (non-finite loss); lower the learning rate.")
+        with torch.no_grad():
+            misfit = noise.misfit(y, fit.detach())
+            moments.update(x)
+        rule.update(k, misfit, moments.var)
+        if rule.improved:
+            selected = moments.mean
+            if restore:
+                selected_state = {name: t.detach().clone() for name, t in net.state_dict().items()}
+        ctx.log(loss=loss_value, misfit=misfit, variance=moments.var)
+        ctx.keep(moments.mean if selected is None else selected, iteration=rule.selected or k)
+        ctx.step(k, iterations, x)
+        if rule.done:
+            break
+    if not rule.done:
+        rule.finish(k)
+        if selected is None:
+            selected, selected_state = moments.mean, None
+    if restore and selected_state is not None and rule.selected != k:
+        net.load_state_dict(selected_state)
+    return selected.detach(), {"iterations": k, "stop_iteration": rule.selected, "stopped": rule.reason,
+                               "scale": problem.scale}
+
+
+def random_input(ctx: Context, shape: tuple[int, ...], spread: float = 0.1) -> torch.Tensor:
+    """The fixed network input: ``U(0, spread)`` noise of ``shape`` (with a batch axis), seeded."""
+    gen = ctx.generator(offset=3)
+    return (spread * torch.rand((1, *shape), generator=gen, device=gen.device)).to(ctx.device)
+
+
+class _UntrainedNetwork(Method):
+    """Shared run logic: build the generator, fit it with :func:`fit_network`, return the selected image."""
+
+    needs_adjoint = False
+    complex_images = True
+
+    @abstractmethod
+    def build(self, problem: DIPProblem, **params: Any) -> tuple[nn.Module, tuple[int, ...]]:
+        """The network and the shape of its input (channels first, no batch axis)."""
+
+    def run(self, y, A, noise, ctx: Context, iterations: int, positive: bool, lr: float, stop: str, tau: float,
+            window: int, patience: int, input_noise: float, **arch: Any) -> Estimate:
+        problem = DIPProblem.for_operator(y, A, noise, positive)
+        net, in_shape = self.build(problem, **arch)
+        z = random_input(ctx, in_shape)
+        x, info = fit_network(net, z, y, A, noise, problem, ctx, iterations=iterations, lr=lr, stop=stop, tau=tau,
+                              window=window, patience=patience, input_noise=input_noise)
+        info["parameters"] = sum(p.numel() for p in net.parameters())
+        return Estimate(x, info=info)
+
+
+POSITIVE = Param("positive", bool, True, doc="non-negative image (softplus output; ignored for complex images)")
+
+
+class DIP(_UntrainedNetwork):
+    name = "dip"
+    label = "Deep Image Prior"
+    description = (
+        "x = G_θ(z), θ = Adam-argmin −log p(y | A G_θ(z)) for a skip encoder–decoder G and fixed random z; "
+        "stops itself (running variance of the iterates, or the discrepancy principle) and returns the running mean."
+    )
+    reference = (
+        "Ulyanov, Vedaldi & Lempitsky, Deep Image Prior, CVPR 2018; Wang et al., Early stopping for deep image "
+        "prior, TMLR 2023."
+    )
+    params = (
+        ITERATIONS(2000),
+        POSITIVE,
+        *STOP_PARAMS,
+        Param("width", int, 16, 2, 256, doc="channels of the finest level (deeper levels: ×1, ×2, ×4)"),
+        Param("depth", int, 4, 1, 7, doc="number of down/up-sampling levels"),
+    )
+
+    def build(self, problem: DIPProblem, width: int, depth: int) -> tuple[nn.Module, tuple[int, ...]]:
+        net = SkipNet(IN_CHANNELS, problem.out_channels, len(problem.shape), skip_widths(width, depth), skip=4)
+        return net, (IN_CHANNELS, *problem.shape)
+
+
+def skip_widths(width: int, depth: int) -> tuple[int, ...]:
+    """Channel widths per level: ``width`` for the two finest levels, then doubling (cheap at full resolution)."""
+    return tuple(width * (2 ** max(0, i - 1)) for i in range(depth))
+
+
+class DeepDecoderMethod(_UntrainedNetwork):
+    name = "deep_decoder"
+    label = "Deep Decoder"
+    description = (
+        "x = G_θ(z) with an under-parameterised decoder (upsampling + 1×1 convolutions, fewer weights than pixels), "
+        "θ by Adam on −log p(y | A G_θ(z)); stops by running variance or discrepancy."
+    )
+    reference = "Heckel & Hand, Deep Decoder: concise image representations from untrained non-convolutional networks, ICLR 2019."
+    params = (
+        ITERATIONS(2000),
+        POSITIVE,
+        *STOP_PARAMS,
+        Param("channels", int, 64, 2, 512, doc="channels per layer"),
+        Param("levels", int, 5, 1, 8, doc="number of ×2 upsampling layers"),
+    )
+
+    def build(self, problem: DIPProblem, channels: int, levels: int) -> tuple[nn.Module, tuple[int, ...]]:
+        net = DeepDecoder(problem.shape, problem.out_channels, channels, levels)
+        return net, net.input_shape()

@@ -1,0 +1,170 @@
+"""Plug-and-play reconstructions: a denoiser ``D(x, σ)`` stands in for the prior's proximal operator.
+
+Any registered denoiser works (``priors.denoiser_names()``: the learned ``"drunet"`` when shipped, the
+classical ``"tv"``, ``"wavelet"``, ``"hessian"``, ``"nlm"``). The data term is the weighted least
+squares ``f(x) = ½ Σ (Ax − y)² / v`` with ``v`` the camera variance at the first estimate (exact for
+Gaussian noise, the usual Gaussian approximation of Poisson noise). Images are normalised to about
+[0, 1] for the denoiser. The denoiser strength follows the continuation of Zhang et al. (DPIR): ``σ_k``
+falls geometrically from ``sigma_start`` to the noise level, with the coupling ``ρ_k = λ / σ_k²``
+(``λ = lam``, 0.23 by default), so no weight needs tuning.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..operators.base import LinearOperator
+from ..operators.noise import NoiseModel
+from ..priors.base import clip
+from ..priors.denoisers import Denoiser, denoiser_names, get_denoiser
+from ._proximal import initial_image
+from ._solvers import conjugate_gradient
+from .registry import ITERATIONS, Context, Estimate, Method, Param
+
+__all__ = ["PnPADMM", "PnPPGD", "RED", "default_denoiser"]
+
+
+def default_denoiser() -> str:
+    """``"drunet"`` when the learned denoiser is available, else ``"tv"``."""
+    return "drunet" if "drunet" in denoiser_names() else "tv"
+
+
+DENOISER = Param("denoiser", str, "auto",
+                 doc="a registered denoiser (priors.denoiser_names()); 'auto' = drunet if shipped, else tv")
+LAM = Param("lam", float, 0.23, 1e-4, 100.0, doc="coupling λ in ρ = λ/σ² between data fit and denoiser", log_scale=True)
+SIGMA_START = Param("sigma_start", float, 0.2, 1e-3, 1.0, doc="first denoiser level (images scaled to ≈[0, 1])")
+POSITIVITY = Param("positivity", bool, True, doc="clip x ≥ 0 (real images only)")
+
+
+class _Problem:
+    """The weighted least-squares data term in normalised units, its prox and the continuation schedule."""
+
+    def __init__(self, y: torch.Tensor, A: LinearOperator, noise: NoiseModel, positivity: bool, denoiser: str):
+        name = default_denoiser() if denoiser == "auto" else denoiser
+        if name not in denoiser_names():
+            raise ValueError(f"Unknown denoiser {name!r}; available: {', '.join(denoiser_names())}.")
+        self.denoiser_name = name
+        self.denoiser: Denoiser = get_denoiser(name)
+        self.A = A
+        self.lower = 0.0 if positivity and not A.in_complex else None
+        x0 = initial_image(y, A, self.lower)
+        mag = x0.abs().flatten()
+        k = max(int(0.999 * mag.numel()) - 1, 0)
+        self.scale = max(float(mag.kthvalue(k + 1).values), 1e-12)
+        self.y = y / self.scale
+        self.x0 = x0 / self.scale
+        z0 = A._forward(x0)
+        v = noise.variance(z0.real if z0.is_complex() else z0) / self.scale**2
+        self.weight = 1.0 / v.clamp(min=1e-12 * float(v.max()))
+        #: noise level of the measurement in normalised units (the last denoiser level)
+        self.sigma_noise = float(v.mean().sqrt())
+        self.Aty = A._adjoint(self.weight * self.y)
+
+    def weighted_normal(self, x: torch.Tensor) -> torch.Tensor:
+        return self.A._adjoint(self.weight * self.A._forward(x))
+
+    def data_prox(self, z: torch.Tensor, rho: float, start: torch.Tensor, cg_iterations: int = 20) -> torch.Tensor:
+        """``argmin_x f(x) + ρ/2 ‖x − z‖²`` by warm-started conjugate gradients."""
+        return conjugate_gradient(lambda w: self.weighted_normal(w) + rho * w, self.Aty + rho * z, start,
+                                  iterations=cg_iterations, tol=1e-6)
+
+    def schedule(self, sigma_start: float, n: int) -> list[float]:
+        end = max(self.sigma_noise, 1e-3)
+        start = max(sigma_start, end)
+        if n == 1:
+            return [end]
+        return [start * (end / start) ** (k / (n - 1)) for k in range(n)]
+
+    def denoise(self, x: torch.Tensor, sigma: float, ctx: Context) -> torch.Tensor:
+        ctx.evaluations += 1
+        return clip(self.denoiser(x, sigma, self.A.ndim), self.lower, None)
+
+    def report(self, ctx: Context, k: int, total: int, x: torch.Tensor, sigma: float) -> torch.Tensor:
+        xs = x * self.scale
+        ctx.log(sigma=sigma * self.scale, misfit_weighted=float((self.weight * (self.A._forward(x) - self.y).abs() ** 2).mean()))
+        ctx.keep(xs, iteration=k)
+        ctx.step(k, total, xs)
+        return xs
+
+    def info(self, k: int, **extra: Any) -> dict[str, Any]:
+        return {"iterations": k, "denoiser": self.denoiser_name, "sigma_end": self.sigma_noise * self.scale, **extra}
+
+
+_REFERENCE_PNP = ("Venkatakrishnan, Bouman & Wohlberg, GlobalSIP (2013) 945; Zhang et al., IEEE TPAMI 44 (2022) 6360 "
+                  "(DPIR continuation).")
+
+
+class PnPADMM(Method):
+    name = "pnp_admm"
+    label = "PnP-ADMM"
+    description = ("ADMM with a denoiser as prior prox: x = argmin f + ρ/2‖x − z + u‖², z = D(x + u, σ_k), u += x − z; "
+                   "σ_k annealed to the noise level, ρ_k = λ/σ_k².")
+    reference = _REFERENCE_PNP
+    params = (ITERATIONS(24, 500), DENOISER, LAM, SIGMA_START, POSITIVITY)
+
+    def run(self, y, A, noise, ctx: Context, iterations: int, denoiser: str, lam: float, sigma_start: float,
+            positivity: bool) -> Estimate:
+        with torch.no_grad():
+            P = _Problem(y, A, noise, positivity, denoiser)
+            x = z = P.x0
+            u = torch.zeros_like(x)
+            sigmas = P.schedule(sigma_start, iterations)
+            for k, s in enumerate(sigmas, 1):
+                x = P.data_prox(z - u, lam / (s * s), x)
+                z = P.denoise(x + u, s, ctx)
+                u = u + x - z
+                out = P.report(ctx, k, iterations, z, s)
+        return Estimate(out, info=P.info(k))
+
+
+class PnPPGD(Method):
+    name = "pnp_pgd"
+    label = "PnP-HQS (DPIR)"
+    description = ("Half-quadratic splitting x = argmin f + ρ_k/2‖x − z‖², z = D(x, σ_k): proximal steps with a denoiser "
+                   "as the prior's prox (the PGD family with an exact data step); σ_k annealed to the noise level, "
+                   "ρ_k = λ/σ_k².")
+    reference = _REFERENCE_PNP + " Geman & Yang, IEEE TIP 4 (1995) 932 (HQS)."
+    params = (ITERATIONS(24, 2000), DENOISER, LAM, SIGMA_START, POSITIVITY)
+
+    def run(self, y, A, noise, ctx: Context, iterations: int, denoiser: str, lam: float, sigma_start: float,
+            positivity: bool) -> Estimate:
+        with torch.no_grad():
+            P = _Problem(y, A, noise, positivity, denoiser)
+            z = x = P.x0
+            for k, s in enumerate(P.schedule(sigma_start, iterations), 1):
+                x = P.data_prox(z, lam / (s * s), x)
+                z = P.denoise(x, s, ctx)
+                out = P.report(ctx, k, iterations, z, s)
+        return Estimate(out, info=P.info(k))
+
+
+class RED(Method):
+    name = "red"
+    label = "RED (regularisation by denoising)"
+    description = ("argmin f(x) + λ/2σ² xᵀ(x − D(x, σ)) by Romano's fixed point x ← (AᵀWA + λ/σ²)⁻¹(AᵀWy + λ/σ² D(x, σ)); "
+                   "σ from the noise level unless given.")
+    reference = "Romano, Elad & Milanfar, SIAM J. Imaging Sci. 10 (2017) 1804."
+    params = (ITERATIONS(40, 1000), DENOISER, LAM,
+              Param("sigma", float, None, 1e-4, 1.0, doc="denoiser level (images scaled to ≈[0, 1]); empty: 2 × noise level"),
+              POSITIVITY,
+              Param("tol", float, 1e-4, 1e-8, 1e-1, doc="stop when the relative change of x falls below this", log_scale=True))
+
+    def run(self, y, A, noise, ctx: Context, iterations: int, denoiser: str, lam: float, sigma: float | None,
+            positivity: bool, tol: float) -> Estimate:
+        with torch.no_grad():
+            P = _Problem(y, A, noise, positivity, denoiser)
+            s = sigma if sigma is not None else max(2 * P.sigma_noise, 2e-3)
+            rho = lam / (s * s)
+            x = P.x0
+            k = 0
+            for k in range(1, iterations + 1):
+                d = P.denoise(x, s, ctx)
+                x_new = clip(P.data_prox(d, rho, x), P.lower, None)
+                change = float(torch.linalg.vector_norm(x_new - x)) / max(float(torch.linalg.vector_norm(x_new)), 1e-30)
+                x = x_new
+                out = P.report(ctx, k, iterations, x, s)
+                if k > 3 and change < tol:
+                    break
+        return Estimate(out, info=P.info(k, sigma=s * P.scale, lam=lam))

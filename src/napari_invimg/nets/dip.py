@@ -1,0 +1,208 @@
+"""Untrained generator networks for the Deep Image Prior family, 2D or 3D (``ndim`` switch).
+
+* :class:`SkipNet` — encoder–decoder with skip connections (Ulyanov et al., CVPR 2018), narrow enough
+  that one Adam step on 256×256 takes a fraction of a second on two CPU cores.
+* :class:`DeepDecoder` — under-parameterised decoder: upsampling and 1×1 convolutions only
+  (Heckel & Hand, ICLR 2019).
+* :class:`BayesConv` — a convolution whose weights are independent Gaussians ``N(μ, softplus(ρ)²)``,
+  sampled with the local reparametrisation trick (Kingma et al., NeurIPS 2015), with the closed-form
+  KL divergence to a Gaussian prior ``N(0, σ_p²)`` (Blundell et al., ICML 2015).
+* ``layer="dropout"`` — Monte-Carlo dropout before every 3×3 convolution (Gal & Ghahramani, ICML 2016).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["BayesConv", "SkipNet", "DeepDecoder", "kl_divergence", "LAYERS"]
+
+#: the kinds of convolution layer a :class:`SkipNet` can be built from
+LAYERS = ("plain", "bayes", "dropout")
+
+
+def _check_ndim(ndim: int) -> int:
+    if ndim not in (2, 3):
+        raise ValueError(f"Networks are built for 2D or 3D images; ndim must be 2 or 3, got {ndim}.")
+    return ndim
+
+
+def _conv_fn(ndim: int):
+    return F.conv2d if ndim == 2 else F.conv3d
+
+
+class BayesConv(nn.Module):
+    """Convolution with Gaussian weights ``w ~ N(μ, σ²)``, ``σ = softplus(ρ)``, sampled per forward pass.
+
+    Local reparametrisation: the pre-activation is Gaussian given the input, with mean ``conv(x, μ)`` and
+    variance ``conv(x², σ²)``; it is sampled as ``mean + ε·sqrt(var)``, ``ε ~ N(0, 1)`` per output
+    element (Kingma, Salimans & Welling, NeurIPS 2015). :meth:`kl` is ``KL(q(w) ‖ N(0, σ_p²))`` in closed form.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, ndim: int = 2, stride: int = 1,
+                 prior_sigma: float = 1.0, init_sigma: float = 1e-3):
+        super().__init__()
+        self.ndim = _check_ndim(ndim)
+        if prior_sigma <= 0 or init_sigma <= 0:
+            raise ValueError("The prior and initial weight standard deviations must be positive.")
+        self.stride, self.padding = stride, kernel_size // 2
+        self.prior_sigma = float(prior_sigma)
+        shape = (out_channels, in_channels) + (kernel_size,) * ndim
+        fan_in = in_channels * kernel_size**ndim
+        self.weight_mu = nn.Parameter(torch.empty(shape).uniform_(-1, 1) * math.sqrt(3.0 / fan_in))
+        self.bias_mu = nn.Parameter(torch.zeros(out_channels))
+        rho0 = math.log(math.expm1(init_sigma))  # softplus⁻¹
+        self.weight_rho = nn.Parameter(torch.full(shape, rho0))
+        self.bias_rho = nn.Parameter(torch.full((out_channels,), rho0))
+
+    @property
+    def weight_sigma(self) -> torch.Tensor:
+        return F.softplus(self.weight_rho)
+
+    @property
+    def bias_sigma(self) -> torch.Tensor:
+        return F.softplus(self.bias_rho)
+
+    def moments(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and variance of the pre-activation given ``x``."""
+        conv = _conv_fn(self.ndim)
+        mean = conv(x, self.weight_mu, self.bias_mu, self.stride, self.padding)
+        var = conv(x * x, self.weight_sigma**2, self.bias_sigma**2, self.stride, self.padding)
+        return mean, var
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean, var = self.moments(x)
+        return mean + torch.randn_like(mean) * var.clamp(min=1e-16).sqrt()
+
+    def kl(self) -> torch.Tensor:
+        """``Σ log(σ_p/σ) + (σ² + μ²)/(2σ_p²) − ½`` over weights and biases."""
+        total = torch.zeros((), device=self.weight_mu.device)
+        for mu, sigma in ((self.weight_mu, self.weight_sigma), (self.bias_mu, self.bias_sigma)):
+            total = total + (math.log(self.prior_sigma) - torch.log(sigma)
+                             + (sigma**2 + mu**2) / (2 * self.prior_sigma**2) - 0.5).sum()
+        return total
+
+
+def kl_divergence(net: nn.Module) -> torch.Tensor:
+    """Sum of :meth:`BayesConv.kl` over a network's Bayesian layers (0 when it has none)."""
+    terms = [m.kl() for m in net.modules() if isinstance(m, BayesConv)]
+    if not terms:
+        return torch.zeros(())
+    return torch.stack(terms).sum()
+
+
+class _ConvFactory:
+    """Builds the convolutions of a :class:`SkipNet` for one layer kind."""
+
+    def __init__(self, ndim: int, layer: str, dropout: float, prior_sigma: float):
+        if layer not in LAYERS:
+            raise ValueError(f"layer must be one of {LAYERS}, got {layer!r}.")
+        if layer == "dropout" and not 0 < dropout < 1:
+            raise ValueError("The dropout probability must lie in (0, 1).")
+        self.ndim, self.layer, self.dropout, self.prior_sigma = ndim, layer, dropout, prior_sigma
+
+    def __call__(self, cin: int, cout: int, k: int, stride: int = 1) -> nn.Module:
+        if self.layer == "bayes":
+            return BayesConv(cin, cout, k, self.ndim, stride, prior_sigma=self.prior_sigma)
+        conv = (nn.Conv2d if self.ndim == 2 else nn.Conv3d)(cin, cout, k, stride, padding=k // 2)
+        if self.layer == "dropout" and k > 1:
+            return nn.Sequential(_AlwaysDropout(self.dropout), conv)
+        return conv
+
+    def norm(self, c: int) -> nn.Module:
+        # instance statistics with a learnt affine map: BatchNorm with a batch of one image, but the same in
+        # train and eval mode, and per sample when several stochastic passes are batched
+        return (nn.InstanceNorm2d if self.ndim == 2 else nn.InstanceNorm3d)(c, affine=True)
+
+    def block(self, cin: int, cout: int, k: int, stride: int = 1) -> nn.Sequential:
+        return nn.Sequential(self(cin, cout, k, stride), self.norm(cout), nn.LeakyReLU(0.2))
+
+
+class _AlwaysDropout(nn.Module):
+    """Element-wise dropout that stays on at inference (Monte-Carlo dropout)."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.dropout(x, self.p, training=True)
+
+
+class SkipNet(nn.Module):
+    """Encoder–decoder with skip connections for the Deep Image Prior, 2D or 3D.
+
+    Level ``i``: down = [3×3 stride-2 conv, norm, LeakyReLU, 3×3 conv, norm, LeakyReLU]; skip = 1×1 conv of the
+    level's input; up = interpolate to the skip's size, concatenate, [3×3 conv, 1×1 conv] with norms. Any image
+    size works (the decoder upsamples to the encoder's sizes). Output: ``out_channels`` maps, linear.
+    """
+
+    def __init__(self, in_channels: int = 16, out_channels: int = 1, ndim: int = 2,
+                 widths: tuple[int, ...] = (16, 32, 64, 64), skip: int = 4, layer: str = "plain",
+                 dropout: float = 0.1, prior_sigma: float = 1.0):
+        super().__init__()
+        self.ndim = _check_ndim(ndim)
+        if not widths or min(widths) < 1 or skip < 0:
+            raise ValueError("SkipNet needs at least one level of positive width and a non-negative skip width.")
+        make = _ConvFactory(ndim, layer, dropout, prior_sigma)
+        self.mode = "bilinear" if ndim == 2 else "trilinear"
+        self.down, self.skips, self.up = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
+        cin = in_channels
+        for w in widths:
+            self.down.append(nn.Sequential(make.block(cin, w, 3, stride=2), make.block(w, w, 3)))
+            self.skips.append(make.block(cin, skip, 1) if skip else nn.Identity())
+            cin = w
+        for i, w in enumerate(widths):
+            deeper = widths[i + 1] if i + 1 < len(widths) else w
+            self.up.append(nn.Sequential(make.block(deeper + skip, w, 3), make.block(w, w, 1)))
+        self.head = make(widths[0], out_channels, 1)
+        self.skip_width = skip
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        inputs, h = [], z
+        for down in self.down:
+            inputs.append(h)
+            h = down(h)
+        for level in reversed(range(len(self.down))):
+            h = F.interpolate(h, size=inputs[level].shape[2:], mode=self.mode, align_corners=False)
+            if self.skip_width:
+                h = torch.cat([h, self.skips[level](inputs[level])], dim=1)
+            h = self.up[level](h)
+        return self.head(h)
+
+
+class DeepDecoder(nn.Module):
+    """Deep Decoder: ``levels`` × [1×1 conv, upsample ×2, ReLU, channel norm], then a 1×1 conv to the output.
+
+    Fewer weights than pixels, so it cannot fit noise well (Heckel & Hand, ICLR 2019). The input is a fixed
+    random tensor of :meth:`input_shape` (the image size divided by ``2**levels``, rounded up).
+    """
+
+    def __init__(self, shape: tuple[int, ...], out_channels: int = 1, channels: int = 64, levels: int = 5):
+        super().__init__()
+        self.ndim = _check_ndim(len(shape))
+        if channels < 1 or levels < 1:
+            raise ValueError("The Deep Decoder needs at least one channel and one level.")
+        self.shape = tuple(int(s) for s in shape)
+        self.channels = channels
+        # sizes from coarse to fine: each level doubles (capped at the image size)
+        self.sizes = [tuple(max(1, math.ceil(s / 2**k)) for s in self.shape) for k in range(levels, -1, -1)]
+        conv = nn.Conv2d if self.ndim == 2 else nn.Conv3d
+        norm = nn.InstanceNorm2d if self.ndim == 2 else nn.InstanceNorm3d
+        self.convs = nn.ModuleList(conv(channels, channels, 1) for _ in range(levels))
+        self.norms = nn.ModuleList(norm(channels, affine=True) for _ in range(levels))
+        self.head = conv(channels, out_channels, 1)
+        self.mode = "bilinear" if self.ndim == 2 else "trilinear"
+
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.channels,) + self.sizes[0]
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = z
+        for conv, norm, size in zip(self.convs, self.norms, self.sizes[1:]):
+            h = F.interpolate(conv(h), size=size, mode=self.mode, align_corners=False)
+            h = norm(F.relu(h))
+        return self.head(h)

@@ -1,0 +1,128 @@
+import numpy as np
+import pytest
+import torch
+
+import napari_invimg as ni
+from napari_invimg.methods.dip import StoppingRule
+from napari_invimg.operators.base import LinearOperator, Operator
+
+
+@pytest.fixture(scope="module")
+def denoising():
+    x = ni.datasets.fluorescence((64, 64), seed=1)
+    A = ni.operators.Identity(x.shape)
+    noise = ni.noise.Gaussian(0.1)
+    return x, A, noise, ni.simulate(x, A, noise, seed=0)
+
+
+def test_dip_improves_on_the_measurement(denoising):
+    x, A, noise, y = denoising
+    rec = ni.reconstruct(y, A, "dip", noise, iterations=120, seed=0)
+    assert rec.mean.shape == x.shape and rec.mean.dtype == np.float32
+    assert ni.metrics.psnr(rec.mean, x) > ni.metrics.psnr(y, x) + 2.0
+    assert len(rec.info["history"]["loss"]) == rec.info["iterations"]
+    assert rec.info["uncertainty"] is None
+
+
+def test_discrepancy_stops_early_and_says_why(denoising):
+    x, A, noise, y = denoising
+    rec = ni.reconstruct(y, A, "dip", noise, iterations=400, stop="discrepancy", tau=1.6, window=10)
+    assert rec.info["stopped"].startswith("discrepancy")
+    assert rec.info["iterations"] < 400
+    assert rec.info["stop_iteration"] == rec.info["iterations"]
+    assert rec.info["history"]["misfit"][-1] <= 1.6
+
+
+def test_variance_rule_selects_the_minimum_and_waits_for_patience():
+    its = np.arange(1, 401)
+    history = {"misfit": list(np.full(400, 5.0)), "variance": list((its - 150.0) ** 2 + 1.0)}
+    rule = StoppingRule.replay(history, "auto", tau=1.0, window=20, patience=100)
+    assert rule.done and rule.selected == 150 and rule.reason.startswith("running variance")
+    # discrepancy first when the misfit reaches τ before the variance minimum is confirmed
+    history["misfit"][99:] = [0.9] * 301
+    rule = StoppingRule.replay(history, "auto", tau=1.0, window=20, patience=100)
+    assert rule.selected == 100 and rule.reason.startswith("discrepancy")
+    rule = StoppingRule.replay(history, "none")
+    assert not rule.done and rule.selected == 400 and rule.reason.startswith("maximum")
+    with pytest.raises(ValueError, match="stop must be"):
+        StoppingRule("sometimes", 1.0, 10, 10)
+
+
+def test_cancel_keeps_the_selected_iterate(denoising):
+    x, A, noise, y = denoising
+
+    def progress(i, total, preview):
+        return i < 25
+
+    with pytest.raises(ni.Cancelled) as caught:
+        ni.reconstruct(y, A, "dip", noise, iterations=500, progress=progress)
+    partial = caught.value.partial
+    assert partial is not None and partial.mean.shape == x.shape
+    assert np.isfinite(partial.mean).all() and partial.info["cancelled"]
+    assert ni.metrics.psnr(partial.mean, x) > 10
+
+
+def test_deep_decoder_denoises(denoising):
+    x, A, noise, y = denoising
+    rec = ni.reconstruct(y, A, "deep_decoder", noise, iterations=150, channels=32, levels=4, lr=0.02)
+    assert rec.info["parameters"] < x.size
+    assert ni.metrics.psnr(rec.mean, x) > ni.metrics.psnr(y, x) + 2.0
+
+
+def test_dip_3d():
+    x = ni.datasets.fluorescence((8, 24, 24), seed=0)
+    A = ni.operators.Blur(ni.psf.gaussian((3, 5, 5), 1.0), x.shape)
+    noise = ni.noise.PoissonGaussian(gain=0.01, sigma=0.01)
+    y = ni.simulate(x, A, noise)
+    rec = ni.reconstruct(y, A, "dip", noise, iterations=15, depth=2, width=4)
+    assert rec.mean.shape == x.shape and (rec.mean >= 0).all()
+
+
+class _UnitaryFFT(LinearOperator):
+    """Complex images to their orthonormal 2D Fourier transform (an MRI-like operator for the test)."""
+
+    in_complex = out_complex = True
+
+    def __init__(self, shape):
+        super().__init__(shape, shape)
+
+    def _forward(self, x):
+        return torch.fft.fft2(x, norm="ortho")
+
+    def _adjoint(self, y):
+        return torch.fft.ifft2(y, norm="ortho")
+
+    def _params(self):
+        return {"shape": self.in_shape}
+
+
+class _Saturating(Operator):
+    """Non-linear detector response ``A(x) = x / (1 + x)`` (no adjoint)."""
+
+    def __init__(self, shape):
+        super().__init__(shape, shape)
+
+    def _forward(self, x):
+        return x / (1 + x)
+
+    def _params(self):
+        return {"shape": self.in_shape}
+
+
+def test_complex_images_and_nonlinear_operators():
+    x = ni.datasets.fluorescence((32, 32), seed=2) * np.exp(1j * 0.5)
+    A = _UnitaryFFT(x.shape)
+    noise = ni.noise.Gaussian(0.02)
+    y = ni.simulate(x.astype(np.complex64), A, noise)
+    rec = ni.reconstruct(y, A, "dip", noise, iterations=60, stop="none", depth=2, width=8)
+    assert np.iscomplexobj(rec.mean) and rec.mean.shape == x.shape
+    misfit = rec.info["history"]["misfit"]
+    assert misfit[-1] < 0.2 * misfit[0]
+
+    B = _Saturating((32, 32))
+    xr = 2 * ni.datasets.fluorescence((32, 32), seed=3)
+    yr = ni.simulate(xr, B, noise, seed=1)
+    assert "dip" in ni.methods(B) and "richardson_lucy" not in ni.methods(B)
+    rec = ni.reconstruct(yr, B, "dip", noise, iterations=60, stop="none", depth=2, width=8)
+    misfit = rec.info["history"]["misfit"]
+    assert misfit[-1] < 0.2 * misfit[0]

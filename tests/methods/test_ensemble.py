@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+
+import napari_invimg as ni
+
+
+@pytest.fixture(scope="module")
+def deblurring():
+    x = ni.datasets.fluorescence((32, 32), seed=1)
+    A = ni.operators.Blur(ni.psf.gaussian((7, 7), 1.5), x.shape)
+    noise = ni.noise.Gaussian(0.02)
+    return x, A, noise, ni.simulate(x, A, noise, seed=0)
+
+
+def test_ensemble_over_lambda_is_labelled_ensemble(deblurring):
+    x, A, noise, y = deblurring
+    rec = ni.reconstruct(y, A, "ensemble", noise, base_method="tikhonov_cg", vary="lam", n_samples=4,
+                         base_params='{"iterations": 30}')
+    assert rec.uncertainty == "ensemble"
+    assert "not a posterior" in ni.method_info("ensemble")["description"]
+    assert rec.samples.shape == (4, *x.shape) and rec.std.shape == x.shape
+    lams = rec.info["member_lams"]
+    assert np.allclose(np.diff(np.log(lams)), np.log(lams[1] / lams[0]))  # log-spaced around the automatic λ
+    assert lams[-1] / lams[0] == pytest.approx(9.0)
+    assert rec.std.max() > 0
+    np.testing.assert_allclose(rec.mean, rec.samples.mean(0), atol=1e-6)
+
+
+def test_ensemble_over_seeds_of_dip(deblurring):
+    x, A, noise, y = deblurring
+    rec = ni.reconstruct(y, A, "ensemble", noise, base_method="dip", vary="seed", n_samples=2,
+                         base_params='{"iterations": 10, "depth": 2, "width": 4}')
+    assert rec.info["member_seeds"] == [0, 1] and rec.std.max() > 0
+
+
+def test_ensemble_refuses_what_it_cannot_do(deblurring):
+    x, A, noise, y = deblurring
+    with pytest.raises(ValueError, match="no regularisation weight"):
+        ni.reconstruct(y, A, "ensemble", noise, base_method="richardson_lucy", vary="lam")
+    with pytest.raises(ValueError, match="JSON"):
+        ni.reconstruct(y, A, "ensemble", noise, base_method="wiener", base_params="{iterations: 3")
+    with pytest.raises(ValueError, match="Unknown method"):
+        ni.reconstruct(y, A, "ensemble", noise, base_method="magic")
+
+
+def test_ensemble_cancel_keeps_the_members_so_far(deblurring):
+    x, A, noise, y = deblurring
+    steps = []
+
+    def progress(i, total, preview):
+        steps.append(i)
+        return i < 2500  # cancel during the third member
+
+    with pytest.raises(ni.Cancelled) as caught:
+        ni.reconstruct(y, A, "ensemble", noise, base_method="tikhonov_cg", vary="lam", n_samples=4,
+                       lam_low=1e-4, lam_high=1e-2, base_params='{"iterations": 20}', progress=progress)
+    partial = caught.value.partial
+    assert partial.samples.shape == (2, *x.shape) and partial.std is not None
+    assert steps == sorted(steps)

@@ -1,0 +1,87 @@
+"""The Diagnostics dock widget, the ensemble labelling and cancelling DIP, driven in a real viewer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import napari_invimg as ni
+from napari_invimg.widgets import _runner
+from napari_invimg.widgets._runner import ENSEMBLE_SUFFIX, running_tasks
+from napari_invimg.widgets.diagnostics import DiagnosticsWidget
+from napari_invimg.widgets.reconstruct import ReconstructWidget
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def infos(monkeypatch):
+    shown: list[str] = []
+    monkeypatch.setattr(_runner, "show_info", lambda message: shown.append(str(message)))
+    return shown
+
+
+def _reconstruct(viewer, qtbot, layer, method, **params):
+    widget = ReconstructWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.measurement.value = layer
+    widget.method.value = method
+    widget.params.set_values(params)
+    task = widget.run()
+    assert task is not None
+    return widget, task
+
+
+def test_ensemble_result_is_labelled_and_diagnosed(viewer, qtbot, small_pair, measurement, errors, infos):
+    x, A, noise, y = small_pair
+    truth = viewer.add_image(x, name="truth", scale=(0.1, 0.1), translate=(1.0, 2.0))
+    _, task = _reconstruct(viewer, qtbot, measurement, "ensemble", base_method="tikhonov_cg", vary="lam",
+                           n_samples=3, base_params='{"iterations": 20}')
+    qtbot.waitUntil(lambda: task.done, timeout=120_000)
+    assert errors == []
+    std_name = f"meas · ensemble std{ENSEMBLE_SUFFIX}"
+    assert std_name in viewer.layers and "meas · ensemble std" not in viewer.layers
+    assert any("not the posterior" in m for m in infos)
+
+    widget = DiagnosticsWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.result.value = viewer.layers["meas · ensemble mean"]
+    widget.truth.value = truth
+    numbers = widget.run()
+    assert errors == [] and numbers is not None
+    residual = viewer.layers["meas · ensemble residual"]
+    assert residual.data.shape == y.shape
+    np.testing.assert_allclose(residual.scale, (0.1, 0.1))
+    expected = ni.diagnostics.residual(y, A, viewer.layers["meas · ensemble mean"].data, noise)
+    np.testing.assert_allclose(residual.data, expected, atol=1e-5)
+    error = viewer.layers["meas · ensemble error"]
+    np.testing.assert_allclose(error.data, np.abs(viewer.layers["meas · ensemble mean"].data - x), atol=1e-6)
+    assert 0.0 <= numbers["coverage"] <= 1.0 and -1 <= numbers["std_error_correlation"] <= 1
+    assert 0.2 < numbers["chi2"] < 5
+    assert "coverage" in widget.report.value and "χ²" in widget.report.value
+
+
+def test_diagnostics_refuses_a_layer_without_forward_model(viewer, small_pair, errors):
+    _x, _A, _noise, y = small_pair
+    plain = viewer.add_image(y, name="plain mean")
+    widget = DiagnosticsWidget(viewer)
+    widget.result.value = plain
+    widget.measurement.value = plain
+    assert widget.run() is None
+    assert len(errors) == 1 and "forward model" in errors[0]
+    assert [lyr.name for lyr in viewer.layers] == ["plain mean"]
+
+
+def test_cancelling_dip_keeps_the_best_iterate_and_stops_the_worker(viewer, qtbot, small_pair, measurement, errors):
+    x, _A, _noise, y = small_pair
+    widget, task = _reconstruct(viewer, qtbot, measurement, "dip", iterations=5000, depth=3, width=8)
+    qtbot.waitUntil(lambda: task.progress_bar.n >= 8, timeout=120_000)
+    widget.controls.cancel()
+    qtbot.waitUntil(lambda: task.done, timeout=60_000)
+    assert errors == [] and task.cancelled
+    mean = viewer.layers["meas · dip mean"]
+    assert mean.data.shape == y.shape and np.isfinite(mean.data).all()
+    meta = mean.metadata["invimg"]
+    assert meta["cancelled"] and meta["method"] == "dip" and meta["output"] == "mean"
+    assert not task._thread.is_alive() and running_tasks() == []
+    assert widget.controls.run_button.enabled
