@@ -19,6 +19,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 from . import datasets, diagnostics, metrics, operators  # noqa: E402
 from .api import method_info, methods, reconstruct, simulate  # noqa: E402
 from .errors import Cancelled  # noqa: E402
+from .nets.training import train_denoiser  # noqa: E402
 from .operators import noise, psf  # noqa: E402
 from .uncertainty import Reconstruction  # noqa: E402
 from . import mri  # noqa: E402

@@ -1,0 +1,96 @@
+import numpy as np
+import pytest
+import torch
+
+import napari_invimg as ni
+from napari_invimg.nets.training import heldout_set
+from napari_invimg.priors import denoiser_names, get_denoiser, score
+from napari_invimg.priors.learned import LearnedDenoiser
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Small networks run far faster on one thread than on two contended ones; restore afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def den():
+    return get_denoiser("drunet")
+
+
+def test_registered_and_offline(den):
+    assert "drunet" in denoiser_names() and isinstance(den, LearnedDenoiser)
+    meta = den.metadata
+    assert meta["sigma_range"][0] <= 0.002 and meta["sigma_range"][1] >= 1.0
+    assert "command" in meta and "heldout_psnr" in meta
+
+
+def test_shipped_weights_denoise_heldout(den):
+    (s, clean, noisy), = heldout_set([0.1], seeds=[0], shape=(128, 128))
+    with torch.no_grad():
+        out = den(torch.from_numpy(noisy), s).numpy()
+    assert ni.metrics.psnr(noisy, clean) < 20.5
+    assert ni.metrics.psnr(out, clean) > 29.0
+
+
+def test_odd_size_and_batch_sigma(den):
+    (_, clean, _), = heldout_set([0.1], seeds=[1], shape=(45, 67))
+    rng = np.random.default_rng(0)
+    sig = torch.tensor([0.05, 0.2])
+    x = torch.from_numpy(clean)[None] + sig[:, None, None] * torch.from_numpy(rng.standard_normal((2, 45, 67)).astype(np.float32))
+    out = den(x, sig)
+    assert out.shape == x.shape
+    for k in range(2):
+        assert ni.metrics.psnr(out[k].numpy(), clean) > ni.metrics.psnr(x[k].numpy(), clean) + 3
+        assert torch.allclose(out[k], den(x[k], float(sig[k])), atol=1e-5)
+
+
+def test_stack_slice_by_slice(den):
+    x = torch.rand(3, 24, 20)
+    out = den(x, 0.1, ndim=3)
+    assert out.shape == x.shape
+    assert torch.allclose(out[1], den(x[1], 0.1, ndim=2), atol=1e-5)
+    stacks = den(torch.stack([x, x]), torch.tensor([0.1, 0.3]), ndim=3)
+    assert torch.allclose(stacks[0], out, atol=1e-5)
+
+
+def test_sigma_clamped_and_score(den):
+    x = torch.rand(16, 16)
+    assert torch.allclose(den(x, 50.0), den(x, den.sigma_range[1]))
+    s = score(den, x, 0.1)
+    assert torch.isfinite(s).all() and s.shape == x.shape
+
+
+def test_gradient_through_denoiser_when_asked(den):
+    x = torch.rand(16, 16, requires_grad=True)
+    den(x, 0.2).sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    with torch.no_grad():
+        assert not den(torch.rand(8, 8), 0.1).requires_grad
+
+
+def test_complex_and_dtype(den):
+    z = torch.complex(torch.rand(16, 16), torch.rand(16, 16))
+    assert den(z, 0.1).is_complex()
+    assert den(torch.rand(16, 16, dtype=torch.float64), 0.1).dtype == torch.float64
+
+
+def test_bad_input(den, tmp_path):
+    with pytest.raises(ValueError, match="ndim"):
+        den(torch.rand(4, 4, 4, 4), 0.1, ndim=4)
+    with pytest.raises(ValueError, match="positive"):
+        den(torch.rand(8, 8), -1.0)
+    with pytest.raises(ValueError, match="No denoiser weights"):
+        LearnedDenoiser(weights=tmp_path / "missing.pt")(torch.rand(8, 8), 0.1)
+
+
+def test_save_copy_round_trip(den, tmp_path):
+    path = den.save(tmp_path / "copy.pt")
+    copy = LearnedDenoiser(weights=path)
+    x = torch.rand(20, 20)
+    assert torch.allclose(copy(x, 0.1), den(x, 0.1), atol=1e-6)
+    assert copy.metadata["command"] == den.metadata["command"]
