@@ -16,7 +16,7 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+source"
 
-from . import blackhole, datasets, diagnostics, io, metrics, operators  # noqa: E402
+from . import blackhole, datasets, diagnostics, io, metrics, mri, operators  # noqa: E402
 from .api import method_info, methods, reconstruct, simulate  # noqa: E402
 from .errors import Cancelled  # noqa: E402
 from .nets.training import train_denoiser  # noqa: E402
@@ -41,4 +41,5 @@ __all__ = [
     "io",
     "replay",
     "blackhole",
+    "mri",
 ]

@@ -18,7 +18,7 @@ from .errors import Cancelled
 from .methods import registry
 from .methods.registry import Context
 from .operators.base import Operator, check_finite
-from .operators.noise import NoiseModel, estimate
+from .operators.noise import Gaussian, NoiseModel, estimate
 from .uncertainty import Reconstruction
 
 __all__ = ["simulate", "reconstruct", "methods", "method_info", "check_data"]
@@ -59,6 +59,8 @@ def check_data(a, shape: tuple[int, ...], complex_: bool, what: str) -> np.ndarr
         raise ValueError(f"The {what} is complex but this forward model needs real data; take the magnitude first.")
     if complex_ and not iscomplex and what == "measurement":
         raise ValueError(f"The {what} must be complex (k-space or visibilities); got real data.")
+    if complex_ and what == "measurement" and not bool((arr != 0).any()):
+        raise ValueError(f"The {what} is all zero: there is nothing to reconstruct (check the file or the slice).")
     check_finite(arr, what)
     return arr
 
@@ -143,7 +145,10 @@ def reconstruct(
         raise ValueError(reason)
     params = cls.validate(params)
     y = check_data(y, A.out_shape, A.out_complex, "measurement")
-    if noise is None:
+    if noise is None and hasattr(A, "estimate_noise"):  # operators that know where their data hold only noise
+        noise = Gaussian(A.estimate_noise(y))
+        noise_source = "estimated"
+    elif noise is None:
         noise = estimate(y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else y)
         noise_source = "estimated"
     else:

@@ -1,0 +1,315 @@
+"""MRI forward models: Cartesian (2D/3D) and non-Cartesian k-space, single- or multi-coil.
+
+Both map a complex image ``x`` (``in_shape`` = (Y, X) or (Z, Y, X)) to k-space
+``y_c = P F (S_c x)`` — coil sensitivities ``S_c``, the orthonormal centred Fourier transform ``F``
+(``fftshift ∘ fft ∘ ifftshift``, ``norm="ortho"``, the convention of sigpy and fastMRI) and the
+sampling ``P`` (a mask on the Cartesian grid, or the points of a trajectory). Leading dimensions of
+``x`` are a batch; everything is differentiable in torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from abc import abstractmethod
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..operators.base import LinearOperator
+
+__all__ = ["CartesianMRI", "NonCartesianMRI", "fft_centered", "ifft_centered", "density_compensation",
+           "MRIOperator"]
+
+
+def fft_centered(x: torch.Tensor, ndim: int) -> torch.Tensor:
+    """Orthonormal centred DFT on the last ``ndim`` axes: ``fftshift(fftn(ifftshift(x), norm="ortho"))``."""
+    dims = tuple(range(-ndim, 0))
+    return torch.fft.fftshift(torch.fft.fftn(torch.fft.ifftshift(x, dim=dims), dim=dims, norm="ortho"), dim=dims)
+
+
+def ifft_centered(k: torch.Tensor, ndim: int) -> torch.Tensor:
+    """Inverse of :func:`fft_centered`: ``fftshift(ifftn(ifftshift(k), norm="ortho"))``."""
+    dims = tuple(range(-ndim, 0))
+    return torch.fft.fftshift(torch.fft.ifftn(torch.fft.ifftshift(k, dim=dims), dim=dims, norm="ortho"), dim=dims)
+
+
+def _check_maps(coil_maps, shape: tuple[int, ...]) -> np.ndarray | None:
+    if coil_maps is None:
+        return None
+    maps = np.asarray(coil_maps)
+    if maps.ndim == len(shape):  # one coil given without its coil axis
+        maps = maps[None]
+    if maps.ndim != len(shape) + 1 or tuple(maps.shape[1:]) != tuple(shape):
+        raise ValueError(
+            f"Coil maps must have shape (coils, {', '.join(map(str, shape))}) to match the image, got {maps.shape}."
+        )
+    if not np.isfinite(maps).all():
+        raise ValueError("The coil maps contain NaN or infinite values.")
+    if not np.any(maps):
+        raise ValueError("The coil maps are all zero.")
+    return maps.astype(np.complex64)
+
+
+class MRIOperator(LinearOperator):
+    """Shared part of the MRI operators: complex images and data, coil sensitivities, measured samples."""
+
+    in_complex = True
+    out_complex = True
+
+    def _init_maps(self, coil_maps, shape: tuple[int, ...]) -> None:
+        maps = _check_maps(coil_maps, shape)
+        self.coil_maps_array = maps
+        self.coil_maps = None if maps is None else torch.from_numpy(maps)
+        self.n_coils = 1 if maps is None else maps.shape[0]
+
+    def _spread(self, x: torch.Tensor) -> torch.Tensor:
+        """``S_c x`` (adds the coil axis when there are maps)."""
+        if self.coil_maps is None:
+            return x
+        return x.unsqueeze(-self.ndim - 1) * self.coil_maps.to(x.dtype)
+
+    def _combine(self, xc: torch.Tensor) -> torch.Tensor:
+        """``Σ_c S_cᴴ x_c``."""
+        if self.coil_maps is None:
+            return xc
+        return (xc * self.coil_maps.to(xc.dtype).conj()).sum(dim=-self.ndim - 1)
+
+    @property
+    def coil_shape(self) -> tuple[int, ...]:
+        return () if self.coil_maps is None else (self.n_coils,)
+
+    def measured_weights(self) -> torch.Tensor:
+        """1 where ``y`` holds a measured sample, 0 where it is zero by construction (broadcasts against ``y``)."""
+        return torch.ones((), device=self.device)
+
+    def n_measured(self) -> int:
+        """Number of complex samples actually measured."""
+        return int(np.prod(self.out_shape))
+
+    def residual_misfit(self, y: torch.Tensor, z: torch.Tensor, sigma: float) -> float:
+        """``Σ |y − z|² / (2σ² M)`` over the measured samples (≈ 1 at the noise level for complex Gaussian noise)."""
+        r = ((y - z).abs() ** 2 * self.measured_weights()).sum()
+        return float(r) / (2 * sigma * sigma * self.n_measured())
+
+    def estimate_noise(self, y) -> float:
+        """σ (per real and imaginary part) from the outer 5 % of the measured k-space, by the median absolute deviation.
+
+        The periphery of k-space holds almost only noise (the MAD estimator of Donoho & Johnstone,
+        Biometrika 81 (1994) 425, applied there).
+        """
+        t = (y if isinstance(y, torch.Tensor) else torch.from_numpy(np.asarray(y))).detach().cpu()
+        shape = torch.broadcast_shapes(t.shape, self._radius().shape)
+        keep = (self.measured_weights().cpu() > 0).expand(shape) & (t != 0).expand(shape)
+        vals, rad = t.expand(shape)[keep], self._radius().expand(shape)[keep].double()
+        if vals.numel() < 16:
+            raise ValueError("Too few measured k-space samples to estimate the noise; give the noise level.")
+        order = torch.argsort(rad)
+        outer = vals[order[int(0.95 * order.numel()):]]
+        parts = torch.cat([outer.real.reshape(-1), outer.imag.reshape(-1)]).double()
+        return float(1.4826 * (parts - parts.median()).abs().median())
+
+    @abstractmethod
+    def _radius(self) -> torch.Tensor:
+        """|k| of every sample in cycles per pixel, broadcastable against ``y`` (on the CPU)."""
+
+    @abstractmethod
+    def combine_rss(self, y: torch.Tensor) -> torch.Tensor:
+        """Coil-by-coil (density-compensated) adjoint without maps, combined by root-sum-of-squares."""
+
+
+class CartesianMRI(MRIOperator):
+    """Cartesian k-space: ``y_c = M ⊙ F(S_c x)`` with a sampling mask ``M`` and the orthonormal centred DFT.
+
+    ``mask`` has the image's shape (Y, X) or (Z, Y, X) (True / 1 = sampled; real weights allowed);
+    ``coil_maps`` (C, *shape) or ``None`` for single-coil data (then ``y`` has the image's shape).
+    Unmeasured samples of ``y`` are zero. Reference: Pruessmann et al., MRM 42 (1999) 952 (SENSE).
+    """
+
+    def __init__(self, mask, coil_maps=None):
+        m = np.asarray(mask)
+        if m.ndim not in (2, 3) or m.size == 0:
+            raise ValueError(f"The sampling mask must be 2D (Y, X) or 3D (Z, Y, X), got shape {m.shape}.")
+        if np.iscomplexobj(m) or not np.isfinite(m).all() or (m.dtype != bool and np.any(m < 0)):
+            raise ValueError("The sampling mask must hold real, non-negative weights (True / 1 = sampled).")
+        if not np.any(m):
+            raise ValueError("The sampling mask samples nothing.")
+        shape = m.shape
+        self.mask_array = m.astype(bool) if m.dtype == bool or np.isin(m, (0, 1)).all() else m.astype(np.float32)
+        self.mask = torch.from_numpy(self.mask_array.astype(np.float32))
+        self._init_maps(coil_maps, shape)
+        super().__init__(shape, self.coil_shape + shape)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        return fft_centered(self._spread(x), self.ndim) * self.mask.to(x.dtype)
+
+    def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return self._combine(ifft_centered(y * self.mask.to(y.dtype), self.ndim))
+
+    def normal(self, x: torch.Tensor) -> torch.Tensor:
+        return self._combine(ifft_centered(fft_centered(self._spread(x), self.ndim) * (self.mask ** 2).to(x.dtype),
+                                           self.ndim))
+
+    def measured_weights(self) -> torch.Tensor:
+        return (self.mask > 0).to(self.mask.dtype)
+
+    def n_measured(self) -> int:
+        return int((self.mask_array > 0).sum()) * self.n_coils
+
+    def _radius(self) -> torch.Tensor:
+        grids = torch.meshgrid(*[torch.arange(n, dtype=torch.float32) - n // 2 for n in self.in_shape], indexing="ij")
+        return torch.sqrt(sum((g / n) ** 2 for g, n in zip(grids, self.in_shape)))
+
+    def combine_rss(self, y: torch.Tensor) -> torch.Tensor:
+        img = ifft_centered(y * self.mask.to(y.dtype), self.ndim)
+        return img.abs() if self.coil_maps is None else torch.sqrt((img.abs() ** 2).sum(dim=-self.ndim - 1))
+
+    @property
+    def acceleration(self) -> float:
+        """Fully sampled grid size over the number of samples taken."""
+        return float(self.mask_array.size / max((self.mask_array > 0).sum(), 1))
+
+    def _params(self) -> dict[str, Any]:
+        return {"mask": self.mask_array, "coil_maps": self.coil_maps_array}
+
+
+# -- non-Cartesian: finufft in a torch autograd function --------------------------------------------------------
+_PLANS: dict[tuple, Any] = {}
+
+
+def _plan(kind: int, shape: tuple[int, ...], n_trans: int, dtype: np.dtype, points: np.ndarray, key: str):
+    """A cached finufft plan with its points set (type 2: grid → points; type 1: points → grid)."""
+    import finufft
+
+    k = (kind, shape, n_trans, np.dtype(dtype).str, key, torch.get_num_threads())
+    plan = _PLANS.get(k)
+    if plan is None:
+        if len(_PLANS) > 32:
+            _PLANS.clear()
+        # single precision: upsampling 1.25 with the widest kernel it allows (8 points) gives a relative
+        # error of 9e-6 at a sixth of the time of the default upsampling 2 (measured, 256², 64 × 512 radial)
+        single = np.dtype(dtype) == np.complex64
+        options = {"eps": 1.5e-5, "upsampfac": 1.25} if single else {"eps": 1e-10}
+        plan = finufft.Plan(kind, shape, n_trans=n_trans, isign=-1 if kind == 2 else 1, dtype=dtype,
+                            nthreads=torch.get_num_threads(), **options)
+        real = np.float32 if np.dtype(dtype) == np.complex64 else np.float64
+        plan.setpts(*[np.ascontiguousarray(points[:, i], dtype=real) for i in range(points.shape[1])])
+        _PLANS[k] = plan
+    return plan
+
+
+def _nufft(kind: int, data: torch.Tensor, shape: tuple[int, ...], points: np.ndarray, key: str) -> torch.Tensor:
+    """Batched NUFFT on the CPU through finufft, scaled by 1/sqrt(N) (unitary on a full Cartesian grid)."""
+    nd = len(shape)
+    lead = data.shape[: data.ndim - (nd if kind == 2 else 1)]
+    n_trans = int(np.prod(lead)) if lead else 1
+    dtype = np.complex128 if data.dtype == torch.complex128 else np.complex64
+    arr = np.ascontiguousarray(data.detach().cpu().numpy().astype(dtype, copy=False))
+    arr = arr.reshape((n_trans,) + arr.shape[len(lead):]) if n_trans > 1 else arr.reshape(arr.shape[len(lead):])
+    out = _plan(kind, shape, n_trans, dtype, points, key).execute(arr) / math.sqrt(float(np.prod(shape)))
+    tail = (points.shape[0],) if kind == 2 else tuple(shape)
+    return torch.from_numpy(np.asarray(out).reshape(tuple(lead) + tail)).to(data.device)
+
+
+class _NUFFTFunction(torch.autograd.Function):
+    """``A`` (type 2) or ``Aᴴ`` (type 1) with the other one as its backward (torch's conjugate Wirtinger convention)."""
+
+    @staticmethod
+    def forward(ctx, data, kind, shape, points, key):
+        ctx.kind, ctx.shape, ctx.points, ctx.key = kind, shape, points, key
+        return _nufft(kind, data, shape, points, key)
+
+    @staticmethod
+    def backward(ctx, grad):
+        other = 1 if ctx.kind == 2 else 2
+        return _NUFFTFunction.apply(grad.contiguous(), other, ctx.shape, ctx.points, ctx.key), None, None, None, None
+
+
+def density_compensation(trajectory, shape: tuple[int, ...], iterations: int = 10) -> np.ndarray:
+    """Density-compensation weights ``w`` with ``Aᴴ diag(w) A ≈ I`` near the centre (Pipe & Menon, MRM 41 (1999) 179).
+
+    Fixed point ``w ← w / (C * w)`` where ``C * w`` is the sample density seen through a triangular
+    gridding kernel one grid cell wide, evaluated on a twice oversampled grid; then scaled so that a
+    point-source image is reproduced with unit gain.
+    """
+    traj = np.asarray(trajectory, dtype=np.float64)
+    shape = tuple(int(s) for s in shape)
+    nd = len(shape)
+    os_shape = tuple(2 * s for s in shape)
+    # sample positions in oversampled grid units
+    pos = [(traj[:, i] / (2 * np.pi)) * os_shape[i] + os_shape[i] / 2 for i in range(nd)]
+    base = [np.floor(p).astype(np.int64) for p in pos]
+    frac = [p - b for p, b in zip(pos, base)]
+    w = np.ones(traj.shape[0])
+    corners = np.array(np.meshgrid(*[[0, 1]] * nd, indexing="ij")).reshape(nd, -1).T
+    for _ in range(iterations):
+        grid = np.zeros(os_shape)
+        idx_w = []
+        for c in corners:
+            idx = tuple(np.clip(base[i] + c[i], 0, os_shape[i] - 1) for i in range(nd))
+            wt = np.prod([frac[i] if c[i] else 1 - frac[i] for i in range(nd)], axis=0)
+            np.add.at(grid, idx, w * wt)
+            idx_w.append((idx, wt))
+        dens = sum(grid[idx] * wt for idx, wt in idx_w)
+        w = w / np.maximum(dens, 1e-12)
+    # scale: Aᴴ W A of a centred delta has unit peak
+    return (w / w.sum() * np.prod(shape)).astype(np.float32)
+
+
+class NonCartesianMRI(MRIOperator):
+    """Non-Cartesian k-space (radial, spiral): ``y_c(k_j) = N^{-1/2} Σ_r (S_c x)(r) e^{-i k_j·r}``.
+
+    ``trajectory`` (M, d) in radians per pixel in [-π, π), columns in the image's axis order (ky, kx)
+    or (kz, ky, kx); ``shape`` the image shape; ``coil_maps`` (C, *shape); ``density`` per-sample
+    compensation weights (``None``: computed by :func:`density_compensation`), used by the
+    density-compensated adjoint, never by the forward model.
+
+    The NUFFT is finufft (Barnett et al., SIAM J. Sci. Comput. 41 (2019) C479) wrapped in a torch
+    autograd function (forward type 2, adjoint type 1, each the other's backward), with its plans
+    and points cached. Chosen because it was measured fastest and most accurate here: 64 golden-angle
+    spokes × 512 samples on 256², forward + adjoint, one coil: finufft 24 ms at error 5e-6, sigpy
+    57 ms at 2e-3, torchkbnufft 75 ms at 4e-4 (issue #7). In single precision we plan with upsampling
+    1.25: 8 coils forward + adjoint take 40 ms of one CPU core at a relative error of 9e-6 (0.22 s with
+    finufft's default upsampling 2). It runs on the CPU; on a GPU the data make a round trip through
+    host memory (torchkbnufft would keep them on the device, at lower accuracy).
+    """
+
+    def __init__(self, trajectory, shape: tuple[int, ...], coil_maps=None, density=None):
+        traj = np.asarray(trajectory, dtype=np.float64)
+        shape = tuple(int(s) for s in shape)
+        if len(shape) not in (2, 3) or min(shape) < 2:
+            raise ValueError(f"The image shape must be 2D or 3D with at least 2 pixels per axis, got {shape}.")
+        if traj.ndim != 2 or traj.shape[1] != len(shape) or traj.shape[0] == 0:
+            raise ValueError(f"The trajectory must have shape (M, {len(shape)}) for a {len(shape)}D image, got {traj.shape}.")
+        if not np.isfinite(traj).all() or np.abs(traj).max() > np.pi + 1e-6:
+            raise ValueError("Trajectory coordinates must be finite radians per pixel in [-π, π].")
+        self.trajectory = traj.astype(np.float32)
+        self._points = np.ascontiguousarray(traj)
+        self._key = hashlib.sha1(self._points.tobytes()).hexdigest()  # plans are cached by the points' content
+        self._init_maps(coil_maps, shape)
+        if density is None:
+            density = density_compensation(traj, shape)
+        dens = np.asarray(density, dtype=np.float32).reshape(-1)
+        if dens.shape[0] != traj.shape[0] or not np.isfinite(dens).all() or np.any(dens < 0):
+            raise ValueError(f"The density weights must be {traj.shape[0]} finite non-negative numbers, one per sample.")
+        self.density_array = dens
+        self.density = torch.from_numpy(dens)
+        super().__init__(shape, self.coil_shape + (traj.shape[0],))
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _NUFFTFunction.apply(self._spread(x), 2, self.in_shape, self._points, self._key)
+
+    def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return self._combine(_NUFFTFunction.apply(y, 1, self.in_shape, self._points, self._key))
+
+    def _radius(self) -> torch.Tensor:
+        return torch.from_numpy(np.sqrt((self.trajectory ** 2).sum(1)) / (2 * np.pi))
+
+    def combine_rss(self, y: torch.Tensor) -> torch.Tensor:
+        img = _NUFFTFunction.apply(y * self.density.to(y.device), 1, self.in_shape, self._points, self._key)
+        return img.abs() if self.coil_maps is None else torch.sqrt((img.abs() ** 2).sum(dim=-self.ndim - 1))
+
+    def _params(self) -> dict[str, Any]:
+        return {"trajectory": self.trajectory, "shape": self.in_shape, "coil_maps": self.coil_maps_array,
+                "density": self.density_array}

@@ -1,0 +1,93 @@
+"""MRI operators: adjoint identities with complex inputs, FFT convention, autograd, batches, spec round trip."""
+
+import numpy as np
+import pytest
+import torch
+
+import napari_invimg as ni
+from napari_invimg import mri
+
+
+def _cplx(rng, shape):
+    return rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
+
+
+def _operators(rng):
+    yield mri.CartesianMRI(rng.random((24, 20)) < 0.4)
+    yield mri.CartesianMRI(rng.random((24, 20)) < 0.4, coil_maps=_cplx(rng, (4, 24, 20)))
+    yield mri.CartesianMRI(rng.random((6, 10, 12)) < 0.5, coil_maps=_cplx(rng, (3, 6, 10, 12)))  # 3D
+    traj = rng.uniform(-np.pi, np.pi, (300, 2))
+    yield mri.NonCartesianMRI(traj, (16, 18))
+    yield mri.NonCartesianMRI(traj, (16, 18), coil_maps=_cplx(rng, (3, 16, 18)))
+    yield mri.NonCartesianMRI(rng.uniform(-np.pi, np.pi, (200, 3)), (6, 8, 10))  # 3D non-Cartesian
+
+
+def test_adjoint_identity_complex():
+    rng = np.random.default_rng(0)
+    for A in _operators(rng):
+        x = torch.from_numpy(_cplx(rng, A.in_shape))
+        y = torch.from_numpy(_cplx(rng, A.out_shape))
+        lhs = torch.vdot(A.forward(x).reshape(-1), y.reshape(-1))
+        rhs = torch.vdot(x.reshape(-1), A.adjoint(y).reshape(-1))
+        assert abs(lhs - rhs) <= 1e-8 * abs(lhs), (A, lhs, rhs)
+
+
+def test_fft_convention_matches_numpy_ortho_centred():
+    rng = np.random.default_rng(1)
+    x = _cplx(rng, (17, 12))
+    A = mri.CartesianMRI(np.ones((17, 12), bool))
+    ref = np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(x), norm="ortho"))
+    np.testing.assert_allclose(A.forward(x.astype(np.complex64)), ref, atol=1e-5)
+    np.testing.assert_allclose(A.adjoint(ref.astype(np.complex64)), x, atol=1e-5)
+
+
+def test_nufft_matches_direct_dft_and_cartesian_grid():
+    rng = np.random.default_rng(2)
+    shape = (12, 10)
+    x = _cplx(rng, shape)
+    traj = rng.uniform(-np.pi, np.pi, (50, 2))
+    A = mri.NonCartesianMRI(traj, shape)
+    ry, rx = np.meshgrid(np.arange(12) - 6, np.arange(10) - 5, indexing="ij")
+    E = np.exp(-1j * (traj[:, :1] * ry.reshape(1, -1) + traj[:, 1:] * rx.reshape(1, -1))) / np.sqrt(120)
+    direct = E @ x.reshape(-1)
+    assert np.abs(A.forward(torch.from_numpy(x)).numpy() - direct).max() <= 1e-8 * np.abs(direct).max()
+    # on the Cartesian grid points the NUFFT equals the centred orthonormal FFT
+    ky, kx = np.meshgrid((np.arange(12) - 6) * 2 * np.pi / 12, (np.arange(10) - 5) * 2 * np.pi / 10, indexing="ij")
+    G = mri.NonCartesianMRI(np.stack([ky.ravel(), kx.ravel()], 1), shape)
+    C = mri.CartesianMRI(np.ones(shape, bool))
+    np.testing.assert_allclose(G.forward(torch.from_numpy(x)).numpy().reshape(shape),
+                               C.forward(torch.from_numpy(x)).numpy(), atol=1e-9)
+
+
+def test_batches_autograd_and_spec():
+    rng = np.random.default_rng(3)
+    for A in _operators(rng):
+        xb = torch.from_numpy(_cplx(rng, (2,) + A.in_shape)).to(torch.complex64)
+        yb = A.forward(xb)
+        assert yb.shape == (2,) + A.out_shape
+        np.testing.assert_allclose(yb[1].numpy(), A.forward(xb[1]).numpy(), atol=1e-4)
+        x = xb[0].clone().requires_grad_(True)
+        y = torch.from_numpy(_cplx(rng, A.out_shape)).to(torch.complex64)
+        loss = 0.5 * (A.forward(x) - y).abs().pow(2).sum()
+        loss.backward()
+        expected = A.adjoint(A.forward(x.detach()) - y)
+        np.testing.assert_allclose(x.grad.numpy(), expected.numpy(), rtol=1e-3, atol=1e-3)
+        B = ni.operators.from_spec(A.spec())
+        np.testing.assert_allclose(B.forward(xb[0]).numpy(), yb[0].numpy(), atol=1e-5)
+        assert A.in_complex and A.out_complex
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="(?i)coil maps"):
+        mri.CartesianMRI(np.ones((8, 8), bool), coil_maps=np.ones((4, 8, 9), complex))
+    with pytest.raises(ValueError, match="samples nothing"):
+        mri.CartesianMRI(np.zeros((8, 8), bool))
+    A = mri.CartesianMRI(np.ones((8, 8), bool), coil_maps=np.ones((2, 8, 8), complex) / np.sqrt(2))
+    with pytest.raises(ValueError, match="must be complex"):
+        ni.reconstruct(np.ones((2, 8, 8)), A, "adjoint")
+    with pytest.raises(ValueError, match="shape"):
+        ni.reconstruct(np.ones((3, 8, 8), np.complex64), A, "adjoint")
+    with pytest.raises(ValueError, match="all zero"):
+        ni.reconstruct(np.zeros((2, 8, 8), np.complex64), A, "adjoint")
+    with pytest.raises(ValueError, match="trajectory"):
+        mri.NonCartesianMRI(np.zeros((10, 3)), (8, 8))
