@@ -74,3 +74,22 @@ def test_defaults_validate_and_denoiser_is_automatic(method):
         assert params["denoiser"] is None
         assert cls.validate({"denoiser": "nlm"})["denoiser"] == "nlm"
     assert ni.method_info(method)["description"]
+
+
+def test_pnp_takes_a_users_weights_file(tmp_path):
+    """A weights file (e.g. from ni.train_denoiser) drives the PnP denoiser; the shipped file gives the default result."""
+    import shutil
+    from importlib.resources import files
+
+    shipped = files("napari_invimg.nets") / "weights" / "denoiser.pt"
+    mine = tmp_path / "mine.pt"
+    shutil.copyfile(str(shipped), mine)
+    x = ni.datasets.fluorescence((32, 32), seed=5)
+    A = ni.operators.Blur(ni.psf.gaussian((5, 5), 1.0), x.shape)
+    noise = ni.noise.Gaussian(0.02)
+    y = ni.simulate(x, A, noise, seed=0)
+    default = ni.reconstruct(y, A, "pnp_pgd", noise=noise, denoiser="drunet", iterations=4)
+    users = ni.reconstruct(y, A, "pnp_pgd", noise=noise, denoiser="drunet", weights=str(mine), iterations=4)
+    np.testing.assert_allclose(users.mean, default.mean, atol=1e-6)
+    with pytest.raises(ValueError, match="no weights"):
+        ni.reconstruct(y, A, "pnp_pgd", noise=noise, denoiser="tv", weights=str(mine), iterations=2)

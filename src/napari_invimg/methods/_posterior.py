@@ -7,6 +7,7 @@ counts its operator / network evaluations.
 
 from __future__ import annotations
 
+import inspect
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -53,10 +54,9 @@ def load_denoiser(name: str, weights: str) -> Denoiser:
     """A registered denoiser, with the user's weights file when ``weights`` is not empty."""
     if not weights:
         return get_denoiser(name)
-    try:
-        return get_denoiser(name, weights=weights)
-    except TypeError:
-        raise ValueError(f"The denoiser {name!r} takes no weights file.") from None
+    if "weights" not in inspect.signature(type(get_denoiser(name)).__init__).parameters:
+        raise ValueError(f"The denoiser {name!r} takes no weights file; choose a learned one (e.g. 'drunet').")
+    return get_denoiser(name, weights=weights)
 
 
 def _sum_image(t: torch.Tensor, ndim: int) -> torch.Tensor:

@@ -18,7 +18,8 @@ import torch
 from ..operators.base import LinearOperator
 from ..operators.noise import NoiseModel
 from ..priors.base import clip
-from ..priors.denoisers import Denoiser, denoiser_names, get_denoiser
+from ..priors.denoisers import Denoiser, denoiser_names
+from ._posterior import WEIGHTS, load_denoiser
 from ._proximal import initial_image
 from ._solvers import conjugate_gradient
 from .registry import ITERATIONS, Context, Estimate, Method, Param
@@ -42,12 +43,13 @@ POSITIVITY = Param("positivity", bool, True, doc="clip x ≥ 0 (real images only
 class _Problem:
     """The weighted least-squares data term in normalised units, its prox and the continuation schedule."""
 
-    def __init__(self, y: torch.Tensor, A: LinearOperator, noise: NoiseModel, positivity: bool, denoiser: str | None):
+    def __init__(self, y: torch.Tensor, A: LinearOperator, noise: NoiseModel, positivity: bool, denoiser: str | None,
+                 weights: str = ""):
         name = default_denoiser() if denoiser is None else denoiser
         if name not in denoiser_names():
             raise ValueError(f"Unknown denoiser {name!r}; available: {', '.join(denoiser_names())}.")
         self.denoiser_name = name
-        self.denoiser: Denoiser = get_denoiser(name)
+        self.denoiser: Denoiser = load_denoiser(name, weights)
         self.A = A
         self.lower = 0.0 if positivity and not A.in_complex else None
         x0 = initial_image(y, A, self.lower)
@@ -103,12 +105,12 @@ class PnPADMM(Method):
     description = ("ADMM with a denoiser as prior prox: x = argmin f + ρ/2‖x − z + u‖², z = D(x + u, σ_k), u += x − z; "
                    "σ_k annealed to the noise level, ρ_k = λ/σ_k².")
     reference = _REFERENCE_PNP
-    params = (ITERATIONS(24, 500), DENOISER, LAM, SIGMA_START, POSITIVITY)
+    params = (ITERATIONS(24, 500), DENOISER, WEIGHTS, LAM, SIGMA_START, POSITIVITY)
 
-    def run(self, y, A, noise, ctx: Context, iterations: int, denoiser: str | None, lam: float, sigma_start: float,
-            positivity: bool) -> Estimate:
+    def run(self, y, A, noise, ctx: Context, iterations: int, denoiser: str | None, weights: str, lam: float,
+            sigma_start: float, positivity: bool) -> Estimate:
         with torch.no_grad():
-            P = _Problem(y, A, noise, positivity, denoiser)
+            P = _Problem(y, A, noise, positivity, denoiser, weights)
             x = z = P.x0
             u = torch.zeros_like(x)
             sigmas = P.schedule(sigma_start, iterations)
@@ -127,12 +129,12 @@ class PnPPGD(Method):
                    "as the prior's prox (the PGD family with an exact data step); σ_k annealed to the noise level, "
                    "ρ_k = λ/σ_k².")
     reference = _REFERENCE_PNP + " Geman & Yang, IEEE TIP 4 (1995) 932 (HQS)."
-    params = (ITERATIONS(24, 2000), DENOISER, LAM, SIGMA_START, POSITIVITY)
+    params = (ITERATIONS(24, 2000), DENOISER, WEIGHTS, LAM, SIGMA_START, POSITIVITY)
 
-    def run(self, y, A, noise, ctx: Context, iterations: int, denoiser: str | None, lam: float, sigma_start: float,
-            positivity: bool) -> Estimate:
+    def run(self, y, A, noise, ctx: Context, iterations: int, denoiser: str | None, weights: str, lam: float,
+            sigma_start: float, positivity: bool) -> Estimate:
         with torch.no_grad():
-            P = _Problem(y, A, noise, positivity, denoiser)
+            P = _Problem(y, A, noise, positivity, denoiser, weights)
             z = x = P.x0
             for k, s in enumerate(P.schedule(sigma_start, iterations), 1):
                 x = P.data_prox(z, lam / (s * s), x)
@@ -147,15 +149,15 @@ class RED(Method):
     description = ("argmin f(x) + λ/2σ² xᵀ(x − D(x, σ)) by Romano's fixed point x ← (AᵀWA + λ/σ²)⁻¹(AᵀWy + λ/σ² D(x, σ)); "
                    "σ from the noise level unless given.")
     reference = "Romano, Elad & Milanfar, SIAM J. Imaging Sci. 10 (2017) 1804."
-    params = (ITERATIONS(40, 1000), DENOISER, LAM,
+    params = (ITERATIONS(40, 1000), DENOISER, WEIGHTS, LAM,
               Param("sigma", float, None, 1e-4, 1.0, doc="denoiser level (images scaled to ≈[0, 1]); empty: 2 × noise level"),
               POSITIVITY,
               Param("tol", float, 1e-4, 1e-8, 1e-1, doc="stop when the relative change of x falls below this", log_scale=True))
 
-    def run(self, y, A, noise, ctx: Context, iterations: int, denoiser: str | None, lam: float, sigma: float | None,
-            positivity: bool, tol: float) -> Estimate:
+    def run(self, y, A, noise, ctx: Context, iterations: int, denoiser: str | None, weights: str, lam: float,
+            sigma: float | None, positivity: bool, tol: float) -> Estimate:
         with torch.no_grad():
-            P = _Problem(y, A, noise, positivity, denoiser)
+            P = _Problem(y, A, noise, positivity, denoiser, weights)
             s = sigma if sigma is not None else max(2 * P.sigma_noise, 2e-3)
             rho = lam / (s * s)
             x = P.x0
