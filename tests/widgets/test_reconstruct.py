@@ -119,3 +119,14 @@ def test_error_inside_the_worker_leaves_no_layer(viewer, qtbot, errors):
     qtbot.waitUntil(lambda: task.done, timeout=60_000)
     assert task.error is not None and len(errors) == 1 and "wiener" in errors[0]
     assert [lyr.name for lyr in viewer.layers] == ["holes"]
+
+
+def test_final_layer_is_exactly_the_returned_mean(viewer, qtbot, measurement, errors):
+    """Live previews never outlive the result: the mean layer holds the returned mean, bit for bit."""
+    for _ in range(3):
+        widget = _widget(viewer, measurement, iterations=80, stop="none")
+        task = widget.run()
+        qtbot.waitUntil(lambda: task.done, timeout=60_000)
+        qtbot.wait(50)  # let any late event arrive
+        np.testing.assert_array_equal(viewer.layers["meas · richardson_lucy mean"].data, task.result.mean)
+    assert errors == []
