@@ -63,3 +63,20 @@ def test_add_result_layers_with_std_and_samples(make_napari_viewer_proxy):
     add_result_layers(viewer, image, Reconstruction(rec.mean + 1, rec.std, None, rec.info))
     assert len(viewer.layers) == 4
     np.testing.assert_allclose(viewer.layers["img · demo mean"].data, rec.mean + 1)
+
+
+def test_progress_bar_text_shows_the_methods_latest_logged_values(viewer, qtbot):
+    """A method's logged values (Richardson–Lucy's misfit, DIP's loss) become the progress bar's text."""
+    import napari_invimg as ni
+    from napari_invimg.widgets._runner import run_task
+
+    x = ni.datasets.fluorescence((32, 32), seed=0)
+    A = ni.operators.Blur(ni.psf.gaussian((5, 5), 1.0), x.shape)
+    noise = ni.noise.Gaussian(0.01)
+    y = ni.simulate(x, A, noise, seed=0)
+    texts = []
+    task = run_task(lambda progress: ni.reconstruct(y, A, "richardson_lucy", noise=noise, stop="none", iterations=20,
+                                                    progress=progress), total=20, desc="rl")
+    task.progress_bar.events.description.connect(lambda e: texts.append(e.value))
+    qtbot.waitUntil(lambda: task.done, timeout=30_000)
+    assert any("misfit" in t for t in texts)

@@ -8,6 +8,7 @@ benchmarks all read this registry, so nothing else needs editing.
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 import time
 from abc import ABC, abstractmethod
@@ -101,6 +102,15 @@ class Estimate:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+def _accepts_status(fn: Callable[..., Any]) -> bool:
+    """Whether a progress callback takes a ``status`` keyword (the plain ``(step, total, preview)`` form does not)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "status" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
 class Context:
     """Per-run services for a method: device, seeded randomness, progress/cancel, history, partial results."""
 
@@ -113,6 +123,8 @@ class Context:
         self.device = device
         self.seed = 0 if seed is None else int(seed)
         self._progress = progress
+        #: a callback that takes ``status=`` also receives the latest logged values (loss, misfit, ...)
+        self._wants_status = progress is not None and _accepts_status(progress)
         self.history: dict[str, list] = {}
         self.partial: Estimate | None = None
         self.evaluations = 0
@@ -149,7 +161,12 @@ class Context:
         if preview is not None:
             pv = preview.detach()
             pv = (pv.abs() if pv.is_complex() else pv).float().cpu().numpy()
-        if self._progress(int(i), int(total), pv) is False:
+        if self._wants_status:
+            status = {k: v[-1] for k, v in self.history.items() if v}
+            answer = self._progress(int(i), int(total), pv, status=status)
+        else:
+            answer = self._progress(int(i), int(total), pv)
+        if answer is False:
             raise Cancelled()
 
 

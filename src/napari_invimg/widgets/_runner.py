@@ -301,6 +301,7 @@ class Task:
         self.error: BaseException | None = None
         self.started_at = time.perf_counter()
         self.seconds = 0.0
+        self._desc = desc
         self.progress_bar = napari_progress(total=max(int(total), 1), desc=desc)
         self._thread = threading.Thread(target=self._compute, name=f"invimg {desc}", daemon=True)
         self.worker = thread_worker(self._relay, start_thread=False)()
@@ -308,8 +309,10 @@ class Task:
         self.worker.finished.connect(self._finish)
 
     # worker-side ---------------------------------------------------------------------------------------
-    def _progress(self, step: int, total: int, preview: np.ndarray | None = None) -> bool:
-        """The callback handed to ``fn``: queues progress (and a preview now and then); ``False`` = stop."""
+    def _progress(self, step: int, total: int, preview: np.ndarray | None = None,
+                  status: dict[str, float] | None = None) -> bool:
+        """The callback handed to ``fn``: queues progress (a preview now and then, the method's latest logged
+        values as ``status``); ``False`` = stop."""
         now = time.perf_counter()
         if preview is not None and now - self._last_preview >= PREVIEW_INTERVAL_S:
             self._last_preview = now
@@ -317,7 +320,7 @@ class Task:
             preview = np.array(preview, copy=True)
         else:
             preview = None
-        self._steps.put((int(step), int(total), preview))
+        self._steps.put((int(step), int(total), preview, status))
         return not self._cancel.is_set()
 
     def _compute(self) -> None:
@@ -334,16 +337,16 @@ class Task:
         self._thread.start()
         while True:
             try:
-                step, total, preview = self._steps.get(timeout=0.05)
+                step, total, preview, status = self._steps.get(timeout=0.05)
             except queue.Empty:
                 if not self._thread.is_alive() and self._steps.empty():
                     return
                 yield None  # lets the worker notice quit() between steps
                 continue
             while not self._steps.empty():  # fast methods: one update for all steps queued meanwhile
-                step, total, newer = self._steps.get()
+                step, total, newer, status = self._steps.get()
                 preview = newer if newer is not None else preview
-            yield step, total, preview
+            yield step, total, preview, status
 
     # main-thread side ------------------------------------------------------------------------------------
     def start(self) -> Task:
@@ -361,7 +364,10 @@ class Task:
     def _show_step(self, item) -> None:
         if item is None:
             return
-        step, total, preview = item
+        step, total, preview, status = item
+        if status:  # the latest logged values of the method (loss, misfit, ...) as the bar's text
+            text = ", ".join(f"{k} {v:.4g}" for k, v in list(status.items())[:3])
+            self.progress_bar.set_description(f"{self._desc} · {text}")
         bar = self.progress_bar
         if total > 0 and total != bar.total:
             bar.total = total
