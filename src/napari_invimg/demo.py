@@ -89,17 +89,6 @@ def run_headless(out: Path, size: int = 256, seed: int = 0) -> dict[str, float]:
     return results
 
 
-def run_napari() -> None:
-    """Open napari with the synthetic sample (truth + measurement) and the plugin's dock widgets."""
-    import napari
-
-    viewer = napari.Viewer(title="napari-invimg demo")
-    viewer.open_sample("napari-invimg", "fluorescence")
-    for name in ("Forward model", "Simulate measurement", "Reconstruct"):
-        viewer.window.add_plugin_dock_widget("napari-invimg", name, tabify=True)
-    napari.run()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--headless", action="store_true", help="run without a window even if a display exists")
@@ -109,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.headless or not has_display():
         run_headless(args.out, size=args.size)
     else:
+        from .widgets.demo import run_napari  # the windowed front end lives with the widgets
+
         run_napari()
     return 0
 
