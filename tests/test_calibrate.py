@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 import napari_invimg as ni
 from napari_invimg.diagnostics import Calibration, calibrate
@@ -21,13 +20,6 @@ class _CalibrationToyDenoiser(Denoiser):
     def denoise(self, x, sigma, ndim):
         return MEAN + STD**2 / (STD**2 + sigma**2) * (x - MEAN)
 
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_calibration_fixes_overconfident_mean_field_vb():

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pytest
 import torch
 
 import napari_invimg as ni
@@ -91,11 +90,3 @@ def exact_coverage(mean, std, post_mean, post_std, level: float = 0.9) -> float:
     lo = (mean - z * std - post_mean) / post_std
     return float(np.mean(norm.cdf(hi) - norm.cdf(lo)))
 
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Small tensors: one torch thread is much faster on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from gaussian_toy import exact_coverage, make_toy, single_thread  # noqa: F401
+from gaussian_toy import exact_coverage, make_toy
 
 import napari_invimg as ni
 from napari_invimg.methods.diffusion import noise_schedule

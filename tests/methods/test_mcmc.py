@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from gaussian_toy import PRIOR_STD, GaussianPotential, exact_coverage, make_toy, single_thread  # noqa: F401
+from gaussian_toy import PRIOR_STD, GaussianPotential, exact_coverage, make_toy
 
 import napari_invimg as ni
 from napari_invimg.operators.base import LinearOperator

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from gaussian_toy import PRIOR_STD, make_toy, single_thread  # noqa: F401
+from gaussian_toy import PRIOR_STD, make_toy
 
 import napari_invimg as ni
 

@@ -8,14 +8,6 @@ from napari_invimg.priors import denoiser_names, get_denoiser, score
 from napari_invimg.priors.learned import LearnedDenoiser
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Small networks run far faster on one thread than on two contended ones; restore afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def den():

@@ -12,15 +12,6 @@ from napari_invimg.widgets.mri import MRIWidget, get_reader
 pytestmark = pytest.mark.gui
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def test_simulate_and_reconstruct_phantom(viewer, qtbot, errors):
     w = MRIWidget(viewer)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 import napari_invimg as ni
 from napari_invimg.priors.learned import LearnedDenoiser
@@ -13,14 +12,6 @@ from napari_invimg.widgets.train_prior import SUPERVISED, TrainPriorWidget
 
 pytestmark = pytest.mark.gui
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Small networks train far faster on one thread than on two contended ones; restore afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _noisy_layer(viewer, shape=(48, 48)):
