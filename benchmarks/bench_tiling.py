@@ -206,24 +206,8 @@ def part_b(workdir: str, shape=(256, 2048, 2048), chunks=(64, 256, 256), iterati
 
 
 def part_c(seed: int = 0) -> list[tuple[str, float, float]]:
-    import scipy.ndimage as ndi
 
     import napari_invimg as ni
-
-    def beads(shape, n, big, box, photons, bg, seed):
-        rng = np.random.default_rng(seed)
-        img, pos = np.zeros(shape), []
-        while len(pos) < n:
-            p = rng.uniform([b // 2 + 2 for b in box], [s - b // 2 - 3 for s, b in zip(shape, box)])
-            if all(np.linalg.norm(p - q) > max(box) for q in pos):
-                pos.append(p)
-        for p in pos:
-            ip = np.round(p).astype(int)
-            sh = np.real(np.fft.ifftn(ndi.fourier_shift(np.fft.fftn(big), p - ip)))
-            sh = sh[tuple(slice((B - b) // 2, (B - b) // 2 + b) for B, b in zip(big.shape, box))]
-            img[tuple(slice(c - b // 2, c - b // 2 + b) for c, b in zip(ip, box))] += \
-                photons * rng.uniform(0.7, 1.3) * np.clip(sh, 0, None)
-        return rng.poisson(img + bg).astype(np.float32)
 
     def rel(a, b):
         return float(np.linalg.norm(a - b) / np.linalg.norm(b))
@@ -231,11 +215,11 @@ def part_c(seed: int = 0) -> list[tuple[str, float, float]]:
     rows = []
     big = ni.psf.widefield((31, 31), wavelength_um=0.52, na=1.4, pixel_size_um=0.065)
     truth = big[4:-4, 4:-4] / big[4:-4, 4:-4].sum()
-    img = beads((400, 400), 40, big, (27, 27), 20000, 10, seed)
+    img, _ = ni.datasets.beads((400, 400), big, 40, (27, 27), 20000, 10, seed)
     rows.append(("beads → PSF, 2D, 40 beads, 2·10⁴ photons", rel(ni.psf.from_beads(img, truth.shape), truth), 0.05))
     big3 = ni.psf.widefield((41, 41, 41), wavelength_um=0.52, na=1.4, pixel_size_um=0.1, z_step_um=0.2)
     truth3 = big3[12:-12, 10:-10, 10:-10] / big3[12:-12, 10:-10, 10:-10].sum()
-    img3 = beads((40, 200, 200), 30, big3, (21, 25, 25), 50000, 5, seed + 1)
+    img3, _ = ni.datasets.beads((40, 200, 200), big3, 30, (21, 25, 25), 50000, 5, seed + 1)
     rows.append(("beads → PSF, 3D, 30 beads, 5·10⁴ photons", rel(ni.psf.from_beads(img3, truth3.shape), truth3), 0.05))
     for wl, na in [(0.52, 1.4), (0.6, 1.2)]:
         coarse = ni.psf.widefield((41, 41), wavelength_um=wl, na=na, pixel_size_um=0.1)

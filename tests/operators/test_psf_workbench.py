@@ -2,32 +2,13 @@
 
 import numpy as np
 import pytest
-import scipy.ndimage as ndi
 
 import napari_invimg as ni
 
 
-def bead_image(shape, n, psf_big, box, photons, background, seed):
-    """Beads at random sub-pixel positions: ``psf_big`` Fourier-shifted, cropped to ``box``, Poisson noise."""
-    rng = np.random.default_rng(seed)
-    img = np.zeros(shape)
-    pos = []
-    while len(pos) < n:
-        p = rng.uniform([b // 2 + 2 for b in box], [s - b // 2 - 3 for s, b in zip(shape, box)])
-        if all(np.linalg.norm(p - q) > max(box) for q in pos):
-            pos.append(p)
-    for p in pos:
-        ip = np.round(p).astype(int)
-        shifted = np.real(np.fft.ifftn(ndi.fourier_shift(np.fft.fftn(psf_big), p - ip)))
-        shifted = shifted[tuple(slice((B - b) // 2, (B - b) // 2 + b) for B, b in zip(psf_big.shape, box))]
-        img[tuple(slice(c - b // 2, c - b // 2 + b) for c, b in zip(ip, box))] += \
-            photons * rng.uniform(0.7, 1.3) * np.clip(shifted, 0, None)
-    return rng.poisson(img + background).astype(np.float32), np.array(pos)
-
-
 def test_from_beads_recovers_a_widefield_psf():
     big = ni.psf.widefield((31, 31), wavelength_um=0.52, na=1.4, pixel_size_um=0.065)
-    img, pos = bead_image((256, 256), 24, big, (27, 27), photons=20000, background=10, seed=0)
+    img, pos = ni.datasets.beads((256, 256), big, 24, (27, 27), photons=20000, background=10, seed=0)
     truth = big[4:-4, 4:-4] / big[4:-4, 4:-4].sum()
     assert len(ni.psf.detect_beads(img, (27, 27))) == len(pos)
     est = ni.psf.from_beads(img, truth.shape)
