@@ -19,7 +19,7 @@ def _psnr(rec, x):
 
 def test_methods_listed_for_mri_operators(scan):
     names = ni.methods(scan.operator)
-    for m in ("adjoint", "cg_sense", "cs_wavelet", "cs_tv"):
+    for m in ("adjoint", "cg_sense", "wavelet", "tv"):
         assert m in names
         assert ni.method_info(m)["description"]
 
@@ -29,10 +29,14 @@ def test_cs_beats_zero_filled_and_sense_never_below(scan):
     sense = ni.reconstruct(scan.kspace, scan.operator, "cg_sense", noise=ni.noise.Gaussian(scan.sigma))
     assert _psnr(sense, scan.image) >= zf
     assert "discrepancy" in sense.info["stopped"] or "stagnated" in sense.info["stopped"]
-    tv = ni.reconstruct(scan.kspace, scan.operator, "cs_tv", noise=ni.noise.Gaussian(scan.sigma), iterations=80)
+    tv = ni.reconstruct(scan.kspace, scan.operator, "tv", noise=ni.noise.Gaussian(scan.sigma), iterations=80)
     assert _psnr(tv, scan.image) >= zf + 8
-    wav = ni.reconstruct(scan.kspace, scan.operator, "cs_wavelet", iterations=60)  # noise estimated
-    assert _psnr(wav, scan.image) >= zf + 3
+    wav = ni.reconstruct(scan.kspace, scan.operator, "wavelet", noise=ni.noise.Gaussian(scan.sigma), iterations=60)
+    assert _psnr(wav, scan.image) >= zf + 10
+    # noise estimated from the k-space periphery: this pixel-sharp phantom has signal up to the Nyquist edge,
+    # σ̂ is ~7× too large, the image over-smoothed, but still better than zero-filled
+    wav = ni.reconstruct(scan.kspace, scan.operator, "wavelet", iterations=60)
+    assert _psnr(wav, scan.image) >= zf + 2
     assert np.iscomplexobj(wav.mean) and wav.info["noise_source"] == "estimated"
 
 
@@ -54,7 +58,7 @@ def test_radial_density_compensated_adjoint_and_tv():
     dirty = ni.reconstruct(y, A, "adjoint")
     assert dirty.info["density_compensated"]
     assert ni.metrics.nxcorr(np.abs(dirty.mean), np.abs(x)) > 0.8
-    rec = ni.reconstruct(y, A, "cs_tv", noise=ni.noise.Gaussian(1e-3), iterations=60)
+    rec = ni.reconstruct(y, A, "tv", noise=ni.noise.Gaussian(1e-3), iterations=60)
     assert _psnr(rec, x) > _psnr(dirty, x) + 3
 
 

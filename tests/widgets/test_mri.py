@@ -35,19 +35,19 @@ def test_simulate_and_reconstruct_phantom(viewer, qtbot, errors):
     truth = np.abs(mri.brain((64, 64)))
 
     assert w.kspace.value.name == k.name and w.maps.value == "simulated (true)"
-    w.method.value = "cs_tv"
+    assert w.method.value == "tv"  # the default: compressed sensing with TV
     w.form.set_values({"iterations": 40})
     w.phase.value = True
     task = w.reconstruct()
     qtbot.waitUntil(lambda: task.done, timeout=120_000)
     assert errors == []
-    mean = viewer.layers["brain · k-space · cs_tv mean"]
+    mean = viewer.layers["brain · k-space · tv mean"]
     assert mean.data.shape == (64, 64) and not np.iscomplexobj(mean.data)
     assert ni.metrics.psnr(mean.data, truth) > ni.metrics.psnr(zf, truth)
     info = mean.metadata["invimg"]
-    assert info["method"] == "cs_tv" and info["coil_maps_origin"] == "simulated (true)"
+    assert info["method"] == "tv" and info["coil_maps_origin"] == "simulated (true)"
     assert info["coil_maps"].shape == (4, 64, 64)
-    assert "brain · k-space · cs_tv phase" in viewer.layers
+    assert "brain · k-space · tv phase" in viewer.layers
 
     # ESPIRiT maps from the centre, and a bad choice reported without layers
     w.maps.value = "ESPIRiT"

@@ -52,6 +52,11 @@ Z_WEIGHT = Param("z_weight", float, 1.0, 0.0, 10.0,
                  doc="weight of the z differences in 3D (pixel size / z step for an isotropic prior)")
 
 
+def measured_count(A: LinearOperator, y: torch.Tensor) -> int:
+    """Measurements in ``y`` (``A.n_measured()`` per output, times any leading batch)."""
+    return A.n_measured() * (y.numel() // max(math.prod(A.out_shape), 1))
+
+
 def stabilising_weights(noise: NoiseModel, pilot: torch.Tensor) -> torch.Tensor:
     """Per-pixel weights ``w ∝ 1/sqrt(Var[y | pilot])`` (mean 1) for Poisson noise: the regulariser then acts on
     the linearised variance-stabilised image (∇ of the Anscombe transform ∝ ∇x / sqrt(Var)), so bright structures,
@@ -87,7 +92,8 @@ def solve_regularized(
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}.")
     sp = scale_problem(y, noise)
-    fid = Fidelity(sp.noise, sp.y)
+    measured = measured_count(A, y)
+    fid = Fidelity(sp.noise, sp.y, measured)
     lower = _lower(A, positivity)
     with torch.no_grad():
         x = initial_image(sp.y, A, lower)
@@ -117,7 +123,7 @@ def solve_regularized(
             steps += out["iterations"]
         x = x * sp.scale
         info.update(lam=lam_int / sp.scale, iterations=steps,
-                    misfit=noise.misfit(y, A._forward(x)))
+                    misfit=noise.misfit(y, A._forward(x), measured))
     return x, info
 
 
@@ -204,7 +210,7 @@ class RichardsonLucyTV(Method):
     def run(self, y, A, noise, ctx: Context, iterations: int, lam: float | None, tau: float, tol: float,
             z_weight: float) -> Estimate:
         tv = TotalVariation(A.ndim, weights=_axis_weights(A.ndim, z_weight))
-        warm = 0
+        warm, measured = 0, measured_count(A, y)
         with torch.no_grad():
             if noise.gain > 0:  # the same variance-stabilising weights as the tv method, given λ or not
                 tv.pixel_weights = stabilising_weights(noise, initial_image(y, A, 0.0))
@@ -227,7 +233,7 @@ class RichardsonLucyTV(Method):
             k = 0
             for k in range(1, iterations + 1):
                 z = A._forward(x)
-                ctx.log(misfit=noise.misfit(y, z))
+                ctx.log(misfit=noise.misfit(y, z, measured))
                 denom = (norm + gain * lam * tv.grad(x)).clamp(min=1e-3 * float(norm.mean()))
                 x_new = clip(x * A._adjoint(yc / (z + c).clamp(min=1e-12)) / denom, 1e-12 * float(yc.max()), None)
                 change = float(torch.linalg.vector_norm(x_new - x) / torch.linalg.vector_norm(x_new).clamp(min=1e-30))
@@ -237,4 +243,4 @@ class RichardsonLucyTV(Method):
                 if k > 5 and change < tol:
                     break
         return Estimate(x, info={"lam": lam, "lam_choice": how, "iterations": warm + k, "offset": c,
-                                 "misfit": noise.misfit(y, A._forward(x))})
+                                 "misfit": noise.misfit(y, A._forward(x), measured)})

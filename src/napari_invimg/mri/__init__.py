@@ -1,7 +1,7 @@
 """MRI: k-space operators (Cartesian 2D/3D, non-Cartesian), sampling masks, coil maps, phantoms, fastMRI files.
 
-Importing this module registers the MRI operators (for ``from_spec``) and the MRI methods
-(``cg_sense``, ``cs_wavelet``, ``cs_tv``; the generic ``adjoint`` lives in ``methods/adjoint.py``).
+Importing this module registers the MRI operators (for ``from_spec``) and the MRI method ``cg_sense``;
+zero-filling and compressed sensing are the generic ``adjoint``, ``wavelet`` and ``tv`` methods.
 """
 
 from . import methods  # noqa: F401  (registers the MRI methods)

@@ -151,6 +151,12 @@ class CartesianMRI(MRIOperator):
         return self._combine(ifft_centered(fft_centered(self._spread(x), self.ndim) * (self.mask ** 2).to(x.dtype),
                                            self.ndim))
 
+    def norm(self, iterations: int = 30, seed: int = 0) -> float:
+        """``‖A‖ ≤ max|M| · max_r (Σ_c |S_c(r)|²)^{1/2}`` (F is unitary): a bound, tight when the k-space centre
+        is sampled, at no cost (no power iteration)."""
+        s2 = 1.0 if self.coil_maps is None else float((self.coil_maps.abs() ** 2).sum(0).max())
+        return math.sqrt(s2) * float(self.mask.max())
+
     def measured_weights(self) -> torch.Tensor:
         return (self.mask > 0).to(self.mask.dtype)
 
@@ -302,6 +308,10 @@ class NonCartesianMRI(MRIOperator):
 
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
         return self._combine(_NUFFTFunction.apply(y, 1, self.in_shape, self._points, self._key))
+
+    def preconditioner(self) -> torch.Tensor:
+        """The density compensation: the oversampled k-space centre would otherwise set the step of every sample."""
+        return self.density
 
     def _radius(self) -> torch.Tensor:
         return torch.from_numpy(np.sqrt((self.trajectory ** 2).sum(1)) / (2 * np.pi))

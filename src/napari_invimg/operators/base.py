@@ -79,6 +79,11 @@ class Operator(ABC):
     def ndim(self) -> int:
         return len(self.in_shape)
 
+    def n_measured(self) -> int:
+        """How many values of one output ``A x`` are measurements: ``prod(out_shape)``, less those that are zero by
+        construction (unsampled k-space, missing pixels), which a data misfit per measurement must not count."""
+        return math.prod(self.out_shape)
+
     def to(self, device: torch.device | str) -> Operator:
         """Move the operator's tensors to ``device`` (in place) and return it."""
         device = torch.device(device)
@@ -143,6 +148,12 @@ class LinearOperator(Operator):
     def normal(self, x: torch.Tensor) -> torch.Tensor:
         """``AᴴA x`` on tensors (subclasses with a cheaper form override it)."""
         return self._adjoint(self._forward(x))
+
+    def preconditioner(self) -> torch.Tensor | None:
+        """Positive weights ``P`` on the measurements (broadcasting against ``y``) that make ``P^{1/2}A`` better
+        conditioned than ``A``, for the solvers' data steps (e.g. the density compensation of non-Cartesian
+        k-space); ``None`` (the default) for none. They speed solvers up and never change the problem solved."""
+        return None
 
     def _random_image(self, generator: torch.Generator | None = None) -> torch.Tensor:
         dtype = torch.complex64 if self.in_complex else torch.float32

@@ -114,28 +114,31 @@ class NoiseModel:
         yy = ((y + c) / self.gain).clamp(min=0)
         return (1 - yy / zz) / self.gain
 
-    def misfit(self, y: torch.Tensor, z: torch.Tensor) -> float:
+    def misfit(self, y: torch.Tensor, z: torch.Tensor, measured: int | None = None) -> float:
         """Normalised discrepancy per measurement; its expectation is ≈ 1 when ``z`` is the true mean.
 
-        Gaussian: ``mean(|y − z|² / σ²)`` (÷2 on complex data). Poisson(-Gaussian): the mean Poisson
-        deviance ``2 [y log(y/z) − (y − z)]`` of the shifted counts (Zanella et al., Inverse Problems
-        25 (2009) 045010).
+        Gaussian: ``Σ|y − z|² / σ²`` (÷2 on complex data) over the number of measurements. Poisson(-Gaussian):
+        the mean Poisson deviance ``2 [y log(y/z) − (y − z)]`` of the shifted counts (Zanella et al., Inverse
+        Problems 25 (2009) 045010). ``measured`` (default: every value of ``y``) is how many values are
+        measurements (``A.n_measured()`` × batch), when the others are zero in both ``y`` and ``z`` by construction.
         """
+        count = y.numel() if measured is None else int(measured)
         if self.gain == 0:
             r = (z - y).abs() ** 2
             s = self._sigma_t(r)
-            v = (r / (s * s)).mean()
+            v = (r / (s * s)).sum() / count
             return float(v / 2 if y.is_complex() else v)
         c = self._shift()
         counts = (y + c).clamp_(min=0)
         model = (z + c).clamp_(min=1e-12)
-        return self.deviance(counts, model, counts / model)
+        return self.deviance(counts, model, counts / model, count)
 
-    def deviance(self, counts: torch.Tensor, model: torch.Tensor, ratio: torch.Tensor) -> float:
-        """Mean Poisson deviance ``(2/g) mean[a log(a/b) − a + b]`` of shifted data ``a`` and model ``b``
+    def deviance(self, counts: torch.Tensor, model: torch.Tensor, ratio: torch.Tensor,
+                 measured: int | None = None) -> float:
+        """Mean Poisson deviance ``(2/g) Σ[a log(a/b) − a + b] / measured`` of shifted data ``a`` and model ``b``
         (``ratio = a / b``, which Richardson–Lucy computes anyway), in photon units."""
         total = torch.xlogy(counts, ratio).sum() - counts.sum() + model.sum()
-        return float(2 * total / (self.gain * counts.numel()))
+        return float(2 * total / (self.gain * (counts.numel() if measured is None else measured)))
 
     def normalised_residual(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """``(y − z) / sqrt(Var[y | z])``: ≈ N(0, 1) per pixel when the model explains the data."""
