@@ -208,6 +208,7 @@ def fit_network(
     progress with the current iterate, keeps the selected image for cancel and logs loss, misfit and variance.
     """
     rule = StoppingRule(stop, tau, window, patience)
+    measured = A.n_measured() * (y.numel() // max(math.prod(A.out_shape), 1))  # unsampled k-space does not count
     net.to(ctx.device)
     optimiser = torch.optim.Adam(net.parameters(), lr=lr)
     moments = RunningMoments(window)
@@ -231,7 +232,7 @@ def fit_network(
         if not math.isfinite(loss_value):
             raise ValueError("The network fit diverged (non-finite loss); lower the learning rate.")
         with torch.no_grad():
-            misfit = noise.misfit(y, fit.detach())
+            misfit = noise.misfit(y, fit.detach(), measured)
             moments.update(x)
         rule.update(k, misfit, moments.var)
         if rule.improved:
