@@ -124,7 +124,8 @@ class NoiseModel:
         """
         count = y.numel() if measured is None else int(measured)
         if self.gain == 0:
-            r = (z - y).abs() ** 2
+            d = z - y
+            r = torch.view_as_real(d).square().sum(-1) if d.is_complex() else d.square()  # |d|² without a sqrt
             s = self._sigma_t(r)
             v = (r / (s * s)).sum() / count
             return float(v / 2 if y.is_complex() else v)
