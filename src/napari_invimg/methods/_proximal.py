@@ -88,6 +88,8 @@ class Fidelity:
 
     def discrepancy(self, z: torch.Tensor) -> float:
         """``D(z) = M · misfit`` (≈ ``M`` when ``z`` is the true mean)."""
+        if self.gaussian and isinstance(self.var, float):  # one fused pass
+            return _norm(z - self.y) ** 2 / (self.kappa * self.var)
         return self.noise.misfit(self.y, z, self.size) * self.size
 
     def prox(self, v: torch.Tensor, mu: float) -> torch.Tensor:
@@ -156,12 +158,18 @@ class Fidelity:
     def _project_gaussian(self, v: torch.Tensor, delta: float,
                           weights: torch.Tensor | None) -> tuple[torch.Tensor, float]:
         r = v - self.y
+        if weights is None and isinstance(self.var, float):  # D(μ) = Q / (1 + μ/σ²)²
+            total = _norm(r) ** 2 / (self.kappa * self.var)
+            if total <= delta:
+                return v, 0.0
+            mu = (math.sqrt(total / delta) - 1) * self.var
+            return self.y + r / (1 + mu / self.var), mu
         q = (torch.view_as_real(r).square().sum(-1) if r.is_complex() else r.square()) / (self.kappa * self.var)
         total = float(q.sum())
         if total <= delta:
             return v, 0.0
         c = 1.0 / torch.as_tensor(self.var if weights is None else self.var * weights, device=v.device)
-        if c.numel() == 1:  # D(μ) = Q / (1 + μc)²
+        if c.numel() == 1:
             mu = (math.sqrt(total / delta) - 1) / float(c)
         else:  # Newton on h(μ) = D(μ)^{-1/2} − δ^{-1/2}, from μ = 0 (h increasing, nearly linear)
             mu, target = 0.0, delta ** -0.5
