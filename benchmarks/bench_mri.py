@@ -160,27 +160,29 @@ def reconstruction_table(n: int, quick: bool, use_sigpy: bool, use_bart: bool, t
                     continue
                 sc = mri.simulate_kspace(x, nc, kind=kind, acceleration=R, snr_db=30.0, seed=0)
                 noise = ni.noise.Gaussian(sc.sigma)
-                results = {}
+
+                def record(results: dict[str, tuple]) -> None:  # printed and logged as they come
+                    for k, (p, s, t, note) in results.items():
+                        rows.append({"case": case, "method": k, "psnr": p, "ssim": s, "seconds": t, "note": note})
+                        if log is not None:
+                            log.write(json.dumps(rows[-1]) + "\n")
+                            log.flush()
+                        print(f"{case:32s} {k:36s} {p:6.2f} dB  SSIM {s:.3f}  {t:7.2f} s  {note}", flush=True)
+
                 for label, meth, kw in our_methods(sc.operator, skip):
                     rec, dt = timed(lambda: ni.reconstruct(sc.kspace, sc.operator, meth, noise=noise, seed=0, **kw))
-                    results[label] = (*quality(rec.mean, x), dt, f"it={rec.info.get('iterations')}")
+                    record({label: (*quality(rec.mean, x), dt, f"it={rec.info.get('iterations')}")})
                     if meth == "wavelet" and nc > 1:  # no noise given: estimated from the k-space periphery
                         rec_auto, dt2 = timed(lambda: ni.reconstruct(sc.kspace, sc.operator, meth, seed=0, **kw))
                         sigma_hat = rec_auto.info["noise"]["sigma"]
-                        results[label + " (σ estimated)"] = (*quality(rec_auto.mean, x), dt2,
-                                                             f"σ̂/σ={sigma_hat / sc.sigma:.2f}")
+                        record({label + " (σ estimated)": (*quality(rec_auto.mean, x), dt2,
+                                                           f"σ̂/σ={sigma_hat / sc.sigma:.2f}")})
                 if bayes:
-                    results.update(std_error_rows(sc, x, case, bayes))
+                    record(std_error_rows(sc, x, case, bayes))
                 if use_sigpy:
-                    results.update(sigpy_runs(sc, x, sc.sigma, tv_iterations if nc > 1 else 0))
+                    record(sigpy_runs(sc, x, sc.sigma, tv_iterations if nc > 1 else 0))
                 if use_bart and nc > 1:
-                    results.update(bart_runs(sc, x))
-                for k, (p, s, t, note) in results.items():
-                    rows.append({"case": case, "method": k, "psnr": p, "ssim": s, "seconds": t, "note": note})
-                    if log is not None:
-                        log.write(json.dumps(rows[-1]) + "\n")
-                        log.flush()
-                    print(f"{case:32s} {k:36s} {p:6.2f} dB  SSIM {s:.3f}  {t:7.2f} s  {note}", flush=True)
+                    record(bart_runs(sc, x))
     return rows
 
 
