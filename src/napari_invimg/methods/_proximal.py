@@ -55,7 +55,7 @@ class Fidelity:
     ``nll = Σ Z − Y log Z`` and ``D = 2 Σ Y log(Y/Z) − (Y − Z)`` (the deviance). Both ``D`` have
     expectation ≈ ``M`` at the true ``z``, and ``D = 2/κ·nll + const``. ``M`` = ``measured`` (default: every
     value of ``y``) counts only the measurements when the other values are zero by construction (unsampled
-    k-space, missing pixels: :meth:`Operator.n_measured`).
+    k-space: :meth:`Operator.n_measured`).
     """
 
     def __init__(self, noise: NoiseModel, y: torch.Tensor, measured: int | None = None):

@@ -81,7 +81,7 @@ class Operator(ABC):
 
     def n_measured(self) -> int:
         """How many values of one output ``A x`` are measurements: ``prod(out_shape)``, less those that are zero by
-        construction (unsampled k-space, missing pixels), which a data misfit per measurement must not count."""
+        construction (unsampled Cartesian k-space), which a data misfit per measurement must not count."""
         return math.prod(self.out_shape)
 
     def to(self, device: torch.device | str) -> Operator:

@@ -48,9 +48,6 @@ class Inpainting(LinearOperator):
     def norm(self, iterations: int = 30, seed: int = 0) -> float:
         return 1.0
 
-    def n_measured(self) -> int:
-        return int(self.mask_array.sum())
-
     def _params(self) -> dict[str, Any]:
         return {"mask": self.mask_array}
 
