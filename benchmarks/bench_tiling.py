@@ -224,6 +224,8 @@ def part_c(seed: int = 0) -> list[tuple[str, float, float]]:
     truth3 = big3[12:-12, 10:-10, 10:-10] / big3[12:-12, 10:-10, 10:-10].sum()
     img3, _ = ni.datasets.beads((40, 200, 200), big3, 30, (21, 25, 25), 50000, 5, seed + 1)
     rows.append(("beads → PSF, 3D, 30 beads, 5·10⁴ photons", rel(ni.psf.from_beads(img3, truth3.shape), truth3), 0.05))
+    rows.append(("  the same, lateral_symmetry=True", rel(ni.psf.from_beads(img3, truth3.shape, lateral_symmetry=True),
+                                                         truth3), 0.05))
     for wl, na in [(0.52, 1.4), (0.6, 1.2)]:
         coarse = ni.psf.widefield((41, 41), wavelength_um=wl, na=na, pixel_size_um=0.1)
         fine = ni.psf.widefield((63, 63), wavelength_um=wl, na=na, pixel_size_um=0.065)
