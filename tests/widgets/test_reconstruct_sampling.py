@@ -41,7 +41,7 @@ def test_cancelled_sampler_keeps_samples_so_far(viewer, qtbot, measurement, erro
     task = widget.run()
     name = "meas · ula mean"
     qtbot.waitUntil(lambda: name in viewer.layers, timeout=60_000)
-    qtbot.wait(3000)
+    qtbot.waitUntil(lambda: task.progress_bar.n >= 150, timeout=60_000)  # past burn-in and a first thinned sample
     widget.controls.cancel()
     qtbot.waitUntil(lambda: task.done, timeout=60_000)
     assert task.cancelled and errors == []

@@ -120,8 +120,12 @@ class DPS(_Diffusion):
         lik: Likelihood = state["likelihood"]
         A = lik.A
         spread2 = max(state["spread"], 1e-3) ** 2
-        r2 = sigma**2 * spread2 / (sigma**2 + spread2)  # Var[x₀ | x] of a prior with the image's spread
-        var = lik.variance + A.norm() ** 2 * r2
+        # Var[x₀ | x] = σ² J for a Gaussian prior (J = ∂x̂₀/∂x = s²/(σ² + s²) with the image's spread s); the
+        # network's own gain along the guidance direction, measured at the previous step (1 before the first), replaces J when larger,
+        # so that the guidance step d2·ζ·‖A‖²J/var stays below 1 (a learned D at large σ is far less
+        # contractive than a Gaussian of the image's spread, and the guided chain would blow up)
+        gain = max(spread2 / (sigma**2 + spread2), state.get("jacobian_gain", 1.0))
+        var = lik.variance + A.norm() ** 2 * sigma**2 * gain
         with torch.enable_grad():
             xg = x.detach().requires_grad_(True)
             x0 = self._denoise(xg, sigma, state)
@@ -130,6 +134,10 @@ class DPS(_Diffusion):
             nll = 0.5 * (r.abs() ** 2 / var).sum()
             (g,) = torch.autograd.grad(nll, xg)
         state["backward"] += x.shape[0]
+        with torch.no_grad():  # ‖Jᵀu‖/‖u‖ with u = Aᵀ(r/var): the denoiser's gain along this step's direction
+            u = A._adjoint(r / var)
+            lik.evaluations += x.shape[0]
+            state["jacobian_gain"] = float(g.norm() / u.norm().clamp(min=1e-30))
         with torch.no_grad():
             x0 = x0.detach()
             d2 = sigma**2 - sigma_next**2

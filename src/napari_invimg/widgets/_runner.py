@@ -285,8 +285,10 @@ class Task:
                  on_preview: Callable[[int, int, np.ndarray | None], Any] | None = None,
                  on_done: Callable[[Any, bool], Any] | None = None,
                  on_error: Callable[[BaseException], Any] | None = None,
-                 controls: RunControls | None = None):
+                 controls: RunControls | None = None,
+                 on_status: Callable[[int, dict[str, float]], Any] | None = None):
         self._fn = fn
+        self._on_status = on_status
         self._on_preview = on_preview
         self._on_done = on_done
         self._on_error = on_error
@@ -296,6 +298,7 @@ class Task:
         self._outcome: dict[str, Any] = {}
         self._last_preview = 0.0
         self.done = False
+        self._shown_step = -1
         self.cancelled = False
         self.result: Any = None
         self.error: BaseException | None = None
@@ -362,18 +365,25 @@ class Task:
         self.worker.quit()
 
     def _show_step(self, item) -> None:
-        if item is None:
+        # Qt may run this re-entrantly (drawing the progress bar or the plot processes events), even after
+        # _finish showed the result: a late or older step must then change nothing
+        if item is None or self.done:
             return
         step, total, preview, status = item
+        if step < self._shown_step:
+            return
+        self._shown_step = step
         if status:  # the latest logged values of the method (loss, misfit, ...) as the bar's text
             text = ", ".join(f"{k} {v:.4g}" for k, v in list(status.items())[:3])
             self.progress_bar.set_description(f"{self._desc} · {text}")
+            if self._on_status is not None:
+                self._on_status(step, status)
         bar = self.progress_bar
         if total > 0 and total != bar.total:
             bar.total = total
         if step != bar.n:
             bar.update(step - bar.n)
-        if preview is not None and self._on_preview is not None:
+        if preview is not None and self._on_preview is not None and not self.done and step >= self._shown_step:
             try:
                 self._on_preview(step, total, preview)
             except Exception as exc:  # a preview must never kill the run
@@ -417,20 +427,23 @@ def run_task(fn: Callable[[Callable[..., bool]], Any], *, total: int, desc: str 
              on_preview: Callable[[int, int, np.ndarray | None], Any] | None = None,
              on_done: Callable[[Any, bool], Any] | None = None,
              on_error: Callable[[BaseException], Any] | None = None,
-             controls: RunControls | None = None) -> Task:
+             controls: RunControls | None = None,
+             on_status: Callable[[int, dict[str, float]], Any] | None = None) -> Task:
     """Run ``fn(progress)`` in a worker thread with a napari progress bar of ``total`` steps; returns the started task.
 
     ``progress(step, total, preview=None) -> bool`` is safe to call from the worker; ``on_preview``,
     ``on_done(result, cancelled)`` and ``on_error(exc)`` run in the main thread. Errors are also shown
-    with ``show_error``.
+    with ``show_error``. ``on_status(step, values)`` (main thread) receives the method's latest logged values
+    (a :class:`~napari_invimg.widgets._plot.HistoryPlot`'s ``add``).
     """
-    return Task(fn, total, desc, on_preview, on_done, on_error, controls).start()
+    return Task(fn, total, desc, on_preview, on_done, on_error, controls, on_status).start()
 
 
 def run_reconstruction(viewer, input_layer: Layer | LayerInfo, fn: Callable[[Callable[..., bool]], Reconstruction], *,
                        method: str, total: int, name: str | None = None, add_samples: bool = False,
                        on_done: Callable[[Reconstruction, bool], Any] | None = None,
-                       controls: RunControls | None = None) -> Task:
+                       controls: RunControls | None = None,
+                       on_status: Callable[[int, dict[str, float]], Any] | None = None) -> Task:
     """Run a reconstruction ``fn(progress) -> Reconstruction`` and show it as layers (see the module docstring).
 
     Previews fill ``"<name> mean"`` while the run goes on; if the run fails, a mean layer created for
@@ -473,4 +486,4 @@ def run_reconstruction(viewer, input_layer: Layer | LayerInfo, fn: Callable[[Cal
             on_done(rec, cancelled)
 
     return run_task(fn, total=total, desc=f"{method} on {info.name}", on_preview=preview, on_done=done,
-                    on_error=undo_preview, controls=controls)
+                    on_error=undo_preview, controls=controls, on_status=on_status)

@@ -28,6 +28,7 @@ from ._models import (
     operator_from_metadata,
     psf_from_layer,
 )
+from ._plot import history_plot
 from ._runner import RunControls, Task, image_data, report_error, run_reconstruction
 from ._settings import default_device
 from .files import tiled_options
@@ -65,9 +66,11 @@ class ReconstructWidget(Container):
         self.rerun_button = PushButton(text="Re-run from the selected layer's metadata")
         self.controls = RunControls(self.run)
         self.task: Task | None = None
+        self.history = history_plot()  # the logged loss / misfit of the run, live (None without matplotlib)
         super().__init__(widgets=[
             self.measurement, self.source, self.forward, self.psf_layer, self.noise, self.method, self.about,
-            self.params, self.seed, self.device, self.add_samples, self.controls, self.rerun_button,
+            self.params, self.seed, self.device, self.add_samples, self.controls,
+            *([self.history] if self.history is not None else []), self.rerun_button,
         ])
         self.measurement.changed.connect(self._measurement_changed)
         self.source.changed.connect(self._source_changed)
@@ -202,8 +205,11 @@ class ReconstructWidget(Container):
             return reconstruct(y, A, method, noise=noise, seed=seed, device=device, progress=progress, **params)
 
         add_samples = bool(self.add_samples.value and method_info(method)["returns_std"])
+        if self.history is not None:
+            self.history.clear()
         self.task = run_reconstruction(self.viewer, layer, compute, method=method, total=total, add_samples=add_samples,
-                                       controls=self.controls)
+                                       controls=self.controls,
+                                       on_status=self.history.add if self.history is not None else None)
         return self.task
 
     def rerun_from(self, result: Layer) -> Task | None:
