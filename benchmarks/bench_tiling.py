@@ -2,10 +2,12 @@
 PSF workbench (issue #9).
 
 (a) A 64×512×512 stack (synthetic fluorescence, 3D widefield PSF, Poisson–Gaussian noise): Richardson–Lucy
-    (the one method verified local; no PnP method exists yet), untiled and tiled with several tile shapes and the default halo. For each: the largest
-    difference to the untiled result (same resolved parameters), in the interior of tiles and within 8
-    voxels of an internal tile border, relative to the data range; seconds; peak resident memory (each run
-    in its own subprocess, ``ru_maxrss``).
+    untiled and tiled with several tile shapes and the default halo; and PnP-ADMM with the TV denoiser on a
+    smaller stack of the same kind (``--pnp-shape``, default 32×256×256: PnP's data steps solved to
+    convergence cost ~100× RL per iteration on these shared CPUs). For each: the largest difference to the
+    untiled result (same resolved parameters), in the interior of tiles and within 8 voxels of an internal
+    tile border, relative to the data range; seconds; peak resident memory (each run in its own
+    subprocess, ``ru_maxrss``).
 (b) ``--big``: a 256×2048×2048 float32 stack written to Zarr by the benchmark (4 GiB), Richardson–Lucy
     (5 iterations) tile by tile on a 2-worker ``LocalCluster`` writing to Zarr: wall time and peak memory
     of the whole process tree (sampled); a few tiles recomputed on the threaded scheduler must be identical.
@@ -14,7 +16,8 @@ PSF workbench (issue #9).
     generated at 0.065 µm (relative L2 errors).
 
 Run: ``python benchmarks/bench_tiling.py`` (``--quick``: 16×128×128, 2 tile shapes; ``--big``: add (b),
-long on 2 cores; ``--workdir``: where the data go, default a temporary folder).
+long on 2 cores; ``--only-pnp``: only the PnP rows; ``--workdir``: where the data go, default a temporary
+folder).
 """
 
 from __future__ import annotations
@@ -221,6 +224,8 @@ def part_c(seed: int = 0) -> list[tuple[str, float, float]]:
     truth3 = big3[12:-12, 10:-10, 10:-10] / big3[12:-12, 10:-10, 10:-10].sum()
     img3, _ = ni.datasets.beads((40, 200, 200), big3, 30, (21, 25, 25), 50000, 5, seed + 1)
     rows.append(("beads → PSF, 3D, 30 beads, 5·10⁴ photons", rel(ni.psf.from_beads(img3, truth3.shape), truth3), 0.05))
+    rows.append(("  the same, lateral_symmetry=True", rel(ni.psf.from_beads(img3, truth3.shape, lateral_symmetry=True),
+                                                         truth3), 0.05))
     for wl, na in [(0.52, 1.4), (0.6, 1.2)]:
         coarse = ni.psf.widefield((41, 41), wavelength_um=wl, na=na, pixel_size_um=0.1)
         fine = ni.psf.widefield((63, 63), wavelength_um=wl, na=na, pixel_size_um=0.065)
@@ -237,6 +242,11 @@ def main() -> None:
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--tiles", default=None, help="tile shapes for (a), e.g. 64x256x256,32x256x256")
     parser.add_argument("--iterations", type=int, default=5, help="RL iterations in (b)")
+    parser.add_argument("--only-pnp", action="store_true", help="only the PnP rows of (a)")
+    parser.add_argument("--pnp-iterations", type=int, default=24, help="PnP-ADMM iterations in (a)")
+    parser.add_argument("--pnp-shape", default=None, help="stack for the PnP rows, default 32x256x256")
+    parser.add_argument("--pnp-tiles", default=None, help="tile shapes for the PnP rows, default "
+                                                          "32x128x128,32x256x128")
     parser.add_argument("--run-one", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--method", help=argparse.SUPPRESS)
     parser.add_argument("--tile", help=argparse.SUPPRESS)
@@ -251,20 +261,33 @@ def main() -> None:
           f"{os.cpu_count()} CPUs (shared with other jobs), no GPU")
     try:
         if not args.only_big:
-            shape = (16, 128, 128) if args.quick else (64, 512, 512)
-            tiles = [(16, 64, 64), (16, 128, 64)] if args.quick else [(64, 128, 128), (64, 256, 256), (32, 256, 256)]
-            tiles = [tuple(int(v) for v in t.split("x")) for t in args.tiles.split(",")] if args.tiles else tiles
-            methods = [("richardson_lucy", {"iterations": 60})]
-            rows = part_a(workdir, shape, tiles, methods)
-            print(f"\n(a) {'×'.join(map(str, shape))} stack, PSF 9×17×17, default halo; differences relative to the data "
-                  f"range (goal for RL: ≤ 1e-3 anywhere)")
-            print(f"{'method':16} {'tile':12} {'halo':10} {'tiles':>5} {'seconds':>8} {'peak MiB':>9} "
-                  f"{'max |Δ| interior':>17} {'max |Δ| border':>15}")
-            for r in rows:
-                print(f"{r['method']:16} {r['tile']:12} {r['halo']:10} {r['tiles']:>5} {r['seconds']:8.1f} "
-                      f"{r['peak_mib']:9.0f} {r['interior']:17.2e} {r['border']:15.2e}")
-                if "params" in r:
-                    print(f"    resolved once on the pilot tile: {r['params']}")
+            def shapes(text, default):
+                return [tuple(int(v) for v in t.split("x")) for t in text.split(",")] if text else default
+
+            runs = []
+            if not args.only_pnp:
+                shape = (16, 128, 128) if args.quick else (64, 512, 512)
+                tiles = [(16, 64, 64), (16, 128, 64)] if args.quick else [(64, 128, 128), (64, 256, 256), (32, 256, 256)]
+                runs.append((shape, shapes(args.tiles, tiles), ("richardson_lucy", {"iterations": 60})))
+            shape = (8, 192, 192) if args.quick else shapes(args.pnp_shape, [(32, 256, 256)])[0]
+            tiles = [(8, 96, 96)] if args.quick else [(32, 128, 128), (32, 256, 128)]
+            runs.append((shape, shapes(args.pnp_tiles, tiles),
+                         ("pnp_admm", {"denoiser": "tv", "iterations": args.pnp_iterations})))
+            for shape, tiles, method in runs:
+                sub = os.path.join(workdir, method[0])
+                os.makedirs(sub, exist_ok=True)
+                rows = part_a(sub, shape, tiles, [method])
+                print(f"\n(a) {'×'.join(map(str, shape))} stack, PSF 9×17×17, default halo; differences relative to "
+                      f"the data range (goal for RL: ≤ 1e-3 anywhere)")
+                print(f"{'method':16} {'tile':12} {'halo':10} {'tiles':>5} {'seconds':>8} {'peak MiB':>9} "
+                      f"{'max |Δ| interior':>17} {'max |Δ| border':>15}")
+                for r in rows:
+                    print(f"{r['method']:16} {r['tile']:12} {r['halo']:10} {r['tiles']:>5} {r['seconds']:8.1f} "
+                          f"{r['peak_mib']:9.0f} {r['interior']:17.2e} {r['border']:15.2e}", flush=True)
+                    if "params" in r:
+                        print(f"    resolved once on the pilot tile: {r['params']}")
+            if args.only_pnp:
+                return
             print("\n(c) PSF workbench (relative L2 error)")
             for name, err, goal in part_c():
                 print(f"  {name:48} {err:7.4f}   goal < {goal:g}  {'ok' if err < goal else 'MISSED'}")

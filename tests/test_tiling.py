@@ -40,6 +40,33 @@ def test_tiled_rl_matches_untiled_with_default_halo(blurred):
     assert np.abs(thin - ref).max() > 1e-3 * _range(y)
 
 
+@pytest.mark.parametrize("method", ["pnp_admm", "pnp_pgd"])
+def test_tiled_plug_and_play_with_tv_matches_untiled(method):
+    x = ni.datasets.fluorescence((8, 96, 96), seed=2).astype(np.float32)
+    psf = ni.psf.gaussian((5, 7, 7), (1.0, 1.3, 1.3))
+    noise = ni.noise.PoissonGaussian(0.01, 0.01)
+    y = ni.simulate(x, ni.operators.Blur(psf, x.shape), noise, seed=0)
+    A_small = ni.operators.Blur(psf, (8, 8, 8))
+    rec = ni.reconstruct(da.from_array(y), A_small, method, noise=noise, tile_shape=(8, 48, 48), iterations=8)
+    assert rec.info["tiling"]["tiles"] == 4 and rec.info["tiling"]["halo"][1:] == [37, 37]  # 3 × PSF + TV's reach
+    resolved = rec.info["tiling"]["resolved_params"]
+    assert resolved["denoiser"] == "tv" and resolved["cg_iterations"] >= 200  # TV by default in tiles
+    assert resolved["scale"] > 0 and resolved["noise_level"] > 0  # global choices made once, on the pilot tile
+    tiled = rec.mean.compute()
+    ref = ni.reconstruct(y, ni.operators.Blur(psf, y.shape), method, noise=noise, **resolved).mean
+    assert np.abs(tiled - ref).max() <= 1e-3 * _range(y)
+    thin = ni.reconstruct(da.from_array(y), A_small, method, noise=noise, tile_shape=(8, 48, 48), halo=1,
+                          **resolved).mean.compute()
+    assert np.abs(thin - ref).max() > 1e-3 * _range(y)
+
+
+def test_plug_and_play_refuses_an_unverified_denoiser_in_tiles():
+    y = da.from_array(np.random.default_rng(1).random((40, 40)).astype(np.float32))
+    with pytest.raises(ValueError, match="only with the denoiser"):
+        ni.reconstruct(y, ni.operators.Identity((40, 40)), "pnp_admm", denoiser="nlm")
+    assert {"richardson_lucy", "pnp_admm", "pnp_pgd"} <= set(ni.tiling.tileable_methods())
+
+
 def test_time_lapse_with_one_psf_per_channel():
     rng = np.random.default_rng(0)
     frames = np.stack([ni.datasets.fluorescence((48, 48), seed=s) for s in range(2)]).astype(np.float32)

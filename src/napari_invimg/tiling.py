@@ -41,26 +41,32 @@ from .operators.noise import from_spec as noise_from_spec
 from .uncertainty import Reconstruction
 
 __all__ = ["reconstruct_tiled", "TileProfile", "LOCAL_METHODS", "tile_halo", "choose_tile_shape",
-           "operator_for_shape", "active_client"]
+           "operator_for_shape", "active_client", "tileable_methods"]
 
 
 @dataclass(frozen=True)
 class TileProfile:
     """How a local method tiles: halo = ``halo_factor`` × the operator's halo + ``min_halo`` pixels
-    (+ the denoiser's receptive field), and the number of tile-sized float32 arrays it holds at once."""
+    (+ the denoiser's receptive field), the number of tile-sized float32 arrays it holds at once, and for a
+    plug-and-play method the denoisers verified to tile (the first is the default in tiles)."""
 
     halo_factor: float
     min_halo: int
     work_arrays: int
+    denoisers: tuple[str, ...] = ()
 
 
 #: methods verified to give the untiled result in tiles (benchmarks/bench_tiling.py): the result at a pixel
 #: depends only on data within the halo (each iteration spreads the PSF's reach, hence the factor). Another
 #: method opts in by declaring ``tile_profile = TileProfile(...)`` on its class once it is verified; Wiener
 #: and Tikhonov-CG are not local in this sense (a Fourier-domain inverse on the padded grid, and CG steps
-#: from global inner products: ~3e-2 of the data range off in tiles).
+#: from global inner products: ~3e-2 of the data range off in tiles). Plug-and-play tiles with the TV
+#: denoiser (a convex prox: tiles converge to the untiled result) and data steps solved to convergence; the
+#: learned denoiser is not verified: 24 annealed iterations amplify the tiles' small differences to ~6e-2.
 LOCAL_METHODS: dict[str, TileProfile] = {
     "richardson_lucy": TileProfile(3.0, 0, 16),
+    "pnp_admm": TileProfile(3.0, 0, 24, denoisers=("tv",)),
+    "pnp_pgd": TileProfile(3.0, 0, 22, denoisers=("tv",)),
 }
 
 #: receptive field (pixels) assumed for a learned denoiser that does not declare ``receptive_field``
@@ -70,10 +76,27 @@ _DEFAULT_RECEPTIVE_FIELD = 16
 def _profile(cls: type[registry.Method]) -> TileProfile:
     profile = getattr(cls, "tile_profile", None) or LOCAL_METHODS.get(cls.name)
     if profile is None:
-        local = sorted(n for n in LOCAL_METHODS if n in registry.available())
         raise ValueError(f"{cls.name!r} is not a local method, so it cannot run tile by tile; use one of "
-                         f"{', '.join(local)} on a dask array, or load the data into memory (np.asarray).")
+                         f"{', '.join(tileable_methods())} on a dask array, or load the data into memory (np.asarray).")
     return profile
+
+
+def tileable_methods() -> list[str]:
+    """Registered methods that can run tile by tile on a dask array."""
+    return [n for n in registry.available()
+            if getattr(registry.get(n), "tile_profile", None) is not None or n in LOCAL_METHODS]
+
+
+def _tile_denoiser(profile: TileProfile, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with the denoiser a tiled plug-and-play run uses (the profile's first when none is given)."""
+    if not profile.denoisers:
+        return params
+    name = params.get("denoiser") or profile.denoisers[0]
+    if name not in profile.denoisers:
+        raise ValueError(f"{method!r} runs tile by tile only with the denoiser(s) {', '.join(profile.denoisers)}; "
+                         f"{name!r} is not verified to tile (its result would depend on the tile borders). Choose "
+                         f"one of those, or load the data into memory (np.asarray).")
+    return {**params, "denoiser": name}
 
 
 def _receptive_field(params: dict[str, Any]) -> int:
@@ -91,7 +114,7 @@ def tile_halo(A: Operator, method: str, params: dict[str, Any] | None = None) ->
     plus a fixed margin and the denoiser's receptive field."""
     profile = _profile(registry.get(method))
     base = A.halo() if hasattr(A, "halo") else (0,) * A.ndim
-    extra = profile.min_halo + _receptive_field(params or {})
+    extra = profile.min_halo + _receptive_field(_tile_denoiser(profile, method, params or {}))
     return tuple(int(math.ceil(profile.halo_factor * h)) + extra for h in base)
 
 
@@ -260,8 +283,21 @@ def _resolve_richardson_lucy(pilot: Callable[[dict], Reconstruction], y, noise: 
     return params
 
 
+def _resolve_plug_and_play(pilot: Callable[[dict], Reconstruction], y, noise: NoiseModel, params: dict) -> dict:
+    # the first estimate's gain, the image scale and the last denoiser level are global; the data step's CG, whose step sizes are global
+    # inner products, runs to convergence (its exact solution is local)
+    params = {**params, "cg_iterations": max(int(params["cg_iterations"]), 200)}
+    if any(params.get(k) is None for k in ("scale", "noise_level", "first_gain")):
+        info = pilot({**params, "iterations": 1}).info
+        found = {"scale": info["scale"], "noise_level": info["sigma_end"], "first_gain": info["first_gain"]}
+        params = {**params, **{k: v for k, v in found.items() if params.get(k) is None}}
+    return params
+
+
 _GLOBAL_CHOICES: dict[str, Callable[..., dict]] = {
     "richardson_lucy": _resolve_richardson_lucy,
+    "pnp_admm": _resolve_plug_and_play,
+    "pnp_pgd": _resolve_plug_and_play,
 }
 
 
@@ -384,7 +420,7 @@ def reconstruct_tiled(
         reason = cls.supports(a)
         if reason:
             raise ValueError(reason)
-    params = cls.validate(params)
+    params = _tile_denoiser(profile, cls.name, cls.validate(params))
     with_std = bool(cls.returns_std)
 
     if halo is None:

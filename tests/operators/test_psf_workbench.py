@@ -16,6 +16,20 @@ def test_from_beads_recovers_a_widefield_psf():
     assert ni.psf.check(est, 0.065, 0.065).ok
 
 
+def test_from_beads_3d_denoising_and_lateral_symmetry_reduce_the_error():
+    big = ni.psf.widefield((25, 29, 29), wavelength_um=0.52, na=1.4, pixel_size_um=0.1, z_step_um=0.2)
+    truth = big[5:-5, 5:-5, 5:-5] / big[5:-5, 5:-5, 5:-5].sum()
+    img, _ = ni.datasets.beads((24, 120, 120), big, 12, (19, 23, 23), photons=50000, background=5, seed=1)
+
+    def error(**kwargs):
+        est = ni.psf.from_beads(img, truth.shape, **kwargs)
+        return np.linalg.norm(est - truth) / np.linalg.norm(truth)
+
+    plain, denoised, symmetric = error(denoise=False), error(), error(lateral_symmetry=True)
+    assert denoised < 0.9 * plain and symmetric < 0.9 * denoised
+    assert denoised < 0.1
+
+
 def test_detect_beads_rejects_neighbours_edges_and_clipped():
     img = np.zeros((80, 80), np.uint16)
     psf = (ni.psf.gaussian((9, 9), 1.5) * 2e4).astype(np.uint16)

@@ -39,6 +39,21 @@ def test_dask_layer_is_reconstructed_tile_by_tile(viewer, qtbot, small_pair, err
     assert task.progress_bar.total == info["tiling"]["tiles"]
 
 
+def test_dask_layer_offers_the_methods_that_tile(viewer, small_pair):
+    _x, A, noise, y = small_pair
+    meta = {"invimg": {"operator": A.spec(), "noise": noise.spec(), "seed": 0}}
+    lazy = viewer.add_image(da.from_array(y, chunks=32), name="big", metadata=meta)
+    eager = viewer.add_image(y, name="small", metadata=meta)
+    widget = ReconstructWidget(viewer)
+    widget.measurement.value = lazy
+    offered = set(widget.method.choices)
+    assert {"richardson_lucy", "pnp_admm", "pnp_pgd"} <= offered and "wiener" not in offered
+    widget.method.value = "pnp_admm"
+    assert "tile by tile" in widget.about.value
+    widget.measurement.value = eager
+    assert "wiener" in set(widget.method.choices)
+
+
 def test_recipe_from_widget_layer_replays_exactly_on_the_command_line(viewer, qtbot, measurement, small_pair,
                                                                      errors, tmp_path):
     _x, _A, _noise, y = small_pair

@@ -36,7 +36,7 @@ from ..operators.noise import Gaussian, NoiseModel, Poisson, PoissonGaussian
 from ..priors.base import AnalysisRegularizer, Regularizer, clip
 from ._solvers import conjugate_gradient, dot
 
-__all__ = ["Fidelity", "ScaledProblem", "scale_problem", "initial_image", "primal_dual", "fista", "admm",
+__all__ = ["Fidelity", "ScaledProblem", "scale_problem", "initial_gain", "initial_image", "primal_dual", "fista", "admm",
            "Callback"]
 
 #: ``callback(k, x, objective_or_misfit)``; called every iteration with the current image
@@ -208,12 +208,17 @@ def scale_problem(y: torch.Tensor, noise: NoiseModel) -> ScaledProblem:
     return ScaledProblem(y / s, scaled, s)
 
 
-def initial_image(y: torch.Tensor, A: LinearOperator, lower: float | None) -> torch.Tensor:
-    """``α Aᴴy`` with the least-squares ``α`` (a cheap start for every operator)."""
+def initial_gain(y: torch.Tensor, A: LinearOperator) -> float:
+    """The least-squares ``α = argmin ‖y − α A Aᴴy‖`` of :func:`initial_image`."""
     b = A._adjoint(y)
-    Ab = A._forward(b)
-    alpha = _norm(b) ** 2 / max(_norm(Ab) ** 2, 1e-30)
-    return clip(alpha * b, lower, None)
+    return _norm(b) ** 2 / max(_norm(A._forward(b)) ** 2, 1e-30)
+
+
+def initial_image(y: torch.Tensor, A: LinearOperator, lower: float | None, gain: float | None = None) -> torch.Tensor:
+    """``α Aᴴy`` with the least-squares ``α`` (:func:`initial_gain`) unless ``gain`` is given (a cheap start for
+    every operator)."""
+    alpha = initial_gain(y, A) if gain is None else float(gain)
+    return clip(alpha * A._adjoint(y), lower, None)
 
 
 def preconditioned_norm2(A: LinearOperator, weights: torch.Tensor, iterations: int = 20) -> float:

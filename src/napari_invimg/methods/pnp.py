@@ -20,7 +20,7 @@ from ..operators.noise import NoiseModel
 from ..priors.base import clip
 from ..priors.denoisers import Denoiser, denoiser_names
 from ._posterior import WEIGHTS, load_denoiser
-from ._proximal import initial_image
+from ._proximal import initial_gain, initial_image
 from ._solvers import conjugate_gradient
 from .registry import ITERATIONS, Context, Estimate, Method, Param
 
@@ -38,13 +38,23 @@ DENOISER = Param("denoiser", str, None,
 LAM = Param("lam", float, 0.23, 1e-4, 100.0, doc="coupling λ in ρ = λ/σ² between data fit and denoiser", log_scale=True)
 SIGMA_START = Param("sigma_start", float, 0.2, 1e-3, 1.0, doc="first denoiser level (images scaled to ≈[0, 1])")
 POSITIVITY = Param("positivity", bool, True, doc="clip x ≥ 0 (real images only)")
+FIRST_GAIN = Param("first_gain", float, None, 1e-12, 1e12, log_scale=True,
+                   doc="α of the first estimate α·Aᴴy; empty: the least-squares α")
+SCALE = Param("scale", float, None, 1e-12, 1e12, log_scale=True,
+              doc="intensity mapped to 1 for the denoiser; empty: the 99.9th percentile of the first estimate")
+CG_ITERATIONS = Param("cg_iterations", int, 20, 1, 1000,
+                      doc="conjugate-gradient steps per data step (warm-started, stops at a relative residual of 1e-6)")
+NOISE_LEVEL = Param("noise_level", float, None, 1e-12, 1e12, log_scale=True,
+                    doc="the measurement's noise std (data units), the last denoiser level; empty: the root-mean "
+                        "camera variance at the first estimate")
 
 
 class _Problem:
     """The weighted least-squares data term in normalised units, its prox and the continuation schedule."""
 
     def __init__(self, y: torch.Tensor, A: LinearOperator, noise: NoiseModel, positivity: bool, denoiser: str | None,
-                 weights: str = ""):
+                 weights: str = "", scale: float | None = None, noise_level: float | None = None,
+                 first_gain: float | None = None):
         name = default_denoiser() if denoiser is None else denoiser
         if name not in denoiser_names():
             raise ValueError(f"Unknown denoiser {name!r}; available: {', '.join(denoiser_names())}.")
@@ -52,17 +62,20 @@ class _Problem:
         self.denoiser: Denoiser = load_denoiser(name, weights)
         self.A = A
         self.lower = 0.0 if positivity and not A.in_complex else None
-        x0 = initial_image(y, A, self.lower)
-        mag = x0.abs().flatten()
-        k = max(int(0.999 * mag.numel()) - 1, 0)
-        self.scale = max(float(mag.kthvalue(k + 1).values), 1e-12)
+        self.first_gain = initial_gain(y, A) if first_gain is None else float(first_gain)
+        x0 = initial_image(y, A, self.lower, self.first_gain)
+        if scale is None:
+            mag = x0.abs().flatten()
+            k = max(int(0.999 * mag.numel()) - 1, 0)
+            scale = float(mag.kthvalue(k + 1).values)
+        self.scale = max(float(scale), 1e-12)
         self.y = y / self.scale
         self.x0 = x0 / self.scale
         z0 = A._forward(x0)
         v = noise.variance(z0.real if z0.is_complex() else z0) / self.scale**2
         self.weight = 1.0 / v.clamp(min=1e-12 * float(v.max()))
         #: noise level of the measurement in normalised units (the last denoiser level)
-        self.sigma_noise = float(v.mean().sqrt())
+        self.sigma_noise = float(v.mean().sqrt()) if noise_level is None else float(noise_level) / self.scale
         self.Aty = A._adjoint(self.weight * self.y)
 
     def weighted_normal(self, x: torch.Tensor) -> torch.Tensor:
@@ -92,7 +105,8 @@ class _Problem:
         return xs
 
     def info(self, k: int, **extra: Any) -> dict[str, Any]:
-        return {"iterations": k, "denoiser": self.denoiser_name, "sigma_end": self.sigma_noise * self.scale, **extra}
+        return {"iterations": k, "denoiser": self.denoiser_name, "sigma_end": self.sigma_noise * self.scale, "scale": self.scale,
+                "first_gain": self.first_gain, **extra}
 
 
 _REFERENCE_PNP = ("Venkatakrishnan, Bouman & Wohlberg, GlobalSIP (2013) 945; Zhang et al., IEEE TPAMI 44 (2022) 6360 "
@@ -105,17 +119,18 @@ class PnPADMM(Method):
     description = ("ADMM with a denoiser as prior prox: x = argmin f + ρ/2‖x − z + u‖², z = D(x + u, σ_k), u += x − z; "
                    "σ_k annealed to the noise level, ρ_k = λ/σ_k².")
     reference = _REFERENCE_PNP
-    params = (ITERATIONS(24, 500), DENOISER, WEIGHTS, LAM, SIGMA_START, POSITIVITY)
+    params = (ITERATIONS(24, 500), DENOISER, WEIGHTS, LAM, SIGMA_START, POSITIVITY, SCALE, NOISE_LEVEL, FIRST_GAIN, CG_ITERATIONS)
 
     def run(self, y, A, noise, ctx: Context, iterations: int, denoiser: str | None, weights: str, lam: float,
-            sigma_start: float, positivity: bool) -> Estimate:
+            sigma_start: float, positivity: bool, scale: float | None, noise_level: float | None,
+            first_gain: float | None, cg_iterations: int) -> Estimate:
         with torch.no_grad():
-            P = _Problem(y, A, noise, positivity, denoiser, weights)
+            P = _Problem(y, A, noise, positivity, denoiser, weights, scale, noise_level, first_gain)
             x = z = P.x0
             u = torch.zeros_like(x)
             sigmas = P.schedule(sigma_start, iterations)
             for k, s in enumerate(sigmas, 1):
-                x = P.data_prox(z - u, lam / (s * s), x)
+                x = P.data_prox(z - u, lam / (s * s), x, cg_iterations)
                 z = P.denoise(x + u, s, ctx)
                 u = u + x - z
                 out = P.report(ctx, k, iterations, z, s)
@@ -129,15 +144,16 @@ class PnPPGD(Method):
                    "as the prior's prox (the PGD family with an exact data step); σ_k annealed to the noise level, "
                    "ρ_k = λ/σ_k².")
     reference = _REFERENCE_PNP + " Geman & Yang, IEEE TIP 4 (1995) 932 (HQS)."
-    params = (ITERATIONS(24, 2000), DENOISER, WEIGHTS, LAM, SIGMA_START, POSITIVITY)
+    params = (ITERATIONS(24, 2000), DENOISER, WEIGHTS, LAM, SIGMA_START, POSITIVITY, SCALE, NOISE_LEVEL, FIRST_GAIN, CG_ITERATIONS)
 
     def run(self, y, A, noise, ctx: Context, iterations: int, denoiser: str | None, weights: str, lam: float,
-            sigma_start: float, positivity: bool) -> Estimate:
+            sigma_start: float, positivity: bool, scale: float | None, noise_level: float | None,
+            first_gain: float | None, cg_iterations: int) -> Estimate:
         with torch.no_grad():
-            P = _Problem(y, A, noise, positivity, denoiser, weights)
+            P = _Problem(y, A, noise, positivity, denoiser, weights, scale, noise_level, first_gain)
             z = x = P.x0
             for k, s in enumerate(P.schedule(sigma_start, iterations), 1):
-                x = P.data_prox(z, lam / (s * s), x)
+                x = P.data_prox(z, lam / (s * s), x, cg_iterations)
                 z = P.denoise(x, s, ctx)
                 out = P.report(ctx, k, iterations, z, s)
         return Estimate(out, info=P.info(k))
@@ -151,20 +167,21 @@ class RED(Method):
     reference = "Romano, Elad & Milanfar, SIAM J. Imaging Sci. 10 (2017) 1804."
     params = (ITERATIONS(40, 1000), DENOISER, WEIGHTS, LAM,
               Param("sigma", float, None, 1e-4, 1.0, doc="denoiser level (images scaled to ≈[0, 1]); empty: 2 × noise level"),
-              POSITIVITY,
+              POSITIVITY, SCALE, NOISE_LEVEL, FIRST_GAIN, CG_ITERATIONS,
               Param("tol", float, 1e-4, 1e-8, 1e-1, doc="stop when the relative change of x falls below this", log_scale=True))
 
     def run(self, y, A, noise, ctx: Context, iterations: int, denoiser: str | None, weights: str, lam: float,
-            sigma: float | None, positivity: bool, tol: float) -> Estimate:
+            sigma: float | None, positivity: bool, scale: float | None, noise_level: float | None,
+            first_gain: float | None, cg_iterations: int, tol: float) -> Estimate:
         with torch.no_grad():
-            P = _Problem(y, A, noise, positivity, denoiser, weights)
+            P = _Problem(y, A, noise, positivity, denoiser, weights, scale, noise_level, first_gain)
             s = sigma if sigma is not None else max(2 * P.sigma_noise, 2e-3)
             rho = lam / (s * s)
             x = P.x0
             k = 0
             for k in range(1, iterations + 1):
                 d = P.denoise(x, s, ctx)
-                x_new = clip(P.data_prox(d, rho, x), P.lower, None)
+                x_new = clip(P.data_prox(d, rho, x, cg_iterations), P.lower, None)
                 change = float(torch.linalg.vector_norm(x_new - x)) / max(float(torch.linalg.vector_norm(x_new)), 1e-30)
                 x = x_new
                 out = P.report(ctx, k, iterations, x, s)

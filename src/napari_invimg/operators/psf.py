@@ -249,15 +249,23 @@ def _crop(img: np.ndarray, centre: np.ndarray, shape: Sequence[int]) -> np.ndarr
 
 
 def from_beads(image, shape: Sequence[int], min_separation: float | None = None, threshold: float | None = None,
-               saturation: float | None = None, background: float | None = None, upsample: int = 20) -> np.ndarray:
+               saturation: float | None = None, background: float | None = None, upsample: int = 20,
+               denoise: bool = True, lateral_symmetry: bool = False) -> np.ndarray:
     """A measured PSF from an image of many sub-resolution beads (Huygens/PSF-distiller style).
 
     Isolated beads are found by :func:`detect_beads`; each box (``shape`` plus a 2-pixel margin) has the
     ``background`` subtracted (default: the image's median — beads are sparse, and out of focus a PSF's
-    wings reach a box's border, so the border is no background estimate), is registered to the running average with sub-pixel precision (upsampled
-    phase cross-correlation, Guizar-Sicairos et al., Opt. Lett. 33 (2008) 156) and Fourier-shifted onto
-    it (mirror-padded, so nothing wraps around); the brightness-weighted average is then centred, cropped to ``shape`` and normalised by
-    :func:`from_bead`.
+    wings reach a box's border, so the border is no background estimate) and is registered to the running
+    average with sub-pixel precision (upsampled phase cross-correlation, Guizar-Sicairos et al., Opt.
+    Lett. 33 (2008) 156). The average's centroid gives one common offset, and every bead is Fourier-shifted
+    once, by its registration shift plus that offset, inside a box padded with the image around it (so no
+    second, circular shift of the average rings at the box's ends). ``denoise``: empirical Wiener
+    shrinkage of the average's spectrum, ``F·max(1 − N/|F|², 0)``, with the white-noise power ``N``
+    measured from the beads' scatter about the average (their brightness fitted) — out of focus the
+    PSF's planes are dim and the noise is what remains. ``lateral_symmetry``: average the 8 symmetries of
+    the square pixel grid (flips and the x↔y swap) — exact for a rotationally symmetric PSF (aberration-free,
+    defocus, spherical aberration), wrong for astigmatism or coma. Cropped to ``shape``, clipped at 0 and
+    normalised to sum 1.
     """
     from skimage.registration import phase_cross_correlation
 
@@ -270,18 +278,48 @@ def from_beads(image, shape: Sequence[int], min_separation: float | None = None,
                          "check that the box fits around the beads.")
     if background is None:
         background = float(np.median(img))
-    crops = [_crop(img, p, box) - background for p in beads]
-    reference = crops[int(np.argmax([c.max() for c in crops]))]
-    pad = 4  # mirror the box before the Fourier shift so that nothing wraps around its ends
+    pad = 4  # image around each box, so that the Fourier shift does not wrap the box's ends around
+    padded = np.pad(img - background, pad, mode="symmetric")
+    crops = [np.fft.fftn(_crop(padded, p + pad, tuple(b + 2 * pad for b in box))) for p in beads]
     inner = tuple(slice(pad, pad + n) for n in box)
+
+    def aligned(shifts) -> np.ndarray:
+        return np.stack([np.real(np.fft.ifftn(ndi.fourier_shift(c, s)))[inner] for c, s in zip(crops, shifts)])
+
+    shifts = np.zeros((len(beads), img.ndim))
+    reference = aligned(shifts)[int(np.argmax([_crop(padded, p + pad, box).max() for p in beads]))]
     for _ in range(2):
-        aligned = []
-        for c in crops:
-            shift, _, _ = phase_cross_correlation(reference, c, upsample_factor=upsample, normalization=None)
-            spectrum = np.fft.fftn(np.pad(c, pad, mode="symmetric"))
-            aligned.append(np.real(np.fft.ifftn(ndi.fourier_shift(spectrum, shift)))[inner])
-        reference = np.sum(aligned, axis=0)
-    return from_bead(reference, shape=shape, background=0.0)
+        shifts = np.array([phase_cross_correlation(reference, np.real(np.fft.ifftn(c))[inner],
+                                                   upsample_factor=upsample, normalization=None)[0] for c in crops])
+        reference = aligned(shifts).sum(axis=0)
+    offset = np.zeros(img.ndim)
+    for _ in range(2):  # centre the average on the box's central voxel (centroid of its positive part)
+        offset = offset + centre_of_mass_shift(reference)
+        stack = aligned(shifts + offset)
+        reference = stack.sum(axis=0)
+    if denoise and len(beads) >= 3:
+        reference = _wiener_shrink(reference, stack)
+    if lateral_symmetry:
+        views = [reference, np.flip(reference, -1), np.flip(reference, -2), np.flip(reference, (-2, -1))]
+        reference = np.mean(views + [np.swapaxes(v, -1, -2) for v in views], axis=0)
+    starts = [(n - t) // 2 for n, t in zip(box, shape)]
+    psf = np.clip(reference[tuple(slice(s, s + t) for s, t in zip(starts, shape))], 0, None)
+    if not psf.sum() > 0:
+        raise ValueError("The averaged beads are empty after background subtraction; check the background.")
+    return (psf / psf.sum()).astype(np.float32)
+
+
+def _wiener_shrink(total: np.ndarray, stack: np.ndarray) -> np.ndarray:
+    """Empirical Wiener filter of the sum ``total`` of the aligned beads ``stack``: the noise power of the sum
+    is the beads' scatter about their fitted multiple of the average (white, so flat in frequency)."""
+    n = len(stack)
+    brightness = stack.reshape(n, -1).sum(axis=1) / total.sum()
+    scatter = stack - brightness.reshape((n,) + (1,) * total.ndim) * total
+    noise_power = float((scatter**2).sum()) * n / (n - 1)  # E|F_noise(k)|² of the sum (Parseval, unnormalised FFT)
+    spectrum = np.fft.fftn(total)
+    power = ndi.uniform_filter(np.abs(spectrum) ** 2, size=3, mode="wrap")
+    gain = np.clip(1.0 - noise_power / np.maximum(power, 1e-300), 0.0, 1.0)
+    return np.real(np.fft.ifftn(spectrum * gain))
 
 
 def _fourier_interpolation_matrix(n_in: int, n_out: int, ratio: float, integrated: bool) -> np.ndarray:

@@ -15,6 +15,7 @@ from ..api import method_info
 from ..operators.base import Operator
 from ..operators.blur import Blur
 from ..operators.noise import NoiseModel
+from ..tiling import tileable_methods
 from ._models import (
     ForwardModelControls,
     NoiseControls,
@@ -99,13 +100,21 @@ class ReconstructWidget(Container):
                 return A.name
         return "Blur"
 
+    def _lazy_measurement(self) -> bool:
+        """Whether the measurement is a dask-backed layer (reconstructed tile by tile)."""
+        layer = self.measurement.value
+        return layer is not None and type(layer.data).__module__.startswith("dask")
+
     def _method_choices(self, _widget=None) -> list[tuple[str, str]]:
-        """Registered methods that can use the chosen forward model (the registry decides)."""
+        """Registered methods that can use the chosen forward model (the registry decides); for a dask-backed
+        layer, those that run tile by tile."""
         try:
             A = self._metadata_operator() if self.source.value == "metadata" else None
             names = methods_for(A if A is not None else self.operator_kind())
         except ValueError:  # a spec that no longer builds: the run will say why
             names = []
+        if self._lazy_measurement():
+            names = [n for n in names if n in tileable_methods()]
         return [(f"{method_info(n)['label']} ({n})", n) for n in names]
 
     def _measurement_changed(self, *_: Any) -> None:
@@ -135,6 +144,8 @@ class ReconstructWidget(Container):
         self.params.set_schema(info["parameters"])
         kind = info["uncertainty"]
         self.about.value = f"returns std ({kind})" if info["returns_std"] else "returns a mean image"
+        if self._lazy_measurement():
+            self.about.value += ", tile by tile into a Zarr store"
         self.about.tooltip = f"{info['description']}\n\n{info['reference']}"
         self.add_samples.visible = bool(info["returns_std"])
 
