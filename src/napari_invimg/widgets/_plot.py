@@ -53,6 +53,8 @@ class HistoryPlot(Container):
             if key not in self.history:
                 self.history[key] = []
                 new_keys = True
+            elif step <= self.history[key][-1][0]:  # a step re-delivered late: already plotted
+                continue
             self.history[key].append((int(step), float(value)))
         if new_keys:
             self.quantity.reset_choices()

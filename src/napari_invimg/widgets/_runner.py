@@ -373,11 +373,11 @@ class Task:
         if step < self._shown_step:
             return
         self._shown_step = step
-        if status:  # the latest logged values of the method (loss, misfit, ...) as the bar's text
-            text = ", ".join(f"{k} {v:.4g}" for k, v in list(status.items())[:3])
-            self.progress_bar.set_description(f"{self._desc} · {text}")
+        if status:  # the latest logged values of the method (loss, misfit, ...): recorded first, then the bar's text
             if self._on_status is not None:
                 self._on_status(step, status)
+            text = ", ".join(f"{k} {v:.4g}" for k, v in list(status.items())[:3])
+            self.progress_bar.set_description(f"{self._desc} · {text}")
         bar = self.progress_bar
         if total > 0 and total != bar.total:
             bar.total = total
