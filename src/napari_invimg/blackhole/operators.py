@@ -4,13 +4,16 @@ The sky is an (npix, npix) image in Jy per pixel over ``fov_uas`` micro-arcsecon
 column 0 east (the eht-imaging layout); pixel (i, j) sits at ``x = (N/2 − ½ − j) Δ``,
 ``y = (N/2 − ½ − i) Δ``. The direct Fourier transform with the square-pixel response is
 ``V(u, v) = sinc(uΔ) sinc(vΔ) Σ I_ij exp(+2πi(u x_j + v y_i))`` (Thompson, Moran & Swenson 2017,
-ch. 3; the sign of eht-imaging's ``ftmatrix``).
+ch. 3; the sign of eht-imaging's ``ftmatrix``). Large problems use a non-uniform FFT instead of the
+matrix: with ``k = j − ⌊N/2⌋`` the sum is a type-2 NUFFT at the points ``(2πvΔ, 2πuΔ)`` and the adjoint a
+type-1 NUFFT (finufft: Barnett, Magland & af Klinteberg, SIAM J Sci Comput 41 (2019) C479).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import finufft
 import numpy as np
 import torch
 
@@ -19,7 +22,11 @@ from .arrays import RAD_PER_UAS, resolution_uas
 from .closures import closure_design, closure_phases, closure_sigmas, log_closure_amplitudes, wrap_phase
 from .observation import Observation
 
-__all__ = ["Interferometer", "Closures", "check_field", "pixel_positions_rad", "gaussian_image"]
+__all__ = ["Interferometer", "Closures", "check_field", "pixel_positions_rad", "gaussian_image", "NUFFT_ABOVE"]
+
+#: ``transform="auto"`` uses the NUFFT when (number of visibilities) × (pixels) exceeds this: the two float32
+#: DFT matrices would take more than 128 MiB, and the NUFFT is faster there (benchmarks/RESULTS.md §7)
+NUFFT_ABOVE = 2**24
 
 
 def pixel_positions_rad(npix: int, fov_uas: float) -> tuple[np.ndarray, np.ndarray]:
@@ -60,13 +67,14 @@ def check_field(sky: np.ndarray, fov_uas: float, edge_fraction: float = 0.01) ->
 class Interferometer(LinearOperator):
     """Image (npix, npix), real, Jy/pixel → complex visibilities at the observation's (u, v), by a direct
     Fourier transform with the square-pixel response; linear, ``adjoint`` is its exact transpose
-    (``Re⟨Ax, y⟩ = ⟨x, Aᴴy⟩``)."""
+    (``Re⟨Ax, y⟩ = ⟨x, Aᴴy⟩``). ``transform``: ``dft`` (the matrix), ``nufft`` (finufft, relative accuracy
+    1e-6 in float32, 1e-12 in float64; differentiable in torch) or ``auto`` (NUFFT above :data:`NUFFT_ABOVE`)."""
 
     in_complex = False
     out_complex = True
 
     def __init__(self, obs: Observation | None = None, npix: int = 64, fov_uas: float = 160.0, *,
-                 u: np.ndarray | None = None, v: np.ndarray | None = None):
+                 u: np.ndarray | None = None, v: np.ndarray | None = None, transform: str = "auto"):
         if obs is None and (u is None or v is None):
             raise ValueError("Interferometer needs an observation (or its u and v in wavelengths).")
         if obs is not None:
@@ -98,18 +106,53 @@ class Interferometer(LinearOperator):
                 f"The field of view ({fov_uas:g} µas) is too small for the source: it spans less than two "
                 f"resolution elements ({res:.1f} µas each); enlarge it."
             )
-        x, y = pixel_positions_rad(npix, fov_uas)
+        if transform not in ("auto", "dft", "nufft"):
+            raise ValueError(f"transform must be 'auto', 'dft' or 'nufft', got {transform!r}.")
+        if transform == "auto":
+            transform = "nufft" if u.size * npix * npix > NUFFT_ABOVE else "dft"
+        self.transform = transform
         response = np.sinc(u * pixel) * np.sinc(v * pixel)
+        self.response = response
+        self._by_dtype: dict[torch.dtype, tuple[torch.Tensor, torch.Tensor]] = {}
+        if transform == "nufft":
+            # x_j = (o − k_j) Δ with k_j = j − ⌊N/2⌋ and o = N/2 − ½ − ⌊N/2⌋: a type-2 NUFFT of sign −1 at (2πvΔ, 2πuΔ)
+            offset = npix / 2.0 - 0.5 - npix // 2
+            self._points = (2 * np.pi * v * pixel, 2 * np.pi * u * pixel)
+            self._factor = torch.from_numpy(response * np.exp(2j * np.pi * offset * pixel * (u + v)))
+            return
+        x, y = pixel_positions_rad(npix, fov_uas)
         phase = 2 * np.pi * (v[:, None, None] * y[None, :, None] + u[:, None, None] * x[None, None, :])
         phase = phase.reshape(u.size, npix * npix)
         self.matrix_real = torch.from_numpy((response[:, None] * np.cos(phase)).astype(np.float32))
         self.matrix_imag = torch.from_numpy((response[:, None] * np.sin(phase)).astype(np.float32))
-        self.response = response
-        self._by_dtype: dict[torch.dtype, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def to(self, device):
         self._by_dtype = {}
         return super().to(device)
+
+    def _factor_like(self, t: torch.Tensor) -> torch.Tensor:
+        dtype = torch.complex64 if t.dtype in (torch.float32, torch.complex64) else torch.complex128
+        return self._factor.to(t.device, dtype)
+
+    def nufft_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``Σ_k x[k] exp(−i(k₁X + k₂Y))`` of real images ``x`` (…, N, N) at the points ``(X, Y)`` (type-2 NUFFT)."""
+        batch = x.shape[:-2]
+        f = x.detach().cpu().numpy().reshape(-1, self.npix, self.npix)
+        single = f.dtype == np.float32
+        f = f.astype(np.complex64 if single else np.complex128)
+        X, Y = (p.astype(np.float32 if single else np.float64) for p in self._points)
+        c = finufft.nufft2d2(X, Y, f, isign=-1, eps=1e-6 if single else 1e-12)
+        return torch.from_numpy(c.reshape(*batch, self.u.size)).to(x.device)
+
+    def nufft_adjoint(self, c: torch.Tensor) -> torch.Tensor:
+        """``Re Σ_j c_j exp(+i(k₁X_j + k₂Y_j))`` on the image grid (type-1 NUFFT), the transpose of :meth:`nufft_forward`."""
+        batch = c.shape[:-1]
+        data = c.detach().cpu().numpy().reshape(-1, self.u.size)
+        single = data.dtype == np.complex64
+        X, Y = (p.astype(np.float32 if single else np.float64) for p in self._points)
+        f = finufft.nufft2d1(X, Y, np.ascontiguousarray(data), (self.npix, self.npix), isign=1,
+                             eps=1e-6 if single else 1e-12)
+        return torch.from_numpy(np.ascontiguousarray(f.real).reshape(*batch, self.npix, self.npix)).to(c.device)
 
     def _matrices(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         if dtype == self.matrix_real.dtype:
@@ -119,21 +162,26 @@ class Interferometer(LinearOperator):
         return self._by_dtype[dtype]
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.transform == "nufft":
+            return self._factor_like(x) * _NUFFTForward.apply(x, self)
         flat = x.reshape(*x.shape[:-2], self.npix * self.npix)
         mr, mi = self._matrices(flat.dtype)
         return torch.complex(flat @ mr.T, flat @ mi.T)
 
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        if self.transform == "nufft":
+            return _NUFFTAdjoint.apply(self._factor_like(y).conj() * y, self)
         mr, mi = self._matrices(y.real.dtype)
         x = y.real @ mr + y.imag @ mi
         return x.reshape(*y.shape[:-1], self.npix, self.npix)
 
     def _params(self) -> dict[str, Any]:
-        return {"u": self.u, "v": self.v, "npix": self.npix, "fov_uas": self.fov_uas}
+        return {"u": self.u, "v": self.v, "npix": self.npix, "fov_uas": self.fov_uas, "transform": self.transform}
 
     @classmethod
     def from_params(cls, **params) -> Interferometer:
-        return cls(None, params["npix"], params["fov_uas"], u=params["u"], v=params["v"])
+        return cls(None, params["npix"], params["fov_uas"], u=params["u"], v=params["v"],
+                   transform=params.get("transform", "auto"))
 
     # -- imaging helpers ------------------------------------------------------------------------------
     def weights(self, sigma: np.ndarray, weighting: str = "natural") -> np.ndarray:
@@ -173,6 +221,32 @@ class Interferometer(LinearOperator):
         av = 2 * np.pi * self.v[:, None] * offsets[None, :]
         beam = (np.cos(av) * w[:, None]).T @ np.cos(au) - (np.sin(av) * w[:, None]).T @ np.sin(au)
         return (beam / w.sum()).astype(np.float32)
+
+
+class _NUFFTForward(torch.autograd.Function):
+    """The NUFFT of real images, differentiable (its gradient is the adjoint NUFFT, itself differentiable)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, op: Interferometer) -> torch.Tensor:
+        ctx.op = op
+        return op.nufft_forward(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return _NUFFTAdjoint.apply(grad, ctx.op), None
+
+
+class _NUFFTAdjoint(torch.autograd.Function):
+    """The adjoint NUFFT onto real images, differentiable (its gradient is the forward NUFFT)."""
+
+    @staticmethod
+    def forward(ctx, c: torch.Tensor, op: Interferometer) -> torch.Tensor:
+        ctx.op = op
+        return op.nufft_adjoint(c)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return _NUFFTForward.apply(grad, ctx.op), None
 
 
 class Closures(Operator):
