@@ -44,9 +44,9 @@ def test_nufft_matches_the_direct_transform_and_is_its_adjoint(obs, npix):
         ay = nufft._adjoint(torch.as_tensor(y)).numpy()
         np.testing.assert_allclose(vx, dft._forward(torch.as_tensor(x)).numpy(), rtol=0, atol=1e-6 * np.abs(vx).max())
         np.testing.assert_allclose(ay, dft._adjoint(torch.as_tensor(y)).numpy(), rtol=0, atol=1e-6 * np.abs(ay).max())
-    assert np.real(np.vdot(y, vx)) == pytest.approx(float((x * ay).sum()), rel=1e-10)
+    assert np.real(np.vdot(y, vx)) == pytest.approx(float((x * ay).sum()), rel=1e-7)
     # the numpy interface (float32): float32 accuracy
-    np.testing.assert_allclose(nufft.forward(x[0]), dft.forward(x[0]), rtol=0, atol=1e-5 * np.abs(vx).max())
+    np.testing.assert_allclose(nufft.forward(x[0]), dft.forward(x[0]), rtol=0, atol=1e-4 * np.abs(vx).max())
     xt = torch.as_tensor(x[0]).requires_grad_(True)
     (g,) = torch.autograd.grad((nufft._forward(xt).abs() ** 2).sum(), xt, create_graph=True)
     np.testing.assert_allclose(g.detach().numpy(), 2 * ay_of(dft, x[0]), atol=1e-6 * g.abs().max().item())
