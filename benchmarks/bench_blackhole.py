@@ -113,7 +113,8 @@ def main() -> None:
     ni.reconstruct(warm.vis, bh.Interferometer(warm), "rml", noise=ni.noise.Gaussian(warm.sigma), iterations=5,
                    rounds=1)
 
-    print(f"{'model':9s} {'method':11s} {'data':10s} {'NXCORR':>7s} {'aligned':>8s} {'blurred':>8s} {'seconds':>8s}  note")
+    print(f"{'model':9s} {'method':11s} {'data':10s} {'NXCORR':>7s} {'aligned':>8s} {'blurred':>8s} "
+          f"{'seconds':>8s}  note")
     tmp = Path(tempfile.mkdtemp())
     for name in models:
         truth = bh.models.get(name, NPIX, FOV)

@@ -47,21 +47,27 @@ def main() -> None:
             t = time.perf_counter()
             A = bh.Interferometer(obs, npix, FOV, transform=transform)
             build = time.perf_counter() - t
-            with torch.no_grad():
-                forward = median_seconds(lambda: A._forward(x), args.repeat)
-                adjoint = median_seconds(lambda: A._adjoint(y), args.repeat)
-                results[transform] = A._forward(x)
+            results[transform] = time_operator(A, x, y, args.repeat)
+            vis = results[transform].pop("vis")
+            results[transform]["vis"] = vis
+            diff = float((vis - results["dft"]["vis"]).abs().max() / results["dft"]["vis"].abs().max())
+            r = results[transform]
+            print(f"{npix:5d} {transform:10s} {build:8.2f} {1e3 * r['forward']:11.2f} {1e3 * r['adjoint']:11.2f} "
+                  f"{1e3 * r['gradient']:12.2f} {diff:16.1e}", flush=True)
 
-            def gradient():
-                z = x.clone().requires_grad_(True)
-                ((A._forward(z) - y).abs() ** 2).sum().backward()
 
-            grad = median_seconds(gradient, args.repeat)
-            vis = results[transform]
-            diff = float((vis - results["dft"]).abs().max() / results["dft"].abs().max())
-            print(f"{npix:5d} {transform:10s} {build:8.2f} {1e3 * forward:11.2f} {1e3 * adjoint:11.2f} {1e3 * grad:12.2f} "
-                  f"{diff:16.1e}", flush=True)
-            del A
+def time_operator(A: bh.Interferometer, x: torch.Tensor, y: torch.Tensor, repeat: int) -> dict:
+    """Median seconds of a forward, an adjoint and a gradient of ‖A x − y‖², and the visibilities of ``x``."""
+
+    def gradient():
+        z = x.clone().requires_grad_(True)
+        ((A._forward(z) - y).abs() ** 2).sum().backward()
+
+    with torch.no_grad():
+        out = {"forward": median_seconds(lambda: A._forward(x), repeat),
+               "adjoint": median_seconds(lambda: A._adjoint(y), repeat), "vis": A._forward(x)}
+    out["gradient"] = median_seconds(gradient, repeat)
+    return out
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ __all__ = ["Interferometer", "Closures", "check_field", "pixel_positions_rad", "
 
 #: ``transform="auto"`` uses the NUFFT when (number of visibilities) × (pixels) exceeds this, where the two
 #: float32 DFT matrices would take more than 128 MiB; below it the matrix is kept for its accuracy (float32
-#: rounding, vs the NUFFT's 3e-5), although the NUFFT is faster already at 64² (benchmarks/RESULTS.md §7)
+#: rounding, vs the NUFFT's 1e-5), although the NUFFT is faster already at 64² (benchmarks/RESULTS.md §7)
 NUFFT_ABOVE = 2**24
 
 
@@ -68,8 +68,9 @@ def check_field(sky: np.ndarray, fov_uas: float, edge_fraction: float = 0.01) ->
 class Interferometer(LinearOperator):
     """Image (npix, npix), real, Jy/pixel → complex visibilities at the observation's (u, v), by a direct
     Fourier transform with the square-pixel response; linear, ``adjoint`` is its exact transpose
-    (``Re⟨Ax, y⟩ = ⟨x, Aᴴy⟩``). ``transform``: ``dft`` (the matrix), ``nufft`` (finufft, relative accuracy
-    3e-5 in float32, 3e-10 in float64; differentiable in torch) or ``auto`` (NUFFT above :data:`NUFFT_ABOVE`)."""
+    (``Re⟨Ax, y⟩ = ⟨x, Aᴴy⟩``). ``transform``: ``dft`` (the matrix), ``nufft`` (finufft, error ≤ 1e-5
+    of the largest visibility in float32, 3e-10 in float64; differentiable in torch) or ``auto`` (NUFFT above
+    :data:`NUFFT_ABOVE`)."""
 
     in_complex = False
     out_complex = True
@@ -140,12 +141,13 @@ class Interferometer(LinearOperator):
         """A finufft plan (type 1 or 2) for ``n_trans`` transforms at this operator's points, made once and kept.
 
         One thread (the spreading of a few hundred points is too small to share) and the 1.25× fine grid
-        (Barnett et al. 2019, §4: at 256² it is ~100× faster here than the default 2×; relative error 3e-5
-        in float32 (eps 1e-5) and 3e-10 in float64 (eps 1e-9))."""
+        (Barnett et al. 2019, §4: at 256² it is ~100× faster here than the default 2×); tolerance 1e-4 in
+        float32 (a finer one only draws finufft's warning that it cannot use a wider kernel; measured error
+        ≤ 1e-5 of the largest visibility) and 1e-9 in float64 (measured 3e-10)."""
         key = (kind, n_trans, single)
         if key not in self._plans:
             dtype = np.complex64 if single else np.complex128
-            plan = finufft.Plan(kind, (self.npix, self.npix), n_trans, 1e-5 if single else 1e-9, -1 if kind == 2 else 1,
+            plan = finufft.Plan(kind, (self.npix, self.npix), n_trans, 1e-4 if single else 1e-9, -1 if kind == 2 else 1,
                                 dtype, nthreads=1, upsampfac=1.25)
             plan.setpts(*(p.astype(np.float32 if single else np.float64) for p in self._points))
             self._plans[key] = plan
@@ -162,7 +164,8 @@ class Interferometer(LinearOperator):
         return torch.from_numpy(np.asarray(c).reshape(*batch, self.u.size)).to(x.device)
 
     def nufft_adjoint(self, c: torch.Tensor) -> torch.Tensor:
-        """``Re Σ_j c_j exp(+i(k₁X_j + k₂Y_j))`` on the image grid (type-1 NUFFT), the transpose of :meth:`nufft_forward`."""
+        """``Re Σ_j c_j exp(+i(k₁X_j + k₂Y_j))`` on the image grid (type-1 NUFFT), the transpose of
+        :meth:`nufft_forward`."""
         batch = c.shape[:-1]
         data = np.ascontiguousarray(c.detach().cpu().numpy().reshape(-1, self.u.size))
         single = data.dtype == np.complex64
