@@ -1,3 +1,5 @@
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -54,6 +56,8 @@ def test_nufft_matches_the_direct_transform_and_is_its_adjoint(obs, npix):
     (hv,) = torch.autograd.grad((g * v).sum(), xt)  # a Hessian-vector product goes through both NUFFTs
     np.testing.assert_allclose(hv.numpy(), 2 * ay_of(dft, x[1]), atol=1e-6 * hv.abs().max().item())
     assert nufft.spec()["transform"] == "nufft"
+    copy = pickle.loads(pickle.dumps(nufft))  # used plans are not pickled; the copy makes its own
+    np.testing.assert_allclose(copy.forward(x[0]), nufft.forward(x[0]), rtol=0, atol=1e-6 * np.abs(vx).max())
 
 
 def test_interferometer_spec_round_trip(obs):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import finufft
 import numpy as np
 import torch
 
@@ -121,7 +120,7 @@ class Interferometer(LinearOperator):
             offset = npix / 2.0 - 0.5 - npix // 2
             self._points = (2 * np.pi * v * pixel, 2 * np.pi * u * pixel)
             self._factor = torch.from_numpy(response * np.exp(2j * np.pi * offset * pixel * (u + v)))
-            self._plans: dict[tuple[int, int, bool], finufft.Plan] = {}
+            self._plans: dict[tuple[int, int, bool], Any] = {}  # finufft plans by (type, batch, float32)
             return
         x, y = pixel_positions_rad(npix, fov_uas)
         phase = 2 * np.pi * (v[:, None, None] * y[None, :, None] + u[:, None, None] * x[None, None, :])
@@ -133,17 +132,26 @@ class Interferometer(LinearOperator):
         self._by_dtype = {}
         return super().to(device)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle / copy without the finufft plans (C objects; remade on first use)."""
+        state = self.__dict__.copy()
+        if "_plans" in state:
+            state["_plans"] = {}
+        return state
+
     def _factor_like(self, t: torch.Tensor) -> torch.Tensor:
         dtype = torch.complex64 if t.dtype in (torch.float32, torch.complex64) else torch.complex128
         return self._factor.to(t.device, dtype)
 
-    def _plan(self, kind: int, n_trans: int, single: bool) -> finufft.Plan:
+    def _plan(self, kind: int, n_trans: int, single: bool):
         """A finufft plan (type 1 or 2) for ``n_trans`` transforms at this operator's points, made once and kept.
 
         One thread (the spreading of a few hundred points is too small to share) and the 1.25× fine grid
         (Barnett et al. 2019, §4: at 256² it is ~100× faster here than the default 2×); tolerance 1e-4 in
         float32 (a finer one only draws finufft's warning that it cannot use a wider kernel; measured error
         ≤ 1e-5 of the largest visibility) and 1e-9 in float64 (measured 3e-10)."""
+        import finufft  # only the NUFFT path needs it (as in mri.operators)
+
         key = (kind, n_trans, single)
         if key not in self._plans:
             dtype = np.complex64 if single else np.complex128
