@@ -1,3 +1,5 @@
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -23,6 +25,39 @@ def test_interferometer_adjoint(obs):
     point = np.zeros((64, 64), np.float32)
     point[32, 32] = 1.0
     np.testing.assert_allclose(np.abs(A.forward(point)), A.response, rtol=1e-5)
+
+
+def ay_of(A, x):
+    """``Re Aᴴ A x`` in float64."""
+    with torch.no_grad():
+        return A._adjoint(A._forward(torch.as_tensor(x))).numpy()
+
+
+@pytest.mark.parametrize("npix", [64, 33])
+def test_nufft_matches_the_direct_transform_and_is_its_adjoint(obs, npix):
+    dft = bh.Interferometer(obs, npix=npix, fov_uas=160.0, transform="dft")
+    nufft = bh.Interferometer(obs, npix=npix, fov_uas=160.0, transform="nufft")
+    assert bh.Interferometer(obs, npix=npix, fov_uas=160.0).transform == "dft"  # auto: small problems keep the matrix
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, npix, npix))
+    y = rng.standard_normal((2, len(obs))) + 1j * rng.standard_normal((2, len(obs)))
+    with torch.no_grad():  # float64 tensors (the DFT matrices hold float32 entries: agreement to ~1e-7)
+        vx = nufft._forward(torch.as_tensor(x)).numpy()
+        ay = nufft._adjoint(torch.as_tensor(y)).numpy()
+        np.testing.assert_allclose(vx, dft._forward(torch.as_tensor(x)).numpy(), rtol=0, atol=1e-6 * np.abs(vx).max())
+        np.testing.assert_allclose(ay, dft._adjoint(torch.as_tensor(y)).numpy(), rtol=0, atol=1e-6 * np.abs(ay).max())
+    assert np.real(np.vdot(y, vx)) == pytest.approx(float((x * ay).sum()), rel=1e-7)
+    # the numpy interface (float32): float32 accuracy
+    np.testing.assert_allclose(nufft.forward(x[0]), dft.forward(x[0]), rtol=0, atol=1e-4 * np.abs(vx).max())
+    xt = torch.as_tensor(x[0]).requires_grad_(True)
+    (g,) = torch.autograd.grad((nufft._forward(xt).abs() ** 2).sum(), xt, create_graph=True)
+    np.testing.assert_allclose(g.detach().numpy(), 2 * ay_of(dft, x[0]), atol=1e-6 * g.abs().max().item())
+    v = torch.as_tensor(x[1])
+    (hv,) = torch.autograd.grad((g * v).sum(), xt)  # a Hessian-vector product goes through both NUFFTs
+    np.testing.assert_allclose(hv.numpy(), 2 * ay_of(dft, x[1]), atol=1e-6 * hv.abs().max().item())
+    assert nufft.spec()["transform"] == "nufft"
+    copy = pickle.loads(pickle.dumps(nufft))  # used plans are not pickled; the copy makes its own
+    np.testing.assert_allclose(copy.forward(x[0]), nufft.forward(x[0]), rtol=0, atol=1e-6 * np.abs(vx).max())
 
 
 def test_interferometer_spec_round_trip(obs):

@@ -11,7 +11,9 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 from scipy.signal import fftconvolve
 
-__all__ = ["nxcorr_aligned", "blur_to_resolution"]
+from ..uncertainty import Reconstruction
+
+__all__ = ["nxcorr_aligned", "blur_to_resolution", "blur_reconstruction"]
 
 
 def nxcorr_aligned(image: np.ndarray, truth: np.ndarray) -> float:
@@ -32,3 +34,18 @@ def blur_to_resolution(truth: np.ndarray, fov_uas: float, resolution_uas: float)
     pixel = fov_uas / truth.shape[-1]
     return gaussian_filter(np.asarray(truth, dtype=np.float64),
                            resolution_uas / (2 * np.sqrt(2 * np.log(2))) / pixel).astype(np.float32)
+
+
+def blur_reconstruction(rec: Reconstruction, fov_uas: float, resolution_uas: float) -> Reconstruction:
+    """The posterior of the image seen at the resolution ``resolution_uas``: every sample blurred by
+    :func:`blur_to_resolution`, with the mean and std taken over the blurred samples.
+
+    This is the like-for-like comparison with the truth blurred to the same resolution: the interval of a
+    blurred quantity comes from the spread of the blurred samples (a linear map of the posterior), not
+    from the std of the unblurred image. Needs the reconstruction's samples.
+    """
+    if rec.samples is None or len(rec.samples) < 2:
+        raise ValueError("Blurring a posterior needs its samples (at least two); choose a method that returns them.")
+    samples = np.stack([blur_to_resolution(s, fov_uas, resolution_uas) for s in np.asarray(rec.samples)])
+    info = {**rec.info, "std_from": "samples", "blurred_to_uas": float(resolution_uas)}
+    return Reconstruction(samples.mean(0), samples.std(0, ddof=1), samples, info)

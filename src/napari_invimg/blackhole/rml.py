@@ -20,7 +20,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from ..methods.registry import ITERATIONS, Context, Estimate, Method, Param
+from ..methods.registry import Context, Estimate, Method, Param
 from ..operators.base import Operator
 from ..operators.noise import NoiseModel
 from .arrays import RAD_PER_UAS
@@ -58,8 +58,10 @@ DataTerm = tuple[str, Callable[[torch.Tensor], torch.Tensor], int]
 
 def data_terms(y: torch.Tensor, A: Operator, noise: NoiseModel, data: str, systematic: float = 0.0,
                min_snr: float = 3.0) -> list[DataTerm]:
-    """Reduced χ² terms ``(name, χ²(x), number of data)`` for data products ``data``:
-    ``vis`` | ``amp_cphase`` | ``closures`` (``auto``: ``vis`` for an Interferometer, ``closures`` for Closures)."""
+    """Reduced χ² terms ``(name, χ²(x), n)`` for data products ``data``: ``vis`` | ``amp_cphase`` |
+    ``closures`` (``auto``: ``vis`` for an Interferometer, ``closures`` for Closures). ``χ²(x)`` is taken
+    per image of a batch (over the last axis of the data); ``n`` is the number of real data, so that the
+    Gaussian negative log-likelihood of the term is ``n/2 · χ²(x)``."""
     dev = y.device
     f64 = WORK_DTYPE
     if isinstance(A, Closures):
@@ -75,8 +77,8 @@ def data_terms(y: torch.Tensor, A: Operator, noise: NoiseModel, data: str, syste
             return A.closures_of(fwd._forward(x))
 
         return [
-            ("closure phase", lambda x: (2 * (1 - torch.cos(yd[:k] - closures(x)[..., :k])) / sigma[:k] ** 2).mean(), k),
-            ("log closure amplitude", lambda x: ((yd[k:] - closures(x)[..., k:]) ** 2 / sigma[k:] ** 2).mean(),
+            ("closure phase", lambda x: (2 * (1 - torch.cos(yd[:k] - closures(x)[..., :k])) / sigma[:k] ** 2).mean(-1), k),
+            ("log closure amplitude", lambda x: ((yd[k:] - closures(x)[..., k:]) ** 2 / sigma[k:] ** 2).mean(-1),
              A.n_amplitudes),
         ]
     if not isinstance(A, Interferometer):
@@ -89,7 +91,7 @@ def data_terms(y: torch.Tensor, A: Operator, noise: NoiseModel, data: str, syste
     sigma = torch.as_tensor(sigma_np, device=dev, dtype=f64)
     yc = y.to(torch.complex64 if f64 == torch.float32 else torch.complex128)
     if data in ("auto", "vis"):
-        return [("visibility", lambda x: ((A._forward(x) - yc).abs() ** 2 / sigma**2).mean() / 2, n)]
+        return [("visibility", lambda x: ((A._forward(x) - yc).abs() ** 2 / sigma**2).mean(-1) / 2, 2 * n)]
     if A.obs is None:
         raise ValueError("Closure quantities need station names per visibility: build the Interferometer from an "
                          "Observation (Interferometer(obs, ...)).")
@@ -103,12 +105,12 @@ def data_terms(y: torch.Tensor, A: Operator, noise: NoiseModel, data: str, syste
     def cphase(x):
         v = A._forward(x).to(torch.complex128)
         psi = (torch.atan2(v.imag, v.real) @ cp_design.double().T).to(f64)
-        return (2 * (1 - torch.cos(cp_obs - psi)) / sig_p**2).mean()
+        return (2 * (1 - torch.cos(cp_obs - psi)) / sig_p**2).mean(-1)
 
     terms: list[DataTerm] = [("closure phase", cphase, design.n_phases)]
     if data == "amp_cphase":
         amp_obs = torch.as_tensor(np.sqrt(np.clip(np.abs(vis_np) ** 2 - sigma_np**2, 0, None)), device=dev, dtype=f64)
-        terms.insert(0, ("visibility amplitude", lambda x: ((A._forward(x).abs() - amp_obs) ** 2 / sigma**2).mean(), n))
+        terms.insert(0, ("visibility amplitude", lambda x: ((A._forward(x).abs() - amp_obs) ** 2 / sigma**2).mean(-1), n))
         return terms
     if data == "closures":
         lca_obs = torch.as_tensor(design.amplitude @ np.log(np.abs(vis_np)), device=dev, dtype=f64)
@@ -118,7 +120,7 @@ def data_terms(y: torch.Tensor, A: Operator, noise: NoiseModel, data: str, syste
         def logcamp(x):
             v = A._forward(x).to(torch.complex128)
             lca = (0.5 * torch.log(v.real**2 + v.imag**2 + 1e-300) @ ca_design.double().T).to(f64)
-            return ((lca - lca_obs) ** 2 / sig_a**2).mean()
+            return ((lca - lca_obs) ** 2 / sig_a**2).mean(-1)
 
         terms.append(("log closure amplitude", logcamp, design.n_amplitudes))
         return terms
@@ -161,6 +163,164 @@ def normalised_residuals(x: np.ndarray, A: Operator, y: np.ndarray, sigma: np.nd
     return out
 
 
+class RMLObjective:
+    """``J(z)`` of the module docstring for the log-image ``z`` (batches allowed: leading axes), with the
+    prior image, total flux and restart blur it needs; built once from the data and ``rml``'s parameters."""
+
+    def __init__(self, y: torch.Tensor, A: Operator, noise: NoiseModel, *, data: str, prior_fwhm_uas: float,
+                 total_flux: float | None, mem: float, tv: float, tsv: float, l1: float, flux: float, centroid: float,
+                 blur_uas: float | None, systematic: float):
+        fwd = A.interferometer if isinstance(A, Closures) else A
+        npix, fov = fwd.npix, fwd.fov_uas
+        dev, dtype = y.device, WORK_DTYPE
+        self.terms = data_terms(y, A, noise, data, systematic)
+        if total_flux is None:
+            if isinstance(A, Closures):
+                total_flux = A.total_flux
+            elif A.obs is not None:
+                total_flux = zero_baseline_flux(A.obs.with_vis(y.detach().cpu().numpy()))
+            else:
+                total_flux = float(y.abs().max())
+        if not total_flux > 0:
+            raise ValueError("The total flux must be positive; give total_flux=… in Jy.")
+        self.flux_total = float(total_flux)
+        self.npix, self.prior_fwhm_uas = npix, float(prior_fwhm_uas)
+        prior = torch.as_tensor(gaussian_image(npix, fov, prior_fwhm_uas, 1.0), device=dev, dtype=dtype)
+        self.prior = prior.clamp(min=1e-12)
+        self.log_prior = torch.log(self.prior)
+        self.l1_weight = 1.0 - self.prior / self.prior.max()
+        self.xs, self.ys = (torch.as_tensor(p / RAD_PER_UAS, device=dev, dtype=dtype)
+                            for p in pixel_positions_rad(npix, fov))
+        res = fwd.obs.resolution_uas if fwd.obs is not None else prior_fwhm_uas / 2
+        self.blur_pixels = (res if blur_uas is None else blur_uas) / (fov / npix)
+        weights = {"mem": mem, "tv": tv, "tsv": tsv, "l1": l1, "flux": flux, "centroid": centroid}
+        self.weights = {k: w for k, w in weights.items() if w > 0}
+
+    def regularisers(self, z: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each regulariser of ``x = exp(z)`` (per image of a batch), before its weight."""
+        q = x / self.flux_total
+        dx, dy = q[..., :, 1:] - q[..., :, :-1], q[..., 1:, :] - q[..., :-1, :]
+        s = q.sum((-2, -1))
+        image = (-2, -1)
+        return {
+            "mem": (q * (z - float(np.log(self.flux_total)) - self.log_prior) - q + self.prior).sum(image),
+            "tv": torch.sqrt(dx[..., :-1, :] ** 2 + dy[..., :, :-1] ** 2 + 1e-16).sum(image),
+            "tsv": ((dx**2).sum(image) + (dy**2).sum(image)) * self.npix * self.npix,
+            "l1": (self.l1_weight * q).sum(image),
+            "flux": (s - 1.0) ** 2,
+            "centroid": (((q.sum(-2) * self.xs).sum(-1) / s) ** 2 + ((q.sum(-1) * self.ys).sum(-1) / s) ** 2)
+            / self.prior_fwhm_uas**2,
+        }
+
+    def data_misfits(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Reduced χ² of every data term for ``x``."""
+        return {name: fn(x) for name, fn, _ in self.terms}
+
+    def penalty(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``Σ_k β_k R_k(x)``: the weighted regularisers."""
+        regs = self.regularisers(z, x)
+        return sum(w * regs[k] for k, w in self.weights.items())
+
+    def __call__(self, z: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``(J(z), reduced χ² per data term)``."""
+        x = torch.exp(z)
+        parts = self.data_misfits(x)
+        return sum(parts.values()) + self.penalty(z, x), parts
+
+    def start(self) -> torch.Tensor:
+        """The log of the prior image scaled to the total flux: the first round's starting point."""
+        return torch.log(self.prior * self.flux_total)
+
+    def restart(self, x: torch.Tensor) -> torch.Tensor:
+        """The log of ``x`` blurred to the restart resolution and rescaled to the total flux."""
+        start = blur_image(x, self.blur_pixels)
+        start = start.clamp(min=1e-6 * float(start.max()))
+        return torch.log(start * (self.flux_total / float(start.sum())))
+
+
+def minimise(objective: RMLObjective, ctx: Context, iterations: int, rounds: int,
+             start_jitter: float = 0.0) -> tuple[torch.Tensor, dict, int]:
+    """``rounds`` of L-BFGS on ``J``, each from the previous image blurred (the EHT imaging loop), the first from
+    the prior image times ``exp(start_jitter · ε)``, ε ~ N(0, 1) per pixel; returns the image, its reduced χ²
+    per data term and the number of iterations run.
+
+    The jitter breaks the point symmetry of the Gaussian start: the visibilities of a centro-symmetric image
+    are real, its closure phases exactly 0 or π, and there the closure-phase term is stationary (a saddle
+    that L-BFGS cannot leave when the data's closure phases are near π, as a ring's are)."""
+    chunk = 20
+    total_steps = rounds * int(np.ceil(iterations / chunk))
+    step = 0
+    z0 = objective.start()
+    if start_jitter > 0:
+        z0 = z0 + start_jitter * ctx.randn(tuple(z0.shape), dtype=z0.dtype, offset=31).to(z0.device)
+    x = torch.exp(z0)
+    chi2: dict[str, float] = {}
+    iterations_run = 0
+    for r in range(rounds):
+        if r > 0:
+            z0 = objective.restart(x)
+        z = z0.clone().requires_grad_(True)
+        opt = torch.optim.LBFGS([z], lr=1.0, max_iter=chunk, history_size=20, line_search_fn="strong_wolfe",
+                                tolerance_grad=1e-10, tolerance_change=1e-14)
+
+        def closure():
+            opt.zero_grad()
+            value, _ = objective(z)
+            value.backward()
+            ctx.evaluations += 1
+            return value
+
+        done = 0
+        while done < iterations:
+            opt.param_groups[0]["max_iter"] = min(chunk, iterations - done)
+            with torch.no_grad():
+                before = float(objective(z)[0])
+            last = z.detach().clone()
+            opt.step(closure)
+            done += opt.param_groups[0]["max_iter"]
+            iterations_run += opt.param_groups[0]["max_iter"]
+            step += 1
+            with torch.no_grad():
+                value, parts = objective(z)
+                if not torch.isfinite(value):  # a line search overflowed exp(z): keep the last finite image
+                    z.copy_(last)
+                    value, parts = objective(z)
+                    done = iterations
+                x = torch.exp(z).detach()
+            ctx.log(objective=float(value), **{f"chi2 {k}": float(v) for k, v in parts.items()})
+            ctx.keep(x.float(), round=r)
+            ctx.step(step, total_steps, x)
+            if abs(before - float(value)) <= 1e-9 * max(abs(before), 1e-30):
+                break
+        chi2 = {k: float(v) for k, v in parts.items()}
+    return x, chi2, iterations_run
+
+
+#: rml's parameters, shared with the samplers of its posterior
+RML_PARAMS = (
+    Param("data", str, "auto", choices=("auto", "vis", "amp_cphase", "closures"),
+          doc="data products fitted (auto: vis for an Interferometer, closures for Closures)"),
+    Param("rounds", int, None, 1, 20,
+          doc="imaging rounds, each from the blurred previous image (empty: 2 on visibilities, 4 on closures)"),
+    Param("prior_fwhm_uas", float, 80.0, 1.0, 10000.0, doc="FWHM of the Gaussian prior and initial image (µas)"),
+    Param("total_flux", float, None, 0.0, None, doc="total flux in Jy (empty: from the shortest baselines)"),
+    Param("mem", float, 0.1, 0.0, None, doc="weight of the relative entropy to the prior", log_scale=True),
+    Param("tv", float, 0.05, 0.0, None, doc="weight of the total variation", log_scale=True),
+    Param("tsv", float, 0.05, 0.0, None, doc="weight of the total squared variation", log_scale=True),
+    Param("l1", float, 0.0, 0.0, None, doc="weight of the prior-weighted L1 norm", log_scale=True),
+    Param("flux", float, 1.0, 0.0, None, doc="weight of the total-flux constraint", log_scale=True),
+    Param("centroid", float, 100.0, 0.0, None, doc="weight of the centroid-at-centre constraint", log_scale=True),
+    Param("blur_uas", float, None, 0.0, 1000.0, doc="restart blur FWHM in µas (empty: nominal resolution)"),
+    Param("systematic", float, 0.0, 0.0, 1.0, doc="fractional systematic error added to visibility sigmas"),
+    Param("start_jitter", float, 0.0, 0.0, 2.0,
+          doc="std of a random log-perturbation of the starting image (0: the prior image itself); to probe how much "
+              "the image depends on the start"),
+)
+
+_OBJECTIVE_KEYS = ("data", "prior_fwhm_uas", "total_flux", "mem", "tv", "tsv", "l1", "flux", "centroid", "blur_uas",
+                   "systematic")
+
+
 class RML(Method):
     name = "rml"
     label = "Regularised maximum likelihood (EHT)"
@@ -175,120 +335,19 @@ class RML(Method):
     operators = ("Interferometer", "Closures")
     complex_images = False
     domain = "blackhole"
-    params = (
-        Param("data", str, "auto", choices=("auto", "vis", "amp_cphase", "closures"),
-              doc="data products fitted (auto: vis for an Interferometer, closures for Closures)"),
-        ITERATIONS(500, high=20000),
-        Param("rounds", int, 2, 1, 20, doc="imaging rounds, each restarting from the blurred previous image"),
-        Param("prior_fwhm_uas", float, 80.0, 1.0, 10000.0, doc="FWHM of the Gaussian prior and initial image (µas)"),
-        Param("total_flux", float, None, 0.0, None, doc="total flux in Jy (empty: from the shortest baselines)"),
-        Param("mem", float, 0.1, 0.0, None, doc="weight of the relative entropy to the prior", log_scale=True),
-        Param("tv", float, 0.05, 0.0, None, doc="weight of the total variation", log_scale=True),
-        Param("tsv", float, 0.05, 0.0, None, doc="weight of the total squared variation", log_scale=True),
-        Param("l1", float, 0.0, 0.0, None, doc="weight of the prior-weighted L1 norm", log_scale=True),
-        Param("flux", float, 1.0, 0.0, None, doc="weight of the total-flux constraint", log_scale=True),
-        Param("centroid", float, 100.0, 0.0, None, doc="weight of the centroid-at-centre constraint", log_scale=True),
-        Param("blur_uas", float, None, 0.0, 1000.0, doc="restart blur FWHM in µas (empty: nominal resolution)"),
-        Param("systematic", float, 0.0, 0.0, 1.0, doc="fractional systematic error added to visibility sigmas"),
-    )
+    params = (RML_PARAMS[0], Param("iterations", int, None, 1, 20000,
+                                   doc="L-BFGS iterations per round (empty: 500 on visibilities, 300 on closures)"),
+              ) + RML_PARAMS[1:]
 
     def run(self, y, A, noise, ctx: Context, **params) -> Estimate:
+        # closure-only data: more, shorter rounds (4 × 300 beat 2 × 500 on all three bundled models, RESULTS.md §7)
+        closures_only = isinstance(A, Closures) or params["data"] == "closures"
+        rounds = params["rounds"] or (4 if closures_only else 2)
+        iterations = params["iterations"] or (300 if closures_only else 500)
         with single_thread():
-            return self._run(y, A, noise, ctx, **params)
-
-    def _run(self, y, A, noise, ctx: Context, data, iterations, rounds, prior_fwhm_uas, total_flux, mem, tv, tsv, l1,
-             flux, centroid, blur_uas, systematic) -> Estimate:
-        fwd = A.interferometer if isinstance(A, Closures) else A
-        npix, fov = fwd.npix, fwd.fov_uas
-        dev, f64 = y.device, WORK_DTYPE
-        terms = data_terms(y, A, noise, data, systematic)
-        if total_flux is None:
-            if isinstance(A, Closures):
-                total_flux = A.total_flux
-            elif A.obs is not None:
-                total_flux = zero_baseline_flux(A.obs.with_vis(y.detach().cpu().numpy()))
-            else:
-                total_flux = float(y.abs().max())
-        if not total_flux > 0:
-            raise ValueError("The total flux must be positive; give total_flux=… in Jy.")
-        flux_total = float(total_flux)
-        prior_np = gaussian_image(npix, fov, prior_fwhm_uas, 1.0)
-        prior = torch.as_tensor(prior_np, device=dev, dtype=f64).clamp(min=1e-12)
-        l1_weight = 1.0 - prior / prior.max()
-        xs, ys = (torch.as_tensor(p / RAD_PER_UAS, device=dev, dtype=f64) for p in pixel_positions_rad(npix, fov))
-        res = fwd.obs.resolution_uas if fwd.obs is not None else prior_fwhm_uas / 2
-        blur_pixels = (res if blur_uas is None else blur_uas) / (fov / npix)
-
-        log_prior = torch.log(prior)
-        log_flux = float(np.log(flux_total))
-
-        def regularisers(z: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
-            q = x / flux_total
-            dx, dy = q[:, 1:] - q[:, :-1], q[1:, :] - q[:-1, :]
-            s = q.sum()
-            out = {
-                "mem": (q * (z - log_flux - log_prior) - q + prior).sum(),
-                "tv": torch.sqrt(dx[:-1, :] ** 2 + dy[:, :-1] ** 2 + 1e-16).sum(),
-                "tsv": (dx**2).sum() + (dy**2).sum(),
-                "l1": (l1_weight * q).sum(),
-                "flux": (s - 1.0) ** 2,
-                "centroid": (((q.sum(0) * xs).sum() / s) ** 2 + ((q.sum(1) * ys).sum() / s) ** 2) / prior_fwhm_uas**2,
-            }
-            out["tsv"] = out["tsv"] * npix * npix
-            return out
-
-        weights = {"mem": mem, "tv": tv, "tsv": tsv, "l1": l1, "flux": flux, "centroid": centroid}
-        active = {k: w for k, w in weights.items() if w > 0}
-
-        def objective(z: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-            x = torch.exp(z)
-            parts = {name: fn(x) for name, fn, _ in terms}
-            total = sum(parts.values())
-            regs = regularisers(z, x)
-            total = total + sum(w * regs[k] for k, w in active.items())
-            return total, parts
-
-        z0 = torch.log(prior * flux_total)
-        chunk = 20
-        total_steps = rounds * int(np.ceil(iterations / chunk))
-        step = 0
-        x = torch.exp(z0)
-        chi2 = {}
-        iterations_run = 0
-        for r in range(rounds):
-            if r > 0:
-                start = blur_image(x, blur_pixels)
-                start = start.clamp(min=1e-6 * float(start.max()))
-                z0 = torch.log(start * (flux_total / float(start.sum())))
-            z = z0.clone().requires_grad_(True)
-            opt = torch.optim.LBFGS([z], lr=1.0, max_iter=chunk, history_size=20, line_search_fn="strong_wolfe",
-                                    tolerance_grad=1e-10, tolerance_change=1e-14)
-
-            def closure():
-                opt.zero_grad()
-                value, _ = objective(z)
-                value.backward()
-                ctx.evaluations += 1
-                return value
-
-            done = 0
-            while done < iterations:
-                opt.param_groups[0]["max_iter"] = min(chunk, iterations - done)
-                with torch.no_grad():
-                    before = float(objective(z)[0])
-                opt.step(closure)
-                done += opt.param_groups[0]["max_iter"]
-                iterations_run += opt.param_groups[0]["max_iter"]
-                step += 1
-                with torch.no_grad():
-                    value, parts = objective(z)
-                    x = torch.exp(z).detach()
-                ctx.log(objective=float(value), **{f"chi2 {k}": float(v) for k, v in parts.items()})
-                ctx.keep(x.float(), round=r)
-                ctx.step(step, total_steps, x)
-                if abs(before - float(value)) <= 1e-9 * max(abs(before), 1e-30):
-                    break
-            chi2 = {k: float(v) for k, v in parts.items()}
-        return Estimate(x.float(), info={"iterations": iterations_run, "rounds": rounds, "total_flux": flux_total,
-                                         "reduced_chi2": chi2, "data": [name for name, _, _ in terms],
+            objective = RMLObjective(y, A, noise, **{k: params[k] for k in _OBJECTIVE_KEYS})
+            x, chi2, iterations_run = minimise(objective, ctx, iterations, rounds, params["start_jitter"])
+        return Estimate(x.float(), info={"iterations": iterations_run, "rounds": rounds,
+                                         "total_flux": objective.flux_total, "reduced_chi2": chi2,
+                                         "data": [name for name, _, _ in objective.terms],
                                          "image_flux": float(x.sum())})
