@@ -47,6 +47,8 @@ CG_ITERATIONS = Param("cg_iterations", int, 20, 1, 1000,
 NOISE_LEVEL = Param("noise_level", float, None, 1e-12, 1e12, log_scale=True,
                     doc="the measurement's noise std (data units), the last denoiser level; empty: the root-mean "
                         "camera variance at the first estimate")
+#: the parameters of :class:`_Problem` (its keywords), shared by every PnP method
+PROBLEM_PARAMS = (DENOISER, WEIGHTS, POSITIVITY, SCALE, NOISE_LEVEL, FIRST_GAIN)
 
 
 class _Problem:
@@ -119,13 +121,12 @@ class PnPADMM(Method):
     description = ("ADMM with a denoiser as prior prox: x = argmin f + ρ/2‖x − z + u‖², z = D(x + u, σ_k), u += x − z; "
                    "σ_k annealed to the noise level, ρ_k = λ/σ_k².")
     reference = _REFERENCE_PNP
-    params = (ITERATIONS(24, 500), DENOISER, WEIGHTS, LAM, SIGMA_START, POSITIVITY, SCALE, NOISE_LEVEL, FIRST_GAIN, CG_ITERATIONS)
+    params = (ITERATIONS(24, 500), *PROBLEM_PARAMS, LAM, SIGMA_START, CG_ITERATIONS)
 
-    def run(self, y, A, noise, ctx: Context, iterations: int, denoiser: str | None, weights: str, lam: float,
-            sigma_start: float, positivity: bool, scale: float | None, noise_level: float | None,
-            first_gain: float | None, cg_iterations: int) -> Estimate:
+    def run(self, y, A, noise, ctx: Context, iterations: int, lam: float, sigma_start: float, cg_iterations: int,
+            **setup: Any) -> Estimate:
         with torch.no_grad():
-            P = _Problem(y, A, noise, positivity, denoiser, weights, scale, noise_level, first_gain)
+            P = _Problem(y, A, noise, **setup)
             x = z = P.x0
             u = torch.zeros_like(x)
             sigmas = P.schedule(sigma_start, iterations)
@@ -144,13 +145,12 @@ class PnPPGD(Method):
                    "as the prior's prox (the PGD family with an exact data step); σ_k annealed to the noise level, "
                    "ρ_k = λ/σ_k².")
     reference = _REFERENCE_PNP + " Geman & Yang, IEEE TIP 4 (1995) 932 (HQS)."
-    params = (ITERATIONS(24, 2000), DENOISER, WEIGHTS, LAM, SIGMA_START, POSITIVITY, SCALE, NOISE_LEVEL, FIRST_GAIN, CG_ITERATIONS)
+    params = (ITERATIONS(24, 2000), *PROBLEM_PARAMS, LAM, SIGMA_START, CG_ITERATIONS)
 
-    def run(self, y, A, noise, ctx: Context, iterations: int, denoiser: str | None, weights: str, lam: float,
-            sigma_start: float, positivity: bool, scale: float | None, noise_level: float | None,
-            first_gain: float | None, cg_iterations: int) -> Estimate:
+    def run(self, y, A, noise, ctx: Context, iterations: int, lam: float, sigma_start: float, cg_iterations: int,
+            **setup: Any) -> Estimate:
         with torch.no_grad():
-            P = _Problem(y, A, noise, positivity, denoiser, weights, scale, noise_level, first_gain)
+            P = _Problem(y, A, noise, **setup)
             z = x = P.x0
             for k, s in enumerate(P.schedule(sigma_start, iterations), 1):
                 x = P.data_prox(z, lam / (s * s), x, cg_iterations)
@@ -165,16 +165,15 @@ class RED(Method):
     description = ("argmin f(x) + λ/2σ² xᵀ(x − D(x, σ)) by Romano's fixed point x ← (AᵀWA + λ/σ²)⁻¹(AᵀWy + λ/σ² D(x, σ)); "
                    "σ from the noise level unless given.")
     reference = "Romano, Elad & Milanfar, SIAM J. Imaging Sci. 10 (2017) 1804."
-    params = (ITERATIONS(40, 1000), DENOISER, WEIGHTS, LAM,
+    params = (ITERATIONS(40, 1000), *PROBLEM_PARAMS, LAM,
               Param("sigma", float, None, 1e-4, 1.0, doc="denoiser level (images scaled to ≈[0, 1]); empty: 2 × noise level"),
-              POSITIVITY, SCALE, NOISE_LEVEL, FIRST_GAIN, CG_ITERATIONS,
+              CG_ITERATIONS,
               Param("tol", float, 1e-4, 1e-8, 1e-1, doc="stop when the relative change of x falls below this", log_scale=True))
 
-    def run(self, y, A, noise, ctx: Context, iterations: int, denoiser: str | None, weights: str, lam: float,
-            sigma: float | None, positivity: bool, scale: float | None, noise_level: float | None,
-            first_gain: float | None, cg_iterations: int, tol: float) -> Estimate:
+    def run(self, y, A, noise, ctx: Context, iterations: int, lam: float, sigma: float | None, cg_iterations: int,
+            tol: float, **setup: Any) -> Estimate:
         with torch.no_grad():
-            P = _Problem(y, A, noise, positivity, denoiser, weights, scale, noise_level, first_gain)
+            P = _Problem(y, A, noise, **setup)
             s = sigma if sigma is not None else max(2 * P.sigma_noise, 2e-3)
             rho = lam / (s * s)
             x = P.x0
