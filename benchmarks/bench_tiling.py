@@ -244,9 +244,9 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=5, help="RL iterations in (b)")
     parser.add_argument("--only-pnp", action="store_true", help="only the PnP rows of (a)")
     parser.add_argument("--pnp-iterations", type=int, default=24, help="PnP-ADMM iterations in (a)")
-    parser.add_argument("--pnp-shape", default=None, help="stack for the PnP rows, default 32x256x256")
+    parser.add_argument("--pnp-shape", default=None, help="stack for the PnP rows, default 64x512x512")
     parser.add_argument("--pnp-tiles", default=None, help="tile shapes for the PnP rows, default "
-                                                          "32x128x128,32x256x128")
+                                                          "64x256x512,64x256x256,32x256x256")
     parser.add_argument("--run-one", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--method", help=argparse.SUPPRESS)
     parser.add_argument("--tile", help=argparse.SUPPRESS)
@@ -269,8 +269,8 @@ def main() -> None:
                 shape = (16, 128, 128) if args.quick else (64, 512, 512)
                 tiles = [(16, 64, 64), (16, 128, 64)] if args.quick else [(64, 128, 128), (64, 256, 256), (32, 256, 256)]
                 runs.append((shape, shapes(args.tiles, tiles), ("richardson_lucy", {"iterations": 60})))
-            shape = (8, 192, 192) if args.quick else shapes(args.pnp_shape, [(32, 256, 256)])[0]
-            tiles = [(8, 96, 96)] if args.quick else [(32, 128, 128), (32, 256, 128)]
+            shape = (8, 192, 192) if args.quick else shapes(args.pnp_shape, [(64, 512, 512)])[0]
+            tiles = [(8, 96, 96)] if args.quick else [(64, 256, 512), (64, 256, 256), (32, 256, 256)]
             runs.append((shape, shapes(args.pnp_tiles, tiles),
                          ("pnp_admm", {"denoiser": "tv", "iterations": args.pnp_iterations})))
             for shape, tiles, method in runs:

@@ -22,29 +22,36 @@ def conjugate_gradient(
     iterations: int = 100,
     tol: float = 1e-6,
     callback: Callable[[int, torch.Tensor], None] | None = None,
+    preconditioner: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Solve ``M x = b`` for a Hermitian positive semi-definite ``M`` (Hestenes & Stiefel 1952).
 
-    Stops when ``‖r‖ ≤ tol ‖b‖`` or after ``iterations`` steps.
+    ``preconditioner``: a Hermitian positive definite ``P ≈ M⁻¹`` (preconditioned CG, Golub & Van Loan,
+    *Matrix Computations*, §11.5); it changes the number of steps, not the solution. Stops when
+    ``‖r‖ ≤ tol ‖b‖`` or after ``iterations`` steps.
     """
     x = torch.zeros_like(b) if x0 is None else x0.clone()
     r = b - normal(x) if x0 is not None else b.clone()
-    p = r.clone()
-    rs = dot(r, r)
+    z = preconditioner(r) if preconditioner is not None else r
+    p = z.clone()
+    rz = dot(r, z)
+    rr = rz if preconditioner is None else dot(r, r)
     bnorm = math.sqrt(max(dot(b, b), 1e-30))
     for k in range(iterations):
-        if math.sqrt(rs) <= tol * bnorm:
+        if math.sqrt(rr) <= tol * bnorm or rz <= 0:
             break
         Mp = normal(p)
         pMp = dot(p, Mp)
         if pMp <= 0:
             break
-        alpha = rs / pMp
+        alpha = rz / pMp
         x = x + alpha * p
         r = r - alpha * Mp
-        rs_new = dot(r, r)
-        p = r + (rs_new / rs) * p
-        rs = rs_new
+        z = preconditioner(r) if preconditioner is not None else r
+        rz_new = dot(r, z)
+        rr = rz_new if preconditioner is None else dot(r, r)
+        p = z + (rz_new / rz) * p
+        rz = rz_new
         if callback is not None:
             callback(k, x)
     return x

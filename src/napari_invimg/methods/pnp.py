@@ -76,6 +76,7 @@ class _Problem:
         z0 = A._forward(x0)
         v = noise.variance(z0.real if z0.is_complex() else z0) / self.scale**2
         self.weight = 1.0 / v.clamp(min=1e-12 * float(v.max()))
+        self.min_weight = float(self.weight.min())
         #: noise level of the measurement in normalised units (the last denoiser level)
         self.sigma_noise = float(v.mean().sqrt()) if noise_level is None else float(noise_level) / self.scale
         self.Aty = A._adjoint(self.weight * self.y)
@@ -84,9 +85,11 @@ class _Problem:
         return self.A._adjoint(self.weight * self.A._forward(x))
 
     def data_prox(self, z: torch.Tensor, rho: float, start: torch.Tensor, cg_iterations: int = 20) -> torch.Tensor:
-        """``argmin_x f(x) + ρ/2 ‖x − z‖²`` by warm-started conjugate gradients."""
+        """``argmin_x f(x) + ρ/2 ‖x − z‖²`` by warm-started conjugate gradients, preconditioned by the operator's
+        approximate inverse of ``w₀·AᴴA + ρ`` (``w₀`` the least weight: measured fewest steps) where it has one."""
         return conjugate_gradient(lambda w: self.weighted_normal(w) + rho * w, self.Aty + rho * z, start,
-                                  iterations=cg_iterations, tol=1e-6)
+                                  iterations=cg_iterations, tol=1e-6,
+                                  preconditioner=self.A.gram_preconditioner(self.min_weight, rho))
 
     def schedule(self, sigma_start: float, n: int) -> list[float]:
         end = max(self.sigma_noise, 1e-3)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -153,6 +154,12 @@ class LinearOperator(Operator):
         """Positive weights ``P`` on the measurements (broadcasting against ``y``) that make ``P^{1/2}A`` better
         conditioned than ``A``, for the solvers' data steps (e.g. the density compensation of non-Cartesian
         k-space); ``None`` (the default) for none. They speed solvers up and never change the problem solved."""
+        return None
+
+    def gram_preconditioner(self, scale: float, shift: float) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """A Hermitian positive definite approximation of ``(scale·AᴴA + shift·I)⁻¹`` on images, for
+        preconditioned CG in data steps (e.g. a Fourier-domain inverse for a convolution); ``None`` (the
+        default) where the operator has no cheap one. Only the number of CG steps depends on it."""
         return None
 
     def _random_image(self, generator: torch.Generator | None = None) -> torch.Tensor:

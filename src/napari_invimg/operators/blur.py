@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,11 @@ class Identity(LinearOperator):
 
     def norm(self, iterations: int = 30, seed: int = 0) -> float:
         return 1.0
+
+    def gram_preconditioner(self, scale: float, shift: float) -> Callable[[torch.Tensor], torch.Tensor]:
+        """Exact: ``(scale + shift)⁻¹``."""
+        c = 1.0 / (scale + shift)
+        return lambda r: c * r
 
     def halo(self) -> tuple[int, ...]:
         return (0,) * self.ndim
@@ -185,6 +191,20 @@ class Blur(LinearOperator):
     def transfer_function(self) -> torch.Tensor:
         """``Ĥ`` on the padded FFT grid (rfft layout)."""
         return self.otf
+
+    def gram_preconditioner(self, scale: float, shift: float) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``C F⁻¹ (scale·|Ĥ|² + shift)⁻¹ F Cᴴ``: the inverse of the circulant ``scale·HᴴH + shift`` on the padded
+        grid, restricted to the image (exact for the circular boundary, a principal submatrix of a positive
+        definite matrix otherwise, hence positive definite)."""
+        inv = 1.0 / (scale * self.otf.abs() ** 2 + shift)
+
+        def apply(r: torch.Tensor) -> torch.Tensor:
+            if r.is_complex():
+                return torch.complex(apply(r.real), apply(r.imag))
+            R = torch.fft.rfftn(self._crop_adjoint(r), s=self.grid, dim=self._dims)
+            return self._crop(torch.fft.irfftn(R * inv, s=self.grid, dim=self._dims))
+
+        return apply
 
     def halo(self) -> tuple[int, ...]:
         """Overlap a tile needs on each side so that tiled and untiled results agree in its interior."""
