@@ -65,6 +65,29 @@ def test_plug_and_play_refuses_an_unverified_denoiser_in_tiles():
     with pytest.raises(ValueError, match="only with the denoiser"):
         ni.reconstruct(y, ni.operators.Identity((40, 40)), "pnp_admm", denoiser="nlm")
     assert {"richardson_lucy", "pnp_admm", "pnp_pgd"} <= set(ni.tiling.tileable_methods())
+    psf = ni.psf.gaussian((5, 7, 7), 1.0)
+    with pytest.raises(ValueError, match="only on Identity 2D, Identity 3D, Blur 2D"):  # learned + 3D deblurring
+        ni.reconstruct(da.from_array(np.ones((8, 40, 40), np.float32)), ni.operators.Blur(psf, psf.shape), "pnp_admm",
+                       denoiser="drunet")
+
+
+def test_learned_denoiser_tiles_on_its_grid_and_matches_untiled():
+    """Learned PnP denoising tile by tile: tiles and halos on the network's 8-pixel grid, halo ≥ its reach."""
+    x = np.stack([ni.datasets.fluorescence((150, 150), seed=s) for s in (3, 4)]).astype(np.float32)  # a time-lapse
+    noise = ni.noise.PoissonGaussian(0.01, 0.02)
+    y = ni.simulate(x, ni.operators.Identity(x.shape), noise, seed=1)
+    rec = ni.reconstruct(da.from_array(y), ni.operators.Identity((8, 8)), "pnp_pgd", noise=noise, denoiser="drunet",
+                         tile_shape=(75, 75), iterations=6)
+    tiling = rec.info["tiling"]
+    assert tiling["tiles"] == 8 and all(t % 8 == 0 for t in tiling["tile_shape"])  # 75 moved onto the 8-pixel grid
+    assert tiling["halo"] == [56, 56]  # the network's 53-pixel reach, rounded up to the grid
+    tiled = rec.mean.compute()
+    ref = np.stack([ni.reconstruct(frame, ni.operators.Identity(frame.shape), "pnp_pgd", noise=noise,
+                                   **tiling["resolved_params"]).mean for frame in y])
+    assert np.abs(tiled - ref).max() <= 1e-3 * _range(y)
+    off = ni.reconstruct(da.from_array(y), ni.operators.Identity((8, 8)), "pnp_pgd", noise=noise, halo=16,
+                         tile_shape=(75, 75), **tiling["resolved_params"]).mean.compute()
+    assert np.abs(off - ref).max() > 1e-3 * _range(y)  # a halo under the network's reach is visibly off
 
 
 def test_time_lapse_with_one_psf_per_channel():

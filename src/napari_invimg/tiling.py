@@ -47,13 +47,15 @@ __all__ = ["reconstruct_tiled", "TileProfile", "LOCAL_METHODS", "tile_halo", "ch
 @dataclass(frozen=True)
 class TileProfile:
     """How a local method tiles: halo = ``halo_factor`` × the operator's halo + ``min_halo`` pixels
-    (+ the denoiser's receptive field), the number of tile-sized float32 arrays it holds at once, and for a
-    plug-and-play method the denoisers verified to tile (the first is the default in tiles)."""
+    (+ the denoiser's receptive field), the number of tile-sized float32 arrays it holds at once, for a
+    plug-and-play method the denoisers verified to tile (the first is the default in tiles), and
+    ``only_on``: ``(denoiser, operator, ndim)`` triples where a denoiser was verified on some problems only."""
 
     halo_factor: float
     min_halo: int
     work_arrays: int
     denoisers: tuple[str, ...] = ()
+    only_on: tuple[tuple[str, str, int], ...] = ()
 
 
 #: methods verified to give the untiled result in tiles (benchmarks/bench_tiling.py): the result at a pixel
@@ -62,11 +64,14 @@ class TileProfile:
 #: and Tikhonov-CG are not local in this sense (a Fourier-domain inverse on the padded grid, and CG steps
 #: from global inner products: ~3e-2 of the data range off in tiles). Plug-and-play tiles with the TV
 #: denoiser (a convex prox: tiles converge to the untiled result) and data steps solved to convergence; the
-#: learned denoiser is not verified: 24 annealed iterations amplify the tiles' small differences to ~6e-2.
+#: learned denoiser (tiles on its 8-pixel grid, halo + its 53-pixel receptive field) for denoising and 2D
+#: deblurring, not for 3D deblurring: 24 annealed iterations amplified the tiles' differences to 6e-3 of the
+#: data range even with an 88-pixel halo (benchmarks/RESULTS.md §8).
+_LEARNED_VERIFIED = (("drunet", "Identity", 2), ("drunet", "Identity", 3), ("drunet", "Blur", 2))
 LOCAL_METHODS: dict[str, TileProfile] = {
     "richardson_lucy": TileProfile(3.0, 0, 16),
-    "pnp_admm": TileProfile(3.0, 0, 24, denoisers=("tv",)),
-    "pnp_pgd": TileProfile(3.0, 0, 22, denoisers=("tv",)),
+    "pnp_admm": TileProfile(3.0, 0, 24, denoisers=("tv", "drunet"), only_on=_LEARNED_VERIFIED),
+    "pnp_pgd": TileProfile(3.0, 0, 22, denoisers=("tv", "drunet"), only_on=_LEARNED_VERIFIED),
 }
 
 #: receptive field (pixels) assumed for a learned denoiser that does not declare ``receptive_field``
@@ -87,8 +92,10 @@ def tileable_methods() -> list[str]:
             if getattr(registry.get(n), "tile_profile", None) is not None or n in LOCAL_METHODS]
 
 
-def _tile_denoiser(profile: TileProfile, method: str, params: dict[str, Any]) -> dict[str, Any]:
-    """``params`` with the denoiser a tiled plug-and-play run uses (the profile's first when none is given)."""
+def _tile_denoiser(profile: TileProfile, method: str, params: dict[str, Any],
+                   A: Operator | None = None) -> dict[str, Any]:
+    """``params`` with the denoiser a tiled plug-and-play run uses (the profile's first when none is given),
+    checked against the denoisers (and, for ``only_on``, the problems) verified to tile."""
     if not profile.denoisers:
         return params
     name = params.get("denoiser") or profile.denoisers[0]
@@ -96,26 +103,40 @@ def _tile_denoiser(profile: TileProfile, method: str, params: dict[str, Any]) ->
         raise ValueError(f"{method!r} runs tile by tile only with the denoiser(s) {', '.join(profile.denoisers)}; "
                          f"{name!r} is not verified to tile (its result would depend on the tile borders). Choose "
                          f"one of those, or load the data into memory (np.asarray).")
+    verified = [(op, nd) for den, op, nd in profile.only_on if den == name]
+    if A is not None and verified and (A.name, A.ndim) not in verified:
+        where = ", ".join(f"{op} {nd}D" for op, nd in verified)
+        raise ValueError(f"The {name!r} denoiser runs tile by tile in {method!r} only on {where} problems, not on a "
+                         f"{A.ndim}D {A.name}: there its tiled result differs from the untiled one (a non-convex "
+                         f"iteration amplifies the tiles' small differences). Use denoiser='tv' in tiles, or load the "
+                         f"data into memory (np.asarray).")
     return {**params, "denoiser": name}
 
 
-def _receptive_field(params: dict[str, Any]) -> int:
+def _denoiser_reach(params: dict[str, Any]) -> tuple[int, int]:
+    """(receptive field, grid) of the denoiser named in ``params``; (0, 1) when there is none."""
     name = params.get("denoiser")
     if not isinstance(name, str):
-        return 0
-    from .priors.denoisers import get_denoiser
+        return 0, 1
+    from .methods._posterior import load_denoiser
 
-    den = get_denoiser(name)
-    return int(getattr(den, "receptive_field", _DEFAULT_RECEPTIVE_FIELD))
+    den = load_denoiser(name, params.get("weights") or "")
+    return int(getattr(den, "receptive_field", _DEFAULT_RECEPTIVE_FIELD)), int(den.grid)
+
+
+def _on_grid(n: int, grid: int) -> int:
+    return -(-n // grid) * grid
 
 
 def tile_halo(A: Operator, method: str, params: dict[str, Any] | None = None) -> tuple[int, ...]:
     """Default halo per spatial axis for ``method`` on ``A``: the PSF support times the method's factor
-    plus a fixed margin and the denoiser's receptive field."""
+    plus a fixed margin and the denoiser's receptive field (on the denoiser's grid along the last two axes)."""
     profile = _profile(registry.get(method))
     base = A.halo() if hasattr(A, "halo") else (0,) * A.ndim
-    extra = profile.min_halo + _receptive_field(_tile_denoiser(profile, method, params or {}))
-    return tuple(int(math.ceil(profile.halo_factor * h)) + extra for h in base)
+    field, grid = _denoiser_reach(_tile_denoiser(profile, method, params or {}, A))
+    extra = profile.min_halo + field
+    halo = [int(math.ceil(profile.halo_factor * h)) + extra for h in base]
+    return tuple(_on_grid(h, grid) if i >= A.ndim - 2 else h for i, h in enumerate(halo))
 
 
 def operator_for_shape(spec: dict[str, Any], shape: Sequence[int]) -> Operator:
@@ -186,12 +207,13 @@ def choose_tile_shape(spatial_shape: Sequence[int], halo: Sequence[int], bytes_p
     return tuple(tile)
 
 
-def _regular_chunk(n: int, tile: int, depth: int) -> int:
-    """A chunk size near ``tile`` whose last (remainder) chunk is at least ``depth`` long."""
+def _regular_chunk(n: int, tile: int, depth: int, grid: int = 1) -> int:
+    """A chunk size near ``tile``, a multiple of ``grid`` (or ``n``), whose last (remainder) chunk is at least
+    ``depth`` long."""
     tile = min(max(tile, depth, 1), n)
     for t in list(range(tile, max(tile // 2, depth, 1) - 1, -1)) + list(range(tile + 1, n + 1)):
         rem = n % t
-        if rem == 0 or rem >= depth:
+        if (rem == 0 or rem >= depth) and (t % grid == 0 or t == n):
             return t
     return n
 
@@ -394,7 +416,9 @@ def reconstruct_tiled(
     ``A.spec()`` on the tile's shape, so build ``A`` on a small shape for big data), or one operator per
     channel (``channel_axis``: the leading axis they belong to; default the last one of that length).
     ``tile_shape`` (spatial) defaults to the largest tile that fits ``tile_memory_bytes`` (default: the
-    memory per worker thread, from psutil or the cluster's worker limits); ``halo`` (pixels per side) to :func:`tile_halo`. ``pixel_size_um`` and
+    memory per worker thread, from psutil or the cluster's worker limits); ``halo`` (pixels per side) to :func:`tile_halo`.
+    With a learned denoiser (shift-equivariant only by multiples of its grid, 8 pixels) tiles and halos along
+    the last two axes are moved up onto that grid, so every tile sees the network's sampling of the whole image. ``pixel_size_um`` and
     ``axes`` (e.g. ``"tczyx"``) describe the data for the OME-Zarr output.
 
     Without ``output`` the result is lazy: ``rec.mean`` (and ``rec.std`` where the method gives one) are
@@ -420,7 +444,10 @@ def reconstruct_tiled(
         reason = cls.supports(a)
         if reason:
             raise ValueError(reason)
-    params = _tile_denoiser(profile, cls.name, cls.validate(params))
+    params = cls.validate(params)
+    for a in ops:
+        params = _tile_denoiser(profile, cls.name, params, a)
+    grid = _denoiser_reach(params)[1]
     with_std = bool(cls.returns_std)
 
     if halo is None:
@@ -429,6 +456,8 @@ def reconstruct_tiled(
         depth = tuple(int(h) for h in np.broadcast_to(np.asarray(halo), (spatial,)))
         if min(depth) < 0:
             raise ValueError("The halo must be non-negative.")
+        # tiles of a denoiser with a grid must start on it: halos along the last two axes on the grid too
+        depth = tuple(_on_grid(h, grid) if i >= spatial - 2 else h for i, h in enumerate(depth))
     client = active_client()
     slots, per_slot = _workers(client)
     if tile_memory_bytes is not None:
@@ -441,7 +470,8 @@ def reconstruct_tiled(
         tile = tuple(int(t) for t in tile_shape)
         if len(tile) != spatial or min(tile) < 1:
             raise ValueError(f"tile_shape needs {spatial} positive sizes, got {tile_shape}.")
-    tile = tuple(_regular_chunk(n, t, d) for n, t, d in zip(spatial_shape, tile, depth))
+    tile = tuple(_regular_chunk(n, t, d, grid if i >= spatial - 2 else 1)
+                 for i, (n, t, d) in enumerate(zip(spatial_shape, tile, depth)))
     depth = tuple(0 if t >= n else d for n, t, d in zip(spatial_shape, tile, depth))
     y = y.rechunk((1,) * n_lead + tile, method="tasks")  # tasks, not a P2P shuffle: each tile reads its chunks
 
@@ -485,6 +515,10 @@ def reconstruct_tiled(
             params = resolver(pilot, y, noise, params)
 
         boundary = "periodic" if any(s.get("boundary") == "circular" for s in specs) else "none"
+        if boundary == "periodic" and grid > 1:
+            raise ValueError(f"The {params['denoiser']!r} denoiser pads each image at its end, not periodically: with a "
+                             f"circular-boundary operator its tiles would differ at the array's edges. Use boundary "
+                             f"'reflect' or 'zero', or denoiser='tv'.")
         depth_map = {n_lead + i: d for i, d in enumerate(depth)}
         result = y.map_overlap(partial(solve, params=params), depth=depth_map, boundary=boundary, trim=True,
                                dtype=_out_dtype(with_std), meta=np.empty((0,) * y.ndim, _out_dtype(with_std)))

@@ -67,6 +67,14 @@ class SmallDRUNet(nn.Module):
         self.body = nn.Sequential(*[ResBlock(channels[-1]) for _ in range(blocks)])
         self.tail = nn.Conv2d(channels[0], 1, 3, padding=1, bias=False)
 
+    @property
+    def receptive_field(self) -> int:
+        """Pixels on each side that can change an output pixel: ``1 + Σ_l (4b + 1)·2^l + 2b·2^L + 1`` for ``b`` blocks
+        and ``L`` stride-2 levels (3×3 convolutions reach ``2^l`` at level ``l``, the 2×2 down/up steps ``2^l``)."""
+        b = int(self.config["blocks"])
+        levels = len(self.config["channels"]) - 1
+        return 2 + sum((4 * b + 1) * 2**level for level in range(levels)) + 2 * b * 2**levels
+
     def _pad(self, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
         h, w = x.shape[-2:]
         ph, pw = (-h) % self.factor, (-w) % self.factor

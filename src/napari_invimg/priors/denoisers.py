@@ -23,6 +23,9 @@ class Denoiser(ABC):
 
     name: ClassVar[str] = ""
     label: ClassVar[str] = ""
+    #: the result is unchanged by shifts of the image by multiples of ``grid`` pixels along its last two axes
+    #: (a network with stride-2 levels: 2^levels); tiles must start on this grid
+    grid: ClassVar[int] = 1
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

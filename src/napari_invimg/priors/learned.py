@@ -99,6 +99,16 @@ class LearnedDenoiser(Denoiser):
         model = self._model if self._model is not None else self.model(self.device or torch.device("cpu"))
         return save_weights(model, path, **meta)
 
+    @property
+    def receptive_field(self) -> int:
+        """Pixels on each side of an output pixel that can change it (from the network's architecture)."""
+        return self.model(self.device or torch.device("cpu")).receptive_field
+
+    @property
+    def grid(self) -> int:  # type: ignore[override]
+        """Shift-equivariance period: 2^levels of the UNet (each slice is padded at its end to a multiple)."""
+        return self.model(self.device or torch.device("cpu")).factor
+
     # -- denoising ---------------------------------------------------------------------------------
     def denoise(self, x: torch.Tensor, sigma, ndim: int) -> torch.Tensor:
         """``D(x, σ)``: the last ``ndim`` axes are the image (2D, or a 3D stack denoised slice by slice)."""
