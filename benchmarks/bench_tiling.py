@@ -2,9 +2,10 @@
 PSF workbench (issue #9).
 
 (a) A 64×512×512 stack (synthetic fluorescence, 3D widefield PSF, Poisson–Gaussian noise): Richardson–Lucy
-    untiled and tiled with several tile shapes and the default halo; and PnP-ADMM with the TV denoiser on a
-    smaller stack of the same kind (``--pnp-shape``, default 32×256×256: PnP's data steps solved to
-    convergence cost ~100× RL per iteration on these shared CPUs). For each: the largest difference to the
+    untiled and tiled with several tile shapes and the default halo; PnP-ADMM with the TV denoiser on the
+    same stack (``--pnp-shape``; its data steps are solved to convergence); and ``--learned``: PnP-ADMM with
+    the shipped learned denoiser denoising a 16×512×512 stack (Identity) and deblurring a 1024×1024 image
+    (2D widefield PSF). For each: the largest difference to the
     untiled result (same resolved parameters), in the interior of tiles and within 8 voxels of an internal
     tile border, relative to the data range; seconds; peak resident memory (each run in its own
     subprocess, ``ru_maxrss``).
@@ -43,17 +44,34 @@ def _rss_peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def make_stack(shape, path: str) -> dict:
-    """The test stack, saved as .npy (memory-mapped by the runs), and its PSF."""
+def make_stack(shape, path: str, operator: str = "blur") -> dict:
+    """The test stack, saved as .npy (memory-mapped by the runs), and its PSF (3D widefield for a 3D blur,
+    2D for a 2D one; none for ``operator="identity"``, denoising a stack slice by slice)."""
     import napari_invimg as ni
 
-    x = ni.datasets.fluorescence(shape, seed=1).astype(np.float32)
-    psf = ni.psf.widefield((9, 17, 17), wavelength_um=0.52, na=1.2, pixel_size_um=0.1, z_step_um=0.3, ni=1.33)
-    A = ni.operators.Blur(psf, shape)
+    if operator == "identity":
+        x = np.stack([ni.datasets.fluorescence(shape[1:], seed=1 + k) for k in range(shape[0])]).astype(np.float32)
+        A = ni.operators.Identity(shape)
+    else:
+        x = ni.datasets.fluorescence(shape, seed=1).astype(np.float32)
+        psf = (ni.psf.widefield((9, 17, 17), wavelength_um=0.52, na=1.2, pixel_size_um=0.1, z_step_um=0.3, ni=1.33)
+               if len(shape) == 3 else ni.psf.widefield((17, 17), wavelength_um=0.52, na=1.2, pixel_size_um=0.1))
+        A = ni.operators.Blur(psf, shape)
+        np.save(os.path.join(path, "psf.npy"), psf)
     y = ni.simulate(x, A, ni.noise.PoissonGaussian(gain=0.002, sigma=0.005), seed=2).astype(np.float32)
     np.save(os.path.join(path, "y.npy"), y)
-    np.save(os.path.join(path, "psf.npy"), psf)
     return {"range": float(y.max() - y.min())}
+
+
+def _operator(workdir: str, shape, small: bool):
+    """The benchmark's operator on ``shape`` (or on a small shape: tiles rebuild it on theirs)."""
+    import napari_invimg as ni
+
+    path = os.path.join(workdir, "psf.npy")
+    if not os.path.exists(path):
+        return ni.operators.Identity((8,) * len(shape) if small else shape)
+    psf = np.load(path)
+    return ni.operators.Blur(psf, psf.shape if small else shape)
 
 
 def run_one(args: argparse.Namespace) -> None:
@@ -63,18 +81,18 @@ def run_one(args: argparse.Namespace) -> None:
     import napari_invimg as ni
 
     y = np.load(os.path.join(args.workdir, "y.npy"), mmap_mode="r")
-    psf = np.load(os.path.join(args.workdir, "psf.npy"))
     noise = ni.noise.PoissonGaussian(gain=0.002, sigma=0.005)
     params = json.loads(args.params)
     t = time.perf_counter()
     if args.tile == "none":
-        rec = ni.reconstruct(np.asarray(y), ni.operators.Blur(psf, y.shape), args.method, noise=noise, **params)
-        mean = rec.mean
+        mean = ni.reconstruct(np.asarray(y), _operator(args.workdir, y.shape, small=False), args.method, noise=noise,
+                              **params).mean
         extra = {}
     else:
         tile = tuple(int(v) for v in args.tile.split("x"))
-        rec = ni.reconstruct(da.from_array(y, chunks=(y.shape[0], 128, 128)), ni.operators.Blur(psf, psf.shape),
-                             args.method, noise=noise, tile_shape=tile, **params)
+        A = _operator(args.workdir, tile, small=True)
+        rec = ni.reconstruct(da.from_array(y, chunks=y.shape[:-2] + (128, 128)), A, args.method, noise=noise,
+                             tile_shape=tile, **params)
         mean = rec.mean.compute(scheduler="threads")
         extra = {"halo": rec.info["tiling"]["halo"], "tile_shape": rec.info["tiling"]["tile_shape"],
                  "resolved": rec.info["tiling"]["resolved_params"], "tiles": rec.info["tiling"]["tiles"]}
@@ -102,8 +120,8 @@ def _border_mask(shape, tile) -> np.ndarray:
     return mask
 
 
-def part_a(workdir: str, shape, tiles, methods) -> list[dict]:
-    info = make_stack(shape, workdir)
+def part_a(workdir: str, shape, tiles, methods, operator: str = "blur") -> list[dict]:
+    info = make_stack(shape, workdir, operator)
     rows = []
     for method, params in methods:
         tiled = []
@@ -247,6 +265,7 @@ def main() -> None:
     parser.add_argument("--pnp-shape", default=None, help="stack for the PnP rows, default 64x512x512")
     parser.add_argument("--pnp-tiles", default=None, help="tile shapes for the PnP rows, default "
                                                           "64x256x512,64x256x256,32x256x256")
+    parser.add_argument("--learned", action="store_true", help="only the learned-denoiser PnP rows of (a)")
     parser.add_argument("--run-one", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--method", help=argparse.SUPPRESS)
     parser.add_argument("--tile", help=argparse.SUPPRESS)
@@ -273,12 +292,20 @@ def main() -> None:
             tiles = [(8, 96, 96)] if args.quick else [(64, 256, 512), (64, 256, 256), (32, 256, 256)]
             runs.append((shape, shapes(args.pnp_tiles, tiles),
                          ("pnp_admm", {"denoiser": "tv", "iterations": args.pnp_iterations})))
-            for shape, tiles, method in runs:
-                sub = os.path.join(workdir, method[0])
+            if args.learned:
+                learned = ("pnp_admm", {"denoiser": "drunet", "iterations": args.pnp_iterations})
+                runs = [((4, 256, 256) if args.quick else (16, 512, 512), [(4, 128, 128)] if args.quick else
+                         [(16, 256, 256), (16, 128, 128)], learned, "identity"),
+                        ((256, 256) if args.quick else (1024, 1024), [(128, 128)] if args.quick else
+                         [(512, 512), (256, 256)], learned, "blur")]
+            for shape, tiles, method, *operator in runs:
+                operator = operator[0] if operator else "blur"
+                sub = os.path.join(workdir, f"{method[0]}_{method[1].get('denoiser', '')}_{operator}_{len(shape)}d")
                 os.makedirs(sub, exist_ok=True)
-                rows = part_a(sub, shape, tiles, [method])
-                print(f"\n(a) {'×'.join(map(str, shape))} stack, PSF 9×17×17, default halo; differences relative to "
-                      f"the data range (goal for RL: ≤ 1e-3 anywhere)")
+                rows = part_a(sub, shape, tiles, [method], operator)
+                what = "Identity (denoising)" if operator == "identity" else ("PSF 9×17×17" if len(shape) == 3 else "PSF 17×17")
+                print(f"\n(a) {'×'.join(map(str, shape))}, {what}, {method[0]} {method[1].get('denoiser', '')}, default "
+                      f"halo; differences relative to the data range (goal for RL: ≤ 1e-3 anywhere)")
                 print(f"{'method':16} {'tile':12} {'halo':10} {'tiles':>5} {'seconds':>8} {'peak MiB':>9} "
                       f"{'max |Δ| interior':>17} {'max |Δ| border':>15}")
                 for r in rows:
@@ -286,7 +313,7 @@ def main() -> None:
                           f"{r['peak_mib']:9.0f} {r['interior']:17.2e} {r['border']:15.2e}", flush=True)
                     if "params" in r:
                         print(f"    resolved once on the pilot tile: {r['params']}")
-            if args.only_pnp:
+            if args.only_pnp or args.learned:
                 return
             print("\n(c) PSF workbench (relative L2 error)")
             for name, err, goal in part_c():
