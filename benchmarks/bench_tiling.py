@@ -264,7 +264,7 @@ def main() -> None:
     parser.add_argument("--pnp-iterations", type=int, default=24, help="PnP-ADMM iterations in (a)")
     parser.add_argument("--pnp-shape", default=None, help="stack for the PnP rows, default 64x512x512")
     parser.add_argument("--pnp-tiles", default=None, help="tile shapes for the PnP rows, default "
-                                                          "64x256x512,64x256x256,32x256x256")
+                                                          "64x256x512,64x256x256")
     parser.add_argument("--learned", action="store_true", help="only the learned-denoiser PnP rows of (a)")
     parser.add_argument("--run-one", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--method", help=argparse.SUPPRESS)
@@ -289,7 +289,7 @@ def main() -> None:
                 tiles = [(16, 64, 64), (16, 128, 64)] if args.quick else [(64, 128, 128), (64, 256, 256), (32, 256, 256)]
                 runs.append((shape, shapes(args.tiles, tiles), ("richardson_lucy", {"iterations": 60})))
             shape = (8, 192, 192) if args.quick else shapes(args.pnp_shape, [(64, 512, 512)])[0]
-            tiles = [(8, 96, 96)] if args.quick else [(64, 256, 512), (64, 256, 256), (32, 256, 256)]
+            tiles = [(8, 96, 96)] if args.quick else [(64, 256, 512), (64, 256, 256)]
             runs.append((shape, shapes(args.pnp_tiles, tiles),
                          ("pnp_admm", {"denoiser": "tv", "iterations": args.pnp_iterations})))
             if args.learned:
