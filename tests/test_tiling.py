@@ -69,6 +69,8 @@ def test_plug_and_play_refuses_an_unverified_denoiser_in_tiles():
     with pytest.raises(ValueError, match="only on Identity 2D, Identity 3D, Blur 2D"):  # learned + 3D deblurring
         ni.reconstruct(da.from_array(np.ones((8, 40, 40), np.float32)), ni.operators.Blur(psf, psf.shape), "pnp_admm",
                        denoiser="drunet")
+    with pytest.raises(ValueError, match="not periodically"):
+        ni.reconstruct(y, ni.operators.Blur(psf[2], (40, 40), boundary="circular"), "pnp_admm", denoiser="drunet")
 
 
 def test_learned_denoiser_tiles_on_its_grid_and_matches_untiled():

@@ -448,6 +448,10 @@ def reconstruct_tiled(
     for a in ops:
         params = _tile_denoiser(profile, cls.name, params, a)
     grid = _denoiser_reach(params)[1]
+    if grid > 1 and any(getattr(a, "boundary", None) == "circular" for a in ops):
+        raise ValueError(f"The {params['denoiser']!r} denoiser pads each image at its end, not periodically: with a "
+                         f"circular-boundary operator its tiles would differ at the array's edges. Use boundary "
+                         f"'reflect' or 'zero', or denoiser='tv'.")
     with_std = bool(cls.returns_std)
 
     if halo is None:
@@ -515,10 +519,6 @@ def reconstruct_tiled(
             params = resolver(pilot, y, noise, params)
 
         boundary = "periodic" if any(s.get("boundary") == "circular" for s in specs) else "none"
-        if boundary == "periodic" and grid > 1:
-            raise ValueError(f"The {params['denoiser']!r} denoiser pads each image at its end, not periodically: with a "
-                             f"circular-boundary operator its tiles would differ at the array's edges. Use boundary "
-                             f"'reflect' or 'zero', or denoiser='tv'.")
         depth_map = {n_lead + i: d for i, d in enumerate(depth)}
         result = y.map_overlap(partial(solve, params=params), depth=depth_map, boundary=boundary, trim=True,
                                dtype=_out_dtype(with_std), meta=np.empty((0,) * y.ndim, _out_dtype(with_std)))
