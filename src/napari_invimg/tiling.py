@@ -74,7 +74,7 @@ LOCAL_METHODS: dict[str, TileProfile] = {
     "pnp_pgd": TileProfile(3.0, 0, 22, denoisers=("tv", "drunet"), only_on=_LEARNED_VERIFIED),
 }
 
-#: receptive field (pixels) assumed for a learned denoiser that does not declare ``receptive_field``
+#: reach (pixels) assumed for a denoiser that does not declare ``receptive_field`` (the classical ones, e.g. TV)
 _DEFAULT_RECEPTIVE_FIELD = 16
 
 
