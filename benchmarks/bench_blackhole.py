@@ -11,7 +11,7 @@ truth blurred to the nominal resolution, and seconds, for
   rml_clos   our rml on closure phases + log closure amplitudes (immune to the station gains)
   dip, bayes_dip   on complex visibilities (``--dip-iterations`` caps their iterations)
   ehtim_vis, ehtim_clos   eht-imaging's Imager on the same data read from our UVFITS file (when importable):
-             direct DFT, the regularisers of the EHT 2019 pipeline (simple MEM, TV, TSV, flux, centroid),
+             direct DFT, the regularizers of the EHT 2019 pipeline (simple MEM, TV, TSV, flux, centroid),
              two blur-and-restart rounds, the same prior Gaussian and total flux.
 
 each on the calibrated data and on the gain-corrupted data (``--data``). For a method with a std, the
@@ -108,7 +108,7 @@ def main() -> None:
         have_ehtim = False
     available = ni.methods()
     dip_kw = {} if args.dip_iterations is None else {"iterations": args.dip_iterations}
-    # warm-up: the first torch optimiser pulls in torch._dynamo (seconds, once per process)
+    # warm-up: the first torch optimizer pulls in torch._dynamo (seconds, once per process)
     warm = bh.simulate(bh.models.ring(), seed=9)
     ni.reconstruct(warm.vis, bh.Interferometer(warm), "rml", noise=ni.noise.Gaussian(warm.sigma), iterations=5,
                    rounds=1)

@@ -61,11 +61,11 @@ def time_operator(A: bh.Interferometer, x: torch.Tensor, y: torch.Tensor, repeat
 
     def gradient():
         z = x.clone().requires_grad_(True)
-        ((A._forward(z) - y).abs() ** 2).sum().backward()
+        ((A.apply(z) - y).abs() ** 2).sum().backward()
 
     with torch.no_grad():
-        out = {"forward": median_seconds(lambda: A._forward(x), repeat),
-               "adjoint": median_seconds(lambda: A._adjoint(y), repeat), "vis": A._forward(x)}
+        out = {"forward": median_seconds(lambda: A.apply(x), repeat),
+               "adjoint": median_seconds(lambda: A.apply_adjoint(y), repeat), "vis": A.apply(x)}
     out["gradient"] = median_seconds(gradient, repeat)
     return out
 

@@ -1,6 +1,6 @@
 """Deep Image Prior benchmark: automatic stopping vs the oracle, Richardson–Lucy baseline, Bayesian DIP calibration.
 
-Cases: the synthetic fluorescence image and scikit-image's ``cell`` (centre crop), blurred (Gaussian PSF,
+Cases: the synthetic fluorescence image and scikit-image's ``cell`` (center crop), blurred (Gaussian PSF,
 σ = 2 px) with Poisson–Gaussian camera noise, and a Gaussian denoising case. For DIP, one run without
 stopping records the whole path; the stopping rule (``StoppingRule.replay``, the code ``dip`` uses) is
 applied to its logged misfit and variance, so "stopped" and "oracle" come from the same path. The oracle is

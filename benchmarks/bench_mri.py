@@ -233,12 +233,12 @@ def radial_table(n: int, quick: bool) -> list[dict]:
     A = mri.NonCartesianMRI(traj, (n, n), coil_maps=maps)
     xt = torch.from_numpy(x)
     with torch.no_grad():
-        A._forward(xt)
+        A.apply(xt)
         ts = []
         for _ in range(5):
             t = time.perf_counter()
-            y = A._forward(xt)
-            A._adjoint(y)
+            y = A.apply(xt)
+            A.apply_adjoint(y)
             ts.append(time.perf_counter() - t)
     # accuracy against a direct NUDFT on a small case
     small = mri.brain((32, 32))
@@ -267,7 +267,7 @@ def radial_table(n: int, quick: bool) -> list[dict]:
     # reconstructions at 30 dB SNR, two definitions of the noise level σ (per sample, real and imaginary part):
     # "grid": as the Cartesian cases of a fully sampled scan, 30 dB over the fully sampled Cartesian k-space
     # of the coil images (the receiver noise of the same scanner); "samples": 30 dB over the radial samples,
-    # whose rms is 7× larger (the oversampled centre), hence 17 dB more noise for the same object
+    # whose rms is 7× larger (the oversampled center), hence 17 dB more noise for the same object
     z = A.forward(x)
     grid = mri.fft_centered(torch.from_numpy(maps * x), 2).numpy()
     sigmas = {"grid": mri.noise_sigma_for_snr(grid, np.ones(grid.shape, bool), 30.0),
@@ -308,7 +308,7 @@ def main() -> None:
     print(f"# bench_mri: {n}², 30 dB SNR, torch threads {torch.get_num_threads()}, cpu count {os.cpu_count()}")
     out = {}
     if args.only in (None, "maps"):
-        print("\n## coil maps from 10 centre lines (8×, 8 coils)")
+        print("\n## coil maps from 10 center lines (8×, 8 coils)")
         out["maps"] = coil_map_table(n, args.quick)
     if args.only in (None, "radial"):
         print("\n## radial")

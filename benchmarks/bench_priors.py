@@ -4,7 +4,7 @@ Problems: the synthetic fluorescence image blurred by a widefield PSF (NA 1.4, 6
 Poisson–Gaussian noise at three photon levels, and scikit-image's ``camera`` with a Gaussian blur and
 Gaussian noise. Methods: RL at its best iteration (an oracle: the PSNR-best iterate), RL-TV, TV
 (primal–dual), wavelet, Hessian–Schatten and PnP (ADMM, HQS, RED) with the shipped ``drunet`` denoiser
-when it is importable, plus deepinv's TV/PnP when deepinv is installed. Every regularisation weight is
+when it is importable, plus deepinv's TV/PnP when deepinv is installed. Every regularization weight is
 automatic (discrepancy principle); nothing is tuned per image.
 
 Bars: PnP with the shipped denoiser beats TV by ≥ 1 dB on average; TV beats best-iteration RL on average.

@@ -9,20 +9,35 @@ The public scripting API (see ``shared/API.md``)::
     rec = ni.reconstruct(y, A, "richardson_lucy")
 """
 
-from importlib.metadata import PackageNotFoundError, version
+import importlib
 
-try:
-    __version__ = version("napari-invimg")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+source"
+from . import operators
+from ._version import __version__
+from .api import method_info, methods, reconstruct, simulate
+from .errors import Cancelled
+from .uncertainty import Reconstruction
 
-from . import blackhole, datasets, diagnostics, io, metrics, mri, operators  # noqa: E402
-from .api import method_info, methods, reconstruct, simulate  # noqa: E402
-from .errors import Cancelled  # noqa: E402
-from .nets.training import train_denoiser  # noqa: E402
-from .operators import noise, psf  # noqa: E402
-from .replay import replay  # noqa: E402
-from .uncertainty import Reconstruction  # noqa: E402
+#: loaded on first attribute access (``ni.mri``, ``ni.psf``, ...): ``import napari_invimg`` stays fast
+_LAZY = {"blackhole": ("napari_invimg.blackhole", None), "mri": ("napari_invimg.mri", None),
+         "datasets": ("napari_invimg.datasets", None), "diagnostics": ("napari_invimg.diagnostics", None),
+         "io": ("napari_invimg.io", None), "metrics": ("napari_invimg.metrics", None),
+         "noise": ("napari_invimg.operators.noise", None), "psf": ("napari_invimg.operators.psf", None),
+         "replay": ("napari_invimg.replay", "replay"), "train_denoiser": ("napari_invimg.nets.training", "train_denoiser")}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'napari_invimg' has no attribute {name!r}")
+    module, attribute = _LAZY[name]
+    value = importlib.import_module(module)
+    value = value if attribute is None else getattr(value, attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "__version__",
@@ -42,4 +57,5 @@ __all__ = [
     "replay",
     "blackhole",
     "mri",
+    "train_denoiser",
 ]

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import __version__
+from ._version import __version__
 from ._device import resolve_device, to_tensor
 from .errors import Cancelled
 from .methods import registry
@@ -52,7 +52,7 @@ def check_data(a, shape: tuple[int, ...], complex_: bool, what: str) -> np.ndarr
         raise ValueError(f"The {what} must be numeric, got dtype {arr.dtype}.")
     if tuple(arr.shape) != tuple(shape):
         if arr.ndim == len(shape) + 1 and arr.shape[-1] in (3, 4) and tuple(arr.shape[:-1]) == tuple(shape):
-            raise ValueError(f"The {what} looks like an RGB(A) image {tuple(arr.shape)}; convert it to grey first.")
+            raise ValueError(f"The {what} looks like an RGB(A) image {tuple(arr.shape)}; convert it to gray first.")
         raise ValueError(f"The {what} has shape {tuple(arr.shape)} but the forward model expects {tuple(shape)}.")
     iscomplex = arr.is_complex() if is_tensor else np.iscomplexobj(arr)
     if iscomplex and not complex_:
@@ -145,8 +145,9 @@ def reconstruct(
         raise ValueError(reason)
     params = cls.validate(params)
     y = check_data(y, A.out_shape, A.out_complex, "measurement")
-    if noise is None and hasattr(A, "estimate_noise"):  # operators that know where their data hold only noise
-        noise = Gaussian(A.estimate_noise(y))
+    sigma = A.estimate_noise(y) if noise is None else None  # operators that know where their data hold only noise
+    if sigma is not None:
+        noise = Gaussian(sigma)
         noise_source = "estimated"
     elif noise is None:
         noise = estimate(y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else y)

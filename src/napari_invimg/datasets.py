@@ -96,7 +96,7 @@ def beads(shape: Sequence[int], psf: np.ndarray, n: int = 30, box: Sequence[int]
 
     Each bead is ``psf`` Fourier-shifted to its position, cropped to ``box`` (default: ``psf.shape``) and
     scaled to about ``photons`` (±30 %), on a flat ``background``; beads lie at least ``max(box)`` apart and
-    away from the border. Returns the counts and the bead centres (n, ndim). For testing a PSF workbench.
+    away from the border. Returns the counts and the bead centers (n, ndim). For testing a PSF workbench.
     """
     psf = np.asarray(psf, dtype=np.float64)
     box = tuple(psf.shape) if box is None else tuple(int(b) for b in box)
@@ -145,7 +145,7 @@ def camera() -> np.ndarray:
 
 
 def natural_images() -> list[np.ndarray]:
-    """Grey-level natural images bundled with scikit-image, each in [0, 1] (for training denoisers)."""
+    """Gray-level natural images bundled with scikit-image, each in [0, 1] (for training denoisers)."""
     from skimage import color, data
 
     out = [camera(), cell(), _rescale(data.moon()), _rescale(data.coins()), _rescale(data.text()),

@@ -2,7 +2,7 @@
 
 Headless (no display, or ``--headless``): a synthetic fluorescence image is blurred by a widefield PSF,
 measured with Poisson–Gaussian camera noise and deconvolved by Richardson–Lucy; PNGs of the measurement,
-the mean, a normalised residual map and — when a registered method returns one — a standard deviation
+the mean, a normalized residual map and — when a registered method returns one — a standard deviation
 are written to ``demo_output/``, and PSNR and seconds are printed. The headless path imports no napari.
 
     python -m napari_invimg.demo [--headless] [--out demo_output] [--size 256]

@@ -40,7 +40,7 @@ def ssim(x_hat, x, data_range_: float | None = None) -> float:
 
 
 def nxcorr(x_hat, x) -> float:
-    """Normalised cross-correlation ``<a − ā, b − b̄> / (‖a − ā‖ ‖b − b̄‖)`` (1 = identical up to scale and offset)."""
+    """Normalized cross-correlation ``<a − ā, b − b̄> / (‖a − ā‖ ‖b − b̄‖)`` (1 = identical up to scale and offset)."""
     a, b = _pair(x_hat, x)
     a, b = a - a.mean(), b - b.mean()
     den = np.linalg.norm(a) * np.linalg.norm(b)

@@ -1,8 +1,8 @@
 """Tiled reconstruction of arrays larger than memory, on dask (threads, or the active distributed Client).
 
 For a shift-invariant operator (Identity, Blur) and a local method, the result at a pixel depends on the
-data within a finite neighbourhood. Each tile is therefore reconstructed in memory together with a halo
-of neighbouring data (``dask.array.map_overlap``) and the halo is cut away again: tiled and untiled
+data within a finite neighborhood. Each tile is therefore reconstructed in memory together with a halo
+of neighboring data (``dask.array.map_overlap``) and the halo is cut away again: tiled and untiled
 results agree up to the influence that leaks across the halo, which decays with its width. At the
 array's outer edge no halo is added and each tile's own operator applies the untiled boundary (reflect,
 zero), so edge tiles see exactly what the untiled operator sees.
@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._version import __version__
 from .errors import Cancelled
 from .methods import registry
 from .operators.base import Operator, from_spec
@@ -132,7 +133,7 @@ def tile_halo(A: Operator, method: str, params: dict[str, Any] | None = None) ->
     """Default halo per spatial axis for ``method`` on ``A``: the PSF support times the method's factor
     plus a fixed margin and the denoiser's receptive field (on the denoiser's grid along the last two axes)."""
     profile = _profile(registry.get(method))
-    base = A.halo() if hasattr(A, "halo") else (0,) * A.ndim
+    base = A.halo()
     field, grid = _denoiser_reach(_tile_denoiser(profile, method, params or {}, A))
     extra = profile.min_halo + field
     halo = [int(math.ceil(profile.halo_factor * h)) + extra for h in base]
@@ -325,7 +326,7 @@ _GLOBAL_CHOICES: dict[str, Callable[..., dict]] = {
 
 def _central_region(shape: Sequence[int], n_lead: int, tile: Sequence[int], halo: Sequence[int]
                     ) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
-    """(padded, core) slices of the tile at the centre of the array (first frame of leading axes)."""
+    """(padded, core) slices of the tile at the center of the array (first frame of leading axes)."""
     padded, core = [slice(0, 1)] * n_lead, [slice(0, 1)] * n_lead
     for n, t, h in zip(shape[n_lead:], tile, halo):
         start = max((n - t) // 2, 0)
@@ -538,8 +539,6 @@ def reconstruct_tiled(
                 "scheduler": "distributed" if client is not None else "threads",
             },
         }
-        from . import __version__
-
         info["version"] = __version__
         if output is None:
             mean = result["mean"] if with_std else result

@@ -21,7 +21,7 @@ def test_interferometer_adjoint(obs):
     lhs = np.real(np.vdot(y, A.forward(x)))
     rhs = float((x * A.adjoint(y)).sum())
     assert lhs == pytest.approx(rhs, rel=1e-4)
-    # a point source at the centre pixel has |V| = flux × pixel response everywhere
+    # a point source at the center pixel has |V| = flux × pixel response everywhere
     point = np.zeros((64, 64), np.float32)
     point[32, 32] = 1.0
     np.testing.assert_allclose(np.abs(A.forward(point)), A.response, rtol=1e-5)
@@ -30,7 +30,7 @@ def test_interferometer_adjoint(obs):
 def ay_of(A, x):
     """``Re Aᴴ A x`` in float64."""
     with torch.no_grad():
-        return A._adjoint(A._forward(torch.as_tensor(x))).numpy()
+        return A.apply_adjoint(A.apply(torch.as_tensor(x))).numpy()
 
 
 @pytest.mark.parametrize("npix", [64, 33])
@@ -42,15 +42,15 @@ def test_nufft_matches_the_direct_transform_and_is_its_adjoint(obs, npix):
     x = rng.standard_normal((2, npix, npix))
     y = rng.standard_normal((2, len(obs))) + 1j * rng.standard_normal((2, len(obs)))
     with torch.no_grad():  # float64 tensors (the DFT matrices hold float32 entries: agreement to ~1e-7)
-        vx = nufft._forward(torch.as_tensor(x)).numpy()
-        ay = nufft._adjoint(torch.as_tensor(y)).numpy()
-        np.testing.assert_allclose(vx, dft._forward(torch.as_tensor(x)).numpy(), rtol=0, atol=1e-6 * np.abs(vx).max())
-        np.testing.assert_allclose(ay, dft._adjoint(torch.as_tensor(y)).numpy(), rtol=0, atol=1e-6 * np.abs(ay).max())
+        vx = nufft.apply(torch.as_tensor(x)).numpy()
+        ay = nufft.apply_adjoint(torch.as_tensor(y)).numpy()
+        np.testing.assert_allclose(vx, dft.apply(torch.as_tensor(x)).numpy(), rtol=0, atol=1e-6 * np.abs(vx).max())
+        np.testing.assert_allclose(ay, dft.apply_adjoint(torch.as_tensor(y)).numpy(), rtol=0, atol=1e-6 * np.abs(ay).max())
     assert np.real(np.vdot(y, vx)) == pytest.approx(float((x * ay).sum()), rel=1e-7)
     # the numpy interface (float32): float32 accuracy
     np.testing.assert_allclose(nufft.forward(x[0]), dft.forward(x[0]), rtol=0, atol=1e-4 * np.abs(vx).max())
     xt = torch.as_tensor(x[0]).requires_grad_(True)
-    (g,) = torch.autograd.grad((nufft._forward(xt).abs() ** 2).sum(), xt, create_graph=True)
+    (g,) = torch.autograd.grad((nufft.apply(xt).abs() ** 2).sum(), xt, create_graph=True)
     np.testing.assert_allclose(g.detach().numpy(), 2 * ay_of(dft, x[0]), atol=1e-6 * g.abs().max().item())
     v = torch.as_tensor(x[1])
     (hv,) = torch.autograd.grad((g * v).sum(), xt)  # a Hessian-vector product goes through both NUFFTs
@@ -93,7 +93,7 @@ def test_closures_operator_is_differentiable_and_matches_noise(obs):
     loss = C.nll(torch.as_tensor(C.data), z)
     loss.backward()
     assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
-    r = C.normalised_residuals(bh.models.ring())
+    r = C.normalized_residuals(bh.models.ring())
     chi2 = np.mean(np.concatenate(list(r.values())) ** 2)
     assert 0.5 < chi2 < 2.0  # the truth fits the closures to the thermal noise
 

@@ -58,7 +58,7 @@ def dense(A, shape) -> np.ndarray:
     n = int(np.prod(shape))
     basis = torch.eye(n, dtype=torch.float64).reshape((n,) + tuple(shape)).float()
     with torch.no_grad():
-        cols = A._forward(basis).reshape(n, -1).double().numpy()
+        cols = A.apply(basis).reshape(n, -1).double().numpy()
     return cols.T  # (m, n)
 
 

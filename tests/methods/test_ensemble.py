@@ -12,7 +12,7 @@ def deblurring():
     return x, A, noise, ni.simulate(x, A, noise, seed=0)
 
 
-def test_ensemble_over_lambda_is_labelled_ensemble(deblurring):
+def test_ensemble_over_lambda_is_labeled_ensemble(deblurring):
     x, A, noise, y = deblurring
     rec = ni.reconstruct(y, A, "ensemble", noise, base_method="tikhonov_cg", vary="lam", n_samples=4,
                          base_params='{"iterations": 30}')
@@ -35,7 +35,7 @@ def test_ensemble_over_seeds_of_dip(deblurring):
 
 def test_ensemble_refuses_what_it_cannot_do(deblurring):
     x, A, noise, y = deblurring
-    with pytest.raises(ValueError, match="no regularisation weight"):
+    with pytest.raises(ValueError, match="no regularization weight"):
         ni.reconstruct(y, A, "ensemble", noise, base_method="richardson_lucy", vary="lam")
     with pytest.raises(ValueError, match="JSON"):
         ni.reconstruct(y, A, "ensemble", noise, base_method="wiener", base_params="{iterations: 3")

@@ -45,7 +45,7 @@ def test_solvers_decrease_the_penalised_objective(blur_problem, solver):
     x0 = initial_image(sp.y, A, 0.0)
 
     def objective(v):
-        return fid.nll(A._forward(v)) + lam * float(reg.value(v))
+        return fid.nll(A.apply(v)) + lam * float(reg.value(v))
 
     run = {"fista": fista, "admm": admm, "primal_dual": primal_dual}[solver]
     trace = []

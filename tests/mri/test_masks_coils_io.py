@@ -1,4 +1,4 @@
-"""Masks (acceleration, centre), ESPIRiT, phantoms and the fastMRI .h5 / .npy reader."""
+"""Masks (acceleration, center), ESPIRiT, phantoms and the fastMRI .h5 / .npy reader."""
 
 import numpy as np
 import pytest
@@ -8,18 +8,18 @@ from napari_invimg import mri
 
 @pytest.mark.parametrize("kind", ["equispaced", "random", "poisson", "radial"])
 @pytest.mark.parametrize("R", [4, 8])
-def test_mask_acceleration_and_centre(kind, R):
+def test_mask_acceleration_and_center(kind, R):
     shape = (96, 96)
     m = mri.mask(kind, shape, acceleration=R, seed=3)
     assert m.shape == shape and m.dtype == bool
     assert abs(mri.acceleration_of(m) - R) <= 0.12 * R
     c = shape[1] // 2
     assert m[:, c].all() if kind in ("equispaced", "random") else m[shape[0] // 2, c]
-    if kind in ("equispaced", "random"):  # fastMRI: 0.32/R of the lines fully sampled at the centre
+    if kind in ("equispaced", "random"):  # fastMRI: 0.32/R of the lines fully sampled at the center
         n_low = int(round(shape[1] * 0.32 / R))
         start = (shape[1] - n_low + 1) // 2
         assert m[:, start:start + n_low].all()
-    if kind == "poisson":  # variable density: the centre is denser than the edge
+    if kind == "poisson":  # variable density: the center is denser than the edge
         assert m[32:64, 32:64].mean() > 2 * m[:16].mean()
 
 
@@ -37,7 +37,7 @@ def test_radial_trajectory():
     assert t.shape == (16 * 64, 2) and np.abs(t).max() <= np.pi
 
 
-def test_espirit_from_ten_centre_lines_matches_true_maps():
+def test_espirit_from_ten_center_lines_matches_true_maps():
     x = mri.brain((96, 96))
     sc = mri.simulate_kspace(x, 8, kind="equispaced", acceleration=8, center_fraction=10 / 96, seed=0)
     assert mri.calibration_region(sc.kspace)[1] == 10

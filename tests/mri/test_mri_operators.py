@@ -32,7 +32,7 @@ def test_adjoint_identity_complex():
         assert abs(lhs - rhs) <= 1e-8 * abs(lhs), (A, lhs, rhs)
 
 
-def test_fft_convention_matches_numpy_ortho_centred():
+def test_fft_convention_matches_numpy_ortho_centered():
     rng = np.random.default_rng(1)
     x = _cplx(rng, (17, 12))
     A = mri.CartesianMRI(np.ones((17, 12), bool))
@@ -51,7 +51,7 @@ def test_nufft_matches_direct_dft_and_cartesian_grid():
     E = np.exp(-1j * (traj[:, :1] * ry.reshape(1, -1) + traj[:, 1:] * rx.reshape(1, -1))) / np.sqrt(120)
     direct = E @ x.reshape(-1)
     assert np.abs(A.forward(torch.from_numpy(x)).numpy() - direct).max() <= 1e-8 * np.abs(direct).max()
-    # on the Cartesian grid points the NUFFT equals the centred orthonormal FFT
+    # on the Cartesian grid points the NUFFT equals the centered orthonormal FFT
     ky, kx = np.meshgrid((np.arange(12) - 6) * 2 * np.pi / 12, (np.arange(10) - 5) * 2 * np.pi / 10, indexing="ij")
     G = mri.NonCartesianMRI(np.stack([ky.ravel(), kx.ravel()], 1), shape)
     C = mri.CartesianMRI(np.ones(shape, bool))
@@ -95,8 +95,8 @@ def test_bad_inputs():
 
 @pytest.mark.parametrize("shape", [(8, 6), (7, 6), (4, 6, 10)])
 @pytest.mark.parametrize("coils", [None, 3])
-def test_cartesian_folded_shifts_match_centred_fft(shape, coils):
-    """Even sizes fold the centring shifts into the maps and mask; odd sizes keep them: both are M ⊙ F(S x)."""
+def test_cartesian_folded_shifts_match_centered_fft(shape, coils):
+    """Even sizes fold the centering shifts into the maps and mask; odd sizes keep them: both are M ⊙ F(S x)."""
     rng = np.random.default_rng(0)
     x = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64)
     mask = rng.random(shape) < 0.5

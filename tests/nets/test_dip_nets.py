@@ -27,7 +27,7 @@ def test_stochastic_layers_give_different_images(layer):
     assert (a - b).abs().max() > 1e-4
 
 
-def test_deep_decoder_is_under_parameterised():
+def test_deep_decoder_is_under_parameterized():
     net = DeepDecoder((64, 64), out_channels=1, channels=24, levels=4)
     out = net(torch.rand(1, *net.input_shape()))
     assert out.shape == (1, 1, 64, 64)

@@ -47,7 +47,7 @@ def test_bad_weights_file(tmp_path):
         load_weights(tmp_path / "missing.pt")
 
 
-def test_blind_spot_replaces_masked_pixels_by_a_neighbour():
+def test_blind_spot_replaces_masked_pixels_by_a_neighbor():
     g = torch.Generator().manual_seed(0)
     y = torch.randn(1, 1, 20, 20, generator=g)
     masked, mask = blind_spot(y, 0.1, g)

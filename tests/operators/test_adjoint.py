@@ -73,7 +73,7 @@ def test_gram_preconditioner_is_positive_definite_and_exact_where_circulant(shap
 
 
 def test_preconditioned_cg_solves_the_same_system_in_fewer_steps():
-    from napari_invimg.methods._solvers import conjugate_gradient
+    from napari_invimg.operators.kernels import conjugate_gradient
 
     rng = np.random.default_rng(2)
     A = ni.operators.Blur(ni.psf.gaussian((9, 9), 2.0), (48, 48))
@@ -81,7 +81,7 @@ def test_preconditioned_cg_solves_the_same_system_in_fewer_steps():
     b = torch.from_numpy(rng.standard_normal(A.in_shape))
 
     def normal(x):
-        return A._adjoint(w * A._forward(x)) + 1e-3 * x
+        return A.apply_adjoint(w * A.apply(x)) + 1e-3 * x
 
     steps = {}
     sols = {}

@@ -10,7 +10,7 @@ def _fwhm(profile):
     return above[-1] - above[0] + 1
 
 
-def test_gaussian_sums_to_one_and_is_centred():
+def test_gaussian_sums_to_one_and_is_centered():
     h = ni.psf.gaussian((15, 21), sigma=(2.0, 3.0))
     assert h.sum() == pytest.approx(1.0, abs=1e-5)
     assert np.unravel_index(h.argmax(), h.shape) == (7, 10)
@@ -39,7 +39,7 @@ def test_widefield_bad_input():
         ni.psf.widefield((5, 15, 15))
 
 
-def test_from_bead_recentres_and_normalises():
+def test_from_bead_recenters_and_normalizes():
     h = ni.psf.gaussian((31, 31), 2.0)
     bead = np.roll(h, (3, -2), axis=(0, 1)) * 1000 + 5.0
     est = ni.psf.from_bead(bead, shape=(15, 15))

@@ -30,7 +30,7 @@ def test_from_beads_3d_denoising_and_lateral_symmetry_reduce_the_error():
     assert denoised < 0.1
 
 
-def test_detect_beads_rejects_neighbours_edges_and_clipped():
+def test_detect_beads_rejects_neighbors_edges_and_clipped():
     img = np.zeros((80, 80), np.uint16)
     psf = (ni.psf.gaussian((9, 9), 1.5) * 2e4).astype(np.uint16)
     for c in [(20, 20), (20, 26), (60, 60), (3, 40)]:  # a close pair, one good bead, one at the edge
@@ -56,7 +56,7 @@ def test_check_refuses_a_voxel_mismatch_and_reports_problems():
     with pytest.raises(ValueError, match="resample"):
         ni.psf.check(h, (0.3, 0.1, 0.1), (0.3, 0.065, 0.065))
     report = ni.psf.check(np.roll(h, 2, axis=2) * 2, (0.3, 0.1, 0.1), (0.3, 0.1, 0.1))
-    assert not report.ok and len(report.messages) == 3  # not normalised, off-centre, cut short in z
+    assert not report.ok and len(report.messages) == 3  # not normalized, off-center, cut short in z
     assert "z-planes" in str(report)
 
 

@@ -1,4 +1,4 @@
-"""Hand-crafted regularisers: adjoint transforms, gradients against autograd, prox optimality, denoisers."""
+"""Hand-crafted regularizers: adjoint transforms, gradients against autograd, prox optimality, denoisers."""
 
 import numpy as np
 import pytest
@@ -62,7 +62,7 @@ def test_huber_gradient_matches_autograd(label, make, shape):
 
 @pytest.mark.parametrize("label,make,shape", ANALYSIS, ids=[a[0] for a in ANALYSIS])
 @pytest.mark.parametrize("lower", [None, 0.0])
-def test_prox_is_the_minimiser(label, make, shape, lower):
+def test_prox_is_the_minimizer(label, make, shape, lower):
     """The prox objective ½‖u − x‖² + tR(u) at prox(x) is below its value at feasible perturbations."""
     R = make()
     g = torch.Generator().manual_seed(2)
@@ -132,7 +132,7 @@ def test_complex_prox_decreases_the_objective(name):
 def test_registries_and_errors():
     assert {"tv", "wavelet", "hessian", "tikhonov", "positivity", "flux"} <= set(regularizer_names())
     assert {"tv", "wavelet", "hessian", "nlm"} <= set(denoiser_names())
-    with pytest.raises(ValueError, match="Unknown regulariser"):
+    with pytest.raises(ValueError, match="Unknown regularizer"):
         get_regularizer("nope")
     with pytest.raises(ValueError, match="orthogonal"):
         WaveletSparsity(2, wavelet="bior2.2")

@@ -44,7 +44,7 @@ def test_black_hole_widget_end_to_end(viewer, qtbot, errors, tmp_path):
     mean = viewer.layers["ring · rml mean"]
     np.testing.assert_allclose(mean.scale, (2.5, 2.5))
     meta = mean.metadata["invimg"]
-    assert meta["method"] == "rml" and {"visibility", "closure phase"} <= set(meta["normalised_residuals"])
+    assert meta["method"] == "rml" and {"visibility", "closure phase"} <= set(meta["normalized_residuals"])
     assert "closure phase" in widget.residuals.value
     assert ni.metrics.nxcorr(mean.data, sky.data) > 0.6
 

@@ -1,4 +1,4 @@
-"""The Diagnostics dock widget, the ensemble labelling and cancelling DIP, driven in a real viewer."""
+"""The Diagnostics dock widget, the ensemble labeling and cancelling DIP, driven in a real viewer."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def _reconstruct(viewer, qtbot, layer, method, **params):
     return widget, task
 
 
-def test_ensemble_result_is_labelled_and_diagnosed(viewer, qtbot, small_pair, measurement, errors, infos):
+def test_ensemble_result_is_labeled_and_diagnosed(viewer, qtbot, small_pair, measurement, errors, infos):
     x, A, noise, y = small_pair
     truth = viewer.add_image(x, name="truth", scale=(0.1, 0.1), translate=(1.0, 2.0))
     _, task = _reconstruct(viewer, qtbot, measurement, "ensemble", base_method="tikhonov_cg", vary="lam",

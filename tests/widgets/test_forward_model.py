@@ -59,7 +59,7 @@ def test_parameters_follow_the_operator(widget):
 
 
 def test_measured_bead_psf_feeds_a_reconstruction(viewer, qtbot, widget, errors):
-    """A bead image (offset, shifted, on a background) becomes a centred PSF used by Reconstruct."""
+    """A bead image (offset, shifted, on a background) becomes a centered PSF used by Reconstruct."""
     truth_psf = ni.psf.gaussian((21, 21), 1.5)
     bead = np.roll(truth_psf, (2, -1), axis=(0, 1)) * 1000 + 5.0
     bead_layer = viewer.add_image(bead, name="bead")

@@ -49,7 +49,7 @@ def test_simulate_and_reconstruct_phantom(viewer, qtbot, errors):
     assert info["coil_maps"].shape == (4, 64, 64)
     assert "brain · k-space · tv phase" in viewer.layers
 
-    # ESPIRiT maps from the centre, and a bad choice reported without layers
+    # ESPIRiT maps from the center, and a bad choice reported without layers
     w.maps.value = "ESPIRiT"
     w.method.value = "adjoint"
     task = w.reconstruct()

@@ -13,7 +13,7 @@ from napari_invimg.widgets._runner import LayerInfo, run_task, running_tasks, sp
 
 def test_spatial_kwargs_for_finer_and_equal_grids():
     coarse = LayerInfo("y", (16, 16), (0.2, 0.2), (0.05, 0.05))
-    fine = spatial_kwargs(coarse, (32, 32))  # super-resolution: pixel centres of the fine grid
+    fine = spatial_kwargs(coarse, (32, 32))  # super-resolution: pixel centers of the fine grid
     np.testing.assert_allclose(fine["scale"], (0.1, 0.1))
     np.testing.assert_allclose(fine["translate"], (0.0, 0.0))
     same = spatial_kwargs(LayerInfo("x", (8, 9, 10), (0.3, 0.1, 0.1), (1.0, 2.0, 3.0), axis_labels=("z", "y", "x")),

@@ -66,7 +66,7 @@ def test_downsampling_measurement_has_coarser_pixels(viewer, qtbot, errors):
     y = viewer.layers["truth · measurement"]
     assert y.data.shape == (16, 16)
     np.testing.assert_allclose(y.scale, (0.2, 0.2))
-    np.testing.assert_allclose(y.translate, (0.05, 0.05))  # coarse pixel centres sit between fine ones
+    np.testing.assert_allclose(y.translate, (0.05, 0.05))  # coarse pixel centers sit between fine ones
 
 
 def test_rgb_ground_truth_is_refused(viewer, errors):

@@ -10,8 +10,9 @@ from . import models  # noqa: F401
 from .arrays import SOURCES, Array, Coverage, array, array_names, coverage, gmst_hours, resolution_uas
 from .compare import blur_reconstruction, blur_to_resolution, nxcorr_aligned
 from .closures import ClosureDesign, closure_design, closure_phases, closure_sigmas, log_closure_amplitudes
-from .observation import Observation, apply_station_gains, load_uvfits, save_uvfits, simulate, thermal_sigma
+from .observation import Observation, apply_station_gains, load_uvfits, save_uvfits, thermal_sigma
 from .operators import Closures, Interferometer, gaussian_image
+from .simulation import simulate
 
 __all__ = [
     "SOURCES", "Array", "Coverage", "array", "array_names", "coverage", "gmst_hours", "resolution_uas",

@@ -1,7 +1,7 @@
 """Telescope arrays and earth-rotation (u, v) coverage.
 
 Station tables ship as package data (``arrays/*.txt``, the 5-column eht-imaging layout with the
-sources in each file's header). The (u, v) coordinates of a baseline ``b = x₁ − x₂`` (ITRF metres)
+sources in each file's header). The (u, v) coordinates of a baseline ``b = x₁ − x₂`` (ITRF meters)
 towards a source at right ascension α, declination δ, at Greenwich mean sidereal time θ (hour angle
 H = θ − α) follow Thompson, Moran & Swenson, *Interferometry and Synthesis in Radio Astronomy*,
 3rd ed. (2017), eq. 4.1::
@@ -44,7 +44,7 @@ SOURCES: dict[str, tuple[float, float]] = {
 
 @dataclass(frozen=True)
 class Array:
-    """A telescope array: station names, ITRF positions (N, 3) in metres, zenith SEFDs (N,) in Jy."""
+    """A telescope array: station names, ITRF positions (N, 3) in meters, zenith SEFDs (N,) in Jy."""
 
     name: str
     stations: tuple[str, ...]
@@ -126,7 +126,7 @@ def gmst_hours(mjd: np.ndarray | float) -> np.ndarray:
 class Coverage:
     """The visible baselines of a schedule: one row per baseline and scan."""
 
-    time: np.ndarray  # UTC hours from 0 h of the observing date (scan centre)
+    time: np.ndarray  # UTC hours from 0 h of the observing date (scan center)
     station1: np.ndarray  # station names (str)
     station2: np.ndarray
     u: np.ndarray  # wavelengths
@@ -160,7 +160,7 @@ def _source_geometry(gmst_h: np.ndarray, ra_hours: float, dec_deg: float):
 def elevation_deg(xyz: np.ndarray, gmst_h: np.ndarray, ra_hours: float, dec_deg: float) -> np.ndarray:
     """Elevation (degrees) of the source seen from stations ``xyz`` (N, 3) at times ``gmst_h`` (T,): (T, N).
 
-    The local vertical is the geocentric direction; a station at the geocentre (an orbiter) sees everything.
+    The local vertical is the geocentric direction; a station at the geocenter (an orbiter) sees everything.
     """
     source, _, _ = _source_geometry(gmst_h, ra_hours, dec_deg)
     r = np.linalg.norm(xyz, axis=1)
@@ -185,7 +185,7 @@ def coverage(
 ) -> Coverage:
     """Earth-rotation coverage: scans of ``scan_minutes`` every ``interval_minutes`` from ``start_hours``
     UTC on ``date`` for ``duration_hours``; a baseline is kept in a scan when both stations see the
-    source above ``elevation_min_deg`` at the scan centre. (u, v) at the scan centre, in wavelengths."""
+    source above ``elevation_min_deg`` at the scan center. (u, v) at the scan center, in wavelengths."""
     arr = _station_table(array)
     if not 0.0 <= ra_hours < 24.0:
         raise ValueError(f"Right ascension must be in hours, 0 to 24; got {ra_hours}.")
@@ -195,17 +195,17 @@ def coverage(
         raise ValueError("The observing frequency must be positive (GHz).")
     if duration_hours <= 0 or scan_minutes <= 0 or interval_minutes < scan_minutes:
         raise ValueError("The schedule needs a positive duration and scan length, and an interval ≥ the scan length.")
-    centres = start_hours + (np.arange(0.0, duration_hours * 60.0 - scan_minutes + 1e-9, interval_minutes)
+    centers = start_hours + (np.arange(0.0, duration_hours * 60.0 - scan_minutes + 1e-9, interval_minutes)
                              + scan_minutes / 2.0) / 60.0
-    if centres.size == 0:
+    if centers.size == 0:
         raise ValueError("The observing window is shorter than one scan.")
     mjd = mjd_of(date)
-    gmst = gmst_hours(mjd + centres / 24.0)
+    gmst = gmst_hours(mjd + centers / 24.0)
     el = elevation_deg(arr.xyz, gmst, ra_hours, dec_deg)
     _, e_u, e_v = _source_geometry(gmst, ra_hours, dec_deg)
     wavelength = SPEED_OF_LIGHT / (freq_ghz * 1e9)
     rows = []
-    for k in range(len(centres)):
+    for k in range(len(centers)):
         up = np.flatnonzero(el[k] >= elevation_min_deg)
         if len(up) < max(2, min_stations):
             continue
@@ -213,7 +213,7 @@ def coverage(
             for b in range(a + 1, len(up)):
                 i, j = up[a], up[b]
                 base = arr.xyz[i] - arr.xyz[j]
-                rows.append((centres[k], i, j, base @ e_u[k] / wavelength, base @ e_v[k] / wavelength, k))
+                rows.append((centers[k], i, j, base @ e_u[k] / wavelength, base @ e_v[k] / wavelength, k))
     if not rows:
         raise ValueError(
             f"No two stations of {arr.name} see the source (dec {dec_deg:+.2f}°) above {elevation_min_deg}° "

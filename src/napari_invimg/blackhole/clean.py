@@ -65,7 +65,7 @@ class Clean(Method):
         x, yy = (p / RAD_PER_UAS for p in pixel_positions_rad(n, A.fov_uas))
         window = np.hypot(x[None, :], yy[:, None]) <= window_uas / 2
         components = np.zeros((n, n))
-        c = n - 1  # beam centre
+        c = n - 1  # beam center
         stop = threshold * sigma_dirty
         done = 0
         for it in range(iterations):

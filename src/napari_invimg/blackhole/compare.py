@@ -1,7 +1,7 @@
 """Image comparison as in black-hole imaging: NXCORR after the best shift, and the truth blurred to the resolution.
 
 Closure quantities do not fix the absolute position of the source, so images are compared after the
-integer-pixel shift that maximises their normalised cross-correlation (the convention of
+integer-pixel shift that maximizes their normalized cross-correlation (the convention of
 eht-imaging's ``Image.compare_images``; EHT Collaboration 2019, ApJL 875, L4, §6).
 """
 

@@ -1,9 +1,9 @@
-"""VLBI observations: the visibility table, simulation with thermal noise and station gains, UVFITS.
+"""VLBI observations: the visibility table, thermal noise and station gains, UVFITS.
 
 A visibility ``V₁₂ = Σ I(x, y) exp(+2πi(u x + v y))`` (the eht-imaging sign convention, with
 ``(u, v) = (x₁ − x₂)/λ`` projected) is recorded per baseline and scan with its thermal noise
 ``σ = √(SEFD₁ SEFD₂) / (η √(2 Δν τ))`` (radiometer equation, Thompson, Moran & Swenson 2017,
-eq. 6.50; η = 0.88 for 2-bit sampling), divided by √2 for Stokes I from two polarisations.
+eq. 6.50; η = 0.88 for 2-bit sampling), divided by √2 for Stokes I from two polarizations.
 Station gain errors multiply ``V₁₂`` by ``g₁ g₂*``.
 
 UVFITS follows the random-groups layout of AIPS Memo 117 (Greisen 2016) as eht-imaging, AIPS and
@@ -23,11 +23,10 @@ from .arrays import (
     SOURCES,
     SPEED_OF_LIGHT,
     Array,
-    coverage,
     resolution_uas,
 )
 
-__all__ = ["Observation", "simulate", "load_uvfits", "save_uvfits", "thermal_sigma", "apply_station_gains"]
+__all__ = ["Observation", "load_uvfits", "save_uvfits", "thermal_sigma", "apply_station_gains"]
 
 _MJD_TO_JD = 2400000.5
 
@@ -160,12 +159,12 @@ class Observation:
 
 # -- noise and gains -----------------------------------------------------------------------------------
 def thermal_sigma(sefd1, sefd2, bandwidth_hz: float, seconds, efficiency: float = 0.88,
-                  polarisations: int = 2) -> np.ndarray:
+                  polarizations: int = 2) -> np.ndarray:
     """Radiometer equation ``σ = √(SEFD₁ SEFD₂) / (η √(2 Δν τ)) / √n_pol`` (Jy, per real/imaginary part)."""
     if bandwidth_hz <= 0 or np.any(np.asarray(seconds) <= 0):
         raise ValueError("Bandwidth and integration time must be positive.")
     return np.sqrt(np.asarray(sefd1) * np.asarray(sefd2)) / (efficiency * np.sqrt(2.0 * bandwidth_hz * np.asarray(seconds))) \
-        / np.sqrt(polarisations)
+        / np.sqrt(polarizations)
 
 
 def apply_station_gains(obs: Observation, amplitude_error: float = 0.0, random_phase: bool = False,
@@ -187,91 +186,6 @@ def apply_station_gains(obs: Observation, amplitude_error: float = 0.0, random_p
     i2 = np.array([idx[s] for s in obs.station2])
     factor = g[i1, scan] * np.conj(g[i2, scan])
     return obs.with_vis(obs.vis * factor), {s: g[k] for s, k in idx.items()}
-
-
-# -- simulation ----------------------------------------------------------------------------------------
-def simulate(
-    sky: np.ndarray,
-    fov_uas: float = 160.0,
-    array: str | Array = "EHT2017",
-    ra_hours: float = SOURCES["M87*"][0],
-    dec_deg: float = SOURCES["M87*"][1],
-    freq_ghz: float = 230.0,
-    date: str | _dt.date = "2017-04-11",
-    start_hours: float = 0.0,
-    duration_hours: float = 24.0,
-    scan_minutes: float = 10.0,
-    interval_minutes: float = 30.0,
-    elevation_min_deg: float = 10.0,
-    bandwidth_ghz: float = 2.0,
-    integration_s: float | None = None,
-    thermal_noise: bool = True,
-    gain_error: float = 0.0,
-    phase_error: bool = False,
-    seed: int = 0,
-    source: str = "",
-) -> Observation:
-    """Observe the sky image ``sky`` (Jy per pixel, row 0 north, column 0 east, ``fov_uas`` wide) with a
-    station array by earth rotation (:func:`~.arrays.coverage`): exact visibilities of the pixelated
-    sky (:class:`~.operators.Interferometer`), thermal noise from the SEFDs over ``bandwidth_ghz`` and
-    ``integration_s`` (the scan length when omitted), then station gain errors (``gain_error``: the
-    amplitude std, 0.1 = 10%; ``phase_error``: a random phase per station and scan)."""
-    from .operators import Interferometer, check_field
-
-    sky = np.asarray(sky, dtype=np.float64)
-    if sky.ndim != 2 or sky.shape[0] != sky.shape[1]:
-        raise ValueError(f"The sky model must be a square 2D image; got shape {sky.shape}.")
-    if not np.all(np.isfinite(sky)):
-        raise ValueError("The sky model contains NaN or infinite values.")
-    check_field(sky, fov_uas)
-    cov = coverage(array, ra_hours, dec_deg, freq_ghz, date, start_hours, duration_hours, scan_minutes,
-                   interval_minutes, elevation_min_deg)
-    arr = cov.array
-    tau = scan_minutes * 60.0 if integration_s is None else float(integration_s)
-    if integration_s is not None and integration_s < scan_minutes * 60.0:
-        # several integrations per scan: each at its own time (and so its own u, v)
-        n_int = int(np.floor(scan_minutes * 60.0 / tau))
-        offsets = (np.arange(n_int) + 0.5) * tau / 3600.0 - scan_minutes / 120.0
-        rows = _integrations(cov, offsets)
-    else:
-        rows = (cov.time, cov.station1, cov.station2, cov.u, cov.v)
-    time, s1, s2, u, v = rows
-    sefd = dict(zip(arr.stations, arr.sefd))
-    sigma = thermal_sigma(np.array([sefd[s] for s in s1]), np.array([sefd[s] for s in s2]), bandwidth_ghz * 1e9, tau)
-    obs = Observation(time, s1, s2, u, v, np.zeros(len(u), complex), sigma, freq_hz=freq_ghz * 1e9,
-                      bandwidth_hz=bandwidth_ghz * 1e9, ra_hours=ra_hours, dec_deg=dec_deg, mjd=cov.mjd,
-                      source=source or _preset_name(ra_hours, dec_deg), integration_s=np.full(len(u), tau), stations=arr)
-    A = Interferometer(obs, npix=sky.shape[0], fov_uas=fov_uas)
-    vis = A.forward(sky.astype(np.float32)).astype(np.complex128)
-    rng = np.random.default_rng(seed)
-    if thermal_noise:
-        vis = vis + sigma * (rng.standard_normal(len(u)) + 1j * rng.standard_normal(len(u)))
-    obs = obs.with_vis(vis)
-    if gain_error > 0 or phase_error:
-        obs, _ = apply_station_gains(obs, gain_error, phase_error, seed=seed + 1)
-    return obs
-
-
-def _integrations(cov, offsets: np.ndarray):
-    """Rows of every integration inside each scan: (u, v) rotated to each integration's own time."""
-    from .arrays import _source_geometry, gmst_hours
-
-    arr = cov.array
-    wavelength = SPEED_OF_LIGHT / cov.freq_hz
-    t = (cov.time[:, None] + offsets[None, :]).ravel()
-    i = np.repeat([arr.index(s) for s in cov.station1], len(offsets))
-    j = np.repeat([arr.index(s) for s in cov.station2], len(offsets))
-    _, e_u, e_v = _source_geometry(gmst_hours(cov.mjd + t / 24.0), cov.ra_hours, cov.dec_deg)
-    base = arr.xyz[i] - arr.xyz[j]
-    names = np.asarray(arr.stations)
-    return t, names[i], names[j], (base * e_u).sum(1) / wavelength, (base * e_v).sum(1) / wavelength
-
-
-def _preset_name(ra_hours: float, dec_deg: float) -> str:
-    for name, (ra, dec) in SOURCES.items():
-        if abs(ra - ra_hours) < 1e-3 and abs(dec - dec_deg) < 1e-3:
-            return name.rstrip("*")
-    return f"RA{ra_hours:.3f}h_DEC{dec_deg:+.3f}"
 
 
 # -- UVFITS ----------------------------------------------------------------------------------------------

@@ -37,11 +37,11 @@ def pixel_positions_rad(npix: int, fov_uas: float) -> tuple[np.ndarray, np.ndarr
 
 
 def gaussian_image(npix: int, fov_uas: float, fwhm_uas: float, flux: float = 1.0,
-                   centre_uas: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
-    """A circular Gaussian of ``fwhm_uas`` and total ``flux`` centred at (x, y) offsets ``centre_uas``."""
+                   center_uas: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """A circular Gaussian of ``fwhm_uas`` and total ``flux`` centered at (x, y) offsets ``center_uas``."""
     x, y = pixel_positions_rad(npix, fov_uas)
     s = fwhm_uas / (2.0 * np.sqrt(2.0 * np.log(2.0))) * RAD_PER_UAS
-    g = np.exp(-((x[None, :] - centre_uas[0] * RAD_PER_UAS) ** 2 + (y[:, None] - centre_uas[1] * RAD_PER_UAS) ** 2)
+    g = np.exp(-((x[None, :] - center_uas[0] * RAD_PER_UAS) ** 2 + (y[:, None] - center_uas[1] * RAD_PER_UAS) ** 2)
                / (2 * s * s))
     return flux * g / g.sum()
 
@@ -238,7 +238,7 @@ class Interferometer(LinearOperator):
         return img / float((w * self.response**2).sum())
 
     def dirty_beam(self, weights: np.ndarray, size: int | None = None) -> np.ndarray:
-        """The dirty beam (point-spread function) on a ``size × size`` grid of the image's pixels, centred at
+        """The dirty beam (point-spread function) on a ``size × size`` grid of the image's pixels, centered at
         ``size // 2`` (default ``2·npix − 1``, every offset between two pixels), peak 1."""
         size = 2 * self.npix - 1 if size is None else int(size)
         w = np.asarray(weights, dtype=np.float64) * self.response**2
@@ -336,7 +336,7 @@ class Closures(Operator):
         return torch.cat([phase, log_amp], dim=-1).to(dtype)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.closures_of(self.interferometer._forward(x))
+        return self.closures_of(self.interferometer.apply(x))
 
     def nll(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """``Σ 2(1 − cos(ψ_y − ψ_z))/σ² / 2 + Σ (a_y − a_z)²/σ² / 2`` (phases, then log amplitudes)."""
@@ -346,11 +346,13 @@ class Closures(Operator):
         amp = (y[..., k:] - z[..., k:]) ** 2 / s[k:] ** 2
         return 0.5 * (phase.sum() + amp.sum())
 
-    def normalised_residuals(self, x: np.ndarray) -> dict[str, np.ndarray]:
+    def normalized_residuals(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Closure-phase residuals ``wrap(ψ_obs − ψ(x))/σ`` and log-closure-amplitude residuals ``Δa/σ``."""
         z = self.forward(np.asarray(x, dtype=np.float32))
         r = (self.data - z) / self.sigma
         return {"closure phase": r[: self.n_phases], "log closure amplitude": r[self.n_phases:]}
+
+    normalised_residuals = normalized_residuals  # deprecated spelling (issue #17)
 
     def _params(self) -> dict[str, Any]:
         o = self.obs

@@ -1,6 +1,6 @@
-"""Regularised maximum likelihood (RML) imaging with the regularisers of the EHT imaging pipelines.
+"""Regularized maximum likelihood (RML) imaging with the regularizers of the EHT imaging pipelines.
 
-Minimise over the log-image (so the image stays positive), by L-BFGS in torch::
+Minimize over the log-image (so the image stays positive), by L-BFGS in torch::
 
     J(x) = Σ_d α_d χ²_d(x) + β_mem KL(x/F ‖ p) + β_tv TV(x/F) + β_tsv TSV(x/F) + β_l1 L1_p(x/F)
            + β_flux (Σx/F − 1)² + β_cm |centroid(x)|² / FWHM_p²
@@ -27,10 +27,10 @@ from .arrays import RAD_PER_UAS
 from .closures import closure_design, closure_phases, closure_sigmas
 from .operators import Closures, Interferometer, gaussian_image, pixel_positions_rad, zero_baseline_flux
 
-__all__ = ["RML", "data_terms", "blur_image", "normalised_residuals", "single_thread"]
+__all__ = ["RML", "data_terms", "blur_image", "normalized_residuals", "single_thread"]
 
 
-#: precision of the optimisation (float32 halves the cost of the DFT; L-BFGS converges the same here)
+#: precision of the optimization (float32 halves the cost of the DFT; L-BFGS converges the same here)
 WORK_DTYPE = torch.float32
 
 
@@ -74,7 +74,7 @@ def data_terms(y: torch.Tensor, A: Operator, noise: NoiseModel, data: str, syste
         fwd = A.interferometer
 
         def closures(x):
-            return A.closures_of(fwd._forward(x))
+            return A.closures_of(fwd.apply(x))
 
         return [
             ("closure phase", lambda x: (2 * (1 - torch.cos(yd[:k] - closures(x)[..., :k])) / sigma[:k] ** 2).mean(-1), k),
@@ -91,7 +91,7 @@ def data_terms(y: torch.Tensor, A: Operator, noise: NoiseModel, data: str, syste
     sigma = torch.as_tensor(sigma_np, device=dev, dtype=f64)
     yc = y.to(torch.complex64 if f64 == torch.float32 else torch.complex128)
     if data in ("auto", "vis"):
-        return [("visibility", lambda x: ((A._forward(x) - yc).abs() ** 2 / sigma**2).mean(-1) / 2, 2 * n)]
+        return [("visibility", lambda x: ((A.apply(x) - yc).abs() ** 2 / sigma**2).mean(-1) / 2, 2 * n)]
     if A.obs is None:
         raise ValueError("Closure quantities need station names per visibility: build the Interferometer from an "
                          "Observation (Interferometer(obs, ...)).")
@@ -103,14 +103,14 @@ def data_terms(y: torch.Tensor, A: Operator, noise: NoiseModel, data: str, syste
     sig_p = torch.as_tensor(sig_p, device=dev, dtype=f64)
 
     def cphase(x):
-        v = A._forward(x).to(torch.complex128)
+        v = A.apply(x).to(torch.complex128)
         psi = (torch.atan2(v.imag, v.real) @ cp_design.double().T).to(f64)
         return (2 * (1 - torch.cos(cp_obs - psi)) / sig_p**2).mean(-1)
 
     terms: list[DataTerm] = [("closure phase", cphase, design.n_phases)]
     if data == "amp_cphase":
         amp_obs = torch.as_tensor(np.sqrt(np.clip(np.abs(vis_np) ** 2 - sigma_np**2, 0, None)), device=dev, dtype=f64)
-        terms.insert(0, ("visibility amplitude", lambda x: ((A._forward(x).abs() - amp_obs) ** 2 / sigma**2).mean(-1), n))
+        terms.insert(0, ("visibility amplitude", lambda x: ((A.apply(x).abs() - amp_obs) ** 2 / sigma**2).mean(-1), n))
         return terms
     if data == "closures":
         lca_obs = torch.as_tensor(design.amplitude @ np.log(np.abs(vis_np)), device=dev, dtype=f64)
@@ -118,7 +118,7 @@ def data_terms(y: torch.Tensor, A: Operator, noise: NoiseModel, data: str, syste
         sig_a = torch.as_tensor(sig_a, device=dev, dtype=f64)
 
         def logcamp(x):
-            v = A._forward(x).to(torch.complex128)
+            v = A.apply(x).to(torch.complex128)
             lca = (0.5 * torch.log(v.real**2 + v.imag**2 + 1e-300) @ ca_design.double().T).to(f64)
             return ((lca - lca_obs) ** 2 / sig_a**2).mean(-1)
 
@@ -133,15 +133,15 @@ def blur_image(x: torch.Tensor, fwhm_pixels: float) -> torch.Tensor:
         return x
     n = x.shape[-1]
     m = 2 * n
-    offsets = torch.fft.fftfreq(m, d=1.0 / m, device=x.device).to(x.dtype)  # 0, 1, …, −1: kernel centred at 0
+    offsets = torch.fft.fftfreq(m, d=1.0 / m, device=x.device).to(x.dtype)  # 0, 1, …, −1: kernel centered at 0
     g = torch.exp(-0.5 * (offsets / (fwhm_pixels / (2 * np.sqrt(2 * np.log(2))))) ** 2)
     g = g / g.sum()
     kernel = torch.fft.rfft2(g[:, None] * g[None, :])
     return torch.fft.irfft2(torch.fft.rfft2(x, s=(m, m)) * kernel, s=(m, m))[..., :n, :n]
 
 
-def normalised_residuals(x: np.ndarray, A: Operator, y: np.ndarray, sigma: np.ndarray) -> dict[str, np.ndarray]:
-    """Normalised residuals of every data product of ``y`` for the image ``x``: complex visibilities
+def normalized_residuals(x: np.ndarray, A: Operator, y: np.ndarray, sigma: np.ndarray) -> dict[str, np.ndarray]:
+    """Normalized residuals of every data product of ``y`` for the image ``x``: complex visibilities
     (real and imaginary parts), amplitudes, closure phases (wrapped) and log closure amplitudes, each ÷ σ."""
     x = np.asarray(x, dtype=np.float32)
     if isinstance(A, Closures):
@@ -161,6 +161,9 @@ def normalised_residuals(x: np.ndarray, A: Operator, y: np.ndarray, sigma: np.nd
         out["closure phase"] = np.angle(np.exp(1j * (design.phase @ (np.angle(y) - np.angle(model))))) / sp
         out["log closure amplitude"] = design.amplitude @ (np.log(np.abs(y)) - np.log(np.abs(model))) / sa
     return out
+
+
+normalised_residuals = normalized_residuals  # deprecated spelling (issue #17)
 
 
 class RMLObjective:
@@ -196,8 +199,8 @@ class RMLObjective:
         weights = {"mem": mem, "tv": tv, "tsv": tsv, "l1": l1, "flux": flux, "centroid": centroid}
         self.weights = {k: w for k, w in weights.items() if w > 0}
 
-    def regularisers(self, z: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Each regulariser of ``x = exp(z)`` (per image of a batch), before its weight."""
+    def regularizers(self, z: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each regularizer of ``x = exp(z)`` (per image of a batch), before its weight."""
         q = x / self.flux_total
         dx, dy = q[..., :, 1:] - q[..., :, :-1], q[..., 1:, :] - q[..., :-1, :]
         s = q.sum((-2, -1))
@@ -217,8 +220,8 @@ class RMLObjective:
         return {name: fn(x) for name, fn, _ in self.terms}
 
     def penalty(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """``Σ_k β_k R_k(x)``: the weighted regularisers."""
-        regs = self.regularisers(z, x)
+        """``Σ_k β_k R_k(x)``: the weighted regularizers."""
+        regs = self.regularizers(z, x)
         return sum(w * regs[k] for k, w in self.weights.items())
 
     def __call__(self, z: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -238,7 +241,7 @@ class RMLObjective:
         return torch.log(start * (self.flux_total / float(start.sum())))
 
 
-def minimise(objective: RMLObjective, ctx: Context, iterations: int, rounds: int,
+def minimize(objective: RMLObjective, ctx: Context, iterations: int, rounds: int,
              start_jitter: float = 0.0) -> tuple[torch.Tensor, dict, int]:
     """``rounds`` of L-BFGS on ``J``, each from the previous image blurred (the EHT imaging loop), the first from
     the prior image times ``exp(start_jitter · ε)``, ε ~ N(0, 1) per pixel; returns the image, its reduced χ²
@@ -309,7 +312,7 @@ RML_PARAMS = (
     Param("tsv", float, 0.05, 0.0, None, doc="weight of the total squared variation", log_scale=True),
     Param("l1", float, 0.0, 0.0, None, doc="weight of the prior-weighted L1 norm", log_scale=True),
     Param("flux", float, 1.0, 0.0, None, doc="weight of the total-flux constraint", log_scale=True),
-    Param("centroid", float, 100.0, 0.0, None, doc="weight of the centroid-at-centre constraint", log_scale=True),
+    Param("centroid", float, 100.0, 0.0, None, doc="weight of the centroid-at-center constraint", log_scale=True),
     Param("blur_uas", float, None, 0.0, 1000.0, doc="restart blur FWHM in µas (empty: nominal resolution)"),
     Param("systematic", float, 0.0, 0.0, 1.0, doc="fractional systematic error added to visibility sigmas"),
     Param("start_jitter", float, 0.0, 0.0, 2.0,
@@ -323,7 +326,7 @@ _OBJECTIVE_KEYS = ("data", "prior_fwhm_uas", "total_flux", "mem", "tv", "tsv", "
 
 class RML(Method):
     name = "rml"
-    label = "Regularised maximum likelihood (EHT)"
+    label = "Regularized maximum likelihood (EHT)"
     description = (
         "argmin_x Σ α χ²(data) + β_mem KL(x‖prior) + β_tv TV + β_tsv TSV + β_l1 L1 + flux + centroid, x = exp(z) > 0, "
         "by L-BFGS; rounds restart from the blurred previous image. Data: visibilities, amplitudes + closure "
@@ -346,7 +349,7 @@ class RML(Method):
         iterations = params["iterations"] or (300 if closures_only else 500)
         with single_thread():
             objective = RMLObjective(y, A, noise, **{k: params[k] for k in _OBJECTIVE_KEYS})
-            x, chi2, iterations_run = minimise(objective, ctx, iterations, rounds, params["start_jitter"])
+            x, chi2, iterations_run = minimize(objective, ctx, iterations, rounds, params["start_jitter"])
         return Estimate(x.float(), info={"iterations": iterations_run, "rounds": rounds,
                                          "total_flux": objective.flux_total, "reduced_chi2": chi2,
                                          "data": [name for name, _, _ in objective.terms],

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .._version import __version__
 from ._image import atomic_output
 
 __all__ = ["save_recipe", "load_recipe", "recipe_from", "to_jsonable", "from_jsonable", "RECIPE_FORMAT",
@@ -64,8 +65,6 @@ def recipe_from(source: Any) -> dict[str, Any]:
     if not isinstance(info, dict) or "method" not in info or "operator" not in info:
         raise ValueError("No reconstruction recipe found: give a Reconstruction, its info, or the metadata of a "
                          "layer made by napari-invimg (metadata['invimg']).")
-    from .. import __version__
-
     recipe = {"format": RECIPE_FORMAT, "recipe_version": RECIPE_VERSION,
               "package_version": info.get("version", __version__)}
     recipe.update({k: info[k] for k in _KEYS if k in info and info[k] is not None})
@@ -101,8 +100,6 @@ def load_recipe(path_or_recipe: str | os.PathLike | dict) -> dict[str, Any]:
             raise ValueError(f"{where} is not valid JSON ({exc}).") from None
     if not isinstance(raw, dict) or raw.get("format") != RECIPE_FORMAT:
         raise ValueError(f"{where} is not a napari-invimg recipe (no 'format': {RECIPE_FORMAT!r}).")
-    from .. import __version__
-
     newer_package = not __version__.endswith("+source") and \
         _version_tuple(str(raw.get("package_version", "0"))) > _version_tuple(__version__)
     if int(raw.get("recipe_version", 0)) > RECIPE_VERSION or newer_package:

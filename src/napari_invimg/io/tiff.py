@@ -100,7 +100,7 @@ def read_tiff(path: str | os.PathLike, lazy: bool | None = None) -> Image:
         series = tf.series[0]
         shape, dtype = tuple(series.shape), np.dtype(series.dtype)
         if series.axes.upper().endswith("S") and shape[-1] in (3, 4):
-            raise ValueError(f"{path.name} is an RGB image; convert it to grey (one channel) first.")
+            raise ValueError(f"{path.name} is an RGB image; convert it to gray (one channel) first.")
         axes = _axes_of(series.axes, len(shape))
         found: dict[str, Any] = {}
         if tf.is_ome and tf.ome_metadata:

@@ -15,11 +15,11 @@ from collections.abc import Sequence
 import torch
 
 from ..operators.base import LinearOperator
+from ..operators.kernels import conjugate_gradient
 from ..operators.noise import NoiseModel
 from ..priors.base import AnalysisRegularizer, Regularizer, SmoothRegularizer
 from ..priors.denoisers import Denoiser, get_denoiser
 from ..priors.differences import laplacian
-from ._solvers import conjugate_gradient
 from .registry import Param
 
 __all__ = [
@@ -86,35 +86,35 @@ class Likelihood:
 
     def value(self, x: torch.Tensor) -> torch.Tensor:
         self._count(x)
-        r = self.A._forward(x) - self.y
+        r = self.A.apply(x) - self.y
         return 0.5 * _sum_image(r.abs() ** 2 * self.weight, len(self.A.out_shape))
 
     def grad(self, x: torch.Tensor) -> torch.Tensor:
         self._count(x)
-        return self.A._adjoint((self.A._forward(x) - self.y) * self.weight)
+        return self.A.apply_adjoint((self.A.apply(x) - self.y) * self.weight)
 
     def value_and_grad(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self._count(x)
-        r = self.A._forward(x) - self.y
+        r = self.A.apply(x) - self.y
         v = 0.5 * _sum_image(r.abs() ** 2 * self.weight, len(self.A.out_shape))
-        return v, self.A._adjoint(r * self.weight)
+        return v, self.A.apply_adjoint(r * self.weight)
 
-    def proximal_mean(self, centre: torch.Tensor, rho: float | torch.Tensor, iterations: int = 20) -> torch.Tensor:
-        """``argmin_x ½‖y − A x‖²_W + ρ/2 ‖x − centre‖²`` by conjugate gradients (DiffPIR's data step).
+    def proximal_mean(self, center: torch.Tensor, rho: float | torch.Tensor, iterations: int = 20) -> torch.Tensor:
+        """``argmin_x ½‖y − A x‖²_W + ρ/2 ‖x − center‖²`` by conjugate gradients (DiffPIR's data step).
 
         A per-batch ``ρ`` (shape = the batch) is broadcast over the image.
         """
         nd = len(self.A.in_shape)
         r = rho.reshape(tuple(rho.shape) + (1,) * nd) if isinstance(rho, torch.Tensor) else rho
-        b = self.A._adjoint(self.y * self.weight) + r * centre
+        b = self.A.apply_adjoint(self.y * self.weight) + r * center
         counter = {"n": 0}
 
         def normal(v: torch.Tensor) -> torch.Tensor:
             counter["n"] += 1
-            return self.A._adjoint(self.A._forward(v) * self.weight) + r * v
+            return self.A.apply_adjoint(self.A.apply(v) * self.weight) + r * v
 
-        x = conjugate_gradient(normal, b, centre, iterations=iterations, tol=1e-4)
-        self.evaluations += counter["n"] * max(1, centre.numel() // max(1, math.prod(self.A.in_shape)))
+        x = conjugate_gradient(normal, b, center, iterations=iterations, tol=1e-4)
+        self.evaluations += counter["n"] * max(1, center.numel() // max(1, math.prod(self.A.in_shape)))
         return x
 
 
@@ -137,9 +137,9 @@ class Potential(ABC):
 
 
 class RegularizerPotential(Potential):
-    """``U(x) = θ R̃(x)`` for a hand-crafted regulariser ``R`` (:func:`~napari_invimg.priors.get_regularizer`).
+    """``U(x) = θ R̃(x)`` for a hand-crafted regularizer ``R`` (:func:`~napari_invimg.priors.get_regularizer`).
 
-    ``envelope="huber"``: ``R``'s Huber smoothing ``R_ε`` (exact ``R`` for smooth regularisers such as
+    ``envelope="huber"``: ``R``'s Huber smoothing ``R_ε`` (exact ``R`` for smooth regularizers such as
     Tikhonov), ``∇U = θ ∇R_ε``, Lipschitz ``θ ‖L‖² / ε``. ``envelope="moreau"``: the Moreau–Yosida envelope
     ``min_u θ R(u) + ‖x − u‖²/2λ`` of any proximable ``R``, ``∇U = (x − prox_{λθR}(x)) / λ``, Lipschitz ``1/λ``
     (MYULA: Durmus, Moulines & Pereyra, SIAM J Imaging Sci 11 (2018) 473).
@@ -195,7 +195,7 @@ class RegularizerPotential(Potential):
         return self.theta * self._map(reg.grad, x)
 
     def _map(self, f, x: torch.Tensor) -> torch.Tensor:
-        """``f`` applied to each image of the batch (not every regulariser handles batch axes)."""
+        """``f`` applied to each image of the batch (not every regularizer handles batch axes)."""
         flat = x.reshape((-1,) + tuple(x.shape[x.ndim - self.ndim:]))
         return torch.stack([f(xi) for xi in flat]).reshape(x.shape)
 
@@ -278,11 +278,11 @@ def warm_start(likelihood: Likelihood, ndim: int, iterations: int = 30) -> torch
     """A smooth starting image: ``argmin ½‖y − A x‖²_W + μ/2 ‖∇x‖²`` with ``μ = 10⁻² L_y`` by a few CG steps."""
     A = likelihood.A
     mu = 1e-2 * likelihood.lipschitz
-    b = A._adjoint(likelihood.y * likelihood.weight)
+    b = A.apply_adjoint(likelihood.y * likelihood.weight)
 
     def normal(v: torch.Tensor) -> torch.Tensor:
         likelihood.evaluations += 1
-        return A._adjoint(A._forward(v) * likelihood.weight) + mu * laplacian(v, ndim)
+        return A.apply_adjoint(A.apply(v) * likelihood.weight) + mu * laplacian(v, ndim)
 
     with torch.no_grad():
         return conjugate_gradient(normal, b, iterations=iterations, tol=1e-4)

@@ -1,7 +1,7 @@
 """Proximal solvers for ``min_x F(Ax) + λ R(x)`` subject to ``lower ≤ x ≤ upper``.
 
 ``F`` is the negative log-likelihood of a camera noise model (Gaussian, or shifted Poisson for Poisson and
-Poisson–Gaussian noise) and ``R`` a hand-crafted regulariser from :mod:`napari_invimg.priors`. Three
+Poisson–Gaussian noise) and ``R`` a hand-crafted regularizer from :mod:`napari_invimg.priors`. Three
 solvers, for any linear operator, real or complex images, 2D or 3D:
 
 * :func:`primal_dual` — Chambolle–Pock with block-diagonal preconditioning; in
@@ -9,7 +9,7 @@ solvers, for any linear operator, real or complex images, 2D or 3D:
   exactly (``D`` the Gaussian χ² or the Poisson deviance, ``M`` the number of measurements) and
   returns the equivalent weight ``λ``.
 * :func:`fista` — accelerated proximal gradient (Beck & Teboulle) with backtracking; the prox of ``λR``
-  (and the box) comes from the regulariser.
+  (and the box) comes from the regularizer.
 * :func:`admm` — ADMM with the splitting ``u = Ax``, ``v = x`` (Figueiredo & Bioucas-Dias, PIDAL), the
   ``x`` step by conjugate gradients, adaptive penalty (Boyd et al. §3.4.1).
 
@@ -32,9 +32,9 @@ import numpy as np
 import torch
 
 from ..operators.base import LinearOperator
+from ..operators.kernels import conjugate_gradient, dot, fista_momentum
 from ..operators.noise import Gaussian, NoiseModel, Poisson, PoissonGaussian
 from ..priors.base import AnalysisRegularizer, Regularizer, clip
-from ._solvers import conjugate_gradient, dot
 
 __all__ = ["Fidelity", "ScaledProblem", "scale_problem", "initial_gain", "initial_image", "primal_dual", "fista", "admm",
            "Callback"]
@@ -210,32 +210,15 @@ def scale_problem(y: torch.Tensor, noise: NoiseModel) -> ScaledProblem:
 
 def initial_gain(y: torch.Tensor, A: LinearOperator) -> float:
     """The least-squares ``α = argmin ‖y − α A Aᴴy‖`` of :func:`initial_image`."""
-    b = A._adjoint(y)
-    return _norm(b) ** 2 / max(_norm(A._forward(b)) ** 2, 1e-30)
+    b = A.apply_adjoint(y)
+    return _norm(b) ** 2 / max(_norm(A.apply(b)) ** 2, 1e-30)
 
 
 def initial_image(y: torch.Tensor, A: LinearOperator, lower: float | None, gain: float | None = None) -> torch.Tensor:
     """``α Aᴴy`` with the least-squares ``α`` (:func:`initial_gain`) unless ``gain`` is given (a cheap start for
     every operator)."""
     alpha = initial_gain(y, A) if gain is None else float(gain)
-    return clip(alpha * A._adjoint(y), lower, None)
-
-
-def preconditioned_norm2(A: LinearOperator, weights: torch.Tensor, iterations: int = 20) -> float:
-    """``‖P^{1/2}A‖²`` by power iteration on ``AᴴPA`` (cached on the operator for these weights)."""
-    cached = getattr(A, "_preconditioned_norm2", None)
-    if cached is not None and cached[0] is weights:
-        return cached[1]
-    g = torch.Generator().manual_seed(0)
-    v = A._random_image(g)
-    s = 1.0
-    for _ in range(iterations):
-        v = A._adjoint(weights * A._forward(v))
-        s = _norm(v)
-        v = v / s
-    value = 1.02 * s  # power iteration approaches from below
-    A._preconditioned_norm2 = (weights, value)
-    return value
+    return clip(alpha * A.apply_adjoint(y), lower, None)
 
 
 def _dual_ball(reg: AnalysisRegularizer, p: torch.Tensor, radius: float) -> torch.Tensor:
@@ -261,15 +244,15 @@ def primal_dual(
     # diagonal preconditioning of the data block (Pock & Chambolle 2011): dual steps ∝ the operator's
     # measurement weights P (e.g. density compensation), with ‖P^{1/2}A‖² in place of ‖A‖²
     weights = A.preconditioner() if fid.gaussian else None
-    a2 = A.norm() ** 2 if weights is None else preconditioned_norm2(A, weights)
+    a2 = A.norm() ** 2 if weights is None else A.weighted_norm2(weights)
     l2 = reg.lipschitz
     # τσ‖K̃‖² < 1 with the block preconditioners 1/‖A‖², 1/‖L‖² (‖K̃‖² ≤ 2); the image is O(1) after
     # scale_problem, and a small primal step lets the data multiplier settle quickly
     tau, sigma = 0.05, 0.49 / 0.05
     x = x0.clone()
-    y1 = torch.zeros_like(A._forward(x))
+    y1 = torch.zeros_like(A.apply(x))
     y2 = torch.zeros_like(reg.analysis(x))
-    Kx1, Kx2 = A._forward(x), reg.analysis(x)
+    Kx1, Kx2 = A.apply(x), reg.analysis(x)
     KTy = torch.zeros_like(x)
     radius = 1.0 if constrained else lam
     s1, s2 = sigma / a2, sigma / l2
@@ -278,7 +261,7 @@ def primal_dual(
     k = 0
     for k in range(1, iterations + 1):
         x_new = clip(x - tau * KTy, lower, None)
-        Kn1, Kn2 = A._forward(x_new), reg.analysis(x_new)
+        Kn1, Kn2 = A.apply(x_new), reg.analysis(x_new)
         v1 = y1 + s1w * (2 * Kn1 - Kx1)
         if constrained:
             if k % 10 == 1:
@@ -290,7 +273,7 @@ def primal_dual(
         else:
             y1_new = v1 - s1w * fid.prox(v1 / s1w, 1.0 / s1w)
         y2_new = _dual_ball(reg, y2 + s2 * (2 * Kn2 - Kx2), radius)
-        KTy_new = A._adjoint(y1_new) + reg.synthesis(y2_new)
+        KTy_new = A.apply_adjoint(y1_new) + reg.synthesis(y2_new)
         change = _norm(x - x_new) / max(_norm(x_new), 1e-30)
         x, y1, y2, Kx1, Kx2, KTy = x_new, y1_new, y2_new, Kn1, Kn2, KTy_new
         if callback is not None:
@@ -302,7 +285,7 @@ def primal_dual(
 
 
 def _objective(fid: Fidelity, A: LinearOperator, reg: Regularizer, lam: float, x: torch.Tensor) -> float:
-    return fid.nll(A._forward(x)) + lam * float(reg.value(x))
+    return fid.nll(A.apply(x)) + lam * float(reg.value(x))
 
 
 def fista(
@@ -330,20 +313,20 @@ def fista(
     f_x = _objective(fid, A, reg, lam, x)
     k = 0
     for k in range(1, iterations + 1):
-        zv = A._forward(v)
-        f_v, g_v = fid.nll(zv), A._adjoint(fid.grad(zv))
+        zv = A.apply(v)
+        f_v, g_v = fid.nll(zv), A.apply_adjoint(fid.grad(zv))
         while True:
             step = 1.0 / L
             cand = reg.prox(v - step * g_v, step * lam, lower=lower)
             d = cand - v
-            f_c = fid.nll(A._forward(cand))
+            f_c = fid.nll(A.apply(cand))
             if f_c <= f_v + dot(g_v, d) + 0.5 * L * _norm(d) ** 2 + 1e-9 * abs(f_v) or L > 1e12:
                 break
             L *= 2.0
         obj_c = f_c + lam * float(reg.value(cand))
         x_new = cand if obj_c <= f_x else x  # monotone variant
         f_new = min(obj_c, f_x)
-        t = (1 + math.sqrt(1 + 4 * t_prev * t_prev)) / 2
+        t = fista_momentum(t_prev)
         v = x_new + (t_prev / t) * (cand - x_new) + ((t_prev - 1) / t) * (x_new - x)
         change = _norm(x_new - x) / max(_norm(x_new), 1e-30)
         x, f_x, t_prev = x_new, f_new, t
@@ -374,13 +357,13 @@ def admm(
     y = fid.y.real if fid.y.is_complex() else fid.y
     rho = 1.0 / max(float(fid.noise.variance(y).mean()), 1e-12)  # the curvature of the likelihood
     x = x0.clone()
-    u, v = A._forward(x), clip(x, lower, None)
+    u, v = A.apply(x), clip(x, lower, None)
     d1, d2 = torch.zeros_like(u), torch.zeros_like(v)
     k = 0
     for k in range(1, iterations + 1):
-        b = A._adjoint(u - d1) + (v - d2)
+        b = A.apply_adjoint(u - d1) + (v - d2)
         x = conjugate_gradient(lambda w: A.normal(w) + w, b, x, iterations=cg_iterations, tol=1e-6)
-        Ax = A._forward(x)
+        Ax = A.apply(x)
         u = fid.prox(Ax + d1, 1.0 / rho)
         v_prev = v
         v = reg.prox(x + d2, lam / rho, lower=lower)
@@ -390,7 +373,7 @@ def admm(
         dual_res = rho * _norm(v - v_prev) * math.sqrt(2.0)
         scale = max(_norm(x), 1e-30)
         if callback is not None:
-            callback(k, v, fid.nll(A._forward(v)) + lam * float(reg.value(v)))
+            callback(k, v, fid.nll(A.apply(v)) + lam * float(reg.value(v)))
         if k > 5 and primal_res < tol * scale * 10 and dual_res < tol * scale * rho * 10:
             break
         if primal_res > 10 * dual_res:

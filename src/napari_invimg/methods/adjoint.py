@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ._solvers import dot
+from ..operators.kernels import dot
 from .registry import Context, Estimate, Method
 
 __all__ = ["Adjoint"]
@@ -25,8 +25,8 @@ class Adjoint(Method):
         with torch.no_grad():
             density = getattr(A, "density", None)
             weighted = y * density.to(y.device) if isinstance(density, torch.Tensor) else y
-            x = A._adjoint(weighted)
-            z = A._forward(x)
+            x = A.apply_adjoint(weighted)
+            z = A.apply(x)
             zz = dot(z, z)
             scale = dot(z, y) / zz if zz > 0 else 1.0
             x = x * scale

@@ -60,8 +60,8 @@ class _StochasticDIP(Method):
                               restore=True)
         samples = draw_samples(net, z, problem, n_samples, ctx)
         mean = samples.mean(0)
-        centred = samples - mean
-        std = (centred.abs() ** 2).mean(0).sqrt() if samples.is_complex() else centred.std(0)
+        centered = samples - mean
+        std = (centered.abs() ** 2).mean(0).sqrt() if samples.is_complex() else centered.std(0)
         info["parameters"] = sum(p.numel() for p in net.parameters())
         ctx.keep(mean, std, samples, **info)
         return Estimate(mean, std=std, samples=samples, info=info)
@@ -84,7 +84,7 @@ class BayesDIP(_StochasticDIP):
     label = "Bayesian DIP (Bayes-by-backprop)"
     description = (
         "Mean-field Gaussian weights q(θ) = Π N(μ, softplus(ρ)²) of the DIP network, fitted by Bayes-by-backprop "
-        "(−ELBO = E_q[−log p(y | A G_θ(z))] + β KL(q ‖ N(0, σ_p²)), local reparametrisation); returns mean, std "
+        "(−ELBO = E_q[−log p(y | A G_θ(z))] + β KL(q ‖ N(0, σ_p²)), local reparametrization); returns mean, std "
         "and samples of G_θ(z), θ ~ q."
     )
     reference = (

@@ -7,10 +7,9 @@ from typing import Any
 import torch
 
 from ..operators.base import Operator
-from ..operators.blur import Blur
+from ..operators.kernels import conjugate_gradient, discrepancy_search
 from ..operators.noise import Gaussian, NoiseModel
 from ..priors.differences import laplacian
-from ._solvers import conjugate_gradient, discrepancy_search
 from .registry import ITERATIONS, Context, Estimate, Method, Param
 
 __all__ = ["Wiener", "RichardsonLucy", "TikhonovCG", "effective_sigma2"]
@@ -33,7 +32,7 @@ class Wiener(Method):
     name = "wiener"
     label = "Wiener filter"
     description = (
-        "Regularised inverse filter x̂ = F⁻¹[Ĥ* Ŷ / (|Ĥ|² + λ R)] with R = 1 or |∇|²; λ from the discrepancy "
+        "Regularized inverse filter x̂ = F⁻¹[Ĥ* Ŷ / (|Ĥ|² + λ R)] with R = 1 or |∇|²; λ from the discrepancy "
         "principle on the (estimated) noise level unless given. One FFT pass: instant."
     )
     reference = "Wiener, Extrapolation, Interpolation and Smoothing of Stationary Time Series, MIT (1949); Morozov (1966)."
@@ -41,26 +40,20 @@ class Wiener(Method):
     complex_images = False
     params = (
         Param("regularizer", str, "gradient", choices=("gradient", "identity"), doc="penalty on |∇x|² or |x|²"),
-        Param("lam", float, None, 0.0, None, doc="regularisation weight (empty: discrepancy principle)", log_scale=True),
+        Param("lam", float, None, 0.0, None, doc="regularization weight (empty: discrepancy principle)", log_scale=True),
         Param("tau", float, 1.0, 0.1, 10.0, doc="discrepancy target (misfit per pixel) for the automatic λ"),
     )
 
     def run(self, y, A: Operator, noise, ctx: Context, regularizer: str, lam: float | None, tau: float) -> Estimate:
-        blur = A if isinstance(A, Blur) else None
-        grid = blur.grid if blur is not None else A.in_shape
+        grid, H, pad, crop = A.circulant()
         dims = tuple(range(-A.ndim, 0))
-        ypad = blur._pad(y) if blur is not None else y  # mirror the data outside the field of view
-        Y = torch.fft.rfftn(ypad, s=grid, dim=dims)
-        H = blur.otf if blur is not None else torch.ones((), device=y.device)
+        Y = torch.fft.rfftn(pad(y), s=grid, dim=dims)  # the data extended outside the field of view
         R = _grid_frequencies2(grid, y.device) if regularizer == "gradient" else torch.ones((), device=y.device)
         H2, HY = H.abs() ** 2, H.conj() * Y
         scale = float(H2.max()) / max(float(R.max()), 1e-12)
 
         def solve(lmb: float) -> torch.Tensor:
             return torch.fft.irfftn(HY / (H2 + lmb * scale * R), s=grid, dim=dims)
-
-        def crop(x: torch.Tensor) -> torch.Tensor:
-            return blur._crop(x) if blur is not None else x
 
         def misfit(lmb: float) -> float:
             # residual of the circulant model on the padded grid, inside the field of view: monotone in λ
@@ -116,7 +109,7 @@ class RichardsonLucy(Method):
             c = self._offset(y, noise) if offset is None else offset
             yc = (y + c).clamp(min=0)
             shared_offset = noise.gain > 0 and c == noise._shift()
-            inv_norm = A._adjoint(torch.ones_like(y)).clamp_(min=1e-12).reciprocal_()
+            inv_norm = A.apply_adjoint(torch.ones_like(y)).clamp_(min=1e-12).reciprocal_()
             x = torch.full(A.in_shape, float(yc.mean()), device=y.device).clamp(min=1e-6)
             x_prev = x
             g_prev = g_prev2 = None
@@ -128,12 +121,12 @@ class RichardsonLucy(Method):
                     alpha = min(max(alpha, 0.0), 0.95)
                 # Biggs–Andrews extrapolation v = x + α (x − x_prev)
                 v = torch.lerp(x_prev, x, 1.0 + alpha).clamp_(min=1e-12) if alpha > 0 else x
-                model = torch.add(A._forward(v), c).clamp_(min=1e-12)
+                model = torch.add(A.apply(v), c).clamp_(min=1e-12)
                 ratio = torch.div(yc, model)
                 # the deviance from the ratio is the noise model's own when the offsets agree
                 misfit = noise.deviance(yc, model, ratio) if shared_offset else noise.misfit(y, model - c)
                 ctx.log(misfit=misfit, alpha=alpha)
-                x_new = A._adjoint(ratio).mul_(v).mul_(inv_norm)
+                x_new = A.apply_adjoint(ratio).mul_(v).mul_(inv_norm)
                 if acceleration:
                     g_prev2, g_prev = g_prev, x_new - v
                 x_prev, x = x, x_new
@@ -157,7 +150,7 @@ class TikhonovCG(Method):
     params = (
         ITERATIONS(100),
         Param("regularizer", str, "gradient", choices=("gradient", "identity"), doc="L = ∇ or I"),
-        Param("lam", float, None, 0.0, None, doc="regularisation weight (empty: discrepancy principle)", log_scale=True),
+        Param("lam", float, None, 0.0, None, doc="regularization weight (empty: discrepancy principle)", log_scale=True),
         Param("tau", float, 1.0, 0.1, 10.0, doc="discrepancy target (misfit per pixel) for the automatic λ"),
     )
 
@@ -165,7 +158,7 @@ class TikhonovCG(Method):
         s2 = effective_sigma2(noise, y)
         nd = A.ndim
         L = (lambda x: laplacian(x, nd)) if regularizer == "gradient" else (lambda x: x)
-        b = A._adjoint(y) / s2
+        b = A.apply_adjoint(y) / s2
         scale = A.norm() ** 2 / s2  # λ is relative to ‖AᴴA‖/σ²
         state: dict[str, Any] = {"x": None}
 
@@ -176,7 +169,7 @@ class TikhonovCG(Method):
 
         with torch.no_grad():
             if lam is None:
-                lam = discrepancy_search(lambda l: noise.misfit(y, A._forward(solve(l, 30))), target=tau,
+                lam = discrepancy_search(lambda l: noise.misfit(y, A.apply(solve(l, 30))), target=tau,
                                          low=1e-7, high=10.0, steps=12)
                 how = "discrepancy principle"
             else:

@@ -130,12 +130,12 @@ class DPS(_Diffusion):
             xg = x.detach().requires_grad_(True)
             x0 = self._denoise(xg, sigma, state)
             lik.evaluations += x.shape[0]
-            r = A._forward(x0) - lik.y
+            r = A.apply(x0) - lik.y
             nll = 0.5 * (r.abs() ** 2 / var).sum()
             (g,) = torch.autograd.grad(nll, xg)
         state["backward"] += x.shape[0]
         with torch.no_grad():  # ‖Jᵀu‖/‖u‖ with u = Aᵀ(r/var): the denoiser's gain along this step's direction
-            u = A._adjoint(r / var)
+            u = A.apply_adjoint(r / var)
             lik.evaluations += x.shape[0]
             state["jacobian_gain"] = float(g.norm() / u.norm().clamp(min=1e-30))
         with torch.no_grad():

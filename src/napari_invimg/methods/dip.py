@@ -1,6 +1,6 @@
 """Deep Image Prior and Deep Decoder: an untrained network ``G_θ`` fed a fixed random input ``z``, its weights
 fitted so that ``A(G_θ(z))`` explains ``y`` under the noise likelihood; the network's bias towards natural
-images, and stopping before it fits the noise, regularise.
+images, and stopping before it fits the noise, regularize.
 
 Stopping needs no ground truth: an exponentially weighted running variance of the iterates (Wang, Li,
 Zhuang, Chen & Sun, "Early stopping for deep image prior", TMLR 2023: the variance curve's minimum tracks
@@ -33,7 +33,7 @@ IN_CHANNELS = 8
 
 STOP_RULES = ("auto", "variance", "discrepancy", "none")
 
-#: stopping and optimiser parameters shared by the untrained-network methods
+#: stopping and optimizer parameters shared by the untrained-network methods
 STOP_PARAMS = (
     Param("lr", float, 0.01, 1e-5, 1.0, doc="Adam learning rate", log_scale=True),
     Param("stop", str, "auto", choices=STOP_RULES,
@@ -45,7 +45,7 @@ STOP_PARAMS = (
 
 
 def input_noise_param(default: float) -> Param:
-    """The std of the perturbation of ``z`` at each step (Ulyanov et al.'s regularising input noise)."""
+    """The std of the perturbation of ``z`` at each step (Ulyanov et al.'s regularizing input noise)."""
     return Param("input_noise", float, default, 0.0, 1.0, doc="std of the perturbation added to z at each step (0: off)")
 
 
@@ -86,8 +86,8 @@ class DIPProblem:
 def _reference_scale(y: torch.Tensor, A: Operator, noise: NoiseModel) -> float:
     """Typical magnitude of the image: the 99th percentile of ``|α r|`` with ``α`` the best gain for ``A(α r) ≈ y``."""
     if A.linear:
-        r = A._adjoint(y)
-        Ar = A._forward(r)
+        r = A.apply_adjoint(y)
+        Ar = A.apply(r)
         denom = float((Ar.abs() ** 2).sum())
         alpha = float((Ar.conj() * y).real.sum()) / denom if denom > 0 else 0.0
         mag = (alpha * r).abs().flatten()
@@ -101,7 +101,7 @@ def _reference_scale(y: torch.Tensor, A: Operator, noise: NoiseModel) -> float:
     best, best_c = math.inf, 1.0
     for c in torch.logspace(-6, 6, 49).tolist():
         try:
-            m = noise.misfit(y, A._forward(c * ones))
+            m = noise.misfit(y, A.apply(c * ones))
         except (RuntimeError, ValueError):
             continue
         if math.isfinite(m) and m < best * (1 - 1e-6):
@@ -210,23 +210,23 @@ def fit_network(
     rule = StoppingRule(stop, tau, window, patience)
     measured = A.n_measured() * (y.numel() // max(math.prod(A.out_shape), 1))  # unsampled k-space does not count
     net.to(ctx.device)
-    optimiser = torch.optim.Adam(net.parameters(), lr=lr)
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     moments = RunningMoments(window)
     gen = ctx.generator(offset=7)
     selected: torch.Tensor | None = None
     selected_state: dict[str, torch.Tensor] | None = None
     k = 0
     for k in range(1, iterations + 1):
-        optimiser.zero_grad(set_to_none=True)
+        optimizer.zero_grad(set_to_none=True)
         zin = z
         if input_noise > 0:
             zin = z + input_noise * torch.randn(z.shape, generator=gen, device=gen.device).to(z.device)
         x = problem.image(net(zin))[0]
-        fit = A._forward(x)
+        fit = A.apply(x)
         nll = noise.nll(y, fit)
         loss = nll + penalty() if penalty is not None else nll
         loss.backward()
-        optimiser.step()
+        optimizer.step()
         ctx.evaluations += 1
         loss_value = float(loss.detach())
         if not math.isfinite(loss_value):
@@ -318,7 +318,7 @@ class DeepDecoderMethod(_UntrainedNetwork):
     name = "deep_decoder"
     label = "Deep Decoder"
     description = (
-        "x = G_θ(z) with an under-parameterised decoder (upsampling + 1×1 convolutions, fewer weights than pixels), "
+        "x = G_θ(z) with an under-parameterized decoder (upsampling + 1×1 convolutions, fewer weights than pixels), "
         "θ by Adam on −log p(y | A G_θ(z)); stops by running variance or discrepancy."
     )
     reference = "Heckel & Hand, Deep Decoder: concise image representations from untrained non-convolutional networks, ICLR 2019."

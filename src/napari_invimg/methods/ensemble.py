@@ -1,7 +1,7 @@
-"""Empirical sampling: repeat a registered method over seeds or regularisation weights.
+"""Empirical sampling: repeat a registered method over seeds or regularization weights.
 
 The spread of the results says how much the answer depends on those choices. It is not a posterior and
-is labelled ``"ensemble"`` so that front ends say so.
+is labeled ``"ensemble"`` so that front ends say so.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class Ensemble(Method):
         names = {p.name for p in base.params}
         if vary == "lam":
             if "lam" not in names:
-                raise ValueError(f"{base_method!r} has no regularisation weight 'lam'; vary the seed instead.")
+                raise ValueError(f"{base_method!r} has no regularization weight 'lam'; vary the seed instead.")
             fixed.pop("lam", None)
         base.validate(fixed)  # reject unknown names and bad values before any run
 
@@ -105,8 +105,8 @@ class Ensemble(Method):
         """Standard deviation over the first axis (of the modulus deviation for complex images)."""
         if stack.shape[0] < 2:
             return None
-        centred = stack - stack.mean(0)
-        return (centred.abs() ** 2).mean(0).sqrt() if stack.is_complex() else centred.std(0)
+        centered = stack - stack.mean(0)
+        return (centered.abs() ** 2).mean(0).sqrt() if stack.is_complex() else centered.std(0)
 
     @staticmethod
     def _lambdas(run_member, fixed: dict[str, Any], n: int, low: float | None, high: float | None,

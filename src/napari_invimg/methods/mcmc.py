@@ -13,17 +13,17 @@ from typing import Any
 
 import torch
 
-from ..diagnostics import mixing_summary
 from ..operators.base import LinearOperator
 from ..operators.noise import NoiseModel
 from ..priors.base import get_regularizer
+from ..uncertainty import mixing_summary
 from ._posterior import (WEIGHTS, BoxPenalty, DenoiserPrior, Likelihood, Posterior, RegularizerPotential,
                          complex_randn, load_denoiser, warm_start)
 from .registry import ITERATIONS, Context, Estimate, Method, Param
 
 __all__ = ["ULA", "MALA", "PnPULA", "langevin", "estimate_prior_weight", "hand_crafted_prior", "HAND_CRAFTED"]
 
-#: regularisers (priors.get_regularizer) the Langevin samplers and VB accept as priors
+#: regularizers (priors.get_regularizer) the Langevin samplers and VB accept as priors
 HAND_CRAFTED = ("tv", "hessian", "tikhonov")
 
 #: MALA's step size is tuned during burn-in towards this acceptance rate (Roberts & Rosenthal, JRSS B 60 (1998) 255)
@@ -44,7 +44,7 @@ def estimate_prior_weight(penalty: float, pixels: int, degree: int = 1) -> float
 
 def hand_crafted_prior(name: str, envelope: str, lam: float | None, epsilon: float | None, x0: torch.Tensor,
                        likelihood: Likelihood, ndim: int) -> tuple[RegularizerPotential, RegularizerPotential | None]:
-    """The potential ``θ R̃`` of a registered regulariser, and itself again when ``θ`` is to be estimated.
+    """The potential ``θ R̃`` of a registered regularizer, and itself again when ``θ`` is to be estimated.
 
     Defaults: Huber ``ε`` = 10% of the starting image's std; Moreau–Yosida ``λ = 1/L_y`` (Durmus et al. 2018);
     ``θ`` from the starting image, then re-estimated on the states (:func:`estimate_prior_weight`).
@@ -254,7 +254,7 @@ def _common_params(iterations: int, step: float, step_doc: str) -> tuple[Param, 
 
 
 _PRIOR_PARAMS = (
-    Param("prior", str, "tv", choices=HAND_CRAFTED, doc="hand-crafted regulariser R"),
+    Param("prior", str, "tv", choices=HAND_CRAFTED, doc="hand-crafted regularizer R"),
     Param("envelope", str, "huber", choices=("huber", "moreau"),
           doc="smooth R by its Huber version or by its Moreau–Yosida envelope (MYULA; any proximable R)"),
     Param("lam", float, None, 0.0, None, doc="prior weight θ (empty: empirical Bayes during burn-in)", log_scale=True),

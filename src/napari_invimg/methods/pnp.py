@@ -3,7 +3,7 @@
 Any registered denoiser works (``priors.denoiser_names()``: the learned ``"drunet"`` when shipped, the
 classical ``"tv"``, ``"wavelet"``, ``"hessian"``, ``"nlm"``). The data term is the weighted least
 squares ``f(x) = ½ Σ (Ax − y)² / v`` with ``v`` the camera variance at the first estimate (exact for
-Gaussian noise, the usual Gaussian approximation of Poisson noise). Images are normalised to about
+Gaussian noise, the usual Gaussian approximation of Poisson noise). Images are normalized to about
 [0, 1] for the denoiser. The denoiser strength follows the continuation of Zhang et al. (DPIR): ``σ_k``
 falls geometrically from ``sigma_start`` to the noise level, with the coupling ``ρ_k = λ / σ_k²``
 (``λ = lam``, 0.23 by default), so no weight needs tuning.
@@ -16,12 +16,12 @@ from typing import Any
 import torch
 
 from ..operators.base import LinearOperator
+from ..operators.kernels import conjugate_gradient
 from ..operators.noise import NoiseModel
 from ..priors.base import clip
 from ..priors.denoisers import Denoiser, denoiser_names
 from ._posterior import WEIGHTS, load_denoiser
 from ._proximal import initial_gain, initial_image
-from ._solvers import conjugate_gradient
 from .registry import ITERATIONS, Context, Estimate, Method, Param
 
 __all__ = ["PnPADMM", "PnPPGD", "RED", "default_denoiser"]
@@ -52,7 +52,7 @@ PROBLEM_PARAMS = (DENOISER, WEIGHTS, POSITIVITY, SCALE, NOISE_LEVEL, FIRST_GAIN)
 
 
 class _Problem:
-    """The weighted least-squares data term in normalised units, its prox and the continuation schedule."""
+    """The weighted least-squares data term in normalized units, its prox and the continuation schedule."""
 
     def __init__(self, y: torch.Tensor, A: LinearOperator, noise: NoiseModel, positivity: bool, denoiser: str | None,
                  weights: str = "", scale: float | None = None, noise_level: float | None = None,
@@ -73,16 +73,16 @@ class _Problem:
         self.scale = max(float(scale), 1e-12)
         self.y = y / self.scale
         self.x0 = x0 / self.scale
-        z0 = A._forward(x0)
+        z0 = A.apply(x0)
         v = noise.variance(z0.real if z0.is_complex() else z0) / self.scale**2
         self.weight = 1.0 / v.clamp(min=1e-12 * float(v.max()))
         self.min_weight = float(self.weight.min())
-        #: noise level of the measurement in normalised units (the last denoiser level)
+        #: noise level of the measurement in normalized units (the last denoiser level)
         self.sigma_noise = float(v.mean().sqrt()) if noise_level is None else float(noise_level) / self.scale
-        self.Aty = A._adjoint(self.weight * self.y)
+        self.Aty = A.apply_adjoint(self.weight * self.y)
 
     def weighted_normal(self, x: torch.Tensor) -> torch.Tensor:
-        return self.A._adjoint(self.weight * self.A._forward(x))
+        return self.A.apply_adjoint(self.weight * self.A.apply(x))
 
     def data_prox(self, z: torch.Tensor, rho: float, start: torch.Tensor, cg_iterations: int = 20) -> torch.Tensor:
         """``argmin_x f(x) + ρ/2 ‖x − z‖²`` by warm-started conjugate gradients, preconditioned by the operator's
@@ -104,7 +104,7 @@ class _Problem:
 
     def report(self, ctx: Context, k: int, total: int, x: torch.Tensor, sigma: float) -> torch.Tensor:
         xs = x * self.scale
-        ctx.log(sigma=sigma * self.scale, misfit_weighted=float((self.weight * (self.A._forward(x) - self.y).abs() ** 2).mean()))
+        ctx.log(sigma=sigma * self.scale, misfit_weighted=float((self.weight * (self.A.apply(x) - self.y).abs() ** 2).mean()))
         ctx.keep(xs, iteration=k)
         ctx.step(k, total, xs)
         return xs
@@ -164,7 +164,7 @@ class PnPPGD(Method):
 
 class RED(Method):
     name = "red"
-    label = "RED (regularisation by denoising)"
+    label = "RED (regularization by denoising)"
     description = ("argmin f(x) + λ/2σ² xᵀ(x − D(x, σ)) by Romano's fixed point x ← (AᵀWA + λ/σ²)⁻¹(AᵀWy + λ/σ² D(x, σ)); "
                    "σ from the noise level unless given.")
     reference = "Romano, Elad & Milanfar, SIAM J. Imaging Sci. 10 (2017) 1804."

@@ -7,9 +7,7 @@ benchmarks all read this registry, so nothing else needs editing.
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import pkgutil
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -19,14 +17,14 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from .._registry import Registry, domain_names, import_submodules
 from ..errors import Cancelled
 from ..operators.base import Operator
 from ..operators.noise import NoiseModel
 
 __all__ = ["Param", "Method", "Context", "Estimate", "get", "available", "info", "ITERATIONS"]
 
-_REGISTRY: dict[str, type[Method]] = {}
-_DOMAIN_MODULES = ("napari_invimg.mri", "napari_invimg.blackhole")
+METHODS = Registry("method", discover=import_submodules("napari_invimg.methods"), lazy=domain_names("method"))
 
 
 @dataclass(frozen=True)
@@ -194,9 +192,7 @@ class Method(ABC):
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if cls.name:
-            if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
-                raise RuntimeError(f"Two methods are registered as {cls.name!r}.")
-            _REGISTRY[cls.name] = cls
+            METHODS.add(cls.name, cls)
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
@@ -244,30 +240,14 @@ class Method(ABC):
         """Reconstruct from ``y`` (a tensor on ``ctx.device``); ``params`` are validated."""
 
 
-def _load_all() -> None:
-    pkg = importlib.import_module(__package__)  # napari_invimg.methods (the name ni.methods is the API function)
-    for mod in pkgutil.iter_modules(pkg.__path__):
-        if not mod.name.startswith("_") and mod.name != "registry":
-            importlib.import_module(f"{pkg.__name__}.{mod.name}")
-    for name in _DOMAIN_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:  # a domain module not present in this build
-            if exc.name != name:
-                raise
-
-
 def available() -> list[str]:
-    """Names of all registered methods."""
-    _load_all()
-    return sorted(_REGISTRY)
+    """Names of all registered methods (those of the domain modules without importing them)."""
+    return METHODS.names()
 
 
 def get(name: str) -> type[Method]:
-    _load_all()
-    if name not in _REGISTRY:
-        raise ValueError(f"Unknown method {name!r}; available: {', '.join(sorted(_REGISTRY))}.")
-    return _REGISTRY[name]
+    """The method class registered as ``name``."""
+    return METHODS.get(name)
 
 
 def info(name: str) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Variational reconstructions ``argmin_x −log p(y | Ax) + λ R(x)`` with hand-crafted priors.
 
-``tv``, ``wavelet`` and ``hessian`` share one implementation: the regulariser comes from
+``tv``, ``wavelet`` and ``hessian`` share one implementation: the regularizer comes from
 :mod:`napari_invimg.priors`, the solver is chosen by ``solver`` (primal–dual, FISTA or ADMM from
 :mod:`._proximal`), the likelihood is the noise model's (Gaussian or shifted Poisson), and ``λ`` follows
 Morozov's discrepancy principle unless given: the primal–dual solver then solves the constrained problem
@@ -41,7 +41,7 @@ TAU = Param("tau", float, 0.8, 0.1, 10.0,
 COMMON_PARAMS = (
     ITERATIONS(300),
     Param("solver", str, "primal_dual", choices=SOLVERS, doc="Chambolle–Pock primal–dual, FISTA or ADMM"),
-    Param("lam", float, None, 0.0, None, doc="regularisation weight λ on −log p(y|Ax) + λR(x) (empty: discrepancy principle)",
+    Param("lam", float, None, 0.0, None, doc="regularization weight λ on −log p(y|Ax) + λR(x) (empty: discrepancy principle)",
           log_scale=True),
     TAU,
     Param("positivity", bool, True, doc="constrain x ≥ 0 (real images only; ignored for complex images)"),
@@ -58,8 +58,8 @@ def measured_count(A: LinearOperator, y: torch.Tensor) -> int:
 
 
 def stabilising_weights(noise: NoiseModel, pilot: torch.Tensor) -> torch.Tensor:
-    """Per-pixel weights ``w ∝ 1/sqrt(Var[y | pilot])`` (mean 1) for Poisson noise: the regulariser then acts on
-    the linearised variance-stabilised image (∇ of the Anscombe transform ∝ ∇x / sqrt(Var)), so bright structures,
+    """Per-pixel weights ``w ∝ 1/sqrt(Var[y | pilot])`` (mean 1) for Poisson noise: the regularizer then acts on
+    the linearized variance-stabilized image (∇ of the Anscombe transform ∝ ∇x / sqrt(Var)), so bright structures,
     whose shot noise is large, are not flattened by a weight set for the dark background."""
     v = noise.variance(pilot.clamp(min=0))
     w = (v.mean() / v.clamp(min=1e-12 * float(v.max()))).sqrt()
@@ -100,7 +100,7 @@ def solve_regularized(
         info: dict[str, Any] = {"solver": solver, "positivity": lower is not None}
         if sp.noise.gain > 0 and reg.pixelwise:
             reg.pixel_weights = stabilising_weights(sp.noise, x)
-            info["pixel_weights"] = "variance-stabilising"
+            info["pixel_weights"] = "variance-stabilizing"
         warm = 0
         if lam is None:
             warm = iterations if solver == "primal_dual" else max(20, min(100, iterations // 2))
@@ -123,7 +123,7 @@ def solve_regularized(
             steps += out["iterations"]
         x = x * sp.scale
         info.update(lam=lam_int / sp.scale, iterations=steps,
-                    misfit=noise.misfit(y, A._forward(x), measured))
+                    misfit=noise.misfit(y, A.apply(x), measured))
     return x, info
 
 
@@ -212,7 +212,7 @@ class RichardsonLucyTV(Method):
         tv = TotalVariation(A.ndim, weights=_axis_weights(A.ndim, z_weight))
         warm, measured = 0, measured_count(A, y)
         with torch.no_grad():
-            if noise.gain > 0:  # the same variance-stabilising weights as the tv method, given λ or not
+            if noise.gain > 0:  # the same variance-stabilizing weights as the tv method, given λ or not
                 tv.pixel_weights = stabilising_weights(noise, initial_image(y, A, 0.0))
             if lam is None:
                 warm = max(20, min(100, iterations // 2))
@@ -228,14 +228,14 @@ class RichardsonLucyTV(Method):
             c = max(c, float(-y.min()) + 1e-6 if float(y.min()) <= 0 else 0.0)
             yc = (y + c).clamp(min=0)
             tv.smoothing = 1e-2 * float(yc.abs().max())
-            norm = A._adjoint(torch.ones_like(y))
+            norm = A.apply_adjoint(torch.ones_like(y))
             x = torch.full(A.in_shape, float(yc.mean()), device=y.device)
             k = 0
             for k in range(1, iterations + 1):
-                z = A._forward(x)
+                z = A.apply(x)
                 ctx.log(misfit=noise.misfit(y, z, measured))
                 denom = (norm + gain * lam * tv.grad(x)).clamp(min=1e-3 * float(norm.mean()))
-                x_new = clip(x * A._adjoint(yc / (z + c).clamp(min=1e-12)) / denom, 1e-12 * float(yc.max()), None)
+                x_new = clip(x * A.apply_adjoint(yc / (z + c).clamp(min=1e-12)) / denom, 1e-12 * float(yc.max()), None)
                 change = float(torch.linalg.vector_norm(x_new - x) / torch.linalg.vector_norm(x_new).clamp(min=1e-30))
                 x = x_new
                 ctx.keep(x, iteration=warm + k)
@@ -243,4 +243,4 @@ class RichardsonLucyTV(Method):
                 if k > 5 and change < tol:
                     break
         return Estimate(x, info={"lam": lam, "lam_choice": how, "iterations": warm + k, "offset": c,
-                                 "misfit": noise.misfit(y, A._forward(x), measured)})
+                                 "misfit": noise.misfit(y, A.apply(x), measured)})

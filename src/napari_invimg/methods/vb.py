@@ -1,4 +1,4 @@
-"""Variational Bayes over the image: a Gaussian ``q(x)`` fitted by maximising the reparametrised ELBO.
+"""Variational Bayes over the image: a Gaussian ``q(x)`` fitted by maximizing the reparametrized ELBO.
 
 ``q = N(μ, diag(d²) + U Uᵀ)`` (mean-field, optionally with a rank-``r`` factor ``U``). With
 ``x = μ + d ⊙ ε + U η`` the ELBO gradient only needs ``∇U(x)`` of the posterior potential, so the same
@@ -33,12 +33,12 @@ class VariationalBayes(Method):
     name = "vb"
     label = "Variational Bayes (Gaussian q)"
     description = (
-        "q(x) = N(μ, diag(d²) + UUᵀ) maximising the ELBO E_q[log p(y|x) + log p(x)] + H(q) by Adam on "
-        "reparametrised samples x = μ + d⊙ε + Uη; prior: smoothed TV/Hessian–Schatten/Tikhonov (θ by variational "
+        "q(x) = N(μ, diag(d²) + UUᵀ) maximizing the ELBO E_q[log p(y|x) + log p(x)] + H(q) by Adam on "
+        "reparametrized samples x = μ + d⊙ε + Uη; prior: smoothed TV/Hessian–Schatten/Tikhonov (θ by variational "
         "EM) or the learned denoiser's score. Returns μ, the marginal std and samples from q."
     )
     reference = (
-        "Kingma & Welling, ICLR 2014 (reparametrisation); Titsias & Lázaro-Gredilla, ICML 2014 (doubly stochastic "
+        "Kingma & Welling, ICLR 2014 (reparametrization); Titsias & Lázaro-Gredilla, ICML 2014 (doubly stochastic "
         "VB); Ong, Nott & Smith, J. Comput. Graph. Stat. 27 (2018) 465 (low-rank Gaussian q)."
     )
     returns_std = True
@@ -50,7 +50,7 @@ class VariationalBayes(Method):
         Param("mc_samples", int, 2, 1, 64, doc="Monte Carlo samples of the ELBO gradient per iteration"),
         Param("lr", float, 0.02, 1e-5, 1.0, doc="Adam learning rate, relative to the image's spread", log_scale=True),
         Param("prior", str, "tv", choices=HAND_CRAFTED + ("denoiser",),
-              doc="a hand-crafted regulariser or the learned denoiser's score"),
+              doc="a hand-crafted regularizer or the learned denoiser's score"),
         Param("envelope", str, "huber", choices=("huber", "moreau"), doc="smoothing of a hand-crafted prior"),
         Param("lam", float, None, 0.0, None, doc="prior weight θ (empty: variational EM)", log_scale=True),
         Param("epsilon", float, None, 0.0, None, log_scale=True,

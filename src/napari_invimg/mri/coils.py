@@ -12,12 +12,12 @@ from .operators import ifft_centered
 __all__ = ["birdcage", "espirit", "rss", "sense_combine", "calibration_region", "map_correlation"]
 
 
-def birdcage(n_coils: int, shape: tuple[int, ...], radius: float = 1.5, normalise: bool = True) -> np.ndarray:
+def birdcage(n_coils: int, shape: tuple[int, ...], radius: float = 1.5, normalize: bool = True) -> np.ndarray:
     """Simulated sensitivities of ``n_coils`` loops evenly spaced on a circle around the field of view.
 
     Coil ``c`` at angle ``θ_c`` and distance ``radius`` (field of view = [-1, 1]²) sees
     ``S_c(r) = e^{iθ_c} d_c* / (|d_c| (|d_c| + 0.1))`` with ``d_c`` the complex offset ``(x − x_c) + i(y − y_c)``, a
-    Biot–Savart-like 1/distance fall-off with a phase that turns around the coil. With ``normalise``
+    Biot–Savart-like 1/distance fall-off with a phase that turns around the coil. With ``normalize``
     the maps satisfy ``Σ_c |S_c|² = 1`` (the SENSE-combined image is then the object). 3D shapes
     repeat the 2D maps along Z.
     """
@@ -36,7 +36,7 @@ def birdcage(n_coils: int, shape: tuple[int, ...], radius: float = 1.5, normalis
         cy, cx = radius * math.sin(theta), radius * math.cos(theta)
         d = (xx - cx) + 1j * (yy - cy)
         maps[c] = np.exp(1j * theta) * np.conj(d) / (np.abs(d) * (np.abs(d) + 0.1))
-    if normalise:
+    if normalize:
         maps /= np.sqrt((np.abs(maps) ** 2).sum(0, keepdims=True))
     if len(shape) == 3:
         maps = np.broadcast_to(maps[:, None], (n_coils,) + shape).copy()
@@ -60,9 +60,9 @@ def sense_combine(coil_images, coil_maps, axis: int = 0):
 
 
 def calibration_region(kspace: np.ndarray, max_readout: int = 64) -> tuple[int, int]:
-    """Size (ny, nx) of the fully sampled rectangle at the centre of 2D multi-coil k-space (C, Y, X).
+    """Size (ny, nx) of the fully sampled rectangle at the center of 2D multi-coil k-space (C, Y, X).
 
-    Grows a rectangle from the centre while every sample in it is non-zero in every coil; the
+    Grows a rectangle from the center while every sample in it is non-zero in every coil; the
     readout direction (a whole column measured) is capped at ``max_readout``.
     """
     k = np.asarray(kspace)
@@ -70,29 +70,29 @@ def calibration_region(kspace: np.ndarray, max_readout: int = 64) -> tuple[int, 
     ny, nx = sampled.shape
     cy, cx = ny // 2, nx // 2
     if not sampled[cy, cx]:
-        raise ValueError("The k-space centre is not sampled; ESPIRiT needs a fully sampled calibration region.")
+        raise ValueError("The k-space center is not sampled; ESPIRiT needs a fully sampled calibration region.")
 
-    def run(line: np.ndarray, centre: int) -> tuple[int, int]:
-        lo, hi = centre, centre + 1
+    def run(line: np.ndarray, center: int) -> tuple[int, int]:
+        lo, hi = center, center + 1
         while lo > 0 and line[lo - 1]:
             lo -= 1
         while hi < line.size and line[hi]:
             hi += 1
         return lo, hi
 
-    def centred(lo: int, hi: int, centre: int) -> int:
-        """The largest width w with [centre − w//2, centre − w//2 + w) inside [lo, hi)."""
+    def centered(lo: int, hi: int, center: int) -> int:
+        """The largest width w with [center − w//2, center − w//2 + w) inside [lo, hi)."""
         w = hi - lo
-        while w > 1 and not (centre - w // 2 >= lo and centre - w // 2 + w <= hi):
+        while w > 1 and not (center - w // 2 >= lo and center - w // 2 + w <= hi):
             w -= 1
         return w
 
     xa, xb = run(sampled[cy], cx)
     best = (0, 1, 1)
-    for wx in range(centred(xa, xb, cx), 0, -1):  # the centred rectangle of largest area (lines: full readout)
+    for wx in range(centered(xa, xb, cx), 0, -1):  # the centered rectangle of largest area (lines: full readout)
         x0 = cx - wx // 2
         ya, yb = run(sampled[:, x0:x0 + wx].all(axis=1), cy)
-        wy = min(centred(ya, yb, cy), max_readout)
+        wy = min(centered(ya, yb, cy), max_readout)
         if wy * wx > best[0]:
             best = (wy * wx, wy, wx)
     return best[1], best[2]
@@ -108,16 +108,16 @@ def _patches(calib: np.ndarray, kernel: tuple[int, int]) -> np.ndarray:
 def espirit(kspace, calib: tuple[int, int] | None = None, kernel: int = 6, threshold: float = 0.02,
             crop: float = 0.8, grid: int = 48, max_readout: int = 64,
             power_iterations: int = 20) -> np.ndarray:
-    """Coil maps (C, Y, X) from the fully sampled centre of 2D multi-coil k-space (C, Y, X), by ESPIRiT.
+    """Coil maps (C, Y, X) from the fully sampled center of 2D multi-coil k-space (C, Y, X), by ESPIRiT.
 
     Uecker et al., MRM 71 (2014) 990: the calibration matrix of all ``kernel``×``kernel`` blocks of the
-    centre → its right singular vectors above ``threshold`` × the largest singular value (the signal
+    center → its right singular vectors above ``threshold`` × the largest singular value (the signal
     subspace) → their images ``ĝ_j(r)`` → at every pixel the eigenvector of ``Σ_j ĝ_j ĝ_jᴴ`` whose
     eigenvalue is ≈ 1 is the coil sensitivity vector; pixels with eigenvalue below ``crop`` (outside the
     object) get zero. The eigen-decomposition is done on a ``grid``² image (the maps are smooth) and
     interpolated bicubically to full resolution; the phase is taken relative to the principal virtual
     coil of the calibration data, so the maps' phase is smooth. ``calib`` (ny, nx): the calibration
-    rectangle (default: the largest fully sampled one, e.g. 10 centre lines × ``max_readout`` readout
+    rectangle (default: the largest fully sampled one, e.g. 10 center lines × ``max_readout`` readout
     samples); rectangular regions are fine.
     """
     k = np.asarray(kspace)
@@ -160,12 +160,12 @@ def espirit(kspace, calib: tuple[int, int] | None = None, kernel: int = 6, thres
 
 
 def _upsample(maps: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    """Bicubic interpolation of complex maps from a coarse centred grid to ``shape`` over the same field of view."""
+    """Bicubic interpolation of complex maps from a coarse centered grid to ``shape`` over the same field of view."""
     c, gy, gx = maps.shape
     ny, nx = shape
     if (gy, gx) == (ny, nx):
         return maps
-    # full-grid pixel n sits at (n − N//2) · g/N + g//2 on the coarse grid (both centred on their N//2 pixel)
+    # full-grid pixel n sits at (n − N//2) · g/N + g//2 on the coarse grid (both centered on their N//2 pixel)
     py = (torch.arange(ny, dtype=torch.float64) - ny // 2) * gy / ny + gy // 2
     px = (torch.arange(nx, dtype=torch.float64) - nx // 2) * gx / nx + gx // 2
     uy, ux = 2 * py / (gy - 1) - 1, 2 * px / (gx - 1) - 1

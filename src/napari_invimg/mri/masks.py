@@ -20,7 +20,7 @@ GOLDEN_ANGLE = math.pi * (math.sqrt(5) - 1) / 2  # 111.25°, the golden angle of
 
 
 def default_center_fraction(acceleration: float) -> float:
-    """fastMRI's fully sampled centre: 0.08 of the lines at 4×, 0.04 at 8× (i.e. 0.32 / R)."""
+    """fastMRI's fully sampled center: 0.08 of the lines at 4×, 0.04 at 8× (i.e. 0.32 / R)."""
     return min(0.32 / float(acceleration), 1.0)
 
 
@@ -40,25 +40,25 @@ def _center_lines(n: int, fraction: float) -> np.ndarray:
 
 def _lines(kind: str, n: int, acceleration: float, center_fraction: float, rng: np.random.Generator) -> np.ndarray:
     """Which of ``n`` phase-encoding lines are sampled (fastMRI's equispaced / random conventions)."""
-    centre = _center_lines(n, center_fraction)
-    target = max(int(round(n / acceleration)), int(centre.sum()))
-    extra = target - int(centre.sum())
+    center = _center_lines(n, center_fraction)
+    target = max(int(round(n / acceleration)), int(center.sum()))
+    extra = target - int(center.sum())
     if extra <= 0:
-        return centre
-    outside = np.flatnonzero(~centre)
+        return center
+    outside = np.flatnonzero(~center)
     if kind == "random":
         pick = rng.choice(outside, size=min(extra, outside.size), replace=False)
-    else:  # equispaced outside the centre, random offset
-        step = n / float(extra + centre.sum())
+    else:  # equispaced outside the center, random offset
+        step = n / float(extra + center.sum())
         grid = (rng.uniform(0, step) + step * np.arange(int(math.ceil(n / step)) + 1)) % n
         cand = np.unique(np.round(grid).astype(int) % n)
-        cand = cand[~centre[cand]]
+        cand = cand[~center[cand]]
         if cand.size >= extra:
             pick = cand[np.round(np.linspace(0, cand.size - 1, extra)).astype(int)]
         else:  # top up with the nearest free lines
             rest = np.setdiff1d(outside, cand)
             pick = np.concatenate([cand, rng.choice(rest, extra - cand.size, replace=False)])
-    sel = centre.copy()
+    sel = center.copy()
     sel[pick] = True
     return sel
 
@@ -71,7 +71,7 @@ def _disc(radius_tenths: int) -> np.ndarray:
     return (yy * yy + xx * xx) < r * r
 
 
-def _poisson_once(shape: tuple[int, int], r0: float, centre: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _poisson_once(shape: tuple[int, int], r0: float, center: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Greedy variable-density Poisson disc: visit grid points in random order, keep one when no kept
     point's exclusion disc covers it; the disc radius grows with |k| (r = r0 (1 + 3|k|/k_max))."""
     ny, nx = shape
@@ -81,7 +81,7 @@ def _poisson_once(shape: tuple[int, int], r0: float, centre: np.ndarray, rng: np
     radius = r0 * (1 + 3 * kr)
     R = int(math.ceil(radius.max())) + 1
     blocked = np.zeros((ny + 2 * R, nx + 2 * R), bool)
-    out = centre.copy()
+    out = center.copy()
     order = rng.permutation(ny * nx)
     for idx in order:
         i, j = divmod(int(idx), nx)
@@ -96,12 +96,12 @@ def _poisson_once(shape: tuple[int, int], r0: float, centre: np.ndarray, rng: np
 
 def _poisson(shape: tuple[int, int], acceleration: float, center_fraction: float, seed: int) -> np.ndarray:
     ny, nx = shape
-    centre = np.outer(_center_lines(ny, center_fraction), _center_lines(nx, center_fraction))
+    center = np.outer(_center_lines(ny, center_fraction), _center_lines(nx, center_fraction))
     target = ny * nx / acceleration
     r0 = max(math.sqrt(acceleration) * 0.5, 0.5)
     best = None
     for _ in range(6):  # the count scales about as 1/r0²: a few secant steps reach the target
-        m = _poisson_once(shape, r0, centre, np.random.default_rng(seed))
+        m = _poisson_once(shape, r0, center, np.random.default_rng(seed))
         n = m.sum()
         if best is None or abs(n - target) < abs(best.sum() - target):
             best = m
@@ -112,7 +112,7 @@ def _poisson(shape: tuple[int, int], acceleration: float, center_fraction: float
 
 
 def radial_trajectory(n_spokes: int, n_readout: int, golden: bool = True, ndim: int = 2) -> np.ndarray:
-    """Radial spokes through the k-space centre, (n_spokes · n_readout, 2) in radians per pixel in [-π, π).
+    """Radial spokes through the k-space center, (n_spokes · n_readout, 2) in radians per pixel in [-π, π).
 
     Spoke ``s`` has angle ``s · 111.25°`` (golden angle; Winkelmann et al., IEEE TMI 26 (2007) 68) or
     ``s · π / n_spokes``; columns are (ky, kx).
@@ -150,11 +150,11 @@ def mask(kind: str, shape: tuple[int, ...], acceleration: float = 4.0, center_fr
          seed: int = 0) -> np.ndarray:
     """A boolean k-space sampling mask of ``shape`` (True = measured).
 
-    ``"equispaced"``: fully sampled centre lines plus equispaced lines (fastMRI's EquispacedMaskFunc
-    convention; Zbontar et al., arXiv:1811.08839). ``"random"``: centre lines plus uniformly random
+    ``"equispaced"``: fully sampled center lines plus equispaced lines (fastMRI's EquispacedMaskFunc
+    convention; Zbontar et al., arXiv:1811.08839). ``"random"``: center lines plus uniformly random
     lines (fastMRI's RandomMaskFunc). ``"poisson"``: 2D variable-density Poisson disc with a fully
-    sampled square centre (Lustig et al., MRM 58 (2007) 1182). ``"radial"``: golden-angle spokes
-    rasterised to the grid. ``center_fraction`` defaults to fastMRI's 0.32 / R (0.08 at 4×, 0.04 at 8×).
+    sampled square center (Lustig et al., MRM 58 (2007) 1182). ``"radial"``: golden-angle spokes
+    rasterized to the grid. ``center_fraction`` defaults to fastMRI's 0.32 / R (0.08 at 4×, 0.04 at 8×).
     """
     shape = tuple(int(s) for s in shape)
     if kind not in MASK_KINDS:
@@ -165,9 +165,9 @@ def mask(kind: str, shape: tuple[int, ...], acceleration: float = 4.0, center_fr
         raise ValueError(f"The acceleration must be a number ≥ 1, got {acceleration}.")
     cf = default_center_fraction(acceleration) if center_fraction is None else float(center_fraction)
     if not 0 <= cf <= 1:
-        raise ValueError(f"The centre fraction must lie in [0, 1], got {cf}.")
+        raise ValueError(f"The center fraction must lie in [0, 1], got {cf}.")
     if cf * acceleration > 1 + 1e-9 and kind in ("equispaced", "random"):
-        raise ValueError(f"A centre fraction of {cf} alone samples more than 1/{acceleration:g} of the lines.")
+        raise ValueError(f"A center fraction of {cf} alone samples more than 1/{acceleration:g} of the lines.")
     plane = shape[-2:]
     rng = np.random.default_rng(seed)
     if kind in ("equispaced", "random"):

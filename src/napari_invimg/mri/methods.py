@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from ..methods._solvers import dot
 from ..methods.registry import ITERATIONS, Context, Estimate, Method, Param
+from ..operators.kernels import dot
 from .operators import MRIOperator
 
 __all__ = ["CGSense", "lipschitz"]
@@ -56,14 +56,14 @@ class CGSense(Method):
         reg = lam * lipschitz(A)
 
         def normal(v):
-            return (A.normal(v) if w is None else A._adjoint(w * A._forward(v))) + reg * v
+            return (A.normal(v) if w is None else A.apply_adjoint(w * A.apply(v))) + reg * v
 
         with torch.no_grad():
-            b = A._adjoint(y if w is None else w * y)
+            b = A.apply_adjoint(y if w is None else w * y)
             x = torch.zeros_like(b)
             r, p = b.clone(), b.clone()
             rs = dot(r, r)
-            misfit = A.residual_misfit(y, A._forward(x), sigma)
+            misfit = A.residual_misfit(y, A.apply(x), sigma)
             reason, k = "iterations", 0
             for k in range(1, iterations + 1):
                 Mp = normal(p)
@@ -73,7 +73,7 @@ class CGSense(Method):
                     break
                 alpha = rs / pMp
                 x_new = x + alpha * p
-                misfit_new = A.residual_misfit(y, A._forward(x_new), sigma)
+                misfit_new = A.residual_misfit(y, A.apply(x_new), sigma)
                 ctx.log(misfit=misfit_new)
                 if misfit_new > misfit and k > 1:  # the misfit stopped falling: rounding or λ dominate
                     reason = "misfit stagnated"

@@ -1,7 +1,7 @@
 """MRI forward models: Cartesian (2D/3D) and non-Cartesian k-space, single- or multi-coil.
 
 Both map a complex image ``x`` (``in_shape`` = (Y, X) or (Z, Y, X)) to k-space
-``y_c = P F (S_c x)`` — coil sensitivities ``S_c``, the orthonormal centred Fourier transform ``F``
+``y_c = P F (S_c x)`` — coil sensitivities ``S_c``, the orthonormal centered Fourier transform ``F``
 (``fftshift ∘ fft ∘ ifftshift``, ``norm="ortho"``, the convention of sigpy and fastMRI) and the
 sampling ``P`` (a mask on the Cartesian grid, or the points of a trajectory). Leading dimensions of
 ``x`` are a batch; everything is differentiable in torch.
@@ -24,7 +24,7 @@ __all__ = ["CartesianMRI", "NonCartesianMRI", "fft_centered", "ifft_centered", "
 
 
 def fft_centered(x: torch.Tensor, ndim: int) -> torch.Tensor:
-    """Orthonormal centred DFT on the last ``ndim`` axes: ``fftshift(fftn(ifftshift(x), norm="ortho"))``."""
+    """Orthonormal centered DFT on the last ``ndim`` axes: ``fftshift(fftn(ifftshift(x), norm="ortho"))``."""
     dims = tuple(range(-ndim, 0))
     return torch.fft.fftshift(torch.fft.fftn(torch.fft.ifftshift(x, dim=dims), dim=dims, norm="ortho"), dim=dims)
 
@@ -120,7 +120,7 @@ class MRIOperator(LinearOperator):
 
 
 class CartesianMRI(MRIOperator):
-    """Cartesian k-space: ``y_c = M ⊙ F(S_c x)`` with a sampling mask ``M`` and the orthonormal centred DFT.
+    """Cartesian k-space: ``y_c = M ⊙ F(S_c x)`` with a sampling mask ``M`` and the orthonormal centered DFT.
 
     ``mask`` has the image's shape (Y, X) or (Z, Y, X) (True / 1 = sampled; real weights allowed);
     ``coil_maps`` (C, *shape) or ``None`` for single-coil data (then ``y`` has the image's shape).
@@ -140,7 +140,7 @@ class CartesianMRI(MRIOperator):
         self.mask = torch.from_numpy(self.mask_array.astype(np.float32))
         self._init_maps(coil_maps, shape)
         super().__init__(shape, self.coil_shape + shape)
-        # even sizes: the centring shifts are ±1 modulations, h ⊙ fftn(g ⊙ x) = fft_centered(x), folded into the
+        # even sizes: the centering shifts are ±1 modulations, h ⊙ fftn(g ⊙ x) = fft_centered(x), folded into the
         # coil maps (g) and the mask (h) so that every application saves four shifts
         self._maps_g = self._mask_h = None
         if all(n % 2 == 0 for n in shape):
@@ -182,7 +182,7 @@ class CartesianMRI(MRIOperator):
         return self._combine_g(torch.fft.ifftn(k, dim=dims, norm="ortho"))
 
     def norm(self, iterations: int = 30, seed: int = 0) -> float:
-        """``‖A‖ ≤ max|M| · max_r (Σ_c |S_c(r)|²)^{1/2}`` (F is unitary): a bound, tight when the k-space centre
+        """``‖A‖ ≤ max|M| · max_r (Σ_c |S_c(r)|²)^{1/2}`` (F is unitary): a bound, tight when the k-space center
         is sampled, at no cost (no power iteration)."""
         s2 = 1.0 if self.coil_maps is None else float((self.coil_maps.abs() ** 2).sum(0).max())
         return math.sqrt(s2) * float(self.mask.max())
@@ -263,7 +263,7 @@ class _NUFFTFunction(torch.autograd.Function):
 
 
 def density_compensation(trajectory, shape: tuple[int, ...], iterations: int = 10) -> np.ndarray:
-    """Density-compensation weights ``w`` with ``Aᴴ diag(w) A ≈ I`` near the centre (Pipe & Menon, MRM 41 (1999) 179).
+    """Density-compensation weights ``w`` with ``Aᴴ diag(w) A ≈ I`` near the center (Pipe & Menon, MRM 41 (1999) 179).
 
     Fixed point ``w ← w / (C * w)`` where ``C * w`` is the sample density seen through a triangular
     gridding kernel one grid cell wide, evaluated on a twice oversampled grid; then scaled so that a
@@ -289,7 +289,7 @@ def density_compensation(trajectory, shape: tuple[int, ...], iterations: int = 1
             idx_w.append((idx, wt))
         dens = sum(grid[idx] * wt for idx, wt in idx_w)
         w = w / np.maximum(dens, 1e-12)
-    # scale: Aᴴ W A of a centred delta has unit peak
+    # scale: Aᴴ W A of a centered delta has unit peak
     return (w / w.sum() * np.prod(shape)).astype(np.float32)
 
 
@@ -340,7 +340,7 @@ class NonCartesianMRI(MRIOperator):
         return self._combine(_NUFFTFunction.apply(y, 1, self.in_shape, self._points, self._key))
 
     def preconditioner(self) -> torch.Tensor:
-        """The density compensation: the oversampled k-space centre would otherwise set the step of every sample."""
+        """The density compensation: the oversampled k-space center would otherwise set the step of every sample."""
         return self.density
 
     def _radius(self) -> torch.Tensor:

@@ -14,7 +14,7 @@ from .operators import CartesianMRI
 __all__ = ["shepp_logan", "brain", "simulate_kspace", "SimulatedScan", "noise_sigma_for_snr"]
 
 # Modified Shepp–Logan (Toft, PhD thesis, DTU 1996, table B.3; higher contrast than Shepp & Logan,
-# IEEE Trans. Nucl. Sci. 21 (1974) 21): intensity, semi-axes a, b, centre x0, y0, rotation (degrees).
+# IEEE Trans. Nucl. Sci. 21 (1974) 21): intensity, semi-axes a, b, center x0, y0, rotation (degrees).
 _SHEPP_LOGAN = (
     (1.0, 0.69, 0.92, 0.0, 0.0, 0.0),
     (-0.8, 0.6624, 0.8740, 0.0, -0.0184, 0.0),
@@ -68,9 +68,9 @@ def _smooth_field(shape: tuple[int, int], scale: float, rng: np.random.Generator
 
 
 def brain(shape: tuple[int, int] = (256, 256), seed: int = 0, phase: bool = True) -> np.ndarray:
-    """A complex brain-like phantom: skull and scalp, folded grey/white matter, ventricles, vessels, smooth phase.
+    """A complex brain-like phantom: skull and scalp, folded gray/white matter, ventricles, vessels, smooth phase.
 
-    Magnitude in [0, 1]: scalp 0.9, skull 0.1, cerebrospinal fluid 1.0, grey matter 0.7, white matter 0.5,
+    Magnitude in [0, 1]: scalp 0.9, skull 0.1, cerebrospinal fluid 1.0, gray matter 0.7, white matter 0.5,
     with cortical folds from a thresholded random field (fine, sharp structure), two ventricles, small
     bright vessels and a mild smooth intensity bias; the phase is a smooth field of a few radians
     (B0 inhomogeneity), so the image is genuinely complex. Deterministic for a given ``seed``.
@@ -89,14 +89,14 @@ def brain(shape: tuple[int, int] = (256, 256), seed: int = 0, phase: bool = True
     img[inside] = 1.0                             # CSF around the brain
     folds = _smooth_field(shape, 0.018, rng) + 1.5 * (brain_r - 0.55)
     cortex = brain_r <= 0.97
-    grey_white = np.where(folds > 0.35, 0.7, 0.5)  # grey outside, white inside; folds are sharp edges
+    grey_white = np.where(folds > 0.35, 0.7, 0.5)  # gray outside, white inside; folds are sharp edges
     sulci = np.abs(_smooth_field(shape, 0.012, rng)) < 0.08
     img[cortex] = grey_white[cortex]
     img[cortex & sulci & (brain_r > 0.5)] = 1.0   # CSF in the sulci
     for sx in (-1, 1):                            # lateral ventricles
         vent = _ellipse(y, x, 0.07, 0.22, sx * 0.11, 0.05, sx * 12.0)
         img[vent] = 1.0
-    img[_ellipse(y, x, 0.05, 0.05, 0.0, -0.25, 0.0)] = 0.6  # deep grey nucleus
+    img[_ellipse(y, x, 0.05, 0.05, 0.0, -0.25, 0.0)] = 0.6  # deep gray nucleus
     n_vessels = 25
     for _ in range(n_vessels):
         rad = rng.uniform(0.1, 0.75)

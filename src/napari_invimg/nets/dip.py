@@ -2,10 +2,10 @@
 
 * :class:`SkipNet` — encoder–decoder with skip connections (Ulyanov et al., CVPR 2018), narrow enough
   that one Adam step on 256×256 takes a fraction of a second on two CPU cores.
-* :class:`DeepDecoder` — under-parameterised decoder: upsampling and 1×1 convolutions only
+* :class:`DeepDecoder` — under-parameterized decoder: upsampling and 1×1 convolutions only
   (Heckel & Hand, ICLR 2019).
 * :class:`BayesConv` — a convolution whose weights are independent Gaussians ``N(μ, softplus(ρ)²)``,
-  sampled with the local reparametrisation trick (Kingma et al., NeurIPS 2015), with the closed-form
+  sampled with the local reparametrization trick (Kingma et al., NeurIPS 2015), with the closed-form
   KL divergence to a Gaussian prior ``N(0, σ_p²)`` (Blundell et al., ICML 2015).
 * ``layer="dropout"`` — Monte-Carlo dropout before every 3×3 convolution (Gal & Ghahramani, ICML 2016).
 """
@@ -37,7 +37,7 @@ def _conv_fn(ndim: int):
 class BayesConv(nn.Module):
     """Convolution with Gaussian weights ``w ~ N(μ, σ²)``, ``σ = softplus(ρ)``, sampled per forward pass.
 
-    Local reparametrisation: the pre-activation is Gaussian given the input, with mean ``conv(x, μ)`` and
+    Local reparametrization: the pre-activation is Gaussian given the input, with mean ``conv(x, μ)`` and
     variance ``conv(x², σ²)``; it is sampled as ``mean + ε·sqrt(var)``, ``ε ~ N(0, 1)`` per output
     element (Kingma, Salimans & Welling, NeurIPS 2015). :meth:`kl` is ``KL(q(w) ‖ N(0, σ_p²))`` in closed form.
     """

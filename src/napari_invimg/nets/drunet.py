@@ -108,8 +108,8 @@ class SmallDRUNet(nn.Module):
         sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).reshape(-1, 1, 1, 1).expand(x.shape[0], 1, 1, 1)
         c_skip, c_out, c_in = self.coefficients(sigma)
         xp, h, w = self._pad(x)
-        centred = xp - self.data_offset
-        out = self.network(c_in * centred, torch.log(sigma) / 4)[..., :h, :w]
+        centered = xp - self.data_offset
+        out = self.network(c_in * centered, torch.log(sigma) / 4)[..., :h, :w]
         return self.data_offset + c_skip * (x - self.data_offset) + c_out * out
 
     def loss(self, noisy: torch.Tensor, clean: torch.Tensor, sigma: torch.Tensor,

@@ -3,7 +3,7 @@
 Supervised: random crops ``x`` of clean images, noise of a random level ``σ`` (log-uniform; Gaussian or
 Poisson–Gaussian, conditioned on the effective σ), loss ``λ(σ)·|D(x + n, σ) − x|²``.
 Self-supervised (Noise2Self, Batson & Royer, ICML 2019; Noise2Void, Krull et al., CVPR 2019): crops of
-the measurement ``y``; a random set ``J`` of pixels is replaced by random neighbours' values and
+the measurement ``y``; a random set ``J`` of pixels is replaced by random neighbors' values and
 the loss ``|D(y_J^c, σ) − y|²`` is taken on ``J`` only, whose noise the network cannot see.
 
 :func:`train_denoiser` is the public entry point (``ni.train_denoiser``); ``scripts/train_denoiser.py``
@@ -26,7 +26,7 @@ from .._device import resolve_device
 from ..errors import Cancelled
 from .drunet import SmallDRUNet, load_weights, log_uniform, save_weights
 
-__all__ = ["PatchSampler", "add_noise", "blind_spot", "fit", "train_denoiser", "denoise_image", "normalise", "heldout_set",
+__all__ = ["PatchSampler", "add_noise", "blind_spot", "fit", "train_denoiser", "denoise_image", "normalize", "heldout_set",
            "SIGMA_RANGE", "HELDOUT_SEEDS"]
 
 #: noise levels the shipped network is trained on (images in [0, 1])
@@ -49,7 +49,7 @@ def heldout_set(sigmas: Sequence[float], seeds: Sequence[int] = HELDOUT_SEEDS[:4
     return out
 
 
-def normalise(image: np.ndarray, low: float = 0.1, high: float = 99.9) -> tuple[np.ndarray, float, float]:
+def normalize(image: np.ndarray, low: float = 0.1, high: float = 99.9) -> tuple[np.ndarray, float, float]:
     """Map the ``low``–``high`` percentile range of ``image`` to [0, 1] (not clipped); returns ``(image, offset, scale)``."""
     a = np.asarray(image, dtype=np.float32)
     lo, hi = np.percentile(a, [low, high])
@@ -77,7 +77,7 @@ def denoise_image(image: np.ndarray, denoiser=None, sigma: float | None = None, 
     a = np.asarray(image)
     if a.ndim not in (2, 3) or np.iscomplexobj(a):
         raise ValueError("denoise_image takes a real 2D image or 3D stack.")
-    x, offset, scale = normalise(a) if normalize else (a.astype(np.float32), 0.0, 1.0)
+    x, offset, scale = normalize(a) if normalize else (a.astype(np.float32), 0.0, 1.0)
     level = _estimate_sigma(list(x) if x.ndim == 3 else [x]) if sigma is None else float(sigma) / scale
     if not np.isfinite(level) or level <= 0:
         raise ValueError("sigma must be a positive noise standard deviation.")
@@ -89,7 +89,7 @@ def denoise_image(image: np.ndarray, denoiser=None, sigma: float | None = None, 
 
 def _as_slices(images: np.ndarray | Sequence[np.ndarray], what: str,
                normalize: bool) -> tuple[list[np.ndarray], list[float]]:
-    """2D float32 slices of an image, a stack, or a list of them (each normalised as a whole when
+    """2D float32 slices of an image, a stack, or a list of them (each normalized as a whole when
     ``normalize``), and each item's intensity scale."""
     items = list(images) if isinstance(images, (list, tuple)) else [images]
     out: list[np.ndarray] = []
@@ -102,7 +102,7 @@ def _as_slices(images: np.ndarray | Sequence[np.ndarray], what: str,
             raise ValueError(f"The {what} images must be 2D (Y, X) or 3D stacks (Z, Y, X); got {a.ndim} dimensions.")
         if not np.isfinite(a).all():
             raise ValueError(f"The {what} images contain NaN or infinite values.")
-        a, _, scale = normalise(a) if normalize else (a.astype(np.float32), 0.0, 1.0)
+        a, _, scale = normalize(a) if normalize else (a.astype(np.float32), 0.0, 1.0)
         out.extend([a] if a.ndim == 2 else list(a))
         scales.append(scale)
     if not out:
@@ -180,10 +180,10 @@ def add_noise(clean: torch.Tensor, sigma_range: tuple[float, float], generator: 
 
 def blind_spot(noisy: torch.Tensor, fraction: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Replace a random ``fraction`` of the pixels of ``noisy`` (N, 1, H, W) by the value of a random one of
-    their 8 neighbours (reflecting borders), as Noise2Void; returns ``(masked input, mask)``.
+    their 8 neighbors (reflecting borders), as Noise2Void; returns ``(masked input, mask)``.
 
-    A random neighbour (rather than the neighbours' mean) keeps a masked pixel as noisy as any other, so
-    the network learns to weigh the centre like a neighbour, which is what it sees at inference.
+    A random neighbor (rather than the neighbors' mean) keeps a masked pixel as noisy as any other, so
+    the network learns to weigh the center like a neighbor, which is what it sees at inference.
     """
     n, _, h, w = noisy.shape
     mask = torch.rand(noisy.shape, generator=generator) < fraction
@@ -191,9 +191,9 @@ def blind_spot(noisy: torch.Tensor, fraction: float, generator: torch.Generator)
     padded = F.pad(noisy, (1, 1, 1, 1), mode="reflect")
     ring = torch.cat([padded[:, :, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
                       for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx], dim=1)
-    neighbour = torch.gather(ring, 1, which.to(noisy.device))
+    neighbor = torch.gather(ring, 1, which.to(noisy.device))
     mask = mask.to(noisy.device)
-    return torch.where(mask, neighbour, noisy), mask.to(noisy.dtype)
+    return torch.where(mask, neighbor, noisy), mask.to(noisy.dtype)
 
 
 def fit(model: SmallDRUNet, batch: Callable[[torch.Generator], tuple[torch.Tensor, ...]], steps: int,
@@ -315,7 +315,7 @@ def train_denoiser(clean: np.ndarray | Sequence[np.ndarray] | None = None, noisy
 
         preview_sigma = level
 
-    # previews: the centre (up to 256×256) of the first image, made noisy at σ = 0.1 when it is clean
+    # previews: the center (up to 256×256) of the first image, made noisy at σ = 0.1 when it is clean
     first = images[0]
     lo = max(0, first.shape[0] // 2 - 128), max(0, first.shape[1] // 2 - 128)
     crop = torch.from_numpy(np.ascontiguousarray(first[lo[0]:lo[0] + 256, lo[1]:lo[1] + 256]))[None, None].to(dev)
@@ -332,7 +332,7 @@ def train_denoiser(clean: np.ndarray | Sequence[np.ndarray] | None = None, noisy
         "seed": int(seed), "sigma_range": [float(v) for v in sigma_range], "normalize": bool(normalize),
     }
     if not supervised:
-        metadata["sigma"] = preview_sigma  # in the network's (normalised) units
+        metadata["sigma"] = preview_sigma  # in the network's (normalized) units
         metadata["mask_fraction"] = float(mask_fraction)
     started = time.perf_counter()
     rate = lr if lr is not None else (5e-3 if start in (None, "scratch") else 5e-4)

@@ -19,10 +19,12 @@ import numpy as np
 import torch
 
 from .._device import to_tensor
+from .._registry import Registry, domain_names
+from .kernels import conjugate_gradient, power_iteration
 
 __all__ = ["Operator", "LinearOperator", "from_spec", "operator_types", "check_finite"]
 
-_OPERATOR_TYPES: dict[str, type[Operator]] = {}
+OPERATORS = Registry("operator type", lazy=domain_names("operator"))
 
 
 def check_finite(x, what: str = "input") -> None:
@@ -40,7 +42,9 @@ class Operator(ABC):
 
     Subclasses implement :meth:`_forward` on tensors and :meth:`_params` (the constructor's arguments,
     as plain values or numpy arrays). ``in_shape``/``out_shape`` are the trailing shapes;
-    ``in_complex``/``out_complex`` say whether the image or the data are complex.
+    ``in_complex``/``out_complex`` say whether the image or the data are complex. Solvers call the
+    tensor-level :meth:`apply` (and :meth:`LinearOperator.apply_adjoint`); :meth:`forward` is the checked
+    numpy/torch front end.
     """
 
     linear: ClassVar[bool] = False
@@ -51,7 +55,7 @@ class Operator(ABC):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        _OPERATOR_TYPES[cls.__name__] = cls
+        OPERATORS.add(cls.__name__, cls)
 
     def __init__(self, in_shape: tuple[int, ...], out_shape: tuple[int, ...]):
         self.in_shape = tuple(int(s) for s in in_shape)
@@ -106,6 +110,20 @@ class Operator(ABC):
             raise ValueError(f"{self.name} expects real {what}, got complex data; take the magnitude or real part first.")
         return t, was_numpy
 
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        """``A(x)`` on a tensor on the operator's device whose trailing dimensions are ``in_shape`` (no checks)."""
+        return self._forward(x)
+
+    def halo(self) -> tuple[int, ...]:
+        """Overlap a tile needs on each side so that tiled and untiled results agree in its interior
+        (zero by default: a pointwise operator)."""
+        return (0,) * self.ndim
+
+    def estimate_noise(self, y) -> float | None:
+        """The noise standard deviation of ``y`` from where the data hold only noise, or ``None`` (the default)
+        when the operator knows no such place (the caller then estimates it from the data)."""
+        return None
+
     def forward(self, x):
         """``A(x)``: numpy in -> numpy out, torch in -> torch out."""
         t, was_numpy = self._prepare(x, self.in_shape, self.in_complex, "images")
@@ -140,6 +158,10 @@ class LinearOperator(Operator):
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
         """``Aᴴ y`` on a tensor whose trailing dimensions are ``out_shape``."""
 
+    def apply_adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        """``Aᴴ y`` on a tensor on the operator's device whose trailing dimensions are ``out_shape`` (no checks)."""
+        return self._adjoint(y)
+
     def adjoint(self, y):
         """``Aᴴ y``: numpy in -> numpy out, torch in -> torch out."""
         t, was_numpy = self._prepare(y, self.out_shape, self.out_complex, "data")
@@ -171,25 +193,24 @@ class LinearOperator(Operator):
         cached = getattr(self, "_norm_cache", None)
         if cached is not None:
             return cached
-        g = torch.Generator().manual_seed(seed)
-        x = self._random_image(g)
-        x = x / torch.linalg.vector_norm(x)
-        s = 0.0
-        with torch.no_grad():
-            for _ in range(iterations):
-                z = self.normal(x)
-                s = float(torch.linalg.vector_norm(z))
-                if s == 0.0:
-                    break
-                x = z / s
+        s = power_iteration(self.normal, self._random_image(torch.Generator().manual_seed(seed)), iterations)
         value = math.sqrt(max(s, 0.0)) * 1.01  # small safety margin: power iteration approaches from below
         self._norm_cache = value
         return value
 
+    def weighted_norm2(self, weights: torch.Tensor, iterations: int = 20) -> float:
+        """``‖P^{1/2}A‖²`` for measurement weights ``P`` by power iteration on ``AᴴPA`` (cached for these weights)."""
+        cached = getattr(self, "_weighted_norm2_cache", None)
+        if cached is not None and cached[0] is weights:
+            return cached[1]
+        s = power_iteration(lambda v: self._adjoint(weights * self._forward(v)),
+                            self._random_image(torch.Generator().manual_seed(0)), iterations)
+        value = 1.02 * s  # power iteration approaches from below
+        self._weighted_norm2_cache = (weights, value)
+        return value
+
     def dagger(self, y, iterations: int = 100, tol: float = 1e-6):
         """Least-squares solution ``argmin_x ‖A x − y‖²`` by conjugate gradients on the normal equations."""
-        from ..methods._solvers import conjugate_gradient  # local: methods sit above operators
-
         t, was_numpy = self._prepare(y, self.out_shape, self.out_complex, "data")
         with torch.no_grad():
             x = conjugate_gradient(self.normal, self._adjoint(t), iterations=iterations, tol=tol)
@@ -197,8 +218,8 @@ class LinearOperator(Operator):
 
 
 def operator_types() -> dict[str, type[Operator]]:
-    """All operator classes known by name (including the MRI and black-hole modules once imported)."""
-    return dict(_OPERATOR_TYPES)
+    """All operator classes imported so far, by name (the MRI and black-hole ones once their module is loaded)."""
+    return OPERATORS.loaded()
 
 
 def from_spec(spec: dict[str, Any]) -> Operator:
@@ -206,16 +227,4 @@ def from_spec(spec: dict[str, Any]) -> Operator:
     if not isinstance(spec, dict) or "type" not in spec:
         raise ValueError("An operator spec is a dict with a 'type' key, as returned by Operator.spec().")
     params = dict(spec)
-    kind = params.pop("type")
-    if kind not in _OPERATOR_TYPES:
-        # domain modules register their operators on import
-        import importlib
-
-        for module in ("napari_invimg.mri", "napari_invimg.blackhole"):
-            try:
-                importlib.import_module(module)
-            except ImportError:
-                pass
-    if kind not in _OPERATOR_TYPES:
-        raise ValueError(f"Unknown operator type {kind!r}; known: {sorted(_OPERATOR_TYPES)}.")
-    return _OPERATOR_TYPES[kind].from_params(**params)
+    return OPERATORS.get(params.pop("type")).from_params(**params)

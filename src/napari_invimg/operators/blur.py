@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
-import scipy.fft
 import torch
 
 from .base import LinearOperator
 
-__all__ = ["Identity", "Blur", "BOUNDARIES", "validate_psf"]
+__all__ = ["Identity", "Blur", "BOUNDARIES", "Circulant", "validate_psf"]
 
 BOUNDARIES = ("circular", "reflect", "zero")
+
+
+class Circulant(NamedTuple):
+    """The circulant model of a convolution: ``A = crop ∘ F⁻¹ diag(transfer) F ∘ pad`` on the FFT grid ``grid``
+    (``transfer`` in rfft layout; ``pad`` extends an image to the grid as the boundary says, ``crop`` takes the
+    field of view back)."""
+
+    grid: tuple[int, ...]
+    transfer: torch.Tensor
+    pad: Callable[[torch.Tensor], torch.Tensor]
+    crop: Callable[[torch.Tensor], torch.Tensor]
 
 
 class Identity(LinearOperator):
@@ -41,15 +51,20 @@ class Identity(LinearOperator):
         c = 1.0 / (scale + shift)
         return lambda r: c * r
 
-    def halo(self) -> tuple[int, ...]:
-        return (0,) * self.ndim
+    def circulant(self) -> Circulant:
+        """``A = I``: the transfer function 1 on the image grid."""
+        return Circulant(self.in_shape, torch.ones((), device=self.device), _same, _same)
 
     def _params(self) -> dict[str, Any]:
         return {"shape": list(self.in_shape)}
 
 
+def _same(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
 def validate_psf(psf, shape: tuple[int, ...]) -> np.ndarray:
-    """Check a PSF against an image shape and normalise it to sum 1 (float64 numpy)."""
+    """Check a PSF against an image shape and normalize it to sum 1 (float64 numpy)."""
     k = np.asarray(psf.detach().cpu().numpy() if isinstance(psf, torch.Tensor) else psf)
     if k.size == 0:
         raise ValueError("The PSF is empty.")
@@ -69,6 +84,8 @@ def validate_psf(psf, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _fast_len(n: int) -> int:
+    import scipy.fft  # local: scipy loads on the first padded Blur, not with the package
+
     return int(scipy.fft.next_fast_len(int(n), real=True))
 
 
@@ -116,7 +133,7 @@ class Blur(LinearOperator):
         else:
             self.before = tuple(k // 2 for k in ks)
             self.grid = tuple(_fast_len(s + k - 1) for s, k in zip(shape, ks))
-        # transfer function of the kernel centred on the origin of the FFT grid
+        # transfer function of the kernel centered on the origin of the FFT grid
         big = np.zeros(self.grid, dtype=np.float64)
         big[tuple(slice(0, k) for k in ks)] = self.psf_array
         big = np.roll(big, shift=tuple(-(k // 2) for k in ks), axis=tuple(range(d)))
@@ -191,6 +208,10 @@ class Blur(LinearOperator):
     def transfer_function(self) -> torch.Tensor:
         """``Ĥ`` on the padded FFT grid (rfft layout)."""
         return self.otf
+
+    def circulant(self) -> Circulant:
+        """``A = C F⁻¹ Ĥ F P``: the padding ``P``, the transfer function ``Ĥ`` on the padded grid and the crop ``C``."""
+        return Circulant(self.grid, self.otf, self._pad, self._crop)
 
     def gram_preconditioner(self, scale: float, shift: float) -> Callable[[torch.Tensor], torch.Tensor]:
         """``C F⁻¹ (scale·|Ĥ|² + shift)⁻¹ F Cᴴ``: the inverse of the circulant ``scale·HᴴH + shift`` on the padded

@@ -3,7 +3,7 @@
 ``y = gain · Poisson(z / gain) + N(0, σ²)`` with ``z = A(x)`` covers the three cases: Gaussian
 (``gain = 0``), Poisson (``σ = 0``) and Poisson–Gaussian. Solvers use :meth:`NoiseModel.nll`,
 :meth:`NoiseModel.grad` (w.r.t. ``z``), :meth:`NoiseModel.variance` and :meth:`NoiseModel.misfit`
-(normalised discrepancy, ≈ 1 when ``z`` explains ``y`` down to the noise).
+(normalized discrepancy, ≈ 1 when ``z`` explains ``y`` down to the noise).
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ class NoiseModel:
         return (1 - yy / zz) / self.gain
 
     def misfit(self, y: torch.Tensor, z: torch.Tensor, measured: int | None = None) -> float:
-        """Normalised discrepancy per measurement; its expectation is ≈ 1 when ``z`` is the true mean.
+        """Normalized discrepancy per measurement; its expectation is ≈ 1 when ``z`` is the true mean.
 
         Gaussian: ``Σ|y − z|² / σ²`` (÷2 on complex data) over the number of measurements. Poisson(-Gaussian):
         the mean Poisson deviance ``2 [y log(y/z) − (y − z)]`` of the shifted counts (Zanella et al., Inverse
@@ -141,10 +141,12 @@ class NoiseModel:
         total = torch.xlogy(counts, ratio).sum() - counts.sum() + model.sum()
         return float(2 * total / (self.gain * (counts.numel() if measured is None else measured)))
 
-    def normalised_residual(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    def normalized_residual(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """``(y − z) / sqrt(Var[y | z])``: ≈ N(0, 1) per pixel when the model explains the data."""
         v = self.variance(z)
         return (y - z) / v.clamp(min=1e-12).sqrt()
+
+    normalised_residual = normalized_residual  # deprecated spelling (issue #17)
 
     # -- description -------------------------------------------------------------------------------
     def spec(self) -> dict[str, Any]:

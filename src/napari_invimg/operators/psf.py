@@ -1,6 +1,6 @@
 """Point-spread functions: parametric (Gaussian, widefield Born–Wolf / Gibson–Lanni) and measured beads.
 
-Every function returns a float32 numpy array that sums to 1, centred on the array's central pixel.
+Every function returns a float32 numpy array that sums to 1, centered on the array's central pixel.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 import scipy.ndimage as ndi
 from scipy.special import j0
 
-__all__ = ["gaussian", "widefield", "from_bead", "WIDEFIELD_MODELS", "centre_of_mass_shift", "widefield_like",
+__all__ = ["gaussian", "widefield", "from_bead", "WIDEFIELD_MODELS", "center_of_mass_shift", "widefield_like",
            "detect_beads", "from_beads", "resample", "check", "PSFCheck", "otf"]
 
 WIDEFIELD_MODELS = ("born_wolf", "gibson_lanni", "vectorial")
@@ -26,7 +26,7 @@ def _as_shape(shape: int | Sequence[int]) -> tuple[int, ...]:
 
 
 def gaussian(shape: int | Sequence[int], sigma: float | Sequence[float] = 2.0) -> np.ndarray:
-    """Sampled Gaussian kernel ``h(r) ∝ exp(−Σ r_i² / 2σ_i²)``, normalised to sum 1.
+    """Sampled Gaussian kernel ``h(r) ∝ exp(−Σ r_i² / 2σ_i²)``, normalized to sum 1.
 
     Parameters
     ----------
@@ -125,19 +125,22 @@ def widefield(
     return (h / h.sum()).astype(np.float32)
 
 
-def centre_of_mass_shift(img: np.ndarray) -> np.ndarray:
+def center_of_mass_shift(img: np.ndarray) -> np.ndarray:
     """Shift (per axis) that moves the intensity centroid of ``img`` to its central pixel."""
     com = np.asarray(ndi.center_of_mass(np.clip(img, 0, None)))
-    centre = (np.asarray(img.shape) - 1) / 2
-    return centre - com
+    center = (np.asarray(img.shape) - 1) / 2
+    return center - com
+
+
+centre_of_mass_shift = center_of_mass_shift  # deprecated spelling (issue #17: one spelling, US)
 
 
 def from_bead(image, shape: Sequence[int] | None = None, background: float | None = None) -> np.ndarray:
-    """A measured PSF from an image of one sub-resolution bead: background-subtracted, centred, normalised.
+    """A measured PSF from an image of one sub-resolution bead: background-subtracted, centered, normalized.
 
     ``background`` defaults to the median of the image's outer border. The bead's centroid is moved to
     the central pixel with a sub-pixel Fourier shift, the result is cropped to ``shape`` (default: the
-    image's shape, made odd) and normalised to sum 1.
+    image's shape, made odd) and normalized to sum 1.
     """
     img = np.asarray(image, dtype=np.float64)
     if img.ndim not in (2, 3) or img.size == 0:
@@ -150,7 +153,7 @@ def from_bead(image, shape: Sequence[int] | None = None, background: float | Non
     img = np.clip(img - background, 0, None)
     if img.sum() <= 0:
         raise ValueError("After background subtraction the bead image is empty; is there a bead in it?")
-    img = np.real(np.fft.ifftn(ndi.fourier_shift(np.fft.fftn(img), centre_of_mass_shift(img))))
+    img = np.real(np.fft.ifftn(ndi.fourier_shift(np.fft.fftn(img), center_of_mass_shift(img))))
     img = np.clip(img, 0, None)
     target = tuple(int(s) for s in (shape if shape is not None else [n - (1 - n % 2) for n in img.shape]))
     if len(target) != img.ndim or any(t > n for t, n in zip(target, img.shape)):
@@ -230,22 +233,22 @@ def detect_beads(image, shape: Sequence[int], min_separation: float | None = Non
     half = np.array(shape) // 2
     if min_separation is None:
         min_separation = float(np.linalg.norm(half))
-    neighbours = candidates[heights > background + 0.5 * (threshold - background)]
+    neighbors = candidates[heights > background + 0.5 * (threshold - background)]
     keep = []
     for p, height, clip in zip(candidates, heights, is_clipped):
         if clip or height <= threshold:
             continue
         if np.any(p < half) or np.any(p >= np.array(img.shape) - half):
             continue
-        dist = np.linalg.norm(neighbours - p, axis=1)
+        dist = np.linalg.norm(neighbors - p, axis=1)
         if np.any((dist > 0) & (dist < min_separation)):
             continue
         keep.append(p)
     return np.array(keep, dtype=int).reshape(-1, img.ndim)
 
 
-def _crop(img: np.ndarray, centre: np.ndarray, shape: Sequence[int]) -> np.ndarray:
-    return img[tuple(slice(c - s // 2, c - s // 2 + s) for c, s in zip(centre, shape))]
+def _crop(img: np.ndarray, center: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    return img[tuple(slice(c - s // 2, c - s // 2 + s) for c, s in zip(center, shape))]
 
 
 def from_beads(image, shape: Sequence[int], min_separation: float | None = None, threshold: float | None = None,
@@ -265,7 +268,7 @@ def from_beads(image, shape: Sequence[int], min_separation: float | None = None,
     PSF's planes are dim and the noise is what remains. ``lateral_symmetry``: average the 8 symmetries of
     the square pixel grid (flips and the x↔y swap) — exact for a rotationally symmetric PSF (aberration-free,
     defocus, spherical aberration), wrong for astigmatism or coma. Cropped to ``shape``, clipped at 0 and
-    normalised to sum 1.
+    normalized to sum 1.
     """
     from skimage.registration import phase_cross_correlation
 
@@ -293,8 +296,8 @@ def from_beads(image, shape: Sequence[int], min_separation: float | None = None,
                                                    upsample_factor=upsample, normalization=None)[0] for c in crops])
         reference = aligned(shifts).sum(axis=0)
     offset = np.zeros(img.ndim)
-    for _ in range(2):  # centre the average on the box's central voxel (centroid of its positive part)
-        offset = offset + centre_of_mass_shift(reference)
+    for _ in range(2):  # center the average on the box's central voxel (centroid of its positive part)
+        offset = offset + center_of_mass_shift(reference)
         stack = aligned(shifts + offset)
         reference = stack.sum(axis=0)
     if denoise and len(beads) >= 3:
@@ -315,7 +318,7 @@ def _wiener_shrink(total: np.ndarray, stack: np.ndarray) -> np.ndarray:
     n = len(stack)
     brightness = stack.reshape(n, -1).sum(axis=1) / total.sum()
     scatter = stack - brightness.reshape((n,) + (1,) * total.ndim) * total
-    noise_power = float((scatter**2).sum()) * n / (n - 1)  # E|F_noise(k)|² of the sum (Parseval, unnormalised FFT)
+    noise_power = float((scatter**2).sum()) * n / (n - 1)  # E|F_noise(k)|² of the sum (Parseval, unnormalized FFT)
     spectrum = np.fft.fftn(total)
     power = ndi.uniform_filter(np.abs(spectrum) ** 2, size=3, mode="wrap")
     gain = np.clip(1.0 - noise_power / np.maximum(power, 1e-300), 0.0, 1.0)
@@ -324,7 +327,7 @@ def _wiener_shrink(total: np.ndarray, stack: np.ndarray) -> np.ndarray:
 
 def _fourier_interpolation_matrix(n_in: int, n_out: int, ratio: float, integrated: bool) -> np.ndarray:
     """(n_out, n_in) matrix evaluating the band-limited (trigonometric) interpolant of ``n_in`` samples at
-    the centred positions ``c_in + (j − c_out) · ratio``; with ``integrated`` the samples are pixel
+    the centered positions ``c_in + (j − c_out) · ratio``; with ``integrated`` the samples are pixel
     averages, and the output averages over its own (``ratio`` times smaller or larger) pixel."""
     k = np.fft.fftfreq(n_in) * n_in  # integer frequencies
     c_in, c_out = (n_in - 1) / 2, (n_out - 1) / 2
@@ -346,10 +349,10 @@ def resample(psf, from_voxel_um: float | Sequence[float], to_voxel_um: float | S
              shape: Sequence[int] | None = None, pixel_integrated: bool = True) -> np.ndarray:
     """Resample a PSF from one voxel size to another (µm per axis) by band-limited Fourier interpolation.
 
-    The PSF's centre stays on the central pixel; ``shape`` defaults to the same physical extent (odd sizes).
+    The PSF's center stays on the central pixel; ``shape`` defaults to the same physical extent (odd sizes).
     ``pixel_integrated``: lateral samples are averages over the camera pixel (as measured, and as
     :func:`widefield` computes them), so the interpolant is de-averaged over the old pixel and averaged
-    over the new one. The result is clipped at zero and normalised to sum 1.
+    over the new one. The result is clipped at zero and normalized to sum 1.
     """
     h = np.asarray(psf, dtype=np.float64)
     if h.ndim not in (2, 3) or not np.isfinite(h).all():
@@ -396,7 +399,7 @@ class PSFCheck:
 def check(psf, voxel_um: float | Sequence[float], data_voxel_um: float | Sequence[float],
           max_offset_px: float = 0.5, max_z_edge: float = 0.05) -> PSFCheck:
     """Check a PSF before use: voxel size equal to the data's (else a ``ValueError``: resample it with
-    :func:`resample`, never use it silently), centred within ``max_offset_px``, normalised (sum 1),
+    :func:`resample`, never use it silently), centered within ``max_offset_px``, normalized (sum 1),
     non-negative, and — in 3D — long enough in z (the brightest pixel of either end plane below
     ``max_z_edge`` of the PSF's peak: the axial fall-off is inside the box)."""
     h = np.asarray(psf, dtype=np.float64)
@@ -416,10 +419,10 @@ def check(psf, voxel_um: float | Sequence[float], data_voxel_um: float | Sequenc
     if h.min() < -1e-6 * abs(h).max():
         messages.append("it has negative values: subtract less background or clip at zero")
     if abs(total - 1) > 1e-3:
-        messages.append(f"it sums to {total:.4g}, not 1: normalise it (a Blur operator does so itself)")
-    offset = tuple(float(-s) for s in centre_of_mass_shift(h))
+        messages.append(f"it sums to {total:.4g}, not 1: normalize it (a Blur operator does so itself)")
+    offset = tuple(float(-s) for s in center_of_mass_shift(h))
     if max(abs(o) for o in offset) > max_offset_px:
-        messages.append(f"its centroid is {offset} px from the central pixel: centre it (ni.psf.from_bead)")
+        messages.append(f"its centroid is {offset} px from the central pixel: center it (ni.psf.from_bead)")
     z_edge = None
     if h.ndim == 3:
         peaks = h.max(axis=(1, 2))
@@ -431,7 +434,7 @@ def check(psf, voxel_um: float | Sequence[float], data_voxel_um: float | Sequenc
 
 
 def otf(psf, shape: Sequence[int] | None = None) -> np.ndarray:
-    """Optical transfer function ``Ĥ(f) = F[h](f) / F[h](0)``, zero frequency at the centre (fftshift).
+    """Optical transfer function ``Ĥ(f) = F[h](f) / F[h](0)``, zero frequency at the center (fftshift).
 
     ``shape`` zero-pads the PSF for a finer frequency grid. ``np.abs`` of it is the MTF.
     """

@@ -1,7 +1,4 @@
-"""Regularisers and denoisers (floor 1)."""
-
-import importlib
-import pkgutil
+"""Regularizers and denoisers (floor 1)."""
 
 from .base import AnalysisRegularizer, Regularizer, SmoothRegularizer, get_regularizer, regularizer_names
 from .constraints import Flux, Positivity
@@ -11,14 +8,6 @@ from .hessian import HessianSchatten
 from .tikhonov import Tikhonov
 from .tv import TotalVariation
 from .wavelet import WaveletSparsity
-
-
-def _discover() -> None:
-    """Import every module of this package so that the denoisers they define register themselves."""
-    for mod in pkgutil.iter_modules(__path__):
-        if not mod.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{mod.name}")
-
 
 __all__ = [
     "gradient", "gradient_adjoint", "laplacian", "Denoiser", "denoiser_names", "get_denoiser", "score",

@@ -1,10 +1,10 @@
-"""Hand-crafted regularisers ``R(x)``: the interface the variational solvers and the samplers use.
+"""Hand-crafted regularizers ``R(x)``: the interface the variational solvers and the samplers use.
 
-Every regulariser acts on the last ``ndim`` axes of a tensor (leading axes are a batch) and gives
+Every regularizer acts on the last ``ndim`` axes of a tensor (leading axes are a batch) and gives
 its value, a proximal operator ``prox(x, t) = argmin_u ½‖u − x‖² + t R(u)`` (optionally restricted to
 ``lower ≤ u ≤ upper``) and the gradient of its Moreau envelope ``(x − prox(x, t)) / t``, which is
-what Moreau–Yosida samplers (MYULA) need. Smooth regularisers add the exact gradient; non-smooth
-analysis regularisers ``R(x) = Σ_g ‖(Lx)_g‖`` add the gradient of their Huber smoothing.
+what Moreau–Yosida samplers (MYULA) need. Smooth regularizers add the exact gradient; non-smooth
+analysis regularizers ``R(x) = Σ_g ‖(Lx)_g‖`` add the gradient of their Huber smoothing.
 Register a new one by subclassing with a ``name``; :func:`get_regularizer` builds it by name.
 
 References
@@ -16,11 +16,14 @@ Moreau, Bull. SMF 93 (1965) 273; Durmus, Moulines & Pereyra, SIAM J. Imaging Sci
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
 import torch
+
+from .._registry import Registry, import_submodules
+from ..operators.kernels import fista_momentum
+from .denoisers import ProxDenoiser
 
 __all__ = [
     "Regularizer",
@@ -31,7 +34,7 @@ __all__ = [
     "clip",
 ]
 
-_REGULARIZERS: dict[str, type[Regularizer]] = {}
+REGULARIZERS = Registry("regularizer", discover=import_submodules("napari_invimg.priors"))
 
 
 def clip(x: torch.Tensor, lower: float | None, upper: float | None) -> torch.Tensor:
@@ -54,11 +57,11 @@ class Regularizer(ABC):
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if cls.name:
-            _REGULARIZERS[cls.name] = cls
+            REGULARIZERS.add(cls.name, cls)
 
     def __init__(self, ndim: int = 2):
         if ndim not in (1, 2, 3):
-            raise ValueError(f"A regulariser acts on 1, 2 or 3 image axes, got ndim={ndim}.")
+            raise ValueError(f"A regularizer acts on 1, 2 or 3 image axes, got ndim={ndim}.")
         self.ndim = int(ndim)
 
     @abstractmethod
@@ -78,10 +81,12 @@ class Regularizer(ABC):
         p = self.prox(x, t)
         return self.value(p) + (p - x).abs().pow(2).sum() / (2 * t)
 
-    def as_denoiser(self, strength: float = 1.0):
-        """A :class:`~napari_invimg.priors.denoisers.Denoiser` ``D(x, σ) = prox_{strength·σ R}(x)``."""
-        from .classical import ProxDenoiser
+    def shrink(self, x: torch.Tensor, t: float, lower: float | None = None, upper: float | None = None) -> torch.Tensor:
+        """One denoising pass at threshold ``t``: the prox (a one-pass estimator where a subclass has a better one)."""
+        return self.prox(x, t, lower, upper)
 
+    def as_denoiser(self, strength: float = 1.0) -> ProxDenoiser:
+        """A :class:`~napari_invimg.priors.denoisers.Denoiser` ``D(x, σ) = prox_{strength·σ R}(x)``."""
         return ProxDenoiser(self, strength)
 
 
@@ -106,7 +111,7 @@ class SmoothRegularizer(Regularizer):
         v, k_prev = u, 1.0
         for _ in range(iterations):
             u_new = clip(v - step * (v - x + t * self.grad(v)), lower, upper)
-            k = (1 + math.sqrt(1 + 4 * k_prev * k_prev)) / 2
+            k = fista_momentum(k_prev)
             v = u_new + ((k_prev - 1) / k) * (u_new - u)
             change = float(torch.linalg.vector_norm(u_new - u)) / max(float(torch.linalg.vector_norm(u_new)), 1e-30)
             u, k_prev = u_new, k
@@ -137,8 +142,8 @@ class AnalysisRegularizer(Regularizer):
             raise ValueError("The Huber smoothing ε must be positive.")
         self.smoothing = float(smoothing)
         self._dual: torch.Tensor | None = None
-        #: optional positive per-pixel weights ``w_k`` of the groups (spatially adaptive regularisation),
-        #: honoured where :attr:`pixelwise` is True
+        #: optional positive per-pixel weights ``w_k`` of the groups (spatially adaptive regularization),
+        #: honored where :attr:`pixelwise` is True
         self.pixel_weights: torch.Tensor | None = None
 
     @property
@@ -193,7 +198,7 @@ class AnalysisRegularizer(Regularizer):
         for _ in range(iterations):
             u_q = clip(x - t * self.synthesis(q), lower, upper)
             p_new = self.project_dual(q + step * self.analysis(u_q))
-            k = (1 + math.sqrt(1 + 4 * k_prev * k_prev)) / 2
+            k = fista_momentum(k_prev)
             q = p_new + ((k_prev - 1) / k) * (p_new - p)
             p, k_prev = p_new, k
             if u_prev is not None:
@@ -211,18 +216,10 @@ class AnalysisRegularizer(Regularizer):
 
 
 def regularizer_names() -> list[str]:
-    """Names of the available regularisers."""
-    from . import _discover
-
-    _discover()
-    return sorted(_REGULARIZERS)
+    """Names of the available regularizers."""
+    return REGULARIZERS.names()
 
 
 def get_regularizer(name: str, **kwargs) -> Regularizer:
-    """Build a regulariser by name (``"tv"``, ``"wavelet"``, ``"hessian"``, ``"tikhonov"``, ...)."""
-    from . import _discover
-
-    _discover()
-    if name not in _REGULARIZERS:
-        raise ValueError(f"Unknown regulariser {name!r}; available: {', '.join(sorted(_REGULARIZERS))}.")
-    return _REGULARIZERS[name](**kwargs)
+    """Build a regularizer by name (``"tv"``, ``"wavelet"``, ``"hessian"``, ``"tikhonov"``, ...)."""
+    return REGULARIZERS.get(name)(**kwargs)

@@ -1,4 +1,4 @@
-"""Classical denoisers as plug-and-play priors: the prox of a hand-crafted regulariser, and non-local means.
+"""Classical denoisers as plug-and-play priors: the prox of a hand-crafted regularizer, and non-local means.
 
 ``D(x, σ) = prox_{k σ R}(x)`` for ``R`` = TV, wavelet sparsity or Hessian–Schatten, with ``k`` calibrated
 once on synthetic fluorescence and natural images with white Gaussian noise (see ``STRENGTHS``). The
@@ -13,36 +13,17 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from .base import Regularizer, get_regularizer
-from .denoisers import Denoiser
-from .wavelet import WaveletSparsity
+from .base import get_regularizer
+from .denoisers import Denoiser, ProxDenoiser
 
 __all__ = ["ProxDenoiser", "TVDenoiser", "WaveletDenoiser", "HessianDenoiser", "NLMDenoiser", "STRENGTHS"]
 
-#: ``k`` in ``t = k σ``, chosen to maximise PSNR of the denoised image at σ ∈ {0.05, 0.1, 0.2} (images in [0, 1])
+#: ``k`` in ``t = k σ``, chosen to maximize PSNR of the denoised image at σ ∈ {0.05, 0.1, 0.2} (images in [0, 1])
 STRENGTHS = {"tv": 0.8, "wavelet": 1.5, "hessian": 0.4}
 
 
-class ProxDenoiser(Denoiser):
-    """``D(x, σ) = prox_{strength·σ·R}(x)`` for a given regulariser ``R`` (its ``ndim`` must match)."""
-
-    def __init__(self, regularizer: Regularizer, strength: float = 1.0):
-        if not strength > 0:
-            raise ValueError("The denoiser strength must be positive.")
-        self.regularizer, self.strength = regularizer, float(strength)
-
-    def denoise(self, x: torch.Tensor, sigma: float, ndim: int) -> torch.Tensor:
-        if ndim != self.regularizer.ndim:
-            raise ValueError(f"This denoiser was built for {self.regularizer.ndim}D images, got ndim={ndim}.")
-        t = self.strength * float(sigma)
-        with torch.no_grad():
-            if isinstance(self.regularizer, WaveletSparsity):
-                return self.regularizer.shrink(x, t)
-            return self.regularizer.prox(x, t)
-
-
 class _RegularizerDenoiser(Denoiser):
-    """A registered prox denoiser: builds the regulariser ``kind`` for each image dimensionality."""
+    """A registered prox denoiser: builds the regularizer ``kind`` for each image dimensionality."""
 
     kind: ClassVar[str] = ""
 

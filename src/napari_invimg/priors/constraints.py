@@ -1,4 +1,4 @@
-"""Convex constraints as regularisers (indicator functions): positivity and total flux.
+"""Convex constraints as regularizers (indicator functions): positivity and total flux.
 
 Their prox is the Euclidean projection onto the set; ``value`` is 0 inside and ``inf`` outside.
 Reference for the simplex projection: Condat, Math. Program. 158 (2016) 575 (sort-based variant).

@@ -9,13 +9,15 @@ Tweedie's formula its residual gives the score of the noisy-image density,
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 
-__all__ = ["Denoiser", "denoiser_names", "get_denoiser", "score"]
+from .._registry import Registry, import_submodules
 
-_DENOISERS: dict[str, type[Denoiser]] = {}
+__all__ = ["Denoiser", "ProxDenoiser", "denoiser_names", "get_denoiser", "score"]
+
+DENOISERS = Registry("denoiser", discover=import_submodules("napari_invimg.priors"))
 
 
 class Denoiser(ABC):
@@ -30,7 +32,7 @@ class Denoiser(ABC):
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if cls.name:
-            _DENOISERS[cls.name] = cls
+            DENOISERS.add(cls.name, cls)
 
     @abstractmethod
     def denoise(self, x: torch.Tensor, sigma: float, ndim: int) -> torch.Tensor:
@@ -42,21 +44,30 @@ class Denoiser(ABC):
         return self.denoise(x, sigma, ndim)
 
 
+class ProxDenoiser(Denoiser):
+    """``D(x, σ) = prox_{strength·σ·R}(x)`` for a given regularizer ``R`` (its ``ndim`` must match); its
+    one-pass :meth:`~napari_invimg.priors.base.Regularizer.shrink` where it has one (undecimated wavelets)."""
+
+    def __init__(self, regularizer: Any, strength: float = 1.0):
+        if not strength > 0:
+            raise ValueError("The denoiser strength must be positive.")
+        self.regularizer, self.strength = regularizer, float(strength)
+
+    def denoise(self, x: torch.Tensor, sigma: float, ndim: int) -> torch.Tensor:
+        if ndim != self.regularizer.ndim:
+            raise ValueError(f"This denoiser was built for {self.regularizer.ndim}D images, got ndim={ndim}.")
+        with torch.no_grad():
+            return self.regularizer.shrink(x, self.strength * float(sigma))
+
+
 def denoiser_names() -> list[str]:
     """Names of the available denoisers (importing the modules that define them)."""
-    from . import _discover
-
-    _discover()
-    return sorted(_DENOISERS)
+    return DENOISERS.names()
 
 
 def get_denoiser(name: str, **kwargs) -> Denoiser:
-    from . import _discover
-
-    _discover()
-    if name not in _DENOISERS:
-        raise ValueError(f"Unknown denoiser {name!r}; available: {', '.join(sorted(_DENOISERS))}.")
-    return _DENOISERS[name](**kwargs)
+    """Build a denoiser by name (``"tv"``, ``"wavelet"``, ``"hessian"``, ``"nlm"``, ``"drunet"``, ...)."""
+    return DENOISERS.get(name)(**kwargs)
 
 
 def score(denoiser: Denoiser, x: torch.Tensor, sigma: float, ndim: int = 2) -> torch.Tensor:

@@ -1,10 +1,10 @@
-"""Hessian–Schatten regularisation ``HS(x) = Σ_k ‖(∇²x)_k‖_{S1}`` (nuclear norm of the per-pixel Hessian).
+"""Hessian–Schatten regularization ``HS(x) = Σ_k ‖(∇²x)_k‖_{S1}`` (nuclear norm of the per-pixel Hessian).
 
-Second-order and rotation invariant: it favours piecewise-linear intensities and keeps thin ridges
+Second-order and rotation invariant: it favors piecewise-linear intensities and keeps thin ridges
 (filaments) without the staircasing of TV. ``prox`` runs the dual iterations of
 :class:`~napari_invimg.priors.base.AnalysisRegularizer`; the dual ball of the S1 norm is the
 spectral-norm ball, so the projection clips the eigenvalues of each symmetric 2×2 (closed form) or
-3×3 (``torch.linalg.eigh``) matrix to ``[−1, 1]``. Complex images are regularised as real plus
+3×3 (``torch.linalg.eigh``) matrix to ``[−1, 1]``. Complex images are regularized as real plus
 imaginary part.
 
 References

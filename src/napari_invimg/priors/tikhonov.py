@@ -1,4 +1,4 @@
-"""Tikhonov regularisation ``R(x) = ½‖Lx‖²`` with ``L = I`` (energy) or ``L = ∇`` (smoothness).
+"""Tikhonov regularization ``R(x) = ½‖Lx‖²`` with ``L = I`` (energy) or ``L = ∇`` (smoothness).
 
 Reference: Tikhonov, Soviet Math. Dokl. 4 (1963) 1035.
 """
@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import torch
 
+from ..operators.kernels import conjugate_gradient
 from .base import SmoothRegularizer
 from .differences import gradient, laplacian
 
@@ -52,6 +53,4 @@ class Tikhonov(SmoothRegularizer):
             return super().prox(x, t, lower, upper, iterations, tol)
         if self.operator == "identity":
             return x / (1 + t)
-        from ..methods._solvers import conjugate_gradient  # local: a numerical helper one floor up
-
         return conjugate_gradient(lambda v: v + t * self._normal(v), x, x, iterations=iterations, tol=tol)

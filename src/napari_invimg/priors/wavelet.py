@@ -5,10 +5,10 @@ Two transforms with periodic boundary, both with ``WᴴW = I`` (so ``‖W‖ = 1
 * ``"undecimated"`` (stationary, à trous): translation invariant, redundancy ``levels·(2^d − 1) + 1``,
   any image size; filters scaled by ``1/√2`` per axis (a Parseval frame), band weights
   ``s_j = 2^{−j d/2}`` so that white noise of std ``σ`` has std ``σ s_j`` in band ``j``.
-* ``"orthogonal"`` (decimated, periodised, coefficients in place): ``s_j = 1``; sizes must be
+* ``"orthogonal"`` (decimated, periodized, coefficients in place): ``s_j = 1``; sizes must be
   divisible by ``2^levels`` (the number of levels is reduced when they are not).
 
-The approximation band is not penalised. Filters come from PyWavelets (``pywt.Wavelet(name)``).
+The approximation band is not penalized. Filters come from PyWavelets (``pywt.Wavelet(name)``).
 Per-pixel weights (``pixel_weights``) apply to the undecimated transform, whose coefficients sit on the pixels.
 
 References
@@ -74,7 +74,7 @@ class WaveletSparsity(AnalysisRegularizer):
 
     # -- geometry --------------------------------------------------------------------------------
     def _orthogonal_levels(self, shape: tuple[int, ...]) -> int:
-        """Levels the periodised orthogonal transform can use on ``shape`` (each level halves every axis)."""
+        """Levels the periodized orthogonal transform can use on ``shape`` (each level halves every axis)."""
         levels = 0
         n = list(shape)
         while levels < self.levels and all(s % 2 == 0 and s // 2 >= 1 for s in n):

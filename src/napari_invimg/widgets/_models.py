@@ -90,8 +90,8 @@ def pixel_size_um(layer: Layer | None, axis: int = -1) -> float | None:
 def psf_from_array(data: np.ndarray, is_psf: bool = False, data_um: Sequence[float | None] | None = None,
                    pixel_um: Sequence[float] | None = None) -> np.ndarray:
     """A PSF from an image: one of our PSF layers (``is_psf``) as it is; a measured bead first resampled from
-    its voxel size ``data_um`` to ``pixel_um`` (when both are known), then background-subtracted, centred
-    and normalised (:func:`napari_invimg.psf.from_bead`)."""
+    its voxel size ``data_um`` to ``pixel_um`` (when both are known), then background-subtracted, centered
+    and normalized (:func:`napari_invimg.psf.from_bead`)."""
     if is_psf:
         return np.asarray(data, dtype=np.float32)
     if pixel_um is not None and data_um is not None and all(b is not None for b in data_um):
@@ -193,7 +193,7 @@ class ForwardModelControls(Container):
                                        tooltip="lateral pixel size of the image; filled in from the layer's scale")
         self.z_step = FloatSpinBox(label="z step (µm)", value=0.2, min=0.001, max=100.0, step=0.001)
         self.bead = layer_combo(viewer, "bead layer", optional=True,
-                                tooltip="an image of one sub-resolution bead (background-subtracted, centred)")
+                                tooltip="an image of one sub-resolution bead (background-subtracted, centered)")
         self.boundary = ComboBox(label="boundary", choices=list(operators.BOUNDARIES), value="reflect")
         self.mask_layer = layer_combo(viewer, "mask layer", (Labels, Image), optional=True,
                                       tooltip="True / non-zero = measured; empty: a random mask")

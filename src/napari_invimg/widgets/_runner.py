@@ -22,7 +22,7 @@ API for widget authors
     Show a finished :class:`~napari_invimg.Reconstruction` (used by the runner; call it directly for
     instant methods).
 ``image_data(layer, what="image", allow_lazy=False) -> np.ndarray``
-    A grey, non-empty, finite float32 (complex64 stays complex) array from an image layer, or a
+    A gray, non-empty, finite float32 (complex64 stays complex) array from an image layer, or a
     ``ValueError`` a user can act on; ``allow_lazy`` keeps dask data lazy.
 ``set_image_layer(viewer, data, name, **kwargs) -> Image``
     Add an image layer, or update the layer of that name in place.
@@ -218,7 +218,7 @@ def add_result_layers(viewer, input_layer: Layer | LayerInfo, rec: Reconstructio
 
 
 def image_data(layer: Layer | None, what: str = "image", allow_lazy: bool = False) -> np.ndarray:
-    """The data of an image layer as a grey float array; a ``ValueError`` a user can act on otherwise.
+    """The data of an image layer as a gray float array; a ``ValueError`` a user can act on otherwise.
 
     Refuses: no layer, a layer that is not an image, RGB(A), empty data, NaN/inf. ``allow_lazy`` keeps a
     dask array lazy (for tiled processing) instead of reading it into memory.
@@ -228,7 +228,7 @@ def image_data(layer: Layer | None, what: str = "image", allow_lazy: bool = Fals
     if not isinstance(layer, Image):
         raise ValueError(f"The {what} must be an image layer; {layer.name!r} is a {type(layer).__name__} layer.")
     if layer.rgb:
-        raise ValueError(f"The {what} {layer.name!r} is an RGB image; convert it to grey first.")
+        raise ValueError(f"The {what} {layer.name!r} is an RGB image; convert it to gray first.")
     data = layer.data
     if hasattr(data, "levels") and not isinstance(data, np.ndarray):  # multiscale: the full-resolution level
         data = data[0]

@@ -36,7 +36,7 @@ _DATA_CHOICES = {"visibilities": "vis", "amplitudes + closure phases": "amp_cpha
 
 
 def residual_summary(residuals: dict[str, np.ndarray]) -> str:
-    """One line per data product: number of data and RMS of the normalised residuals (≈ 1 at the noise)."""
+    """One line per data product: number of data and RMS of the normalized residuals (≈ 1 at the noise)."""
     return "; ".join(f"{name}: n={r.size}, rms {np.sqrt(np.mean(r**2)):.2f}" for name, r in residuals.items())
 
 
@@ -279,16 +279,16 @@ class BlackHoleWidget(Container):
         def done(rec, cancelled: bool) -> None:
             if rec is None:
                 return
-            from ..blackhole.rml import normalised_residuals
+            from ..blackhole.rml import normalized_residuals
 
-            res = normalised_residuals(rec.mean, A, y, noise.sigma)
+            res = normalized_residuals(rec.mean, A, y, noise.sigma)
             text = residual_summary(res)
             self.residuals.value = text
             base = f"{reference.name.removesuffix(' · dirty image')} · {method}"
             mean_layer = self.viewer.layers[f"{base} mean"]
-            mean_layer.metadata["invimg"]["normalised_residuals"] = {k: v.tolist() for k, v in res.items()}
+            mean_layer.metadata["invimg"]["normalized_residuals"] = {k: v.tolist() for k, v in res.items()}
             mean_layer.metadata["invimg"]["unit"] = "µas"
-            show_info(f"{method} normalised residuals — {text}")
+            show_info(f"{method} normalized residuals — {text}")
 
         total = int(params.get("iterations", 100))
         base = f"{reference.name.removesuffix(' · dirty image')} · {method}"

@@ -1,7 +1,7 @@
 """The Diagnostics dock widget: is a reconstruction consistent with its data, and is its std honest?
 
 Given a result's mean layer (and its std / samples layers, found by name), the measurement it came from and
-the operator / noise recorded in the result's metadata, it adds the normalised residual ``(y − A x̂)/σ`` as a
+the operator / noise recorded in the result's metadata, it adds the normalized residual ``(y − A x̂)/σ`` as a
 layer and reports the reduced chi-square; with a ground-truth layer it adds the error map ``|x̂ − x|`` and
 reports the empirical coverage of the central interval and the std–error correlation.
 """

@@ -60,8 +60,8 @@ class MRIWidget(Container):
         self.coils = SpinBox(label="coils", value=8, min=1, max=32)
         self.pattern = ComboBox(label="sampling", choices=list(mri.MASK_KINDS), value="equispaced")
         self.acceleration = FloatSpinBox(label="acceleration", value=4.0, min=1.0, max=32.0, step=0.5)
-        self.center = FloatSpinBox(label="centre fraction", value=0.0, min=0.0, max=1.0, step=0.01,
-                                   tooltip="fully sampled centre; 0: fastMRI's 0.32 / acceleration")
+        self.center = FloatSpinBox(label="center fraction", value=0.0, min=0.0, max=1.0, step=0.01,
+                                   tooltip="fully sampled center; 0: fastMRI's 0.32 / acceleration")
         self.snr = FloatSpinBox(label="SNR (dB)", value=30.0, min=0.0, max=120.0, step=1.0)
         self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
         self.report = Label(value="")

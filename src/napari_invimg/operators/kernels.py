@@ -1,4 +1,5 @@
-"""Numerical building blocks shared by the methods: CG, discrepancy-principle parameter search."""
+"""Numerical kernels shared by operators, regularizers and methods: inner product, conjugate gradients,
+power iteration, FISTA momentum and the discrepancy-principle search."""
 
 from __future__ import annotations
 
@@ -7,12 +8,33 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["conjugate_gradient", "discrepancy_search", "dot"]
+__all__ = ["conjugate_gradient", "discrepancy_search", "dot", "power_iteration", "fista_momentum"]
 
 
 def dot(a: torch.Tensor, b: torch.Tensor) -> float:
     """Real inner product ``Re <a, b>``."""
     return float(torch.real(torch.vdot(a.reshape(-1), b.reshape(-1))))
+
+
+def power_iteration(apply: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, iterations: int) -> float:
+    """Largest eigenvalue of a Hermitian positive semi-definite ``M`` (``apply``) from the start ``x`` by
+    ``iterations`` power iterations ``x ← Mx/‖Mx‖`` (von Mises 1929); approaches from below."""
+    x = x / torch.linalg.vector_norm(x)
+    s = 0.0
+    with torch.no_grad():
+        for _ in range(iterations):
+            z = apply(x)
+            s = float(torch.linalg.vector_norm(z))
+            if s == 0.0:
+                break
+            x = z / s
+    return s
+
+
+def fista_momentum(t: float) -> float:
+    """The next FISTA step parameter ``t⁺ = (1 + √(1 + 4t²))/2`` (Beck & Teboulle, SIAM J. Imaging Sci. 2
+    (2009) 183); the extrapolation weight is ``(t − 1)/t⁺``."""
+    return (1 + math.sqrt(1 + 4 * t * t)) / 2
 
 
 def conjugate_gradient(
@@ -64,7 +86,7 @@ def discrepancy_search(
     high: float = 1e4,
     steps: int = 24,
 ) -> float:
-    """Regularisation weight ``λ`` with ``misfit(λ) ≈ target`` by bisection in ``log λ``.
+    """Regularization weight ``λ`` with ``misfit(λ) ≈ target`` by bisection in ``log λ``.
 
     ``misfit`` must grow with ``λ`` (Morozov's discrepancy principle; Morozov, Soviet Math. Dokl. 7
     (1966) 414). Returns the end of the bracket when the target is outside it.

@@ -1,0 +1,74 @@
+"""The registries (one duplicate-name rule), lazy domain modules and the import graph (issue #17)."""
+
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from napari_invimg._registry import DOMAIN_MODULES, Registry
+from napari_invimg.methods import registry
+from napari_invimg.operators.base import operator_types
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_import_graph_has_no_cycle_and_no_upward_import():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        check_imports = importlib.import_module("check_imports")
+    finally:
+        sys.path.pop(0)
+    cycles, upward = check_imports.check(ROOT / "src")
+    assert cycles == [] and upward == []
+
+
+def test_the_checker_finds_a_cycle_and_an_upward_import(tmp_path):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        check_imports = importlib.import_module("check_imports")
+    finally:
+        sys.path.pop(0)
+    pkg = tmp_path / "napari_invimg"
+    (pkg / "priors").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "priors" / "__init__.py").write_text("")
+    (pkg / "priors" / "a.py").write_text("from .b import x\n")
+    (pkg / "priors" / "b.py").write_text("def f():\n    from . import a\n    from ..api import reconstruct\n")
+    (pkg / "api.py").write_text("")
+    cycles, upward = check_imports.check(tmp_path)
+    assert cycles == [["napari_invimg.priors.a", "napari_invimg.priors.b"]]
+    assert upward == [("napari_invimg.priors.b", "napari_invimg.api")]
+
+
+def test_one_duplicate_name_rule():
+    reg = Registry("widget")
+    first = type("First", (), {})
+    reg.add("x", first)
+    reg.add("x", first)  # the same class again: fine
+    with pytest.raises(RuntimeError, match="Two widgets are registered as 'x'"):
+        reg.add("x", type("Second", (), {}))
+    with pytest.raises(ValueError, match="Unknown widget 'y'; available: x"):
+        reg.get("y")
+
+
+def test_the_domain_table_matches_what_the_domain_modules_register():
+    for module, kinds in DOMAIN_MODULES.items():
+        importlib.import_module(module)
+        methods = {n for n in registry.available() if registry.get(n).__module__.startswith(module)}
+        operators = {n for n, c in operator_types().items() if c.__module__.startswith(module)}
+        assert methods == set(kinds["method"]) and operators == set(kinds["operator"])
+
+
+def test_domain_modules_load_on_first_use_and_their_methods_are_listed():
+    code = ("import sys, napari_invimg as ni; "
+            "assert 'napari_invimg.mri' not in sys.modules and 'napari_invimg.blackhole' not in sys.modules; "
+            "assert 'scipy' not in sys.modules, 'scipy loaded with the package'; "
+            "assert {'cg_sense', 'rml', 'clean'} <= set(ni.methods()); "
+            "assert 'napari_invimg.mri' not in sys.modules; "
+            "assert ni.method_info('cg_sense')['domain'] == 'mri' and 'napari_invimg.mri' in sys.modules; "
+            "assert ni.mri.CartesianMRI and ni.blackhole.Interferometer and ni.psf.gaussian")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**__import__("os").environ, "PYTHONPATH": str(ROOT / "src")})
+    assert done.returncode == 0, done.stderr
