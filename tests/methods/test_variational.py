@@ -139,8 +139,8 @@ def test_progress_preview_and_cancel(blur_problem):
 def test_poisson_noise_with_complex_data_is_refused():
     x = np.ones((8, 8), dtype=np.complex64)
 
-    class ComplexIdentity(ni.operators.Identity):
+    class ComplexImages(ni.operators.Identity):
         in_complex = out_complex = True
 
     with pytest.raises(ValueError, match="real data"):
-        ni.reconstruct(x, ComplexIdentity(x.shape), "tv", noise=ni.noise.Poisson(1.0))
+        ni.reconstruct(x, ComplexImages(x.shape), "tv", noise=ni.noise.Poisson(1.0))
