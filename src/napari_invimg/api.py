@@ -5,20 +5,17 @@ Front ends (widgets, CLI) and the benchmarks call these functions and nothing be
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 
-from ._version import __version__
-from ._device import resolve_device, to_tensor
-from .errors import Cancelled
+from .core import check_data, reconstruct_array
 from .methods import registry
-from .methods.registry import Context
-from .operators.base import Operator, check_finite
-from .operators.noise import Gaussian, NoiseModel, estimate
+from .operators.base import Operator
+from .operators.noise import NoiseModel
+from .tiling import reconstruct_tiled
 from .uncertainty import Reconstruction
 
 __all__ = ["simulate", "reconstruct", "methods", "method_info", "check_data"]
@@ -40,58 +37,12 @@ def method_info(name: str) -> dict[str, Any]:
     return registry.info(name)
 
 
-def check_data(a, shape: tuple[int, ...], complex_: bool, what: str) -> np.ndarray | torch.Tensor:
-    """Validate an array against an operator's expected shape and type; clear ``ValueError`` otherwise."""
-    if a is None:
-        raise ValueError(f"No {what} given.")
-    is_tensor = isinstance(a, torch.Tensor)
-    arr = a if is_tensor else np.asarray(a)
-    if arr.ndim == 0 or (arr.numel() if is_tensor else arr.size) == 0:
-        raise ValueError(f"The {what} is empty.")
-    if not is_tensor and arr.dtype.kind not in "biufc":
-        raise ValueError(f"The {what} must be numeric, got dtype {arr.dtype}.")
-    if tuple(arr.shape) != tuple(shape):
-        if arr.ndim == len(shape) + 1 and arr.shape[-1] in (3, 4) and tuple(arr.shape[:-1]) == tuple(shape):
-            raise ValueError(f"The {what} looks like an RGB(A) image {tuple(arr.shape)}; convert it to gray first.")
-        raise ValueError(f"The {what} has shape {tuple(arr.shape)} but the forward model expects {tuple(shape)}.")
-    iscomplex = arr.is_complex() if is_tensor else np.iscomplexobj(arr)
-    if iscomplex and not complex_:
-        raise ValueError(f"The {what} is complex but this forward model needs real data; take the magnitude first.")
-    if complex_ and not iscomplex and what == "measurement":
-        raise ValueError(f"The {what} must be complex (k-space or visibilities); got real data.")
-    if complex_ and what == "measurement" and not bool((arr != 0).any()):
-        raise ValueError(f"The {what} is all zero: there is nothing to reconstruct (check the file or the slice).")
-    check_finite(arr, what)
-    return arr
-
-
 def simulate(x, A: Operator, noise: NoiseModel | None = None, seed: int | None = 0):
     """``y = A(x) + noise``: numpy in -> numpy out, torch in -> torch out."""
     x = check_data(x, A.in_shape, A.in_complex, "image")
     with torch.no_grad():
         z = A.forward(x)
     return z if noise is None else noise.sample(z, seed=seed)
-
-
-def _numpy(t: torch.Tensor | None) -> np.ndarray | None:
-    if t is None:
-        return None
-    return t.detach().cpu().numpy()
-
-
-def _finish(est: registry.Estimate, info: dict[str, Any], calibration) -> Reconstruction:
-    mean, std, samples = _numpy(est.mean), _numpy(est.std), _numpy(est.samples)
-    if samples is not None and std is None:
-        std = samples.std(axis=0) if not np.iscomplexobj(samples) else np.abs(samples - samples.mean(0)).std(axis=0)
-    info = {**info, **est.info}
-    if calibration is not None and std is not None:
-        scale = float(getattr(calibration, "scale", calibration))
-        std = std * scale
-        if samples is not None:
-            samples = mean[None] + scale * (samples - mean[None])
-        recorded = ("level", "method", "coverage_before", "coverage_after", "n_images")
-        info["calibration"] = {"scale": scale, **{k: getattr(calibration, k) for k in recorded if hasattr(calibration, k)}}
-    return Reconstruction(mean=mean, std=std, samples=samples, info=info)
 
 
 def reconstruct(
@@ -131,57 +82,6 @@ def reconstruct(
         The method's parameters (see :func:`method_info`).
     """
     if type(y).__module__.startswith("dask"):
-        from .tiling import reconstruct_tiled
-
         return reconstruct_tiled(y, A, method=method, noise=noise, seed=seed, device=device, progress=progress,
                                  calibration=calibration, **params)
-    cls = registry.get(method)
-    if getattr(calibration, "method", cls.name) != cls.name:
-        raise ValueError(f"This calibration was fitted for {calibration.method!r}; calibrate {cls.name!r} itself.")
-    if not isinstance(A, Operator):
-        raise ValueError(f"A must be a napari_invimg operator, got {type(A).__name__}.")
-    reason = cls.supports(A)
-    if reason:
-        raise ValueError(reason)
-    params = cls.validate(params)
-    y = check_data(y, A.out_shape, A.out_complex, "measurement")
-    sigma = A.estimate_noise(y) if noise is None else None  # operators that know where their data hold only noise
-    if sigma is not None:
-        noise = Gaussian(sigma)
-        noise_source = "estimated"
-    elif noise is None:
-        noise = estimate(y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else y)
-        noise_source = "estimated"
-    else:
-        if not isinstance(noise, NoiseModel):
-            raise ValueError(f"noise must be a napari_invimg noise model, got {type(noise).__name__}.")
-        noise_source = "given"
-    dev = resolve_device(device)
-    A.to(dev)
-    yt = to_tensor(y, device=dev)
-    if A.out_complex and not yt.is_complex():
-        yt = yt.to(torch.complex64)
-    ctx = Context(dev, seed, progress)
-    info: dict[str, Any] = {
-        "method": cls.name,
-        "params": params,
-        "operator": A.spec(),
-        "noise": noise.spec(),
-        "noise_source": noise_source,
-        "seed": seed,
-        "device": str(dev),
-        "uncertainty": cls.uncertainty,
-        "version": __version__,
-    }
-    t0 = time.perf_counter()
-    try:
-        est = cls().run(yt, A, noise, ctx, **params)
-    except Cancelled as exc:
-        info.update(seconds=time.perf_counter() - t0, history=ctx.history, cancelled=True)
-        partial = _finish(ctx.partial, info, calibration) if ctx.partial is not None else None
-        raise Cancelled("reconstruction cancelled", partial=partial) from exc
-    info.update(seconds=time.perf_counter() - t0, history=ctx.history)
-    if ctx.evaluations:
-        info.setdefault("evaluations", ctx.evaluations)
-    return _finish(est, info, calibration)
-
+    return reconstruct_array(y, A, method, noise, seed, device, progress, calibration, **params)

@@ -7,12 +7,12 @@ results agree up to the influence that leaks across the halo, which decays with 
 array's outer edge no halo is added and each tile's own operator applies the untiled boundary (reflect,
 zero), so edge tiles see exactly what the untiled operator sees.
 
-Global choices a method makes from the whole image (the noise level, the iteration where Richardson–Lucy
-stops, its background offset) are made once
-on a central pilot tile (the offset from the global minimum) and passed fixed to every tile, so the tiles
-solve one problem. Richardson–Lucy runs without Biggs–Andrews acceleration in tiles (the pilot
-then finds the later stopping iteration): its extrapolation step is one scalar computed from the whole
-image, which tiles cannot share. Tiles run with one torch thread each — the parallelism is across tiles — which also
+A method tiles when its class declares a ``tile_profile`` (:class:`~napari_invimg.methods.registry.TileProfile`);
+this module names no method. The choices a method makes from the whole image (the noise level, the iteration where
+Richardson–Lucy stops and its extrapolation weights, its background offset, a plug-and-play scale) are fixed once by
+the method's ``resolve_globals`` hook on a pilot run over the largest central region that fits one worker (the
+whole image when it fits) and passed to every tile, so the tiles solve one problem and the result's ``info`` holds
+everything needed to replay it. Tiles run with one torch thread each — the parallelism is across tiles — which also
 makes the result bit-identical on the threaded scheduler and on a ``dask.distributed`` cluster.
 
 Reference: Rocklin, *Dask: parallel computation with blocked algorithms and task scheduling*, SciPy 2015.
@@ -33,96 +33,29 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._version import __version__
+from .core import calibrated, check_call, provenance, reconstruct_array
 from .errors import Cancelled
 from .methods import registry
+from .methods.registry import TileProfile
 from .operators.base import Operator, from_spec
 from .operators.noise import NoiseModel, estimate
 from .operators.noise import from_spec as noise_from_spec
 from .uncertainty import Reconstruction
 
-__all__ = ["reconstruct_tiled", "TileProfile", "LOCAL_METHODS", "tile_halo", "choose_tile_shape",
-           "operator_for_shape", "active_client", "tileable_methods"]
-
-
-@dataclass(frozen=True)
-class TileProfile:
-    """How a local method tiles: halo = ``halo_factor`` × the operator's halo + ``min_halo`` pixels
-    (+ the denoiser's receptive field), the number of tile-sized float32 arrays it holds at once, for a
-    plug-and-play method the denoisers verified to tile (the first is the default in tiles), and
-    ``only_on``: ``(denoiser, operator, ndim)`` triples where a denoiser was verified on some problems only."""
-
-    halo_factor: float
-    min_halo: int
-    work_arrays: int
-    denoisers: tuple[str, ...] = ()
-    only_on: tuple[tuple[str, str, int], ...] = ()
-
-
-#: methods verified to give the untiled result in tiles (benchmarks/bench_tiling.py): the result at a pixel
-#: depends only on data within the halo (each iteration spreads the PSF's reach, hence the factor). Another
-#: method opts in by declaring ``tile_profile = TileProfile(...)`` on its class once it is verified; Wiener
-#: and Tikhonov-CG are not local in this sense (a Fourier-domain inverse on the padded grid, and CG steps
-#: from global inner products: ~3e-2 of the data range off in tiles). Plug-and-play tiles with the TV
-#: denoiser (a convex prox: tiles converge to the untiled result) and data steps solved to convergence; the
-#: learned denoiser (tiles on its 8-pixel grid, halo + its 53-pixel receptive field) for denoising and 2D
-#: deblurring, not for 3D deblurring: 24 annealed iterations amplified the tiles' differences to 6e-3 of the
-#: data range even with an 88-pixel halo (benchmarks/RESULTS.md §8).
-_LEARNED_VERIFIED = (("drunet", "Identity", 2), ("drunet", "Identity", 3), ("drunet", "Blur", 2))
-LOCAL_METHODS: dict[str, TileProfile] = {
-    "richardson_lucy": TileProfile(3.0, 0, 16),
-    "pnp_admm": TileProfile(3.0, 0, 24, denoisers=("tv", "drunet"), only_on=_LEARNED_VERIFIED),
-    "pnp_pgd": TileProfile(3.0, 0, 22, denoisers=("tv", "drunet"), only_on=_LEARNED_VERIFIED),
-}
-
-#: reach (pixels) assumed for a denoiser that does not declare ``receptive_field`` (the classical ones, e.g. TV)
-_DEFAULT_RECEPTIVE_FIELD = 16
+__all__ = ["reconstruct_tiled", "TileProfile", "TilePlan", "plan_tiles", "pilot_choices", "execute_tiles", "tile_halo",
+           "choose_tile_shape", "operator_for_shape", "active_client", "tileable_methods"]
 
 
 def _profile(cls: type[registry.Method]) -> TileProfile:
-    profile = getattr(cls, "tile_profile", None) or LOCAL_METHODS.get(cls.name)
-    if profile is None:
+    if cls.tile_profile is None:
         raise ValueError(f"{cls.name!r} is not a local method, so it cannot run tile by tile; use one of "
                          f"{', '.join(tileable_methods())} on a dask array, or load the data into memory (np.asarray).")
-    return profile
+    return cls.tile_profile
 
 
 def tileable_methods() -> list[str]:
     """Registered methods that can run tile by tile on a dask array."""
-    return [n for n in registry.available()
-            if getattr(registry.get(n), "tile_profile", None) is not None or n in LOCAL_METHODS]
-
-
-def _tile_denoiser(profile: TileProfile, method: str, params: dict[str, Any],
-                   A: Operator | None = None) -> dict[str, Any]:
-    """``params`` with the denoiser a tiled plug-and-play run uses (the profile's first when none is given),
-    checked against the denoisers (and, for ``only_on``, the problems) verified to tile."""
-    if not profile.denoisers:
-        return params
-    name = params.get("denoiser") or profile.denoisers[0]
-    if name not in profile.denoisers:
-        raise ValueError(f"{method!r} runs tile by tile only with the denoiser(s) {', '.join(profile.denoisers)}; "
-                         f"{name!r} is not verified to tile (its result would depend on the tile borders). Choose "
-                         f"one of those, or load the data into memory (np.asarray).")
-    verified = [(op, nd) for den, op, nd in profile.only_on if den == name]
-    if A is not None and verified and (A.name, A.ndim) not in verified:
-        where = ", ".join(f"{op} {nd}D" for op, nd in verified)
-        raise ValueError(f"The {name!r} denoiser runs tile by tile in {method!r} only on {where} problems, not on a "
-                         f"{A.ndim}D {A.name}: there its tiled result differs from the untiled one (a non-convex "
-                         f"iteration amplifies the tiles' small differences). Use denoiser='tv' in tiles, or load the "
-                         f"data into memory (np.asarray).")
-    return {**params, "denoiser": name}
-
-
-def _denoiser_reach(params: dict[str, Any]) -> tuple[int, int]:
-    """(receptive field, grid) of the denoiser named in ``params``; (0, 1) when there is none."""
-    name = params.get("denoiser")
-    if not isinstance(name, str):
-        return 0, 1
-    from .methods._posterior import load_denoiser
-
-    den = load_denoiser(name, params.get("weights") or "")
-    return int(getattr(den, "receptive_field", _DEFAULT_RECEPTIVE_FIELD)), int(den.grid)
+    return [n for n in registry.available() if registry.get(n).tile_profile is not None]
 
 
 def _on_grid(n: int, grid: int) -> int:
@@ -130,13 +63,13 @@ def _on_grid(n: int, grid: int) -> int:
 
 
 def tile_halo(A: Operator, method: str, params: dict[str, Any] | None = None) -> tuple[int, ...]:
-    """Default halo per spatial axis for ``method`` on ``A``: the PSF support times the method's factor
-    plus a fixed margin and the denoiser's receptive field (on the denoiser's grid along the last two axes)."""
-    profile = _profile(registry.get(method))
-    base = A.halo()
-    field, grid = _denoiser_reach(_tile_denoiser(profile, method, params or {}, A))
+    """Default halo per spatial axis for ``method`` on ``A``: the operator's halo times the method's factor plus a
+    fixed margin and the method's own reach (e.g. a denoiser's receptive field, on its grid along the last two axes)."""
+    cls = registry.get(method)
+    profile = _profile(cls)
+    field, grid = cls.tile_reach(cls.tile_params(A, params or {}))
     extra = profile.min_halo + field
-    halo = [int(math.ceil(profile.halo_factor * h)) + extra for h in base]
+    halo = [int(math.ceil(profile.halo_factor * h)) + extra for h in A.halo()]
     return tuple(_on_grid(h, grid) if i >= A.ndim - 2 else h for i, h in enumerate(halo))
 
 
@@ -267,8 +200,6 @@ def _solve_block(block: np.ndarray, block_info=None, *, specs: list[dict], spati
                  method: str, noise_spec: dict, seed: int | None, device, params: dict, with_std: bool,
                  tile_seeds: bool) -> np.ndarray:
     """Reconstruct every frame of one padded tile in memory (runs on a dask worker or thread)."""
-    from .api import reconstruct
-
     torch.set_num_threads(1)
     location = tuple(block_info[0]["chunk-location"]) if block_info else (0,) * block.ndim
     n_lead = block.ndim - spatial
@@ -278,7 +209,7 @@ def _solve_block(block: np.ndarray, block_info=None, *, specs: list[dict], spati
         frame_index = tuple(location[i] + idx[i] for i in range(n_lead))  # leading chunks are 1 long
         spec = specs[frame_index[channel_axis]] if channel_axis is not None else specs[0]
         A = operator_for_shape(spec, block.shape[n_lead:])
-        rec = reconstruct(np.asarray(block[idx], dtype=np.float32), A, method, noise,
+        rec = reconstruct_array(np.asarray(block[idx], dtype=np.float32), A, method, noise,
                           seed=_tile_seed(seed, location) if tile_seeds else seed, device=device, **params)
         if with_std:
             out["mean"][idx] = rec.mean
@@ -288,42 +219,7 @@ def _solve_block(block: np.ndarray, block_info=None, *, specs: list[dict], spati
     return out
 
 
-# -- global choices made once (pilot tile) ----------------------------------------------------------
-def _resolve_richardson_lucy(pilot: Callable[[dict], Reconstruction], y, noise: NoiseModel, params: dict) -> dict:
-    from .methods.classical import RichardsonLucy
-
-    # Biggs–Andrews' extrapolation step is one scalar from the whole image: per tile it would differ
-    params = {**params, "acceleration": False}
-    if params.get("offset") is None:
-        ymin = float(y.min().compute())
-        params["offset"] = float(RichardsonLucy._offset(torch.tensor([ymin]), noise))
-    if params.get("stop", "discrepancy") == "discrepancy":
-        info = pilot(params).info
-        k = int(info["iterations"])
-        # a discrepancy stop returns the iterate before the one that reached the noise level
-        params.update(iterations=max(k - 1, 1) if str(info.get("stopped", "")).startswith("discrepancy") else k,
-                      stop="none")
-    return params
-
-
-def _resolve_plug_and_play(pilot: Callable[[dict], Reconstruction], y, noise: NoiseModel, params: dict) -> dict:
-    # the first estimate's gain, the image scale and the last denoiser level are global; the data step's CG, whose step sizes are global
-    # inner products, runs to convergence (its exact solution is local)
-    params = {**params, "cg_iterations": max(int(params["cg_iterations"]), 200)}
-    if any(params.get(k) is None for k in ("scale", "noise_level", "first_gain")):
-        info = pilot({**params, "iterations": 1}).info
-        found = {"scale": info["scale"], "noise_level": info["sigma_end"], "first_gain": info["first_gain"]}
-        params = {**params, **{k: v for k, v in found.items() if params.get(k) is None}}
-    return params
-
-
-_GLOBAL_CHOICES: dict[str, Callable[..., dict]] = {
-    "richardson_lucy": _resolve_richardson_lucy,
-    "pnp_admm": _resolve_plug_and_play,
-    "pnp_pgd": _resolve_plug_and_play,
-}
-
-
+# -- plan, pilot, execute ----------------------------------------------------------------------------
 def _central_region(shape: Sequence[int], n_lead: int, tile: Sequence[int], halo: Sequence[int]
                     ) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
     """(padded, core) slices of the tile at the center of the array (first frame of leading axes)."""
@@ -390,6 +286,123 @@ def _run_tiles(tasks: list, client, progress: Callable | None) -> None:
             raise  # leaving the with-block waits for the tiles already running
 
 
+@dataclass
+class TilePlan:
+    """Where the tiles lie: per-channel operators and specs, spatial tile shape and halo, the denoiser grid, the
+    pilot region and the scheduler."""
+
+    ops: list[Operator]
+    specs: list[dict[str, Any]]
+    channel_axis: int | None
+    n_lead: int
+    tile: tuple[int, ...]
+    depth: tuple[int, ...]
+    pilot_tile: tuple[int, ...]
+    with_std: bool
+    client: Any
+
+    @property
+    def spatial(self) -> int:
+        return len(self.tile)
+
+
+def plan_tiles(y, A, cls: type[registry.Method], params: dict[str, Any], tile_shape: Sequence[int] | None = None,
+               halo: int | Sequence[int] | None = None, channel_axis: int | None = None,
+               tile_memory_bytes: float | None = None) -> tuple[TilePlan, dict[str, Any]]:
+    """Check the problem tiles, choose tile shape, halo and pilot region; returns the plan and the method's
+    parameters checked for tiles (:meth:`~napari_invimg.methods.registry.Method.tile_params`)."""
+    profile = _profile(cls)
+    ops, channel_axis = _as_operators(A, tuple(y.shape), channel_axis)
+    spatial = ops[0].ndim
+    n_lead = y.ndim - spatial
+    spatial_shape = tuple(int(s) for s in y.shape[n_lead:])
+    for a in ops:
+        reason = cls.supports(a)
+        if reason:
+            raise ValueError(reason)
+        params = cls.tile_params(a, params)
+    grid = cls.tile_reach(params)[1]
+    if grid > 1 and any(getattr(a, "boundary", None) == "circular" for a in ops):
+        raise ValueError(f"The {params['denoiser']!r} denoiser pads each image at its end, not periodically: with a "
+                         f"circular-boundary operator its tiles would differ at the array's edges. Use boundary "
+                         f"'reflect' or 'zero', or denoiser='tv'.")
+    with_std = bool(cls.returns_std)
+    if halo is None:
+        depth = tuple(max(h) for h in zip(*(tile_halo(a, cls.name, params) for a in ops)))
+    else:
+        depth = tuple(int(h) for h in np.broadcast_to(np.asarray(halo), (spatial,)))
+        if min(depth) < 0:
+            raise ValueError("The halo must be non-negative.")
+        # tiles of a denoiser with a grid must start on it: halos along the last two axes on the grid too
+        depth = tuple(_on_grid(h, grid) if i >= spatial - 2 else h for i, h in enumerate(depth))
+    client = active_client()
+    slots, per_slot = _workers(client)
+    if tile_memory_bytes is not None:
+        per_slot = float(tile_memory_bytes)
+    bytes_per_voxel = 4.0 * profile.work_arrays * (3 if with_std else 1)
+    if tile_shape is None:
+        tile = choose_tile_shape(spatial_shape, depth, bytes_per_voxel, per_slot,
+                                 min_tiles=max(1, -(-slots // max(int(np.prod(y.shape[:n_lead])), 1))))
+    else:
+        tile = tuple(int(t) for t in tile_shape)
+        if len(tile) != spatial or min(tile) < 1:
+            raise ValueError(f"tile_shape needs {spatial} positive sizes, got {tile_shape}.")
+    tile = tuple(_regular_chunk(n, t, d, grid if i >= spatial - 2 else 1)
+                 for i, (n, t, d) in enumerate(zip(spatial_shape, tile, depth)))
+    depth = tuple(0 if t >= n else d for n, t, d in zip(spatial_shape, tile, depth))
+    pilot_tile = choose_tile_shape(spatial_shape, depth, bytes_per_voxel, max(per_slot, 1.0))
+    specs = [_full_spec(a, spatial_shape) for a in ops]
+    return TilePlan(ops, specs, channel_axis, n_lead, tile, depth, pilot_tile, with_std, client), params
+
+
+def pilot_choices(y, plan: TilePlan, cls: type[registry.Method], noise: NoiseModel | None, params: dict[str, Any],
+                  seed: int | None, device) -> tuple[NoiseModel, str, dict[str, Any]]:
+    """The noise model (estimated on the pilot region when not given) and the method's global choices
+    (:meth:`~napari_invimg.methods.registry.Method.resolve_globals`), from the largest central region that fits."""
+    n_lead = plan.n_lead
+    padded, core = _central_region(y.shape, n_lead, plan.pilot_tile, plan.depth)
+    data = None
+
+    def pilot_frame() -> np.ndarray:
+        nonlocal data
+        if data is None:
+            block = np.asarray(y[padded].compute(), dtype=np.float32)
+            data = block.reshape(block.shape[n_lead:])
+        return data
+
+    noise_source = "given"
+    if noise is None:
+        cy = tuple(slice(c.start - p.start, c.stop - p.start) for c, p in zip(core[n_lead:], padded[n_lead:]))
+        noise = estimate(pilot_frame()[cy])
+        noise_source = "estimated (pilot region)"
+    elif not isinstance(noise, NoiseModel):
+        raise ValueError(f"noise must be a napari_invimg noise model, got {type(noise).__name__}.")
+    if np.ndim(noise.sigma) != 0:
+        raise ValueError("Tiled processing needs a scalar noise sigma, not a per-pixel map.")
+
+    def pilot(p: dict) -> Reconstruction:
+        torch.set_num_threads(1)
+        frame = pilot_frame()
+        return reconstruct_array(frame, operator_for_shape(plan.specs[0], frame.shape), cls.name, noise, seed=seed,
+                                 device=device, **p)
+
+    frames = int(np.prod(y.shape[:n_lead]))
+    return noise, noise_source, cls.resolve_globals(pilot, y, noise, params, frames=frames)
+
+
+def execute_tiles(y, plan: TilePlan, cls: type[registry.Method], noise: NoiseModel, params: dict[str, Any],
+                  seed: int | None, device):
+    """The lazy tiled result (``dask.array.map_overlap``): every padded tile reconstructed in memory, halo cut."""
+    solve = partial(_solve_block, specs=plan.specs, spatial=plan.spatial, channel_axis=plan.channel_axis,
+                    method=cls.name, noise_spec=noise.spec(), seed=seed, device=device, with_std=plan.with_std,
+                    tile_seeds=cls.uncertainty is not None, params=params)
+    boundary = "periodic" if any(s.get("boundary") == "circular" for s in plan.specs) else "none"
+    depth_map = {plan.n_lead + i: d for i, d in enumerate(plan.depth)}
+    dtype = _out_dtype(plan.with_std)
+    return y.map_overlap(solve, depth=depth_map, boundary=boundary, trim=True, dtype=dtype,
+                         meta=np.empty((0,) * y.ndim, dtype)), boundary
+
+
 def reconstruct_tiled(
     y,
     A: Operator | Sequence[Operator],
@@ -435,124 +448,31 @@ def reconstruct_tiled(
         raise ValueError(f"reconstruct_tiled needs a dask array, got {type(y).__name__}.")
     if np.issubdtype(y.dtype, np.complexfloating) or y.dtype.kind not in "biuf":
         raise ValueError(f"Tiled processing needs real numeric data, got dtype {y.dtype}.")
-    cls = registry.get(method)
-    profile = _profile(cls)
-    ops, channel_axis = _as_operators(A, tuple(y.shape), channel_axis)
-    spatial = ops[0].ndim
-    n_lead = y.ndim - spatial
-    spatial_shape = tuple(int(s) for s in y.shape[n_lead:])
-    for a in ops:
-        reason = cls.supports(a)
-        if reason:
-            raise ValueError(reason)
-    params = cls.validate(params)
-    for a in ops:
-        params = _tile_denoiser(profile, cls.name, params, a)
-    grid = _denoiser_reach(params)[1]
-    if grid > 1 and any(getattr(a, "boundary", None) == "circular" for a in ops):
-        raise ValueError(f"The {params['denoiser']!r} denoiser pads each image at its end, not periodically: with a "
-                         f"circular-boundary operator its tiles would differ at the array's edges. Use boundary "
-                         f"'reflect' or 'zero', or denoiser='tv'.")
-    with_std = bool(cls.returns_std)
-
-    if halo is None:
-        depth = tuple(max(h) for h in zip(*(tile_halo(a, cls.name, params) for a in ops)))
-    else:
-        depth = tuple(int(h) for h in np.broadcast_to(np.asarray(halo), (spatial,)))
-        if min(depth) < 0:
-            raise ValueError("The halo must be non-negative.")
-        # tiles of a denoiser with a grid must start on it: halos along the last two axes on the grid too
-        depth = tuple(_on_grid(h, grid) if i >= spatial - 2 else h for i, h in enumerate(depth))
-    client = active_client()
-    slots, per_slot = _workers(client)
-    if tile_memory_bytes is not None:
-        per_slot = float(tile_memory_bytes)
-    bytes_per_voxel = 4.0 * profile.work_arrays * (3 if with_std else 1)
-    if tile_shape is None:
-        tile = choose_tile_shape(spatial_shape, depth, bytes_per_voxel, per_slot,
-                                 min_tiles=max(1, -(-slots // max(int(np.prod(y.shape[:n_lead])), 1))))
-    else:
-        tile = tuple(int(t) for t in tile_shape)
-        if len(tile) != spatial or min(tile) < 1:
-            raise ValueError(f"tile_shape needs {spatial} positive sizes, got {tile_shape}.")
-    tile = tuple(_regular_chunk(n, t, d, grid if i >= spatial - 2 else 1)
-                 for i, (n, t, d) in enumerate(zip(spatial_shape, tile, depth)))
-    depth = tuple(0 if t >= n else d for n, t, d in zip(spatial_shape, tile, depth))
-    y = y.rechunk((1,) * n_lead + tile, method="tasks")  # tasks, not a P2P shuffle: each tile reads its chunks
-
+    first = A[0] if isinstance(A, (list, tuple)) and A else A
+    cls, params = check_call(method, first, params, calibration)
+    plan, params = plan_tiles(y, A, cls, params, tile_shape, halo, channel_axis, tile_memory_bytes)
+    y = y.rechunk((1,) * plan.n_lead + plan.tile, method="tasks")  # tasks, not a P2P shuffle: each tile reads its chunks
     prev_threads = torch.get_num_threads()
     try:
-        # noise and the method's global choices, once, on the central tile
-        padded, core = _central_region(y.shape, n_lead, tile, depth)
-        pilot_data = None
-
-        def pilot_block() -> np.ndarray:
-            nonlocal pilot_data
-            if pilot_data is None:
-                pilot_data = np.asarray(y[padded].compute(), dtype=np.float32)
-            return pilot_data
-
-        noise_source = "given"
-        if noise is None:
-            cy = tuple(slice(c.start - p.start, c.stop - p.start) for c, p in zip(core, padded))
-            noise = estimate(pilot_block()[cy].reshape(pilot_block()[cy].shape[n_lead:]))
-            noise_source = "estimated (central tile)"
-        elif not isinstance(noise, NoiseModel):
-            raise ValueError(f"noise must be a napari_invimg noise model, got {type(noise).__name__}.")
-        if np.ndim(noise.sigma) != 0:
-            raise ValueError("Tiled processing needs a scalar noise sigma, not a per-pixel map.")
-        specs = [_full_spec(a, spatial_shape) for a in ops]
-        solve = partial(_solve_block, specs=specs, spatial=spatial, channel_axis=channel_axis, method=cls.name,
-                        noise_spec=noise.spec(), seed=seed, device=device, with_std=with_std,
-                        tile_seeds=cls.uncertainty is not None)
-
-        def pilot(p: dict) -> Reconstruction:
-            from .api import reconstruct
-
-            torch.set_num_threads(1)
-            frame = pilot_block().reshape(pilot_block().shape[n_lead:])
-            return reconstruct(frame, operator_for_shape(specs[0], frame.shape), cls.name, noise, seed=seed,
-                               device=device, **p)
-
         user_params = dict(params)
-        resolver = _GLOBAL_CHOICES.get(cls.name)
-        if resolver is not None:
-            params = resolver(pilot, y, noise, params)
-
-        boundary = "periodic" if any(s.get("boundary") == "circular" for s in specs) else "none"
-        depth_map = {n_lead + i: d for i, d in enumerate(depth)}
-        result = y.map_overlap(partial(solve, params=params), depth=depth_map, boundary=boundary, trim=True,
-                               dtype=_out_dtype(with_std), meta=np.empty((0,) * y.ndim, _out_dtype(with_std)))
-        n_tiles = int(np.prod(result.numblocks))
-        info: dict[str, Any] = {
-            "method": cls.name,
-            "params": user_params,
-            "operator": specs[0] if len(specs) == 1 else specs,
-            "noise": noise.spec(),
-            "noise_source": noise_source,
-            "seed": seed,
-            "device": str(device) if device is not None else None,
-            "uncertainty": cls.uncertainty,
-            "tiling": {
-                "tile_shape": list(tile), "halo": list(depth), "tiles": n_tiles, "boundary": boundary,
-                "resolved_params": params, "channel_axis": channel_axis,
-                "scheduler": "distributed" if client is not None else "threads",
-            },
-        }
-        info["version"] = __version__
+        noise, noise_source, params = pilot_choices(y, plan, cls, noise, params, seed, device)
+        result, boundary = execute_tiles(y, plan, cls, noise, params, seed, device)
+        info = provenance(cls, user_params, plan.specs[0] if len(plan.specs) == 1 else plan.specs, noise,
+                          noise_source, seed, device)
+        info["tiling"] = {"tile_shape": list(plan.tile), "halo": list(plan.depth), "tiles": int(np.prod(result.numblocks)),
+                          "boundary": boundary, "pilot_shape": list(plan.pilot_tile), "resolved_params": params,
+                          "channel_axis": plan.channel_axis,
+                          "scheduler": "distributed" if plan.client is not None else "threads"}
         if output is None:
-            mean = result["mean"] if with_std else result
-            std = result["std"] if with_std else None
+            mean = result["mean"] if plan.with_std else result
+            std = result["std"] if plan.with_std else None
             info["lazy"] = True
         else:
-            mean, std = _compute_to_zarr(result, output, overwrite, with_std, pixel_size_um, axes, spatial,
-                                         info, client, progress)
+            mean, std = _compute_to_zarr(result, output, overwrite, plan.with_std, pixel_size_um, axes, plan.spatial,
+                                         info, plan.client, progress)
     finally:
         torch.set_num_threads(prev_threads)
-    if calibration is not None and std is not None:
-        scale = float(getattr(calibration, "scale", calibration))
-        std = std * scale
-        info["calibration"] = {"scale": scale}
+    std, _ = calibrated(std, None, mean, info, calibration)
     return Reconstruction(mean=mean, std=std, samples=None, info=info)
 
 

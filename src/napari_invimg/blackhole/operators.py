@@ -190,14 +190,14 @@ class Interferometer(LinearOperator):
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.transform == "nufft":
-            return self._factor_like(x) * _NUFFTForward.apply(x, self)
+            return self._factor_like(x) * _NUFFT.apply(x, self, False)
         flat = x.reshape(*x.shape[:-2], self.npix * self.npix)
         mr, mi = self._matrices(flat.dtype)
         return torch.complex(flat @ mr.T, flat @ mi.T)
 
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
         if self.transform == "nufft":
-            return _NUFFTAdjoint.apply(self._factor_like(y).conj() * y, self)
+            return _NUFFT.apply(self._factor_like(y).conj() * y, self, True)
         mr, mi = self._matrices(y.real.dtype)
         x = y.real @ mr + y.imag @ mi
         return x.reshape(*y.shape[:-1], self.npix, self.npix)
@@ -250,30 +250,18 @@ class Interferometer(LinearOperator):
         return (beam / w.sum()).astype(np.float32)
 
 
-class _NUFFTForward(torch.autograd.Function):
-    """The NUFFT of real images, differentiable (its gradient is the adjoint NUFFT, itself differentiable)."""
+class _NUFFT(torch.autograd.Function):
+    """The NUFFT of real images (``adjoint=False``) or its adjoint onto real images, differentiable: the gradient
+    of each is the other, itself differentiable."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, op: Interferometer) -> torch.Tensor:
-        ctx.op = op
-        return op.nufft_forward(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        return _NUFFTAdjoint.apply(grad, ctx.op), None
-
-
-class _NUFFTAdjoint(torch.autograd.Function):
-    """The adjoint NUFFT onto real images, differentiable (its gradient is the forward NUFFT)."""
-
-    @staticmethod
-    def forward(ctx, c: torch.Tensor, op: Interferometer) -> torch.Tensor:
-        ctx.op = op
-        return op.nufft_adjoint(c)
+    def forward(ctx, x: torch.Tensor, op: Interferometer, adjoint: bool) -> torch.Tensor:
+        ctx.op, ctx.adjoint = op, adjoint
+        return op.nufft_adjoint(x) if adjoint else op.nufft_forward(x)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        return _NUFFTForward.apply(grad, ctx.op), None
+        return _NUFFT.apply(grad, ctx.op, not ctx.adjoint), None, None
 
 
 class Closures(Operator):

@@ -10,7 +10,7 @@ from ..operators.base import Operator
 from ..operators.kernels import conjugate_gradient, discrepancy_search
 from ..operators.noise import Gaussian, NoiseModel
 from ..priors.differences import laplacian
-from .registry import ITERATIONS, Context, Estimate, Method, Param
+from .registry import ITERATIONS, Context, Estimate, Method, Param, TileProfile
 
 __all__ = ["Wiener", "RichardsonLucy", "TikhonovCG", "effective_sigma2"]
 
@@ -92,21 +92,48 @@ class RichardsonLucy(Method):
         Param("tau", float, 1.0, 0.1, 10.0, doc="discrepancy target (misfit per pixel)"),
         Param("offset", float, None, 0.0, None,
               doc="background added to data and model (empty: from the noise model and the data's minimum)"),
+        Param("extrapolation", tuple, None,
+              doc="Biggs–Andrews weights α₁, α₂, … (empty: computed each iteration from the whole image; a tiled run "
+                  "fixes them on its pilot)"),
     )
+    #: the result at a pixel depends on data within the PSF's reach times the iterations (benchmarks/bench_tiling.py)
+    tile_profile = TileProfile(3.0, 0, 16)
 
     @staticmethod
-    def _offset(y: torch.Tensor, noise: NoiseModel) -> float:
-        """Background added to data and model so that the data are non-negative (shifted Poisson)."""
+    def offset_for(y_min: float, noise: NoiseModel) -> float:
+        """Background added to data and model so that the data (least value ``y_min``) are non-negative
+        (shifted Poisson)."""
         c = noise.sigma_scalar**2 / noise.gain if noise.gain > 0 else 0.0
-        return max(c, float(-y.min()) + 1e-6 if float(y.min()) <= 0 else 0.0)
+        return max(c, -y_min + 1e-6 if y_min <= 0 else 0.0)
+
+    @classmethod
+    def resolve_globals(cls, pilot, y, noise: NoiseModel, params: dict[str, Any], frames: int = 1) -> dict[str, Any]:
+        """The offset from the global minimum; the stopping iteration and the extrapolation weights (scalars
+        from the whole image each iteration) from the pilot, which tiles then replay. Several frames cannot share
+        one frame's weights: they run without acceleration (the pilot then finds the later stopping iteration)."""
+        params = dict(params)
+        if params["offset"] is None:
+            params["offset"] = cls.offset_for(float(y.min()), noise)
+        if frames > 1 and params["extrapolation"] is None:
+            params["acceleration"] = False
+        accelerated = params["acceleration"] and params["extrapolation"] is None
+        if params["stop"] == "discrepancy" or accelerated:
+            info = pilot(params).info
+            k = int(info["iterations"])
+            # a discrepancy stop returns the iterate before the one that reached the noise level
+            n = max(k - 1, 1) if str(info.get("stopped", "")).startswith("discrepancy") else k
+            params.update(iterations=n, stop="none")
+            if accelerated:
+                params["extrapolation"] = tuple(float(a) for a in info["history"]["alpha"][:n])
+        return params
 
     def run(self, y, A, noise, ctx: Context, iterations: int, acceleration: bool, stop: str, tau: float,
-            offset: float | None) -> Estimate:
+            offset: float | None, extrapolation: tuple[float, ...] | None) -> Estimate:
         def flat_dot(a: torch.Tensor, b: torch.Tensor) -> float:
             return float(torch.dot(a.reshape(-1), b.reshape(-1)))
 
         with torch.no_grad():
-            c = self._offset(y, noise) if offset is None else offset
+            c = self.offset_for(float(y.min()), noise) if offset is None else offset
             yc = (y + c).clamp(min=0)
             shared_offset = noise.gain > 0 and c == noise._shift()
             inv_norm = A.apply_adjoint(torch.ones_like(y)).clamp_(min=1e-12).reciprocal_()
@@ -116,7 +143,9 @@ class RichardsonLucy(Method):
             reason, k = "iterations", 0
             for k in range(1, iterations + 1):
                 alpha = 0.0
-                if acceleration and g_prev2 is not None:
+                if extrapolation is not None:
+                    alpha = extrapolation[k - 1] if k <= len(extrapolation) else 0.0
+                elif acceleration and g_prev2 is not None:
                     alpha = flat_dot(g_prev, g_prev2) / max(flat_dot(g_prev2, g_prev2), 1e-30)
                     alpha = min(max(alpha, 0.0), 0.95)
                 # Biggs–Andrews extrapolation v = x + α (x − x_prev)
@@ -127,7 +156,7 @@ class RichardsonLucy(Method):
                 misfit = noise.deviance(yc, model, ratio) if shared_offset else noise.misfit(y, model - c)
                 ctx.log(misfit=misfit, alpha=alpha)
                 x_new = A.apply_adjoint(ratio).mul_(v).mul_(inv_norm)
-                if acceleration:
+                if acceleration and extrapolation is None:
                     g_prev2, g_prev = g_prev, x_new - v
                 x_prev, x = x, x_new
                 ctx.keep(x, iteration=k)

@@ -22,7 +22,7 @@ from ..priors.base import clip
 from ..priors.denoisers import Denoiser, denoiser_names
 from ._posterior import WEIGHTS, load_denoiser
 from ._proximal import initial_gain, initial_image
-from .registry import ITERATIONS, Context, Estimate, Method, Param
+from .registry import ITERATIONS, Context, Estimate, Method, Param, TileProfile
 
 __all__ = ["PnPADMM", "PnPPGD", "RED", "default_denoiser"]
 
@@ -118,7 +118,58 @@ _REFERENCE_PNP = ("Venkatakrishnan, Bouman & Wohlberg, GlobalSIP (2013) 945; Zha
                   "(DPIR continuation).")
 
 
-class PnPADMM(Method):
+#: reach (pixels) assumed for a denoiser that does not declare ``receptive_field`` (the classical ones, e.g. TV)
+_DEFAULT_RECEPTIVE_FIELD = 16
+
+
+class _TiledPlugAndPlay(Method):
+    """How PnP-ADMM and PnP-HQS tile (benchmarks/RESULTS.md §8): with the TV denoiser (a convex prox: tiles converge
+    to the untiled result) and data steps solved to convergence; with the learned denoiser (tiles on its 8-pixel grid,
+    halo + its 53-pixel receptive field) for denoising and 2D deblurring, not for 3D deblurring, where 24 annealed
+    iterations amplified the tiles' differences to 6e-3 of the data range even with an 88-pixel halo."""
+
+    tile_profile = TileProfile(3.0, 0, 24)
+    #: the denoisers verified to tile (the first is the default in tiles), and the problems where one was
+    #: verified on some only: ``(denoiser, operator, ndim)``
+    tile_denoisers: tuple[str, ...] = ("tv", "drunet")
+    tile_verified_on: tuple[tuple[str, str, int], ...] = (("drunet", "Identity", 2), ("drunet", "Identity", 3),
+                                                          ("drunet", "Blur", 2))
+
+    @classmethod
+    def tile_params(cls, A: LinearOperator, params: dict[str, Any]) -> dict[str, Any]:
+        name = params.get("denoiser") or cls.tile_denoisers[0]
+        if name not in cls.tile_denoisers:
+            raise ValueError(f"{cls.name!r} runs tile by tile only with the denoiser(s) {', '.join(cls.tile_denoisers)}; "
+                             f"{name!r} is not verified to tile (its result would depend on the tile borders). Choose "
+                             f"one of those, or load the data into memory (np.asarray).")
+        verified = [(op, nd) for den, op, nd in cls.tile_verified_on if den == name]
+        if verified and (A.name, A.ndim) not in verified:
+            where = ", ".join(f"{op} {nd}D" for op, nd in verified)
+            raise ValueError(f"The {name!r} denoiser runs tile by tile in {cls.name!r} only on {where} problems, not on "
+                             f"a {A.ndim}D {A.name}: there its tiled result differs from the untiled one (a non-convex "
+                             f"iteration amplifies the tiles' small differences). Use denoiser='tv' in tiles, or load "
+                             f"the data into memory (np.asarray).")
+        return {**params, "denoiser": name}
+
+    @classmethod
+    def tile_reach(cls, params: dict[str, Any]) -> tuple[int, int]:
+        """The denoiser's receptive field and grid."""
+        den = load_denoiser(params.get("denoiser") or cls.tile_denoisers[0], params.get("weights") or "")
+        return int(getattr(den, "receptive_field", _DEFAULT_RECEPTIVE_FIELD)), int(den.grid)
+
+    @classmethod
+    def resolve_globals(cls, pilot, y, noise: NoiseModel, params: dict[str, Any], frames: int = 1) -> dict[str, Any]:
+        """The first estimate's gain, the image scale and the last denoiser level are global (from the pilot); the data
+        step's CG, whose step sizes are global inner products, runs to convergence (its exact solution is local)."""
+        params = {**params, "cg_iterations": max(int(params["cg_iterations"]), 200)}
+        if any(params.get(k) is None for k in ("scale", "noise_level", "first_gain")):
+            info = pilot({**params, "iterations": 1}).info
+            found = {"scale": info["scale"], "noise_level": info["sigma_end"], "first_gain": info["first_gain"]}
+            params = {**params, **{k: v for k, v in found.items() if params.get(k) is None}}
+        return params
+
+
+class PnPADMM(_TiledPlugAndPlay):
     name = "pnp_admm"
     label = "PnP-ADMM"
     description = ("ADMM with a denoiser as prior prox: x = argmin f + ρ/2‖x − z + u‖², z = D(x + u, σ_k), u += x − z; "
@@ -141,7 +192,7 @@ class PnPADMM(Method):
         return Estimate(out, info=P.info(k))
 
 
-class PnPPGD(Method):
+class PnPPGD(_TiledPlugAndPlay):
     name = "pnp_pgd"
     label = "PnP-HQS (DPIR)"
     description = ("Half-quadratic splitting x = argmin f + ρ_k/2‖x − z‖², z = D(x, σ_k): proximal steps with a denoiser "

@@ -22,7 +22,7 @@ from ..errors import Cancelled
 from ..operators.base import Operator
 from ..operators.noise import NoiseModel
 
-__all__ = ["Param", "Method", "Context", "Estimate", "get", "available", "info", "ITERATIONS"]
+__all__ = ["Param", "Method", "Context", "Estimate", "TileProfile", "get", "available", "info", "ITERATIONS"]
 
 METHODS = Registry("method", discover=import_submodules("napari_invimg.methods"), lazy=domain_names("method"))
 
@@ -60,6 +60,10 @@ class Param:
                 v = int(value)
             elif self.type is float:
                 v = float(value)
+            elif self.type is tuple:  # a sequence of numbers
+                v = tuple(float(a) for a in value)
+                if not all(np.isfinite(v)):
+                    raise ValueError
             else:
                 v = self.type(value)
         except (TypeError, ValueError):
@@ -168,6 +172,17 @@ class Context:
             raise Cancelled()
 
 
+@dataclass(frozen=True)
+class TileProfile:
+    """How a local method runs tile by tile on a dask array (:mod:`napari_invimg.tiling`): the halo is
+    ``halo_factor`` × the operator's halo + ``min_halo`` pixels (+ :meth:`Method.tile_reach`); ``work_arrays``
+    tile-sized float32 arrays are held at once."""
+
+    halo_factor: float
+    min_halo: int
+    work_arrays: int
+
+
 class Method(ABC):
     """One reconstruction algorithm. Subclasses set the class attributes and implement :meth:`run`."""
 
@@ -188,6 +203,9 @@ class Method(ABC):
     complex_images: ClassVar[bool] = True
     #: floor-3 front ends may hide methods that only make sense in a domain module
     domain: ClassVar[str] = "imaging"
+    #: set once the method is verified to give its untiled result tile by tile (the result at a pixel depends
+    #: only on data within the halo); ``None``: not local, it does not run on dask arrays
+    tile_profile: ClassVar[TileProfile | None] = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -234,6 +252,25 @@ class Method(ABC):
             "reference": cls.reference,
             "domain": cls.domain,
         }
+
+    @classmethod
+    def tile_params(cls, A: Operator, params: dict[str, Any]) -> dict[str, Any]:
+        """``params`` for a tiled run on ``A``; ``ValueError`` where they are not verified to tile."""
+        return params
+
+    @classmethod
+    def tile_reach(cls, params: dict[str, Any]) -> tuple[int, int]:
+        """(extra halo in pixels, grid the tiles must start on along the last two axes) beyond the operator's."""
+        return 0, 1
+
+    @classmethod
+    def resolve_globals(cls, pilot: Callable[[dict[str, Any]], Any], y, noise: NoiseModel, params: dict[str, Any],
+                        frames: int = 1) -> dict[str, Any]:
+        """``params`` with the choices the method makes from the whole image fixed, so that every tile solves one
+        problem: ``pilot(params)`` reconstructs the largest central region that fits a worker (the whole image
+        when it fits) of the first of ``frames`` images (time points, channels) and ``y`` is the whole data (lazy;
+        reductions such as ``float(y.min())`` compute)."""
+        return params
 
     @abstractmethod
     def run(self, y: torch.Tensor, A: Operator, noise: NoiseModel, ctx: Context, **params: Any) -> Estimate:
