@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from napari_invimg._registry import DOMAIN_MODULES, Registry
@@ -72,3 +73,13 @@ def test_domain_modules_load_on_first_use_and_their_methods_are_listed():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={**__import__("os").environ, "PYTHONPATH": str(ROOT / "src")})
     assert done.returncode == 0, done.stderr
+
+
+def test_methods_for_an_operator_class_name_is_the_list_for_an_operator():
+    import napari_invimg as ni
+
+    blur = ni.operators.Blur(np.ones((3, 3), np.float32), (16, 16))
+    assert ni.api.methods_for("Blur") == ni.methods(blur) and "wiener" in ni.methods(blur)
+    assert "wiener" not in ni.api.methods_for("CartesianMRI") and "cg_sense" in ni.api.methods_for("CartesianMRI")
+    with pytest.raises(ValueError, match="Unknown operator type 'Nope'"):
+        ni.api.methods_for("Nope")

@@ -13,19 +13,27 @@ import torch
 
 from .core import check_data, reconstruct_array
 from .methods import registry
-from .operators.base import Operator
+from .operators.base import OPERATORS, Operator
 from .operators.noise import NoiseModel
 from .tiling import reconstruct_tiled
 from .uncertainty import Reconstruction
 
-__all__ = ["simulate", "reconstruct", "methods", "method_info", "check_data"]
+__all__ = ["simulate", "reconstruct", "methods", "methods_for", "method_info", "check_data"]
 
 
-def methods(operator: Operator | None = None, domain: str | None = None) -> list[str]:
-    """Names of the registered methods; with ``operator``, only those that can use it."""
+def methods(operator: Operator | type[Operator] | str | None = None, domain: str | None = None) -> list[str]:
+    """Names of the registered methods; with ``operator`` only those that can use it (:func:`methods_for`); with
+    ``domain`` only that domain's and the general imaging ones."""
+    return methods_for(operator, domain)
+
+
+def methods_for(operator: Operator | type[Operator] | str | None, domain: str | None = None) -> list[str]:
+    """The methods that can use ``operator``: an operator, an operator class or a class name (``"Blur"``) — the one
+    list every dock and front end shows; ``None``: every method."""
     names = registry.available()
     if operator is not None:
-        names = [n for n in names if registry.get(n).supports(operator) is None]
+        kind = OPERATORS.get(operator) if isinstance(operator, str) else operator
+        names = [n for n in names if registry.get(n).supports(kind) is None]
     if domain is not None:
         names = [n for n in names if registry.get(n).domain in (domain, "imaging")]
     return names

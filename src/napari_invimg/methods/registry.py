@@ -228,14 +228,15 @@ class Method(ABC):
         return {name: p.coerce(params.get(name, p.default)) for name, p in known.items()}
 
     @classmethod
-    def supports(cls, A: Operator) -> str | None:
-        """``None`` if the method can use ``A``; else the reason it cannot."""
+    def supports(cls, A: Operator | type[Operator]) -> str | None:
+        """``None`` if the method can use ``A`` (an operator or an operator class); else the reason it cannot."""
+        name = A.__name__ if isinstance(A, type) else A.name
         if cls.needs_adjoint and not A.linear:
-            return f"{cls.name!r} needs a linear operator with an adjoint; {A.name} is non-linear."
-        if cls.operators is not None and A.name not in cls.operators:
-            return f"{cls.name!r} works with {', '.join(cls.operators)}, not {A.name}."
+            return f"{cls.name!r} needs a linear operator with an adjoint; {name} is non-linear."
+        if cls.operators is not None and name not in cls.operators:
+            return f"{cls.name!r} works with {', '.join(cls.operators)}, not {name}."
         if A.in_complex and not cls.complex_images:
-            return f"{cls.name!r} reconstructs real images only; {A.name} has complex images."
+            return f"{cls.name!r} reconstructs real images only; {name} has complex images."
         return None
 
     @classmethod

@@ -20,7 +20,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, LineEd
 from napari.layers import Image, Labels, Layer
 
 from .. import operators, psf
-from ..api import methods
+from ..api import methods_for as methods_for_operator
 from ..operators import noise as noise_models
 from ..operators.base import Operator
 
@@ -338,27 +338,10 @@ def noise_from_metadata(layer: Layer) -> noise_models.NoiseModel | None:
     return None if spec is None else noise_models.from_spec(spec)
 
 
-def _prototype(operator_kind: str) -> Operator:
-    """A tiny operator of class ``operator_kind``, so that the registry itself decides which methods fit."""
-    shape = (8, 8)
-    makers = {
-        "Identity": lambda: operators.Identity(shape),
-        "Blur": lambda: operators.Blur(np.ones((1, 1), np.float32), shape),
-        "Inpainting": lambda: operators.Inpainting(np.ones(shape, bool)),
-        "Downsampling": lambda: operators.Downsampling(shape, 2),
-        "CompressedSensing": lambda: operators.CompressedSensing(shape, 8),
-    }
-    if operator_kind not in makers:
-        raise ValueError(f"Unknown operator kind {operator_kind!r}; choose one of {sorted(makers)}.")
-    return makers[operator_kind]()
-
-
 def methods_for(operator: Operator | str) -> list[str]:
     """:func:`napari_invimg.methods` for an operator, or for an operator class of the Forward model form
     (imaging methods only, then)."""
-    if isinstance(operator, str):
-        return methods(_prototype(operator), domain="imaging")
-    return methods(operator)
+    return methods_for_operator(operator, domain="imaging" if isinstance(operator, str) else None)
 
 
 def device_choices() -> list[tuple[str, str | None]]:
