@@ -33,7 +33,13 @@ more axes than the recipe's operator (time-lapses, channels) are reconstructed f
 larger than memory are read lazily and processed tile by tile. Outputs keep the input's pixel sizes.
 An output appears under its name only when it is complete.
 
-Exit codes: 0 every input done; 1 some inputs failed (see the summary); 2 bad usage or a bad recipe.
+An output is never written over an input (even with --overwrite), an output name must end in a format
+napari-invimg writes (.ome.zarr, .zarr, .ome.tif, .tif; end a folder name with '/'), and --overwrite
+replaces only a file or store of the same kind (a TIFF by a TIFF, an OME-Zarr written by napari-invimg
+by an OME-Zarr): nothing else is ever deleted.
+
+Exit codes: 0 every input done; 1 some inputs failed (see the summary); 2 bad usage (an output that is
+an input, an output suffix we do not write, no inputs) or a bad recipe.
 """
 
 
@@ -89,14 +95,46 @@ def _stem(path: Path) -> str:
 
 
 def _outputs(files: list[Path], output: str | None, fmt: str) -> list[Path]:
+    """The output path of each input; a :class:`ValueError` (exit code 2) for an output name whose suffix
+    is not a format we write, an output that is one of the inputs, or two inputs with the same output."""
     from .io import SUFFIXES
 
-    if output is not None and output.lower().rstrip("/").endswith(SUFFIXES) and not output.endswith("/"):
+    if output is not None and output.lower().rstrip("/").endswith(SUFFIXES) and not output.endswith(("/", "\\")):
         if len(files) != 1:
             raise ValueError(f"{len(files)} inputs need an output folder, not the file name {output}.")
-        return [Path(output)]
-    folder = Path(output) if output is not None else None
-    return [(folder or f.parent) / f"{_stem(f)}{'' if folder else '_invimg'}.{fmt}" for f in files]
+        outs = [Path(output)]
+    else:
+        folder = Path(output) if output is not None else None
+        if folder is not None and not output.endswith(("/", "\\")) and not folder.is_dir():
+            if folder.exists():
+                raise ValueError(f"-o {output}: a file of a format napari-invimg does not write; outputs are "
+                                 f"{', '.join(SUFFIXES)} files or a folder.")
+            if folder.suffix:
+                raise ValueError(f"-o {output}: {folder.suffix!r} is not a format napari-invimg writes "
+                                 f"({', '.join(SUFFIXES)}); to write into a new folder, end the name with '/'.")
+        outs = [(folder or f.parent) / f"{_stem(f)}{'' if folder else '_invimg'}.{fmt}" for f in files]
+    inputs = {f.resolve(): f for f in files}
+    seen: dict[Path, Path] = {}
+    for src, dst in zip(files, outs):
+        key = dst.resolve()
+        if key in inputs:
+            raise ValueError(f"The output {dst} is the input {inputs[key]}; napari-invimg never writes over its "
+                             f"input (even with --overwrite). Choose another output name.")
+        if key in seen:
+            raise ValueError(f"The inputs {seen[key]} and {src} would both be written to {dst}; give an output "
+                             f"folder with --format, or run them separately.")
+        seen[key] = src
+    return outs
+
+
+def _recipe_of(rec) -> dict[str, Any]:
+    """``{"invimg": recipe}`` for a result's file (TIFF outputs keep it in the OME-XML or ImageJ Info), or ``{}``."""
+    from .io.recipe import recipe_from, to_jsonable
+
+    try:
+        return {"invimg": to_jsonable(recipe_from(rec))}
+    except ValueError:
+        return {}
 
 
 def _run_one(recipe: dict[str, Any], src: Path, dst: Path, quiet: bool) -> dict[str, Any]:
@@ -127,7 +165,9 @@ def _run_one(recipe: dict[str, Any], src: Path, dst: Path, quiet: bool) -> dict[
             rec = replay(recipe, data, progress=bar, output=store, pixel_size_um=img.pixel_size_um, axes=img.axes)
             if not to_zarr:
                 try:
-                    io.imwrite(dst, rec.mean, pixel_size_um=img.pixel_size_um, axes=img.axes, metadata=img.metadata)
+                    meta = {k: img.metadata[k] for k in ("na", "wavelength_um", "immersion_index") if k in img.metadata}
+                    io.imwrite(dst, rec.mean, pixel_size_um=img.pixel_size_um, axes=img.axes,
+                               metadata={**meta, **_recipe_of(rec)})
                 finally:
                     import shutil
 
@@ -142,7 +182,7 @@ def _run_one(recipe: dict[str, Any], src: Path, dst: Path, quiet: bool) -> dict[
                            attrs={"invimg": to_jsonable(recipe_from(rec))})
             else:
                 io.imwrite(dst, rec.mean.astype(np.float32), pixel_size_um=img.pixel_size_um, axes=img.axes,
-                           metadata=meta)
+                           metadata={**meta, **_recipe_of(rec)})
     finally:
         if bar is not None:
             bar.close()

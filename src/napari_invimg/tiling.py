@@ -490,7 +490,7 @@ def _compute_to_zarr(result, output, overwrite: bool, with_std: bool, pixel_size
     sizes = pixel_size_um if pixel_size_um is not None else (1.0,) * spatial
     chunks = tuple(c[0] for c in result.chunks)
     t0 = time.perf_counter()
-    with atomic_output(output, overwrite=overwrite) as tmp:
+    with atomic_output(output, overwrite=overwrite, kind="ome-zarr") as tmp:
         create_image(tmp, result.shape, chunks, "f4", sizes, axes, "mean", attrs={"invimg": to_jsonable(info)})
         if with_std:
             create_image(Path(tmp) / "std", result.shape, chunks, "f4", sizes, axes, "std")

@@ -192,7 +192,8 @@ def apply_station_gains(obs: Observation, amplitude_error: float = 0.0, random_p
 def save_uvfits(obs: Observation, path: str | Path) -> Path:
     """Write ``obs`` as random-groups UVFITS: Stokes I stored as RR = LL = I (circular basis, each with
     σ√2, so that (RR + LL)/2 gives back I and σ), u, v in light-seconds, an AIPS AN antenna table (and
-    the AIPS FQ table), so that eht-imaging's ``load_uvfits``, AIPS and CASA read it."""
+    the AIPS FQ table), so that eht-imaging's ``load_uvfits``, AIPS and CASA read it. Written to a temporary
+    name and renamed on success; an existing ``path`` is replaced only when it is a FITS file."""
     from astropy.io import fits
 
     path = Path(path)
@@ -267,8 +268,54 @@ def save_uvfits(obs: Observation, path: str | Path) -> Path:
     ], name="AIPS FQ")
     fq.header["NO_IF"] = 1
     fq.header["EXTVER"] = 1
-    fits.HDUList([primary, an, fq]).writeto(path, overwrite=True)
+    from ..io._image import atomic_output
+
+    with atomic_output(path, kind="fits") as tmp:
+        fits.HDUList([primary, an, fq]).writeto(tmp)
     return path
+
+
+def _open_fits_checked(path: Path):
+    """Open a FITS file and check that every HDU it announces is complete; a :class:`ValueError` naming the
+    file when it is not FITS, truncated (data or a header cut short) or damaged."""
+    import warnings
+
+    from astropy.io import fits
+
+    size = path.stat().st_size
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # astropy warns about truncation; we raise instead
+        try:
+            hdus = fits.open(path)
+            hdus.readall()
+        except (OSError, ValueError, TypeError, IndexError, EOFError) as exc:
+            with open(path, "rb") as fh:
+                fits_like = fh.read(9) == b"SIMPLE  ="
+            what = "a damaged or truncated FITS file" if fits_like else "not a FITS file"
+            raise ValueError(f"{path.name} is {what} ({exc}).") from None
+    try:
+        end = 0
+        for k in range(len(hdus)):
+            info = hdus.fileinfo(k)
+            end = max(end, int(info["datLoc"]) + int(info["datSpan"]))
+            if int(info["datLoc"]) + int(hdus[k]._data_size) > size:
+                raise ValueError(f"{path.name} is truncated: HDU {k} ({hdus[k].name or 'primary'}) needs "
+                                 f"{int(info['datLoc']) + int(hdus[k]._data_size)} bytes, the file has {size}.")
+        if size < end:
+            raise ValueError(f"{path.name} is truncated: its last HDU ends at byte {end} (whole 2880-byte FITS "
+                             f"blocks), the file has {size} bytes.")
+        if size > end:
+            with open(path, "rb") as fh:
+                fh.seek(end)
+                tail = fh.read()
+            if tail.strip(b"\x00 "):
+                raise ValueError(f"{path.name} is truncated or damaged: {size - end} bytes after its last complete "
+                                 f"HDU are not a complete FITS header (an extension such as the AIPS AN table is "
+                                 f"cut short).")
+    except BaseException:
+        hdus.close()
+        raise
+    return hdus
 
 
 def load_uvfits(path: str | Path) -> Observation:
@@ -282,10 +329,9 @@ def load_uvfits(path: str | Path) -> Observation:
     path = Path(path)
     if not path.exists():
         raise ValueError(f"No file at {path}.")
-    try:
-        hdus = fits.open(path)
-    except OSError as exc:
-        raise ValueError(f"{path.name} is not a FITS file ({exc}).") from None
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not a UVFITS file.")
+    hdus = _open_fits_checked(path)
     with hdus:
         primary = hdus[0]
         if not isinstance(primary, fits.GroupsHDU) or primary.data is None or len(primary.data) == 0:

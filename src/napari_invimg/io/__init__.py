@@ -11,21 +11,21 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ._image import Image, default_axes
-from .ome_zarr import is_zarr, read_zarr, write_zarr
+from ._image import Image, OutputExistsError, UnsupportedFileError, default_axes
+from .ome_zarr import is_zarr, probe_zarr, read_zarr, write_zarr
 from .recipe import load_recipe, recipe_from, save_recipe
-from .tiff import read_tiff, write_tiff
+from .tiff import probe_tiff, read_tiff, write_tiff
 
-__all__ = ["Image", "imread", "imwrite", "save_recipe", "load_recipe", "recipe_from", "default_axes",
-           "SUFFIXES"]
+__all__ = ["Image", "imread", "imwrite", "probe", "save_recipe", "load_recipe", "recipe_from", "default_axes",
+           "SUFFIXES", "OutputExistsError", "UnsupportedFileError"]
 
 #: file name endings these functions read and write
 SUFFIXES = (".ome.tif", ".ome.tiff", ".tif", ".tiff", ".ome.zarr", ".zarr")
 
 
-def _kind(path: str | os.PathLike) -> str:
+def _kind(path: str | os.PathLike, reading: bool = True) -> str:
     name = Path(path).name.lower().rstrip("/")
-    if name.endswith(".zarr") or is_zarr(path):
+    if name.endswith(".zarr") or (reading and is_zarr(path)):
         return "zarr"
     if name.endswith((".tif", ".tiff", ".btf", ".tf2")):
         return "tiff"
@@ -45,19 +45,40 @@ def imread(path: str | os.PathLike, lazy: bool | None = None) -> Image:
     return read_tiff(path, lazy=lazy)
 
 
+def probe(path: str | os.PathLike) -> tuple[tuple[int, ...], Any]:
+    """Shape and dtype of the image in ``path`` without reading its pixels.
+
+    Raises :class:`UnsupportedFileError` (a ``ValueError``) for a readable file that napari-invimg does
+    not take (not a TIFF, an RGB TIFF, a Zarr group without OME-NGFF metadata), and a plain
+    ``ValueError`` naming the file for a missing, damaged or truncated one.
+    """
+    try:
+        kind = _kind(path)
+    except ValueError as exc:
+        raise UnsupportedFileError(str(exc)) from None
+    if kind == "zarr":
+        return probe_zarr(path)
+    shape, dtype, _axes = probe_tiff(path)
+    return shape, dtype
+
+
 def imwrite(path: str | os.PathLike, data, pixel_size_um, axes: str | None = None,
             metadata: dict[str, Any] | None = None, overwrite: bool = True) -> Path:
     """Write a numpy or dask array as OME-TIFF / ImageJ-TIFF / OME-Zarr (from the name) with pixel sizes.
 
     ``pixel_size_um``: one size per spatial axis (``(z, y, x)`` or ``(y, x)``) or one number for all.
     ``axes`` defaults to ``"yx"``, ``"zyx"``, ``"tzyx"``, ``"tczyx"`` by dimension. The file appears under
-    its name only once it is complete.
+    its name only once it is complete. An existing ``path`` is replaced only by a file of the same kind (a
+    TIFF by a TIFF, an OME-Zarr store written by napari-invimg by an OME-Zarr); anything else there (a
+    folder, another file) is left untouched and :class:`OutputExistsError` is raised. A plain ``.tif``
+    is an ImageJ hyperstack when ImageJ can hold the data, else OME-TIFF (see
+    :func:`~napari_invimg.io.tiff.write_tiff`); ``metadata["invimg"]`` (a recipe) is kept in every format.
     """
     if isinstance(data, Image):
         axes = axes or data.axes
         metadata = {**data.metadata, **(metadata or {})}
         data = data.data
-    if _kind(path) == "zarr":
+    if _kind(path, reading=False) == "zarr":
         return write_zarr(path, data, pixel_size_um, axes=axes, overwrite=overwrite,
                           attrs={"invimg": metadata["invimg"]} if metadata and "invimg" in metadata else None)
     return write_tiff(path, data, pixel_size_um, axes=axes, metadata=metadata, overwrite=overwrite)

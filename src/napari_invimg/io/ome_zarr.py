@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from ._image import SPATIAL, Image, assume_pixel_sizes, atomic_output, check_axes, spatial_sizes
+from ._image import (SPATIAL, ZARR_CREATOR, Image, UnsupportedFileError, assume_pixel_sizes, atomic_output, check_axes,
+                     spatial_sizes)
 
-__all__ = ["read_zarr", "write_zarr", "create_image", "multiscales", "is_zarr"]
+__all__ = ["read_zarr", "write_zarr", "probe_zarr", "create_image", "multiscales", "is_zarr"]
 
 NGFF_VERSION = "0.4"
 _AXIS_TYPE = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
@@ -41,12 +42,19 @@ def multiscales(axes: str, pixel_size_um, name: str = "image") -> list[dict[str,
 
 def create_image(path: str | os.PathLike, shape, chunks, dtype, pixel_size_um, axes: str | None = None,
                  name: str = "image", attrs: dict[str, Any] | None = None):
-    """Create an empty OME-Zarr image group at ``path`` and return its level-0 Zarr array."""
+    """Create an empty OME-Zarr image group at ``path`` and return its level-0 Zarr array.
+
+    The group attributes carry ``"_creator": {"name": "napari-invimg", "version": …}``, the mark by which
+    a later write recognises a store it may replace (:func:`~napari_invimg.io._image.is_our_zarr`).
+    """
     import zarr
+
+    from .. import __version__
 
     axes = check_axes(axes, len(shape))
     group = zarr.open_group(str(path), mode="w", zarr_format=2)
-    group.attrs.update({"multiscales": multiscales(axes, pixel_size_um, name), **(attrs or {})})
+    group.attrs.update({"multiscales": multiscales(axes, pixel_size_um, name),
+                        "_creator": {"name": ZARR_CREATOR, "version": __version__}, **(attrs or {})})
     return group.create_array("0", shape=tuple(int(s) for s in shape), chunks=tuple(int(c) for c in chunks),
                               dtype=np.dtype(dtype), fill_value=0)
 
@@ -73,7 +81,7 @@ def write_zarr(path: str | os.PathLike, data, pixel_size_um, axes: str | None = 
     dtype = np.dtype(data.dtype)
     if chunks is None:
         chunks = _default_chunks(data.shape, dtype.itemsize)
-    with atomic_output(path, overwrite=overwrite) as tmp:
+    with atomic_output(path, overwrite=overwrite, kind="ome-zarr") as tmp:
         arr = create_image(tmp, data.shape, chunks, dtype, pixel_size_um, axes, name, attrs)
         if isinstance(data, da.Array):
             da.store(data.rechunk(chunks), arr, lock=False)
@@ -88,28 +96,74 @@ def _group_metadata(attrs: dict[str, Any]) -> list[dict[str, Any]] | None:
     return attrs.get("multiscales")
 
 
+def _open_zarr(path: str | os.PathLike):
+    """Open a Zarr array or group read-only; a clear :class:`ValueError` naming ``path`` when it is missing,
+    empty or damaged. Returns ``(node, image_metadata | None)``; a group without NGFF ``multiscales``
+    raises :class:`UnsupportedFileError`."""
+    import zarr
+
+    p = Path(path)
+    if not p.exists():
+        raise ValueError(f"{p} does not exist.")
+    if not p.is_dir():
+        raise ValueError(f"{p.name} is a file, not a Zarr store (a folder).")
+    if not any(p.iterdir()):
+        raise ValueError(f"{p.name} is an empty folder, not a Zarr store (no .zgroup, .zarray or zarr.json).")
+    try:
+        node = zarr.open(str(p), mode="r")
+    except Exception as exc:  # zarr raises many kinds (GroupNotFoundError, JSON errors, KeyError …)
+        if not any((p / m).exists() for m in (".zgroup", ".zarray", "zarr.json")):
+            raise UnsupportedFileError(f"{p.name} is a folder without Zarr metadata (.zgroup, .zarray or "
+                                       f"zarr.json); it is not a Zarr store.") from None
+        raise ValueError(f"{p.name} is a damaged Zarr store ({type(exc).__name__}: {exc}).") from None
+    if isinstance(node, zarr.Array):
+        return node, None
+    try:
+        ms = _group_metadata(dict(node.attrs))
+    except Exception as exc:
+        raise ValueError(f"{p.name} has damaged Zarr attributes ({type(exc).__name__}: {exc}).") from None
+    if not ms or not isinstance(ms, list) or not isinstance(ms[0], dict) or not ms[0].get("datasets"):
+        raise UnsupportedFileError(f"{p.name} is a Zarr group without OME-NGFF 'multiscales' metadata; "
+                                   f"open one of its arrays.")
+    return node, ms[0]
+
+
+def probe_zarr(path: str | os.PathLike) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of the level-0 image of a Zarr store without reading its pixels; raises as :func:`read_zarr`."""
+    node, image = _open_zarr(path)
+    if image is None:
+        return tuple(node.shape), np.dtype(node.dtype)
+    level = image["datasets"][0].get("path")
+    try:
+        arr = node[level]
+    except Exception as exc:
+        raise ValueError(f"{Path(path).name}: its image level {level!r} cannot be opened ({type(exc).__name__}: "
+                         f"{exc}).") from None
+    return tuple(arr.shape), np.dtype(arr.dtype)
+
+
 def read_zarr(path: str | os.PathLike) -> Image:
     """Read an OME-Zarr image lazily (a dask array of level 0) with its physical pixel sizes.
 
     A plain Zarr array (no NGFF metadata) is read too; its pixel sizes are then assumed (1 µm, with a
-    warning, and listed in ``metadata["assumed"]``).
+    warning, and listed in ``metadata["assumed"]``). A missing, empty or damaged store raises a
+    :class:`ValueError` naming it.
     """
     import dask.array as da
-    import zarr
 
-    node = zarr.open(str(path), mode="r")
+    node, image = _open_zarr(path)
     metadata: dict[str, Any] = {"source": str(path), "format": "zarr"}
-    if isinstance(node, zarr.Array):
+    if image is None:
         data = da.from_zarr(node)
         axes = check_axes(None, data.ndim)
         return Image(data, assume_pixel_sizes([None] * sum(a in SPATIAL for a in axes), axes, path, metadata),
                      axes, metadata)
-    ms = _group_metadata(dict(node.attrs))
-    if not ms:
-        raise ValueError(f"{path} is a Zarr group without OME-NGFF 'multiscales' metadata; open one of its arrays.")
-    image = ms[0]
     level = image["datasets"][0]
-    data = da.from_zarr(node[level["path"]])
+    try:
+        data = da.from_zarr(node[level["path"]])
+    except Exception as exc:
+        raise ValueError(f"{Path(path).name}: its image level {level.get('path')!r} cannot be opened "
+                         f"({type(exc).__name__}: {exc}).") from None
     axes_meta = image.get("axes")
     axes = "".join(a["name"] if isinstance(a, dict) else a for a in axes_meta) if axes_meta else None
     axes = check_axes(axes, data.ndim)

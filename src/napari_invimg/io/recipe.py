@@ -72,9 +72,10 @@ def recipe_from(source: Any) -> dict[str, Any]:
 
 
 def save_recipe(source: Any, path: str | os.PathLike) -> Path:
-    """Write the recipe of ``source`` (see :func:`recipe_from`) as JSON, atomically."""
+    """Write the recipe of ``source`` (see :func:`recipe_from`) as JSON, atomically; an existing ``path`` is
+    replaced only when it is a JSON file (a folder or another kind of file is left alone, with an error)."""
     recipe = to_jsonable(recipe_from(source))
-    with atomic_output(path) as tmp:
+    with atomic_output(path, kind="json") as tmp:
         Path(tmp).write_text(json.dumps(recipe, indent=1, ensure_ascii=False), encoding="utf-8")
     return Path(path)
 

@@ -132,8 +132,11 @@ def save_weights(model: SmallDRUNet, path: str | Path, half: bool = True, **meta
     state = {k: (v.detach().cpu().half() if half and v.is_floating_point() else v.detach().cpu())
              for k, v in model.state_dict().items()}
     plain = json.loads(json.dumps(metadata, default=str))  # plain values only: loadable with weights_only
-    torch.save({"format": "napari-invimg denoiser 1", "config": model.config, "state_dict": state,
-                "metadata": plain}, path)
+    from ..io._image import atomic_output  # same floor (1); written to a temporary name, renamed on success
+
+    with atomic_output(path, kind="torch") as tmp:
+        torch.save({"format": "napari-invimg denoiser 1", "config": model.config, "state_dict": state,
+                    "metadata": plain}, tmp)
     return path
 
 
