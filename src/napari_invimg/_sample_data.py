@@ -1,4 +1,5 @@
-"""napari sample data: synthetic fluorescence (2D and a small 3D stack) with its measurement, and ``cell``.
+"""napari sample data: synthetic fluorescence (2D and a small 3D stack) with its measurement, ``cell``, a 3D
+beads stack (for the PSF workbench) and a simulated black-hole observation (for the Black hole dock).
 
 Everything is generated offline and deterministically (fixed seeds). The measurement layers carry
 ``metadata["invimg"]`` with the operator and noise specs that made them, so the Reconstruct widget
@@ -14,7 +15,7 @@ import numpy as np
 from . import __version__, datasets, operators, psf, simulate
 from .operators.noise import PoissonGaussian
 
-__all__ = ["fluorescence_2d", "fluorescence_3d", "cell", "PIXEL_SIZE_UM", "Z_STEP_UM"]
+__all__ = ["fluorescence_2d", "fluorescence_3d", "cell", "beads_3d", "black_hole", "PIXEL_SIZE_UM", "Z_STEP_UM"]
 
 #: lateral pixel size (µm) of the synthetic data: a 100× / 1.4 NA objective on a 6.5 µm camera pixel
 PIXEL_SIZE_UM = 0.065
@@ -60,3 +61,38 @@ def fluorescence_3d() -> list[LayerDataTuple]:
 def cell() -> list[LayerDataTuple]:
     """scikit-image's bundled ``cell`` micrograph, rescaled to [0, 1]."""
     return [(datasets.cell(), {"name": "cell", "colormap": "gray"}, "image")]
+
+
+def beads_3d() -> list[LayerDataTuple]:
+    """A 32×128×128 stack of 12 sub-resolution beads imaged by the 3D widefield PSF (NA 1.4, 520 nm) with
+    Poisson noise, and that PSF: for the PSF workbench (extract a PSF from the beads, compare to the truth)."""
+    kernel = psf.widefield((15, 21, 21), wavelength_um=0.52, na=1.4, pixel_size_um=PIXEL_SIZE_UM, z_step_um=Z_STEP_UM)
+    counts, centres = datasets.beads((32, 128, 128), kernel, n=12, photons=2e5, background=10.0, seed=0)
+    scale = (Z_STEP_UM, PIXEL_SIZE_UM, PIXEL_SIZE_UM)
+    units = ("µm",) * 3
+    optics = {"na": 1.4, "wavelength_um": 0.52, "immersion_index": 1.515, "pixel_size_um": list(scale),
+              "axes": "zyx", "bead_centres": centres.tolist()}
+    return [
+        (counts, {"name": "beads", "scale": scale, "units": units, "colormap": "gray",
+                  "metadata": {"invimg_file": optics}}, "image"),
+        (kernel, {"name": "beads PSF (truth)", "scale": scale, "units": units, "colormap": "magma",
+                  "visible": False}, "image"),
+    ]
+
+
+def black_hole() -> list[LayerDataTuple]:
+    """An EHT 2017-like observation of a crescent (M87*, 230 GHz, one night, thermal noise, 10 % gain errors):
+    the true sky and the dirty image carrying the observation (``metadata["invimg_observation"]``), with
+    its (u, v) coverage, ready for the Black hole dock."""
+    from . import blackhole
+    from .widgets.uvfits_reader import FOV_UAS, NPIX, dirty_image_layers
+
+    sky = blackhole.models.crescent(NPIX, FOV_UAS)
+    obs = blackhole.simulate(sky, fov_uas=FOV_UAS, gain_error=0.1, seed=0, source="M87*")
+    p = FOV_UAS / NPIX
+    half = FOV_UAS / 2
+    truth = (sky.astype(np.float32), {"name": "black hole sky (truth)", "scale": (p, p),
+                                      "translate": (-half + p / 2, -half + p / 2), "colormap": "afmhot",
+                                      "metadata": {"invimg": {"product": "sky model", "model": "crescent",
+                                                              "unit": "µas", "version": __version__}}}, "image")
+    return [truth, *dirty_image_layers(obs, "M87* (simulated)")]

@@ -16,7 +16,8 @@ import numpy as np
 
 from .. import io
 
-__all__ = ["get_reader", "read", "write_image", "layer_axes", "tiled_options", "results_folder"]
+__all__ = ["get_reader", "read", "write_image", "layer_axes", "tiled_options", "results_folder", "prefer_invimg_reader",
+           "READER_PATTERNS"]
 
 
 def results_folder() -> str:
@@ -30,11 +31,47 @@ _SPATIAL = "zyx"
 
 
 def get_reader(path: str | list[str]):
-    """The reader for ``path`` when it is one of ours, else ``None`` (napari then asks other plugins)."""
+    """The reader for ``path`` when it is one of ours, else ``None`` (napari then asks other plugins).
+
+    Each file's header is checked first (no pixels read): a file we do not take — not a TIFF at all, an
+    RGB TIFF, a Zarr group without OME-NGFF metadata, an image with more than 5 axes — gives ``None`` so
+    that another reader can open it. A damaged or truncated file of our kind is taken, and the reader then
+    reports what is wrong with it.
+    """
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
     if not paths or not all(str(p).lower().rstrip("/\\").endswith(io.SUFFIXES) for p in paths):
         return None
+    for p in paths:
+        try:
+            shape, _dtype = io.probe(p)
+        except io.UnsupportedFileError:
+            return None
+        except (ValueError, OSError):
+            continue  # ours but damaged: read() raises the clear error
+        if not 2 <= len(shape) <= 5:
+            return None
     return read
+
+
+#: the file patterns our image reader handles (napari.yaml ``readers``)
+READER_PATTERNS = ("*.ome.tif", "*.ome.tiff", "*.tif", "*.tiff", "*.zarr", "*.ome.zarr")
+
+
+def prefer_invimg_reader(patterns=READER_PATTERNS) -> dict[str, str]:
+    """Make napari-invimg napari's preferred reader for ``patterns`` (saved in napari's settings).
+
+    npe2 has no reader priority a plugin could declare, so when several plugins can open a ``.tif``
+    napari asks which to use (and can remember the answer). This does the same once for all our
+    patterns: it sets ``napari.settings.get_settings().plugins.extension2reader[pattern] =
+    "napari-invimg"`` — the same as Preferences › Plugins › File extension readers. Returns the mapping.
+    """
+    from napari.settings import get_settings
+
+    plugins = get_settings().plugins
+    mapping = dict(plugins.extension2reader)
+    mapping.update({str(p): "napari-invimg" for p in patterns})
+    plugins.extension2reader = mapping
+    return mapping
 
 
 def read(path: str | list[str]) -> list[tuple[Any, dict[str, Any], str]]:

@@ -1,0 +1,96 @@
+"""napari reader for VLBI observations (random-groups UVFITS): drag and drop a ``.uvfits`` file to see it.
+
+The file opens as two layers: the naturally weighted **dirty image** (micro-arcseconds, ``scale`` = pixel
+size in µas, row 0 north, column 0 east; the same layer the Black hole dock makes) and the **(u, v)
+coverage** as points in Gλ. The observation itself travels with the dirty-image layer:
+
+- ``layer.metadata["invimg_observation"]``: the :class:`napari_invimg.blackhole.Observation` read from
+  the file (visibilities, σ, stations, times) — what the Black hole dock images;
+- ``layer.metadata["invimg"]``: JSON-able facts (``product="dirty image"``, ``unit="µas"``,
+  ``observation`` (its name), ``source_file``, ``npix``, ``fov_uas``).
+
+:func:`observation_of` gives the observation of a layer (``None`` when it has none). A ``.fits`` file is
+taken only when its primary HDU holds random groups (visibilities); other FITS images are left to other
+readers (the reader function returns ``None``), as are damaged files, which
+:func:`napari_invimg.blackhole.load_uvfits` would refuse with a message.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["get_reader", "read_uvfits", "observation_of", "dirty_image_layers", "OBSERVATION_KEY", "SUFFIXES",
+           "NPIX", "FOV_UAS"]
+
+#: the layer-metadata key that holds the :class:`~napari_invimg.blackhole.Observation`
+OBSERVATION_KEY = "invimg_observation"
+#: file name endings this reader takes (``.fits`` only with random-groups data)
+SUFFIXES = (".uvfits", ".uvf", ".fits")
+#: dirty image size (pixels) and field of view (µas): the Black hole dock's defaults
+NPIX, FOV_UAS = 64, 160.0
+
+
+def _is_visibility_fits(path: Path) -> bool:
+    """A complete-looking FITS file whose primary header announces random groups (``GROUPS = T``)."""
+    from astropy.io import fits
+
+    try:
+        header = fits.getheader(path, 0)
+    except Exception:  # not FITS, or its first header is damaged
+        return False
+    return bool(header.get("GROUPS", False)) and int(header.get("NAXIS1", -1)) == 0
+
+
+def get_reader(path: str | list[str]):
+    """The reader for ``path`` when every file is a UVFITS visibility file, else ``None``."""
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    if not paths:
+        return None
+    for p in paths:
+        p = Path(p)
+        if not p.name.lower().endswith(SUFFIXES) or not p.is_file() or not _is_visibility_fits(p):
+            return None
+    return read_uvfits
+
+
+def dirty_image_layers(obs, name: str, npix: int = NPIX, fov_uas: float = FOV_UAS,
+                       source_file: str | None = None) -> list[tuple[Any, dict[str, Any], str]]:
+    """Layer data tuples for an observation: its dirty image (carrying the observation) and its (u, v) points."""
+    from .. import __version__, blackhole
+
+    A = blackhole.Interferometer(obs, int(npix), float(fov_uas))
+    w = A.weights(obs.sigma, "natural")
+    dirty = A.dirty_image(obs.vis, w).astype(np.float32)
+    p = float(fov_uas) / int(npix)
+    half = float(fov_uas) / 2
+    facts = {"product": "dirty image", "unit": "µas", "observation": name, "npix": int(npix),
+             "fov_uas": float(fov_uas), "version": __version__,
+             **({"source_file": str(source_file)} if source_file else {})}
+    image = (dirty, {"name": f"{name} · dirty image", "scale": (p, p), "translate": (-half + p / 2, -half + p / 2),
+                     "colormap": "afmhot", "metadata": {"invimg": facts, OBSERVATION_KEY: obs}}, "image")
+    pts = np.concatenate([np.stack([-obs.v, -obs.u], 1), np.stack([obs.v, obs.u], 1)]) / 1e9
+    points = (pts, {"name": f"{name} · (u, v)", "size": 0.15, "face_color": "orange",
+                    "metadata": {"invimg": {"unit": "Gλ", "axes": ["-v", "-u"], "observation": name}}}, "points")
+    return [image, points]
+
+
+def read_uvfits(path: str | list[str]) -> list[tuple[Any, dict[str, Any], str]]:
+    """Layer data tuples for each UVFITS file: dirty image (with the observation) and (u, v) coverage."""
+    from .. import blackhole
+
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    layers: list[tuple[Any, dict[str, Any], str]] = []
+    for p in paths:
+        obs = blackhole.load_uvfits(p)
+        layers += dirty_image_layers(obs, Path(p).stem, source_file=str(p))
+    return layers
+
+
+def observation_of(layer) -> Any:
+    """The :class:`~napari_invimg.blackhole.Observation` a layer carries (``metadata["invimg_observation"]``), or ``None``."""
+    meta = getattr(layer, "metadata", None) or {}
+    return meta.get(OBSERVATION_KEY)
