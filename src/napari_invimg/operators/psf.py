@@ -108,7 +108,13 @@ def widefield(
     if model == "born_wolf":
         h = _born_wolf(shape, wavelength_um, na, pixel_size_um, z_step_um, ni)
     else:
-        import psfmodels
+        try:
+            import psfmodels
+        except ImportError:
+            raise ImportError(
+                f"The {model!r} widefield PSF is computed by the optional package psfmodels, which is not "
+                f"installed: pip install 'napari-invimg[psfmodels]' (wheels for CPython 3.11 on Linux; elsewhere "
+                f"it builds from source), or use model='born_wolf'.") from None
 
         nz = shape[0] if len(shape) == 3 else 1
         n_lat = max(shape[-2:]) | 1  # psfmodels makes square, odd-sized planes
