@@ -1,4 +1,4 @@
-"""Packaging: the licence and URLs are declared, floors the code needs, optional extras stay optional."""
+"""Packaging: the license and URLs are declared, floors the code needs, optional extras stay optional."""
 
 from __future__ import annotations
 

@@ -67,11 +67,11 @@ def beads_3d() -> list[LayerDataTuple]:
     """A 32×128×128 stack of 12 sub-resolution beads imaged by the 3D widefield PSF (NA 1.4, 520 nm) with
     Poisson noise, and that PSF: for the PSF workbench (extract a PSF from the beads, compare to the truth)."""
     kernel = psf.widefield((15, 21, 21), wavelength_um=0.52, na=1.4, pixel_size_um=PIXEL_SIZE_UM, z_step_um=Z_STEP_UM)
-    counts, centres = datasets.beads((32, 128, 128), kernel, n=12, photons=2e5, background=10.0, seed=0)
+    counts, centers = datasets.beads((32, 128, 128), kernel, n=12, photons=2e5, background=10.0, seed=0)
     scale = (Z_STEP_UM, PIXEL_SIZE_UM, PIXEL_SIZE_UM)
     units = ("µm",) * 3
     optics = {"na": 1.4, "wavelength_um": 0.52, "immersion_index": 1.515, "pixel_size_um": list(scale),
-              "axes": "zyx", "bead_centres": centres.tolist()}
+              "axes": "zyx", "bead_centers": centers.tolist()}
     return [
         (counts, {"name": "beads", "scale": scale, "units": units, "colormap": "gray",
                   "metadata": {"invimg_file": optics}}, "image"),

@@ -1,6 +1,6 @@
 """Faults with files: nothing is ever lost, and a broken file gives a clear error of ours naming it.
 
-One parametrised test per class of fault: (1) a writer meets something of another kind under its output
+One parametrized test per class of fault: (1) a writer meets something of another kind under its output
 name, (2) a writer fails part-way, (3) a broken or truncated file is read.
 """
 

@@ -140,7 +140,7 @@ ZARR_CREATOR = "napari-invimg"
 def is_our_zarr(path: str | os.PathLike) -> bool:
     """True when ``path`` is a folder holding an OME-Zarr image group written by napari-invimg.
 
-    Recognised by the group attributes (Zarr v2 ``.zattrs`` or v3 ``zarr.json``) holding NGFF
+    Recognized by the group attributes (Zarr v2 ``.zattrs`` or v3 ``zarr.json``) holding NGFF
     ``multiscales`` and ``"_creator": {"name": "napari-invimg"}``.
     """
     import json

@@ -45,7 +45,7 @@ def create_image(path: str | os.PathLike, shape, chunks, dtype, pixel_size_um, a
     """Create an empty OME-Zarr image group at ``path`` and return its level-0 Zarr array.
 
     The group attributes carry ``"_creator": {"name": "napari-invimg", "version": …}``, the mark by which
-    a later write recognises a store it may replace (:func:`~napari_invimg.io._image.is_our_zarr`).
+    a later write recognizes a store it may replace (:func:`~napari_invimg.io._image.is_our_zarr`).
     """
     import zarr
 
