@@ -49,7 +49,7 @@ def create_image(path: str | os.PathLike, shape, chunks, dtype, pixel_size_um, a
     """
     import zarr
 
-    from .. import __version__
+    from .._version import __version__
 
     axes = check_axes(axes, len(shape))
     group = zarr.open_group(str(path), mode="w", zarr_format=2)
