@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import torch
 
 from ..operators.base import Operator
+from ..operators.blur import Blur
 from ..operators.kernels import conjugate_gradient, discrepancy_search
 from ..operators.noise import Gaussian, NoiseModel
 from ..priors.differences import laplacian
@@ -77,11 +79,14 @@ class RichardsonLucy(Method):
     label = "Richardson–Lucy"
     description = (
         "Poisson maximum likelihood x ← x · Aᵀ(y / Ax) / Aᵀ1, accelerated by Biggs–Andrews vector extrapolation; "
-        "stops itself when the Poisson deviance (or χ² for Gaussian noise) reaches the noise level."
+        "stops itself when the Poisson deviance (or χ² for Gaussian noise) reaches the noise level. With a "
+        "reflect or zero blur the object is estimated on the padded FFT grid (the surroundings of the field of "
+        "view are unknowns, not mirrored), two FFT convolutions per iteration."
     )
     reference = (
         "Richardson, JOSA 62 (1972) 55; Lucy, AJ 79 (1974) 745; Biggs & Andrews, Appl. Opt. 36 (1997) 1766; "
-        "Bertero et al., Inverse Problems 26 (2010) 105004 (discrepancy principle for Poisson data)."
+        "Bertero et al., Inverse Problems 26 (2010) 105004 (discrepancy principle for Poisson data); "
+        "Bertero & Boccacci, A&A 437 (2005) 369 (boundary effects)."
     )
     operators = ("Identity", "Blur", "Downsampling", "Inpainting")
     complex_images = False
@@ -95,6 +100,9 @@ class RichardsonLucy(Method):
         Param("extrapolation", tuple, None,
               doc="Biggs–Andrews weights α₁, α₂, … (empty: computed each iteration from the whole image; a tiled run "
                   "fixes them on its pilot)"),
+        Param("object_domain", str, "padded", choices=("padded", "boundary"),
+              doc="blur with reflect/zero boundary: estimate the object on the padded FFT grid (fast) or on the "
+                  "field of view with the operator's boundary"),
     )
     #: the result at a pixel depends on data within the PSF's reach times the iterations (benchmarks/bench_tiling.py)
     tile_profile = TileProfile(3.0, 0, 16)
@@ -128,14 +136,19 @@ class RichardsonLucy(Method):
         return params
 
     def run(self, y, A, noise, ctx: Context, iterations: int, acceleration: bool, stop: str, tau: float,
-            offset: float | None, extrapolation: tuple[float, ...] | None) -> Estimate:
-        def flat_dot(a: torch.Tensor, b: torch.Tensor) -> float:
-            return float(torch.dot(a.reshape(-1), b.reshape(-1)))
-
+            offset: float | None, extrapolation: tuple[float, ...] | None,
+            object_domain: str = "padded") -> Estimate:
         with torch.no_grad():
             c = self.offset_for(float(y.min()), noise) if offset is None else offset
             yc = (y + c).clamp(min=0)
             shared_offset = noise.gain > 0 and c == noise._shift()
+            if (isinstance(A, Blur) and not y.is_complex() and y.shape == A.out_shape
+                    and (object_domain == "padded" or A.boundary == "circular")):
+                grid = _BlurGrid(A, yc)
+                x, k, reason = grid.iterate(yc, y, c, noise, shared_offset, ctx, iterations, acceleration,
+                                            stop, tau, extrapolation)
+                return Estimate(x, info={"iterations": k, "stopped": reason, "offset": c,
+                                         "object_domain": grid.note})
             inv_norm = A.apply_adjoint(torch.ones_like(y)).clamp_(min=1e-12).reciprocal_()
             x = torch.full(A.in_shape, float(yc.mean()), device=y.device).clamp(min=1e-6)
             x_prev = x
@@ -146,7 +159,7 @@ class RichardsonLucy(Method):
                 if extrapolation is not None:
                     alpha = extrapolation[k - 1] if k <= len(extrapolation) else 0.0
                 elif acceleration and g_prev2 is not None:
-                    alpha = flat_dot(g_prev, g_prev2) / max(flat_dot(g_prev2, g_prev2), 1e-30)
+                    alpha = _flat_dot(g_prev, g_prev2) / max(_flat_dot(g_prev2, g_prev2), 1e-30)
                     alpha = min(max(alpha, 0.0), 0.95)
                 # Biggs–Andrews extrapolation v = x + α (x − x_prev)
                 v = torch.lerp(x_prev, x, 1.0 + alpha).clamp_(min=1e-12) if alpha > 0 else x
@@ -165,7 +178,122 @@ class RichardsonLucy(Method):
                     reason = f"discrepancy {misfit:.3g} ≤ {tau:g}"
                     x = x_prev  # the iterate whose data fit reached the noise level
                     break
-        return Estimate(x, info={"iterations": k, "stopped": reason, "offset": c})
+        return Estimate(x, info={"iterations": k, "stopped": reason, "offset": c,
+                                 "object_domain": "the operator's domain"})
+
+
+def _flat_dot(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(torch.dot(a.reshape(-1), b.reshape(-1)))
+
+
+class _BlurGrid:
+    """Richardson–Lucy for a :class:`Blur` with the object estimated on the operator's padded FFT grid.
+
+    Model (Bertero & Boccacci 2005): the object ``x`` lives on the extended grid, the data on the measured
+    window, ``A x = C F⁻¹ Ĥ F x`` with the crop ``C``; the RL step ``x ← x · Aᴴ(y/Ax) / Aᴴ1`` then costs exactly
+    two real FFT convolutions on one grid and a few in-place passes over preallocated buffers, with no mirror
+    gathers. Pixels whose normalization ``Aᴴ1`` is below 1e-6 of its maximum (the grid's rounding margin,
+    beyond the PSF's reach) see no data and stay zero. The data are modelled without a boundary assumption:
+    the mirrored (reflect) or dark (zero) surroundings are special cases of the estimated object outside the
+    field of view. The circular boundary keeps its periodic model (the grid is the image). The result is the
+    field of view.
+
+    Reference: Bertero & Boccacci, A&A 437 (2005) 369.
+    """
+
+    def __init__(self, A: Blur, yc: torch.Tensor):
+        dtype = yc.dtype if yc.dtype in (torch.float32, torch.float64) else torch.float32
+        device = yc.device
+        self.grid, self.dims, self.dtype = A.grid, A._dims, dtype
+        cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
+        self.otf = A.otf.to(device=device, dtype=cdtype)
+        self.otf_conj = self.otf.conj().resolve_conj()
+        self.circular = A.boundary == "circular"
+        self.window = (Ellipsis,) + tuple(slice(b, b + n) for b, n in zip(A.before, A.in_shape))
+        self.ratio_grid = torch.zeros(self.grid, dtype=dtype, device=device)  # y / Ax on the window, 0 outside
+        if self.circular:
+            self.inv_norm = None  # Aᴴ1 = 1: the PSF sums to 1
+            self.note = "the image (periodic boundary)"
+        else:
+            self.ratio_grid[self.window] = 1.0
+            norm = self._conv(self.ratio_grid, self.otf_conj)
+            self.ratio_grid.zero_()
+            support = norm > 1e-6 * float(norm.max())
+            self.inv_norm = norm.clamp_(min=1e-12).reciprocal_().mul_(support)
+            self.note = (f"the padded grid {tuple(self.grid)}: the object beyond the field of view is estimated "
+                         "too (Bertero & Boccacci 2005); the result is the field of view")
+
+    def _conv(self, x: torch.Tensor, otf: torch.Tensor) -> torch.Tensor:
+        # fresh outputs: ``out=`` on the FFTs costs an extra copy on CPU
+        return torch.fft.irfftn(torch.fft.rfftn(x, dim=self.dims).mul_(otf), s=self.grid, dim=self.dims)
+
+    def iterate(self, yc, y, c, noise, shared_offset, ctx, iterations, acceleration, stop, tau, extrapolation=None):
+        """The RL loop (Biggs–Andrews accelerated); returns (field of view of the result, iterations, reason)."""
+        new = partial(torch.empty, self.grid, dtype=self.dtype, device=yc.device)
+        window = self.window
+        x = torch.full(self.grid, max(float(yc.mean()), 1e-6), dtype=self.dtype, device=yc.device)
+        if self.inv_norm is not None:
+            x.mul_(self.inv_norm > 0)
+        x_prev, v = x, new()
+        measure = acceleration and extrapolation is None  # the weights come from the iterates' differences
+        g, g_prev, g_prev2 = (new(), None, None) if measure else (None, None, None)
+        model, log_ratio = torch.empty_like(yc), torch.empty_like(yc)
+        ratio = self.ratio_grid[window]
+        # the noise model's deviance needs its own shift s: data y + s against the model A x + c − (c − s)
+        poisson = noise.gain > 0
+        if poisson and not shared_offset:
+            delta = c - noise._shift()
+            counts = (y + noise._shift()).clamp(min=0)
+            shifted, shifted_ratio = torch.empty_like(yc), torch.empty_like(yc)
+        else:
+            delta, counts = 0.0, yc
+        counts_sum = float(counts.sum())
+        reason, k = "iterations", 0
+        for k in range(1, iterations + 1):
+            alpha = 0.0
+            if extrapolation is not None:  # weights fixed by a tiled run's pilot
+                alpha = extrapolation[k - 1] if k <= len(extrapolation) else 0.0
+            elif acceleration and g_prev2 is not None:
+                alpha = _flat_dot(g_prev, g_prev2) / max(_flat_dot(g_prev2, g_prev2), 1e-30)
+                alpha = min(max(alpha, 0.0), 0.95)
+            # Biggs–Andrews extrapolation v = x + α (x − x_prev)
+            if alpha > 0:
+                torch.lerp(x_prev, x, 1.0 + alpha, out=v).clamp_(min=1e-12)
+                point = v
+            else:
+                point = x
+            torch.add(self._conv(point, self.otf)[window], c, out=model).clamp_(min=1e-12)
+            torch.div(yc, model, out=ratio)
+            if poisson:
+                # mean Poisson deviance (2/g) Σ[y log(y/m) − y + m] / n by a vectorized log and a dot product
+                # (xlogy is ~3× slower); y = 0 gives ratio 0, clamped so that 0 · log(1e-30) = 0 as in xlogy
+                if shared_offset:
+                    fitted, fit_ratio = model, ratio
+                else:  # the same deviance with the noise model's shift (noise.misfit), without its temporaries
+                    fitted = torch.sub(model, delta, out=shifted).clamp_(min=1e-12)
+                    fit_ratio = torch.div(counts, fitted, out=shifted_ratio)
+                torch.clamp(fit_ratio, min=1e-30, out=log_ratio).log_()
+                ylogr = torch.dot(counts.reshape(-1), log_ratio.reshape(-1))
+                misfit = 2 * (float(ylogr) - counts_sum + float(fitted.sum())) / (noise.gain * yc.numel())
+            else:
+                misfit = noise.misfit(y, model - c)
+            ctx.log(misfit=misfit, alpha=alpha)
+            x_new = self._conv(self.ratio_grid, self.otf_conj).mul_(point)
+            if self.inv_norm is not None:
+                x_new.mul_(self.inv_norm)
+            if measure:
+                torch.sub(x_new, point, out=g)
+                recycled = g_prev2
+                g_prev2, g_prev = g_prev, g
+                g = recycled if recycled is not None else new()
+            x_prev, x = x, x_new
+            ctx.keep(x[window], iteration=k)
+            ctx.step(k, iterations, x[window])
+            if stop == "discrepancy" and misfit <= tau and k > 1:
+                reason = f"discrepancy {misfit:.3g} ≤ {tau:g}"
+                x = x_prev  # the iterate whose data fit reached the noise level
+                break
+        return x[window].contiguous(), k, reason
 
 
 class TikhonovCG(Method):
