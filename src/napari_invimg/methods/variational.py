@@ -25,7 +25,7 @@ from ..priors.hessian import HessianSchatten
 from ..priors.tv import TotalVariation
 from ..priors.wavelet import KINDS as WAVELET_KINDS
 from ..priors.wavelet import WaveletSparsity
-from ._proximal import Fidelity, admm, fista, initial_image, primal_dual, scale_problem
+from ._proximal import Fidelity, ScaledProblem, admm, fista, initial_image, primal_dual, scale_problem
 from .registry import ITERATIONS, Context, Estimate, Method, Param
 
 __all__ = ["RegularizedMethod", "TVMethod", "WaveletMethod", "HessianMethod", "RichardsonLucyTV", "SOLVERS"]
@@ -93,6 +93,10 @@ def solve_regularized(
         raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}.")
     sp = scale_problem(y, noise)
     measured = measured_count(A, y)
+    full_A = A
+    if sp.noise.gain == 0 and isinstance(sp.noise.sigma, float):  # data work on measured values only
+        A, gather = A.compact()
+        sp = ScaledProblem(gather(sp.y), sp.noise, sp.scale)
     fid = Fidelity(sp.noise, sp.y, measured)
     lower = _lower(A, positivity)
     with torch.no_grad():
@@ -123,7 +127,7 @@ def solve_regularized(
             steps += out["iterations"]
         x = x * sp.scale
         info.update(lam=lam_int / sp.scale, iterations=steps,
-                    misfit=noise.misfit(y, A.apply(x), measured))
+                    misfit=noise.misfit(y, full_A.apply(x), measured))
     return x, info
 
 

@@ -8,11 +8,12 @@ from . import methods  # noqa: F401  (registers the MRI methods)
 from .coils import birdcage, calibration_region, espirit, map_correlation, rss, sense_combine
 from .io import Scan, load, save_h5
 from .masks import MASK_KINDS, acceleration_of, default_center_fraction, mask, radial_trajectory
-from .operators import CartesianMRI, NonCartesianMRI, density_compensation, fft_centered, ifft_centered
+from .operators import (CartesianMRI, GatheredCartesianMRI, NonCartesianMRI, density_compensation, fft_centered,
+                        ifft_centered)
 from .phantoms import SimulatedScan, brain, noise_sigma_for_snr, shepp_logan, simulate_kspace
 
 __all__ = [
-    "CartesianMRI", "NonCartesianMRI", "fft_centered", "ifft_centered", "density_compensation",
+    "CartesianMRI", "GatheredCartesianMRI", "NonCartesianMRI", "fft_centered", "ifft_centered", "density_compensation",
     "mask", "MASK_KINDS", "radial_trajectory", "default_center_fraction", "acceleration_of",
     "birdcage", "espirit", "rss", "sense_combine", "calibration_region", "map_correlation",
     "shepp_logan", "brain", "simulate_kspace", "SimulatedScan", "noise_sigma_for_snr",

@@ -19,7 +19,7 @@ import torch
 
 from ..operators.base import LinearOperator
 
-__all__ = ["CartesianMRI", "NonCartesianMRI", "fft_centered", "ifft_centered", "density_compensation",
+__all__ = ["CartesianMRI", "GatheredCartesianMRI", "NonCartesianMRI", "fft_centered", "ifft_centered", "density_compensation",
            "MRIOperator"]
 
 
@@ -208,6 +208,87 @@ class CartesianMRI(MRIOperator):
 
     def _params(self) -> dict[str, Any]:
         return {"mask": self.mask_array, "coil_maps": self.coil_maps_array}
+
+    def compact(self) -> tuple[GatheredCartesianMRI, Any]:
+        """The same operator with only the sampled k-space points as output (:class:`GatheredCartesianMRI`)
+        and the map ``y ↦ y[..., sampled]``."""
+        A = GatheredCartesianMRI(self)
+        return A, A.gather
+
+
+class GatheredCartesianMRI(MRIOperator):
+    """:class:`CartesianMRI` restricted to its sampled points: ``y_c = (M ⊙ F(S_c x))[Ω]``, Ω = {M > 0}.
+
+    The output is ``(coils, |Ω|)`` (``(|Ω|,)`` single-coil), so a solver's elementwise k-space work (dual
+    updates, projections, residuals) touches the R-times fewer measured values only, while the FFTs stay
+    on the full grid; forward and adjoint gather and scatter the sampled points. The problem solved is the
+    same: the unsampled values of ``y`` and ``A x`` are zero in :class:`CartesianMRI`.
+    """
+
+    def __init__(self, full: CartesianMRI):
+        self.full = full
+        self.coil_maps_array, self.coil_maps, self.n_coils = full.coil_maps_array, full.coil_maps, full.n_coils
+        flat_mask = torch.from_numpy(np.asarray(full.mask_array, dtype=np.float32).reshape(-1))
+        self.index = torch.nonzero(flat_mask > 0).reshape(-1)
+        # the mask's weights at Ω, with the ±1 centring modulation folded in where the full operator folds it
+        weights = (full.mask if full._mask_h is None else full._mask_h).reshape(-1)
+        self.weights = weights[self.index].contiguous()
+        super().__init__(full.in_shape, full.coil_shape + (int(self.index.numel()),))
+        self.device = full.device
+
+    def gather(self, y: torch.Tensor) -> torch.Tensor:
+        """``y[..., Ω]`` of full k-space data (leading batch axes kept)."""
+        return y.reshape(y.shape[: y.ndim - self.full.ndim] + (-1,)).index_select(-1, self.index.to(y.device))
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.full
+        if f._mask_h is None:
+            k = fft_centered(f._spread(x), self.ndim)
+        else:
+            k = torch.fft.fftn(f._spread_g(x), dim=tuple(range(-self.ndim, 0)), norm="ortho")
+        return self.gather(k).mul_(self.weights.to(device=k.device, dtype=k.real.dtype))
+
+    def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        f = self.full
+        lead = y.shape[:-1]
+        full = torch.zeros(lead + (math.prod(self.in_shape),), dtype=y.dtype, device=y.device)
+        full.index_copy_(-1, self.index.to(y.device), y * self.weights.to(device=y.device, dtype=y.real.dtype))
+        full = full.reshape(lead + self.in_shape)
+        if f._mask_h is None:
+            return f._combine(ifft_centered(full, self.ndim))
+        return f._combine_g(torch.fft.ifftn(full, dim=tuple(range(-self.ndim, 0)), norm="ortho"))
+
+    def normal(self, x: torch.Tensor) -> torch.Tensor:
+        return self.full.normal(x)
+
+    def norm(self, iterations: int = 30, seed: int = 0) -> float:
+        return self.full.norm()
+
+    def n_measured(self) -> int:
+        return self.full.n_measured()
+
+    def _radius(self) -> torch.Tensor:
+        return self.gather(self.full._radius())
+
+    def combine_rss(self, y: torch.Tensor) -> torch.Tensor:
+        return self.full.combine_rss(self._scatter(y))
+
+    def _scatter(self, y: torch.Tensor) -> torch.Tensor:
+        full = torch.zeros(y.shape[:-1] + (math.prod(self.in_shape),), dtype=y.dtype, device=y.device)
+        return full.index_copy_(-1, self.index.to(y.device), y).reshape(y.shape[:-1] + self.in_shape)
+
+    def to(self, device) -> GatheredCartesianMRI:
+        self.full.to(device)
+        super().to(device)
+        self.index, self.weights = self.index.to(self.device), self.weights.to(self.device)
+        return self
+
+    def _params(self) -> dict[str, Any]:
+        return self.full._params()
+
+    @classmethod
+    def from_params(cls, **params) -> GatheredCartesianMRI:
+        return cls(CartesianMRI(**params))
 
 
 # -- non-Cartesian: finufft in a torch autograd function --------------------------------------------------------

@@ -178,6 +178,13 @@ class LinearOperator(Operator):
         k-space); ``None`` (the default) for none. They speed solvers up and never change the problem solved."""
         return None
 
+    def compact(self) -> tuple[LinearOperator, Callable[[torch.Tensor], torch.Tensor]]:
+        """An equivalent operator whose output holds only the measured values, and the map that takes data of
+        ``out_shape`` to its output (e.g. the sampled points of Cartesian k-space, the rest being zero by
+        construction): solvers then do their elementwise data work on measurements only. The default is the
+        operator itself and the identity."""
+        return self, lambda y: y
+
     def gram_preconditioner(self, scale: float, shift: float) -> Callable[[torch.Tensor], torch.Tensor] | None:
         """A Hermitian positive definite approximation of ``(scale·AᴴA + shift·I)⁻¹`` on images, for
         preconditioned CG in data steps (e.g. a Fourier-domain inverse for a convolution); ``None`` (the
