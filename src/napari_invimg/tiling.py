@@ -481,7 +481,7 @@ def _compute_to_zarr(result, output, overwrite: bool, with_std: bool, pixel_size
     import dask.array as da
 
     from .io._image import atomic_output, default_axes
-    from .io.ome_zarr import create_image
+    from .io.ome_zarr import create_image, write_pyramid
     from .io.recipe import to_jsonable
 
     n_lead = result.ndim - spatial
@@ -499,6 +499,9 @@ def _compute_to_zarr(result, output, overwrite: bool, with_std: bool, pixel_size
                                     meta=np.empty((0,) * result.ndim, np.int8))
         tasks = [written.blocks[idx] for idx in np.ndindex(*written.numblocks)]
         _run_tiles(tasks, client, progress)
+        info["tiling"]["levels"] = write_pyramid(tmp)  # downsampled levels: large results open at once
+        if with_std:
+            write_pyramid(Path(tmp) / "std")
     info["seconds"] = time.perf_counter() - t0
     info["tiling"]["store"] = str(output)
     mean = da.from_zarr(str(Path(output) / "0"))

@@ -42,3 +42,30 @@ def test_plain_zarr_array_gets_assumed_sizes(tmp_path):
     with pytest.warns(UserWarning, match="assumed"):
         img = ni.io.imread(tmp_path / "raw.zarr")
     assert img.pixel_size_um == (1.0, 1.0) and len(img.metadata["assumed"]) == 2
+
+
+def test_pyramid_levels_read_by_an_independent_reader(tmp_path):
+    """``write_pyramid`` adds 2×2-mean levels with NGFF scales; ome-zarr-py (an independent reader) and
+    ome-zarr-models (the NGFF 0.4 schema) accept the image and see every level."""
+    ome_reader = pytest.importorskip("ome_zarr.reader")
+    ome_io = pytest.importorskip("ome_zarr.io")
+    data = np.random.default_rng(2).random((3, 600, 522)).astype(np.float32)
+    path = tmp_path / "p.ome.zarr"
+    ni.io.imwrite(path, data, pixel_size_um=(0.5, 0.1, 0.1))
+    assert ni.io.ome_zarr.write_pyramid(path, smallest=256) == 3
+    levels = ni.io.ome_zarr.read_levels(path)
+    assert [lv.shape for lv in levels] == [(3, 600, 522), (3, 300, 261), (3, 150, 130)]
+    np.testing.assert_allclose(levels[1].compute(), data.reshape(3, 300, 2, 261, 2).mean((2, 4)), rtol=1e-6)
+    np.testing.assert_allclose(levels[2].compute()[:, :, :130],
+                               data[:, :, :520].reshape(3, 150, 4, 130, 4).mean((2, 4)), rtol=1e-5)
+    assert ni.io.imread(path).metadata["levels"] == 3
+    node = list(ome_reader.Reader(ome_io.parse_url(str(path)))())[0]
+    assert [tuple(d.shape) for d in node.data] == [lv.shape for lv in levels]
+    scales = [t[0]["scale"] for t in node.metadata["coordinateTransformations"]]
+    assert scales == [[0.5, 0.1, 0.1], [0.5, 0.2, 0.2], [0.5, 0.4, 0.4]]
+    np.testing.assert_allclose(np.asarray(node.data[2]), levels[2].compute())
+    models = pytest.importorskip("ome_zarr_models.v04.image")
+    import zarr
+
+    validated = models.Image.from_zarr(zarr.open_group(str(path), mode="r"))
+    assert len(validated.attributes.multiscales[0].datasets) == 3

@@ -29,3 +29,14 @@ def test_writer_round_trip_keeps_scale_and_recipe(tmp_path):
     assert kwargs["scale"] == [0.2, 0.2]
     np.testing.assert_array_equal(np.asarray(arr), rec.mean)
     np.testing.assert_array_equal(ni.replay(kwargs["metadata"]["invimg"], y).mean, rec.mean)
+
+
+def test_reader_opens_a_pyramid_as_a_multiscale_layer(viewer, tmp_path):
+    data = np.random.default_rng(3).random((2, 520, 300)).astype(np.float32)
+    path = tmp_path / "big.ome.zarr"
+    ni.io.imwrite(path, data, pixel_size_um=(0.4, 0.1, 0.1))
+    ni.io.ome_zarr.write_pyramid(path, smallest=256)
+    ((levels, kwargs, kind),) = get_reader(str(path))(str(path))
+    assert kind == "image" and kwargs["multiscale"] and [lv.shape for lv in levels] == [(2, 520, 300), (2, 260, 150), (2, 130, 75)]
+    layer = viewer.add_image(levels, **kwargs)
+    assert layer.multiscale and len(layer.data) == 3 and layer.scale == pytest.approx([0.4, 0.1, 0.1])

@@ -1,7 +1,10 @@
 """OME-Zarr (OME-NGFF) images: one multiscale image per group, physical pixel sizes as scale transforms.
 
 Written as NGFF 0.4 on the Zarr v2 format (what most viewers read today); read NGFF 0.4 and 0.5
-(Zarr v3, metadata under ``"ome"``). Only the full-resolution level ``"0"`` is written.
+(Zarr v3, metadata under ``"ome"``). :func:`write_pyramid` adds downsampled levels ``"1"``, ``"2"``, … (2×2
+block means in y and x, z and other axes kept) to an image written at full resolution, so a viewer shows a
+large result from its smallest level first; :func:`read_levels` returns every level (napari's multiscale
+layer data).
 Reference: Moore et al., *OME-NGFF*, Nat. Methods 18 (2021) 1496; https://ngff.openmicroscopy.org/0.4/.
 """
 
@@ -16,7 +19,8 @@ import numpy as np
 from ._image import (SPATIAL, ZARR_CREATOR, Image, UnsupportedFileError, assume_pixel_sizes, atomic_output, check_axes,
                      spatial_sizes)
 
-__all__ = ["read_zarr", "write_zarr", "probe_zarr", "create_image", "multiscales", "is_zarr"]
+__all__ = ["read_zarr", "write_zarr", "probe_zarr", "create_image", "multiscales", "is_zarr", "write_pyramid",
+           "read_levels"]
 
 NGFF_VERSION = "0.4"
 _AXIS_TYPE = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
@@ -88,6 +92,66 @@ def write_zarr(path: str | os.PathLike, data, pixel_size_um, axes: str | None = 
         else:
             arr[...] = np.asarray(data)
     return Path(path)
+
+
+def write_pyramid(path: str | os.PathLike, smallest: int = 256, factor: int = 2) -> int:
+    """Add downsampled levels to the OME-Zarr image at ``path`` until y and x are at most ``smallest``.
+
+    Level ``k`` is the mean of ``factor × factor`` blocks of level ``k − 1`` in y and x (other axes as they
+    are; a trailing row or column that does not fill a block is dropped), computed chunk by chunk with dask
+    from the level below, with the same chunk shape; its scale transform is level 0's times ``factor**k`` in
+    y and x (NGFF ``multiscales``). Returns the number of levels. Write it inside the temporary output of an
+    atomic write (or on a finished image: the metadata are updated last).
+    """
+    import dask.array as da
+    import zarr
+
+    if factor < 2 or smallest < 1:
+        raise ValueError("A pyramid needs factor ≥ 2 and smallest ≥ 1.")
+    group = zarr.open_group(str(path), mode="r+")
+    attrs = dict(group.attrs)
+    ms = _group_metadata(attrs)
+    if not ms:
+        raise ValueError(f"{path} has no OME-NGFF 'multiscales' metadata.")
+    image = ms[0]
+    axes = "".join(a["name"] if isinstance(a, dict) else a for a in image["axes"])
+    base = image["datasets"][0]
+    scale0 = next((t["scale"] for t in base["coordinateTransformations"] if t["type"] == "scale"), [1.0] * len(axes))
+    yx = [axes.index("y"), axes.index("x")]
+    level = group[base["path"]]
+    chunks = level.chunks
+    datasets = [base]
+    k = 0
+    while max(level.shape[i] for i in yx) > smallest and min(level.shape[i] for i in yx) >= factor:
+        k += 1
+        src = da.from_zarr(level)
+        coarse = da.coarsen(np.mean, src, {i: factor for i in yx}, trim_excess=True).astype(level.dtype)
+        level_chunks = tuple(min(c, n) for c, n in zip(chunks, coarse.shape))
+        level = group.create_array(str(k), shape=coarse.shape, chunks=level_chunks, dtype=level.dtype,
+                                   fill_value=0, overwrite=True)
+        da.store(coarse.rechunk(level_chunks), level, lock=False)
+        scale = [s * (factor ** k if i in yx else 1) for i, s in enumerate(scale0)]
+        datasets.append({"path": str(k), "coordinateTransformations": [{"type": "scale", "scale": scale}]})
+    ms = [{**image, "datasets": datasets}] + list(ms[1:])
+    if "ome" in attrs and isinstance(attrs["ome"], dict):
+        group.attrs["ome"] = {**attrs["ome"], "multiscales": ms}
+    else:
+        group.attrs["multiscales"] = ms
+    return len(datasets)
+
+
+def read_levels(path: str | os.PathLike) -> list:
+    """Every resolution level of the OME-Zarr image at ``path``, full resolution first (lazy dask arrays)."""
+    import dask.array as da
+    import zarr
+
+    node = zarr.open(str(path), mode="r")
+    if isinstance(node, zarr.Array):
+        return [da.from_zarr(node)]
+    ms = _group_metadata(dict(node.attrs))
+    if not ms:
+        raise ValueError(f"{path} is a Zarr group without OME-NGFF 'multiscales' metadata; open one of its arrays.")
+    return [da.from_zarr(node[d["path"]]) for d in ms[0]["datasets"]]
 
 
 def _group_metadata(attrs: dict[str, Any]) -> list[dict[str, Any]] | None:
@@ -181,5 +245,5 @@ def read_zarr(path: str | os.PathLike) -> Image:
     if not any(t.get("type") == "scale" for t in level.get("coordinateTransformations", [])):
         found = [None] * len(found)
     extra = {k: v for k, v in dict(node.attrs).items() if k not in ("multiscales", "ome")}
-    metadata.update({"name": image.get("name"), **({"attrs": extra} if extra else {})})
+    metadata.update({"name": image.get("name"), "levels": len(image["datasets"]), **({"attrs": extra} if extra else {})})
     return Image(data, assume_pixel_sizes(found, axes, path, metadata), axes, metadata)

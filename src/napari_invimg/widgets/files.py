@@ -106,7 +106,11 @@ def read(path: str | list[str]) -> list[tuple[Any, dict[str, Any], str]]:
         recipe = img.metadata.get("attrs", {}).get("invimg")
         if recipe is not None:
             kwargs["metadata"]["invimg"] = io.recipe.from_jsonable(recipe)
-        layers.append((img.data, kwargs, "image"))
+        data = img.data
+        if img.metadata.get("levels", 1) > 1:  # an OME-Zarr pyramid: napari shows the level the view needs
+            data = io.ome_zarr.read_levels(p)
+            kwargs["multiscale"] = True
+        layers.append((data, kwargs, "image"))
     return layers
 
 
