@@ -130,6 +130,8 @@ def reconstruct_array(y, A: Operator, method: str = "richardson_lucy", noise: No
         yt = yt.to(torch.complex64)
     ctx = Context(dev, seed, progress)
     info = provenance(cls, params, A.spec(), noise, noise_source, seed, dev)
+    if getattr(A, "host_round_trip", None):  # the operator's data leave the device (e.g. a CPU-only NUFFT)
+        info["host_round_trip"] = A.host_round_trip
     t0 = time.perf_counter()
     try:
         est = cls().run(yt, A, noise, ctx, **params)

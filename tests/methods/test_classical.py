@@ -126,3 +126,9 @@ def test_richardson_lucy_on_the_padded_grid_equals_a_reference(boundary):
     fast = ni.reconstruct(y.astype(np.float32), A, "richardson_lucy", noise=ni.noise.Poisson(1.0), iterations=8,
                           stop="none", offset=0.05)
     assert fast.info["history"]["misfit"][-1] <= rec.info["history"]["misfit"][-1] + 1e-6
+
+    # the operator's own boundary model on the field of view stays available
+    own = ni.reconstruct(y.astype(np.float32), A, "richardson_lucy", noise=ni.noise.Poisson(1.0), iterations=8,
+                         stop="none", acceleration=False, offset=0.05, object_domain="boundary")
+    assert own.info["object_domain"] == "the operator's domain" and own.mean.shape == y.shape
+    assert np.abs(own.mean - rec.mean).max() > 1e-4  # a different model near the borders

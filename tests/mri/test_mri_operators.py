@@ -151,3 +151,12 @@ def test_variational_methods_on_gathered_kspace_equal_the_full_operator():
         assert fast.info["iterations"] == slow.info["iterations"]
         err = np.abs(fast.mean - slow.mean).max() / np.abs(slow.mean).max()
         assert err < 1e-4, (method, err)
+
+
+def test_cpu_only_operators_say_so_in_the_info():
+    rng = np.random.default_rng(5)
+    A = mri.NonCartesianMRI(rng.uniform(-np.pi, np.pi, (120, 2)), (12, 12))
+    y = A.forward(_cplx(rng, (12, 12)).astype(np.complex64))
+    rec = ni.reconstruct(y, A, "adjoint", noise=ni.noise.Gaussian(0.01))
+    assert "finufft runs on the CPU" in rec.info["host_round_trip"]
+    assert mri.CartesianMRI(np.ones((4, 4), bool)).host_round_trip is None  # pure torch: runs on any device

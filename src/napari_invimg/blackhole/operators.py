@@ -112,6 +112,9 @@ class Interferometer(LinearOperator):
         if transform == "auto":
             transform = "nufft" if u.size * npix * npix > NUFFT_ABOVE else "dft"
         self.transform = transform
+        if transform == "nufft":
+            self.host_round_trip = ("finufft runs on the CPU: on a GPU every forward and adjoint copies the data "
+                                    "to host memory and back")
         response = np.sinc(u * pixel) * np.sinc(v * pixel)
         self.response = response
         self._by_dtype: dict[torch.dtype, tuple[torch.Tensor, torch.Tensor]] = {}

@@ -392,6 +392,9 @@ class NonCartesianMRI(MRIOperator):
     host memory (torchkbnufft would keep them on the device, at lower accuracy).
     """
 
+    host_round_trip = ("finufft runs on the CPU: on a GPU every forward and adjoint copies the data to host memory "
+                       "and back (cuFINUFFT is not used)")
+
     def __init__(self, trajectory, shape: tuple[int, ...], coil_maps=None, density=None):
         traj = np.asarray(trajectory, dtype=np.float64)
         shape = tuple(int(s) for s in shape)

@@ -52,6 +52,9 @@ class Operator(ABC):
     shift_invariant: ClassVar[bool] = False
     in_complex: bool = False
     out_complex: bool = False
+    #: why this operator's tensors leave the device (e.g. a CPU-only library), or None when it runs on any
+    #: torch device end to end; :func:`napari_invimg.reconstruct` records it in ``info["host_round_trip"]``
+    host_round_trip: str | None = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
