@@ -1,0 +1,50 @@
+"""Richardson–Lucy per-iteration cost as ratios measured in one process (for loaded machines).
+
+The FFT floors (two convolutions on the image's size and on the padded grid), our RL (the padded-grid loop) and
+the previous gather-based loop (the operator's boundary model, ``object_domain="boundary"`` path) are timed
+alternately, iteration by iteration; the 20th percentile of each is reported, with their ratios.
+
+    PYTHONPATH=src python benchmarks/bench_rl_ratio.py CASE [THREADS]    # CASE: 0, 1, 2 as in bench_rl.py
+"""
+import sys, time, numpy as np, torch
+sys.path.insert(0, __import__('os').path.dirname(__import__('os').path.abspath(__file__)))
+import napari_invimg as ni
+from napari_invimg.methods.classical import RichardsonLucy
+from bench_rl import make_case, CASES
+torch.set_num_threads(int(sys.argv[2]) if len(sys.argv)>2 else 1)
+name=list(CASES)[int(sys.argv[1])]
+x, psf, A, noise, y = make_case(name)
+yt=torch.from_numpy(np.asarray(y,dtype=np.float32))
+class Generic:  # not a Blur: RL takes its generic (operator boundary) path
+    def __init__(s,A): s.A=A; s.in_shape=A.in_shape
+    def _forward(s,v): return s.A._forward(v)
+    def _adjoint(s,v): return s.A._adjoint(v)
+Q=20
+def floor(shape):
+    dims=tuple(range(-len(shape),0)); xx=torch.rand(shape); big=np.zeros(shape,np.float32); big[tuple(slice(0,k) for k in psf.shape)]=psf
+    otf=torch.fft.rfftn(torch.from_numpy(big),dim=dims)
+    def f(n):
+        ts=[]
+        for _ in range(n):
+            t=time.perf_counter()
+            for _ in range(2): z=torch.fft.irfftn(torch.fft.rfftn(xx,dim=dims)*otf,s=shape,dim=dims)
+            ts.append(time.perf_counter()-t)
+        return ts
+    return f
+class _Ctx:
+    def __init__(s): s.ts=[time.perf_counter()]
+    def log(s,**k): pass
+    def keep(s,*a,**k): pass
+    def step(s,*a,**k): s.ts.append(time.perf_counter())
+def rl(op):
+    def f(n):
+        c=_Ctx(); RichardsonLucy().run(yt, op, noise, c, n+1, True, "none", 1.0, None)
+        return list(np.diff(c.ts)[2:])
+    return f
+fs={'floor_img':floor(A.in_shape),'floor_grid':floor(A.grid),'new':rl(A),'old':rl(Generic(A))}
+n=15 if A.ndim==2 else 4
+res={k:[] for k in fs}
+for r in range(4 if A.ndim==2 else 2):
+    for k,f in fs.items(): res[k]+=f(n)
+best={k:np.percentile(v,Q) for k,v in res.items()}
+print(name, torch.get_num_threads(), 'threads', f'p{Q} of', len(res['new']), {k:round(v,5) for k,v in best.items()}, 'new/floor_img %.2f new/floor_grid %.2f old/floor_img %.2f old/new %.2f'%(best['new']/best['floor_img'],best['new']/best['floor_grid'],best['old']/best['floor_img'],best['old']/best['new']))
