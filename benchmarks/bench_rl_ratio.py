@@ -38,7 +38,7 @@ class _Ctx:
     def step(s,*a,**k): s.ts.append(time.perf_counter())
 def rl(op):
     def f(n):
-        c=_Ctx(); RichardsonLucy().run(yt, op, noise, c, n+1, True, "none", 1.0, None)
+        c=_Ctx(); RichardsonLucy().run(yt, op, noise, c, n+1, True, "none", 1.0, None, None)
         return list(np.diff(c.ts)[2:])
     return f
 fs={'floor_img':floor(A.in_shape),'floor_grid':floor(A.grid),'new':rl(A),'old':rl(Generic(A))}
