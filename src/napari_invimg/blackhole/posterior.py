@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..diagnostics import mixing_summary
 from ..methods._hmc import fisher_metric, hmc
@@ -32,7 +33,13 @@ from ..operators.noise import NoiseModel
 from .operators import Closures, Interferometer, gaussian_image, zero_baseline_flux
 from .rml import _sigma_of, single_thread
 
-__all__ = ["GMRFPosterior", "GMRFHMC"]
+__all__ = ["GMRFPosterior", "GMRFHMC", "LINKS"]
+
+#: how the image follows from the field f: ``linear`` F m (1 + f); ``softplus`` F m softplus_β(1 + f) (positive, with
+#: a bounded second derivative, so HMC's step is not throttled as by the exponential); ``log`` F softmax(log m + f)
+LINKS = ("softplus", "linear", "log")
+#: sharpness β of the softplus link: softplus_β(u) = log(1 + e^{βu})/β, 0.0013 at u = −1, 0.14 at u = 0
+SOFTPLUS_BETA = 5.0
 
 
 class GMRFPosterior:
@@ -41,7 +48,8 @@ class GMRFPosterior:
     negative log-likelihood."""
 
     def __init__(self, y: torch.Tensor, A: Operator, noise: NoiseModel, *, prior_fwhm_uas: float, order: int,
-                 total_flux: float | None, flux_uncertainty: float, dtype: torch.dtype = torch.float64):
+                 total_flux: float | None, flux_uncertainty: float, systematic: float = 0.0, link: str = "log",
+                 dtype: torch.dtype = torch.float64):
         fwd = A.interferometer if isinstance(A, Closures) else A
         if not isinstance(fwd, Interferometer):
             raise ValueError(f"gmrf_hmc images with the Interferometer or Closures operators, not {A.name}.")
@@ -49,13 +57,24 @@ class GMRFPosterior:
         self.closures = isinstance(A, Closures)
         n = fwd.npix
         self.npix = n
-        sigma = torch.as_tensor(_sigma_of(noise, A.out_shape[0]), dtype=dtype)
-        self.sigma = sigma
+        sigma = _sigma_of(noise, A.out_shape[0])
         if self.closures:
             self.y = torch.as_tensor(np.asarray(y.detach().cpu()), dtype=dtype)
             self.k = A.n_phases
+            # a fractional error f on every visibility adds f² per baseline of a closure (3 per phase, 4 per amplitude)
+            baselines = np.concatenate([np.abs(A.design.phase).sum(1), np.abs(A.design.amplitude).sum(1)])
+            sigma = np.sqrt(sigma**2 + baselines * systematic**2)
         else:
             self.y = y.detach().cpu().to(torch.complex128 if dtype == torch.float64 else torch.complex64)
+            sigma = np.sqrt(sigma**2 + (systematic * np.abs(self.y.numpy())) ** 2)
+        self.sigma = torch.as_tensor(sigma, dtype=dtype)
+        self.matrix = None  # [Re; Im] rows of the DFT in one matrix: one product per evaluation
+        if fwd.transform == "dft":
+            mr, mi = fwd._matrices(dtype)
+            self.matrix = torch.cat([mr, mi], 0).T.contiguous()
+        if not self.closures:
+            self.y_ri = torch.cat([self.y.real, self.y.imag]).to(dtype)
+            self.sigma_ri = torch.cat([self.sigma, self.sigma])
         if total_flux is None:
             if self.closures:
                 total_flux = A.total_flux
@@ -72,6 +91,10 @@ class GMRFPosterior:
         res = fwd.obs.resolution_uas if fwd.obs is not None else prior_fwhm_uas / 3
         self.rho0 = math.log(res / (fwd.fov_uas / n))
         self.order = int(order)
+        if link not in LINKS:
+            raise ValueError(f"link must be one of {LINKS}, got {link!r}.")
+        self.link = link
+        self.m = torch.as_tensor(mean / mean.sum(), dtype=dtype)
         k = torch.fft.fftfreq(n, dtype=dtype)
         lam = 4 * torch.sin(math.pi * k)[:, None] ** 2 + 4 * torch.sin(math.pi * k[: n // 2 + 1])[None, :] ** 2
         self.lam = lam  # Laplacian eigenvalues on the rfft2 grid
@@ -96,14 +119,26 @@ class GMRFPosterior:
         n = self.npix
         eps = theta[..., : n * n].reshape(*theta.shape[:-1], n, n)
         log_sigma, log_rho, log_flux = theta[..., -3], theta[..., -2], theta[..., -1]
-        z = self.mu + torch.exp(log_sigma)[..., None, None] * self.field(eps, log_rho)
+        f = torch.exp(log_sigma)[..., None, None] * self.field(eps, log_rho)
+        if self.link == "linear":
+            return torch.exp(log_flux)[..., None, None] * self.m * (1 + f)
+        if self.link == "softplus":
+            return torch.exp(log_flux)[..., None, None] * self.m * F.softplus(1 + f, beta=SOFTPLUS_BETA)
+        z = self.mu + f
         q = torch.softmax(z.reshape(*z.shape[:-2], n * n), -1).reshape(z.shape)
         return torch.exp(log_flux)[..., None, None] * q
 
     def residuals(self, theta: torch.Tensor) -> torch.Tensor:
         """Whitened data residuals (…, m): ``[Re, Im](Ax − y)/σ``, or ``2 sin(Δψ/2)/σ_ψ`` and ``Δa/σ_a``."""
         x = self.image(theta)
-        vis = self.fwd._forward(x)
+        if self.matrix is not None:
+            ri = x.reshape(*x.shape[:-2], -1) @ self.matrix
+            if not self.closures:
+                return (ri - self.y_ri) / self.sigma_ri
+            m = ri.shape[-1] // 2
+            vis = torch.complex(ri[..., :m], ri[..., m:])
+        else:
+            vis = self.fwd._forward(x)
         if self.closures:
             z = self.A.closures_of(vis).to(self.dtype)
             k = self.k
@@ -181,6 +216,11 @@ class GMRFHMC(Method):
         Param("order", int, 1, 1, 3, doc="order of the GMRF precision (1: (κ² + Δ), Comrade's; 2: smoother)"),
         Param("total_flux", float, None, 0.0, None, doc="prior total flux F₀ in Jy (empty: from the shortest baselines)"),
         Param("flux_uncertainty", float, 0.1, 1e-3, 2.0, doc="prior std of log F (closures leave the flux to it)"),
+        Param("link", str, "softplus", choices=LINKS,
+              doc="image from the field: softplus x = F m softplus(1 + σf) (positive), linear F m (1 + σf), "
+                  "log F softmax(log m + σf) (Comrade's; stiff on high-SNR data)"),
+        Param("systematic", float, 0.02, 0.0, 1.0,
+              doc="fractional systematic error added in quadrature to every visibility's sigma (EHT practice: 1–5%)"),
         Param("trajectory", float, 1.5, 0.1, 10.0, doc="HMC trajectory length in whitened units"),
         Param("max_leapfrog", int, 48, 1, 1024, doc="most leapfrog steps per transition"),
     )
@@ -190,7 +230,8 @@ class GMRFHMC(Method):
         chains, warm, draws = params["chains"], params["warmup"], params["iterations"]
         with single_thread():
             post = GMRFPosterior(y, A, noise, prior_fwhm_uas=params["prior_fwhm_uas"], order=params["order"],
-                                 total_flux=params["total_flux"], flux_uncertainty=params["flux_uncertainty"])
+                                 total_flux=params["total_flux"], flux_uncertainty=params["flux_uncertainty"],
+                                 systematic=params["systematic"], link=params["link"])
             n = post.npix
             start = post.start()
             start[: n * n] = 0.1 * ctx.randn((n * n,), dtype=post.dtype, offset=41)  # off the point-symmetric saddle
