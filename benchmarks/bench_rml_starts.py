@@ -57,10 +57,11 @@ def main() -> None:
     parser.add_argument("--random", type=int, default=8, help="models drawn from the random family")
     parser.add_argument("--bundled", default="ring,crescent,double")
     parser.add_argument("--starts", default="1,3")
+    parser.add_argument("--first", type=int, default=0, help="skip the first models of the random family")
     args = parser.parse_args()
     torch.set_num_threads(1)
     models = [(m, bh.models.get(m, args.npix, FOV)) for m in args.bundled.split(",") if m]
-    models += random_family(args.random, args.npix)
+    models += random_family(args.random, args.npix)[args.first:]
     print(f"{'model':22s} {'starts':>6s} {'aligned':>8s} {'χ² cp':>6s} {'χ² lca':>7s} {'s':>7s}")
     for label, truth in models:
         obs = bh.simulate(truth, FOV, gain_error=0.1, phase_error=True, seed=0)

@@ -208,8 +208,8 @@ class GMRFHMC(Method):
     uncertainty = "posterior"
     domain = "blackhole"
     params = (
-        Param("iterations", int, 400, 8, 100000, doc="HMC transitions per chain after warm-up"),
-        Param("warmup", int, 300, 4, 100000, doc="warm-up transitions per chain (step size and metric adaptation)"),
+        Param("iterations", int, 300, 8, 100000, doc="HMC transitions per chain after warm-up"),
+        Param("warmup", int, 200, 4, 100000, doc="warm-up transitions per chain (step size and metric adaptation)"),
         Param("chains", int, 4, 1, 16, doc="chains run together (split-R̂ needs at least two)"),
         Param("n_samples", int, 100, 2, 100000, doc="samples returned (thinned, all chains)"),
         Param("prior_fwhm_uas", float, 80.0, 1.0, 10000.0, doc="FWHM of the Gaussian mean image (µas)"),
