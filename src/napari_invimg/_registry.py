@@ -18,7 +18,7 @@ __all__ = ["Registry", "import_submodules", "DOMAIN_MODULES", "domain_names"]
 #: the registries list them without importing them; ``tests/test_registry.py`` checks it against the modules
 DOMAIN_MODULES: dict[str, dict[str, tuple[str, ...]]] = {
     "napari_invimg.mri": {"method": ("cg_sense",), "operator": ("MRIOperator", "CartesianMRI", "NonCartesianMRI")},
-    "napari_invimg.blackhole": {"method": ("clean", "rml"), "operator": ("Interferometer", "Closures")},
+    "napari_invimg.blackhole": {"method": ("clean", "gmrf_hmc", "rml"), "operator": ("Interferometer", "Closures")},
 }
 
 

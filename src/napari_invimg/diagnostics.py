@@ -10,7 +10,7 @@ import torch
 from scipy import stats
 
 from ._device import to_tensor
-from .operators.base import Operator
+from .operators.base import LinearOperator, Operator
 from .operators.noise import Gaussian, NoiseModel
 from .uncertainty import Reconstruction, effective_sample_size, mixing_summary, split_rhat
 
@@ -203,7 +203,7 @@ def calibrate(method: str, A: Operator, noise: NoiseModel, images, level: float 
     )
 
 
-class HeldOutRows(Operator):
+class HeldOutRows(LinearOperator):
     """``A`` with some measurements left out: ``keep ⊙ A(x)`` (and ``Aᴴ(keep ⊙ y)`` when ``A`` is linear), so a
     left-out value is zero in both the model and the data and carries no information to any likelihood."""
 
@@ -227,22 +227,15 @@ class HeldOutRows(Operator):
         return max(1, round(self.A.n_measured() * float(self.keep.float().mean())))
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = self.A._forward(x)
+        z = self.A.apply(x)
         return z * self.keep.to(z.device)
 
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        return self.A._adjoint(y * self.keep.to(y.device))
-
-    def adjoint(self, y):
-        t, was_numpy = self._prepare(y, self.out_shape, self.out_complex, "data")
-        x = self._adjoint(t)
-        return x.detach().cpu().numpy() if was_numpy else x
-
-    def normal(self, x: torch.Tensor) -> torch.Tensor:
-        return self._adjoint(self._forward(x))
+        return self.A.apply_adjoint(y * self.keep.to(y.device))
 
     def norm(self, iterations: int = 30, seed: int = 0) -> float:
-        return self.A.norm(iterations, seed) if hasattr(self.A, "norm") else 1.0
+        """``‖A‖``, an upper bound of the masked operator's norm."""
+        return self.A.norm(iterations, seed)
 
     def _params(self) -> dict[str, Any]:
         return {"A": self.A.spec(), "keep": self.keep.cpu().numpy()}

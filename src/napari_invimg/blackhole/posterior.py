@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..diagnostics import mixing_summary
+from ..uncertainty import mixing_summary
 from ..methods._hmc import fisher_metric, hmc
 from ..methods.registry import Context, Estimate, Method, Param
 from ..operators.base import Operator
@@ -70,8 +70,7 @@ class GMRFPosterior:
         self.sigma = torch.as_tensor(sigma, dtype=dtype)
         self.matrix = None  # [Re; Im] rows of the DFT in one matrix: one product per evaluation
         if fwd.transform == "dft":
-            mr, mi = fwd._matrices(dtype)
-            self.matrix = torch.cat([mr, mi], 0).T.contiguous()
+            self.matrix = fwd.real_matrix(dtype).T.contiguous()
         if not self.closures:
             self.y_ri = torch.cat([self.y.real, self.y.imag]).to(dtype)
             self.sigma_ri = torch.cat([self.sigma, self.sigma])
@@ -138,7 +137,7 @@ class GMRFPosterior:
             m = ri.shape[-1] // 2
             vis = torch.complex(ri[..., :m], ri[..., m:])
         else:
-            vis = self.fwd._forward(x)
+            vis = self.fwd.apply(x)
         if self.closures:
             z = self.A.closures_of(vis).to(self.dtype)
             k = self.k
