@@ -54,7 +54,7 @@ def _inpainting(n: int = 24):
 
 
 def test_held_out_rows_carry_no_information():
-    x, A, noise, y = _inpainting(16)
+    x, A, _noise, _y = _inpainting(16)
     keep = np.random.default_rng(0).random(A.out_shape) > 0.2
     H = ni.diagnostics.HeldOutRows(A, keep)
     z = H.forward(x)
@@ -65,8 +65,8 @@ def test_held_out_rows_carry_no_information():
 
 
 def test_predictive_check_flags_a_too_narrow_posterior():
-    x, A, noise, y = _inpainting()
-    kw = dict(iterations=300, n_samples=16, chains=2)
+    _x, A, noise, y = _inpainting()
+    kw = {"iterations": 300, "n_samples": 16, "chains": 2}
     fair = ni.diagnostics.predictive_check("ula", y, A, noise, holdout=0.3, seed=0, **kw)
     narrow = ni.diagnostics.predictive_check("ula", y, A, noise, holdout=0.3, seed=0, calibration=0.2, **kw)
     assert fair.n_held_out > 0.25 * A.n_measured() and 0 <= fair.coverage <= 1

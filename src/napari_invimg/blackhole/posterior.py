@@ -1,18 +1,22 @@
-"""A hierarchical raster posterior for VLBI: a Gaussian Markov random field on the log-intensity, its strength
-and correlation length sampled with the image, by Hamiltonian Monte Carlo.
+"""A hierarchical raster posterior for VLBI: a Gaussian Markov random field around a mean image, its strength and
+correlation length sampled with the image, by Hamiltonian Monte Carlo.
 
-    x = F · softmax(μ + σ f),   f = K_ρ ε,   ε ~ N(0, I),
+    x = F · m ⊙ (1 + σ f)  (link "linear", the default),   F · m ⊙ softplus₅(1 + σ f)  ("softplus"),
+    F · softmax(log m + σ f)  ("log", Comrade.jl's log-intensity raster);   f = K_ρ ε,   ε ~ N(0, I),
     log σ ~ N(0, 1),  log ρ ~ N(log r, 1),  log F ~ N(log F₀, s_F²)
 
-``μ`` is the log of a Gaussian image (FWHM ``prior_fwhm_uas``), ``K_ρ`` the stationary filter whose power
+``m`` is a Gaussian image of unit flux (FWHM ``prior_fwhm_uas``), ``K_ρ`` the stationary filter whose power
 spectrum is the order-``order`` Matérn / GMRF one, ``(κ² + λ(k))^{-order}`` with ``κ = 1/ρ`` (ρ in pixels) and
-``λ(k) = 4 sin²(πk₁/N) + 4 sin²(πk₂/N)`` the eigenvalues of the grid Laplacian (periodic grid), normalised to
+``λ(k) = 4 sin²(πk₁/N) + 4 sin²(πk₂/N)`` the eigenvalues of the grid Laplacian (periodic grid), normalized to
 unit variance per pixel, ``r`` the nominal resolution in pixels and ``F₀`` the zero-baseline flux. The
-non-centred form (ε, σ, ρ, F sampled jointly; Papaspiliopoulos, Roberts & Sköld, Stat. Sci. 22 (2007) 59) is the
+non-centered form (ε, σ, ρ, F sampled jointly; Papaspiliopoulos, Roberts & Sköld, Stat. Sci. 22 (2007) 59) is the
 one Comrade.jl uses for its raster models (Tiede, JOSS 7 (2022) 4457; EHT Collaboration 2024, A&A 681, A79).
 The likelihood is Gaussian in the complex visibilities, or in the closure phases (von Mises-like
-``2(1 − cos Δψ)/σ²``) and log closure amplitudes. HMC runs in coordinates whitened by the Gauss–Newton
-metric, recomputed at the chains' states during warm-up (:mod:`napari_invimg.methods._hmc`).
+``2(1 − cos Δψ)/σ²``) and log closure amplitudes, with a fractional systematic error added to every
+visibility's sigma. HMC runs in coordinates whitened by the Gauss–Newton metric, recomputed at the chains'
+states during warm-up (:mod:`napari_invimg.methods._hmc`). The log link is what Comrade uses, but on these
+high-SNR data (visibility SNR up to 2000) its curvature varies by 10⁴–10⁶ across the posterior and HMC's step
+collapses to 0.01 (RESULTS.md §7, issue #19); the linear link (a Gaussian image model, not positive) mixes.
 """
 
 from __future__ import annotations
@@ -25,19 +29,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..uncertainty import mixing_summary
 from ..methods._hmc import fisher_metric, hmc
 from ..methods.registry import Context, Estimate, Method, Param
 from ..operators.base import Operator
 from ..operators.noise import NoiseModel
+from ..uncertainty import mixing_summary
 from .operators import Closures, Interferometer, gaussian_image, zero_baseline_flux
 from .rml import _sigma_of, single_thread
 
-__all__ = ["GMRFPosterior", "GMRFHMC", "LINKS"]
+__all__ = ["GMRFHMC", "LINKS", "GMRFPosterior"]
 
 #: how the image follows from the field f: ``linear`` F m (1 + f); ``softplus`` F m softplus_β(1 + f) (positive, with
 #: a bounded second derivative, so HMC's step is not throttled as by the exponential); ``log`` F softmax(log m + f)
-LINKS = ("softplus", "linear", "log")
+LINKS = ("linear", "softplus", "log")
 #: sharpness β of the softplus link: softplus_β(u) = log(1 + e^{βu})/β, 0.0013 at u = −1, 0.14 at u = 0
 SOFTPLUS_BETA = 5.0
 
@@ -52,7 +56,7 @@ class GMRFPosterior:
                  dtype: torch.dtype = torch.float64):
         fwd = A.interferometer if isinstance(A, Closures) else A
         if not isinstance(fwd, Interferometer):
-            raise ValueError(f"gmrf_hmc images with the Interferometer or Closures operators, not {A.name}.")
+            raise TypeError(f"gmrf_hmc images with the Interferometer or Closures operators, not {A.name}.")
         self.A, self.fwd, self.dtype = A, fwd, dtype
         self.closures = isinstance(A, Closures)
         n = fwd.npix
@@ -114,7 +118,7 @@ class GMRFPosterior:
         return torch.fft.irfft2(torch.fft.rfft2(eps, norm="ortho") * spec.sqrt(), s=(n, n), norm="ortho")
 
     def image(self, theta: torch.Tensor) -> torch.Tensor:
-        """``x = F softmax(μ + σ K_ρ ε)`` for parameter vectors (…, d)."""
+        """The image of parameter vectors (…, d) under the link (module docstring)."""
         n = self.npix
         eps = theta[..., : n * n].reshape(*theta.shape[:-1], n, n)
         log_sigma, log_rho, log_flux = theta[..., -3], theta[..., -2], theta[..., -1]
@@ -193,7 +197,7 @@ class GMRFHMC(Method):
     name = "gmrf_hmc"
     label = "Hierarchical GMRF posterior (HMC)"
     description = (
-        "x = F softmax(μ + σ K_ρ ε): Gaussian Markov random field on the log-intensity around a Gaussian mean image, "
+        "x = F m (1 + σ K_ρ ε) (or a softplus / log link): Gaussian Markov random field around a Gaussian mean image m, "
         "with its strength σ, correlation length ρ and the total flux F sampled with ε by HMC (metric: Gauss–Newton "
         "at the chains, re-estimated in warm-up). Data: complex visibilities, or closure phases + log closure "
         "amplitudes. Returns mean, std, samples, split-R̂ and ESS."
@@ -207,7 +211,7 @@ class GMRFHMC(Method):
     uncertainty = "posterior"
     domain = "blackhole"
     params = (
-        Param("iterations", int, 300, 8, 100000, doc="HMC transitions per chain after warm-up"),
+        Param("iterations", int, 200, 8, 100000, doc="HMC transitions per chain after warm-up"),
         Param("warmup", int, 200, 4, 100000, doc="warm-up transitions per chain (step size and metric adaptation)"),
         Param("chains", int, 4, 1, 16, doc="chains run together (split-R̂ needs at least two)"),
         Param("n_samples", int, 100, 2, 100000, doc="samples returned (thinned, all chains)"),
@@ -215,7 +219,7 @@ class GMRFHMC(Method):
         Param("order", int, 1, 1, 3, doc="order of the GMRF precision (1: (κ² + Δ), Comrade's; 2: smoother)"),
         Param("total_flux", float, None, 0.0, None, doc="prior total flux F₀ in Jy (empty: from the shortest baselines)"),
         Param("flux_uncertainty", float, 0.1, 1e-3, 2.0, doc="prior std of log F (closures leave the flux to it)"),
-        Param("link", str, "softplus", choices=LINKS,
+        Param("link", str, "linear", choices=LINKS,
               doc="image from the field: softplus x = F m softplus(1 + σf) (positive), linear F m (1 + σf), "
                   "log F softmax(log m + σf) (Comrade's; stiff on high-SNR data)"),
         Param("systematic", float, 0.02, 0.0, 1.0,
@@ -238,7 +242,7 @@ class GMRFHMC(Method):
             metric = fisher_metric(post.residuals, mode.unsqueeze(0), post.prior_curvature(), mode)
             w = ctx.randn((chains, post.d), dtype=post.dtype, offset=43)
             total = warm + draws
-            hmc_kw = dict(trajectory=params["trajectory"], max_leapfrog=params["max_leapfrog"])
+            hmc_kw = {"trajectory": params["trajectory"], "max_leapfrog": params["max_leapfrog"]}
             first = warm // 2
             step = 0.5
             w, step, _ = hmc(lambda v: post(metric.to_theta(v)), w, ctx, iterations=first, adapt=True, step=step,

@@ -243,8 +243,10 @@ class RMLObjective:
 
 def minimize(objective: RMLObjective, ctx: Context, iterations: int, rounds: int, start_jitter: float = 0.0,
              starts: int = 1) -> tuple[torch.Tensor, dict, int]:
-    """``starts`` > 1: each start runs the first ``⌈rounds/2⌉`` rounds (the first from the plain or ``start_jitter``
-    start, the others from the prior image times ``exp(0.1 ε)`` with their own ε); the one whose data fit best
+    """:func:`_minimize` from ``starts`` starting images, keeping the best fit.
+
+    With ``starts`` > 1 each start runs the first ``⌈rounds/2⌉`` rounds (the first from the plain or
+    ``start_jitter`` start, the others from the prior image times ``exp(0.1 ε)`` with their own ε); the one whose data fit best
     (smallest ``Σ_d n_d χ²_d``) goes on for the remaining rounds. The closure objective is multimodal (RESULTS.md
     §7): a few starts screened by their fit is the cheap guard against a poor local optimum."""
     if starts <= 1:

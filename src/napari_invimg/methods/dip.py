@@ -25,8 +25,8 @@ from ..operators.base import Operator
 from ..operators.noise import NoiseModel
 from .registry import ITERATIONS, Context, Estimate, Method, Param
 
-__all__ = ["refuse_kspace", "DIP", "DeepDecoderMethod", "DIPProblem", "StoppingRule", "RunningMoments", "fit_network", "random_input",
-           "skip_widths", "input_noise_param", "STOP_PARAMS", "STOP_RULES", "IN_CHANNELS", "POSITIVE"]
+__all__ = ["DIP", "DeepDecoderMethod", "DIPProblem", "StoppingRule", "RunningMoments", "fit_network", "random_input",
+           "refuse_kspace", "skip_widths", "input_noise_param", "STOP_PARAMS", "STOP_RULES", "IN_CHANNELS", "POSITIVE"]
 
 #: channels of the random input of the skip networks
 IN_CHANNELS = 8
