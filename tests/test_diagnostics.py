@@ -77,3 +77,12 @@ def test_predictive_check_flags_a_too_narrow_posterior():
         ni.diagnostics.predictive_check("ula", y, A, noise, holdout=0.0)
     with pytest.raises(ValueError, match="samples"):
         ni.diagnostics.predictive_check("tv", y, A, noise)
+
+
+def test_held_out_rows_round_trip_through_their_spec():
+    from napari_invimg.operators.base import from_spec
+
+    x, A, _, _ = _inpainting(8)
+    keep = np.arange(64).reshape(8, 8) % 3 > 0
+    H = from_spec(ni.diagnostics.HeldOutRows(A, keep).spec())
+    assert np.allclose(H.forward(x), np.where(keep, A.forward(x), 0))

@@ -10,7 +10,7 @@ import torch
 from scipy import stats
 
 from ._device import to_tensor
-from .operators.base import LinearOperator, Operator
+from .operators.base import LinearOperator, Operator, from_spec
 from .operators.noise import Gaussian, NoiseModel
 from .uncertainty import Reconstruction, effective_sample_size, mixing_summary, split_rhat
 
@@ -239,6 +239,10 @@ class HeldOutRows(LinearOperator):
 
     def _params(self) -> dict[str, Any]:
         return {"A": self.A.spec(), "keep": self.keep.cpu().numpy()}
+
+    @classmethod
+    def from_params(cls, **params) -> HeldOutRows:
+        return cls(from_spec(params["A"]), params["keep"])
 
 
 @dataclass
