@@ -137,5 +137,6 @@ def test_dip_family_is_not_offered_on_mri_kspace():
     offered = ni.methods(A)
     for name in ("dip", "deep_decoder", "bayes_dip", "mc_dropout_dip"):
         assert "not offered on MRI k-space" in registry.get(name).supports(A)
+        assert "not offered on MRI k-space" in registry.get(name).supports(mri.CartesianMRI)
         assert name not in offered
     assert "tv" in offered

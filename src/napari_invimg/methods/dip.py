@@ -260,9 +260,11 @@ def random_input(ctx: Context, shape: tuple[int, ...], spread: float = 0.1) -> t
     return (spread * torch.rand((1, *shape), generator=gen, device=gen.device)).to(ctx.device)
 
 
-def refuse_kspace(name: str, A: Operator) -> str | None:
-    """Why the untrained-network methods are not offered on MRI k-space (``None`` for other operators)."""
-    if any(c.__name__ == "MRIOperator" for c in type(A).__mro__):
+def refuse_kspace(name: str, A: Operator | type[Operator]) -> str | None:
+    """Why the untrained-network methods are not offered on MRI k-space (``None`` for other operators); ``A`` an
+    operator or an operator class."""
+    kind = A if isinstance(A, type) else type(A)
+    if any(c.__name__ == "MRIOperator" for c in kind.__mro__):
         return (f"{name!r} is not offered on MRI k-space: with its defaults (tuned on microscopy) it stops below the "
                 "zero-filled image on the brain phantom (RESULTS.md §6: 16.3–16.7 dB against 16.7–22.9 dB, 8 coils); "
                 "use tv, wavelet or cg_sense.")
@@ -276,7 +278,7 @@ class _UntrainedNetwork(Method):
     complex_images = True
 
     @classmethod
-    def supports(cls, A: Operator) -> str | None:
+    def supports(cls, A: Operator | type[Operator]) -> str | None:
         return refuse_kspace(cls.name, A) or super().supports(A)
 
     @abstractmethod
