@@ -44,3 +44,45 @@ def test_error_map_and_summary():
     assert set(ni.diagnostics.summary(y, A, ni.Reconstruction(mean=x, info={}), noise)) == {"chi2"}
     with pytest.raises(ValueError, match="differ in shape"):
         ni.diagnostics.error_map(x, x[:5] + rng.random())
+
+
+def _inpainting(n: int = 24):
+    x = ni.datasets.fluorescence((n, n), seed=1)
+    A = ni.operators.Inpainting(ni.operators.sampling.random_mask((n, n), 0.5, seed=3))
+    noise = ni.noise.Gaussian(0.02)
+    return x, A, noise, ni.simulate(x, A, noise, seed=2)
+
+
+def test_held_out_rows_carry_no_information():
+    x, A, _noise, _y = _inpainting(16)
+    keep = np.random.default_rng(0).random(A.out_shape) > 0.2
+    H = ni.diagnostics.HeldOutRows(A, keep)
+    z = H.forward(x)
+    assert np.all(z[~keep] == 0) and np.allclose(z[keep], A.forward(x)[keep])
+    r = np.random.default_rng(1).standard_normal(A.out_shape).astype(np.float32)
+    assert np.dot(H.forward(x).ravel(), r.ravel()) == pytest.approx(np.dot(x.ravel(), H.adjoint(r).ravel()), rel=1e-4)
+    assert H.n_measured() == pytest.approx(A.n_measured() * keep.mean(), abs=1)
+
+
+def test_predictive_check_flags_a_too_narrow_posterior():
+    _x, A, noise, y = _inpainting()
+    kw = {"iterations": 300, "n_samples": 16, "chains": 2}
+    fair = ni.diagnostics.predictive_check("ula", y, A, noise, holdout=0.3, seed=0, **kw)
+    narrow = ni.diagnostics.predictive_check("ula", y, A, noise, holdout=0.3, seed=0, calibration=0.2, **kw)
+    assert fair.n_held_out > 0.25 * A.n_measured() and 0 <= fair.coverage <= 1
+    assert narrow.inflation > 5 * fair.inflation and narrow.verdict == "too narrow"
+    assert narrow.posterior_coverage < fair.posterior_coverage
+    assert fair.reconstruction is not None and fair.method == "ula"
+    with pytest.raises(ValueError, match="holdout"):
+        ni.diagnostics.predictive_check("ula", y, A, noise, holdout=0.0)
+    with pytest.raises(ValueError, match="samples"):
+        ni.diagnostics.predictive_check("tv", y, A, noise)
+
+
+def test_held_out_rows_round_trip_through_their_spec():
+    from napari_invimg.operators.base import from_spec
+
+    x, A, _, _ = _inpainting(8)
+    keep = np.arange(64).reshape(8, 8) % 3 > 0
+    H = from_spec(ni.diagnostics.HeldOutRows(A, keep).spec())
+    assert np.allclose(H.forward(x), np.where(keep, A.forward(x), 0))

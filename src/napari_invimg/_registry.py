@@ -19,7 +19,7 @@ __all__ = ["Registry", "import_submodules", "DOMAIN_MODULES", "domain_names"]
 DOMAIN_MODULES: dict[str, dict[str, tuple[str, ...]]] = {
     "napari_invimg.mri": {"method": ("cg_sense",), "operator": ("MRIOperator", "CartesianMRI", "GatheredCartesianMRI",
                                                                   "NonCartesianMRI")},
-    "napari_invimg.blackhole": {"method": ("clean", "rml"), "operator": ("Interferometer", "Closures")},
+    "napari_invimg.blackhole": {"method": ("clean", "gmrf_hmc", "rml"), "operator": ("Interferometer", "Closures")},
 }
 
 

@@ -48,3 +48,13 @@ def test_methods_refuse_mismatched_data(ring):
     with pytest.raises(ValueError, match="closure data"):
         ni.reconstruct(C.data, C, "rml", noise=ni.noise.Gaussian(C.sigma), data="vis")
     assert "rml" in ni.methods(domain="blackhole") and ni.method_info("rml")["domain"] == "blackhole"
+
+
+def test_rml_screens_several_starts_on_closures(ring):
+    truth, _, bad = ring
+    C = bh.Closures(bad)
+    kw = {"noise": ni.noise.Gaussian(C.sigma), "iterations": 40, "rounds": 2}
+    one = ni.reconstruct(C.data, C, "rml", starts=1, **kw)
+    three = ni.reconstruct(C.data, C, "rml", starts=3, **kw)
+    assert three.info["iterations"] > one.info["iterations"]  # three screening rounds, then the best finishes
+    assert np.isfinite(three.mean).all() and bh.nxcorr_aligned(three.mean, truth) > 0.5

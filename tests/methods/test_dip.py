@@ -25,7 +25,7 @@ def test_dip_improves_on_the_measurement(denoising):
 
 
 def test_discrepancy_stops_early_and_says_why(denoising):
-    x, A, noise, y = denoising
+    _x, A, noise, y = denoising
     rec = ni.reconstruct(y, A, "dip", noise, iterations=300, stop="discrepancy", tau=1.6, window=10)
     assert rec.info["stopped"].startswith("discrepancy")
     assert rec.info["iterations"] < 300
@@ -127,3 +127,16 @@ def test_complex_images_and_nonlinear_operators():
     rec = ni.reconstruct(yr, B, "dip", noise, iterations=40, stop="none", depth=2, width=8)
     misfit = rec.info["history"]["misfit"]
     assert misfit[-1] < 0.2 * misfit[0]
+
+
+def test_dip_family_is_not_offered_on_mri_kspace():
+    from napari_invimg import mri
+    from napari_invimg.methods import registry
+
+    A = mri.CartesianMRI(np.ones((16, 16), bool), coil_maps=np.ones((2, 16, 16), np.complex64) / np.sqrt(2))
+    offered = ni.methods(A)
+    for name in ("dip", "deep_decoder", "bayes_dip", "mc_dropout_dip"):
+        assert "not offered on MRI k-space" in registry.get(name).supports(A)
+        assert "not offered on MRI k-space" in registry.get(name).supports(mri.CartesianMRI)
+        assert name not in offered
+    assert "tv" in offered

@@ -22,4 +22,4 @@ __all__ = [
     "blur_reconstruction",
 ]
 
-from . import clean, rml  # noqa: E402,F401  (registers the methods)
+from . import clean, posterior, rml  # noqa: E402,F401  (registers the methods)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-__all__ = ["ring", "crescent", "mring", "double", "names", "get"]
+__all__ = ["ring", "crescent", "mring", "double", "jet", "names", "get"]
 
 _SUPER = 4
 _FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
@@ -85,7 +85,25 @@ def double(npix: int = 64, fov_uas: float = 160.0, separation_uas: float = 50.0,
     return _finish(fine, npix, fov_uas, blur_uas, flux)
 
 
-_MODELS: dict[str, Callable[..., np.ndarray]] = {"ring": ring, "crescent": crescent, "mring": mring, "double": double}
+def jet(npix: int = 64, fov_uas: float = 160.0, pa_deg: float = 250.0, core_fwhm_uas: float = 14.0,
+        length_uas: float = 56.0, width_uas: float = 10.0, core_share: float = 0.5, blur_uas: float = 4.0,
+        flux: float = 0.6) -> np.ndarray:
+    """A core–jet source: a Gaussian core carrying ``core_share`` of the flux at the centre, and a jet along ``pa_deg``
+    whose brightness falls linearly to zero over ``length_uas`` (Gaussian cross-section of FWHM ``width_uas``)."""
+    x, y = _grid(npix, fov_uas)
+    pa = np.deg2rad(pa_deg)
+    along = x * np.sin(pa) + y * np.cos(pa)
+    across = x * np.cos(pa) - y * np.sin(pa)
+    s = core_fwhm_uas * _FWHM_TO_SIGMA
+    core = np.exp(-0.5 * (x**2 + y**2) / s**2)
+    profile = np.clip(1.0 - along / length_uas, 0, None) * (along > 0)
+    jet_ = profile * np.exp(-0.5 * (across / (width_uas * _FWHM_TO_SIGMA)) ** 2)
+    fine = core_share * core / core.sum() + (1 - core_share) * jet_ / max(jet_.sum(), 1e-300)
+    return _finish(fine, npix, fov_uas, blur_uas, flux)
+
+
+_MODELS: dict[str, Callable[..., np.ndarray]] = {"ring": ring, "crescent": crescent, "mring": mring, "double": double,
+                                                 "jet": jet}
 
 
 def names() -> list[str]:

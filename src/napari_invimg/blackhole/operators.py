@@ -191,6 +191,14 @@ class Interferometer(LinearOperator):
             self._by_dtype[dtype] = (self.matrix_real.to(dtype), self.matrix_imag.to(dtype))
         return self._by_dtype[dtype]
 
+    def real_matrix(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """The DFT as one real matrix ``[Re; Im]`` (2 · visibilities, npix²): ``[Re V; Im V] = M x.ravel()``
+        (``transform="dft"`` only)."""
+        if self.transform != "dft":
+            raise ValueError("The DFT matrix exists only with transform='dft'.")
+        mr, mi = self._matrices(dtype)
+        return torch.cat([mr, mi], 0)
+
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.transform == "nufft":
             return self._factor_like(x) * _NUFFT.apply(x, self, False)

@@ -241,8 +241,37 @@ class RMLObjective:
         return torch.log(start * (self.flux_total / float(start.sum())))
 
 
-def minimize(objective: RMLObjective, ctx: Context, iterations: int, rounds: int,
-             start_jitter: float = 0.0) -> tuple[torch.Tensor, dict, int]:
+def minimize(objective: RMLObjective, ctx: Context, iterations: int, rounds: int, start_jitter: float = 0.0,
+             starts: int = 1) -> tuple[torch.Tensor, dict, int]:
+    """:func:`_minimize` from ``starts`` starting images, keeping the best fit.
+
+    With ``starts`` > 1 each start runs the first ``⌈rounds/2⌉`` rounds (the first from the plain or
+    ``start_jitter`` start, the others from the prior image times ``exp(0.1 ε)`` with their own ε); the one whose data fit best
+    (smallest ``Σ_d n_d χ²_d``) goes on for the remaining rounds. The closure objective is multimodal (RESULTS.md
+    §7): a few starts screened by their fit is the cheap guard against a poor local optimum."""
+    if starts <= 1:
+        return _minimize(objective, ctx, iterations, rounds, start_jitter)
+    screen = max(1, (rounds + 1) // 2)
+    sizes = {name: n for name, _, n in objective.terms}
+    best = None
+    total_its = 0
+    for s in range(starts):
+        jitter = start_jitter if s == 0 else max(start_jitter, 0.1)
+        x, chi2, its = _minimize(objective, ctx, iterations, screen, jitter, offset=31 + 7 * s)
+        total_its += its
+        fit = sum(sizes[k] * v for k, v in chi2.items())
+        ctx.log(**{"start fit": fit})
+        if np.isfinite(fit) and (best is None or fit < best[0]):
+            best = (fit, x, chi2)
+    _, x, chi2 = best
+    if rounds > screen:
+        x, chi2, its = _minimize(objective, ctx, iterations, rounds - screen, 0.0, x_start=x)
+        total_its += its
+    return x, chi2, total_its
+
+
+def _minimize(objective: RMLObjective, ctx: Context, iterations: int, rounds: int, start_jitter: float = 0.0,
+              offset: int = 31, x_start: torch.Tensor | None = None) -> tuple[torch.Tensor, dict, int]:
     """``rounds`` of L-BFGS on ``J``, each from the previous image blurred (the EHT imaging loop), the first from
     the prior image times ``exp(start_jitter · ε)``, ε ~ N(0, 1) per pixel; returns the image, its reduced χ²
     per data term and the number of iterations run.
@@ -253,9 +282,9 @@ def minimize(objective: RMLObjective, ctx: Context, iterations: int, rounds: int
     chunk = 20
     total_steps = rounds * int(np.ceil(iterations / chunk))
     step = 0
-    z0 = objective.start()
+    z0 = objective.start() if x_start is None else objective.restart(x_start)
     if start_jitter > 0:
-        z0 = z0 + start_jitter * ctx.randn(tuple(z0.shape), dtype=z0.dtype, offset=31).to(z0.device)
+        z0 = z0 + start_jitter * ctx.randn(tuple(z0.shape), dtype=z0.dtype, offset=offset).to(z0.device)
     x = torch.exp(z0)
     chi2: dict[str, float] = {}
     iterations_run = 0
@@ -315,6 +344,8 @@ RML_PARAMS = (
     Param("centroid", float, 100.0, 0.0, None, doc="weight of the centroid-at-center constraint", log_scale=True),
     Param("blur_uas", float, None, 0.0, 1000.0, doc="restart blur FWHM in µas (empty: nominal resolution)"),
     Param("systematic", float, 0.0, 0.0, 1.0, doc="fractional systematic error added to visibility sigmas"),
+    Param("starts", int, 1, 1, 32,
+          doc="starts screened over the first half of the rounds; the best-fitting one finishes (closures: multimodal)"),
     Param("start_jitter", float, 0.0, 0.0, 2.0,
           doc="std of a random log-perturbation of the starting image (0: the prior image itself); to probe how much "
               "the image depends on the start"),
@@ -349,7 +380,8 @@ class RML(Method):
         iterations = params["iterations"] or (300 if closures_only else 500)
         with single_thread():
             objective = RMLObjective(y, A, noise, **{k: params[k] for k in _OBJECTIVE_KEYS})
-            x, chi2, iterations_run = minimize(objective, ctx, iterations, rounds, params["start_jitter"])
+            x, chi2, iterations_run = minimize(objective, ctx, iterations, rounds, params["start_jitter"],
+                                               params["starts"])
         return Estimate(x.float(), info={"iterations": iterations_run, "rounds": rounds,
                                          "total_flux": objective.flux_total, "reduced_chi2": chi2,
                                          "data": [name for name, _, _ in objective.terms],

@@ -14,7 +14,7 @@ from torch import nn
 
 from ..nets.dip import SkipNet, kl_divergence
 from .dip import (IN_CHANNELS, POSITIVE, STOP_PARAMS, DIPProblem, fit_network, input_noise_param, random_input,
-                  skip_widths)
+                  refuse_kspace, skip_widths)
 from .registry import ITERATIONS, Context, Estimate, Method, Param
 
 __all__ = ["BayesDIP", "MCDropoutDIP", "draw_samples"]
@@ -43,6 +43,10 @@ class _StochasticDIP(Method):
     complex_images = True
     returns_std = True
     uncertainty = "posterior"
+
+    @classmethod
+    def supports(cls, A):
+        return refuse_kspace(cls.name, A) or super().supports(A)
 
     @abstractmethod
     def network(self, problem: DIPProblem, width: int, depth: int, **kind: Any) -> SkipNet:

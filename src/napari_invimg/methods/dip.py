@@ -26,7 +26,7 @@ from ..operators.noise import NoiseModel
 from .registry import ITERATIONS, Context, Estimate, Method, Param
 
 __all__ = ["DIP", "DeepDecoderMethod", "DIPProblem", "StoppingRule", "RunningMoments", "fit_network", "random_input",
-           "skip_widths", "input_noise_param", "STOP_PARAMS", "STOP_RULES", "IN_CHANNELS", "POSITIVE"]
+           "refuse_kspace", "skip_widths", "input_noise_param", "STOP_PARAMS", "STOP_RULES", "IN_CHANNELS", "POSITIVE"]
 
 #: channels of the random input of the skip networks
 IN_CHANNELS = 8
@@ -260,11 +260,26 @@ def random_input(ctx: Context, shape: tuple[int, ...], spread: float = 0.1) -> t
     return (spread * torch.rand((1, *shape), generator=gen, device=gen.device)).to(ctx.device)
 
 
+def refuse_kspace(name: str, A: Operator | type[Operator]) -> str | None:
+    """Why the untrained-network methods are not offered on MRI k-space (``None`` for other operators); ``A`` an
+    operator or an operator class."""
+    kind = A if isinstance(A, type) else type(A)
+    if any(c.__name__ == "MRIOperator" for c in kind.__mro__):
+        return (f"{name!r} is not offered on MRI k-space: with its defaults (tuned on microscopy) it stops below the "
+                "zero-filled image on the brain phantom (RESULTS.md §6: 16.3–16.7 dB against 16.7–22.9 dB, 8 coils); "
+                "use tv, wavelet or cg_sense.")
+    return None
+
+
 class _UntrainedNetwork(Method):
     """Shared run logic: build the generator, fit it with :func:`fit_network`, return the selected image."""
 
     needs_adjoint = False
     complex_images = True
+
+    @classmethod
+    def supports(cls, A: Operator | type[Operator]) -> str | None:
+        return refuse_kspace(cls.name, A) or super().supports(A)
 
     @abstractmethod
     def build(self, problem: DIPProblem, **params: Any) -> tuple[nn.Module, tuple[int, ...]]:

@@ -293,5 +293,6 @@ class BlackHoleWidget(Container):
         total = int(params.get("iterations", 100))
         base = f"{reference.name.removesuffix(' · dirty image')} · {method}"
         self.task = run_reconstruction(self.viewer, reference, compute, method=method, total=total, name=base,
-                                       on_done=done, controls=self.controls)
+                                       on_done=done, controls=self.controls,
+                                       add_samples=registry.get(method).uncertainty == "posterior")
         return self.task

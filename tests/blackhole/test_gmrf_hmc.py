@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+import torch
+
+import napari_invimg as ni
+import napari_invimg.blackhole as bh
+from napari_invimg.blackhole.posterior import GMRFPosterior
+from napari_invimg.methods._hmc import Metric
+
+NPIX, FOV = 16, 160.0
+
+
+@pytest.fixture(scope="module")
+def ring():
+    truth = bh.models.ring(NPIX, FOV)
+    return truth, bh.simulate(truth, FOV, seed=0), bh.simulate(truth, FOV, gain_error=0.1, phase_error=True, seed=0)
+
+
+def test_gmrf_field_has_unit_variance_and_its_correlation_length():
+    obs = bh.simulate(bh.models.ring(NPIX, FOV), FOV, seed=0)
+    post = GMRFPosterior(torch.as_tensor(obs.vis), bh.Interferometer(obs, NPIX, FOV), ni.noise.Gaussian(obs.sigma),
+                         prior_fwhm_uas=80.0, order=1, total_flux=None, flux_uncertainty=0.1)
+    g = torch.Generator().manual_seed(0)
+    eps = torch.randn((400, NPIX, NPIX), generator=g, dtype=torch.float64)
+    short = post.field(eps, torch.tensor(np.log(0.5), dtype=torch.float64))
+    long = post.field(eps, torch.tensor(np.log(6.0), dtype=torch.float64))
+    assert float(short.var()) == pytest.approx(1.0, rel=0.05) and float(long.var()) == pytest.approx(1.0, rel=0.05)
+    lag = lambda f: float((f * f.roll(1, -1)).mean())
+    assert lag(long) > 0.5 > lag(short) + 0.2
+    theta = post.start().unsqueeze(0)
+    x = post.image(theta)
+    assert float(x.sum()) == pytest.approx(post.flux0, rel=1e-6) and bool((x > 0).all())
+
+
+def test_metric_maps_back_and_forth():
+    g = torch.Generator().manual_seed(1)
+    d = 12
+    V, _ = torch.linalg.qr(torch.randn(d, 4, generator=g, dtype=torch.float64))
+    m = Metric(torch.randn(d, generator=g, dtype=torch.float64), torch.rand(d, generator=g, dtype=torch.float64) + 0.5,
+               V, torch.rand(4, generator=g, dtype=torch.float64) * 10)
+    w = torch.randn(3, d, generator=g, dtype=torch.float64)
+    assert torch.allclose(m.to_w(m.to_theta(w)), w, atol=1e-10)
+
+
+@pytest.mark.parametrize("data", ["visibilities", "closures"])
+def test_gmrf_hmc_returns_a_posterior(ring, data):
+    truth, obs, bad = ring
+    if data == "visibilities":
+        A, y, noise = bh.Interferometer(obs, NPIX, FOV), obs.vis, ni.noise.Gaussian(obs.sigma)
+    else:
+        A = bh.Closures(bad, NPIX, FOV)
+        y, noise = A.data, ni.noise.Gaussian(A.sigma)
+    rec = ni.reconstruct(y, A, "gmrf_hmc", noise=noise, seed=0, iterations=12, warmup=12, chains=2, n_samples=8,
+                         max_leapfrog=8)
+    assert rec.mean.shape == (NPIX, NPIX) and rec.samples.shape == (8, NPIX, NPIX)
+    assert np.isfinite(rec.std).all() and (rec.std > 0).all() and np.isfinite(rec.samples).all()
+    assert rec.info["uncertainty"] == "posterior" and rec.info["data"] == data
+    assert {"rhat_max", "ess_min"} <= set(rec.info["mixing"]) and 0 < rec.info["acceptance"] <= 1
+    assert bh.nxcorr_aligned(rec.mean, truth) > (0.5 if data == "visibilities" else 0.3)  # 24 transitions only
+    assert "gmrf_hmc" in ni.methods(domain="blackhole")
+
+
+def test_gmrf_hmc_softplus_link_gives_positive_images(ring):
+    _, obs, _ = ring
+    rec = ni.reconstruct(obs.vis, bh.Interferometer(obs, NPIX, FOV), "gmrf_hmc", noise=ni.noise.Gaussian(obs.sigma),
+                         seed=0, iterations=8, warmup=8, chains=2, n_samples=4, max_leapfrog=4, link="softplus")
+    assert (rec.samples > 0).all() and rec.info["total_flux"] == pytest.approx(0.6, rel=0.3)
+
+
+def test_gmrf_hmc_refuses_other_operators():
+    A = ni.operators.Blur(ni.psf.gaussian((5, 5), 1.0), (16, 16))
+    with pytest.raises(ValueError, match="Interferometer"):
+        ni.reconstruct(np.zeros((16, 16), np.float32), A, "gmrf_hmc", noise=ni.noise.Gaussian(0.1))
