@@ -26,7 +26,7 @@ from .._device import resolve_device
 from ..errors import Cancelled
 from .drunet import SmallDRUNet, load_weights, log_uniform, save_weights
 
-__all__ = ["PatchSampler", "add_noise", "blind_spot", "fit", "train_denoiser", "denoise_image", "normalize", "heldout_set",
+__all__ = ["PatchSampler", "add_noise", "blind_spot", "fit", "train_denoiser", "denoise_image", "normalize_image", "heldout_set",
            "SIGMA_RANGE", "HELDOUT_SEEDS"]
 
 #: noise levels the shipped network is trained on (images in [0, 1])
@@ -49,12 +49,15 @@ def heldout_set(sigmas: Sequence[float], seeds: Sequence[int] = HELDOUT_SEEDS[:4
     return out
 
 
-def normalize(image: np.ndarray, low: float = 0.1, high: float = 99.9) -> tuple[np.ndarray, float, float]:
+def normalize_image(image: np.ndarray, low: float = 0.1, high: float = 99.9) -> tuple[np.ndarray, float, float]:
     """Map the ``low``–``high`` percentile range of ``image`` to [0, 1] (not clipped); returns ``(image, offset, scale)``."""
     a = np.asarray(image, dtype=np.float32)
     lo, hi = np.percentile(a, [low, high])
     scale = float(hi - lo) if hi > lo else 1.0
     return ((a - lo) / scale).astype(np.float32), float(lo), scale
+
+
+normalise = normalize_image  # deprecated name (issue #17: one spelling; ``normalize`` is the flag of the callers)
 
 
 def _estimate_sigma(slices: Sequence[np.ndarray]) -> float:
@@ -77,7 +80,7 @@ def denoise_image(image: np.ndarray, denoiser=None, sigma: float | None = None, 
     a = np.asarray(image)
     if a.ndim not in (2, 3) or np.iscomplexobj(a):
         raise ValueError("denoise_image takes a real 2D image or 3D stack.")
-    x, offset, scale = normalize(a) if normalize else (a.astype(np.float32), 0.0, 1.0)
+    x, offset, scale = normalize_image(a) if normalize else (a.astype(np.float32), 0.0, 1.0)
     level = _estimate_sigma(list(x) if x.ndim == 3 else [x]) if sigma is None else float(sigma) / scale
     if not np.isfinite(level) or level <= 0:
         raise ValueError("sigma must be a positive noise standard deviation.")
@@ -102,7 +105,7 @@ def _as_slices(images: np.ndarray | Sequence[np.ndarray], what: str,
             raise ValueError(f"The {what} images must be 2D (Y, X) or 3D stacks (Z, Y, X); got {a.ndim} dimensions.")
         if not np.isfinite(a).all():
             raise ValueError(f"The {what} images contain NaN or infinite values.")
-        a, _, scale = normalize(a) if normalize else (a.astype(np.float32), 0.0, 1.0)
+        a, _, scale = normalize_image(a) if normalize else (a.astype(np.float32), 0.0, 1.0)
         out.extend([a] if a.ndim == 2 else list(a))
         scales.append(scale)
     if not out:
