@@ -21,7 +21,7 @@ import torch
 
 import napari_invimg as ni
 from napari_invimg.metrics import psnr
-from napari_invimg.nets.corpus import _grey
+from napari_invimg.nets.corpus import bundled_image
 
 
 def crop(a: np.ndarray, n: int) -> np.ndarray:
@@ -35,7 +35,7 @@ def main() -> None:
     ap.add_argument("--weights", default="", help="denoiser weights file for PnP (empty: shipped)")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    images = {name: crop(_grey(name), args.size) for name in ("moon", "coins", "camera")}
+    images = {name: crop(bundled_image(name), args.size) for name in ("moon", "coins", "camera")}
     images["fluorescence"] = ni.datasets.fluorescence((args.size, args.size), seed=3)
     runs = {"RL": ("richardson_lucy", {}), "TV": ("tv", {}),
             "PnP plain": ("pnp_admm", {"guard": False, "equivariant": False, "weights": args.weights}),

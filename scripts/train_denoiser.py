@@ -199,7 +199,7 @@ def export(args, argv) -> None:
         shipped, shipped_meta = load_weights(path, device)
     new, old = heldout_table(model, device), heldout_table(shipped, device)
     print(f"checkpoint: step {ck['step']}, {ck['elapsed']:.0f} s of training; shipped: {shipped_meta.get('steps')} steps")
-    print(f"held-out (128² centre crops, Gaussian noise, true σ): PSNR dB  new / shipped")
+    print("held-out (128² centre crops, Gaussian noise, true σ): PSNR dB  new / shipped")
     print(f"{'image':24s}" + "".join(f"  σ={s:<13}" for s in EVAL_SIGMAS))
     for name in new:
         print(f"{name:24s}" + "".join(f"  {new[name][str(s)]:6.2f}/{old[name][str(s)]:6.2f}" for s in EVAL_SIGMAS))

@@ -7,7 +7,6 @@ import torch
 import napari_invimg as ni
 from napari_invimg import datasets
 from napari_invimg.methods.pnp import _Guard, _Problem, dihedral
-from napari_invimg.methods.registry import Context
 
 
 @pytest.fixture(scope="module")

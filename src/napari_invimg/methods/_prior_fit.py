@@ -17,7 +17,7 @@ import torch
 from ..nets.ood import relative_error
 from ..priors.denoisers import Denoiser
 
-__all__ = ["prior_fit_report", "MISFIT_LIMIT", "OOD_LIMIT"]
+__all__ = ["MISFIT_LIMIT", "OOD_LIMIT", "prior_fit_report"]
 
 #: misfit ratio above which the result is flagged
 MISFIT_LIMIT = 2.0

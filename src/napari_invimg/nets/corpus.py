@@ -21,8 +21,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["dead_leaves", "cells", "training_images", "heldout_images", "HELDOUT_NATURAL", "TRAINING_NATURAL",
-           "HELDOUT_SEED"]
+__all__ = ["HELDOUT_NATURAL", "HELDOUT_SEED", "TRAINING_NATURAL", "bundled_image", "cells", "dead_leaves",
+           "heldout_images", "training_images"]
 
 #: scikit-image images the training never sees (evaluation only)
 HELDOUT_NATURAL = ("camera", "moon", "coins", "immunohistochemistry", "hubble_deep_field")
@@ -33,7 +33,7 @@ TRAINING_NATURAL = ("astronaut", "brick", "grass", "gravel", "text", "coffee", "
 HELDOUT_SEED = 1_000_000
 
 
-def _grey(name: str) -> np.ndarray:
+def bundled_image(name: str) -> np.ndarray:
     """A bundled scikit-image image as float32 grey levels in [0, 1]."""
     from skimage import color, data
 
@@ -177,7 +177,7 @@ def training_images(procedural: int = 256, fluorescence: int = 64, shape: tuple[
         "dead_leaves": [dead_leaves(shape, seed=base + i) for i in range(n_leaves)],
         "cells": [cells(shape, seed=base + i) for i in range(n_leaves, procedural)],
         "fluorescence": [fluo(shape, seed=1000 + i) for i in range(fluorescence)],
-        "natural": [_grey(name) for name in TRAINING_NATURAL],
+        "natural": [bundled_image(name) for name in TRAINING_NATURAL],
     }
 
 
@@ -185,7 +185,7 @@ def heldout_images(size: int | None = 128) -> dict[str, np.ndarray]:
     """The held-out evaluation images (never trained on), centre-cropped to ``size``² (``None``: whole)."""
     from ..datasets import fluorescence as fluo
 
-    out = {name: _grey(name) for name in HELDOUT_NATURAL}
+    out = {name: bundled_image(name) for name in HELDOUT_NATURAL}
     out.update({f"fluorescence-{s}": fluo((256, 256), seed=s) for s in (0, 1)})
     out["dead_leaves-heldout"] = dead_leaves((256, 256), seed=HELDOUT_SEED)
     out["cells-heldout"] = cells((256, 256), seed=HELDOUT_SEED)

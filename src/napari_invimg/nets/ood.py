@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-__all__ = ["relative_error", "reference_statistics", "SIGMA_REF"]
+__all__ = ["SIGMA_REF", "reference_statistics", "relative_error"]
 
 #: the noise level (network units) at which the score is measured
 SIGMA_REF = 0.1
