@@ -97,8 +97,20 @@ def save_atomic(obj: dict, path: Path) -> None:
 
 
 def make_sampler(args) -> tuple[PatchSampler, str]:
+    """The training crops' sampler; the generated corpus is cached in ``--ckpt-dir`` (a restart skips making it)."""
     started = time.perf_counter()
-    data = corpus.training_images(procedural=args.procedural, fluorescence=args.fluorescence, seed=args.seed)
+    cache = Path(args.ckpt_dir) / f"corpus-{args.procedural}-{args.fluorescence}-{args.seed}.npz"
+    if cache.exists():
+        with np.load(cache) as z:
+            data = {k: [z[f"{k}/{i}"] for i in range(int(z[f"{k}/n"]))] for k in ("dead_leaves", "cells", "fluorescence",
+                                                                               "natural")}
+    else:
+        data = corpus.training_images(procedural=args.procedural, fluorescence=args.fluorescence, seed=args.seed)
+        flat = {f"{k}/{i}": im for k, ims in data.items() for i, im in enumerate(ims)}
+        flat.update({f"{k}/n": np.array(len(ims)) for k, ims in data.items()})
+        tmp = cache.with_name(cache.name + ".tmp.npz")
+        np.savez(tmp, **flat)
+        os.replace(tmp, cache)
     shares = {"dead_leaves": args.share_leaves, "cells": args.share_cells, "fluorescence": args.share_fluorescence,
               "natural": 1 - args.share_leaves - args.share_cells - args.share_fluorescence}
     images, weights = [], []
@@ -151,17 +163,27 @@ def train(args, argv) -> None:
 
     model.train()
     window, t_last, t_ckpt = [], time.perf_counter(), time.perf_counter()
+    recent: list[float] = []
+    skipped = 0
     while step < args.max_steps:
         for group in opt.param_groups:
             group["lr"] = rate(step)
         x = sampler.sample(args.batch, generator).to(device)
         y, s = add_noise(x, SIGMA_RANGE, generator)
         loss = model.loss(y, x, s)
+        value = float(loss.detach())
+        step += 1
+        # a spike (non-finite, or 10× the recent median) is skipped, not learned from: one bad batch at a high
+        # learning rate must not throw the weights away
+        if not math.isfinite(value) or (len(recent) >= 20 and value > 10 * float(np.median(recent))):
+            skipped += 1
+            print(f"step {step}: loss {value:.3g} skipped ({skipped} so far)", flush=True)
+            continue
+        recent = (recent + [value])[-50:]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        step += 1
         decay = min(args.ema, (1 + step) / (10 + step))
         with torch.no_grad():
             for pe, pm in zip(ema.parameters(), model.parameters()):

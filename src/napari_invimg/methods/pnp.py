@@ -6,7 +6,10 @@ squares ``f(x) = ½ Σ (Ax − y)² / v`` with ``v`` the camera variance at the 
 Gaussian noise, the usual Gaussian approximation of Poisson noise). Images are normalized to about
 [0, 1] for the denoiser. The denoiser strength follows the continuation of Zhang et al. (DPIR): ``σ_k``
 falls geometrically from ``sigma_start`` to the noise level, with the coupling ``ρ_k = λ / σ_k²``
-(``λ = lam``, 0.23 by default), so no weight needs tuning.
+(``λ = lam``, 0.23 by default), so no weight needs tuning. PnP-ADMM and PnP-HQS apply the denoiser under a
+different flip/90° rotation at each iteration (``equivariant``) and watch the iteration (``guard``: restart
+from the last sound iterate with stronger denoising when it diverges; ``info["guard"]``); results with a
+learned denoiser carry ``info["prior_fit"]`` (misfit ratio, out-of-distribution score, warning).
 """
 
 from __future__ import annotations
