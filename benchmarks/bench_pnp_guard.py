@@ -1,7 +1,7 @@
 """Plug-and-play that cannot run away (issue #14): default PnP-ADMM without and with the guard, against TV and RL.
 
 Problems: Gaussian blur (σ = 2.5 px) and Poisson–Gaussian camera noise (gain 1/300, read noise 0.01) on
-128² centre crops of scikit-image's ``moon``, ``coins``, ``camera`` (held out from the denoiser's new
+128² center crops of scikit-image's ``moon``, ``coins``, ``camera`` (held out from the denoiser's new
 training corpus) and the synthetic fluorescence image (seed 3). Every method at its defaults. "plain" is
 PnP-ADMM as before the guard (``guard=False, equivariant=False``); "guarded" is the new default (the
 divergence monitor and per-iteration flips/rotations). Cells: PSNR (dB); last columns: the guarded run's

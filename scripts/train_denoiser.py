@@ -7,7 +7,7 @@ made offline (``napari_invimg.nets.corpus``): textured dead-leaves images, smoot
 0–7; procedural seeds ≥ 10⁶). Random crops with flips, rotations and intensity jitter; Gaussian and
 Poisson–Gaussian noise, σ log-uniform in [0.002, 2], the noise level as an input channel.
 
-Training writes a checkpoint (model, EMA of the weights, optimiser, step, generator state) to
+Training writes a checkpoint (model, EMA of the weights, optimizer, step, generator state) to
 ``--ckpt-dir`` every ``--checkpoint-every`` steps (temporary file, then renamed) and continues from it with
 ``--resume``. ``--export`` evaluates the latest checkpoint's EMA weights on the held-out list against the
 currently shipped weights and writes a package weights file (fp16) whose metadata names the command, data,
@@ -221,7 +221,7 @@ def export(args, argv) -> None:
         shipped, shipped_meta = load_weights(path, device)
     new, old = heldout_table(model, device), heldout_table(shipped, device)
     print(f"checkpoint: step {ck['step']}, {ck['elapsed']:.0f} s of training; shipped: {shipped_meta.get('steps')} steps")
-    print("held-out (128² centre crops, Gaussian noise, true σ): PSNR dB  new / shipped")
+    print("held-out (128² center crops, Gaussian noise, true σ): PSNR dB  new / shipped")
     print(f"{'image':24s}" + "".join(f"  σ={s:<13}" for s in EVAL_SIGMAS))
     for name in new:
         print(f"{name:24s}" + "".join(f"  {new[name][str(s)]:6.2f}/{old[name][str(s)]:6.2f}" for s in EVAL_SIGMAS))

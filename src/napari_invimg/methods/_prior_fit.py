@@ -23,7 +23,7 @@ __all__ = ["MISFIT_LIMIT", "OOD_LIMIT", "prior_fit_report"]
 MISFIT_LIMIT = 2.0
 #: out-of-distribution z-value above which the input is flagged
 OOD_LIMIT = 3.0
-#: largest side of the centre crop the score is measured on (bounds its cost)
+#: largest side of the center crop the score is measured on (bounds its cost)
 _CROP = 256
 
 
@@ -67,7 +67,7 @@ def prior_fit_info(likelihood: Any, denoiser: Denoiser, mean: torch.Tensor, ndim
     ``likelihood`` (``_posterior.Likelihood``: its weights ``1/v``), the score on ``mean`` scaled to the denoiser's
     units by its 99.9th percentile."""
     with torch.no_grad():
-        misfit = float((likelihood.weight * (likelihood.A._forward(mean) - likelihood.y).abs() ** 2).mean())
+        misfit = float((likelihood.weight * (likelihood.A.apply(mean) - likelihood.y).abs() ** 2).mean())
         mag = mean.abs().flatten().float()
         scale = float(torch.quantile(mag[:: max(1, mag.numel() // 100_000)], 0.999))
         report = prior_fit_report(denoiser, mean / max(scale, 1e-12), misfit, ndim)

@@ -55,7 +55,7 @@ GUARD = Param("guard", bool, True,
               doc="watch the iteration (misfit leaving the noise level, range growing, non-finite values); on divergence "
                   "restart from the last sound iterate with stronger denoising (info['guard'])")
 EQUIVARIANT = Param("equivariant", bool, True,
-                    doc="apply the denoiser under a different flip/90° rotation at each iteration (stabilises learned "
+                    doc="apply the denoiser under a different flip/90° rotation at each iteration (stabilizes learned "
                         "denoisers; Terris et al. 2024)")
 #: the parameters of :class:`_Problem` (its keywords), shared by every PnP method
 PROBLEM_PARAMS = (DENOISER, WEIGHTS, POSITIVITY, SCALE, NOISE_LEVEL, FIRST_GAIN)
@@ -161,7 +161,7 @@ class _Guard:
         self.stopped = False
 
     def misfit(self, z: torch.Tensor) -> float:
-        return float((self.P.weight * (self.P.A._forward(z) - self.P.y).abs() ** 2).mean())
+        return float((self.P.weight * (self.P.A.apply(z) - self.P.y).abs() ** 2).mean())
 
     def sigma(self, s: float) -> float:
         """The denoiser level to use: the schedule's, or the floor set by a restart."""
@@ -200,7 +200,7 @@ class _Guard:
 
 def prior_fit(P: _Problem, estimate: torch.Tensor) -> dict[str, Any]:
     """``{"prior_fit": …}`` for a plug-and-play result's info (learned denoisers only; empty for classical ones)."""
-    misfit = float((P.weight * (P.A._forward(estimate) - P.y).abs() ** 2).mean())
+    misfit = float((P.weight * (P.A.apply(estimate) - P.y).abs() ** 2).mean())
     report = prior_fit_report(P.denoiser, estimate, misfit, P.A.ndim)
     return {} if report is None else {"prior_fit": report}
 

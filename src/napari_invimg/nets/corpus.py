@@ -182,7 +182,7 @@ def training_images(procedural: int = 256, fluorescence: int = 64, shape: tuple[
 
 
 def heldout_images(size: int | None = 128) -> dict[str, np.ndarray]:
-    """The held-out evaluation images (never trained on), centre-cropped to ``size``² (``None``: whole)."""
+    """The held-out evaluation images (never trained on), center-cropped to ``size``² (``None``: whole)."""
     from ..datasets import fluorescence as fluo
 
     out = {name: bundled_image(name) for name in HELDOUT_NATURAL}
