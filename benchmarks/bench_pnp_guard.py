@@ -3,8 +3,8 @@
 Problems: Gaussian blur (σ = 2.5 px) and Poisson–Gaussian camera noise (gain 1/300, read noise 0.01) on
 128² center crops of scikit-image's ``moon``, ``coins``, ``camera`` (held out from the denoiser's new
 training corpus) and the synthetic fluorescence image (seed 3). Every method at its defaults. "plain" is
-PnP-ADMM as before the guard (``guard=False, equivariant=False``); "guarded" is the new default (the
-divergence monitor and per-iteration flips/rotations). Cells: PSNR (dB); last columns: the guarded run's
+PnP-ADMM as before issue #14 (``guard=False, equivariant=False``); "guarded" is the new default (the
+divergence monitor and per-iteration flips/rotations); ``--lam`` sets λ of the guarded run (default 0.23). Cells: PSNR (dB); last columns: the guarded run's
 ``info["prior_fit"]`` (misfit ratio, out-of-distribution score, warning?) and its restarts.
 
     PYTHONPATH=src python benchmarks/bench_pnp_guard.py [--size 128] [--weights FILE]
@@ -32,15 +32,16 @@ def crop(a: np.ndarray, n: int) -> np.ndarray:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--lam", type=float, default=0.23, help="λ of the guarded run")
     ap.add_argument("--weights", default="", help="denoiser weights file for PnP (empty: shipped)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     images = {name: crop(bundled_image(name), args.size) for name in ("moon", "coins", "camera")}
     images["fluorescence"] = ni.datasets.fluorescence((args.size, args.size), seed=3)
     runs = {"RL": ("richardson_lucy", {}), "TV": ("tv", {}),
-            "PnP plain": ("pnp_admm", {"guard": False, "equivariant": False, "weights": args.weights}),
-            "PnP guarded": ("pnp_admm", {"weights": args.weights})}
-    print(f"load average {os.getloadavg()[0]:.1f}; torch threads 1; {args.size}² crops; weights: {args.weights or 'shipped'}")
+            "PnP plain": ("pnp_admm", {"guard": False, "equivariant": False, "lam": 0.23, "weights": args.weights}),
+            "PnP guarded": ("pnp_admm", {"weights": args.weights, "lam": args.lam})}
+    print(f"load average {os.getloadavg()[0]:.1f}; torch threads 1; {args.size}² crops; weights: {args.weights or 'shipped'}; guarded λ {args.lam}")
     print(f"{'image':13s}" + "".join(f"{k:>13s}" for k in runs) + "   guarded-plain  vs best(TV,RL)  misfit   ood  warn restarts  s(plain/guarded)")
     table = {}
     for name, x in images.items():

@@ -1,15 +1,15 @@
 """Plug-and-play reconstructions: a denoiser ``D(x, σ)`` stands in for the prior's proximal operator.
 
-Any registered denoiser works (``priors.denoiser_names()``: the learned ``"drunet"`` when shipped, the
-classical ``"tv"``, ``"wavelet"``, ``"hessian"``, ``"nlm"``). The data term is the weighted least
-squares ``f(x) = ½ Σ (Ax − y)² / v`` with ``v`` the camera variance at the first estimate (exact for
-Gaussian noise, the usual Gaussian approximation of Poisson noise). Images are normalized to about
-[0, 1] for the denoiser. The denoiser strength follows the continuation of Zhang et al. (DPIR): ``σ_k``
-falls geometrically from ``sigma_start`` to the noise level, with the coupling ``ρ_k = λ / σ_k²``
-(``λ = lam``, 0.23 by default), so no weight needs tuning. PnP-ADMM and PnP-HQS apply the denoiser under a
-different flip/90° rotation at each iteration (``equivariant``) and watch the iteration (``guard``: restart
-from the last sound iterate with stronger denoising when it diverges; ``info["guard"]``); results with a
-learned denoiser carry ``info["prior_fit"]`` (misfit ratio, out-of-distribution score, warning).
+Any registered denoiser works (``priors.denoiser_names()``: the learned ``"drunet"`` when shipped, the classical ``"tv"``,
+``"wavelet"``, ``"hessian"``, ``"nlm"``). The data term is the weighted least squares ``f(x) = ½ Σ (Ax − y)² / v``
+with ``v`` the camera variance at the first estimate (exact for Gaussian noise, the usual Gaussian approximation of
+Poisson noise). Images are normalized to about [0, 1] for the denoiser. The denoiser strength follows the
+continuation of Zhang et al. (DPIR): ``σ_k`` falls geometrically from ``sigma_start`` to the noise level, with the
+coupling ``ρ_k = λ / σ_k²`` (``λ = lam``, 0.23 by default), so no weight needs tuning. PnP-ADMM
+and PnP-HQS apply the denoiser under a different flip/90° rotation at each iteration (``equivariant``) and watch the
+iteration (``guard``: restart from the last sound iterate with stronger denoising when it diverges;
+``info["guard"]``); results with a learned denoiser carry ``info["prior_fit"]`` (misfit ratio, out-of-distribution
+score, warning).
 """
 
 from __future__ import annotations
