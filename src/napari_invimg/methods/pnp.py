@@ -23,6 +23,7 @@ from ..operators.kernels import conjugate_gradient
 from ..operators.noise import NoiseModel
 from ..priors.base import clip
 from ..priors.denoisers import Denoiser, denoiser_names
+from ..priors.learned import LearnedDenoiser
 from ._posterior import WEIGHTS, load_denoiser
 from ._prior_fit import prior_fit_report
 from ._proximal import initial_gain, initial_image
@@ -55,8 +56,8 @@ GUARD = Param("guard", bool, True,
               doc="watch the iteration (misfit leaving the noise level, range growing, non-finite values); on divergence "
                   "restart from the last sound iterate with stronger denoising (info['guard'])")
 EQUIVARIANT = Param("equivariant", bool, True,
-                    doc="apply the denoiser under a different flip/90° rotation at each iteration (stabilizes learned "
-                        "denoisers; Terris et al. 2024)")
+                    doc="apply a learned denoiser under a different flip/90° rotation at each iteration (stabilizes "
+                        "plug-and-play; Terris et al. 2024; classical denoisers: no effect)")
 #: the parameters of :class:`_Problem` (its keywords), shared by every PnP method
 PROBLEM_PARAMS = (DENOISER, WEIGHTS, POSITIVITY, SCALE, NOISE_LEVEL, FIRST_GAIN)
 
@@ -72,6 +73,8 @@ class _Problem:
             raise ValueError(f"Unknown denoiser {name!r}; available: {', '.join(denoiser_names())}.")
         self.denoiser_name = name
         self.denoiser: Denoiser = load_denoiser(name, weights)
+        #: a trained network (flips/rotations help it; the classical denoisers are symmetric already)
+        self.learned = isinstance(self.denoiser, LearnedDenoiser)
         self.A = A
         self.lower = 0.0 if positivity and not A.in_complex else None
         self.first_gain = initial_gain(y, A) if first_gain is None else float(first_gain)
@@ -282,7 +285,7 @@ class PnPADMM(_TiledPlugAndPlay):
             for k, s in enumerate(sigmas, 1):
                 s = G.sigma(s)
                 x = P.data_prox(z - u, lam / (s * s), x, cg_iterations)
-                z = P.denoise(x + u, s, ctx, turn=k if equivariant else None)
+                z = P.denoise(x + u, s, ctx, turn=k if equivariant and P.learned else None)
                 u = u + x - z
                 back = G.check(k, s, (z, x, u))
                 if back is not None:
@@ -311,7 +314,7 @@ class PnPPGD(_TiledPlugAndPlay):
             for k, s in enumerate(P.schedule(sigma_start, iterations), 1):
                 s = G.sigma(s)
                 x = P.data_prox(z, lam / (s * s), x, cg_iterations)
-                z = P.denoise(x, s, ctx, turn=k if equivariant else None)
+                z = P.denoise(x, s, ctx, turn=k if equivariant and P.learned else None)
                 back = G.check(k, s, (z, x))
                 if back is not None:
                     z, x = back
