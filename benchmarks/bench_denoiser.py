@@ -9,6 +9,7 @@ scratch and from the shipped weights for a wall-time budget; PSNR gain over the 
 
     python benchmarks/bench_denoiser.py            # full: 4 held-out images 256², 512² self-supervised, 120 s
     python benchmarks/bench_denoiser.py --quick    # 2 images 128², 256² self-supervised, 20 s
+    python benchmarks/bench_denoiser.py --heldout-list [--weights FILE ...]   # issue #14: held-out list vs BM3D
 """
 
 from __future__ import annotations
@@ -120,12 +121,68 @@ def table_self_supervised(size: int, seconds: float, steps: int) -> None:
     print("sec = training + denoising the whole image, wall time")
 
 
+def table_heldout_list(sigmas=(0.05, 0.1, 0.2), size: int = 128, weights: tuple[str, ...] = ()) -> None:
+    """The issue's bar: the written held-out list (``nets.corpus.heldout_images``: images no training saw),
+    Gaussian noise, true σ given to all; BM3D (``pip install bm3d``, the ``bench`` extra), non-local means and
+    the learned denoiser(s): the shipped weights and any ``weights`` files."""
+    from napari_invimg.nets.corpus import heldout_images
+    from napari_invimg.priors.learned import LearnedDenoiser
+
+    try:
+        import bm3d
+    except ImportError:
+        bm3d = None
+        print("note: bm3d is not installed (pip install bm3d); its column is skipped.")
+    nets = {"shipped": LearnedDenoiser()}
+    nets.update({f"w{i}": LearnedDenoiser(weights=w) for i, w in enumerate(weights, 1)})
+    for key, w in zip(list(nets)[1:], weights):
+        meta = nets[key].metadata
+        print(f"{key} = {w}: {meta.get('architecture_version', '?')}, {meta.get('steps')} steps, "
+              f"{meta.get('train_seconds')} s of training")
+    images = heldout_images(size)
+    rng = np.random.default_rng(12345)
+    cols = ["noisy", "NLM"] + (["BM3D"] if bm3d else []) + list(nets)
+    secs = {c: 0.0 for c in cols}
+    print(f"\nHeld-out list ({', '.join(images)}; {size}² centre crops), Gaussian noise, true σ: PSNR [dB]")
+    print(f"{'image':22s} {'sigma':>5s}" + "".join(f"{c:>9s}" for c in cols))
+    means: dict[float, dict[str, list[float]]] = {}
+    for name, clean in images.items():
+        for s in sigmas:
+            noisy = (clean + s * rng.standard_normal(clean.shape)).astype(np.float32)
+            row = {"noisy": ni.metrics.psnr(noisy, clean)}
+            t = time.perf_counter()
+            row["NLM"] = ni.metrics.psnr(classical(noisy, s)["nlm"], clean)
+            secs["NLM"] += time.perf_counter() - t
+            if bm3d:
+                t = time.perf_counter()
+                row["BM3D"] = ni.metrics.psnr(bm3d.bm3d(noisy, sigma_psd=s), clean)
+                secs["BM3D"] += time.perf_counter() - t
+            for key, den in nets.items():
+                t = time.perf_counter()
+                with torch.no_grad():
+                    out = den(torch.from_numpy(noisy), s).numpy()
+                secs[key] += time.perf_counter() - t
+                row[key] = ni.metrics.psnr(out, clean)
+            for c in cols:
+                means.setdefault(s, {}).setdefault(c, []).append(row[c])
+            print(f"{name:22s} {s:5.2f}" + "".join(f"{row[c]:9.2f}" for c in cols), flush=True)
+    for s, m in means.items():
+        print(f"{'MEAN':22s} {s:5.2f}" + "".join(f"{np.mean(m[c]):9.2f}" for c in cols))
+    print("seconds in all: " + ", ".join(f"{c} {secs[c]:.1f}" for c in cols if c != "noisy"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small images and a short budget")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy shared CPU)")
+    ap.add_argument("--heldout-list", action="store_true",
+                    help="only the held-out list against BM3D and NLM (issue #14's bar)")
+    ap.add_argument("--weights", nargs="*", default=[], help="extra denoiser weights files for --heldout-list")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.heldout_list:
+        table_heldout_list(weights=tuple(args.weights))
+        return
     if args.quick:
         table_heldout((0.05, 0.1, 0.2), seeds=(0, 1), shape=(128, 128))
         table_poisson_gaussian(seeds=(0, 1), shape=(128, 128))

@@ -1,110 +1,288 @@
-"""Train the shipped noise-conditional denoiser (``src/napari_invimg/nets/weights/denoiser.pt``).
+"""Train the shipped noise-conditional denoiser (``src/napari_invimg/nets/weights/denoiser.pt``); resumable.
 
-Seeded and reproducible: the same command on the same device and torch version gives the same
-weights. CPU by default (2 threads), a GPU when one is present (``--device``). Data, all made offline:
-``datasets.fluorescence`` images (256×256, seeds 1000…, never the held-out seeds 0–7) and scikit-image's
-bundled natural images (``datasets.natural_images()``), random 64×64 crops with flips, rotations and
-intensity jitter; Gaussian and Poisson–Gaussian noise with σ log-uniform in [0.002, 2]. At the end the
-script prints the held-out PSNR (fluorescence seeds 0–3) per σ against the noisy input and writes
-the weights (fp16) with the command, seed, data, time and PSNR in their metadata.
+Seeded and reproducible. CPU by default (``--threads``), a GPU when one is present (``--device``). Data, all
+made offline (``napari_invimg.nets.corpus``): textured dead-leaves images, smooth cell-like images,
+``datasets.fluorescence`` (seeds 1000+) and scikit-image's bundled images except the held-out list
+(``corpus.HELDOUT_NATURAL``: camera, moon, coins, immunohistochemistry, hubble_deep_field; fluorescence seeds
+0–7; procedural seeds ≥ 10⁶). Random crops with flips, rotations and intensity jitter; Gaussian and
+Poisson–Gaussian noise, σ log-uniform in [0.002, 2], the noise level as an input channel.
 
-    python scripts/train_denoiser.py --steps 900 --seed 0 --out src/napari_invimg/nets/weights/denoiser.pt
+Training writes a checkpoint (model, EMA of the weights, optimizer, step, generator state) to
+``--ckpt-dir`` every ``--checkpoint-every`` steps (temporary file, then renamed) and continues from it with
+``--resume``. ``--export`` evaluates the latest checkpoint's EMA weights on the held-out list against the
+currently shipped weights and writes a package weights file (fp16) whose metadata names the command, data,
+steps, seed, hardware, held-out figures and the out-of-distribution reference (``nets.ood``):
+
+    nohup nice -n 10 python scripts/train_denoiser.py --ckpt-dir /work/train_ckpt --threads 1 --resume \\
+        > /work/train_denoiser.log 2>&1 &
+    python scripts/train_denoiser.py --ckpt-dir /work/train_ckpt --export --out src/napari_invimg/nets/weights/denoiser.pt
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import os
+import platform
 import shlex
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 import napari_invimg as ni
 from napari_invimg._device import resolve_device
-from napari_invimg.nets.drunet import SmallDRUNet, load_weights, save_weights
-from napari_invimg.nets.training import SIGMA_RANGE, PatchSampler, add_noise, fit, heldout_set
+from napari_invimg.nets import corpus
+from napari_invimg.nets.drunet import SmallDRUNet, load_weights, save_weights, shipped_weights
+from napari_invimg.nets.ood import reference_statistics
+from napari_invimg.nets.training import SIGMA_RANGE, PatchSampler, add_noise, heldout_set
 
-EVAL_SIGMAS = (0.01, 0.05, 0.1, 0.2, 0.5, 1.0)
+#: the network trained by default (``--arch v2``): 2×2 pixel unshuffle, then a 4-level bias-free UNet
+ARCHS = {
+    "v2": dict(channels=(32, 64, 128, 192), blocks=(1, 2, 2, 2), unshuffle=2),
+    "small": dict(channels=(16, 32, 64, 64), blocks=1),
+}
+EVAL_SIGMAS = (0.05, 0.1, 0.2)
+FLUO_SIGMAS = (0.01, 0.05, 0.1, 0.2, 0.5, 1.0)
+CHECKPOINT = "checkpoint.pt"
 
 
-def heldout_psnr(model: SmallDRUNet, device: torch.device) -> dict[float, tuple[float, float]]:
-    """Mean (noisy, denoised) PSNR per σ on the held-out fluorescence images."""
+def command_line(argv: list[str] | None) -> str:
+    return "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
+
+
+def hardware(device: torch.device, threads: int) -> str:
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or platform.machine())
+    return f"{device.type}: {name}; {os.cpu_count()} cores, torch threads {threads}; torch {torch.__version__}"
+
+
+def heldout_table(model: torch.nn.Module, device: torch.device, size: int = 128, seed: int = 12345) -> dict[str, dict[str, float]]:
+    """PSNR per held-out image and σ (Gaussian noise, true σ given), and the means."""
+    images = corpus.heldout_images(size)
+    rng = np.random.default_rng(seed)
+    table: dict[str, dict[str, float]] = {}
+    with torch.no_grad():
+        for name, clean in images.items():
+            for s in EVAL_SIGMAS:
+                noisy = (clean + s * rng.standard_normal(clean.shape)).astype(np.float32)
+                out = model(torch.from_numpy(noisy)[None, None].to(device), torch.tensor([s], device=device))[0, 0]
+                table.setdefault(name, {})[str(s)] = round(ni.metrics.psnr(out.cpu().numpy(), clean), 2)
+    table["mean"] = {str(s): round(float(np.mean([table[n][str(s)] for n in images])), 2) for s in EVAL_SIGMAS}
+    return table
+
+
+def fluorescence_table(model: torch.nn.Module, device: torch.device) -> dict[str, list[float]]:
+    """Mean (noisy, denoised) PSNR per σ on held-out fluorescence seeds 0–3 at 256² (the older table)."""
     rows: dict[float, list[tuple[float, float]]] = {}
     with torch.no_grad():
-        for s, clean, noisy in heldout_set(EVAL_SIGMAS):
-            t = torch.from_numpy(noisy)[None, None].to(device)
-            out = model(t, torch.tensor([s], device=device))[0, 0].cpu().numpy()
+        for s, clean, noisy in heldout_set(FLUO_SIGMAS):
+            out = model(torch.from_numpy(noisy)[None, None].to(device), torch.tensor([s], device=device))[0, 0].cpu().numpy()
             rows.setdefault(s, []).append((ni.metrics.psnr(noisy, clean), ni.metrics.psnr(out, clean)))
-    return {s: tuple(np.mean(v, axis=0)) for s, v in rows.items()}
+    return {str(s): [round(float(a), 2) for a in np.mean(v, axis=0)] for s, v in rows.items()}
+
+
+def build(arch: str, seed: int) -> SmallDRUNet:
+    with torch.random.fork_rng(devices=[]):  # seeded initial weights, the caller's global RNG untouched
+        torch.manual_seed(seed)
+        return SmallDRUNet(**ARCHS[arch])
+
+
+def save_atomic(obj: dict, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def make_sampler(args) -> tuple[PatchSampler, str]:
+    """The training crops' sampler; the generated corpus is cached in ``--ckpt-dir`` (a restart skips making it)."""
+    started = time.perf_counter()
+    cache = Path(args.ckpt_dir) / f"corpus-{args.procedural}-{args.fluorescence}-{args.seed}.npz"
+    if cache.exists():
+        with np.load(cache) as z:
+            data = {k: [z[f"{k}/{i}"] for i in range(int(z[f"{k}/n"]))] for k in ("dead_leaves", "cells", "fluorescence",
+                                                                               "natural")}
+    else:
+        data = corpus.training_images(procedural=args.procedural, fluorescence=args.fluorescence, seed=args.seed)
+        flat = {f"{k}/{i}": im for k, ims in data.items() for i, im in enumerate(ims)}
+        flat.update({f"{k}/n": np.array(len(ims)) for k, ims in data.items()})
+        tmp = cache.with_name(cache.name + ".tmp.npz")
+        np.savez(tmp, **flat)
+        os.replace(tmp, cache)
+    shares = {"dead_leaves": args.share_leaves, "cells": args.share_cells, "fluorescence": args.share_fluorescence,
+              "natural": 1 - args.share_leaves - args.share_cells - args.share_fluorescence}
+    images, weights = [], []
+    for source, ims in data.items():
+        images += ims
+        weights += [shares[source] / len(ims)] * len(ims)
+    described = ", ".join(f"{len(v)} {k} (share {shares[k]:.2f})" for k, v in data.items())
+    print(f"data: {described}; made in {time.perf_counter() - started:.0f} s", flush=True)
+    return PatchSampler(images, patch=args.patch, weights=weights), described
+
+
+def train(args, argv) -> None:
+    device = resolve_device(None if args.device == "auto" else args.device)
+    ckpt_dir = Path(args.ckpt_dir)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = ckpt_dir / CHECKPOINT
+    model = build(args.arch, args.seed).to(device)
+    ema = build(args.arch, args.seed).to(device)
+    ema.load_state_dict(model.state_dict())
+    ema.requires_grad_(False)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    generator = torch.Generator().manual_seed(args.seed)
+    step, elapsed, history = 0, 0.0, []
+    if args.resume and ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        if ck["arch"] != args.arch:
+            raise SystemExit(f"{ckpt_path} holds a {ck['arch']!r} network, not {args.arch!r}.")
+        model.load_state_dict(ck["model"])
+        ema.load_state_dict(ck["ema"])
+        opt.load_state_dict(ck["optimizer"])
+        generator.set_state(ck["generator"])
+        step, elapsed, history = ck["step"], ck["elapsed"], ck.get("history", [])
+        print(f"resumed from {ckpt_path} at step {step} ({elapsed:.0f} s of training so far)", flush=True)
+    sampler, described = make_sampler(args)
+    print(f"model {args.arch}: {sum(p.numel() for p in model.parameters())} parameters {model.config}; "
+          f"receptive field {model.receptive_field}; {hardware(device, args.threads)}", flush=True)
+
+    def rate(i: int) -> float:  # linear warm-up, then cosine decay to 5% at --steps (constant 5% beyond)
+        if i < args.warmup:
+            return args.lr * (i + 1) / args.warmup
+        t = min(1.0, (i - args.warmup) / max(1, args.steps - args.warmup))
+        return args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
+
+    def checkpoint() -> None:
+        save_atomic({"arch": args.arch, "config": model.config, "model": model.state_dict(), "ema": ema.state_dict(),
+                     "optimizer": opt.state_dict(), "generator": generator.get_state(), "step": step,
+                     "elapsed": elapsed, "history": history, "data": described, "seed": args.seed,
+                     "args": vars(args), "command": command_line(argv), "hardware": hardware(device, args.threads)},
+                    ckpt_path)
+
+    model.train()
+    window, t_last, t_ckpt = [], time.perf_counter(), time.perf_counter()
+    recent: list[float] = []
+    skipped = 0
+    while step < args.max_steps:
+        for group in opt.param_groups:
+            group["lr"] = rate(step)
+        x = sampler.sample(args.batch, generator).to(device)
+        y, s = add_noise(x, SIGMA_RANGE, generator)
+        loss = model.loss(y, x, s)
+        value = float(loss.detach())
+        step += 1
+        # a spike (non-finite, or 10× the recent median) is skipped, not learned from: one bad batch at a high
+        # learning rate must not throw the weights away
+        if not math.isfinite(value) or (len(recent) >= 20 and value > 10 * float(np.median(recent))):
+            skipped += 1
+            print(f"step {step}: loss {value:.3g} skipped ({skipped} so far)", flush=True)
+            continue
+        recent = (recent + [value])[-50:]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        decay = min(args.ema, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for pe, pm in zip(ema.parameters(), model.parameters()):
+                pe.lerp_(pm, 1 - decay)
+        window.append(float(loss.detach()))
+        now = time.perf_counter()
+        if step % args.log_every == 0:
+            elapsed += now - t_last
+            t_last = now
+            history.append([step, round(float(np.mean(window)), 5), round(elapsed, 1)])
+            print(f"step {step}  loss {np.mean(window):.4f}  lr {rate(step):.2e}  {elapsed:.0f} s", flush=True)
+            window.clear()
+        if step % args.eval_every == 0:
+            ema.eval()
+            t = heldout_table(ema, device, size=96)["mean"]
+            print(f"step {step}  held-out mean PSNR (EMA, 96² crops) {t}", flush=True)
+        if step % args.checkpoint_every == 0 or now - t_ckpt > args.checkpoint_seconds:
+            elapsed += time.perf_counter() - t_last
+            t_last = time.perf_counter()
+            checkpoint()
+            t_ckpt = time.perf_counter()
+    checkpoint()
+
+
+def export(args, argv) -> None:
+    """Evaluate the checkpoint's EMA weights on the held-out list against the shipped weights; write ``--out``."""
+    device = resolve_device(None if args.device == "auto" else args.device)
+    ck = torch.load(Path(args.ckpt_dir) / CHECKPOINT, map_location=device, weights_only=False)
+    model = SmallDRUNet(**ARCHS[ck["arch"]]).to(device)
+    model.load_state_dict(ck["ema"])
+    model.eval().requires_grad_(False)
+    import importlib.resources
+
+    with importlib.resources.as_file(shipped_weights()) as path:
+        shipped, shipped_meta = load_weights(path, device)
+    new, old = heldout_table(model, device), heldout_table(shipped, device)
+    print(f"checkpoint: step {ck['step']}, {ck['elapsed']:.0f} s of training; shipped: {shipped_meta.get('steps')} steps")
+    print("held-out (128² center crops, Gaussian noise, true σ): PSNR dB  new / shipped")
+    print(f"{'image':24s}" + "".join(f"  σ={s:<13}" for s in EVAL_SIGMAS))
+    for name in new:
+        print(f"{name:24s}" + "".join(f"  {new[name][str(s)]:6.2f}/{old[name][str(s)]:6.2f}" for s in EVAL_SIGMAS))
+    fluo = fluorescence_table(model, device)
+    print("held-out fluorescence seeds 0-3, 256²: σ  noisy  new  shipped", json.dumps(shipped_meta.get("heldout_psnr")))
+    for s, (a, b) in fluo.items():
+        print(f"  {s:>5}  {a:6.2f}  {b:6.2f}")
+    better = all(new["mean"][str(s)] >= old["mean"][str(s)] for s in EVAL_SIGMAS)
+    print(f"new weights {'beat' if better else 'do NOT beat'} the shipped ones on the held-out mean at every σ")
+    if args.out is None:
+        return
+    images = corpus.training_images(procedural=8, fluorescence=4, seed=args.seed)
+    train_like = [im for ims in images.values() for im in ims]
+
+    def den(x, s):
+        return model(x[None, None].to(device), torch.tensor([s], device=device))[0, 0]
+
+    ood = reference_statistics(den, train_like, seed=args.seed)
+    a = ck["args"]
+    meta = {"command": ck["command"], "export_command": command_line(argv), "seed": ck["seed"], "steps": ck["step"],
+            "train_seconds": round(ck["elapsed"], 1), "hardware": ck["hardware"], "device": str(device),
+            "torch": str(torch.__version__), "architecture_version": ck["arch"], "batch": a["batch"],
+            "patch": a["patch"], "lr": a["lr"], "ema": a["ema"], "sigma_range": list(SIGMA_RANGE),
+            "data": f"{ck['data']}; Gaussian + Poisson-Gaussian noise",
+            "heldout": f"never trained on: skimage {', '.join(corpus.HELDOUT_NATURAL)}; fluorescence seeds 0-7; "
+                       f"procedural seeds >= {corpus.HELDOUT_SEED}",
+            "heldout_psnr_table": new, "heldout_psnr": fluo, "shipped_before": old["mean"],
+            "ood_reference": ood, "loss_history": ck.get("history", [])[-50:]}
+    out = save_weights(model, args.out, **meta)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB); OOD reference {ood}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=900)
+    ap.add_argument("--arch", choices=sorted(ARCHS), default="v2")
+    ap.add_argument("--steps", type=int, default=30000, help="length of the learning-rate schedule")
+    ap.add_argument("--max-steps", type=int, default=10**9, help="stop after this many steps (default: never)")
+    ap.add_argument("--warmup", type=int, default=300)
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--patch", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--patch", type=int, default=96)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--ema", type=float, default=0.999, help="decay of the exported moving average of the weights")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--fluorescence", type=int, default=64, help="number of generated training images")
-    ap.add_argument("--fluorescence-share", type=float, default=0.6, help="share of crops from generated images")
-    ap.add_argument("--init", default=None, help="start from this weights file instead of random weights")
+    ap.add_argument("--procedural", type=int, default=256, help="dead-leaves + cell-like training images")
+    ap.add_argument("--fluorescence", type=int, default=64, help="datasets.fluorescence training images")
+    ap.add_argument("--share-leaves", type=float, default=0.35)
+    ap.add_argument("--share-cells", type=float, default=0.1)
+    ap.add_argument("--share-fluorescence", type=float, default=0.3)
     ap.add_argument("--device", default="auto", help="'auto' = cuda if available, else cpu")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy shared CPU)")
-    ap.add_argument("--out", default="src/napari_invimg/nets/weights/denoiser.pt")
+    ap.add_argument("--ckpt-dir", default="runs/denoiser", help="checkpoints (keep outside the git tree)")
+    ap.add_argument("--resume", action="store_true", help="continue from the checkpoint in --ckpt-dir if there is one")
+    ap.add_argument("--checkpoint-every", type=int, default=200)
+    ap.add_argument("--checkpoint-seconds", type=float, default=300)
     ap.add_argument("--log-every", type=int, default=50)
+    ap.add_argument("--eval-every", type=int, default=1000)
+    ap.add_argument("--export", action="store_true", help="evaluate the latest checkpoint and write --out")
+    ap.add_argument("--out", default=None, help="weights file written by --export")
     args = ap.parse_args(argv)
-
     torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    device = resolve_device(None if args.device == "auto" else args.device)
-    started = time.perf_counter()
-
-    fluo = [ni.datasets.fluorescence((256, 256), seed=1000 + i) for i in range(args.fluorescence)]
-    natural = ni.datasets.natural_images()
-    share = args.fluorescence_share
-    weights = [share / len(fluo)] * len(fluo) + [(1 - share) / len(natural)] * len(natural)
-    sampler = PatchSampler(fluo + natural, patch=args.patch, weights=weights)
-    print(f"data: {len(fluo)} fluorescence images (seeds 1000-{999 + len(fluo)}), {len(natural)} natural images; "
-          f"{time.perf_counter() - started:.1f} s", flush=True)
-
-    if args.init:
-        model = load_weights(args.init, device)[0]
-    else:
-        model = SmallDRUNet().to(device)
-    print(f"model: {sum(p.numel() for p in model.parameters())} parameters {model.config}; device {device}", flush=True)
-
-    def batch(g: torch.Generator):
-        x = sampler.sample(args.batch, g).to(device)
-        y, s = add_noise(x, SIGMA_RANGE, g)
-        return y, x, s
-
-    t0 = time.perf_counter()
-    window: list[float] = []
-
-    def log(step: int, loss: float) -> None:
-        window.append(loss)
-        if step % args.log_every == 0 or step == args.steps:
-            print(f"step {step}/{args.steps}  loss {np.mean(window):.4f}  {time.perf_counter() - t0:.0f} s", flush=True)
-            window.clear()
-
-    generator = torch.Generator().manual_seed(args.seed)
-    fit(model, batch, args.steps, generator, lr=args.lr, log=log)
-    train_seconds = time.perf_counter() - t0
-
-    table = heldout_psnr(model, device)
-    print("held-out fluorescence (seeds 0-3, 256x256), Gaussian noise: sigma  noisy PSNR  denoised PSNR")
-    for s, (p_noisy, p_out) in table.items():
-        print(f"  {s:5.3f}  {p_noisy:6.2f}  {p_out:6.2f}")
-    command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
-    save_weights(model, args.out, command=command, seed=args.seed, steps=args.steps, batch=args.batch,
-                 patch=args.patch, lr=args.lr, init=args.init, device=str(device), torch=str(torch.__version__),
-                 sigma_range=list(SIGMA_RANGE), train_seconds=round(train_seconds, 1),
-                 data=f"{len(fluo)} datasets.fluorescence 256x256 seeds 1000+ (share {share}), "
-                      f"{len(natural)} datasets.natural_images(); Gaussian + Poisson-Gaussian noise",
-                 heldout_psnr={str(s): [round(a, 2), round(b, 2)] for s, (a, b) in table.items()})
-    print(f"wrote {args.out}; training {train_seconds:.0f} s", flush=True)
+    (export if args.export else train)(args, argv)
 
 
 if __name__ == "__main__":

@@ -66,3 +66,55 @@ def test_add_noise_effective_sigma():
     noisy, sigma = add_noise(clean, (0.01, 0.3), g, poisson_fraction=0.5)
     emp = (noisy - clean).std(dim=(1, 2, 3))
     assert np.allclose(emp.numpy(), sigma.numpy(), rtol=0.15)
+
+
+def _v2():
+    g = torch.random.fork_rng(devices=[])
+    with g:
+        torch.manual_seed(1)
+        return SmallDRUNet((8, 16, 24), blocks=(1, 2, 1), unshuffle=2).eval()
+
+
+def test_unshuffled_network_any_size_and_grid():
+    net = _v2()
+    assert net.factor == 8 and net.config["unshuffle"] == 2 and net.config["blocks"] == [1, 2, 1]
+    for shape in [(37, 53), (5, 3), (16, 16)]:
+        with torch.no_grad():
+            out = net(torch.rand(1, 1, *shape), torch.tensor([0.1]))
+        assert out.shape == (1, 1, *shape) and torch.isfinite(out).all()
+
+
+def test_receptive_field_bounds_the_reach():
+    """A pixel change moves no output pixel beyond the receptive field, and moves some more than halfway to it."""
+    for net in (_v2(), SmallDRUNet((4, 8), blocks=1).eval()):
+        for p in net.parameters():  # positive weights: no cancellation hides the reach
+            p.data = p.data.abs() + 0.01
+        n, r = 128, net.receptive_field
+        x = 0.6 + 0.4 * torch.rand(1, 1, n, n, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        net = net.double()
+        c = 48
+        y = x.clone()
+        y[0, 0, c, c] += 1.0
+        with torch.no_grad():
+            d = (net(y, torch.tensor([0.5])) - net(x, torch.tensor([0.5]))).abs()[0, 0, c]
+        moved = torch.nonzero(d > 1e-12).flatten()
+        assert int(moved.max()) - c <= r and c - int(moved.min()) <= r
+        assert max(int(moved.max()) - c, c - int(moved.min())) >= r - net.factor
+
+
+def test_architecture_field_round_trip_and_unknown(tmp_path):
+    net = _v2()
+    path = save_weights(net, tmp_path / "v2.pt", note="v2")
+    loaded, meta = load_weights(path)
+    assert loaded.config == net.config and loaded.receptive_field == net.receptive_field
+    blob = torch.load(path, weights_only=True)
+    assert blob["architecture"] == "SmallDRUNet" and sorted(tmp_path.iterdir()) == [path]  # no temporary left
+    blob["architecture"] = "FutureNet"
+    torch.save(blob, tmp_path / "future.pt")
+    with pytest.raises(ValueError, match="FutureNet"):
+        load_weights(tmp_path / "future.pt")
+    del blob["architecture"]  # files from before the field: the small UNet
+    blob["config"] = SmallDRUNet().config
+    blob["state_dict"] = SmallDRUNet().state_dict()
+    torch.save(blob, tmp_path / "old.pt")
+    assert load_weights(tmp_path / "old.pt")[0].receptive_field == 53

@@ -18,6 +18,7 @@ import torch
 from ..operators.noise import NoiseModel
 from ..priors.denoisers import Denoiser
 from ._posterior import WEIGHTS, Likelihood, complex_randn, load_denoiser, warm_start
+from ._prior_fit import prior_fit_info
 from .registry import Context, Estimate, Method, Param
 
 __all__ = ["DPS", "DiffPIR", "noise_schedule"]
@@ -82,6 +83,7 @@ class _Diffusion(Method):
             "wall_seconds": time.perf_counter() - t0,
             "sigma_schedule": (schedule[0], schedule[-1]),
             "likelihood": "gaussian" if noise.gain == 0 else "gaussian approximation of poisson-gaussian",
+            **prior_fit_info(likelihood, den, mean, A.ndim),
         }
         return Estimate(mean, std, samples, info)
 

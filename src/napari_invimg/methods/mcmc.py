@@ -19,6 +19,7 @@ from ..priors.base import get_regularizer
 from ..uncertainty import mixing_summary
 from ._posterior import (WEIGHTS, BoxPenalty, DenoiserPrior, Likelihood, Posterior, RegularizerPotential,
                          complex_randn, load_denoiser, warm_start)
+from ._prior_fit import prior_fit_info
 from .registry import ITERATIONS, Context, Estimate, Method, Param
 
 __all__ = ["ULA", "MALA", "PnPULA", "langevin", "estimate_prior_weight", "hand_crafted_prior", "HAND_CRAFTED"]
@@ -234,6 +235,8 @@ class _Langevin(Method):
             "mixing": mixing_summary(res["draws"].cpu().numpy()),
         }
         for p in priors:
+            if isinstance(p, DenoiserPrior):
+                info.update(prior_fit_info(likelihood, p.denoiser, res["mean"], A.ndim))
             if hasattr(p, "theta"):
                 info["prior_weight"] = p.theta
                 info["prior_weight_choice"] = "empirical Bayes during burn-in" if adapt is p else "given"

@@ -1,12 +1,15 @@
 """Plug-and-play reconstructions: a denoiser ``D(x, σ)`` stands in for the prior's proximal operator.
 
-Any registered denoiser works (``priors.denoiser_names()``: the learned ``"drunet"`` when shipped, the
-classical ``"tv"``, ``"wavelet"``, ``"hessian"``, ``"nlm"``). The data term is the weighted least
-squares ``f(x) = ½ Σ (Ax − y)² / v`` with ``v`` the camera variance at the first estimate (exact for
-Gaussian noise, the usual Gaussian approximation of Poisson noise). Images are normalized to about
-[0, 1] for the denoiser. The denoiser strength follows the continuation of Zhang et al. (DPIR): ``σ_k``
-falls geometrically from ``sigma_start`` to the noise level, with the coupling ``ρ_k = λ / σ_k²``
-(``λ = lam``, 0.23 by default), so no weight needs tuning.
+Any registered denoiser works (``priors.denoiser_names()``: the learned ``"drunet"`` when shipped, the classical ``"tv"``,
+``"wavelet"``, ``"hessian"``, ``"nlm"``). The data term is the weighted least squares ``f(x) = ½ Σ (Ax − y)² / v``
+with ``v`` the camera variance at the first estimate (exact for Gaussian noise, the usual Gaussian approximation of
+Poisson noise). Images are normalized to about [0, 1] for the denoiser. The denoiser strength follows the
+continuation of Zhang et al. (DPIR): ``σ_k`` falls geometrically from ``sigma_start`` to the noise level, with the
+coupling ``ρ_k = λ / σ_k²`` (``λ = lam``, 0.23 by default), so no weight needs tuning. PnP-ADMM
+and PnP-HQS apply the denoiser under a different flip/90° rotation at each iteration (``equivariant``) and watch the
+iteration (``guard``: restart from the last sound iterate with stronger denoising when it diverges;
+``info["guard"]``); results with a learned denoiser carry ``info["prior_fit"]`` (misfit ratio, out-of-distribution
+score, warning).
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from ..operators.kernels import conjugate_gradient
 from ..operators.noise import NoiseModel
 from ..priors.base import clip
 from ..priors.denoisers import Denoiser, denoiser_names
+from ..priors.learned import LearnedDenoiser
 from ._posterior import WEIGHTS, load_denoiser
+from ._prior_fit import prior_fit_report
 from ._proximal import initial_gain, initial_image
 from .registry import ITERATIONS, Context, Estimate, Method, Param, TileProfile
 
@@ -47,6 +52,12 @@ CG_ITERATIONS = Param("cg_iterations", int, 20, 1, 1000,
 NOISE_LEVEL = Param("noise_level", float, None, 1e-12, 1e12, log_scale=True,
                     doc="the measurement's noise std (data units), the last denoiser level; empty: the root-mean "
                         "camera variance at the first estimate")
+GUARD = Param("guard", bool, True,
+              doc="watch the iteration (misfit leaving the noise level, range growing, non-finite values); on divergence "
+                  "restart from the last sound iterate with stronger denoising (info['guard'])")
+EQUIVARIANT = Param("equivariant", bool, True,
+                    doc="apply a learned denoiser under a different flip/90° rotation at each iteration (stabilizes "
+                        "plug-and-play; Terris et al. 2024; classical denoisers: no effect)")
 #: the parameters of :class:`_Problem` (its keywords), shared by every PnP method
 PROBLEM_PARAMS = (DENOISER, WEIGHTS, POSITIVITY, SCALE, NOISE_LEVEL, FIRST_GAIN)
 
@@ -62,6 +73,8 @@ class _Problem:
             raise ValueError(f"Unknown denoiser {name!r}; available: {', '.join(denoiser_names())}.")
         self.denoiser_name = name
         self.denoiser: Denoiser = load_denoiser(name, weights)
+        #: a trained network (flips/rotations help it; the classical denoisers are symmetric already)
+        self.learned = isinstance(self.denoiser, LearnedDenoiser)
         self.A = A
         self.lower = 0.0 if positivity and not A.in_complex else None
         self.first_gain = initial_gain(y, A) if first_gain is None else float(first_gain)
@@ -98,9 +111,12 @@ class _Problem:
             return [end]
         return [start * (end / start) ** (k / (n - 1)) for k in range(n)]
 
-    def denoise(self, x: torch.Tensor, sigma: float, ctx: Context) -> torch.Tensor:
+    def denoise(self, x: torch.Tensor, sigma: float, ctx: Context, turn: int | None = None) -> torch.Tensor:
+        """``D(x, σ)`` clipped to the bounds; with ``turn`` = k, under the k-th of the 8 flips/90° rotations."""
         ctx.evaluations += 1
-        return clip(self.denoiser(x, sigma, self.A.ndim), self.lower, None)
+        if turn is None:
+            return clip(self.denoiser(x, sigma, self.A.ndim), self.lower, None)
+        return clip(dihedral(lambda t: self.denoiser(t, sigma, self.A.ndim), x, turn), self.lower, None)
 
     def report(self, ctx: Context, k: int, total: int, x: torch.Tensor, sigma: float) -> torch.Tensor:
         xs = x * self.scale
@@ -112,6 +128,84 @@ class _Problem:
     def info(self, k: int, **extra: Any) -> dict[str, Any]:
         return {"iterations": k, "denoiser": self.denoiser_name, "sigma_end": self.sigma_noise * self.scale, "scale": self.scale,
                 "first_gain": self.first_gain, **extra}
+
+
+def dihedral(f, x: torch.Tensor, k: int) -> torch.Tensor:
+    """``T_k⁻¹ f(T_k x)`` for the k-th (mod 8) element ``T_k`` of the flips and 90° rotations of the last two axes: a
+    learned denoiser made equivariant on average, which keeps plug-and-play from drifting (Terris, Moreau, Pustelnik &
+    Tachella, "Equivariant plug-and-play image reconstruction", CVPR 2024)."""
+    rot, flip = k % 4, (k // 4) % 2
+    t = torch.rot90(x, rot, dims=(-2, -1))
+    t = t.flip(-1) if flip else t
+    out = f(t)
+    out = out.flip(-1) if flip else out
+    return torch.rot90(out, -rot, dims=(-2, -1))
+
+
+class _Guard:
+    """Watches a plug-and-play iteration and steps back when it runs away.
+
+    Each iteration's estimate ``z`` is checked: non-finite values; the weighted misfit ``mean(|Az − y|²/v)`` (1 at
+    the noise level) above 2 and above 1.5× its least value so far, after the first three iterations (the misfit
+    leaving the noise level); the range ``max |z|`` above 1.5× that of the first estimate (the iterate outgrowing the
+    data). On a breach the iteration restarts from the last sound iterate, with the denoiser level held at twice the
+    level where it broke (stronger denoising) for the rest of the schedule; after three restarts it stops there.
+    """
+
+    MAX_RESTARTS = 3
+
+    def __init__(self, P: _Problem, enabled: bool):
+        self.P, self.enabled = P, enabled
+        self.range0 = float(P.x0.abs().max())
+        self.best_misfit = float("inf")
+        self.sound: tuple | None = None
+        self.floor = 0.0
+        self.restarts: list[dict[str, Any]] = []
+        self.stopped = False
+
+    def misfit(self, z: torch.Tensor) -> float:
+        return float((self.P.weight * (self.P.A.apply(z) - self.P.y).abs() ** 2).mean())
+
+    def sigma(self, s: float) -> float:
+        """The denoiser level to use: the schedule's, or the floor set by a restart."""
+        return max(s, self.floor)
+
+    def check(self, k: int, s: float, state: tuple) -> tuple | None:
+        """``None`` when iterate ``k`` (``state[0]`` its estimate) is sound (it is remembered), else the state
+        to restart from."""
+        if not self.enabled:
+            return None
+        z = state[0]
+        finite = bool(torch.isfinite(z).all())
+        misfit = self.misfit(z) if finite else float("inf")
+        size = float(z.abs().max()) if finite else float("inf")
+        reason = None
+        if not finite:
+            reason = "non-finite values"
+        elif k > 3 and misfit > 2.0 and misfit > 1.5 * self.best_misfit:
+            reason = f"misfit {misfit:.2f}× the noise level's (least so far {self.best_misfit:.2f})"
+        elif size > 4.0 * self.range0:
+            reason = f"range {size:.3g} above 4× the first estimate's {self.range0:.3g}"
+        if reason is None or self.sound is None:
+            self.best_misfit = min(self.best_misfit, misfit)
+            self.sound = tuple(t.clone() for t in state)
+            return None
+        self.restarts.append({"iteration": k, "reason": reason, "sigma": s * self.P.scale})
+        if len(self.restarts) > self.MAX_RESTARTS:
+            self.stopped = True
+        self.floor = max(self.floor, 2 * s)
+        return tuple(t.clone() for t in self.sound)
+
+    def info(self) -> dict[str, Any]:
+        return {"enabled": self.enabled, "restarts": self.restarts, "stopped_early": self.stopped,
+                "sigma_floor": self.floor * self.P.scale}
+
+
+def prior_fit(P: _Problem, estimate: torch.Tensor) -> dict[str, Any]:
+    """``{"prior_fit": …}`` for a plug-and-play result's info (learned denoisers only; empty for classical ones)."""
+    misfit = float((P.weight * (P.A.apply(estimate) - P.y).abs() ** 2).mean())
+    report = prior_fit_report(P.denoiser, estimate, misfit, P.A.ndim)
+    return {} if report is None else {"prior_fit": report}
 
 
 _REFERENCE_PNP = ("Venkatakrishnan, Bouman & Wohlberg, GlobalSIP (2013) 945; Zhang et al., IEEE TPAMI 44 (2022) 6360 "
@@ -162,6 +256,9 @@ class _TiledPlugAndPlay(Method):
         """The first estimate's gain, the image scale and the last denoiser level are global (from the pilot); the data
         step's CG, whose step sizes are global inner products, runs to convergence (its exact solution is local)."""
         params = {**params, "cg_iterations": max(int(params["cg_iterations"]), 200)}
+        # the guard's restarts (global misfit and range) and the per-iteration flips (which move the denoiser's grid
+        # against the tile borders) would differ from tile to tile: tiles run the plain iteration
+        params.update({k: False for k in ("guard", "equivariant") if k in params})
         if any(params.get(k) is None for k in ("scale", "noise_level", "first_gain")):
             info = pilot({**params, "iterations": 1}).info
             found = {"scale": info["scale"], "noise_level": info["sigma_end"], "first_gain": info["first_gain"]}
@@ -175,21 +272,28 @@ class PnPADMM(_TiledPlugAndPlay):
     description = ("ADMM with a denoiser as prior prox: x = argmin f + ρ/2‖x − z + u‖², z = D(x + u, σ_k), u += x − z; "
                    "σ_k annealed to the noise level, ρ_k = λ/σ_k².")
     reference = _REFERENCE_PNP
-    params = (ITERATIONS(24, 500), *PROBLEM_PARAMS, LAM, SIGMA_START, CG_ITERATIONS)
+    params = (ITERATIONS(24, 500), *PROBLEM_PARAMS, LAM, SIGMA_START, CG_ITERATIONS, GUARD, EQUIVARIANT)
 
     def run(self, y, A, noise, ctx: Context, iterations: int, lam: float, sigma_start: float, cg_iterations: int,
-            **setup: Any) -> Estimate:
+            guard: bool, equivariant: bool, **setup: Any) -> Estimate:
         with torch.no_grad():
             P = _Problem(y, A, noise, **setup)
+            G = _Guard(P, guard)
             x = z = P.x0
             u = torch.zeros_like(x)
             sigmas = P.schedule(sigma_start, iterations)
             for k, s in enumerate(sigmas, 1):
+                s = G.sigma(s)
                 x = P.data_prox(z - u, lam / (s * s), x, cg_iterations)
-                z = P.denoise(x + u, s, ctx)
+                z = P.denoise(x + u, s, ctx, turn=k if equivariant and P.learned else None)
                 u = u + x - z
+                back = G.check(k, s, (z, x, u))
+                if back is not None:
+                    z, x, u = back
                 out = P.report(ctx, k, iterations, z, s)
-        return Estimate(out, info=P.info(k))
+                if G.stopped:
+                    break
+        return Estimate(out, info=P.info(k, guard=G.info(), **prior_fit(P, z)))
 
 
 class PnPPGD(_TiledPlugAndPlay):
@@ -199,18 +303,25 @@ class PnPPGD(_TiledPlugAndPlay):
                    "as the prior's prox (the PGD family with an exact data step); σ_k annealed to the noise level, "
                    "ρ_k = λ/σ_k².")
     reference = _REFERENCE_PNP + " Geman & Yang, IEEE TIP 4 (1995) 932 (HQS)."
-    params = (ITERATIONS(24, 2000), *PROBLEM_PARAMS, LAM, SIGMA_START, CG_ITERATIONS)
+    params = (ITERATIONS(24, 2000), *PROBLEM_PARAMS, LAM, SIGMA_START, CG_ITERATIONS, GUARD, EQUIVARIANT)
 
     def run(self, y, A, noise, ctx: Context, iterations: int, lam: float, sigma_start: float, cg_iterations: int,
-            **setup: Any) -> Estimate:
+            guard: bool, equivariant: bool, **setup: Any) -> Estimate:
         with torch.no_grad():
             P = _Problem(y, A, noise, **setup)
+            G = _Guard(P, guard)
             z = x = P.x0
             for k, s in enumerate(P.schedule(sigma_start, iterations), 1):
+                s = G.sigma(s)
                 x = P.data_prox(z, lam / (s * s), x, cg_iterations)
-                z = P.denoise(x, s, ctx)
+                z = P.denoise(x, s, ctx, turn=k if equivariant and P.learned else None)
+                back = G.check(k, s, (z, x))
+                if back is not None:
+                    z, x = back
                 out = P.report(ctx, k, iterations, z, s)
-        return Estimate(out, info=P.info(k))
+                if G.stopped:
+                    break
+        return Estimate(out, info=P.info(k, guard=G.info(), **prior_fit(P, z)))
 
 
 class RED(Method):
@@ -240,4 +351,4 @@ class RED(Method):
                 out = P.report(ctx, k, iterations, x, s)
                 if k > 3 and change < tol:
                     break
-        return Estimate(out, info=P.info(k, sigma=s * P.scale, lam=lam))
+        return Estimate(out, info=P.info(k, sigma=s * P.scale, lam=lam, **prior_fit(P, x)))

@@ -16,6 +16,7 @@ import torch
 
 from ..operators.noise import NoiseModel
 from ._posterior import WEIGHTS, DenoiserPrior, Likelihood, Posterior, complex_randn, load_denoiser, warm_start
+from ._prior_fit import prior_fit_info
 from .mcmc import HAND_CRAFTED, estimate_prior_weight, hand_crafted_prior
 from .registry import ITERATIONS, Context, Estimate, Method, Param
 
@@ -138,7 +139,9 @@ class VariationalBayes(Method):
             "wall_seconds": time.perf_counter() - t0,
             "likelihood": "gaussian" if noise.gain == 0 else "gaussian approximation of poisson-gaussian",
         }
-        if prior != "denoiser":
+        if prior == "denoiser":
+            info.update(prior_fit_info(likelihood, potential.denoiser, mean, A.ndim))
+        else:
             info["prior_weight"] = potential.theta
             info["prior_weight_choice"] = "variational EM" if adapt is not None else "given"
         return Estimate(mean, std, samples, info)

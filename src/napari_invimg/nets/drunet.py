@@ -43,37 +43,49 @@ class ResBlock(nn.Module):
 class SmallDRUNet(nn.Module):
     """Noise-conditional UNet denoiser ``D(x, σ)`` for ``x`` of shape ``(N, 1, H, W)`` and ``σ`` of shape ``(N,)``."""
 
-    def __init__(self, channels: Sequence[int] = (16, 32, 64, 64), blocks: int = 1, data_scale: float = 0.35,
-                 data_offset: float = 0.5):
+    def __init__(self, channels: Sequence[int] = (16, 32, 64, 64), blocks: int | Sequence[int] = 1,
+                 data_scale: float = 0.35, data_offset: float = 0.5, unshuffle: int = 1):
         super().__init__()
         channels = tuple(int(c) for c in channels)
-        if len(channels) < 2 or min(channels) < 1 or blocks < 1:
-            raise ValueError("SmallDRUNet needs at least two levels of positive width and one block per level.")
-        self.config: dict[str, Any] = {"channels": list(channels), "blocks": int(blocks),
+        per_level = (int(blocks),) * len(channels) if isinstance(blocks, (int, float)) else tuple(int(b) for b in blocks)
+        if len(channels) < 2 or min(channels) < 1 or len(per_level) != len(channels) or min(per_level) < 1:
+            raise ValueError("SmallDRUNet needs at least two levels of positive width and one block per level "
+                             "(blocks: one number, or one per level including the bottleneck).")
+        if unshuffle not in (1, 2, 4):
+            raise ValueError(f"unshuffle must be 1, 2 or 4, got {unshuffle}.")
+        self.config: dict[str, Any] = {"channels": list(channels),
+                                       "blocks": int(blocks) if isinstance(blocks, (int, float)) else list(per_level),
                                        "data_scale": float(data_scale), "data_offset": float(data_offset)}
+        if unshuffle != 1:
+            self.config["unshuffle"] = int(unshuffle)
+        self.blocks = per_level
+        self.unshuffle = int(unshuffle)
         self.data_scale = float(data_scale)
         self.data_offset = float(data_offset)
-        self.factor = 2 ** (len(channels) - 1)
-        self.head = nn.Conv2d(2, channels[0], 3, padding=1, bias=False)
+        self.factor = self.unshuffle * 2 ** (len(channels) - 1)
+        u2 = self.unshuffle**2
+        self.head = nn.Conv2d(u2 + 1, channels[0], 3, padding=1, bias=False)
         self.down = nn.ModuleList()
         self.up = nn.ModuleList()
         self.encoder = nn.ModuleList()
         self.decoder = nn.ModuleList()
-        for c_in, c_out in zip(channels[:-1], channels[1:]):
-            self.encoder.append(nn.Sequential(*[ResBlock(c_in) for _ in range(blocks)]))
+        for c_in, c_out, b in zip(channels[:-1], channels[1:], per_level):
+            self.encoder.append(nn.Sequential(*[ResBlock(c_in) for _ in range(b)]))
             self.down.append(nn.Conv2d(c_in, c_out, 2, stride=2, bias=False))
             self.up.append(nn.ConvTranspose2d(c_out, c_in, 2, stride=2, bias=False))
-            self.decoder.append(nn.Sequential(*[ResBlock(c_in) for _ in range(blocks)]))
-        self.body = nn.Sequential(*[ResBlock(channels[-1]) for _ in range(blocks)])
-        self.tail = nn.Conv2d(channels[0], 1, 3, padding=1, bias=False)
+            self.decoder.append(nn.Sequential(*[ResBlock(c_in) for _ in range(b)]))
+        self.body = nn.Sequential(*[ResBlock(channels[-1]) for _ in range(per_level[-1])])
+        self.tail = nn.Conv2d(channels[0], u2, 3, padding=1, bias=False)
 
     @property
     def receptive_field(self) -> int:
-        """Pixels on each side that can change an output pixel: ``1 + Σ_l (4b + 1)·2^l + 2b·2^L + 1`` for ``b`` blocks
-        and ``L`` stride-2 levels (3×3 convolutions reach ``2^l`` at level ``l``, the 2×2 down/up steps ``2^l``)."""
-        b = int(self.config["blocks"])
+        """Pixels on each side that can change an output pixel: ``u·(1 + Σ_l (4b_l + 1)·2^l + 2b_L·2^L + 1) + u − 1``
+        for ``b_l`` blocks at level ``l``, ``L`` stride-2 levels and a ``u×u`` pixel unshuffle (3×3 convolutions
+        reach ``2^l`` at level ``l``, the 2×2 down/up steps ``2^l``)."""
         levels = len(self.config["channels"]) - 1
-        return 2 + sum((4 * b + 1) * 2**level for level in range(levels)) + 2 * b * 2**levels
+        reach = 2 + sum((4 * self.blocks[level] + 1) * 2**level for level in range(levels)) \
+            + 2 * self.blocks[-1] * 2**levels
+        return self.unshuffle * reach + self.unshuffle - 1
 
     def _pad(self, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
         h, w = x.shape[-2:]
@@ -85,7 +97,9 @@ class SmallDRUNet(nn.Module):
 
     def network(self, x: torch.Tensor, noise_channel: torch.Tensor) -> torch.Tensor:
         """The raw UNet ``F`` on a padded input (height and width multiples of ``factor``)."""
-        h = self.head(torch.cat([x, noise_channel.expand_as(x)], dim=1))
+        if self.unshuffle > 1:
+            x = F.pixel_unshuffle(x, self.unshuffle)
+        h = self.head(torch.cat([x, noise_channel.expand(x.shape[0], 1, *x.shape[2:])], dim=1))
         skips = []
         for enc, down in zip(self.encoder, self.down):
             h = enc(h)
@@ -94,7 +108,8 @@ class SmallDRUNet(nn.Module):
         h = self.body(h)
         for up, dec, skip in zip(reversed(self.up), reversed(self.decoder), reversed(skips)):
             h = dec(up(h) + skip)
-        return self.tail(h)
+        h = self.tail(h)
+        return F.pixel_shuffle(h, self.unshuffle) if self.unshuffle > 1 else h
 
     def coefficients(self, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``c_skip, c_out, c_in`` of the preconditioning, shaped ``(N, 1, 1, 1)``."""
@@ -134,9 +149,10 @@ def save_weights(model: SmallDRUNet, path: str | Path, half: bool = True, **meta
     plain = json.loads(json.dumps(metadata, default=str))  # plain values only: loadable with weights_only
     from ..io._image import atomic_output  # same floor (1); written to a temporary name, renamed on success
 
+    blob = {"format": FORMAT, "architecture": type(model).__name__, "config": model.config, "state_dict": state,
+            "metadata": plain}
     with atomic_output(path, kind="torch") as tmp:
-        torch.save({"format": "napari-invimg denoiser 1", "config": model.config, "state_dict": state,
-                    "metadata": plain}, tmp)
+        torch.save(blob, tmp)
     return path
 
 
@@ -148,12 +164,21 @@ def load_weights(path, device: str | torch.device = "cpu") -> tuple[SmallDRUNet,
         raise ValueError(f"No denoiser weights file at {path}.") from None
     except Exception as exc:  # unpickling errors of every kind
         raise ValueError(f"{path} is not a denoiser weights file ({exc}).") from None
-    if not isinstance(blob, dict) or blob.get("format") != "napari-invimg denoiser 1":
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise ValueError(f"{path} is not a napari-invimg denoiser weights file.")
-    model = SmallDRUNet(**blob["config"])
+    name = blob.get("architecture", "SmallDRUNet")  # files written before the field existed: SmallDRUNet
+    if name not in ARCHITECTURES:
+        raise ValueError(f"{path} holds a {name!r} network; this version knows {', '.join(ARCHITECTURES)}.")
+    model = ARCHITECTURES[name](**blob["config"])
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()})
     model.eval()
     return model.to(device), dict(blob.get("metadata", {}))
+
+
+#: the networks a weights file may name (its ``architecture`` field; the config holds the sizes)
+ARCHITECTURES: dict[str, type[nn.Module]] = {"SmallDRUNet": SmallDRUNet}
+#: the weights file format (unchanged by new architectures: they are named in the file)
+FORMAT = "napari-invimg denoiser 1"
 
 
 def shipped_weights():

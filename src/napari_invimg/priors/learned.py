@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.resources
 import math
 import os
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ __all__ = ["LearnedDenoiser"]
 
 _SIGMA_RANGE = (0.002, 2.0)
 _CACHE: dict[tuple, tuple[SmallDRUNet, dict[str, Any]]] = {}
+_OOD_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its reference statistics
 #: pixels per forward pass (bounds the memory of large stacks)
 _CHUNK_PIXELS = 2**22
 
@@ -108,6 +110,24 @@ class LearnedDenoiser(Denoiser):
     def grid(self) -> int:  # type: ignore[override]
         """Shift-equivariance period: 2^levels of the UNet (each slice is padded at its end to a multiple)."""
         return self.model(self.device or torch.device("cpu")).factor
+
+    def ood_reference(self) -> dict[str, float]:
+        """Spread of the relative denoising error on training-like crops (``nets.ood``): from the weights'
+        metadata, else measured once (cached per model) on a few procedural, fluorescence and natural training images."""
+        meta = self.metadata
+        if "ood_reference" in meta:
+            return dict(meta["ood_reference"])
+        key = self.model(self.device or torch.device("cpu"))
+        if key not in _OOD_CACHE:
+            from ..datasets import fluorescence
+            from ..nets.corpus import TRAINING_NATURAL, bundled_image, cells, dead_leaves
+            from ..nets.ood import reference_statistics
+
+            images = [fluorescence((128, 128), seed=1000 + i) for i in range(2)]
+            images += [cells((128, 128), seed=i) for i in range(2)] + [dead_leaves((128, 128), seed=i) for i in range(2)]
+            images += [bundled_image(name) for name in TRAINING_NATURAL[:4]]
+            _OOD_CACHE[key] = reference_statistics(lambda t, s: self(t, s, 2), images, per_image=3)
+        return dict(_OOD_CACHE[key])
 
     # -- denoising ---------------------------------------------------------------------------------
     def denoise(self, x: torch.Tensor, sigma, ndim: int) -> torch.Tensor:

@@ -1,0 +1,88 @@
+"""The plug-and-play guard (divergence monitor with restarts), per-iteration flips, and info['prior_fit']."""
+
+import numpy as np
+import pytest
+import torch
+
+import napari_invimg as ni
+from napari_invimg import datasets
+from napari_invimg.methods.pnp import _Guard, _Problem, dihedral
+
+
+@pytest.fixture(scope="module")
+def problem():
+    x = datasets.fluorescence((32, 32), seed=2)
+    A = ni.operators.Blur(ni.psf.gaussian((7, 7), sigma=1.2), x.shape)
+    noise = ni.noise.PoissonGaussian(gain=0.01, sigma=0.01)
+    return x, A, noise, ni.simulate(x, A, noise, seed=0)
+
+
+def test_dihedral_inverts_its_transform():
+    x = torch.arange(12.0).reshape(3, 4)
+    ramp = torch.linspace(0, 1, 12).reshape(3, 4)
+    outs = []
+    for k in range(8):
+        assert torch.equal(dihedral(lambda t: 2 * t, x, k), 2 * x)  # equivariant f: unchanged
+        outs.append(dihedral(lambda t: t + (ramp if t.shape == ramp.shape else ramp.T), x, k))
+    assert len({tuple(o.flatten().tolist()) for o in outs}) > 1  # a position-dependent f sees the transforms
+
+
+def test_guard_restarts_from_the_last_sound_iterate_then_stops(problem):
+    x, A, noise, y = problem
+    P = _Problem(torch.from_numpy(y), A, noise, positivity=True, denoiser="tv")
+    G = _Guard(P, enabled=True)
+    good = P.x0.clone()
+    assert G.check(1, 0.1, (good,)) is None
+    for n in range(1, 5):
+        bad = good * 10.0  # range far above the first estimate's
+        back = G.check(1 + n, 0.05, (bad,))
+        assert back is not None and torch.equal(back[0], good)
+        assert G.restarts[-1]["reason"].startswith(("range", "misfit")) and G.sigma(0.01) == pytest.approx(0.1)
+    assert G.stopped and len(G.info()["restarts"]) == 4
+    nan = torch.full_like(good, float("nan"))
+    assert "non-finite" in (G.check(9, 0.05, (nan,)) is not None and G.restarts[-1]["reason"])
+    off = _Guard(P, enabled=False)
+    assert off.check(2, 0.1, (nan,)) is None and off.info()["restarts"] == []
+
+
+def test_guarded_pnp_reports_guard_and_classical_has_no_prior_fit(problem):
+    x, A, noise, y = problem
+    for method in ("pnp_admm", "pnp_pgd"):
+        rec = ni.reconstruct(y, A, method, noise=noise, denoiser="tv", iterations=6)
+        assert rec.info["guard"]["enabled"] and "prior_fit" not in rec.info
+        plain = ni.reconstruct(y, A, method, noise=noise, denoiser="tv", iterations=6, guard=False, equivariant=False)
+        assert not plain.info["guard"]["enabled"] and np.isfinite(plain.mean).all()
+
+
+def test_learned_prior_fit_and_misfit_warning(problem):
+    x, A, noise, y = problem
+    rec = ni.reconstruct(y, A, "pnp_admm", noise=noise, denoiser="drunet", iterations=6)
+    fit = rec.info["prior_fit"]
+    assert set(fit) == {"ood_score", "misfit_ratio", "warning"}
+    assert np.isfinite(fit["ood_score"]) and 0 < fit["misfit_ratio"] < 2 and fit["warning"] is None
+    # the same data claimed 20× less noisy than they are: no mean can fit them to that level
+    wrong = ni.noise.Gaussian(0.0005)
+    rec = ni.reconstruct(y, A, "pnp_pgd", noise=wrong, denoiser="drunet", iterations=4, guard=False)
+    fit = rec.info["prior_fit"]
+    assert fit["misfit_ratio"] > 2 and "misfits the data" in fit["warning"]
+
+
+def test_ood_score_flags_noise_like_images():
+    from napari_invimg.methods._prior_fit import prior_fit_report
+    from napari_invimg.priors import get_denoiser
+
+    den = get_denoiser("drunet")
+    smooth = torch.from_numpy(datasets.fluorescence((64, 64), seed=5))
+    rough = torch.rand(64, 64, generator=torch.Generator().manual_seed(0))  # white noise: nothing like the training data
+    a, b = prior_fit_report(den, smooth, 1.0, 2), prior_fit_report(den, rough, 1.0, 2)
+    assert b["ood_score"] > a["ood_score"] + 3 and b["ood_score"] > 3 and "unlike" in b["warning"]
+
+
+@pytest.mark.parametrize("method,params", [("pnp_ula", {"iterations": 40, "n_samples": 8, "chains": 2, "burn_in": 8}),
+                                           ("dps", {"iterations": 4, "n_samples": 2})])
+def test_samplers_with_the_learned_prior_report_prior_fit(problem, method, params):
+    x, A, noise, y = problem
+    rec = ni.reconstruct(y, A, method, noise=noise, **params)
+    fit = rec.info["prior_fit"]
+    assert np.isfinite(fit["ood_score"]) and np.isfinite(fit["misfit_ratio"]) and fit["misfit_ratio"] > 0
+    assert (fit["warning"] is None) == (fit["misfit_ratio"] <= 2 and fit["ood_score"] <= 3)
