@@ -55,7 +55,7 @@ def main() -> int:
     wait(bh.simulate())
     bh.iterations.value = 20
     wait(bh.run())
-    assert any(name.endswith("rml mean") for name in viewer.layers), "no rml mean layer"
+    assert any(layer.name.endswith("rml mean") for layer in viewer.layers), "no rml mean layer"
     print("black hole rml: ok", flush=True)
 
     # Train prior → Train (self-supervised, a few steps)

@@ -37,6 +37,10 @@ __all__ = [
     "operator_from_metadata",
     "noise_from_metadata",
     "methods_for",
+    "preferred_methods",
+    "is_measurement",
+    "result_part",
+    "preferred_layer",
     "device_choices",
     "ParameterForm",
 ]
@@ -59,11 +63,13 @@ _NO_PSF = ("None (pixel integration only)", "none")
 
 
 def layer_combo(viewer, label: str, kinds: tuple[type[Layer], ...] = (Image,), optional: bool = False,
-                tooltip: str = "") -> ComboBox:
-    """A combo box listing the viewer's layers of ``kinds``, refreshed when layers are added or removed."""
+                tooltip: str = "", accept=None) -> ComboBox:
+    """A combo box listing the viewer's layers of ``kinds`` (for which ``accept(layer)`` is true, when given),
+    refreshed when layers are added or removed."""
 
     def choices(_widget=None) -> list:
-        found = [(layer.name, layer) for layer in viewer.layers if isinstance(layer, kinds)]
+        found = [(layer.name, layer) for layer in viewer.layers
+                 if isinstance(layer, kinds) and (accept is None or accept(layer))]
         return ([("—", None)] if optional else []) + found
 
     combo = ComboBox(label=label, choices=choices, nullable=optional, tooltip=tooltip)
@@ -355,6 +361,63 @@ def methods_for(operator: Operator | str) -> list[str]:
     """:func:`napari_invimg.methods` for an operator, or for an operator class of the Forward model form
     (imaging methods only, then)."""
     return methods_for_operator(operator, domain="imaging" if isinstance(operator, str) else None)
+
+
+#: the methods a form offers first for each forward model (then the rest alphabetically): RL for blur, not `adjoint`
+PREFERRED_METHODS = {
+    "Blur": ("richardson_lucy", "rl_tv", "tv", "wiener"),
+    "Identity": ("tv", "wavelet", "hessian"),
+    "Inpainting": ("tv", "wavelet"),
+    "Downsampling": ("tv", "richardson_lucy", "rl_tv"),
+    "CompressedSensing": ("tv", "tikhonov_cg"),
+    "CartesianMRI": ("tv", "wavelet", "cg_sense"),
+    "NonCartesianMRI": ("tv", "wavelet", "cg_sense"),
+}
+
+
+def preferred_methods(names: Sequence[str], operator_kind: str) -> list[str]:
+    """``names`` with the methods that suit ``operator_kind`` first (:data:`PREFERRED_METHODS`), then the rest
+    in their order; a method added to the registry appears without being named here."""
+    first = [n for n in PREFERRED_METHODS.get(operator_kind, ()) if n in names]
+    return first + [n for n in names if n not in first]
+
+
+def result_part(layer: Layer | None) -> str | None:
+    """``"mean"``, ``"std"``, ``"samples"``… for a layer made by a napari-invimg method, else ``None``."""
+    meta = _invimg(layer)
+    return str(meta.get("output")) if "method" in meta and meta.get("output") else None
+
+
+def is_measurement(layer: Layer | None) -> bool:
+    """Whether a layer's metadata say it is a measurement: a forward model recorded and no method (results
+    carry one), or a k-space; never a layer named or marked as the truth."""
+    if not isinstance(layer, Image):
+        return False
+    meta = _invimg(layer)
+    if "truth" in layer.name.lower().split() or meta.get("role") == "truth":
+        return False
+    return ("operator" in meta or "kspace" in meta) and "method" not in meta
+
+
+def preferred_layer(viewer, candidates: Sequence[Layer], want=is_measurement) -> Layer | None:
+    """The layer a form should start with: the selected one if it is a candidate and ``want``s it, else the
+    last candidate that ``want``s, else the selected candidate, else the first candidate that is not a
+    truth, else the first candidate."""
+    candidates = [c for c in candidates if c is not None]
+    if not candidates:
+        return None
+    active = viewer.layers.selection.active
+    names = [c.name for c in candidates]
+    chosen = candidates[names.index(active.name)] if active is not None and active.name in names else None
+    if chosen is not None and want(chosen):
+        return chosen
+    wanted = [c for c in candidates if want(c)]
+    if wanted:
+        return wanted[-1]
+    if chosen is not None:
+        return chosen
+    not_truth = [c for c in candidates if "truth" not in c.name.lower()]
+    return (not_truth or candidates)[0]
 
 
 def device_choices() -> list[tuple[str, str | None]]:

@@ -366,6 +366,7 @@ class Task:
         self._shown_step = -1
         self._showing = False  # _show_step is on the call stack (re-entrance guard)
         self._pending = None  # a step delivered while _show_step was running: the latest one
+        self._flush_scheduled = False
         self.cancelled = False
         self.result: Any = None
         self.error: BaseException | None = None
@@ -446,7 +447,8 @@ class Task:
     def _show_step(self, item) -> None:
         """Show one progress step. Never re-entered: drawing the progress bar or the plot may process Qt
         events, which can deliver the next step into this slot; that step is then kept (only the latest)
-        and drawn when the outer call returns."""
+        and drawn from the event loop once this call has returned (never in a loop here, so a slow draw
+        cannot keep this slot busy forever)."""
         if item is None or self.done:
             return
         if self._showing:
@@ -454,11 +456,18 @@ class Task:
             return
         self._showing = True
         try:
-            while item is not None and not self.done:
-                self._draw_step(item)
-                item, self._pending = self._pending, None
+            self._draw_step(item)
         finally:
             self._showing = False
+        if self._pending is not None and not self._flush_scheduled:
+            self._flush_scheduled = True
+            QTimer.singleShot(0, self._flush_pending)
+
+    def _flush_pending(self) -> None:
+        self._flush_scheduled = False
+        item, self._pending = self._pending, None
+        if item is not None:
+            self._show_step(item)
 
     def _draw_step(self, item) -> None:
         step, total, preview, status = item

@@ -33,7 +33,7 @@ class ForwardModelWidget(Container):
         self.psf_button = PushButton(text="Add PSF as a layer")
         self.controls = RunControls(self.apply, run_text="Apply A to the image (noise-free)")
         self.task: Task | None = None
-        super().__init__(widgets=[self.image, self.forward, self.psf_button, self.controls])
+        super().__init__(scrollable=True, widgets=[self.image, self.forward, self.psf_button, self.controls])
         self.image.changed.connect(lambda layer: self.forward.set_reference(layer))
         self.psf_button.changed.connect(lambda: self.add_psf())
         self.forward.set_reference(self.image.value)

@@ -36,7 +36,7 @@ class SimulateWidget(Container):
         self.seed = SpinBox(label="noise seed", value=0, min=0, max=2**31 - 1)
         self.controls = RunControls(self.run, run_text="Simulate")
         self.task: Task | None = None
-        super().__init__(widgets=[self.truth, self.forward, self.noise, self.seed, self.controls])
+        super().__init__(scrollable=True, widgets=[self.truth, self.forward, self.noise, self.seed, self.controls])
         self.truth.changed.connect(lambda layer: self.forward.set_reference(layer))
         self.forward.set_reference(self.truth.value)
 
