@@ -58,6 +58,18 @@ def _save(viewer, out: Path, name: str, scale: float = 0.75, colors: int = 96) -
     return path
 
 
+def _show_only(viewer, endings: list[str], grid: bool = False) -> None:
+    """Show the layers whose names end with one of ``endings`` (side by side with ``grid``), hide the rest."""
+    for layer in viewer.layers:
+        layer.visible = any(layer.name.endswith(e) for e in endings)
+    if grid:
+        viewer.grid.enabled = True
+        viewer.grid.stride = 1
+    if viewer.dims.ndim == 3:
+        viewer.dims.set_point(0, sum(viewer.dims.range[0][:2]) / 2)
+    viewer.reset_view()
+
+
 def _viewer() -> napari.Viewer:
     viewer = napari.Viewer(title="napari-invimg")
     window = viewer.window._qt_window
@@ -100,10 +112,7 @@ def main() -> None:
     rec = _dock(viewer, ReconstructWidget(viewer), "Reconstruct")
     assert rec.method.value == "richardson_lucy"
     seconds["deconvolve a 3D stack (RL)"] = _wait(rec.run())
-    viewer.dims.set_point(0, viewer.dims.range[0].start + (viewer.dims.range[0].stop - viewer.dims.range[0].start) / 2)
-    for layer in viewer.layers[:-1]:
-        layer.visible = False
-    viewer.layers[-1].visible = True
+    _show_only(viewer, ["measurement", "richardson_lucy mean"], grid=True)
     _save(viewer, out, "reconstruct_rl_3d")
     diag = _dock(viewer, DiagnosticsWidget(viewer), "Diagnostics")
     truth = [lyr for lyr in viewer.layers if lyr.name.endswith("truth")]
@@ -126,9 +135,7 @@ def main() -> None:
     rec.method.value = "ula"
     rec.params.set_values({"iterations": 1500, "n_samples": 32})
     seconds["denoise with uncertainty (ULA)"] = _wait(rec.run())
-    viewer.layers["noisy"].visible = False
-    viewer.layers["noisy · ula mean"].visible = False
-    viewer.grid.enabled = False
+    _show_only(viewer, ["noisy", "ula mean", "ula std"], grid=True)
     _save(viewer, out, "reconstruct_ula_std")
     viewer.close()
 
@@ -138,8 +145,7 @@ def main() -> None:
     mri = _dock(viewer, MRIWidget(viewer), "MRI")
     mri.method.value = "tv"
     seconds["MRI (8 coils, 4×, TV)"] = _wait(mri.reconstruct())
-    for layer in viewer.layers[:-1]:
-        layer.visible = False
+    _show_only(viewer, ["truth", "tv mean"], grid=True)
     _save(viewer, out, "mri")
     viewer.close()
 
@@ -152,8 +158,7 @@ def main() -> None:
     _wait(bh.simulate())
     _wait(bh.run())
     seconds["black hole (coverage, simulate, RML)"] = time.perf_counter() - start
-    for layer in viewer.layers[:-1]:
-        layer.visible = False
+    _show_only(viewer, ["sky ring", "dirty image", "rml mean"], grid=True)
     _save(viewer, out, "black_hole")
     viewer.close()
 

@@ -2,7 +2,8 @@
 
 Run by ``test_fresh_process.py`` in a new process (and by hand under the default CUDA torch wheel, see
 ``benchmarks/RESULTS.md`` §12): creates a viewer, then imports napari-invimg and drives Black hole → Image
-(``rml``), Train prior → Train and a DIP run in Reconstruct. With the CUDA wheel, the first optimizer used to
+(``rml``), Train prior → Train and a DIP run in Reconstruct (``--plugin-first``: import the plugin before the
+viewer, as scripts and ``make demo`` do). With the CUDA wheel, the first optimizer used to
 import triton after the OpenGL driver and kill the process (segmentation fault). Exits 0 when all ran.
 """
 
@@ -33,7 +34,9 @@ def wait(task, timeout_s: float = 300.0) -> None:
 
 
 def main() -> int:
-    viewer = napari.Viewer(show=True)  # the viewer (and its OpenGL driver) exists before the plugin is imported
+    if "--plugin-first" in sys.argv:  # as a script or `make demo` does: the plugin before the viewer
+        import napari_invimg  # noqa: F401
+    viewer = napari.Viewer(show=True)  # by default the viewer (and its OpenGL driver) exists before the plugin
     QApplication.processEvents()
     import torch
 

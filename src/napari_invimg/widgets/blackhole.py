@@ -19,21 +19,28 @@ from magicgui.widgets import (
     Container,
     FileEdit,
     FloatSpinBox,
-    Label,
     LineEdit,
     PushButton,
     SpinBox,
 )
+from napari.layers import Image
 from napari.utils.notifications import show_info
 
 from .. import __version__, blackhole, methods, reconstruct
 from ..methods import registry
 from ..operators.noise import Gaussian
-from napari.layers import Image
-
-from ._layout import Section, report_label
+from ._layout import Section, fit_dock, report_label
 from ._plot import uv_plot
-from ._runner import RunControls, Task, assessment, image_data, report_error, run_reconstruction, run_task, set_image_layer
+from ._runner import (
+    RunControls,
+    Task,
+    assessment,
+    image_data,
+    report_error,
+    run_reconstruction,
+    run_task,
+    set_image_layer,
+)
 
 __all__ = ["BlackHoleWidget", "residual_summary"]
 
@@ -143,12 +150,13 @@ class BlackHoleWidget(Container):
             self.phase_error, self.thermal, self.seed, self.simulate_button], collapsed=False)
         self.files = Section("UVFITS files", [self.load_path, self.load_button, self.save_path, self.save_button],
                              collapsed=True)
-        super().__init__(scrollable=True, widgets=[
+        super().__init__(widgets=[
             self.observation, self.npix, self.fov, self.coverage_button, self.info,
             *([self.uv] if self.uv is not None else []),
             self.simulation, self.files,
             self.method, self.data, self.iterations, self.controls, self.residuals,
         ])
+        fit_dock(self)
         self.task: Task | None = None
         self.coverage: blackhole.Coverage | None = None
         for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):

@@ -18,7 +18,7 @@ from napari.utils.notifications import show_info
 
 from .. import diagnostics
 from ..uncertainty import Reconstruction
-from ._layout import report_label
+from ._layout import fit_dock, report_label
 from ._models import layer_combo, noise_from_metadata, operator_from_metadata, result_part
 from ._runner import image_data, report_error, set_image_layer, spatial_kwargs
 
@@ -55,8 +55,9 @@ class DiagnosticsWidget(Container):
         self.compute_button.changed.connect(lambda: self.run())
         self.report = report_label()
         self.numbers: dict[str, float] = {}
-        super().__init__(scrollable=True, widgets=[self.result, self.std, self.measurement, self.truth, self.level, self.compute_button,
+        super().__init__(widgets=[self.result, self.std, self.measurement, self.truth, self.level, self.compute_button,
                                   self.report])
+        fit_dock(self)
 
     def _inputs(self) -> tuple[Layer, Reconstruction, Layer]:
         mean_layer = self.result.value

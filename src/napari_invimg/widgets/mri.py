@@ -22,7 +22,7 @@ from napari.utils.notifications import show_info
 
 from .. import __version__, method_info, methods, mri, reconstruct
 from ..operators.noise import Gaussian
-from ._layout import Section, report_label
+from ._layout import Section, fit_dock, report_label
 from ._models import ParameterForm, preferred_methods
 from ._plot import history_plot
 from ._runner import (
@@ -100,10 +100,11 @@ class MRIWidget(Container):
             self.source, self.size, self.coils, self.pattern, self.acceleration, self.center, self.snr, self.seed,
             self.sim_controls, self.report], collapsed=False)
         self.advanced = Section("advanced", [self.slice, self.maps, self.phase], collapsed=True)
-        super().__init__(scrollable=True, widgets=[
+        super().__init__(widgets=[
             self.simulation, Label(value="reconstruct"), self.kspace, self.method, self.form, self.advanced,
             self.rec_controls, self.rec_report, *([self.history] if self.history is not None else []),
         ])
+        fit_dock(self)
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
             event.connect(lambda _e: self._layers_changed())
         self.kspace.changed.connect(self._kspace_changed)

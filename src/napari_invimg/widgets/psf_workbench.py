@@ -14,7 +14,7 @@ from magicgui.widgets import Container, FloatSpinBox, LineEdit, PushButton
 from napari.layers import Image, Layer
 
 from ..operators import psf as psf_ops
-from ._layout import report_label
+from ._layout import fit_dock, report_label
 from ._models import layer_combo, pixel_size_um
 from ._runner import RunControls, Task, image_data, report_error, run_task, set_image_layer
 
@@ -59,9 +59,10 @@ class PSFWorkbenchWidget(Container):
         self.check_button = PushButton(text="Check PSF against the data")
         self.report = report_label()
         self.task: Task | None = None
-        super().__init__(scrollable=True, widgets=[
+        super().__init__(widgets=[
             self.beads, self.box, self.min_separation, self.threshold, self.controls, self.psf, self.data,
             self.resample_button, self.check_button, self.report])
+        fit_dock(self)
         self.resample_button.changed.connect(lambda: self.resample())
         self.check_button.changed.connect(lambda: self.check())
 

@@ -17,6 +17,7 @@ from ..operators.base import Operator
 from ..operators.blur import Blur
 from ..operators.noise import NoiseModel
 from ..tiling import tileable_methods
+from ._layout import Section, fit_dock, report_label
 from ._models import (
     ForwardModelControls,
     NoiseControls,
@@ -33,7 +34,6 @@ from ._models import (
     preferred_methods,
     psf_from_layer,
 )
-from ._layout import Section, report_label
 from ._plot import history_plot
 from ._runner import RunControls, Task, assessment, image_data, report_error, run_reconstruction
 from ._settings import default_device
@@ -85,11 +85,12 @@ class ReconstructWidget(Container):
                                      collapsed=True)
         self.advanced = Section("advanced", [self.seed, self.device, self.add_samples, self.rerun_button],
                                 collapsed=True)
-        super().__init__(scrollable=True, widgets=[
+        super().__init__(widgets=[
             self.measurement, self.source, self.model_section, self.method, self.about, self.params,
             self.advanced, self.controls, self.assumptions,
             *([self.history] if self.history is not None else []),
         ])
+        fit_dock(self)
         self.measurement.changed.connect(self._measurement_changed)
         self.source.changed.connect(self._source_changed)
         self.forward.kind.changed.connect(lambda _v: self.method.reset_choices())

@@ -15,6 +15,7 @@ from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Select
 from napari.layers import Image
 
 from ..nets.training import denoise_image, train_denoiser
+from ._layout import fit_dock
 from ._models import layer_combo
 from ._runner import LayerInfo, RunControls, Task, image_data, report_error, run_task, set_image_layer, spatial_kwargs
 from ._settings import cache_folder
@@ -49,8 +50,9 @@ class TrainPriorWidget(Container):
         self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1, tooltip="seed of the patches and noise")
         self.controls = RunControls(self.run, run_text="Train")
         self.task: Task | None = None
-        super().__init__(scrollable=True, widgets=[self.mode, self.noisy, self.clean, self.sigma, self.steps, self.start,
+        super().__init__(widgets=[self.mode, self.noisy, self.clean, self.sigma, self.steps, self.start,
                                   self.start_file, self.output, self.seed, self.controls])
+        fit_dock(self)
         self.start.changed.connect(lambda value: setattr(self.start_file, "visible", value == "weights file"))
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
             event.connect(lambda _e: self.clean.reset_choices())
