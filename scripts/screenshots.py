@@ -4,7 +4,7 @@
 
 Opens napari at 1366×768, runs the README's four workflows through the docks (deconvolve a 3D stack with
 Richardson–Lucy, denoise with uncertainty (ULA), MRI, black hole), shows each of the eight docks, and saves
-one PNG per dock (scaled to 60 % and reduced to a 32-colour palette, 20–70 kB each; ~450 kB in all). Prints the seconds
+one PNG per dock (scaled to 60 % and reduced to a 32-color palette, 10–70 kB each; ~310 kB in all). Prints the seconds
 each workflow's run took (the README quotes them).
 """
 

@@ -28,7 +28,7 @@ RHAT_GOOD = 1.05
 
 
 def napari_colors() -> dict[str, str]:
-    """Background, axes face, text and accent colours of napari's current theme (dark when unknown)."""
+    """Background, axes face, text and accent colors of napari's current theme (dark when unknown)."""
     try:
         from napari.settings import get_settings
         from napari.utils.theme import get_theme

@@ -40,7 +40,7 @@ class TrainPriorWidget(Container):
         self.sigma = FloatSpinBox(label="noise σ (0 = automatic)", value=0.0, min=0.0, max=1e9, step=0.001,
                                   tooltip="noise standard deviation of the noisy layer, in its units")
         self.steps = SpinBox(label="steps", value=200, min=1, max=100000,
-                             tooltip="optimiser steps (one mini-batch of patches each)")
+                             tooltip="optimizer steps (one mini-batch of patches each)")
         self.start = ComboBox(label="start from", choices=list(STARTS), value="shipped weights",
                               tooltip="fine-tune the shipped weights (fast), train from scratch, or continue a file")
         self.start_file = FileEdit(label="start weights", mode="r", filter="*.pt", visible=False)
