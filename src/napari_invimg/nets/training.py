@@ -64,6 +64,10 @@ def _estimate_sigma(slices: Sequence[np.ndarray]) -> float:
     return float(np.median([estimate(im, "gaussian").sigma_scalar for im in slices]))
 
 
+#: the function under a name that the ``normalize`` flags of the functions below do not shadow
+_percentile_normalize = normalize
+
+
 def denoise_image(image: np.ndarray, denoiser=None, sigma: float | None = None, normalize: bool = True,
                   device: str | torch.device | None = None) -> np.ndarray:
     """Denoise a 2D image or a 3D stack (slice by slice) with ``denoiser`` (default: the shipped ``"drunet"``).
@@ -77,7 +81,7 @@ def denoise_image(image: np.ndarray, denoiser=None, sigma: float | None = None, 
     a = np.asarray(image)
     if a.ndim not in (2, 3) or np.iscomplexobj(a):
         raise ValueError("denoise_image takes a real 2D image or 3D stack.")
-    x, offset, scale = normalize(a) if normalize else (a.astype(np.float32), 0.0, 1.0)
+    x, offset, scale = _percentile_normalize(a) if normalize else (a.astype(np.float32), 0.0, 1.0)
     level = _estimate_sigma(list(x) if x.ndim == 3 else [x]) if sigma is None else float(sigma) / scale
     if not np.isfinite(level) or level <= 0:
         raise ValueError("sigma must be a positive noise standard deviation.")
@@ -102,7 +106,7 @@ def _as_slices(images: np.ndarray | Sequence[np.ndarray], what: str,
             raise ValueError(f"The {what} images must be 2D (Y, X) or 3D stacks (Z, Y, X); got {a.ndim} dimensions.")
         if not np.isfinite(a).all():
             raise ValueError(f"The {what} images contain NaN or infinite values.")
-        a, _, scale = normalize(a) if normalize else (a.astype(np.float32), 0.0, 1.0)
+        a, _, scale = _percentile_normalize(a) if normalize else (a.astype(np.float32), 0.0, 1.0)
         out.extend([a] if a.ndim == 2 else list(a))
         scales.append(scale)
     if not out:
