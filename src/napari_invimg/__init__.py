@@ -12,10 +12,13 @@ The public scripting API (see ``shared/API.md``)::
 import importlib
 
 from . import operators
+from ._triton_guard import guard_triton
 from ._version import __version__
 from .api import method_info, methods, reconstruct, simulate
 from .errors import Cancelled
 from .uncertainty import Reconstruction
+
+guard_triton()  # before anything can create an optimizer: torch's triton vs. OpenGL (see _triton_guard)
 
 #: loaded on first attribute access (``ni.mri``, ``ni.psf``, ...): ``import napari_invimg`` stays fast
 _LAZY = {"blackhole": ("napari_invimg.blackhole", None), "mri": ("napari_invimg.mri", None),

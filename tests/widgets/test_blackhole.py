@@ -17,22 +17,36 @@ def test_black_hole_widget_end_to_end(viewer, qtbot, errors, tmp_path):
     widget.source.value = "Sgr A*"
     assert widget.dec.value == pytest.approx(-29.008)
     widget.source.value = "M87*"
-    widget.show_coverage()
-    assert "(u, v) coverage" in viewer.layers and "coverage · dirty beam" in viewer.layers
+    microscopy = viewer.add_image(np.ones((64, 64), np.float32), name="cells", scale=(0.1, 0.1))
+    assert widget.sky.value is None  # never a microscopy layer by default
+    task = widget.show_coverage()
+    qtbot.waitUntil(lambda: task.done, timeout=60_000)
+    assert "coverage · dirty beam" in viewer.layers
+    assert not any(layer.name.endswith("(u, v)") or "coverage" == layer.name for layer in viewer.layers)
+    assert widget.uv is not None and widget.uv.points is not None and len(widget.uv.points) > 100  # plotted in the dock
     assert "nominal resolution" in widget.info.value and "7 stations" in widget.info.value
+    assert widget.sky.value is None  # "Show coverage" does not change the sky choice
 
     sky = widget.add_model()
     np.testing.assert_allclose(sky.scale, (2.5, 2.5))  # µas per pixel
-    obs = widget.simulate()
+    assert str(sky.units[0]) == "microarcsecond"
+    assert widget.sky.value is not None and widget.sky.value.name == sky.name
+    task = widget.simulate()
+    qtbot.waitUntil(lambda: task.done, timeout=60_000)
+    obs = widget.obs
     assert errors == []
     dirty = viewer.layers["sky ring · observation · dirty image"]
     np.testing.assert_allclose(dirty.scale, (2.5, 2.5))
+    assert str(dirty.units[-1]) == "microarcsecond"
     assert len(obs) > 100
+    assert widget.sky.value is not None and widget.sky.value.name == sky.name
+    viewer.layers.remove(microscopy)
 
     path = tmp_path / "ring.uvfits"
     widget.save(path)
-    loaded = widget.load(path)
-    np.testing.assert_allclose(loaded.vis, obs.vis, rtol=1e-5, atol=1e-7)
+    task = widget.load(path)
+    qtbot.waitUntil(lambda: task.done, timeout=60_000)
+    np.testing.assert_allclose(widget.obs.vis, obs.vis, rtol=1e-5, atol=1e-7)
     assert widget.obs_name == "ring"
 
     widget.data.value = "visibilities"
@@ -43,6 +57,7 @@ def test_black_hole_widget_end_to_end(viewer, qtbot, errors, tmp_path):
     assert errors == []
     mean = viewer.layers["ring · rml mean"]
     np.testing.assert_allclose(mean.scale, (2.5, 2.5))
+    assert str(mean.units[0]) == "microarcsecond"
     meta = mean.metadata["invimg"]
     assert meta["method"] == "rml" and {"visibility", "closure phase"} <= set(meta["normalized_residuals"])
     assert "closure phase" in widget.residuals.value

@@ -61,14 +61,14 @@ def test_ensemble_result_is_labeled_and_diagnosed(viewer, qtbot, small_pair, mea
     assert "coverage" in widget.report.value and "χ²" in widget.report.value
 
 
-def test_diagnostics_refuses_a_layer_without_forward_model(viewer, small_pair, errors):
+def test_diagnostics_offers_only_results_and_refuses_without_one(viewer, small_pair, errors):
     _x, _A, _noise, y = small_pair
-    plain = viewer.add_image(y, name="plain mean")
+    viewer.add_image(y, name="plain mean")  # no method in its metadata: not a result
     widget = DiagnosticsWidget(viewer)
-    widget.result.value = plain
-    widget.measurement.value = plain
+    assert widget.result.choices == ()  # only mean layers made by a method are offered
+    assert [c.name for c in widget.measurement.choices if c is not None] == ["plain mean"]
     assert widget.run() is None
-    assert len(errors) == 1 and "forward model" in errors[0]
+    assert len(errors) == 1 and "mean layer" in errors[0]
     assert [lyr.name for lyr in viewer.layers] == ["plain mean"]
 
 

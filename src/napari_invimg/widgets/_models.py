@@ -37,6 +37,10 @@ __all__ = [
     "operator_from_metadata",
     "noise_from_metadata",
     "methods_for",
+    "preferred_methods",
+    "is_measurement",
+    "result_part",
+    "preferred_layer",
     "device_choices",
     "ParameterForm",
 ]
@@ -59,11 +63,13 @@ _NO_PSF = ("None (pixel integration only)", "none")
 
 
 def layer_combo(viewer, label: str, kinds: tuple[type[Layer], ...] = (Image,), optional: bool = False,
-                tooltip: str = "") -> ComboBox:
-    """A combo box listing the viewer's layers of ``kinds``, refreshed when layers are added or removed."""
+                tooltip: str = "", accept=None) -> ComboBox:
+    """A combo box listing the viewer's layers of ``kinds`` (for which ``accept(layer)`` is true, when given),
+    refreshed when layers are added or removed."""
 
     def choices(_widget=None) -> list:
-        found = [(layer.name, layer) for layer in viewer.layers if isinstance(layer, kinds)]
+        found = [(layer.name, layer) for layer in viewer.layers
+                 if isinstance(layer, kinds) and (accept is None or accept(layer))]
         return ([("—", None)] if optional else []) + found
 
     combo = ComboBox(label=label, choices=choices, nullable=optional, tooltip=tooltip)
@@ -185,16 +191,25 @@ class ForwardModelControls(Container):
         self.psf_size_z = SpinBox(label="PSF size z (px)", value=15, min=1, max=255, step=2)
         self.sigma = FloatSpinBox(label="σ (px)", value=2.0, min=0.1, max=100.0, step=0.1,
                                   tooltip="Gaussian PSF standard deviation in pixels")
-        self.wavelength = FloatSpinBox(label="wavelength (µm)", value=0.52, min=0.2, max=2.0, step=0.01)
-        self.na = FloatSpinBox(label="NA", value=1.4, min=0.05, max=1.7, step=0.01)
-        self.n_immersion = FloatSpinBox(label="n immersion", value=1.515, min=1.0, max=2.0, step=0.001)
-        self.n_sample = FloatSpinBox(label="n sample", value=1.33, min=1.0, max=2.0, step=0.001)
+        self.wavelength = FloatSpinBox(label="wavelength (µm)", value=0.52, min=0.2, max=2.0, step=0.01,
+                                       tooltip="emission wavelength of the fluorophore in µm (GFP ≈ 0.51, mCherry ≈ 0.61)")
+        self.na = FloatSpinBox(label="NA", value=1.4, min=0.05, max=1.7, step=0.01,
+                               tooltip="numerical aperture of the objective (engraved on it, e.g. 60×/1.40 oil)")
+        self.n_immersion = FloatSpinBox(label="n immersion", value=1.515, min=1.0, max=2.0, step=0.001,
+                                       tooltip="refractive index of the immersion medium: oil 1.515, water 1.333, "
+                                               "glycerol 1.47, air 1.0")
+        self.n_sample = FloatSpinBox(label="n sample", value=1.33, min=1.0, max=2.0, step=0.001,
+                                    tooltip="refractive index of the sample (aqueous 1.33, cleared tissue ≈ 1.45); "
+                                            "a mismatch with the immersion causes depth aberration (Gibson–Lanni)")
         self.pixel_size = FloatSpinBox(label="pixel (µm)", value=0.065, min=0.001, max=100.0, step=0.001,
                                        tooltip="lateral pixel size of the image; filled in from the layer's scale")
-        self.z_step = FloatSpinBox(label="z step (µm)", value=0.2, min=0.001, max=100.0, step=0.001)
+        self.z_step = FloatSpinBox(label="z step (µm)", value=0.2, min=0.001, max=100.0, step=0.001,
+                                  tooltip="axial spacing of the stack's planes; filled in from the layer's scale")
         self.bead = layer_combo(viewer, "bead layer", optional=True,
                                 tooltip="an image of one sub-resolution bead (background-subtracted, centered)")
-        self.boundary = ComboBox(label="boundary", choices=list(operators.BOUNDARIES), value="reflect")
+        self.boundary = ComboBox(label="boundary", choices=list(operators.BOUNDARIES), value="reflect",
+                                 tooltip="how the blur treats the image edge: reflect (mirror, fewest edge "
+                                         "artifacts), circular (periodic, fastest), zero (dark outside)")
         self.mask_layer = layer_combo(viewer, "mask layer", (Labels, Image), optional=True,
                                       tooltip="True / non-zero = measured; empty: a random mask")
         self.fraction = FloatSpinBox(label="measured fraction", value=0.5, min=0.01, max=1.0, step=0.01)
@@ -295,10 +310,14 @@ class NoiseControls(Container):
         choices = [("Gaussian", "Gaussian"), ("Poisson", "Poisson"), ("Poisson–Gaussian", "PoissonGaussian")]
         if automatic:
             choices = [("from the layer / estimated", "auto")] + choices
-        self.kind = ComboBox(label="noise", choices=choices, value=choices[-1][1] if not automatic else "auto")
+        self.kind = ComboBox(label="noise", choices=choices, value=choices[-1][1] if not automatic else "auto",
+                             tooltip="camera noise: Gaussian (read noise only), Poisson (photon counting) or "
+                                     "both (sCMOS/EMCCD); 'from the layer / estimated' uses the layer's metadata "
+                                     "or estimates a Gaussian σ from the data")
         self.gain = FloatSpinBox(label="gain", value=0.01, min=1e-6, max=1e6, step=0.001,
                                  tooltip="intensity units per detected photon")
-        self.sigma = FloatSpinBox(label="read noise σ", value=0.01, min=0.0, max=1e6, step=0.001)
+        self.sigma = FloatSpinBox(label="read noise σ", value=0.01, min=0.0, max=1e6, step=0.001,
+                                  tooltip="standard deviation of the Gaussian (read) noise, in the image's units")
         super().__init__(widgets=[self.kind, self.gain, self.sigma])
         self.kind.changed.connect(self._update_visibility)
         self._update_visibility()
@@ -344,6 +363,63 @@ def methods_for(operator: Operator | str) -> list[str]:
     return methods_for_operator(operator, domain="imaging" if isinstance(operator, str) else None)
 
 
+#: the methods a form offers first for each forward model (then the rest alphabetically): RL for blur, not `adjoint`
+PREFERRED_METHODS = {
+    "Blur": ("richardson_lucy", "rl_tv", "tv", "wiener"),
+    "Identity": ("tv", "wavelet", "hessian"),
+    "Inpainting": ("tv", "wavelet"),
+    "Downsampling": ("tv", "richardson_lucy", "rl_tv"),
+    "CompressedSensing": ("tv", "tikhonov_cg"),
+    "CartesianMRI": ("tv", "wavelet", "cg_sense"),
+    "NonCartesianMRI": ("tv", "wavelet", "cg_sense"),
+}
+
+
+def preferred_methods(names: Sequence[str], operator_kind: str) -> list[str]:
+    """``names`` with the methods that suit ``operator_kind`` first (:data:`PREFERRED_METHODS`), then the rest
+    in their order; a method added to the registry appears without being named here."""
+    first = [n for n in PREFERRED_METHODS.get(operator_kind, ()) if n in names]
+    return first + [n for n in names if n not in first]
+
+
+def result_part(layer: Layer | None) -> str | None:
+    """``"mean"``, ``"std"``, ``"samples"``… for a layer made by a napari-invimg method, else ``None``."""
+    meta = _invimg(layer)
+    return str(meta.get("output")) if "method" in meta and meta.get("output") else None
+
+
+def is_measurement(layer: Layer | None) -> bool:
+    """Whether a layer's metadata say it is a measurement: a forward model recorded and no method (results
+    carry one), or a k-space; never a layer named or marked as the truth."""
+    if not isinstance(layer, Image):
+        return False
+    meta = _invimg(layer)
+    if "truth" in layer.name.lower().split() or meta.get("role") == "truth":
+        return False
+    return ("operator" in meta or "kspace" in meta) and "method" not in meta
+
+
+def preferred_layer(viewer, candidates: Sequence[Layer], want=is_measurement) -> Layer | None:
+    """The layer a form should start with: the selected one if it is a candidate and ``want``s it, else the
+    last candidate that ``want``s, else the selected candidate, else the first candidate that is not a
+    truth, else the first candidate."""
+    candidates = [c for c in candidates if c is not None]
+    if not candidates:
+        return None
+    active = viewer.layers.selection.active
+    names = [c.name for c in candidates]
+    chosen = candidates[names.index(active.name)] if active is not None and active.name in names else None
+    if chosen is not None and want(chosen):
+        return chosen
+    wanted = [c for c in candidates if want(c)]
+    if wanted:
+        return wanted[-1]
+    if chosen is not None:
+        return chosen
+    not_truth = [c for c in candidates if "truth" not in c.name.lower()]
+    return (not_truth or candidates)[0]
+
+
 def device_choices() -> list[tuple[str, str | None]]:
     """``auto`` plus the devices torch can use here."""
     import torch
@@ -355,6 +431,36 @@ def device_choices() -> list[tuple[str, str | None]]:
     if mps is not None and mps.is_available():
         out.append(("mps", "mps"))
     return out
+
+
+#: readable labels for the parameter names that are maths symbols or abbreviations (others: name with spaces)
+PARAM_LABELS = {
+    "lam": "weight λ", "tau": "discrepancy τ", "tol": "tolerance", "lr": "learning rate", "n_samples": "samples",
+    "burn_in": "burn-in", "mu": "penalty μ", "rho": "penalty ρ", "eps": "ε", "epsilon": "smoothing ε",
+    "sigma": "noise σ", "beta": "β", "alpha": "α", "gamma": "γ", "theta": "θ", "tv": "TV weight",
+    "tsv": "TSV weight", "mem": "entropy weight", "l1": "L1 weight", "fwhm": "FWHM", "prior_fwhm_uas": "prior FWHM (µas)",
+    "blur_uas": "blur (µas)", "ess": "ESS", "n_iter": "iterations", "offset": "background offset",
+}
+
+
+def param_label(name: str) -> str:
+    """A readable label for a method parameter: a symbol where the name abbreviates one, else words."""
+    return PARAM_LABELS.get(name, name.replace("_", " "))
+
+
+def param_tooltip(p: dict[str, Any]) -> str:
+    """A parameter's tooltip: its ``doc``, then its name, default and bounds (blank = automatic where so)."""
+    low, high = p.get("bounds") or (None, None)
+    parts = [p.get("doc") or ""]
+    facts = [f"parameter '{p['name']}'"]
+    if p.get("default") is None:
+        facts.append("blank = chosen automatically")
+    else:
+        facts.append(f"default {p['default']!r}")
+    if low is not None or high is not None:
+        facts.append(f"range {'−∞' if low is None else low} … {'∞' if high is None else high}")
+    parts.append("; ".join(facts))
+    return "\n".join(x for x in parts if x)
 
 
 def _float_step(default: float | None, low: float | None) -> float:
@@ -377,15 +483,16 @@ class ParameterForm(Container):
     @staticmethod
     def _make_input(p: dict[str, Any]) -> Widget:
         name, kind, default, (low, high) = p["name"], p["type"], p["default"], p["bounds"]
-        common = {"name": name, "label": name.replace("_", " "), "tooltip": p.get("doc", "")}
+        common = {"name": name, "label": param_label(name), "tooltip": param_tooltip(p)}
         if p.get("choices"):
             return ComboBox(choices=list(p["choices"]), value=default, **common)
         if kind == "bool":
             return CheckBox(value=bool(default), **common)
         if default is None or kind not in ("int", "float") or p.get("log_scale"):
-            tip = (common["tooltip"] + " — empty: automatic").strip(" —") if default is None else common["tooltip"]
-            common["tooltip"] = tip
-            return LineEdit(value="" if default is None else repr(default) if kind != "str" else default, **common)
+            edit = LineEdit(value="" if default is None else repr(default) if kind != "str" else default, **common)
+            if default is None:
+                edit.native.setPlaceholderText("automatic")
+            return edit
         if kind == "int":
             return SpinBox(value=int(default), min=int(low) if low is not None else -(2**31) + 1,
                            max=int(min(high, 2**31 - 1)) if high is not None else 2**31 - 1, **common)

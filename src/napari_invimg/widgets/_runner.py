@@ -78,12 +78,18 @@ __all__ = [
     "running_tasks",
     "result_name",
     "ENSEMBLE_SUFFIX",
+    "assessment",
 ]
 
 log = logging.getLogger(__name__)
 
 #: seconds between two live previews (a preview redraws the layer; more often only slows the run)
 PREVIEW_INTERVAL_S = 0.3
+#: seconds between two progress updates delivered to the main thread (≈ 10 per second; steps in between
+#: are coalesced into the latest one, so the UI never queues more work than it can draw)
+UPDATE_INTERVAL_S = 0.1
+#: the name part of a sampler's state shown after a cancel before any sample (instead of "mean")
+PARTIAL_STATE = "state before sampling (not a mean)"
 #: appended to the std/samples layer names of results whose uncertainty kind is "ensemble"
 ENSEMBLE_SUFFIX = " (ensemble spread, not posterior)"
 _RUNNING: set[Task] = set()
@@ -101,6 +107,46 @@ def report_error(exc: BaseException) -> None:
     else:
         log.error("napari-invimg: %s", exc, exc_info=exc)
         show_error(f"{type(exc).__name__}: {exc}")
+
+
+# -- what a result assumed, and how good it is ---------------------------------------------------------------
+#: a noise estimate below this fraction of the data's range is degenerate (σ ≈ 0: the data look noise-free)
+DEGENERATE_NOISE_FRACTION = 1e-5
+
+
+def assessment(rec: Reconstruction, data_range: float | None = None) -> list[str]:
+    """Warnings a user should see next to a result: a degenerate noise estimate, a sampler that did not mix
+    (split-R̂, ESS with a verdict), a learned prior outside its data (``info["prior_fit"]["warning"]``), a run
+    cancelled before any sample. Each is one sentence; an empty list means nothing to say."""
+    info = rec.info or {}
+    out: list[str] = []
+    noise = info.get("noise") or {}
+    sigma_values = np.asarray(noise.get("sigma") if noise.get("sigma") is not None else 0.0, dtype=float)
+    sigma = float(np.median(sigma_values)) if sigma_values.size else 0.0
+    gain = float(np.asarray(noise.get("gain") if noise.get("gain") is not None else 0.0, dtype=float).max())
+    if info.get("noise_source") == "estimated" and gain == 0.0:
+        scale = data_range if data_range else float(np.ptp(np.abs(rec.mean))) or 1.0
+        if sigma <= DEGENERATE_NOISE_FRACTION * scale:
+            out.append(f"⚠ The noise estimate is degenerate (σ = {sigma:.2g}, the data look noise-free): stopping "
+                       "rules and uncertainty are meaningless. Set the noise σ (or gain) in the form.")
+    mixing = info.get("mixing")
+    if mixing:
+        rhat, ess = mixing.get("rhat_max", float("nan")), mixing.get("ess_min", float("nan"))
+        if rhat < 1.05 and ess >= 100:
+            verdict = "the chains mixed"
+        elif rhat < 1.2 and ess >= 10:
+            verdict = "⚠ borderline mixing: run more iterations before trusting the std"
+        else:
+            verdict = "⚠ the chains did NOT mix: the std is not a posterior spread yet; run (many) more iterations"
+        out.append(f"Sampler quality: split-R̂ max {rhat:.2f} (median {mixing.get('rhat_median', float('nan')):.2f}), "
+                   f"ESS min {ess:.1f} — {verdict}.")
+    prior_fit = info.get("prior_fit") or {}
+    if prior_fit.get("warning"):
+        out.append(f"⚠ {prior_fit['warning']}")
+    if info.get("burn_in_only"):
+        out.append("⚠ Cancelled before any posterior sample (e.g. during burn-in): the layer shows the sampler's "
+                   "current state, not a posterior mean.")
+    return out
 
 
 # -- layers --------------------------------------------------------------------------------------------
@@ -196,12 +242,17 @@ def add_result_layers(viewer, input_layer: Layer | LayerInfo, rec: Reconstructio
     def meta(part: str) -> dict[str, Any]:
         return {"invimg": {**rec.info, "input": info.name, "output": part}}
 
+    if rec.info.get("burn_in_only"):  # one state of the chains, not a posterior mean: named so, nothing else
+        return [set_image_layer(viewer, mean, f"{base} {PARTIAL_STATE}", metadata=meta("partial state"),
+                                **geometry)]
     layers = [set_image_layer(viewer, mean, f"{base} mean", metadata=meta("mean"), **geometry)]
     # an ensemble's spread is a sensitivity to the method's choices, not a posterior: say so in name and message
     suffix = ENSEMBLE_SUFFIX if rec.info.get("uncertainty") == "ensemble" else ""
     if rec.std is not None:
-        layers.append(set_image_layer(viewer, rec.std, f"{base} std{suffix}", colormap="magma",
-                                      metadata=meta("std"), **geometry))
+        std_layer = set_image_layer(viewer, rec.std, f"{base} std{suffix}", colormap="magma",
+                                    metadata=meta("std"), **geometry)
+        _std_contrast(std_layer, rec.std)
+        layers.append(std_layer)
         if suffix:
             show_info(f"{method}: the std is the spread of runs over the method's choices (seed or λ) — it "
                       "measures sensitivity to those choices, not the posterior uncertainty.")
@@ -215,6 +266,20 @@ def add_result_layers(viewer, input_layer: Layer | LayerInfo, rec: Reconstructio
         layers.append(set_image_layer(viewer, samples, f"{base} samples{suffix}", metadata=meta("samples"),
                                       **stacked))
     return layers
+
+
+def _std_contrast(layer: Image, std: np.ndarray) -> None:
+    """Std layers: contrast from 0 (no uncertainty = black) to the 99th percentile, with a colorbar."""
+    finite = np.asarray(std)[np.isfinite(std)]
+    high = float(np.percentile(finite, 99)) if finite.size else 0.0
+    if high > 0:
+        layer.contrast_limits = (0.0, high)
+    try:
+        layer.colorbar.visible = True
+    except AttributeError:  # napari without layer colorbars: the name and the contrast note say it
+        pass
+    layer.metadata.setdefault("invimg", {})["contrast_note"] = (
+        f"black = 0, brightest = {high:.3g} (99th percentile of the std), in the image's units")
 
 
 def image_data(layer: Layer | None, what: str = "image", allow_lazy: bool = False) -> np.ndarray:
@@ -299,6 +364,9 @@ class Task:
         self._last_preview = 0.0
         self.done = False
         self._shown_step = -1
+        self._showing = False  # _show_step is on the call stack (re-entrance guard)
+        self._pending = None  # a step delivered while _show_step was running: the latest one
+        self._flush_scheduled = False
         self.cancelled = False
         self.result: Any = None
         self.error: BaseException | None = None
@@ -336,20 +404,32 @@ class Task:
             self._outcome["error"] = exc
 
     def _relay(self):
-        """The generator the napari worker runs: forwards queued steps to the main thread as yields."""
+        """The generator the napari worker runs: forwards queued steps to the main thread as yields, at most
+        one every :data:`UPDATE_INTERVAL_S` (steps queued meanwhile are coalesced into the latest, keeping the
+        newest preview); the last step is always delivered."""
         self._thread.start()
+        latest = None
+        last_yield = 0.0
         while True:
             try:
-                step, total, preview, status = self._steps.get(timeout=0.05)
+                item = self._steps.get(timeout=0.05)
             except queue.Empty:
-                if not self._thread.is_alive() and self._steps.empty():
-                    return
+                item = None
+            while item is not None or not self._steps.empty():
+                if item is None:
+                    item = self._steps.get()
+                latest = _merge_steps(latest, item)
+                item = None
+            finished = not self._thread.is_alive() and self._steps.empty()
+            now = time.perf_counter()
+            if latest is not None and (finished or now - last_yield >= UPDATE_INTERVAL_S):
+                last_yield = now
+                out, latest = latest, None
+                yield out
+            elif finished:
+                return
+            else:
                 yield None  # lets the worker notice quit() between steps
-                continue
-            while not self._steps.empty():  # fast methods: one update for all steps queued meanwhile
-                step, total, newer, status = self._steps.get()
-                preview = newer if newer is not None else preview
-            yield step, total, preview, status
 
     # main-thread side ------------------------------------------------------------------------------------
     def start(self) -> Task:
@@ -365,10 +445,31 @@ class Task:
         self.worker.quit()
 
     def _show_step(self, item) -> None:
-        # Qt may run this re-entrantly (drawing the progress bar or the plot processes events), even after
-        # _finish showed the result: a late or older step must then change nothing
+        """Show one progress step. Never re-entered: drawing the progress bar or the plot may process Qt
+        events, which can deliver the next step into this slot; that step is then kept (only the latest)
+        and drawn from the event loop once this call has returned (never in a loop here, so a slow draw
+        cannot keep this slot busy forever)."""
         if item is None or self.done:
             return
+        if self._showing:
+            self._pending = item if self._pending is None else _merge_steps(self._pending, item)
+            return
+        self._showing = True
+        try:
+            self._draw_step(item)
+        finally:
+            self._showing = False
+        if self._pending is not None and not self._flush_scheduled:
+            self._flush_scheduled = True
+            QTimer.singleShot(0, self._flush_pending)
+
+    def _flush_pending(self) -> None:
+        self._flush_scheduled = False
+        item, self._pending = self._pending, None
+        if item is not None:
+            self._show_step(item)
+
+    def _draw_step(self, item) -> None:
         step, total, preview, status = item
         if step < self._shown_step:
             return
@@ -378,24 +479,33 @@ class Task:
                 self._on_status(step, status)
             text = ", ".join(f"{k} {v:.4g}" for k, v in list(status.items())[:3])
             self.progress_bar.set_description(f"{self._desc} · {text}")
+        if self._controls is not None and not self._cancel.is_set():
+            self._controls.status.value = f"iteration {step} / {total}" if total > 1 else "running…"
         bar = self.progress_bar
         if total > 0 and total != bar.total:
             bar.total = total
         if step != bar.n:
             bar.update(step - bar.n)
-        if preview is not None and self._on_preview is not None and not self.done and step >= self._shown_step:
+        if preview is not None and self._on_preview is not None and not self.done:
             try:
                 self._on_preview(step, total, preview)
             except Exception as exc:  # a preview must never kill the run
                 log.warning("napari-invimg preview failed: %s", exc)
 
     def _finish(self) -> None:
-        if self._thread.is_alive():
-            # quit() stopped the relay early; the compute thread ends at its next step
+        if self._thread.is_alive() or self._showing:
+            # quit() stopped the relay early (the compute thread ends at its next step), or a step is being
+            # drawn further up this call stack: finish once that is over
             QTimer.singleShot(30, self._finish)
             return
+        if self.done:
+            return
+        final = self._pending
+        self._pending = None
         while not self._steps.empty():
-            self._show_step(self._steps.get())
+            final = _merge_steps(final, self._steps.get())
+        if final is not None:  # the final state is always drawn
+            self._show_step(final)
         self.progress_bar.close()
         self.seconds = time.perf_counter() - self.started_at
         self.cancelled = bool(self._outcome.get("cancelled") or self._cancel.is_set())
@@ -421,6 +531,14 @@ class Task:
             if self._controls is not None:
                 self._controls.finished(message)
             self.done = True
+
+
+def _merge_steps(older, newer):
+    """Coalesce two progress items into the newer one, keeping the older preview if the newer has none."""
+    if older is None:
+        return newer
+    step, total, preview, status = newer
+    return step, total, preview if preview is not None else older[2], status if status else older[3]
 
 
 def run_task(fn: Callable[[Callable[..., bool]], Any], *, total: int, desc: str = "napari-invimg",
@@ -479,6 +597,10 @@ def run_reconstruction(viewer, input_layer: Layer | LayerInfo, fn: Callable[[Cal
             undo_preview(RuntimeError("cancelled"))
             show_info(f"{method}: cancelled before a first result.")
         else:
+            if cancelled and rec.std is None and rec.info.get("uncertainty") == "posterior":
+                rec.info["burn_in_only"] = True  # e.g. a Langevin state during burn-in: no sample averaged yet
+                if mean_name in viewer.layers:
+                    undo_preview(RuntimeError("burn-in"))
             add_result_layers(viewer, info, rec, base, add_samples=add_samples)
             if cancelled:
                 show_info(f"{method}: cancelled; showing the best result so far.")

@@ -1,7 +1,9 @@
 """The Black hole dock widget: array + source + schedule → (u, v) coverage, dirty beam and image;
 simulate an observation from a sky layer; load/save UVFITS; image with a registered method.
 
-Image layers are in micro-arcseconds (``scale`` = pixel size in µas; row 0 north, column 0 east).
+Image layers are in micro-arcseconds (``scale`` = pixel size, ``units`` = microarcsecond, so napari's status
+bar and scale bar read µas; row 0 north, column 0 east). The (u, v) coverage is plotted in the dock (Gλ),
+not in the image canvas. Coverage, simulation and loading run in a worker: the UI never waits on them.
 """
 
 from __future__ import annotations
@@ -17,21 +19,33 @@ from magicgui.widgets import (
     Container,
     FileEdit,
     FloatSpinBox,
-    Label,
     LineEdit,
     PushButton,
     SpinBox,
 )
+from napari.layers import Image
 from napari.utils.notifications import show_info
 
 from .. import __version__, blackhole, methods, reconstruct
 from ..methods import registry
 from ..operators.noise import Gaussian
-from ._models import layer_combo
-from ._runner import RunControls, Task, image_data, report_error, run_reconstruction, set_image_layer
+from ._layout import Section, fit_dock, report_label
+from ._plot import uv_plot
+from ._runner import (
+    RunControls,
+    Task,
+    assessment,
+    image_data,
+    report_error,
+    run_reconstruction,
+    run_task,
+    set_image_layer,
+)
 
 __all__ = ["BlackHoleWidget", "residual_summary"]
 
+#: napari's (pint) name of the image unit: the status bar and scale bar read µas
+UNIT = "microarcsecond"
 _DATA_CHOICES = {"visibilities": "vis", "amplitudes + closure phases": "amp_cphase", "closures only": "closures"}
 
 
@@ -61,54 +75,92 @@ class BlackHoleWidget(Container):
         self.viewer = napari_viewer
         self.obs: blackhole.Observation | None = None
         self.obs_name = "observation"
-        self.task: Task | None = None
         # -- set-up --------------------------------------------------------------------------------------
-        self.array = ComboBox(label="array", choices=blackhole.array_names(), value="EHT2017")
-        self.source = ComboBox(label="source", choices=[*blackhole.SOURCES, "custom"], value="M87*")
+        self.array = ComboBox(label="array", choices=blackhole.array_names(), value="EHT2017",
+                              tooltip="the telescope array (station positions and sensitivities)")
+        self.source = ComboBox(label="source", choices=[*blackhole.SOURCES, "custom"], value="M87*",
+                               tooltip="the target; sets RA and Dec (custom: type them)")
         ra, dec = blackhole.SOURCES["M87*"]
-        self.ra = FloatSpinBox(label="RA (h)", value=ra, min=0.0, max=23.9999, step=0.001)
-        self.dec = FloatSpinBox(label="Dec (°)", value=dec, min=-90.0, max=90.0, step=0.001)
-        self.freq = FloatSpinBox(label="frequency (GHz)", value=230.0, min=1.0, max=1000.0)
-        self.date = LineEdit(label="night (UTC date)", value="2017-04-11")
-        self.start = FloatSpinBox(label="start (UTC h)", value=0.0, min=0.0, max=24.0)
-        self.duration = FloatSpinBox(label="duration (h)", value=24.0, min=0.1, max=48.0)
-        self.scan = FloatSpinBox(label="scan (min)", value=10.0, min=0.1, max=600.0)
-        self.interval = FloatSpinBox(label="scan interval (min)", value=30.0, min=0.1, max=1440.0)
-        self.elevation = FloatSpinBox(label="elevation limit (°)", value=10.0, min=0.0, max=89.0)
-        self.npix = SpinBox(label="image pixels", value=64, min=16, max=256)
-        self.fov = FloatSpinBox(label="field of view (µas)", value=160.0, min=10.0, max=10000.0)
-        self.coverage_button = PushButton(text="Show coverage and dirty beam")
-        self.info = Label(value="")
+        self.ra = FloatSpinBox(label="RA (h)", value=ra, min=0.0, max=23.9999, step=0.001,
+                               tooltip="right ascension of the source in hours")
+        self.dec = FloatSpinBox(label="Dec (°)", value=dec, min=-90.0, max=90.0, step=0.001,
+                                tooltip="declination of the source in degrees")
+        self.freq = FloatSpinBox(label="frequency (GHz)", value=230.0, min=1.0, max=1000.0,
+                                 tooltip="observing frequency; sets the wavelength and so the (u, v) in wavelengths")
+        self.date = LineEdit(label="night (UTC date)", value="2017-04-11", tooltip="date of the night, YYYY-MM-DD")
+        self.start = FloatSpinBox(label="start (UTC h)", value=0.0, min=0.0, max=24.0,
+                                  tooltip="start of the schedule in UTC hours")
+        self.duration = FloatSpinBox(label="duration (h)", value=24.0, min=0.1, max=48.0,
+                                     tooltip="length of the schedule; stations observe while the source is above "
+                                             "their elevation limit")
+        self.scan = FloatSpinBox(label="scan (min)", value=10.0, min=0.1, max=600.0, tooltip="length of one scan")
+        self.interval = FloatSpinBox(label="scan interval (min)", value=30.0, min=0.1, max=1440.0,
+                                     tooltip="time from the start of one scan to the next")
+        self.elevation = FloatSpinBox(label="elevation limit (°)", value=10.0, min=0.0, max=89.0,
+                                      tooltip="a station observes only while the source is higher than this")
+        self.npix = SpinBox(label="image pixels", value=64, min=16, max=256,
+                            tooltip="pixels along each side of the reconstructed image")
+        self.fov = FloatSpinBox(label="field of view (µas)", value=160.0, min=10.0, max=10000.0,
+                                tooltip="width of the image in micro-arcseconds (M87*'s ring is ≈ 42 µas across)")
+        self.coverage_button = PushButton(text="Show coverage and dirty beam",
+                                          tooltip="plot the schedule's (u, v) coverage below and add the dirty beam")
+        self.coverage_button.native.setToolTip(self.coverage_button.tooltip)
+        self.info = report_label()
+        self.uv = uv_plot()
         # -- simulate --------------------------------------------------------------------------------------
-        self.model = ComboBox(label="sky model", choices=blackhole.models.names(), value="ring")
+        self.model = ComboBox(label="sky model", choices=blackhole.models.names(), value="ring",
+                              tooltip="a bundled test image of the sky")
         self.model_button = PushButton(text="Add sky model layer")
-        self.sky = layer_combo(napari_viewer, "sky layer")
-        self.bandwidth = FloatSpinBox(label="bandwidth (GHz)", value=2.0, min=0.01, max=64.0)
-        self.integration = FloatSpinBox(label="integration (s, 0 = scan)", value=0.0, min=0.0, max=36000.0)
-        self.gain_error = FloatSpinBox(label="gain amplitude error", value=0.0, min=0.0, max=1.0, step=0.01)
-        self.phase_error = CheckBox(label="random station phases", value=False)
-        self.thermal = CheckBox(label="thermal noise", value=True)
-        self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
+        self.sky = ComboBox(label="sky layer", choices=self._sky_choices, nullable=True,
+                            tooltip="the image to observe: a sky model added above, or a square 2D image whose "
+                                    "width is the field of view")
+        self.bandwidth = FloatSpinBox(label="bandwidth (GHz)", value=2.0, min=0.01, max=64.0,
+                                      tooltip="recorded bandwidth; sets the thermal noise")
+        self.integration = FloatSpinBox(label="integration (s, 0 = scan)", value=0.0, min=0.0, max=36000.0,
+                                        tooltip="averaging time of one visibility; 0 averages a whole scan")
+        self.gain_error = FloatSpinBox(label="gain amplitude error", value=0.0, min=0.0, max=1.0, step=0.01,
+                                       tooltip="random station gain amplitude errors (fraction, per scan); "
+                                               "closure quantities are immune to them")
+        self.phase_error = CheckBox(label="random station phases", value=False,
+                                    tooltip="atmospheric phase per station and scan: visibility phases become useless")
+        self.thermal = CheckBox(label="thermal noise", value=True, tooltip="add the radiometer noise of each baseline")
+        self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1, tooltip="seed of the simulated noise")
         self.simulate_button = PushButton(text="Simulate observation")
         # -- files ----------------------------------------------------------------------------------------
-        self.load_path = FileEdit(label="load .uvfits", mode="r", filter="*.uvfits *.fits *.uvf")
+        self.load_path = FileEdit(label="load .uvfits", mode="r", filter="*.uvfits *.fits *.uvf",
+                                  tooltip="a UVFITS file (e.g. EHT public data)")
         self.load_button = PushButton(text="Load")
         self.save_path = FileEdit(label="save .uvfits", mode="w", filter="*.uvfits")
         self.save_button = PushButton(text="Save")
         # -- imaging --------------------------------------------------------------------------------------
-        self.method = ComboBox(label="method", choices=_imaging_methods(), value="rml")
-        self.data = ComboBox(label="data", choices=list(_DATA_CHOICES), value="visibilities")
-        self.iterations = SpinBox(label="iterations (0 = default)", value=0, min=0, max=100000)
+        self.method = ComboBox(label="method", choices=_imaging_methods(), value="rml",
+                               tooltip="a registered method that images interferometric data")
+        self.data = ComboBox(label="data", choices=list(_DATA_CHOICES), value="visibilities",
+                             tooltip="visibilities: all the data; closures: immune to station gain and phase "
+                                     "errors, but lose the absolute position and flux")
+        self.iterations = SpinBox(label="iterations (0 = default)", value=0, min=0, max=100000,
+                                  tooltip="0: the method's own schedule")
         self.controls = RunControls(self.run, run_text="Image")
-        self.residuals = Label(value="")
-        super().__init__(widgets=[
+        self.residuals = report_label()
+        self.observation = Section("observation (array, source, schedule)", [
             self.array, self.source, self.ra, self.dec, self.freq, self.date, self.start, self.duration, self.scan,
-            self.interval, self.elevation, self.npix, self.fov, self.coverage_button, self.info,
+            self.interval, self.elevation], collapsed=True)
+        self.simulation = Section("simulate an observation", [
             self.model, self.model_button, self.sky, self.bandwidth, self.integration, self.gain_error,
-            self.phase_error, self.thermal, self.seed, self.simulate_button,
-            self.load_path, self.load_button, self.save_path, self.save_button,
+            self.phase_error, self.thermal, self.seed, self.simulate_button], collapsed=False)
+        self.files = Section("UVFITS files", [self.load_path, self.load_button, self.save_path, self.save_button],
+                             collapsed=True)
+        super().__init__(widgets=[
+            self.observation, self.npix, self.fov, self.coverage_button, self.info,
+            *([self.uv] if self.uv is not None else []),
+            self.simulation, self.files,
             self.method, self.data, self.iterations, self.controls, self.residuals,
         ])
+        fit_dock(self)
+        self.task: Task | None = None
+        self.coverage: blackhole.Coverage | None = None
+        for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
+            event.connect(lambda _e: self.sky.reset_choices())
         self.source.changed.connect(self._preset)
         self.coverage_button.changed.connect(lambda: self._guard(self.show_coverage))
         self.model_button.changed.connect(lambda: self._guard(self.add_model))
@@ -140,44 +192,75 @@ class BlackHoleWidget(Container):
     def pixel_uas(self) -> float:
         return float(self.fov.value) / int(self.npix.value)
 
+    def _sky_choices(self, _widget=None) -> list:
+        """Sky models first (the default), then "—", then other square 2D images; never a black-hole product
+        (dirty beam, dirty image, results) and never, by default, a microscopy layer."""
+        models, others = [], []
+        for layer in self.viewer.layers:
+            if not isinstance(layer, Image) or layer.rgb or layer.ndim != 2 or layer.data.shape[0] != layer.data.shape[1]:
+                continue
+            meta = layer.metadata.get("invimg", {})
+            if meta.get("product") == "sky model":
+                models.append((layer.name, layer))
+            elif meta.get("unit") != "µas" and "method" not in meta:
+                others.append((layer.name, layer))
+        return [*models, ("—", None), *others]
+
     def _image_kwargs(self, meta: dict[str, Any] | None = None) -> dict[str, Any]:
         p = self.pixel_uas
         half = float(self.fov.value) / 2
-        kwargs: dict[str, Any] = {"scale": (p, p), "translate": (-half + p / 2, -half + p / 2)}
+        kwargs: dict[str, Any] = {"scale": (p, p), "translate": (-half + p / 2, -half + p / 2),
+                                  "units": (UNIT, UNIT), "axis_labels": ("Dec offset", "RA offset")}
         if meta is not None:
             kwargs["metadata"] = {"invimg": {"unit": "µas", "version": __version__, **meta}}
         return kwargs
 
-    def _show_uv(self, u: np.ndarray, v: np.ndarray, name: str) -> None:
-        """(u, v) points in Gλ with their conjugates (row = −v so north is up, column = −u: east left)."""
-        pts = np.concatenate([np.stack([-v, -u], 1), np.stack([v, u], 1)]) / 1e9
-        if name in self.viewer.layers:
-            self.viewer.layers.remove(name)
-        self.viewer.add_points(pts, name=name, size=0.15, face_color="orange",
-                               metadata={"invimg": {"unit": "Gλ", "axes": ("-v", "-u")}})
+    def _show_uv(self, u: np.ndarray, v: np.ndarray, title: str) -> None:
+        """(u, v) points in Gλ with their conjugates, in the dock's plot (not in the image's µas canvas)."""
+        if self.uv is not None:
+            self.uv.draw(u, v, title)
 
-    def _show_beam_and_dirty(self, A: blackhole.Interferometer, obs: blackhole.Observation | None,
-                             name: str) -> None:
+    @staticmethod
+    def _beam_and_dirty(A: blackhole.Interferometer, obs: blackhole.Observation | None):
+        """Dirty beam and (with an observation) dirty image: worker-side arithmetic."""
         w = A.weights(obs.sigma if obs is not None else np.ones(A.out_shape[0]), "natural")
         beam = A.dirty_beam(w, size=A.npix)
+        dirty = A.dirty_image(obs.vis, w).astype(np.float32) if obs is not None else None
+        return beam, dirty
+
+    def _show_beam_and_dirty(self, beam: np.ndarray, dirty: np.ndarray | None, name: str) -> None:
         set_image_layer(self.viewer, beam, f"{name} · dirty beam", colormap="gray",
                         **self._image_kwargs({"product": "dirty beam"}))
-        if obs is not None:
-            dirty = A.dirty_image(obs.vis, w).astype(np.float32)
+        if dirty is not None:
             set_image_layer(self.viewer, dirty, f"{name} · dirty image", colormap="afmhot",
                             **self._image_kwargs({"product": "dirty image", "observation": name}))
 
     # -- actions -------------------------------------------------------------------------------------------
-    def show_coverage(self) -> blackhole.Coverage:
-        """(u, v) coverage of the schedule as a points layer, the dirty beam as an image; reports the resolution."""
-        cov = blackhole.coverage(**self._schedule())
-        stations = sorted(set(cov.station1) | set(cov.station2))
-        self._show_uv(cov.u, cov.v, "(u, v) coverage")
-        A = blackhole.Interferometer(None, int(self.npix.value), float(self.fov.value), u=cov.u, v=cov.v)
-        self._show_beam_and_dirty(A, None, "coverage")
-        self.info.value = (f"{len(stations)} stations, {len(np.unique(cov.scan))} scans, {len(cov)} baselines; "
-                           f"nominal resolution {cov.resolution_uas:.1f} µas")
-        return cov
+    def show_coverage(self) -> Task:
+        """(u, v) coverage of the schedule, plotted in the dock; the dirty beam as an image; reports the
+        resolution. Runs in a worker."""
+        schedule, npix, fov = self._schedule(), int(self.npix.value), float(self.fov.value)
+
+        def compute(progress):
+            cov = blackhole.coverage(**schedule)
+            A = blackhole.Interferometer(None, npix, fov, u=cov.u, v=cov.v)
+            beam, _ = self._beam_and_dirty(A, None)
+            progress(1, 1)
+            return cov, beam
+
+        def show(result, cancelled: bool) -> None:
+            if result is None:
+                return
+            cov, beam = result
+            stations = sorted(set(cov.station1) | set(cov.station2))
+            self._show_uv(cov.u, cov.v, f"{schedule['array']}, {len(cov)} baselines")
+            self._show_beam_and_dirty(beam, None, "coverage")
+            self.coverage = cov
+            self.info.value = (f"{len(stations)} stations, {len(np.unique(cov.scan))} scans, {len(cov)} baselines; "
+                               f"nominal resolution {cov.resolution_uas:.1f} µas")
+
+        self.task = run_task(compute, total=1, desc="(u, v) coverage", on_done=show, controls=self.controls)
+        return self.task
 
     def add_model(self) -> napari.layers.Image:
         """Add the chosen bundled sky model as an image layer in µas."""
@@ -185,20 +268,49 @@ class BlackHoleWidget(Container):
         sky = blackhole.models.get(name, int(self.npix.value), float(self.fov.value))
         layer = set_image_layer(self.viewer, sky, f"sky {name}", colormap="afmhot",
                                 **self._image_kwargs({"product": "sky model", "model": name}))
+        self.sky.reset_choices()
         self.sky.value = layer
         return layer
 
-    def _set_observation(self, obs: blackhole.Observation, name: str) -> None:
+    def _observe(self, make_obs, name_of, on_loaded=None) -> Task:
+        """Make an observation in a worker (``make_obs()``), then show its coverage, dirty beam and image."""
+        npix, fov = int(self.npix.value), float(self.fov.value)
+
+        def compute(progress):
+            obs = make_obs()
+            A = blackhole.Interferometer(obs, npix, fov)
+            beam, dirty = self._beam_and_dirty(A, obs)
+            progress(1, 1)
+            return obs, beam, dirty
+
+        def show(result, cancelled: bool) -> None:
+            if result is None:
+                return
+            obs, beam, dirty = result
+            if on_loaded is not None:
+                on_loaded(obs)
+            self._set_observation(obs, name_of(obs), beam, dirty)
+
+        self.task = run_task(compute, total=1, desc="observation", on_done=show, controls=self.controls)
+        return self.task
+
+    def _set_observation(self, obs: blackhole.Observation, name: str, beam: np.ndarray | None = None,
+                         dirty: np.ndarray | None = None) -> None:
         self.obs, self.obs_name = obs, name
-        self._show_uv(obs.u, obs.v, f"{name} · (u, v)")
-        A = blackhole.Interferometer(obs, int(self.npix.value), float(self.fov.value))
-        self._show_beam_and_dirty(A, obs, name)
+        if beam is None:
+            A = blackhole.Interferometer(obs, int(self.npix.value), float(self.fov.value))
+            beam, dirty = self._beam_and_dirty(A, obs)
+        self._show_uv(obs.u, obs.v, f"{name}: {len(obs)} visibilities")
+        self._show_beam_and_dirty(beam, dirty, name)
         self.info.value = (f"{name}: {len(obs)} visibilities, {obs.n_scans} scans, {len(obs.station_names)} "
                            f"stations; nominal resolution {obs.resolution_uas:.1f} µas")
 
-    def simulate(self) -> blackhole.Observation:
-        """Observe the sky layer (its pixels span the field of view set above) with thermal noise and gain errors."""
+    def simulate(self) -> Task | None:
+        """Observe the sky layer (its pixels span the field of view set above) with thermal noise and gain
+        errors, in a worker."""
         layer = self.sky.value
+        if layer is None:
+            raise ValueError("Choose the sky layer to observe (or add a sky model layer first).")
         sky = image_data(layer, "sky")
         if sky.ndim != 2 or sky.shape[0] != sky.shape[1]:
             raise ValueError(f"The sky layer must be a square 2D image; {layer.name!r} has shape {sky.shape}.")
@@ -206,24 +318,26 @@ class BlackHoleWidget(Container):
             self.npix.value = sky.shape[0]
         sched = self._schedule()
         integration = float(self.integration.value) or None
-        obs = blackhole.simulate(sky, fov_uas=float(self.fov.value), bandwidth_ghz=float(self.bandwidth.value),
-                                 integration_s=integration, thermal_noise=bool(self.thermal.value),
-                                 gain_error=float(self.gain_error.value), phase_error=bool(self.phase_error.value),
-                                 seed=int(self.seed.value), **sched)
-        self._set_observation(obs, f"{layer.name} · observation")
-        return obs
+        kwargs = dict(fov_uas=float(self.fov.value), bandwidth_ghz=float(self.bandwidth.value),
+                      integration_s=integration, thermal_noise=bool(self.thermal.value),
+                      gain_error=float(self.gain_error.value), phase_error=bool(self.phase_error.value),
+                      seed=int(self.seed.value), **sched)
+        name = f"{layer.name} · observation"
+        return self._observe(lambda: blackhole.simulate(sky, **kwargs), lambda _obs: name)
 
-    def load(self, path: str | Path) -> blackhole.Observation:
+    def load(self, path: str | Path) -> Task:
+        """Load a UVFITS observation in a worker; sets frequency, RA and Dec from the file."""
         path = Path(path)
         if not path.is_file():
             raise ValueError(f"Choose a .uvfits file to load; {str(path)!r} is not a file.")
-        obs = blackhole.load_uvfits(path)
-        self.freq.value = obs.freq_hz / 1e9
-        self.source.value = "custom"
-        self.ra.value, self.dec.value = obs.ra_hours, obs.dec_deg
-        self._set_observation(obs, path.stem)
-        show_info(f"Loaded {len(obs)} visibilities of {obs.source} from {path.name}.")
-        return obs
+
+        def loaded(obs) -> None:
+            self.freq.value = obs.freq_hz / 1e9
+            self.source.value = "custom"
+            self.ra.value, self.dec.value = obs.ra_hours, obs.dec_deg
+            show_info(f"Loaded {len(obs)} visibilities of {obs.source} from {path.name}.")
+
+        return self._observe(lambda: blackhole.load_uvfits(path), lambda _obs: path.stem, loaded)
 
     def save(self, path: str | Path) -> Path:
         if self.obs is None:
@@ -283,11 +397,12 @@ class BlackHoleWidget(Container):
 
             res = normalized_residuals(rec.mean, A, y, noise.sigma)
             text = residual_summary(res)
-            self.residuals.value = text
+            self.residuals.value = "\n".join([f"normalized residuals (≈ 1 at the noise): {text}", *assessment(rec)])
             base = f"{reference.name.removesuffix(' · dirty image')} · {method}"
             mean_layer = self.viewer.layers[f"{base} mean"]
             mean_layer.metadata["invimg"]["normalized_residuals"] = {k: v.tolist() for k, v in res.items()}
             mean_layer.metadata["invimg"]["unit"] = "µas"
+            mean_layer.units = (UNIT, UNIT)
             show_info(f"{method} normalized residuals — {text}")
 
         total = int(params.get("iterations", 100))

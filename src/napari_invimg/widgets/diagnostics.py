@@ -12,13 +12,14 @@ from typing import Any
 
 import napari
 import numpy as np
-from magicgui.widgets import Container, FloatSpinBox, Label, PushButton
+from magicgui.widgets import Container, FloatSpinBox, PushButton
 from napari.layers import Layer
 from napari.utils.notifications import show_info
 
 from .. import diagnostics
 from ..uncertainty import Reconstruction
-from ._models import layer_combo, noise_from_metadata, operator_from_metadata
+from ._layout import fit_dock, report_label
+from ._models import layer_combo, noise_from_metadata, operator_from_metadata, result_part
 from ._runner import image_data, report_error, set_image_layer, spatial_kwargs
 
 __all__ = ["DiagnosticsWidget"]
@@ -40,19 +41,23 @@ class DiagnosticsWidget(Container):
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         viewer = self.viewer = napari_viewer
-        self.result = layer_combo(viewer, "reconstruction (mean)",
+        self.result = layer_combo(viewer, "reconstruction (mean)", accept=lambda lyr: result_part(lyr) == "mean",
                                   tooltip="a mean layer made by Reconstruct (its metadata holds operator and noise)")
-        self.std = layer_combo(viewer, "std", optional=True, tooltip="empty: the mean's own std layer, if any")
-        self.measurement = layer_combo(viewer, "measurement", optional=True,
+        self.std = layer_combo(viewer, "std", optional=True, accept=lambda lyr: result_part(lyr) == "std",
+                               tooltip="empty: the mean's own std layer, if any")
+        self.measurement = layer_combo(viewer, "measurement", optional=True, accept=lambda lyr: result_part(lyr) is None,
                                        tooltip="empty: the layer the reconstruction was made from")
-        self.truth = layer_combo(viewer, "ground truth", optional=True, tooltip="optional, for error and coverage")
-        self.level = FloatSpinBox(label="interval level", value=0.9, min=0.5, max=0.999, step=0.01)
+        self.truth = layer_combo(viewer, "ground truth", optional=True, accept=lambda lyr: result_part(lyr) is None,
+                                 tooltip="optional, for error and coverage")
+        self.level = FloatSpinBox(label="interval level", value=0.9, min=0.5, max=0.999, step=0.01,
+                                  tooltip="the central interval whose coverage of the truth is reported")
         self.compute_button = PushButton(text="Compute diagnostics")
         self.compute_button.changed.connect(lambda: self.run())
-        self.report = Label(value="")
+        self.report = report_label()
         self.numbers: dict[str, float] = {}
         super().__init__(widgets=[self.result, self.std, self.measurement, self.truth, self.level, self.compute_button,
                                   self.report])
+        fit_dock(self)
 
     def _inputs(self) -> tuple[Layer, Reconstruction, Layer]:
         mean_layer = self.result.value

@@ -7,6 +7,7 @@ import numpy as np
 from magicgui.widgets import Container, PushButton
 
 from .. import __version__
+from ._layout import fit_dock
 from ._models import ForwardModelControls, build_operator, layer_combo, make_psf
 from ._runner import (
     LayerInfo,
@@ -34,6 +35,7 @@ class ForwardModelWidget(Container):
         self.controls = RunControls(self.apply, run_text="Apply A to the image (noise-free)")
         self.task: Task | None = None
         super().__init__(widgets=[self.image, self.forward, self.psf_button, self.controls])
+        fit_dock(self)
         self.image.changed.connect(lambda layer: self.forward.set_reference(layer))
         self.psf_button.changed.connect(lambda: self.add_psf())
         self.forward.set_reference(self.image.value)

@@ -22,8 +22,19 @@ from napari.utils.notifications import show_info
 
 from .. import __version__, method_info, methods, mri, reconstruct
 from ..operators.noise import Gaussian
-from ._runner import LayerInfo, RunControls, Task, report_error, run_reconstruction, run_task, set_image_layer
-from .reconstruct import ParameterForm
+from ._layout import Section, fit_dock, report_label
+from ._models import ParameterForm, preferred_methods
+from ._plot import history_plot
+from ._runner import (
+    LayerInfo,
+    RunControls,
+    Task,
+    assessment,
+    report_error,
+    run_reconstruction,
+    run_task,
+    set_image_layer,
+)
 
 __all__ = ["MRIWidget", "get_reader", "read_kspace", "log_magnitude", "brain_sample", "shepp_logan_sample"]
 
@@ -56,37 +67,60 @@ class MRIWidget(Container):
         # -- simulation ---------------------------------------------------------------------------------
         self.source = ComboBox(label="image", choices=self._source_choices,
                                tooltip="an image layer (magnitude or complex) or a bundled phantom")
-        self.size = SpinBox(label="phantom size", value=256, min=32, max=1024, step=16)
-        self.coils = SpinBox(label="coils", value=8, min=1, max=32)
-        self.pattern = ComboBox(label="sampling", choices=list(mri.MASK_KINDS), value="equispaced")
-        self.acceleration = FloatSpinBox(label="acceleration", value=4.0, min=1.0, max=32.0, step=0.5)
+        self.size = SpinBox(label="phantom size", value=256, min=32, max=1024, step=16,
+                            tooltip="pixels along each side of the bundled phantom")
+        self.coils = SpinBox(label="coils", value=8, min=1, max=32, tooltip="receive coils (simulated birdcage maps)")
+        self.pattern = ComboBox(label="sampling", choices=list(mri.MASK_KINDS), value="equispaced",
+                                tooltip="k-space sampling pattern: equispaced or random lines (fastMRI), "
+                                        "Poisson disc (variable density), radial spokes")
+        self.acceleration = FloatSpinBox(label="acceleration", value=4.0, min=1.0, max=32.0, step=0.5,
+                                         tooltip="how many times fewer samples than a full scan")
         self.center = FloatSpinBox(label="center fraction", value=0.0, min=0.0, max=1.0, step=0.01,
                                    tooltip="fully sampled center; 0: fastMRI's 0.32 / acceleration")
-        self.snr = FloatSpinBox(label="SNR (dB)", value=30.0, min=0.0, max=120.0, step=1.0)
-        self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
-        self.report = Label(value="")
+        self.snr = FloatSpinBox(label="SNR (dB)", value=30.0, min=0.0, max=120.0, step=1.0,
+                                tooltip="signal-to-noise ratio of the simulated k-space; 0: no noise")
+        self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1, tooltip="seed of the noise and random masks")
+        self.report = report_label()
         self.sim_controls = RunControls(self.simulate, run_text="Simulate k-space")
         # -- reconstruction --------------------------------------------------------------------------
-        self.kspace = ComboBox(label="k-space", choices=self._kspace_choices, nullable=True)
-        self.slice = SpinBox(label="slice", value=0, min=0, max=0)
-        self.maps = ComboBox(label="coil maps", choices=["ESPIRiT", "simulated (true)"], value="ESPIRiT")
-        self.method = ComboBox(label="method", choices=self._method_choices)
+        self.kspace = ComboBox(label="k-space", choices=self._kspace_choices, nullable=True,
+                               tooltip="a k-space layer: simulated here, a sample, or a .h5 / .npy file")
+        self.slice = SpinBox(label="slice", value=0, min=0, max=0, tooltip="slice of a multi-slice scan")
+        self.maps = ComboBox(label="coil maps", choices=["ESPIRiT", "simulated (true)"], value="ESPIRiT",
+                             tooltip="coil sensitivities: estimated from the data (ESPIRiT) or the simulation's own")
+        self.method = ComboBox(label="method", choices=self._method_choices,
+                               tooltip="registered methods that fit the MRI operator")
         self.form = ParameterForm()
-        self.phase = CheckBox(label="phase layer", value=False)
+        self.phase = CheckBox(label="phase layer", value=False, tooltip="also add the phase of the complex image")
         self.rec_controls = RunControls(self.reconstruct, run_text="Reconstruct")
+        self.rec_report = report_label()
+        self.history = history_plot()
         self.task: Task | None = None
+        self.simulation = Section("simulate k-space", [
+            self.source, self.size, self.coils, self.pattern, self.acceleration, self.center, self.snr, self.seed,
+            self.sim_controls, self.report], collapsed=False)
+        self.advanced = Section("advanced", [self.slice, self.maps, self.phase], collapsed=True)
         super().__init__(widgets=[
-            Label(value="— simulate —"), self.source, self.size, self.coils, self.pattern, self.acceleration,
-            self.center, self.snr, self.seed, self.sim_controls, self.report,
-            Label(value="— reconstruct —"), self.kspace, self.slice, self.maps, self.method, self.form, self.phase,
-            self.rec_controls,
+            self.simulation, Label(value="reconstruct"), self.kspace, self.method, self.form, self.advanced,
+            self.rec_controls, self.rec_report, *([self.history] if self.history is not None else []),
         ])
+        fit_dock(self)
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
-            event.connect(lambda _e: (self.source.reset_choices(), self.kspace.reset_choices()))
+            event.connect(lambda _e: self._layers_changed())
         self.kspace.changed.connect(self._kspace_changed)
         self.method.changed.connect(self._method_changed)
+        self._layers_changed()
         self._kspace_changed()
         self._method_changed()
+
+    def _layers_changed(self) -> None:
+        """Refresh the combos; an empty k-space choice takes the newest k-space layer (e.g. the MRI sample)."""
+        self.source.reset_choices()
+        self.kspace.reset_choices()
+        if self.kspace.value is None:
+            found = [c for c in self.kspace.choices if c is not None]
+            if found:
+                self.kspace.value = found[-1]
 
     # -- choices -------------------------------------------------------------------------------------
     def _source_choices(self, _widget=None) -> list:
@@ -101,9 +135,7 @@ class MRIWidget(Container):
     def _method_choices(self, _widget=None) -> list[str]:
         shape = (16, 16)
         A = mri.CartesianMRI(np.ones(shape, bool), coil_maps=np.ones((2,) + shape, np.complex64) / np.sqrt(2))
-        names = methods(A)
-        preferred = [n for n in ("tv", "wavelet", "cg_sense", "adjoint") if n in names]  # tv: best on the benchmark
-        return preferred + [n for n in names if n not in preferred]
+        return preferred_methods(methods(A), "CartesianMRI")  # tv first: best on the benchmark
 
     def _kspace_changed(self, *_: Any) -> None:
         layer = self.kspace.value
@@ -192,6 +224,11 @@ class MRIWidget(Container):
     # -- reconstruction -------------------------------------------------------------------------------
     def operator_for(self, layer: Image) -> tuple[np.ndarray, Any, str]:
         """The slice's k-space and its operator (mask from the non-zero samples, maps true or by ESPIRiT)."""
+        return self._operator_maker(layer)()
+
+    def _operator_maker(self, layer: Image):
+        """Checks the k-space now (main thread) and returns a function that builds the operator (ESPIRiT may take
+        seconds: the run calls it in the worker)."""
         meta = layer.metadata["invimg"]
         k = _kspace_layer_data(layer)
         if not np.iscomplexobj(k):
@@ -205,13 +242,13 @@ class MRIWidget(Container):
         mask = meta.get("mask")
         mask = np.any(k != 0, axis=0) if mask is None and k.ndim == 3 else (k != 0) if mask is None else mask
         if k.ndim == 2:
-            return k, mri.CartesianMRI(mask), "single coil"
+            return lambda: (k, mri.CartesianMRI(mask), "single coil")
         if self.maps.value == "simulated (true)":
             maps = meta.get("coil_maps")
             if maps is None:
                 raise ValueError("This k-space has no simulated coil maps; choose ESPIRiT.")
-            return k, mri.CartesianMRI(mask, coil_maps=maps), "simulated (true)"
-        return k, mri.CartesianMRI(mask, coil_maps=mri.espirit(k)), "ESPIRiT"
+            return lambda: (k, mri.CartesianMRI(mask, coil_maps=maps), "simulated (true)")
+        return lambda: (k, mri.CartesianMRI(mask, coil_maps=mri.espirit(k)), "ESPIRiT")
 
     def reconstruct(self) -> Task | None:
         """Reconstruct the chosen k-space with the chosen method in a worker; adds mean / std (/ phase) layers."""
@@ -231,29 +268,37 @@ class MRIWidget(Container):
             if meta.get("image_geometry"):
                 info = LayerInfo(info.name, info.shape, tuple(meta["image_geometry"]["scale"]),
                                  tuple(meta["image_geometry"]["translate"]), metadata=info.metadata)
-            prepared = self.operator_for(layer)  # ESPIRiT runs here: quick (≤ 0.5 s) and errors stop early
+            make_operator = self._operator_maker(layer)  # checks now; ESPIRiT (seconds) runs in the worker
+            slice_index = int(self.slice.value)
+            k_shape = _kspace_layer_data(layer).shape[-2:]
         except Exception as exc:
             report_error(exc)
             return None
-        k, A, maps_origin = prepared
 
         def compute(progress):
+            k, A, maps_origin = make_operator()
             rec = reconstruct(k, A, method, noise=noise, seed=seed, progress=progress, **params)
             rec.info["coil_maps_origin"] = maps_origin
             rec.info["coil_maps"] = A.coil_maps_array
-            rec.info["slice"] = int(self.slice.value)
+            rec.info["slice"] = slice_index
             return rec
 
         def done(rec, cancelled: bool) -> None:
+            if rec is not None:
+                self.rec_report.value = "\n".join(assessment(rec))
+                if self.history is not None:
+                    self.history.finish(rec.info)
             if rec is not None and want_phase:
                 set_image_layer(self.viewer, np.angle(rec.mean).astype(np.float32),
                                 f"{layer.name} · {method} phase", colormap="twilight",
                                 metadata={"invimg": {**rec.info, "input": layer.name, "output": "phase"}})
 
-        geometry_layer = info if info.shape == A.in_shape else layer
-        self.task = run_reconstruction(self.viewer, geometry_layer if geometry_layer is layer else info, compute,
-                                       method=method, total=total, name=f"{layer.name} · {method}", on_done=done,
-                                       controls=self.rec_controls)
+        geometry = info if info.shape == tuple(k_shape) else layer
+        if self.history is not None:
+            self.history.clear()
+        self.task = run_reconstruction(self.viewer, geometry, compute, method=method, total=total,
+                                       name=f"{layer.name} · {method}", on_done=done, controls=self.rec_controls,
+                                       on_status=self.history.add if self.history is not None else None)
         return self.task
 
 

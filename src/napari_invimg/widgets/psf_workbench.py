@@ -10,10 +10,11 @@ from typing import Any
 
 import napari
 import numpy as np
-from magicgui.widgets import Container, FloatSpinBox, Label, LineEdit, PushButton
+from magicgui.widgets import Container, FloatSpinBox, LineEdit, PushButton
 from napari.layers import Image, Layer
 
 from ..operators import psf as psf_ops
+from ._layout import fit_dock, report_label
 from ._models import layer_combo, pixel_size_um
 from ._runner import RunControls, Task, image_data, report_error, run_task, set_image_layer
 
@@ -46,15 +47,22 @@ class PSFWorkbenchWidget(Container):
                             tooltip="PSF size per axis, e.g. '21, 31, 31' (empty: 31 laterally, 21 in z)")
         self.min_separation = FloatSpinBox(label="min. separation (px)", value=0.0, min=0.0, max=1e4,
                                            tooltip="0: the box's half-diagonal")
+        self.threshold = LineEdit(label="bead threshold", value="",
+                                  tooltip="brightness a bead's peak must exceed, in the image's units; blank = "
+                                          "automatic (background + max(8 σ, 10 % of the range)). Lower it when no "
+                                          "bead is found.")
+        self.threshold.native.setPlaceholderText("automatic")
         self.controls = RunControls(self.extract, run_text="Extract PSF from beads")
         self.psf = layer_combo(napari_viewer, "PSF", optional=True, tooltip="a PSF layer to check or resample")
         self.data = layer_combo(napari_viewer, "data", optional=True, tooltip="the image the PSF will deconvolve")
         self.resample_button = PushButton(text="Resample PSF to the data's voxel size")
         self.check_button = PushButton(text="Check PSF against the data")
-        self.report = Label(value="")
+        self.report = report_label()
         self.task: Task | None = None
-        super().__init__(widgets=[self.beads, self.box, self.min_separation, self.controls, self.psf, self.data,
-                                  self.resample_button, self.check_button, self.report])
+        super().__init__(widgets=[
+            self.beads, self.box, self.min_separation, self.threshold, self.controls, self.psf, self.data,
+            self.resample_button, self.check_button, self.report])
+        fit_dock(self)
         self.resample_button.changed.connect(lambda: self.resample())
         self.check_button.changed.connect(lambda: self.check())
 
@@ -90,13 +98,18 @@ class PSFWorkbenchWidget(Container):
             voxel = voxel_um(layer, data.ndim)
             box = self._box(data.ndim)
             sep = float(self.min_separation.value) or None
+            text = str(self.threshold.value).strip()
+            try:
+                threshold = float(text) if text else None
+            except ValueError:
+                raise ValueError(f"The bead threshold must be a number (or blank for automatic), got {text!r}.") from None
         except Exception as exc:
             report_error(exc)
             return None
 
         def compute(progress):
             progress(0, 1, None)
-            return psf_ops.from_beads(data, box, min_separation=sep)
+            return psf_ops.from_beads(data, box, min_separation=sep, threshold=threshold)
 
         name = f"{layer.name} · PSF"
         self.task = run_task(compute, total=1, desc=f"PSF from {layer.name}", controls=self.controls,

@@ -7,8 +7,9 @@ from typing import Any
 
 import napari
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, PushButton, SpinBox
 from napari.layers import Image, Layer
+from napari.utils.notifications import show_warning
 
 from .. import operators, reconstruct
 from ..api import method_info
@@ -16,20 +17,25 @@ from ..operators.base import Operator
 from ..operators.blur import Blur
 from ..operators.noise import NoiseModel
 from ..tiling import tileable_methods
+from ._layout import Section, fit_dock, report_label
 from ._models import (
     ForwardModelControls,
     NoiseControls,
     ParameterForm,
     build_operator,
     device_choices,
+    is_measurement,
     layer_combo,
     methods_for,
     noise_from_metadata,
     operator_from_metadata,
+    pixel_size_um,
+    preferred_layer,
+    preferred_methods,
     psf_from_layer,
 )
 from ._plot import history_plot
-from ._runner import RunControls, Task, image_data, report_error, run_reconstruction
+from ._runner import RunControls, Task, assessment, image_data, report_error, run_reconstruction
 from ._settings import default_device
 from .files import tiled_options
 
@@ -47,37 +53,72 @@ class ReconstructWidget(Container):
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         viewer = self.viewer = napari_viewer
-        self.measurement = layer_combo(viewer, "measurement")
-        self.source = ComboBox(label="forward model", choices=list(_SOURCES), value="metadata")
+        self.measurement = layer_combo(viewer, "measurement",
+                                       tooltip="the measured image; starts at the selected layer or one whose "
+                                               "metadata say it is a measurement")
+        self.source = ComboBox(label="forward model", choices=list(_SOURCES), value="metadata",
+                               tooltip="metadata: the operator that simulated the layer; built here: a PSF from "
+                                       "optics or a Gaussian; PSF image layer: a measured or computed PSF")
         self.forward = ForwardModelControls(viewer)
         self.psf_layer = layer_combo(viewer, "PSF layer", optional=True,
                                      tooltip="a PSF made by the Forward model widget, or a measured bead image")
         self.noise = NoiseControls(automatic=True)
         self._spec_cache: tuple[Any, Operator | None] = (None, None)
-        self.method = ComboBox(label="method", choices=self._method_choices)
-        self.about = Label(value="")
+        self.method = ComboBox(label="method", choices=self._method_choices,
+                               tooltip="registered methods that can use this forward model; the first suits it best")
+        self.about = report_label()
         self.params = ParameterForm()
-        self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
+        self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1,
+                            tooltip="seed of the method's randomness: the same seed gives the same result")
         devices = device_choices()
         self.device = ComboBox(label="device", choices=devices, value=default_device(devices),
                                tooltip="starts at the device set in Preferences › napari-invimg › Compute "
                                        "(auto when that device is not available here)")
-        self.add_samples = CheckBox(label="add samples layer", value=False)
+        self.add_samples = CheckBox(label="add samples layer", value=False,
+                                    tooltip="also add the posterior samples as a stack (one slice per sample)")
         self.rerun_button = PushButton(text="Re-run from the selected layer's metadata")
         self.controls = RunControls(self.run)
         self.task: Task | None = None
         self.history = history_plot()  # the logged loss / misfit of the run, live (None without matplotlib)
+        self.assumptions = report_label()  # what the run will assume (a pixel size) or what the result showed
+        self.model_section = Section("forward model and noise", [self.forward, self.psf_layer, self.noise],
+                                     collapsed=True)
+        self.advanced = Section("advanced", [self.seed, self.device, self.add_samples, self.rerun_button],
+                                collapsed=True)
         super().__init__(widgets=[
-            self.measurement, self.source, self.forward, self.psf_layer, self.noise, self.method, self.about,
-            self.params, self.seed, self.device, self.add_samples, self.controls,
-            *([self.history] if self.history is not None else []), self.rerun_button,
+            self.measurement, self.source, self.model_section, self.method, self.about, self.params,
+            self.advanced, self.controls, self.assumptions,
+            *([self.history] if self.history is not None else []),
         ])
+        fit_dock(self)
         self.measurement.changed.connect(self._measurement_changed)
         self.source.changed.connect(self._source_changed)
         self.forward.kind.changed.connect(lambda _v: self.method.reset_choices())
         self.method.changed.connect(self._method_changed)
         self.rerun_button.changed.connect(lambda: self._rerun_selected())
+        self.forward.psf_kind.changed.connect(lambda _v: self._update_assumptions())
+        self.forward.kind.changed.connect(lambda _v: self._update_assumptions())
+        self.noise.kind.changed.connect(lambda _v: self._update_assumptions())
+        viewer.layers.events.inserted.connect(self._layer_inserted)
+        self._choose_measurement()
         self._measurement_changed()
+
+    def _choose_measurement(self) -> None:
+        """Start at the selected layer or a measurement (never the truth when a measurement is there)."""
+        self.measurement.reset_choices()
+        layer = preferred_layer(self.viewer, [c for c in self.measurement.choices if c is not None])
+        if layer is not None and layer is not self.measurement.value:
+            self.measurement.value = layer
+
+    def _layer_inserted(self, event) -> None:
+        """A new measurement (a sample opened, a simulation made) becomes the one to reconstruct."""
+        layer = getattr(event, "value", None)
+        if is_measurement(layer) and self.measurement.value is not None and not is_measurement(self.measurement.value):
+            self.measurement.reset_choices()
+            if layer in self.measurement.choices:
+                self.measurement.value = layer
+        elif self.measurement.value is None or not is_measurement(self.measurement.value):
+            self._choose_measurement()
 
     # -- form logic ---------------------------------------------------------------------------------------
     def _metadata_operator(self) -> Operator | None:
@@ -111,6 +152,7 @@ class ReconstructWidget(Container):
         try:
             A = self._metadata_operator() if self.source.value == "metadata" else None
             names = methods_for(A if A is not None else self.operator_kind())
+            names = preferred_methods(names, A.name if A is not None else self.operator_kind())
         except ValueError:  # a spec that no longer builds: the run will say why
             names = []
         if self._lazy_measurement():
@@ -131,8 +173,39 @@ class ReconstructWidget(Container):
     def _source_changed(self, *_: Any) -> None:
         self.forward.visible = self.source.value == "built"
         self.psf_layer.visible = self.source.value == "psf_layer"
+        if self.source.value != "metadata":
+            self.model_section.expand()
+        previous = self.method.value
         self.method.reset_choices()
+        choices = list(self.method.choices)
+        if choices and previous not in choices[:1]:
+            self.method.value = choices[0]  # the method that suits the (new) forward model
         self._method_changed()
+        self._update_assumptions()
+
+    def assumed(self) -> list[str]:
+        """What a run would assume that the data do not say (shown in the dock before the run)."""
+        out = []
+        layer = self.measurement.value
+        if layer is None:
+            return out
+        src, pk = self.source.value, self.forward.psf_kind.value
+        optical = src == "built" and self.forward.kind.value in ("Blur", "Downsampling") and pk in (
+            "born_wolf", "gibson_lanni", "bead")
+        if (optical or src == "psf_layer") and pixel_size_um(layer, -1) is None:
+            out.append(f"⚠ {layer.name!r} has no pixel size (scale 1, no units): assuming "
+                       f"{self.forward.pixel_size.value:g} µm per pixel for the PSF — set 'pixel (µm)' under "
+                       "'forward model and noise', or the layer's scale.")
+        if src == "built" and self.noise.kind.value == "auto" and noise_from_metadata(layer) is None:
+            out.append("Noise: estimated from the data (Gaussian σ); set it under 'forward model and noise' if "
+                       "you know the camera's gain and read noise.")
+        return out
+
+    def _update_assumptions(self) -> None:
+        try:
+            self.assumptions.value = "\n".join(self.assumed())
+        except Exception:  # a form in the middle of a change: said at run time instead
+            self.assumptions.value = ""
 
     def _method_changed(self, *_: Any) -> None:
         name = self.method.value
@@ -207,8 +280,23 @@ class ReconstructWidget(Container):
         add_samples = bool(self.add_samples.value and method_info(method)["returns_std"])
         if self.history is not None:
             self.history.clear()
+        before = self.assumed() if operator is None else []
+        self.assumptions.value = "\n".join(before)
+        data_range = None if tiled else float(np.ptp(np.abs(data))) or None
+
+        def done(rec, cancelled: bool) -> None:
+            if rec is None:
+                return
+            if self.history is not None:
+                self.history.finish(rec.info)
+            notes = before + assessment(rec, data_range)
+            self.assumptions.value = "\n".join(notes)
+            for note in notes:
+                if note.startswith("⚠"):
+                    show_warning(f"{method}: {note.lstrip('⚠ ')}")
+
         self.task = run_reconstruction(self.viewer, layer, compute, method=method, total=total, add_samples=add_samples,
-                                       controls=self.controls,
+                                       controls=self.controls, on_done=done,
                                        on_status=self.history.add if self.history is not None else None)
         return self.task
 

@@ -9,6 +9,7 @@ import numpy as np
 from magicgui.widgets import Container, SpinBox
 
 from .. import __version__, simulate
+from ._layout import fit_dock
 from ._models import ForwardModelControls, NoiseControls, build_operator, layer_combo
 from ._runner import LayerInfo, RunControls, Task, image_data, report_error, run_task, set_image_layer, spatial_kwargs
 
@@ -37,6 +38,7 @@ class SimulateWidget(Container):
         self.controls = RunControls(self.run, run_text="Simulate")
         self.task: Task | None = None
         super().__init__(widgets=[self.truth, self.forward, self.noise, self.seed, self.controls])
+        fit_dock(self)
         self.truth.changed.connect(lambda layer: self.forward.set_reference(layer))
         self.forward.set_reference(self.truth.value)
 

@@ -15,6 +15,7 @@ from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Select
 from napari.layers import Image
 
 from ..nets.training import denoise_image, train_denoiser
+from ._layout import fit_dock
 from ._models import layer_combo
 from ._runner import LayerInfo, RunControls, Task, image_data, report_error, run_task, set_image_layer, spatial_kwargs
 from ._settings import cache_folder
@@ -36,19 +37,22 @@ class TrainPriorWidget(Container):
                                  tooltip="self-supervised: trained on this layer; always: denoised with the result")
         self.clean = Select(label="clean layers", choices=self._image_layers,
                             tooltip="supervised: layers you trust (noise is added synthetically)")
-        self.sigma = FloatSpinBox(label="noise σ (0 = estimate)", value=0.0, min=0.0, max=1e9, step=0.001,
+        self.sigma = FloatSpinBox(label="noise σ (0 = automatic)", value=0.0, min=0.0, max=1e9, step=0.001,
                                   tooltip="noise standard deviation of the noisy layer, in its units")
-        self.steps = SpinBox(label="steps", value=200, min=1, max=100000)
-        self.start = ComboBox(label="start from", choices=list(STARTS), value="shipped weights")
+        self.steps = SpinBox(label="steps", value=200, min=1, max=100000,
+                             tooltip="optimizer steps (one mini-batch of patches each)")
+        self.start = ComboBox(label="start from", choices=list(STARTS), value="shipped weights",
+                              tooltip="fine-tune the shipped weights (fast), train from scratch, or continue a file")
         self.start_file = FileEdit(label="start weights", mode="r", filter="*.pt", visible=False)
         self.output = FileEdit(label="save weights to", mode="w", filter="*.pt",
                                value=str(cache_folder() / "denoiser.pt"),
                                tooltip="weights file for LearnedDenoiser(weights=...) and the methods' weights parameter")
-        self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
+        self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1, tooltip="seed of the patches and noise")
         self.controls = RunControls(self.run, run_text="Train")
         self.task: Task | None = None
         super().__init__(widgets=[self.mode, self.noisy, self.clean, self.sigma, self.steps, self.start,
                                   self.start_file, self.output, self.seed, self.controls])
+        fit_dock(self)
         self.start.changed.connect(lambda value: setattr(self.start_file, "visible", value == "weights file"))
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
             event.connect(lambda _e: self.clean.reset_choices())
