@@ -60,7 +60,10 @@ class NeuralField(Method):
         ITERATIONS(2000),
         POSITIVE,
         Param("lr", float, 0.002, 1e-5, 1.0, doc="Adam learning rate", log_scale=True),
-        *(p for p in STOP_PARAMS if p.name != "lr"),
+        # the field fits in a few hundred iterations: a shorter window than DIP's keeps the running mean current
+        *(p for p in STOP_PARAMS if p.name not in ("lr", "window", "patience")),
+        Param("window", int, 20, 2, 10000, doc="length (iterations) of the exponential window of the running mean/variance"),
+        Param("patience", int, 100, 1, 100000, doc="stop when the running variance has not reached a new minimum for this many iterations"),
         Param("upsample", int, 1, 1, 8, doc="return the image this many times finer than the data (lateral axes)"),
         Param("frequency", float, 0.05, 0.001, 1.0, doc="std of the Fourier feature frequencies, cycles per data pixel"),
         Param("features", int, 128, 4, 2048, doc="number of random Fourier frequencies"),

@@ -30,7 +30,7 @@ from ..nets.unet import UNet, UnrolledNet, from_channels, init_weights, to_chann
 from ..operators.base import Operator, from_spec
 from ..operators.noise import NoiseModel
 from ._perturb import perturb_operator
-from .registry import Context, Estimate, Method, Param, _accepts_status
+from .registry import Context, Estimate, Method, Param, TileProfile, _accepts_status
 
 __all__ = ["Care", "Unrolled", "train_supervised", "load_supervised", "SUPERVISED_METHODS", "DEFAULT_STEPS"]
 
@@ -495,10 +495,23 @@ class Care(Method):
     returns_std = True
     uncertainty = "ensemble"
     needs_adjoint = False
-    #: tiles like a local filter: the U-Net's receptive field as halo, tiles on its 8-pixel grid, the normalisation
-    #: fixed once from the central tile (read by napari_invimg.tiling)
-    tile_profile = {"halo_factor": 0.0, "min_halo": 52, "work_arrays": 400, "grid": 8,
-                    "global_params": ("offset", "scale")}
+    #: tiles like a local filter: the U-Net's receptive field as halo (tile_reach), tiles on its 8-pixel grid, the
+    #: normalization fixed once from the pilot region (resolve_globals)
+    tile_profile = TileProfile(0.0, 0, 400)
+
+    @classmethod
+    def tile_reach(cls, params: dict[str, Any]) -> tuple[int, int]:
+        if not params.get("weights"):
+            return 52, 8
+        net, _ = load_supervised(params["weights"], "care")
+        return int(net.receptive_field), int(net.factor)
+
+    @classmethod
+    def resolve_globals(cls, pilot, y, noise: NoiseModel, params: dict[str, Any], frames: int = 1) -> dict[str, Any]:
+        if params.get("offset") is None or params.get("scale") is None:
+            found = pilot(params).info
+            params = {**params, **{k: found[k] for k in ("offset", "scale") if params.get(k) is None}}
+        return params
 
     def run(self, y, A, noise, ctx: Context, weights: str, offset: float | None, scale: float | None) -> Estimate:
         net, meta = load_supervised(weights, "care", ctx.device)
