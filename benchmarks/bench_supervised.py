@@ -91,7 +91,7 @@ def part_care(args) -> None:
 
 def part_unrolled(args) -> None:
     n = args.size
-    cases = [("poisson", 8), ("equispaced", 4)]
+    cases = [c for c in [("poisson", 8), ("equispaced", 4)] if not args.case or f"{c[0]}{c[1]}" == args.case]
     truth = [mri.brain((n, n), seed=1 + i) for i in range(args.images)]
     x = mri.brain((n, n), seed=0)
     for kind, R in cases:
@@ -102,7 +102,8 @@ def part_unrolled(args) -> None:
         if not out.exists() or args.retrain:
             t = time.perf_counter()
             ni.train_supervised("unrolled", truth=truth, operator=sc.operator, noise=noise, steps=args.steps, seed=0,
-                                out=out, progress=lambda s, tot, p, status=None: (
+                                out=out, iterations=args.unrolled_k, batch_size=args.batch, width=args.width or 24,
+                                progress=lambda s, tot, p, status=None: (
                                     print(f"  unrolled {kind} {R}× step {s} val {status['val_psnr']:.2f} "
                                           f"({time.perf_counter() - t:.0f} s)", flush=True)
                                     if status and "val_psnr" in status else None) or True)
@@ -128,8 +129,10 @@ def part_robustness(args) -> None:
     if not unrolled.exists():
         t = time.perf_counter()
         ni.train_supervised("unrolled", truth=truth, operator=A, noise=NOISE, steps=args.unrolled_steps, seed=0,
-                            out=unrolled, psf_range=0.2)
+                            out=unrolled, psf_range=0.2, iterations=args.unrolled_k, batch_size=args.batch)
         print(f"  trained unrolled (blur, PSF width ×(1 ± 0.2)): {time.perf_counter() - t:.0f} s", flush=True)
+    while args.wait_care and not care.exists():  # trained by a `care` run in another process
+        time.sleep(20)
     if not care.exists():
         train("care", args, truth=truth, operator=A, noise=NOISE)
     images = [ni.datasets.fluorescence((n, n), seed=s) for s in TEST_SEEDS[: args.test_images]]
@@ -197,6 +200,10 @@ def main() -> None:
     ap.add_argument("--test-images", type=int, default=2)
     ap.add_argument("--dip-iterations", type=int, default=2000)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--unrolled-k", type=int, default=6, help="unrolled iterations K")
+    ap.add_argument("--batch", type=int, default=None, help="training batch size (default: train_supervised's)")
+    ap.add_argument("--wait-care", action="store_true", help="robustness: wait for the care part's weights")
+    ap.add_argument("--case", default=None, help="unrolled: only this mask, e.g. poisson8 or equispaced4")
     ap.add_argument("--width", type=int, default=None, help="network width (default: train_supervised's)")
     ap.add_argument("--out", default="/tmp/invimg-bench")
     ap.add_argument("--log", default=None)

@@ -11,7 +11,6 @@ imaging, IEEE TCI 7 (2021) 1400.
 
 from __future__ import annotations
 
-from typing import Any
 
 import torch
 import torch.nn.functional as F

@@ -86,7 +86,6 @@ class TrainSupervisedWidget(Container):
             widget.visible = not acquired
 
     def _arguments(self) -> dict[str, Any]:
-        method = self.method.value
         if self.source.value == ACQUIRED:
             if self.low.value is None or self.high.value is None:
                 raise ValueError("Choose the low-quality and the high-quality layer of the acquired pair.")
