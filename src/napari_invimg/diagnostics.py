@@ -530,7 +530,7 @@ def hallucination(rec, y, A: Operator, noise: NoiseModel, classical=None, thresh
     flagged = z > threshold
     fraction = float(flagged.mean())
     info = {"fraction_flagged": fraction, "threshold": float(threshold), "iterations": int(iterations),
-            "noise_level_image": sigma, "normalised_by": "std and noise" if std is not None else "noise",
+            "noise_level_image": sigma, "normalized_by": "std and noise" if std is not None else "noise",
             "classical": "given" if classical is not None else f"CG on the normal equations, {iterations} steps"}
     return HallucinationMap(map=z, component=np.asarray(component, dtype=np.float32), flagged=flagged,
                             fraction_flagged=fraction, info=info)

@@ -48,7 +48,7 @@ def test_care_learns_deblurring_and_records_its_training(blur_problem, care_weig
     _, meta = load_supervised(care_weights)
     assert meta["steps"] == 60 and meta["seed"] == 0 and meta["operator"]["type"] == "Blur"
     assert meta["noise"]["type"] == "PoissonGaussian" and len(meta["history"]["loss"]) == 60
-    assert meta["history"]["val_psnr"] and "percentiles" in meta["normalisation"]
+    assert meta["history"]["val_psnr"] and "percentiles" in meta["normalization"]
     assert rec.info["operator_matches_training"] is True
     # results do not depend on the data's units
     rec10 = ni.reconstruct(10 * y, A, "care", noise=ni.noise.Gaussian(0.1), weights=str(care_weights))
@@ -64,7 +64,7 @@ def test_care_tiles_on_its_grid(blur_problem, care_weights):
     tiled = ni.reconstruct(da.from_array(y), A, "care", noise=noise, weights=str(care_weights), tile_shape=(56, 56))
     assert tiled.info["tiling"]["tiles"] == 4 and tiled.info["tiling"]["halo"][0] % 8 == 0
     resolved = tiled.info["tiling"]["resolved_params"]
-    # the pilot tile's normalisation is used everywhere; the untiled run with the same one agrees
+    # the pilot tile's normalization is used everywhere; the untiled run with the same one agrees
     ref = ni.reconstruct(y, big, "care", noise=noise, weights=str(care_weights), offset=resolved["offset"],
                          scale=resolved["scale"])
     diff = np.abs(np.asarray(tiled.mean) - ref.mean).max() / np.ptp(ref.mean)

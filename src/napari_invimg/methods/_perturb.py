@@ -3,7 +3,7 @@ robustness check simulates (the data made by ``A'`` while the method is given ``
 
 Keys (``value`` in brackets):
 
-- ``psf_scale`` [factor]: the PSF stretched by the factor about its centre (widths × factor), any Blur;
+- ``psf_scale`` [factor]: the PSF stretched by the factor about its center (widths × factor), any Blur;
 - ``na`` [numerical aperture], ``defocus_um`` [µm]: a Born–Wolf widefield PSF with the ``optics`` given
   (``wavelength_um``, ``na``, ``pixel_size_um``, ...) and the value replaced (2D: the plane at that defocus);
 - ``acceleration`` [R], ``mask`` [kind name], ``mask_seed`` [int]: a Cartesian MRI mask of the nominal mask's kind
@@ -27,13 +27,13 @@ OPERATOR_KEYS = ("psf_scale", "na", "defocus_um", "acceleration", "mask", "mask_
 
 
 def scale_psf(psf: np.ndarray, factor: float) -> np.ndarray:
-    """The PSF with every width multiplied by ``factor`` (linear resampling about the centre, renormalised)."""
+    """The PSF with every width multiplied by ``factor`` (linear resampling about the center, renormalized)."""
     if not np.isfinite(factor) or factor <= 0:
         raise ValueError(f"A PSF scale must be a positive factor, got {factor}.")
     h = np.asarray(psf, dtype=np.float64)
-    centre = (np.asarray(h.shape) - 1) / 2.0
+    center = (np.asarray(h.shape) - 1) / 2.0
     grid = np.indices(h.shape, dtype=np.float64)
-    coords = centre.reshape((-1,) + (1,) * h.ndim) + (grid - centre.reshape((-1,) + (1,) * h.ndim)) / factor
+    coords = center.reshape((-1,) + (1,) * h.ndim) + (grid - center.reshape((-1,) + (1,) * h.ndim)) / factor
     out = ndimage.map_coordinates(h, coords, order=1, mode="constant", cval=0.0)
     out = np.clip(out, 0, None)
     if out.sum() <= 0:
@@ -49,8 +49,8 @@ def mask_kind(mask: np.ndarray) -> str:
         return "poisson"
     cols = np.flatnonzero(plane[0])
     runs = np.split(cols, np.flatnonzero(np.diff(cols) > 1) + 1)
-    centre = max(runs, key=len)  # the fully sampled centre lines
-    gaps = np.concatenate([np.diff(cols[cols < centre[0]]), np.diff(cols[cols > centre[-1]])])
+    center = max(runs, key=len)  # the fully sampled center lines
+    gaps = np.concatenate([np.diff(cols[cols < center[0]]), np.diff(cols[cols > center[-1]])])
     if gaps.size < 2:
         return "equispaced"
     m = int(gaps.min())

@@ -1,6 +1,6 @@
 """Neural field reconstruction: an untrained coordinate network fitted to the data through the forward model.
 
-``x = x_θ(r)`` on the pixel centres ``r`` (a Fourier-feature MLP, :class:`~napari_invimg.nets.field.FourierField`),
+``x = x_θ(r)`` on the pixel centers ``r`` (a Fourier-feature MLP, :class:`~napari_invimg.nets.field.FourierField`),
 ``θ`` by Adam on ``−log p(y | A x_θ)`` and stopped like the Deep Image Prior (running variance of the iterates or
 the discrepancy principle, :func:`~napari_invimg.methods.dip.fit_network`). Being continuous, the field can be
 evaluated ``upsample`` times finer than the data: the fit then uses the fine image averaged back onto the data

@@ -38,12 +38,12 @@ FORMAT = "napari-invimg supervised 1"
 SUPERVISED_METHODS = ("care", "unrolled")
 #: default training steps: about 15 minutes on 2 CPU cores at the default sizes (benchmarks/RESULTS.md §13)
 DEFAULT_STEPS = {"care": 1500, "unrolled": 400}
-#: percentiles of the input that map to 0 and 1 for the network (CARE's normalisation)
+#: percentiles of the input that map to 0 and 1 for the network (CARE's normalization)
 PERCENTILES = (1.0, 99.8)
 
 
-# -- normalisation --------------------------------------------------------------------------------------------
-def normalisation(u: torch.Tensor) -> tuple[float, float]:
+# -- normalization --------------------------------------------------------------------------------------------
+def normalization(u: torch.Tensor) -> tuple[float, float]:
     """``(offset, scale)`` mapping the 1–99.8 percentile range of a real ``u`` to [0, 1]; complex: ``(0, p99.8 |u|)``."""
     flat = (u.abs() if u.is_complex() else u).detach().flatten().float().cpu()
     if flat.numel() > 2**20:
@@ -164,7 +164,7 @@ def _draw_seed(g: torch.Generator) -> int:
 
 
 class _CareData:
-    """Batches ``(input, target)`` (``(B, C, *patch)``, normalised) for CARE from pairs or simulations."""
+    """Batches ``(input, target)`` (``(B, C, *patch)``, normalized) for CARE from pairs or simulations."""
 
     def __init__(self, pairs, truth, A: Operator | None, noise: NoiseModel | None, patch: int, batch: int,
                  seed: int):
@@ -183,7 +183,7 @@ class _CareData:
             self.kind = "acquired"
             self.images = [torch.from_numpy(h) for h in highs]
             self.inputs = [torch.from_numpy(lo) for lo in lows]
-            self.norms = [normalisation(t) for t in self.inputs]
+            self.norms = [normalization(t) for t in self.inputs]
             self.noise = None
         else:
             if A is None or noise is None:
@@ -207,7 +207,7 @@ class _CareData:
                         z = z.clamp(min=0)
                     self.images.append(torch.from_numpy(x))
                     self.inputs.append(z)
-                    self.norms.append(normalisation(noise.sample(z, seed=seed + 7919 * (i + 1))))
+                    self.norms.append(normalization(noise.sample(z, seed=seed + 7919 * (i + 1))))
             else:
                 for x in truth:
                     if x.shape != tuple(A.in_shape):
@@ -241,7 +241,7 @@ class _CareData:
         with torch.no_grad():
             y = self.noise.sample(self.A._forward(x), seed=_draw_seed(g))
             u = self.A._adjoint(y)
-        offset, scale = normalisation(u)
+        offset, scale = normalization(u)
         return (u - offset) / scale, (x - offset) / scale
 
     def sample(self, g: torch.Generator, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -350,7 +350,7 @@ def train_supervised(method: str, pairs: Sequence[tuple[np.ndarray, np.ndarray]]
     default that takes about 15 minutes on 2 CPU cores. ``progress(step, total, preview, status=...)`` is called
     every step (``status``: the loss and, now and then, the validation PSNR); returning ``False`` stops training,
     writes the partial model (``metadata["cancelled"]``) and raises :class:`~napari_invimg.Cancelled` with
-    ``partial`` = the path. The weights file records the operator, noise, normalisation, steps and seed.
+    ``partial`` = the path. The weights file records the operator, noise, normalization, steps and seed.
     """
     if method not in SUPERVISED_METHODS:
         raise ValueError(f"train_supervised trains {' or '.join(map(repr, SUPERVISED_METHODS))}, not {method!r}.")
@@ -411,7 +411,7 @@ def train_supervised(method: str, pairs: Sequence[tuple[np.ndarray, np.ndarray]]
     metadata: dict[str, Any] = {
         "method": method, "steps": steps, "seed": int(seed), "patch": list(data.patch),
         "batch_size": int(data.batch), "pairs": "acquired" if pairs is not None else "simulated",
-        "input": getattr(data, "mode", "adjoint"), "normalisation": {
+        "input": getattr(data, "mode", "adjoint"), "normalization": {
             "care": f"input percentiles {PERCENTILES} -> [0, 1] (offset, scale) per image",
             "unrolled": "data and image divided by the 99.8th percentile of |Aᴴy|"}[method],
         "operator": _plain(operator.spec()) if operator is not None else None,
@@ -530,11 +530,11 @@ class Care(Method):
         if (net.config["in_channels"] == 2) != bool(u.is_complex()):
             raise ValueError("These CARE weights were trained on " + ("complex" if net.config["in_channels"] == 2
                                                                       else "real") + " images.")
-        o, s = normalisation(u)
+        o, s = normalization(u)
         o = o if offset is None else float(offset)
         s = s if scale is None else float(scale)
         if not s > 0:
-            raise ValueError("The normalisation scale must be positive.")
+            raise ValueError("The normalization scale must be positive.")
         v = to_channels(((u - o) / s).unsqueeze(0))
         outs = []
         with torch.no_grad():

@@ -16,7 +16,7 @@ __all__ = ["FourierField", "grid_coordinates"]
 
 
 def grid_coordinates(shape: tuple[int, ...], upsample: int = 1, device: torch.device | str = "cpu") -> torch.Tensor:
-    """Centres of the pixels of a grid ``upsample`` times finer than ``shape`` (lateral axes only for 3D), in
+    """Centers of the pixels of a grid ``upsample`` times finer than ``shape`` (lateral axes only for 3D), in
     data-pixel units: ``(P, ndim)``."""
     factors = [1] * (len(shape) - 2) + [upsample, upsample] if len(shape) == 3 else [upsample] * len(shape)
     axes = [(torch.arange(n * f, dtype=torch.float32, device=device) + 0.5) / f for n, f in zip(shape, factors)]

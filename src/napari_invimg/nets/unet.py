@@ -1,8 +1,8 @@
 """A plain U-Net (2D, or 3D with pooling in the lateral plane only) and the unrolled data-consistency network.
 
 U-Net (Ronneberger, Fischer & Brox, MICCAI 2015) as CARE uses it (Weigert et al., Nat. Methods 15 (2018) 1090):
-two 3×3 convolutions per level, average-pool down, nearest-neighbour up, skip concatenation, a residual output
-``x̂ = u + F(u)`` when input and output have the same channels. Networks are initialised from a local
+two 3×3 convolutions per level, average-pool down, nearest-neighbor up, skip concatenation, a residual output
+``x̂ = u + F(u)`` when input and output have the same channels. Networks are initialized from a local
 ``torch.Generator`` (never torch's global one), so a seeded training reproduces its weights bit for bit.
 
 The unrolled network (MoDL: Aggarwal, Mani & Jacob, IEEE TMI 38 (2019) 394) alternates ``K`` times a shared CNN
@@ -24,7 +24,7 @@ __all__ = ["UNet", "UnrolledNet", "init_weights", "to_channels", "from_channels"
 
 
 def init_weights(module: nn.Module, generator: torch.Generator) -> nn.Module:
-    """Re-initialise every convolution (Kaiming-uniform weights, zero biases) from ``generator``."""
+    """Re-initialize every convolution (Kaiming-uniform weights, zero biases) from ``generator``."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.Conv3d)):
             fan_in = m.weight[0].numel()

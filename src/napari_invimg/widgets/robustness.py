@@ -65,7 +65,7 @@ class HallucinationSection(Container):
                         metadata={"invimg": {"input": mean_layer.name, "output": "hallucination", **result.info}},
                         **spatial_kwargs(mean_layer, result.map.shape))
         self.report.value = (f"{100 * result.fraction_flagged:.1f}% of pixels flagged (near-null-space part "
-                             f"> {result.info['threshold']:g}× {result.info['normalised_by']})")
+                             f"> {result.info['threshold']:g}× {result.info['normalized_by']})")
         show_info(f"Hallucination map of {mean_layer.name}: {self.report.value}")
         return result.fraction_flagged
 
@@ -161,7 +161,7 @@ class RobustnessSection(Container):
         rows = [r for r in self.rows if r["perturbation"] != "nominal"]
         labels = [f"{r['value']:g}" if isinstance(r["value"], float) else str(r["value"]) for r in rows]
         ax.bar(np.arange(len(rows)), [r["psnr_change"] for r in rows], color="tab:orange")
-        ax.axhline(0.0, color="grey", lw=0.8)
+        ax.axhline(0.0, color="gray", lw=0.8)
         ax.set_xticks(np.arange(len(rows)), labels, fontsize=7)
         ax.set_ylabel("PSNR change (dB)", fontsize=8)
         ax.set_title(f"{method}: data from a perturbed model", fontsize=8)
