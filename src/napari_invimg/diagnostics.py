@@ -513,14 +513,14 @@ def hallucination(rec, y, A: Operator, noise: NoiseModel, classical=None, thresh
         yt = to_tensor(y)
         yt = yt.to(torch.complex64) if A.out_complex else yt.float()
         if classical is None:
-            xc = _cg_normal(A, A._adjoint(yt), iterations)
+            xc = _cg_normal(A, A.apply_adjoint(yt), iterations)
         else:
             xc = to_tensor(np.asarray(classical)).to(dtype)
             if tuple(xc.shape) != tuple(A.in_shape):
                 raise ValueError(f"The classical reconstruction has shape {tuple(xc.shape)}, not {tuple(A.in_shape)}.")
         d = x - xc
         n = d - _cg_normal(A, A.normal(d), iterations)
-        var = noise.variance(A._forward(x))
+        var = noise.variance(A.apply(x))
         sigma = float(var.float().mean().sqrt()) / max(A.norm(), 1e-12)
     component = n.abs().numpy() if n.is_complex() else n.numpy()
     scale = np.full(mean.shape, sigma, dtype=np.float64)

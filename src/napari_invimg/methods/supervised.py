@@ -202,7 +202,7 @@ class _CareData:
                         raise ValueError(f"The forward model is {A.ndim}D but a ground-truth image is {x.ndim}D.")
                     Ai = from_spec({**spec, "shape": list(x.shape)}) if "shape" in spec else A
                     with torch.no_grad():
-                        z = Ai._forward(torch.from_numpy(x))
+                        z = Ai.apply(torch.from_numpy(x))
                     if noise.gain > 0:
                         z = z.clamp(min=0)
                     self.images.append(torch.from_numpy(x))
@@ -239,8 +239,8 @@ class _CareData:
     def _adjoint_pair(self, i: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.images[i]
         with torch.no_grad():
-            y = self.noise.sample(self.A._forward(x), seed=_draw_seed(g))
-            u = self.A._adjoint(y)
+            y = self.noise.sample(self.A.apply(x), seed=_draw_seed(g))
+            u = self.A.apply_adjoint(y)
         offset, scale = normalization(u)
         return (u - offset) / scale, (x - offset) / scale
 
@@ -307,11 +307,11 @@ class _UnrolledData:
             xs.append(x)
         x = torch.stack(xs)
         with torch.no_grad():
-            z = A._forward(x)
+            z = A.apply(x)
             if self.noise.gain > 0:
                 z = z.clamp(min=0)
             y = self.noise.sample(z, seed=_draw_seed(g))
-            scale = torch.tensor([unrolled_scale(A._adjoint(y[j])) for j in range(n)])
+            scale = torch.tensor([unrolled_scale(A.apply_adjoint(y[j])) for j in range(n)])
         return y / scale.reshape((-1,) + (1,) * (y.ndim - 1)), x / scale.reshape((-1,) + (1,) * (x.ndim - 1)), A
 
 
@@ -484,7 +484,7 @@ class Care(Method):
     label = "CARE (supervised U-Net)"
     description = (
         "x̂ = s·U_θ((u − o)/s) + o with u = y (or Aᴴy), (o, s) from the input's 1–99.8 percentiles and U_θ a U-Net "
-        "trained on pairs (ni.train_supervised); mean and spread over the 8 flips/rotations (labelled ensemble)."
+        "trained on pairs (ni.train_supervised); mean and spread over the 8 flips/rotations (labeled ensemble)."
     )
     reference = "Weigert et al., Content-aware image restoration, Nat. Methods 15 (2018) 1090."
     params = (
@@ -526,7 +526,7 @@ class Care(Method):
         else:
             if not A.linear:
                 raise ValueError("These CARE weights take Aᴴy; this forward model has no adjoint.")
-            u = A._adjoint(y)
+            u = A.apply_adjoint(y)
         if (net.config["in_channels"] == 2) != bool(u.is_complex()):
             raise ValueError("These CARE weights were trained on " + ("complex" if net.config["in_channels"] == 2
                                                                       else "real") + " images.")
@@ -578,7 +578,7 @@ class Unrolled(Method):
         if trained and trained != A.name:
             raise ValueError(f"These unrolled weights were trained through a {trained} forward model, not {A.name}.")
         with torch.no_grad():
-            s = unrolled_scale(A._adjoint(y))
+            s = unrolled_scale(A.apply_adjoint(y))
             x = net((y / s).unsqueeze(0), A)[0] * s
         ctx.keep(x)
         ctx.step(1, 1, x)

@@ -141,7 +141,7 @@ class UnrolledNet(nn.Module):
 
     def forward(self, y: torch.Tensor, A, steps: Sequence[int] | None = None) -> torch.Tensor:
         """Reconstruct a batch ``y`` (``(B, *A.out_shape)``) -> images ``(B, *A.in_shape)``."""
-        rhs = A._adjoint(y)
+        rhs = A.apply_adjoint(y)
         lam = self.log_lam.exp()
         x = self.data_consistency(rhs * 0, rhs, A, lam)  # a few CG steps on the normal equations (λ-damped)
         for _ in range(self.iterations):
