@@ -40,7 +40,7 @@ def test_train_care_from_simulated_pairs_then_reconstruct_and_diagnose(viewer, q
                                                                         measurement):
     x, A, noise, y = small_pair
     clean = viewer.add_image(ni.datasets.fluorescence((48, 48), seed=40), name="clean")
-    widget = _train_widget(viewer, tmp_path, steps=3, patch=32, width=8)
+    widget = _train_widget(viewer, tmp_path, steps=3, patch=32, net_width=8)
     widget.clean.value = [clean]
     widget.forward.kind.value = "Blur"
     widget.forward.psf_kind.value = "gaussian"
@@ -76,7 +76,7 @@ def test_train_care_from_simulated_pairs_then_reconstruct_and_diagnose(viewer, q
 def test_training_cancel_keeps_the_partial_model(viewer, qtbot, errors, tmp_path):
     low = viewer.add_image(ni.datasets.fluorescence((48, 48), seed=1) + 0.05, name="low")
     high = viewer.add_image(ni.datasets.fluorescence((48, 48), seed=1), name="high")
-    widget = _train_widget(viewer, tmp_path, source=ACQUIRED, steps=5000, patch=32, width=8)
+    widget = _train_widget(viewer, tmp_path, source=ACQUIRED, steps=5000, patch=32, net_width=8)
     widget.low.value, widget.high.value = low, high
     task = widget.run()
     qtbot.waitUntil(lambda: task.progress_bar.n >= 1, timeout=120_000)

@@ -45,7 +45,7 @@ class TrainSupervisedWidget(Container):
         self.steps = SpinBox(label="steps", value=DEFAULT_STEPS["care"], min=1, max=1_000_000,
                              tooltip="training steps (the default takes about 15 minutes on 2 CPU cores)")
         self.patch = SpinBox(label="patch (px)", value=64, min=16, max=1024, step=8, tooltip="crop size of a sample")
-        self.width = SpinBox(label="network width", value=0, min=0, max=512,
+        self.net_width = SpinBox(label="network width", value=0, min=0, max=512,
                              tooltip="channels of the finest level (0: the method's default, 32 for care, 24 for unrolled)")
         self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
         self.output = FileEdit(label="save weights to", mode="w", filter="*.pt",
@@ -57,7 +57,7 @@ class TrainSupervisedWidget(Container):
         self.task: Task | None = None
         self.weights: Path | None = None
         widgets = [self.method, self.source, self.clean, self.low, self.high, self.forward, self.noise, self.steps,
-                   self.patch, self.width, self.seed, self.output, self.controls, self.report]
+                   self.patch, self.net_width, self.seed, self.output, self.controls, self.report]
         super().__init__(widgets=widgets + ([self.plot] if self.plot is not None else []))
         self.source.changed.connect(self._update_visibility)
         self.method.changed.connect(self._method_changed)
@@ -112,7 +112,7 @@ class TrainSupervisedWidget(Container):
             if not out.parent.is_dir():
                 raise ValueError(f"The folder {out.parent} does not exist; choose where to save the weights.")
             steps, seed, patch = int(self.steps.value), int(self.seed.value), int(self.patch.value)
-            width = int(self.width.value) or None
+            width = int(self.net_width.value) or None
         except Exception as exc:
             report_error(exc)
             return None
