@@ -30,6 +30,10 @@ __all__ = [
     "HeldOutRows",
     "PredictiveCheck",
     "predictive_check",
+    "robustness",
+    "format_robustness",
+    "hallucination",
+    "HallucinationMap",
 ]
 
 
@@ -375,3 +379,158 @@ def predictive_check(method: str, y, A: Operator, noise: NoiseModel, holdout: fl
     return PredictiveCheck(coverage=cov, posterior_coverage=post_cov, inflation=kappa, verdict=verdict, level=level,
                            n_held_out=int(held.sum()), information=information, method=method,
                            seconds=time.perf_counter() - t0, params=dict(params), reconstruction=rec)
+# -- robustness to a wrong forward model (issue #18) -----------------------------------------------------------
+def _psnr_to(x_hat, x) -> float:
+    from .metrics import psnr
+
+    a, b = np.asarray(x_hat), np.asarray(x)
+    if np.iscomplexobj(a) or np.iscomplexobj(b):
+        a, b = np.abs(a), np.abs(b)
+    return float(psnr(a, b))
+
+
+def robustness(method: str, A: Operator, noise: NoiseModel, images, perturb: dict[str, Any] | None = None,
+               seed: int = 0, progress=None, **params: Any) -> list[dict[str, Any]]:
+    """PSNR of ``method`` when the data come from a perturbed forward model but the method is given the nominal ``A``.
+
+    For each clean image ``x`` and each perturbation ``(key, value)`` of ``perturb`` (default PSF width ×0.8, 0.9,
+    1.1, 1.2): ``y' = simulate(x, A', noise')`` with ``A'`` = ``A`` perturbed (``psf_scale``, ``na`` and
+    ``defocus_um`` with ``perturb["optics"]`` = the nominal widefield optics, MRI ``acceleration`` / ``mask`` kind /
+    ``mask_seed``) or ``noise'`` = the noise scaled (``noise_scale``), then ``reconstruct(y', A, method, noise,
+    **params)``. Returns rows ``{"perturbation", "value", "psnr", "psnr_change"}`` (PSNR averaged over the images,
+    change against the nominal row, which comes first). ``progress(done, total, None)``; ``False`` cancels.
+    """
+    from .api import reconstruct, simulate  # the scripting API, used here as a user would (as calibrate does)
+    from .errors import Cancelled
+    from .methods._perturb import perturb_noise, perturb_operator
+
+    perturb = dict(perturb or {"psf_scale": [0.8, 0.9, 1.1, 1.2]})
+    optics = perturb.pop("optics", None)
+    items = _image_list(images, tuple(A.in_shape))
+    cases: list[tuple[str, Any]] = [("nominal", None)]
+    for key, values in perturb.items():
+        for v in np.atleast_1d(values).tolist() if not isinstance(values, str) else [values]:
+            cases.append((key, v))
+    total = len(cases) * len(items)
+    done = 0
+    rows = []
+    nominal = None
+    for key, value in cases:
+        if key == "nominal":
+            A_data, noise_data = A, noise
+        elif key == "noise_scale":
+            A_data, noise_data = A, perturb_noise(noise, float(value))
+        else:
+            A_data, noise_data = perturb_operator(A, key, value, seed=seed + 1, optics=optics), noise
+        scores = []
+        for i, x in enumerate(items):
+            y = simulate(x, A_data, noise_data, seed=seed + i)
+            rec = reconstruct(y, A, method, noise, seed=seed + i, **params)
+            scores.append(_psnr_to(rec.mean, x))
+            done += 1
+            if progress is not None and progress(done, total, None) is False:
+                raise Cancelled("robustness check cancelled", partial=rows)
+        value_psnr = float(np.mean(scores))
+        if nominal is None:
+            nominal = value_psnr
+        rows.append({"perturbation": key, "value": value, "psnr": value_psnr, "psnr_change": value_psnr - nominal})
+    return rows
+
+
+def format_robustness(rows: list[dict[str, Any]], method: str | None = None) -> str:
+    """A plain-text table of :func:`robustness` rows."""
+    head = f"{'method':<16}" if method else ""
+    lines = [f"{head}{'perturbation':<14}{'value':>10}{'PSNR':>9}{'change':>9}"]
+    for r in rows:
+        v = "" if r["value"] is None else (f"{r['value']:g}" if isinstance(r["value"], (int, float)) else str(r["value"]))
+        lines.append(f"{(method or ''):<16}"[: len(head)] + f"{r['perturbation']:<14}{v:>10}{r['psnr']:>9.2f}"
+                     f"{r['psnr_change']:>+9.2f}")
+    return "\n".join(lines)
+
+
+# -- hallucination map (issue #18) -------------------------------------------------------------------------
+@dataclass
+class HallucinationMap:
+    """Where a result holds structure its data do not support: ``map`` = ``|n| / s`` with ``n`` the near-null-space
+    part of (result − classical), ``s`` the std (where given) combined with the noise level carried to the image;
+    ``flagged`` = ``map > threshold``. Iterating gives ``(map, info)``."""
+
+    map: np.ndarray
+    component: np.ndarray
+    flagged: np.ndarray
+    fraction_flagged: float
+    info: dict[str, Any]
+
+    def __iter__(self):
+        return iter((self.map, self.info))
+
+
+def _cg_normal(A: Operator, b: torch.Tensor, iterations: int) -> torch.Tensor:
+    """``iterations`` conjugate-gradient steps on ``AᴴA u = b`` from ``u = 0``: the part of the solution that the
+    well-measured directions (large singular values) determine."""
+    u = torch.zeros_like(b)
+    r = b.clone()
+    p = r.clone()
+    rr = float((r.conj() * r).real.sum())
+    for _ in range(iterations):
+        if rr <= 1e-30:
+            break
+        q = A.normal(p)
+        alpha = rr / max(float((p.conj() * q).real.sum()), 1e-30)
+        u = u + alpha * p
+        r = r - alpha * q
+        rr_new = float((r.conj() * r).real.sum())
+        p = r + (rr_new / rr) * p
+        rr = rr_new
+    return u
+
+
+def hallucination(rec, y, A: Operator, noise: NoiseModel, classical=None, threshold: float = 3.0,
+                  iterations: int = 10) -> HallucinationMap:
+    """The part of a (learned) result that the data do not support, as a z-score map and the fraction flagged.
+
+    ``d = x̂ − x_c`` with ``x_c`` a classical reconstruction (``classical``; default: ``iterations`` CG steps on the
+    normal equations ``AᴴA x = Aᴴy`` from zero, which only ever contains well-measured directions); its
+    near-null-space part is ``n = d − CG_k(AᴴA, AᴴA d)`` (what ``A`` maps to almost nothing). The map is
+    ``|n| / sqrt(std² + σ²)`` with ``std`` the result's std where it has one and ``σ`` the noise level carried to
+    the image (``sqrt(mean Var[y]) / ‖A‖``); pixels above ``threshold`` are flagged. ``info["fraction_flagged"]``
+    is their share. Reference: the null-space view of hallucinations in Bhadra, Kelkar, Brooks & Anastasio,
+    IEEE TMI 40 (2021) 3249.
+    """
+    if not A.linear:
+        raise ValueError(f"The hallucination map needs a linear forward model with an adjoint; {A.name} is non-linear.")
+    if threshold <= 0 or iterations < 1:
+        raise ValueError("threshold must be positive and iterations at least 1.")
+    is_rec = isinstance(rec, Reconstruction)
+    mean = np.asarray(rec.mean if is_rec else rec)
+    std = rec.std if is_rec else None
+    if mean.shape != tuple(A.in_shape):
+        raise ValueError(f"The result has shape {mean.shape} but the forward model's images are {tuple(A.in_shape)}.")
+    with torch.no_grad():
+        A.to("cpu")
+        dtype = torch.complex64 if A.in_complex else torch.float32
+        x = to_tensor(mean).to(dtype)
+        yt = to_tensor(y)
+        yt = yt.to(torch.complex64) if A.out_complex else yt.float()
+        if classical is None:
+            xc = _cg_normal(A, A.apply_adjoint(yt), iterations)
+        else:
+            xc = to_tensor(np.asarray(classical)).to(dtype)
+            if tuple(xc.shape) != tuple(A.in_shape):
+                raise ValueError(f"The classical reconstruction has shape {tuple(xc.shape)}, not {tuple(A.in_shape)}.")
+        d = x - xc
+        n = d - _cg_normal(A, A.normal(d), iterations)
+        var = noise.variance(A.apply(x))
+        sigma = float(var.float().mean().sqrt()) / max(A.norm(), 1e-12)
+    component = n.abs().numpy() if n.is_complex() else n.numpy()
+    scale = np.full(mean.shape, sigma, dtype=np.float64)
+    if std is not None:
+        scale = np.sqrt(scale**2 + np.asarray(std, dtype=np.float64) ** 2)
+    z = (np.abs(component) / np.maximum(scale, 1e-30)).astype(np.float32)
+    flagged = z > threshold
+    fraction = float(flagged.mean())
+    info = {"fraction_flagged": fraction, "threshold": float(threshold), "iterations": int(iterations),
+            "noise_level_image": sigma, "normalized_by": "std and noise" if std is not None else "noise",
+            "classical": "given" if classical is not None else f"CG on the normal equations, {iterations} steps"}
+    return HallucinationMap(map=z, component=np.asarray(component, dtype=np.float32), flagged=flagged,
+                            fraction_flagged=fraction, info=info)

@@ -323,7 +323,7 @@ def plan_tiles(y, A, cls: type[registry.Method], params: dict[str, Any], tile_sh
         params = cls.tile_params(a, params)
     grid = cls.tile_reach(params)[1]
     if grid > 1 and any(getattr(a, "boundary", None) == "circular" for a in ops):
-        raise ValueError(f"The {params['denoiser']!r} denoiser pads each image at its end, not periodically: with a "
+        raise ValueError(f"The {params.get('denoiser') or cls.name!r} {'denoiser' if params.get('denoiser') else 'method'} pads each image at its end, not periodically: with a "
                          f"circular-boundary operator its tiles would differ at the array's edges. Use boundary "
                          f"'reflect' or 'zero', or denoiser='tv'.")
     with_std = bool(cls.returns_std)

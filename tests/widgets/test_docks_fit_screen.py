@@ -14,6 +14,7 @@ from napari_invimg.widgets.psf_workbench import PSFWorkbenchWidget
 from napari_invimg.widgets.reconstruct import ReconstructWidget
 from napari_invimg.widgets.simulate import SimulateWidget
 from napari_invimg.widgets.train_prior import TrainPriorWidget
+from napari_invimg.widgets.train_supervised import TrainSupervisedWidget
 
 pytestmark = pytest.mark.gui
 
@@ -28,6 +29,7 @@ DOCKS = {
     SimulateWidget: lambda w: w.controls.run_button,
     PSFWorkbenchWidget: lambda w: w.controls.run_button,
     TrainPriorWidget: lambda w: w.controls.run_button,
+    TrainSupervisedWidget: lambda w: w.controls.run_button,
 }
 
 

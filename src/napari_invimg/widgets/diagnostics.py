@@ -21,6 +21,7 @@ from ..uncertainty import Reconstruction
 from ._layout import fit_dock, report_label
 from ._models import layer_combo, noise_from_metadata, operator_from_metadata, result_part
 from ._runner import image_data, report_error, set_image_layer, spatial_kwargs
+from .robustness import HallucinationSection, RobustnessSection
 
 __all__ = ["DiagnosticsWidget"]
 
@@ -57,6 +58,10 @@ class DiagnosticsWidget(Container):
         self.numbers: dict[str, float] = {}
         super().__init__(widgets=[self.result, self.std, self.measurement, self.truth, self.level, self.compute_button,
                                   self.report])
+        # issue #18: the hallucination map and the robustness check (self-contained sections, widgets/robustness.py)
+        self.hallucination = HallucinationSection(viewer, self._inputs)
+        self.robustness = RobustnessSection(viewer, lambda: self.result.value)
+        self.extend([self.hallucination, self.robustness])
         fit_dock(self)
 
     def _inputs(self) -> tuple[Layer, Reconstruction, Layer]:

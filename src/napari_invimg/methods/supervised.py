@@ -1,0 +1,586 @@
+"""Supervised reconstruction: networks trained on pairs of measurements and ground truth.
+
+``care`` (Weigert et al., Content-aware image restoration, Nat. Methods 15 (2018) 1090): a U-Net maps the
+measurement (or, for operators whose data are not images, the adjoint image ``Aᴴy``) to the image; it never uses
+the operator at test time. ``unrolled`` (MoDL, Aggarwal, Mani & Jacob, IEEE TMI 38 (2019) 394): ``K`` shared CNN
+steps alternating with conjugate-gradient data consistency through the operator it is given, trained end to end
+for an operator family (blur with a range of PSF widths; Cartesian MRI masks of one kind and acceleration).
+
+Both learn from pairs made by :func:`train_supervised`: acquired ``(low, high)`` pairs, or clean images pushed
+through the forward model with noise drawn on the fly (random crops for shift-invariant operators). Training uses
+only local generators, so a seeded training reproduces its weights bit for bit on the same device and threads.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .._device import resolve_device
+from ..errors import Cancelled
+from ..nets.unet import UNet, UnrolledNet, from_channels, init_weights, to_channels
+from ..operators.base import Operator, from_spec
+from ..operators.noise import NoiseModel
+from ._perturb import perturb_operator
+from .registry import Context, Estimate, Method, Param, TileProfile, _accepts_status
+
+__all__ = ["Care", "Unrolled", "train_supervised", "load_supervised", "SUPERVISED_METHODS", "DEFAULT_STEPS"]
+
+FORMAT = "napari-invimg supervised 1"
+SUPERVISED_METHODS = ("care", "unrolled")
+#: default training steps: about 15 minutes on 2 CPU cores at the default sizes (benchmarks/RESULTS.md §13)
+DEFAULT_STEPS = {"care": 1500, "unrolled": 400}
+#: percentiles of the input that map to 0 and 1 for the network (CARE's normalization)
+PERCENTILES = (1.0, 99.8)
+
+
+# -- normalization --------------------------------------------------------------------------------------------
+def normalization(u: torch.Tensor) -> tuple[float, float]:
+    """``(offset, scale)`` mapping the 1–99.8 percentile range of a real ``u`` to [0, 1]; complex: ``(0, p99.8 |u|)``."""
+    flat = (u.abs() if u.is_complex() else u).detach().flatten().float().cpu()
+    if flat.numel() > 2**20:
+        flat = flat[:: flat.numel() // 2**20 + 1]
+    if u.is_complex():
+        hi = float(torch.quantile(flat, PERCENTILES[1] / 100))
+        return 0.0, hi if hi > 0 and math.isfinite(hi) else 1.0
+    lo, hi = (float(v) for v in torch.quantile(flat, torch.tensor(PERCENTILES) / 100))
+    return lo, (hi - lo) if hi > lo else max(abs(hi), 1.0)
+
+
+def _input_mode(A: Operator) -> str:
+    """``measurement`` when the data are an image like ``x`` (denoising, deblurring), else ``adjoint`` (``Aᴴy``)."""
+    same = tuple(A.in_shape) == tuple(A.out_shape) and not A.out_complex and not A.in_complex
+    return "measurement" if same and A.shift_invariant else "adjoint"
+
+
+def _plain(value: Any, limit: int = 4096) -> Any:
+    """JSON-safe copy of a spec: small arrays as lists, large ones as their shape and dtype."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v, limit) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, limit) for v in value]
+    if isinstance(value, np.ndarray):
+        if value.size <= limit and not np.iscomplexobj(value):
+            return value.tolist()
+        return {"array_shape": list(value.shape), "dtype": str(value.dtype)}
+    if isinstance(value, (np.floating, np.integer, np.bool_)):
+        return value.item()
+    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+
+
+# -- weights files ----------------------------------------------------------------------------------------------
+def save_supervised(model: torch.nn.Module, path: str | Path, method: str, metadata: dict[str, Any]) -> Path:
+    """Write ``model`` (float32) and plain ``metadata`` to ``path`` atomically (a temporary name, then a rename)."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise OSError(f"Cannot save weights to {path}: the folder {path.parent} does not exist.")
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    blob = {"format": FORMAT, "method": method, "config": dict(model.config), "state_dict": state,
+            "metadata": json.loads(json.dumps(_plain(metadata)))}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(blob, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def load_supervised(path: str | Path, method: str | None = None, device: str | torch.device = "cpu"
+                    ) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The network of a weights file written by :func:`train_supervised` and its metadata."""
+    if not str(path):
+        raise ValueError(f"{method or 'This method'!r} needs trained weights: make them with "
+                         f"ni.train_supervised({method or 'care'!r}, ...) and pass weights=<file>.")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ValueError(f"No weights file at {path}.") from None
+    except Exception as exc:  # unpickling errors of every kind
+        raise ValueError(f"{path} is not a weights file ({exc}).") from None
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a napari-invimg supervised weights file.")
+    if method is not None and blob["method"] != method:
+        raise ValueError(f"{path} holds weights for {blob['method']!r}, not {method!r}.")
+    config = dict(blob["config"])
+    model: torch.nn.Module = UNet(**config) if blob["method"] == "care" else UnrolledNet(**config)
+    model.load_state_dict(blob["state_dict"])
+    model.eval()
+    return model.to(device), dict(blob.get("metadata", {}))
+
+
+# -- training data ------------------------------------------------------------------------------------------------
+def _as_images(items, what: str) -> list[np.ndarray]:
+    items = [items] if isinstance(items, np.ndarray) else list(items)
+    out = []
+    for im in items:
+        a = np.asarray(im)
+        if a.dtype.kind not in "biufc" or a.ndim not in (2, 3):
+            raise ValueError(f"The {what} must be numeric 2D images or 3D stacks; got {a.dtype} {a.shape}.")
+        if not np.isfinite(a).all():
+            raise ValueError(f"The {what} contain NaN or infinite values.")
+        out.append(a.astype(np.complex64 if np.iscomplexobj(a) else np.float32))
+    if not out:
+        raise ValueError(f"No {what} were given.")
+    return out
+
+
+def _dihedral(t: torch.Tensor, k: int) -> torch.Tensor:
+    """One of the 8 rotations/flips of the last two axes (``k`` in 0..7); square crops keep their shape."""
+    t = torch.rot90(t, k % 4, dims=(-2, -1))
+    return t.flip(-1) if k >= 4 else t
+
+
+def _undo_dihedral(t: torch.Tensor, k: int) -> torch.Tensor:
+    t = t.flip(-1) if k >= 4 else t
+    return torch.rot90(t, -(k % 4), dims=(-2, -1))
+
+
+class _Crops:
+    """Random crops at one location of several aligned arrays of one image (with a random dihedral transform)."""
+
+    def __init__(self, patch: tuple[int, ...]):
+        self.patch = patch
+
+    def slices(self, shape: tuple[int, ...], g: torch.Generator) -> tuple[slice, ...]:
+        out = []
+        for n, p in zip(shape, self.patch):
+            start = int(torch.randint(0, max(n - p, 0) + 1, (1,), generator=g))
+            out.append(slice(start, start + min(p, n)))
+        return tuple(out)
+
+
+def _draw_seed(g: torch.Generator) -> int:
+    return int(torch.randint(0, 2**31 - 1, (1,), generator=g))
+
+
+class _CareData:
+    """Batches ``(input, target)`` (``(B, C, *patch)``, normalized) for CARE from pairs or simulations."""
+
+    def __init__(self, pairs, truth, A: Operator | None, noise: NoiseModel | None, patch: int, batch: int,
+                 seed: int):
+        self.batch = batch
+        self.mode = "measurement"
+        if pairs is not None:
+            lows, highs = [], []
+            for pair in pairs:
+                if len(pair) != 2:
+                    raise ValueError("Each pair must be (low quality, high quality).")
+                low, high = _as_images([pair[0]], "low-quality images")[0], _as_images([pair[1]], "ground-truth images")[0]
+                if low.shape != high.shape:
+                    raise ValueError(f"A pair's images differ in shape: {low.shape} and {high.shape}.")
+                lows.append(low)
+                highs.append(high)
+            self.kind = "acquired"
+            self.images = [torch.from_numpy(h) for h in highs]
+            self.inputs = [torch.from_numpy(lo) for lo in lows]
+            self.norms = [normalization(t) for t in self.inputs]
+            self.noise = None
+        else:
+            if A is None or noise is None:
+                raise ValueError("Simulated pairs need the forward model (operator=) and the noise model (noise=).")
+            truth = _as_images(truth, "ground-truth images")
+            self.kind = "simulated"
+            self.mode = _input_mode(A)
+            self.A, self.noise = A, noise
+            if self.mode == "measurement":
+                if np.ndim(noise.sigma) != 0:
+                    raise ValueError("Training on crops needs a scalar noise sigma, not a per-pixel map.")
+                spec = A.spec()
+                self.images, self.inputs, self.norms = [], [], []
+                for i, x in enumerate(truth):
+                    if x.ndim != A.ndim:
+                        raise ValueError(f"The forward model is {A.ndim}D but a ground-truth image is {x.ndim}D.")
+                    Ai = from_spec({**spec, "shape": list(x.shape)}) if "shape" in spec else A
+                    with torch.no_grad():
+                        z = Ai.apply(torch.from_numpy(x))
+                    if noise.gain > 0:
+                        z = z.clamp(min=0)
+                    self.images.append(torch.from_numpy(x))
+                    self.inputs.append(z)
+                    self.norms.append(normalization(noise.sample(z, seed=seed + 7919 * (i + 1))))
+            else:
+                for x in truth:
+                    if x.shape != tuple(A.in_shape):
+                        raise ValueError(f"For a {A.name} forward model the ground-truth images must have its image "
+                                         f"shape {tuple(A.in_shape)}; got {x.shape}.")
+                self.images = [torch.from_numpy(x.astype(np.complex64) if A.in_complex else x) for x in truth]
+        self.ndim = self.images[0].ndim
+        if any(im.ndim != self.ndim for im in self.images):
+            raise ValueError("The ground-truth images must all be 2D or all be 3D.")
+        self.complex = bool(self.images[0].is_complex()) or (self.mode == "adjoint" and A.in_complex)
+        lateral = min(min(im.shape[-2:]) for im in self.images)
+        p = max(8, min(int(patch), lateral) // 8 * 8)
+        self.patch = (p, p) if self.ndim == 2 else (min(16, min(im.shape[0] for im in self.images)), p, p)
+        self.crops = _Crops(self.patch)
+
+    @property
+    def channels(self) -> int:
+        return 2 if self.complex else 1
+
+    def _crop_pair(self, i: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        sl = self.crops.slices(tuple(self.images[i].shape), g)
+        u, x = self.inputs[i][sl], self.images[i][sl]
+        if self.noise is not None:
+            u = self.noise.sample(u, seed=_draw_seed(g))
+        offset, scale = self.norms[i]
+        k = int(torch.randint(0, 8, (1,), generator=g)) if self.patch[-1] == self.patch[-2] else 0
+        return _dihedral((u - offset) / scale, k), _dihedral((x - offset) / scale, k)
+
+    def _adjoint_pair(self, i: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.images[i]
+        with torch.no_grad():
+            y = self.noise.sample(self.A.apply(x), seed=_draw_seed(g))
+            u = self.A.apply_adjoint(y)
+        offset, scale = normalization(u)
+        return (u - offset) / scale, (x - offset) / scale
+
+    def sample(self, g: torch.Generator, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        n = n or self.batch
+        idx = torch.randint(0, len(self.images), (n,), generator=g).tolist()
+        pairs = [self._adjoint_pair(i, g) if self.mode == "adjoint" else self._crop_pair(i, g) for i in idx]
+        u = torch.stack([p[0] for p in pairs])
+        x = torch.stack([p[1] for p in pairs])
+        return to_channels(u), to_channels(x)
+
+
+class _UnrolledData:
+    """Batches ``(y, x, A_k)`` for the unrolled network: an operator of the family per step, scaled data."""
+
+    def __init__(self, truth, A: Operator, noise: NoiseModel, patch: int, batch: int, psf_range: float):
+        if not A.linear:
+            raise ValueError("The unrolled network needs a linear forward model with an adjoint.")
+        if truth is None:
+            raise ValueError("The unrolled network trains on simulated pairs: give truth= (clean images).")
+        self.images = [torch.from_numpy(x.astype(np.complex64) if A.in_complex else x.real.astype(np.float32))
+                       for x in _as_images(truth, "ground-truth images")]
+        self.A, self.noise, self.batch = A, noise, batch
+        self.psf_range = float(psf_range)
+        if not 0 <= self.psf_range < 1:
+            raise ValueError("psf_range must lie in [0, 1): the PSF widths vary by ×(1 ± psf_range).")
+        self.shift_invariant = A.shift_invariant and "shape" in A.spec()
+        if self.shift_invariant:
+            if np.ndim(noise.sigma) != 0:
+                raise ValueError("Training on crops needs a scalar noise sigma, not a per-pixel map.")
+            lateral = min(min(im.shape[-2:]) for im in self.images)
+            p = max(8, min(int(patch), lateral) // 8 * 8)
+            self.patch = (p,) * A.ndim if A.ndim == 2 else (min(16, min(im.shape[0] for im in self.images)), p, p)
+        else:
+            for x in self.images:
+                if tuple(x.shape) != tuple(A.in_shape):
+                    raise ValueError(f"For a {A.name} forward model the ground-truth images must have its image "
+                                     f"shape {tuple(A.in_shape)}; got {tuple(x.shape)}.")
+            self.patch = tuple(A.in_shape)
+        self.crops = _Crops(self.patch)
+
+    def operator(self, g: torch.Generator, nominal: bool = False) -> Operator:
+        if self.shift_invariant:
+            spec = self.A.spec()
+            A = from_spec({**spec, "shape": list(self.patch)})
+            if self.psf_range > 0 and not nominal and "psf" in spec:
+                factor = 1 + self.psf_range * (2 * float(torch.rand(1, generator=g)) - 1)
+                A = perturb_operator(A, "psf_scale", factor)
+            return A
+        if nominal or self.A.name != "CartesianMRI":
+            return self.A
+        return perturb_operator(self.A, "mask_seed", _draw_seed(g) % 100000)
+
+    def sample(self, g: torch.Generator, n: int | None = None, nominal: bool = False):
+        n = n or self.batch
+        A = self.operator(g, nominal)
+        idx = torch.randint(0, len(self.images), (n,), generator=g).tolist()
+        xs = []
+        for i in idx:
+            x = self.images[i][self.crops.slices(tuple(self.images[i].shape), g)] if self.shift_invariant \
+                else self.images[i]
+            if self.shift_invariant:
+                x = _dihedral(x, int(torch.randint(0, 8, (1,), generator=g)))
+            xs.append(x)
+        x = torch.stack(xs)
+        with torch.no_grad():
+            z = A.apply(x)
+            if self.noise.gain > 0:
+                z = z.clamp(min=0)
+            y = self.noise.sample(z, seed=_draw_seed(g))
+            scale = torch.tensor([unrolled_scale(A.apply_adjoint(y[j])) for j in range(n)])
+        return y / scale.reshape((-1,) + (1,) * (y.ndim - 1)), x / scale.reshape((-1,) + (1,) * (x.ndim - 1)), A
+
+
+def unrolled_scale(u: torch.Tensor) -> float:
+    """The unrolled network's unit: the 99.8th percentile of ``|Aᴴy|``."""
+    flat = u.detach().abs().flatten().float().cpu()
+    if flat.numel() > 2**20:
+        flat = flat[:: flat.numel() // 2**20 + 1]
+    hi = float(torch.quantile(flat, PERCENTILES[1] / 100))
+    return hi if hi > 0 and math.isfinite(hi) else 1.0
+
+
+# -- training ---------------------------------------------------------------------------------------------------
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = float(((a - b).abs() ** 2).mean())
+    rng = float(b.abs().max() - (0 if b.is_complex() else b.min()))
+    return 10 * math.log10(max(rng, 1e-12) ** 2 / max(mse, 1e-20))
+
+
+def train_supervised(method: str, pairs: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
+                     truth: np.ndarray | Sequence[np.ndarray] | None = None, operator: Operator | None = None,
+                     noise: NoiseModel | None = None, steps: int | None = None, seed: int = 0,
+                     out: str | os.PathLike = "care.pt",
+                     progress: Callable[..., Any] | None = None, *, patch: int = 64, batch_size: int | None = None,
+                     lr: float | None = None, width: int | None = None, depth: int | None = None,
+                     iterations: int = 6, psf_range: float = 0.2, device: str | torch.device | None = None,
+                     validation_every: int | None = None) -> Path:
+    """Train ``care`` or ``unrolled`` and write its weights to ``out`` (returned); use them with
+    ``ni.reconstruct(y, A, method, weights=path)``.
+
+    Pairs come either acquired, ``pairs=[(low, high), ...]`` (registered images of the same field; ``care`` only),
+    or simulated: ``truth=[x, ...]`` clean images with ``operator`` and ``noise`` — ``y = A(x) + noise`` made on the
+    fly, on random ``patch``-sized crops for shift-invariant operators (Identity, Blur), on whole images otherwise
+    (their shape must be the operator's). ``unrolled`` trains for an operator family: PSF widths × U(1 ± psf_range)
+    for a blur, new masks of the nominal mask's kind and acceleration for Cartesian MRI. ``steps=None``: the
+    default that takes about 15 minutes on 2 CPU cores. ``progress(step, total, preview, status=...)`` is called
+    every step (``status``: the loss and, now and then, the validation PSNR); returning ``False`` stops training,
+    writes the partial model (``metadata["cancelled"]``) and raises :class:`~napari_invimg.Cancelled` with
+    ``partial`` = the path. The weights file records the operator, noise, normalization, steps and seed.
+    """
+    if method not in SUPERVISED_METHODS:
+        raise ValueError(f"train_supervised trains {' or '.join(map(repr, SUPERVISED_METHODS))}, not {method!r}.")
+    if (pairs is None) == (truth is None):
+        raise ValueError("Give either acquired pairs=[(low, high), ...] or clean images truth=[...], not both.")
+    if method == "unrolled" and pairs is not None:
+        raise ValueError("The unrolled network learns through the forward model: give truth= images, operator= and "
+                         "noise= (acquired pairs carry no operator).")
+    if operator is not None and not isinstance(operator, Operator):
+        raise ValueError(f"operator must be a napari_invimg operator, got {type(operator).__name__}.")
+    if noise is not None and not isinstance(noise, NoiseModel):
+        raise ValueError(f"noise must be a napari_invimg noise model, got {type(noise).__name__}.")
+    steps = DEFAULT_STEPS[method] if steps is None else int(steps)
+    if steps < 1:
+        raise ValueError("steps must be at least 1.")
+    out = Path(out)
+    if not out.parent.is_dir():
+        raise OSError(f"Cannot save weights to {out}: the folder {out.parent} does not exist.")
+    dev = resolve_device(device)
+    g = torch.Generator().manual_seed(int(seed))
+    gval = torch.Generator().manual_seed(int(seed) + 1)
+    if method == "care":
+        data = _CareData(pairs, truth, operator, noise, patch, batch_size or 8, int(seed))
+        model: torch.nn.Module = UNet(data.ndim, data.channels, data.channels, width or 32, depth or 3)
+    else:
+        data = _UnrolledData(truth, operator, noise, patch, batch_size or 4, psf_range)
+        model = UnrolledNet(operator.ndim, bool(operator.in_complex), iterations, width or 24, depth or 2)
+    init_weights(model, g)
+    model.to(dev)
+    val = [data.sample(gval, 2, **({"nominal": True} if method == "unrolled" else {})) for _ in range(2)]
+    every = validation_every or max(1, min(50, steps // 20))
+    opt = torch.optim.Adam(model.parameters(), lr=lr or (1e-3 if method == "care" else 5e-4))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * i / steps)))
+    wants_status = progress is not None and _accepts_status(progress)
+
+    def predict(batch) -> tuple[torch.Tensor, torch.Tensor]:
+        if method == "care":
+            u, x = batch
+            return model(u.to(dev)), x.to(dev)
+        y, x, A = batch
+        A.to(dev)
+        return model(y.to(dev), A), x.to(dev)
+
+    def validate() -> tuple[float, np.ndarray]:
+        model.eval()
+        with torch.no_grad():
+            scores, first = [], None
+            for batch in val:
+                pred, x = predict(batch)
+                scores.append(_psnr(pred, x))
+                if first is None:
+                    img = pred[0] if method == "unrolled" else from_channels(pred, data.channels == 2)[0]
+                    img = img.abs() if img.is_complex() else img
+                    first = (img[img.shape[0] // 2] if img.ndim == 3 else img).float().cpu().numpy()
+        model.train()
+        return float(np.mean(scores)), first
+
+    metadata: dict[str, Any] = {
+        "method": method, "steps": steps, "seed": int(seed), "patch": list(data.patch),
+        "batch_size": int(data.batch), "pairs": "acquired" if pairs is not None else "simulated",
+        "input": getattr(data, "mode", "adjoint"), "normalization": {
+            "care": f"input percentiles {PERCENTILES} -> [0, 1] (offset, scale) per image",
+            "unrolled": "data and image divided by the 99.8th percentile of |Aᴴy|"}[method],
+        "operator": _plain(operator.spec()) if operator is not None else None,
+        "operator_type": operator.name if operator is not None else None,
+        "noise": _plain(noise.spec()) if noise is not None else None,
+        "psf_range": float(psf_range) if method == "unrolled" else None, "ndim": data.images[0].ndim,
+        "complex": bool(getattr(data, "complex", operator is not None and operator.in_complex)),
+    }
+    history: dict[str, list] = {"loss": [], "val_psnr": [], "val_step": []}
+    started = time.perf_counter()
+    model.train()
+    k = 0
+    try:
+        for k in range(1, steps + 1):
+            batch = data.sample(g)
+            pred, x = predict(batch)
+            loss = ((pred - x).abs() ** 2).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise ValueError("Training diverged (non-finite loss); lower the learning rate.")
+            history["loss"].append(value)
+            preview = None
+            status = {"loss": value}
+            if k % every == 0 or k == steps:
+                score, preview = validate()
+                history["val_psnr"].append(score)
+                history["val_step"].append(k)
+                status["val_psnr"] = score
+            if progress is not None:
+                answer = progress(k, steps, preview, status=status) if wants_status else progress(k, steps, preview)
+                if answer is False:
+                    raise Cancelled(f"{method} training cancelled")
+    except Cancelled as exc:
+        model.eval()
+        metadata.update(cancelled=True, steps_done=k - 1 if not history["loss"] or len(history["loss"]) < k else k,
+                        seconds=time.perf_counter() - started, history=history)
+        path = save_supervised(model, out, method, metadata)
+        raise Cancelled(str(exc) or f"{method} training cancelled", partial=path) from None
+    model.eval()
+    metadata.update(cancelled=False, steps_done=steps, seconds=time.perf_counter() - started, history=history)
+    return save_supervised(model, out, method, metadata)
+
+
+# -- the methods ---------------------------------------------------------------------------------------------------
+WEIGHTS = Param("weights", str, "", doc="weights file from ni.train_supervised (the Train dock's supervised section)")
+
+
+def _operator_matches(A: Operator, meta: dict[str, Any]) -> bool | None:
+    """Whether ``A`` is the operator the network was trained for (PSF compared where both have one)."""
+    spec = meta.get("operator") or {}
+    if not spec:
+        return None
+    if spec.get("type") != A.spec().get("type"):
+        return False
+    psf = spec.get("psf")
+    mine = A.spec().get("psf")
+    if isinstance(psf, list) and mine is not None:
+        a = np.asarray(psf, dtype=np.float32)
+        return bool(a.shape == np.shape(mine) and np.allclose(a, mine, atol=1e-6))
+    return True
+
+
+class Care(Method):
+    name = "care"
+    label = "CARE (supervised U-Net)"
+    description = (
+        "x̂ = s·U_θ((u − o)/s) + o with u = y (or Aᴴy), (o, s) from the input's 1–99.8 percentiles and U_θ a U-Net "
+        "trained on pairs (ni.train_supervised); mean and spread over the 8 flips/rotations (labeled ensemble)."
+    )
+    reference = "Weigert et al., Content-aware image restoration, Nat. Methods 15 (2018) 1090."
+    params = (
+        WEIGHTS,
+        Param("offset", float, None, doc="input value mapped to 0 (empty: the input's 1st percentile)"),
+        Param("scale", float, None, 0.0, None, doc="input range mapped to 1 (empty: from the input's percentiles)"),
+    )
+    returns_std = True
+    uncertainty = "ensemble"
+    needs_adjoint = False
+    #: tiles like a local filter: the U-Net's receptive field as halo (tile_reach), tiles on its 8-pixel grid, the
+    #: normalization fixed once from the pilot region (resolve_globals)
+    tile_profile = TileProfile(0.0, 0, 400)
+
+    @classmethod
+    def tile_reach(cls, params: dict[str, Any]) -> tuple[int, int]:
+        if not params.get("weights"):
+            return 52, 8
+        net, _ = load_supervised(params["weights"], "care")
+        return int(net.receptive_field), int(net.factor)
+
+    @classmethod
+    def resolve_globals(cls, pilot, y, noise: NoiseModel, params: dict[str, Any], frames: int = 1) -> dict[str, Any]:
+        if params.get("offset") is None or params.get("scale") is None:
+            found = pilot(params).info
+            params = {**params, **{k: found[k] for k in ("offset", "scale") if params.get(k) is None}}
+        return params
+
+    def run(self, y, A, noise, ctx: Context, weights: str, offset: float | None, scale: float | None) -> Estimate:
+        net, meta = load_supervised(weights, "care", ctx.device)
+        mode = meta.get("input", "measurement")
+        if A.ndim != net.config["ndim"]:
+            raise ValueError(f"These CARE weights are for {net.config['ndim']}D images; the data are {A.ndim}D.")
+        if mode == "measurement":
+            if tuple(y.shape) != tuple(A.in_shape) or y.is_complex():
+                raise ValueError("These CARE weights map a measurement image to an image; this forward model's data "
+                                 "are not an image of the same shape.")
+            u = y
+        else:
+            if not A.linear:
+                raise ValueError("These CARE weights take Aᴴy; this forward model has no adjoint.")
+            u = A.apply_adjoint(y)
+        if (net.config["in_channels"] == 2) != bool(u.is_complex()):
+            raise ValueError("These CARE weights were trained on " + ("complex" if net.config["in_channels"] == 2
+                                                                      else "real") + " images.")
+        o, s = normalization(u)
+        o = o if offset is None else float(offset)
+        s = s if scale is None else float(scale)
+        if not s > 0:
+            raise ValueError("The normalization scale must be positive.")
+        v = to_channels(((u - o) / s).unsqueeze(0))
+        outs = []
+        with torch.no_grad():
+            for k in range(8):
+                pred = _undo_dihedral(net(_dihedral(v, k)), k)
+                outs.append(from_channels(pred, u.is_complex())[0] * s + o)
+                ctx.keep(torch.stack(outs).mean(0))
+                ctx.step(k + 1, 8, outs[-1])
+        stack = torch.stack(outs)
+        mean = stack.mean(0)
+        std = (stack - mean).abs().pow(2).mean(0).sqrt() if stack.is_complex() else stack.std(0)
+        return Estimate(mean, std=std, info={"offset": o, "scale": s, "training": _summary(meta),
+                                             "operator_matches_training": _operator_matches(A, meta),
+                                             "spread": "8 flips/rotations of the input (test-time augmentation)"})
+
+
+def _summary(meta: dict[str, Any]) -> dict[str, Any]:
+    return {k: meta.get(k) for k in ("steps", "steps_done", "seed", "pairs", "operator_type", "cancelled", "input")}
+
+
+class Unrolled(Method):
+    name = "unrolled"
+    label = "Unrolled network (MoDL)"
+    description = (
+        "x_{k+1} = argmin ‖A x − y‖² + λ‖x − D_θ(x_k)‖² (CG through A), K steps with one shared CNN D_θ, trained end "
+        "to end on simulated pairs for an operator family (ni.train_supervised); uses the given A at test time."
+    )
+    reference = "Aggarwal, Mani & Jacob, MoDL: model-based deep learning architecture for inverse problems, IEEE TMI 38 (2019) 394."
+    params = (WEIGHTS,)
+    returns_std = False
+    uncertainty = None
+    needs_adjoint = True
+
+    def run(self, y, A, noise, ctx: Context, weights: str) -> Estimate:
+        net, meta = load_supervised(weights, "unrolled", ctx.device)
+        cfg = net.config
+        if A.ndim != cfg["ndim"] or bool(A.in_complex) != cfg["complex_image"]:
+            raise ValueError(f"These unrolled weights are for {cfg['ndim']}D {'complex' if cfg['complex_image'] else 'real'} "
+                             f"images; this forward model has {A.ndim}D {'complex' if A.in_complex else 'real'} ones.")
+        trained = meta.get("operator_type")
+        if trained and trained != A.name:
+            raise ValueError(f"These unrolled weights were trained through a {trained} forward model, not {A.name}.")
+        with torch.no_grad():
+            s = unrolled_scale(A.apply_adjoint(y))
+            x = net((y / s).unsqueeze(0), A)[0] * s
+        ctx.keep(x)
+        ctx.step(1, 1, x)
+        return Estimate(x, info={"scale": s, "training": _summary(meta), "iterations": cfg["iterations"],
+                                 "operator_matches_training": _operator_matches(A, meta)})

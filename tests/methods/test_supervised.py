@@ -1,0 +1,155 @@
+"""care and unrolled (ni.train_supervised) and the untrained neural_field: tiny sizes, few steps."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+import torch
+
+import napari_invimg as ni
+from napari_invimg.methods.supervised import load_supervised
+
+SMALL = dict(width=8, depth=2, patch=32, batch_size=4)
+
+
+@pytest.fixture(scope="module")
+def blur_problem():
+    A = ni.operators.Blur(ni.psf.gaussian((9, 9), 1.5), (48, 48))
+    noise = ni.noise.PoissonGaussian(0.01, 0.01)
+    truth = [ni.datasets.fluorescence((48, 48), seed=s) for s in (30, 31)]
+    return A, noise, truth
+
+
+@pytest.fixture(scope="module")
+def care_weights(blur_problem, tmp_path_factory):
+    A, noise, truth = blur_problem
+    out = tmp_path_factory.mktemp("care") / "care.pt"
+    return ni.train_supervised("care", truth=truth, operator=A, noise=noise, steps=60, seed=0, out=out, **SMALL)
+
+
+def test_seeded_training_reproduces_its_weights(blur_problem, tmp_path):
+    A, noise, truth = blur_problem
+    paths = [ni.train_supervised("care", truth=truth, operator=A, noise=noise, steps=3, seed=s, out=tmp_path / f"{i}.pt",
+                                 **SMALL) for i, s in enumerate((5, 5, 6))]
+    blobs = [torch.load(p, weights_only=True)["state_dict"] for p in paths]
+    assert all(torch.equal(blobs[0][k], blobs[1][k]) for k in blobs[0])
+    assert not all(torch.equal(blobs[0][k], blobs[2][k]) for k in blobs[0])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["0.pt", "1.pt", "2.pt"]  # no temporary files left
+
+
+def test_care_learns_deblurring_and_records_its_training(blur_problem, care_weights):
+    A, noise, _ = blur_problem
+    x = ni.datasets.fluorescence((48, 48), seed=2)  # held out
+    y = ni.simulate(x, A, noise, seed=1)
+    rec = ni.reconstruct(y, A, "care", noise=noise, weights=str(care_weights))
+    assert rec.info["uncertainty"] == "ensemble" and rec.std.shape == x.shape and np.all(rec.std >= 0)
+    assert ni.metrics.psnr(rec.mean, x) > ni.metrics.psnr(y, x) + 1.0
+    _, meta = load_supervised(care_weights)
+    assert meta["steps"] == 60 and meta["seed"] == 0 and meta["operator"]["type"] == "Blur"
+    assert meta["noise"]["type"] == "PoissonGaussian" and len(meta["history"]["loss"]) == 60
+    assert meta["history"]["val_psnr"] and "percentiles" in meta["normalization"]
+    assert rec.info["operator_matches_training"] is True
+    # results do not depend on the data's units
+    rec10 = ni.reconstruct(10 * y, A, "care", noise=ni.noise.Gaussian(0.1), weights=str(care_weights))
+    np.testing.assert_allclose(rec10.mean, 10 * rec.mean, rtol=1e-3, atol=1e-3 * float(np.abs(rec10.mean).max()))
+
+
+def test_care_tiles_on_its_grid(blur_problem, care_weights):
+    A, noise, _ = blur_problem
+    x = ni.datasets.fluorescence((112, 112), seed=4)
+    big = ni.operators.Blur(A.psf_array, x.shape)
+    y = ni.simulate(x, big, noise, seed=0)
+    whole = ni.reconstruct(y, big, "care", noise=noise, weights=str(care_weights))
+    tiled = ni.reconstruct(da.from_array(y), A, "care", noise=noise, weights=str(care_weights), tile_shape=(56, 56))
+    assert tiled.info["tiling"]["tiles"] == 4 and tiled.info["tiling"]["halo"][0] % 8 == 0
+    resolved = tiled.info["tiling"]["resolved_params"]
+    # the pilot tile's normalization is used everywhere; the untiled run with the same one agrees
+    ref = ni.reconstruct(y, big, "care", noise=noise, weights=str(care_weights), offset=resolved["offset"],
+                         scale=resolved["scale"])
+    diff = np.abs(np.asarray(tiled.mean) - ref.mean).max() / np.ptp(ref.mean)
+    assert diff < 2e-3
+    assert ni.metrics.psnr(np.asarray(tiled.mean), x) > ni.metrics.psnr(whole.mean, x) - 0.5
+
+
+def test_training_cancel_keeps_the_partial_model(blur_problem, tmp_path):
+    A, noise, truth = blur_problem
+    seen = []
+
+    def progress(step, total, preview, status=None):
+        seen.append(status)
+        return step < 2
+
+    with pytest.raises(ni.Cancelled) as info:
+        ni.train_supervised("care", truth=truth, operator=A, noise=noise, steps=50, out=tmp_path / "c.pt",
+                            progress=progress, **SMALL)
+    path = info.value.partial
+    assert path == tmp_path / "c.pt" and path.is_file()
+    _, meta = load_supervised(path)
+    assert meta["cancelled"] is True and meta["steps_done"] == 2 and "loss" in seen[0]
+
+
+def test_acquired_pairs_and_3d(tmp_path):
+    rng = np.random.default_rng(0)
+    high = ni.datasets.fluorescence((40, 40), seed=1)
+    low = (high + 0.1 * rng.standard_normal(high.shape)).astype(np.float32)
+    p = ni.train_supervised("care", pairs=[(low, high)], steps=2, out=tmp_path / "pairs.pt", **SMALL)
+    rec = ni.reconstruct(low, ni.operators.Identity(low.shape), "care", noise=ni.noise.Gaussian(0.1), weights=str(p))
+    assert rec.mean.shape == low.shape and np.isfinite(rec.mean).all()
+    stack = np.stack([ni.datasets.fluorescence((32, 32), seed=s) for s in range(6)])
+    A3 = ni.operators.Blur(ni.psf.gaussian((3, 5, 5), 1.0), stack.shape)
+    noise = ni.noise.Gaussian(0.02)
+    p3 = ni.train_supervised("care", truth=[stack], operator=A3, noise=noise, steps=2, out=tmp_path / "3d.pt", **SMALL)
+    rec3 = ni.reconstruct(ni.simulate(stack, A3, noise), A3, "care", noise=noise, weights=str(p3))
+    assert rec3.mean.shape == stack.shape and rec3.std.shape == stack.shape
+    with pytest.raises(ValueError, match="2D"):
+        ni.reconstruct(low, ni.operators.Identity(low.shape), "care", noise=noise, weights=str(p3))
+
+
+def test_bad_input_is_refused(blur_problem, tmp_path):
+    A, noise, truth = blur_problem
+    with pytest.raises(ValueError, match="care' or 'unrolled"):
+        ni.train_supervised("dip", truth=truth, operator=A, noise=noise)
+    with pytest.raises(ValueError, match="not both"):
+        ni.train_supervised("care", pairs=[(truth[0], truth[0])], truth=truth, operator=A, noise=noise)
+    with pytest.raises(ValueError, match="through the forward model"):
+        ni.train_supervised("unrolled", pairs=[(truth[0], truth[0])])
+    with pytest.raises(OSError, match="does not exist"):
+        ni.train_supervised("care", truth=truth, operator=A, noise=noise, out=tmp_path / "no" / "c.pt")
+    with pytest.raises(ValueError, match="train_supervised"):
+        ni.reconstruct(ni.simulate(truth[0], A, noise), A, "care", noise=noise)
+
+
+def test_unrolled_blur_and_mri(blur_problem, tmp_path):
+    A, noise, truth = blur_problem
+    p = ni.train_supervised("unrolled", truth=truth, operator=A, noise=noise, steps=30, out=tmp_path / "u.pt",
+                            width=8, iterations=3, patch=32)
+    x = ni.datasets.fluorescence((40, 40), seed=2)
+    A40 = ni.operators.Blur(A.psf_array, x.shape)  # another image size: the operator given at test time is used
+    y = ni.simulate(x, A40, noise, seed=0)
+    rec = ni.reconstruct(y, A40, "unrolled", noise=noise, weights=str(p))
+    assert ni.metrics.psnr(rec.mean, x) > ni.metrics.psnr(y, x) + 1.0
+    phantoms = [ni.mri.brain((32, 32), seed=s) for s in (1, 2)]
+    scan = ni.mri.simulate_kspace(ni.mri.brain((32, 32), seed=0), 4, kind="poisson", acceleration=4, seed=0)
+    nm = ni.noise.Gaussian(scan.sigma)
+    pm = ni.train_supervised("unrolled", truth=phantoms, operator=scan.operator, noise=nm, steps=2,
+                             out=tmp_path / "m.pt", width=8, iterations=2)
+    recm = ni.reconstruct(scan.kspace, scan.operator, "unrolled", noise=nm, weights=str(pm))
+    assert np.iscomplexobj(recm.mean) and recm.mean.shape == (32, 32)
+    with pytest.raises(ValueError, match="complex"):
+        ni.reconstruct(y, A40, "unrolled", noise=noise, weights=str(pm))
+
+
+def test_neural_field_fits_upsamples_and_handles_stacks():
+    x = ni.datasets.fluorescence((32, 32), seed=1)
+    A, noise = ni.operators.Identity(x.shape), ni.noise.Gaussian(0.05)
+    y = ni.simulate(x, A, noise, seed=0)
+    rec = ni.reconstruct(y, A, "neural_field", noise=noise, iterations=300)
+    assert ni.metrics.psnr(rec.mean, x) > ni.metrics.psnr(y, x) + 2
+    D = ni.operators.Downsampling((32, 32), factor=2)
+    up = ni.reconstruct(D.forward(x), D, "neural_field", noise=noise, iterations=20, upsample=2)
+    assert up.mean.shape == (64, 64) and up.info["grid_shape"] == [64, 64]
+    stack = np.stack([x, x[::-1], x[:, ::-1]])
+    A3 = ni.operators.Identity(stack.shape)
+    rec3 = ni.reconstruct(ni.simulate(stack, A3, noise), A3, "neural_field", noise=noise, iterations=5)
+    assert rec3.mean.shape == stack.shape and np.isfinite(rec3.mean).all()
