@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["resolve_device", "to_tensor", "like_input", "real_dtype_of"]
+__all__ = ["resolve_device", "available_devices", "to_tensor", "like_input", "real_dtype_of"]
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -17,7 +17,29 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
         if mps is not None and mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"Unknown device {device!r}; this machine has: {', '.join(available_devices())}.") from None
+    kind = dev.type
+    ok = {"cpu": True, "cuda": torch.cuda.is_available(),
+          "mps": getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()}.get(kind, False)
+    if ok and kind == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        ok = False
+    if not ok:
+        raise ValueError(f"Device {str(dev)!r} is not available here; this machine has: {', '.join(available_devices())}.")
+    return dev
+
+
+def available_devices() -> list[str]:
+    """The torch devices this machine can run on (``cpu`` always; ``cuda:i`` and ``mps`` where present)."""
+    names = ["cpu"]
+    if torch.cuda.is_available():
+        names += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        names.append("mps")
+    return names
 
 
 def to_tensor(x, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -30,9 +52,11 @@ def to_tensor(x, device: torch.device | str | None = None, dtype: torch.dtype | 
             a = a.astype(np.float32)
         elif a.dtype == np.complex128 and dtype is None:
             a = a.astype(np.complex64)
-        elif a.dtype.kind in "biu":
-            a = a.astype(np.float32)
+        elif a.dtype.kind in "biu" or a.dtype == np.float16:
+            a = a.astype(np.float32)  # no float16 FFT kernels on CPU: compute in float32
         t = torch.from_numpy(np.ascontiguousarray(a))
+    if dtype is None and t.dtype in (torch.float16, torch.bfloat16):
+        t = t.float()
     if dtype is not None:
         t = t.to(dtype)
     if device is not None:

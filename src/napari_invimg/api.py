@@ -17,6 +17,7 @@ from .operators.base import OPERATORS, Operator
 from .operators.noise import NoiseModel
 from .tiling import reconstruct_tiled
 from .uncertainty import Reconstruction
+from .validation import check_noise, check_seed
 
 __all__ = ["simulate", "reconstruct", "methods", "methods_for", "method_info", "check_data"]
 
@@ -46,8 +47,13 @@ def method_info(name: str) -> dict[str, Any]:
 
 
 def simulate(x, A: Operator, noise: NoiseModel | None = None, seed: int | None = 0):
-    """``y = A(x) + noise``: numpy in -> numpy out, torch in -> torch out."""
+    """``y = A(x) + noise``: numpy in -> numpy out, torch in -> torch out (``seed=None``: a fresh seed)."""
+    if not isinstance(A, Operator):
+        raise ValueError(f"A must be a napari_invimg operator, got {type(A).__name__}.")
     x = check_data(x, A.in_shape, A.in_complex, "image")
+    if noise is not None:
+        check_noise(noise, A.out_shape)
+    seed = check_seed(seed)
     with torch.no_grad():
         z = A.forward(x)
     return z if noise is None else noise.sample(z, seed=seed)
@@ -77,8 +83,9 @@ def reconstruct(
         A name from :func:`methods`.
     noise : NoiseModel, optional
         The noise model; estimated from ``y`` when omitted (:func:`napari_invimg.noise.estimate`).
-    seed : int
-        Seed of every random choice; the same seed gives the same result on the same device.
+    seed : int or None
+        Seed of every random choice; the same seed gives the same result on the same device. ``None``: a fresh
+        seed, recorded in ``info["seed"]`` so that the run can be replayed.
     device : str, optional
         ``None``: cuda if available, then mps, else cpu.
     progress : callable, optional
@@ -89,6 +96,7 @@ def reconstruct(
     **params
         The method's parameters (see :func:`method_info`).
     """
+    seed = check_seed(seed)
     if type(y).__module__.startswith("dask"):
         return reconstruct_tiled(y, A, method=method, noise=noise, seed=seed, device=device, progress=progress,
                                  calibration=calibration, **params)

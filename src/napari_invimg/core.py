@@ -15,36 +15,12 @@ from ._version import __version__
 from .errors import Cancelled
 from .methods import registry
 from .methods.registry import Context
-from .operators.base import Operator, check_finite
+from .operators.base import Operator
 from .operators.noise import Gaussian, NoiseModel, estimate
 from .uncertainty import Reconstruction
+from .validation import check_counts, check_data, check_noise, check_seed, data_scale
 
-__all__ = ["check_data", "check_call", "provenance", "calibrated", "reconstruct_array"]
-
-
-def check_data(a, shape: tuple[int, ...], complex_: bool, what: str) -> np.ndarray | torch.Tensor:
-    """Validate an array against an operator's expected shape and type; clear ``ValueError`` otherwise."""
-    if a is None:
-        raise ValueError(f"No {what} given.")
-    is_tensor = isinstance(a, torch.Tensor)
-    arr = a if is_tensor else np.asarray(a)
-    if arr.ndim == 0 or (arr.numel() if is_tensor else arr.size) == 0:
-        raise ValueError(f"The {what} is empty.")
-    if not is_tensor and arr.dtype.kind not in "biufc":
-        raise ValueError(f"The {what} must be numeric, got dtype {arr.dtype}.")
-    if tuple(arr.shape) != tuple(shape):
-        if arr.ndim == len(shape) + 1 and arr.shape[-1] in (3, 4) and tuple(arr.shape[:-1]) == tuple(shape):
-            raise ValueError(f"The {what} looks like an RGB(A) image {tuple(arr.shape)}; convert it to gray first.")
-        raise ValueError(f"The {what} has shape {tuple(arr.shape)} but the forward model expects {tuple(shape)}.")
-    iscomplex = arr.is_complex() if is_tensor else np.iscomplexobj(arr)
-    if iscomplex and not complex_:
-        raise ValueError(f"The {what} is complex but this forward model needs real data; take the magnitude first.")
-    if complex_ and not iscomplex and what == "measurement":
-        raise ValueError(f"The {what} must be complex (k-space or visibilities); got real data.")
-    if complex_ and what == "measurement" and not bool((arr != 0).any()):
-        raise ValueError(f"The {what} is all zero: there is nothing to reconstruct (check the file or the slice).")
-    check_finite(arr, what)
-    return arr
+__all__ = ["check_data", "check_call", "provenance", "calibrated", "reconstruct_array", "noise_for"]
 
 
 def check_call(method: str, A: Operator, params: dict[str, Any], calibration: Any = None
@@ -96,7 +72,44 @@ def _numpy(t: torch.Tensor | None) -> np.ndarray | None:
     return t.detach().cpu().numpy()
 
 
-def _finish(est: registry.Estimate, info: dict[str, Any], calibration) -> Reconstruction:
+def _unit_range_scale(y: torch.Tensor) -> float:
+    """Robust maximum of ``|y|`` (its 99.5th percentile; the RMS if that is zero): the unit of a ``unit_range``
+    method's run. It scales with the data, so the result times it does not depend on the data's units."""
+    a = y.abs().reshape(-1).double()
+    k = max(1, int(round(0.995 * a.numel())))
+    s = float(a.kthvalue(k).values)
+    return s if s > 0 else data_scale(y)
+
+
+def noise_for(y, A: Operator, noise: NoiseModel | None) -> tuple[NoiseModel, str, str | None]:
+    """The noise model of a run and where it came from: checked against the data when given
+    (:func:`~napari_invimg.validation.check_noise`, :func:`~napari_invimg.validation.check_counts`), else estimated.
+
+    An estimated Poisson–Gaussian model that the data contradict (values far below zero: a subtracted camera
+    offset) falls back to a Gaussian estimate, with a warning (the third value; ``info["noise_warning"]``).
+    """
+    if noise is not None:
+        check_noise(noise, A.out_shape)
+        check_counts(y, noise)
+        return noise, "given", None
+    sigma = A.estimate_noise(y)  # operators that know where their data hold only noise (else None)
+    if sigma is not None:
+        return Gaussian(sigma), "estimated", None
+    arr = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else y
+    noise = estimate(arr)
+    try:
+        check_counts(y, noise)
+    except ValueError:
+        warning = ("The data go below zero further than Poisson noise allows (a subtracted camera offset?); "
+                   "the noise was modeled as Gaussian instead.")
+        return estimate(arr, model="gaussian"), "estimated", warning
+    return noise, "estimated", None
+
+
+def _finish(est: registry.Estimate, info: dict[str, Any], calibration, scale: float = 1.0) -> Reconstruction:
+    if scale != 1.0:  # a unit_range run: back to the data's units
+        est = registry.Estimate(est.mean * scale, None if est.std is None else est.std * scale,
+                                None if est.samples is None else est.samples * scale, est.info)
     mean, std, samples = _numpy(est.mean), _numpy(est.std), _numpy(est.samples)
     if samples is not None and std is None:
         std = samples.std(axis=0) if not np.iscomplexobj(samples) else np.abs(samples - samples.mean(0)).std(axis=0)
@@ -112,35 +125,38 @@ def reconstruct_array(y, A: Operator, method: str = "richardson_lucy", noise: No
     """:func:`napari_invimg.reconstruct` on data in memory (numpy or torch)."""
     cls, params = check_call(method, A, params, calibration)
     y = check_data(y, A.out_shape, A.out_complex, "measurement")
-    sigma = A.estimate_noise(y) if noise is None else None  # operators that know where their data hold only noise
-    if sigma is not None:
-        noise = Gaussian(sigma)
-        noise_source = "estimated"
-    elif noise is None:
-        noise = estimate(y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else y)
-        noise_source = "estimated"
-    else:
-        if not isinstance(noise, NoiseModel):
-            raise ValueError(f"noise must be a napari_invimg noise model, got {type(noise).__name__}.")
-        noise_source = "given"
+    seed = check_seed(seed)  # None: a fresh seed, recorded in info["seed"]
+    noise, noise_source, noise_warning = noise_for(y, A, noise)
     dev = resolve_device(device)
     A.to(dev)
     yt = to_tensor(y, device=dev)
     if A.out_complex and not yt.is_complex():
         yt = yt.to(torch.complex64)
+    scale = 1.0
+    unit_range = cls.runs_in_unit_range(params)
+    if unit_range:  # the method's prior works on images in ≈[0, 1]: run in those units, then restore
+        scale = _unit_range_scale(yt)
+        yt, noise_run = yt / scale, noise.scaled(1.0 / scale)
+    else:
+        noise_run = noise
     ctx = Context(dev, seed, progress)
+    ctx.output_scale = scale
     info = provenance(cls, params, A.spec(), noise, noise_source, seed, dev)
+    if noise_warning:
+        info["noise_warning"] = noise_warning
+    if unit_range:
+        info["data_scale"] = scale
     if getattr(A, "host_round_trip", None):  # the operator's data leave the device (e.g. a CPU-only NUFFT)
         info["host_round_trip"] = A.host_round_trip
     t0 = time.perf_counter()
     try:
-        est = cls().run(yt, A, noise, ctx, **params)
+        est = cls().run(yt, A, noise_run, ctx, **params)
     except Cancelled as exc:
         info.update(seconds=time.perf_counter() - t0, history=ctx.history, cancelled=True)
-        partial = _finish(ctx.partial, info, calibration) if ctx.partial is not None else None
+        partial = _finish(ctx.partial, info, calibration, scale) if ctx.partial is not None else None
         raise Cancelled("reconstruction cancelled", partial=partial) from exc
     info.update(seconds=time.perf_counter() - t0, history=ctx.history)
     if ctx.evaluations:
         info.setdefault("evaluations", ctx.evaluations)
-    return _finish(est, info, calibration)
+    return _finish(est, info, calibration, scale)
 

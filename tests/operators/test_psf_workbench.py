@@ -17,7 +17,8 @@ def test_from_beads_recovers_a_widefield_psf():
 
 
 def test_from_beads_3d_denoising_and_lateral_symmetry_reduce_the_error():
-    big = ni.psf.widefield((25, 29, 29), wavelength_um=0.52, na=1.4, pixel_size_um=0.1, z_step_um=0.2)
+    # 0.15 µm steps: the exact-defocus PSF is ~30% shorter in z than the paraxial one this test was written for
+    big = ni.psf.widefield((25, 29, 29), wavelength_um=0.52, na=1.4, pixel_size_um=0.1, z_step_um=0.15)
     truth = big[5:-5, 5:-5, 5:-5] / big[5:-5, 5:-5, 5:-5].sum()
     img, _ = ni.datasets.beads((24, 120, 120), big, 12, (19, 23, 23), photons=50000, background=5, seed=1)
 
@@ -52,7 +53,7 @@ def test_resample_matches_a_psf_generated_at_the_target_pixel_size():
 
 
 def test_check_refuses_a_voxel_mismatch_and_reports_problems():
-    h = ni.psf.widefield((5, 25, 25), wavelength_um=0.52, na=1.4, pixel_size_um=0.1, z_step_um=0.3)
+    h = ni.psf.widefield((3, 25, 25), wavelength_um=0.52, na=1.4, pixel_size_um=0.1, z_step_um=0.3)
     with pytest.raises(ValueError, match="resample"):
         ni.psf.check(h, (0.3, 0.1, 0.1), (0.3, 0.065, 0.065))
     report = ni.psf.check(np.roll(h, 2, axis=2) * 2, (0.3, 0.1, 0.1), (0.3, 0.1, 0.1))

@@ -76,7 +76,7 @@ class Likelihood:
             v = noise.gain * yr.clamp(min=noise.gain) + noise.variance(torch.zeros_like(yr))
         else:
             v = noise.variance(yr)
-        self.variance = v.clamp(min=1e-12)
+        self.variance = v.clamp(min=1e-12 * float(v.max()) + 1e-38)  # relative: no floor in the data's units
         self.weight = 1.0 / self.variance
         self.lipschitz = A.norm() ** 2 * float(self.weight.max())
         self.evaluations = 0

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..nets.dip import SkipNet, kl_divergence
+from ..nets.init import materialise, use_generator
 from .dip import (IN_CHANNELS, POSITIVE, STOP_PARAMS, DIPProblem, fit_network, input_noise_param, random_input,
                   refuse_kspace, skip_widths)
 from .registry import ITERATIONS, Context, Estimate, Method, Param
@@ -22,17 +23,13 @@ __all__ = ["BayesDIP", "MCDropoutDIP", "draw_samples"]
 def draw_samples(net: nn.Module, z: torch.Tensor, problem: DIPProblem, n: int, ctx: Context,
                  batch: int = 4) -> torch.Tensor:
     """``n`` stochastic forward passes ``G(z)`` as images ``(n, *shape)``, in batches, without gradients."""
-    gen_state = torch.random.get_rng_state()
-    torch.manual_seed(ctx.seed * 7919 + 11)  # the layers draw from torch's global generator: make it the run's
+    use_generator(net, ctx.generator(offset=11))  # the stochastic layers draw from the run's own stream
     out = []
-    try:
-        with torch.no_grad():
-            for start in range(0, n, batch):
-                b = min(batch, n - start)
-                out.append(problem.image(net(z.expand(b, *z.shape[1:]))))
-                ctx.evaluations += b
-    finally:
-        torch.random.set_rng_state(gen_state)
+    with torch.no_grad():
+        for start in range(0, n, batch):
+            b = min(batch, n - start)
+            out.append(problem.image(net(z.expand(b, *z.shape[1:]))))
+            ctx.evaluations += b
     return torch.cat(out)
 
 
@@ -56,7 +53,9 @@ class _StochasticDIP(Method):
             window: int, patience: int, input_noise: float, n_samples: int, width: int, depth: int,
             **kind: Any) -> Estimate:
         problem = DIPProblem.for_operator(y, A, noise, positive)
-        net = self.network(problem, width, depth, **kind)
+        with torch.device("meta"):  # no draws from torch's global generator: initialised from the run's own
+            net = self.network(problem, width, depth, **kind)
+        net = use_generator(materialise(net, ctx.generator(offset=5, device="cpu")), ctx.generator(offset=13))
         z = random_input(ctx, (IN_CHANNELS, *problem.shape))
         penalty = self.penalty(net, y, **kind)
         _, info = fit_network(net, z, y, A, noise, problem, ctx, iterations=iterations, lr=lr, stop=stop, tau=tau,

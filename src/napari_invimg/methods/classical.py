@@ -12,6 +12,7 @@ from ..operators.blur import Blur
 from ..operators.kernels import conjugate_gradient, discrepancy_search
 from ..operators.noise import Gaussian, NoiseModel
 from ..priors.differences import laplacian
+from ..validation import data_scale
 from .registry import ITERATIONS, Context, Estimate, Method, Param, TileProfile
 
 __all__ = ["Wiener", "RichardsonLucy", "TikhonovCG", "effective_sigma2"]
@@ -112,7 +113,7 @@ class RichardsonLucy(Method):
         """Background added to data and model so that the data (least value ``y_min``) are non-negative
         (shifted Poisson)."""
         c = noise.sigma_scalar**2 / noise.gain if noise.gain > 0 else 0.0
-        return max(c, -y_min + 1e-6 if y_min <= 0 else 0.0)
+        return max(c, -y_min * (1 + 1e-6)) if y_min < 0 else c  # relative: no floor in the data's units
 
     @classmethod
     def resolve_globals(cls, pilot, y, noise: NoiseModel, params: dict[str, Any], frames: int = 1) -> dict[str, Any]:
@@ -141,6 +142,7 @@ class RichardsonLucy(Method):
         with torch.no_grad():
             c = self.offset_for(float(y.min()), noise) if offset is None else offset
             yc = (y + c).clamp(min=0)
+            tiny = 1e-12 * data_scale(yc)  # floors relative to the data: the result does not depend on their units
             shared_offset = noise.gain > 0 and c == noise._shift()
             if (isinstance(A, Blur) and not y.is_complex() and y.shape == A.out_shape
                     and (object_domain == "padded" or A.boundary == "circular")):
@@ -150,7 +152,7 @@ class RichardsonLucy(Method):
                 return Estimate(x, info={"iterations": k, "stopped": reason, "offset": c,
                                          "object_domain": grid.note})
             inv_norm = A.apply_adjoint(torch.ones_like(y)).clamp_(min=1e-12).reciprocal_()
-            x = torch.full(A.in_shape, float(yc.mean()), device=y.device).clamp(min=1e-6)
+            x = torch.full(A.in_shape, float(yc.mean()), device=y.device).clamp(min=1e6 * tiny)
             x_prev = x
             g_prev = g_prev2 = None
             reason, k = "iterations", 0
@@ -162,8 +164,8 @@ class RichardsonLucy(Method):
                     alpha = _flat_dot(g_prev, g_prev2) / max(_flat_dot(g_prev2, g_prev2), 1e-30)
                     alpha = min(max(alpha, 0.0), 0.95)
                 # Biggs–Andrews extrapolation v = x + α (x − x_prev)
-                v = torch.lerp(x_prev, x, 1.0 + alpha).clamp_(min=1e-12) if alpha > 0 else x
-                model = torch.add(A.apply(v), c).clamp_(min=1e-12)
+                v = torch.lerp(x_prev, x, 1.0 + alpha).clamp_(min=tiny) if alpha > 0 else x
+                model = torch.add(A.apply(v), c).clamp_(min=tiny)
                 ratio = torch.div(yc, model)
                 # the deviance from the ratio is the noise model's own when the offsets agree
                 misfit = noise.deviance(yc, model, ratio) if shared_offset else noise.misfit(y, model - c)
@@ -231,7 +233,8 @@ class _BlurGrid:
         """The RL loop (Biggs–Andrews accelerated); returns (field of view of the result, iterations, reason)."""
         new = partial(torch.empty, self.grid, dtype=self.dtype, device=yc.device)
         window = self.window
-        x = torch.full(self.grid, max(float(yc.mean()), 1e-6), dtype=self.dtype, device=yc.device)
+        tiny = 1e-12 * data_scale(yc)  # floors relative to the data: the result does not depend on their units
+        x = torch.full(self.grid, max(float(yc.mean()), 1e6 * tiny), dtype=self.dtype, device=yc.device)
         if self.inv_norm is not None:
             x.mul_(self.inv_norm > 0)
         x_prev, v = x, new()
@@ -258,11 +261,11 @@ class _BlurGrid:
                 alpha = min(max(alpha, 0.0), 0.95)
             # Biggs–Andrews extrapolation v = x + α (x − x_prev)
             if alpha > 0:
-                torch.lerp(x_prev, x, 1.0 + alpha, out=v).clamp_(min=1e-12)
+                torch.lerp(x_prev, x, 1.0 + alpha, out=v).clamp_(min=tiny)
                 point = v
             else:
                 point = x
-            torch.add(self._conv(point, self.otf)[window], c, out=model).clamp_(min=1e-12)
+            torch.add(self._conv(point, self.otf)[window], c, out=model).clamp_(min=tiny)
             torch.div(yc, model, out=ratio)
             if poisson:
                 # mean Poisson deviance (2/g) Σ[y log(y/m) − y + m] / n by a vectorized log and a dot product
@@ -270,7 +273,7 @@ class _BlurGrid:
                 if shared_offset:
                     fitted, fit_ratio = model, ratio
                 else:  # the same deviance with the noise model's shift (noise.misfit), without its temporaries
-                    fitted = torch.sub(model, delta, out=shifted).clamp_(min=1e-12)
+                    fitted = torch.sub(model, delta, out=shifted).clamp_(min=tiny)
                     fit_ratio = torch.div(counts, fitted, out=shifted_ratio)
                 torch.clamp(fit_ratio, min=1e-30, out=log_ratio).log_()
                 ylogr = torch.dot(counts.reshape(-1), log_ratio.reshape(-1))

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from ..operators.noise import NoiseModel
-from ..priors.denoisers import Denoiser
+from ..priors.denoisers import Denoiser, denoiser_unit_range
 from ._posterior import WEIGHTS, Likelihood, complex_randn, load_denoiser, warm_start
 from ._prior_fit import prior_fit_info
 from .registry import Context, Estimate, Method, Param
@@ -38,6 +38,12 @@ def noise_schedule(steps: int, sigma_max: float, sigma_min: float) -> list[float
 
 class _Diffusion(Method):
     """Shared loop: batches of samples walk down the schedule; subclasses make one step."""
+
+    @classmethod
+    def runs_in_unit_range(cls, params: dict[str, Any]) -> bool:
+        """A denoiser trained on images in ≈[0, 1] (the learned one) makes the run use those units."""
+        return denoiser_unit_range(params["denoiser"])
+
 
     returns_std = True
     uncertainty = "posterior"

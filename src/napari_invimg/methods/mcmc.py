@@ -16,6 +16,7 @@ import torch
 from ..operators.base import LinearOperator
 from ..operators.noise import NoiseModel
 from ..priors.base import get_regularizer
+from ..priors.denoisers import denoiser_unit_range
 from ..uncertainty import mixing_summary
 from ._posterior import (WEIGHTS, BoxPenalty, DenoiserPrior, Likelihood, Posterior, RegularizerPotential,
                          complex_randn, load_denoiser, warm_start)
@@ -40,7 +41,7 @@ def estimate_prior_weight(penalty: float, pixels: int, degree: int = 1) -> float
     """Empirical-Bayes weight of a ``degree``-homogeneous prior ``p(x) ∝ exp(−θ g(x))``: the fixed point
     ``θ = n / (degree · E[g(x) | y])`` of the marginal likelihood (Vidal, De Bortoli, Pereyra & Durmus, SIAM J
     Imaging Sci 13 (2020) 1945), with ``E[g]`` estimated by ``penalty`` (an average over states)."""
-    return pixels / (degree * max(float(penalty), 1e-12))
+    return pixels / (degree * max(float(penalty), 1e-30))
 
 
 def hand_crafted_prior(name: str, envelope: str, lam: float | None, epsilon: float | None, x0: torch.Tensor,
@@ -297,6 +298,12 @@ class MALA(_Langevin):
 
 
 class PnPULA(_Langevin):
+
+    @classmethod
+    def runs_in_unit_range(cls, params: dict[str, Any]) -> bool:
+        """A denoiser trained on images in ≈[0, 1] (the learned one) makes the run use those units."""
+        return denoiser_unit_range(params["denoiser"])
+
     name = "pnp_ula"
     label = "PnP-ULA (Langevin, learned denoiser prior)"
     description = (

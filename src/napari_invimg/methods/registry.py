@@ -21,6 +21,7 @@ from .._registry import Registry, domain_names, import_submodules
 from ..errors import Cancelled
 from ..operators.base import Operator
 from ..operators.noise import NoiseModel
+from ..validation import check_seed
 
 __all__ = ["Param", "Method", "Context", "Estimate", "TileProfile", "get", "available", "info", "ITERATIONS"]
 
@@ -123,7 +124,7 @@ class Context:
         progress: Callable[..., Any] | None = None,
     ):
         self.device = device
-        self.seed = 0 if seed is None else int(seed)
+        self.seed = check_seed(seed)  # None: a fresh seed (the API records it in info["seed"])
         self._progress = progress
         #: a callback that takes ``status=`` also receives the latest logged values (loss, misfit, ...)
         self._wants_status = progress is not None and _accepts_status(progress)
@@ -131,15 +132,21 @@ class Context:
         self.partial: Estimate | None = None
         self.evaluations = 0
         self.started = time.perf_counter()
-        torch.manual_seed(self.seed)
-        np.random.seed(self.seed % (2**32))
+        #: previews are multiplied by this (the data scale a ``unit_range`` method runs in)
+        self.output_scale = 1.0
 
-    def generator(self, offset: int = 0) -> torch.Generator:
-        """A torch generator seeded from the run's seed (``offset`` for independent streams)."""
-        dev = self.device if self.device.type in ("cpu", "cuda") else torch.device("cpu")
+    def generator(self, offset: int = 0, device: torch.device | str | None = None) -> torch.Generator:
+        """A torch generator seeded from the run's seed (``offset`` for independent streams), on the run's device
+        (or ``device``). Methods draw only from these: never from torch's or numpy's global generators."""
+        dev = torch.device(device) if device is not None else self.device
+        dev = dev if dev.type in ("cpu", "cuda") else torch.device("cpu")
         g = torch.Generator(device=dev)
-        g.manual_seed(self.seed * 1000003 + offset)
+        g.manual_seed((self.seed * 1000003 + offset) % 2**64)
         return g
+
+    def rng(self, offset: int = 0) -> np.random.Generator:
+        """A numpy generator seeded from the run's seed (``offset`` for independent streams)."""
+        return np.random.default_rng([self.seed, offset])
 
     def randn(self, shape, dtype=torch.float32, offset: int = 0) -> torch.Tensor:
         g = self.generator(offset)
@@ -163,6 +170,8 @@ class Context:
         if preview is not None:
             pv = preview.detach()
             pv = (pv.abs() if pv.is_complex() else pv).float().cpu().numpy()
+            if self.output_scale != 1.0:
+                pv = pv * self.output_scale
         if self._wants_status:
             status = {k: v[-1] for k, v in self.history.items() if v}
             answer = self._progress(int(i), int(total), pv, status=status)
@@ -206,6 +215,10 @@ class Method(ABC):
     #: set once the method is verified to give its untiled result tile by tile (the result at a pixel depends
     #: only on data within the halo); ``None``: not local, it does not run on dask arrays
     tile_profile: ClassVar[TileProfile | None] = None
+    #: True when the method's prior works on images scaled to ≈[0, 1] (learned denoisers): the API then divides
+    #: the data and the noise by their robust maximum (``info["data_scale"]``) and multiplies the result back,
+    #: so that the result does not depend on the data's units (see :meth:`runs_in_unit_range`)
+    unit_range: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -226,6 +239,11 @@ class Method(ABC):
                 f"Method {cls.name!r} has no parameter {', '.join(map(repr, unknown))}; it accepts {sorted(known)}."
             )
         return {name: p.coerce(params.get(name, p.default)) for name, p in known.items()}
+
+    @classmethod
+    def runs_in_unit_range(cls, params: dict[str, Any]) -> bool:
+        """Whether this run (validated ``params``) works on images scaled to ≈[0, 1]: :attr:`unit_range`."""
+        return cls.unit_range
 
     @classmethod
     def supports(cls, A: Operator | type[Operator]) -> str | None:

@@ -25,6 +25,7 @@ from ..priors.hessian import HessianSchatten
 from ..priors.tv import TotalVariation
 from ..priors.wavelet import KINDS as WAVELET_KINDS
 from ..priors.wavelet import WaveletSparsity
+from ..validation import data_scale
 from ._proximal import Fidelity, ScaledProblem, admm, fista, initial_image, primal_dual, scale_problem
 from .registry import ITERATIONS, Context, Estimate, Method, Param
 
@@ -218,33 +219,38 @@ class RichardsonLucyTV(Method):
         with torch.no_grad():
             if noise.gain > 0:  # the same variance-stabilizing weights as the tv method, given λ or not
                 tv.pixel_weights = stabilising_weights(noise, initial_image(y, A, 0.0))
-            if lam is None:
-                warm = max(20, min(100, iterations // 2))
-                _, info = solve_regularized(y, A, noise, tv, ctx, iterations=warm, solver="primal_dual", lam=None,
-                                            tau=tau, positivity=True, tol=tol)
+            pilot = None
+            if lam is None:  # the λ search is part of the iteration budget
+                warm = min(100, max(1, iterations // 2))
+                pilot, info = solve_regularized(y, A, noise, tv, ctx, iterations=warm, solver="primal_dual", lam=None,
+                                                tau=tau, positivity=True, tol=tol)
                 lam, how = info["lam"], "discrepancy principle (constrained primal–dual TV)"
+                warm = info["iterations"]
             else:
                 how = "given"
             # shifted-Poisson view of the camera: c = σ²/g; Gaussian noise as Poisson with g = σ²/mean(y)
-            mean_y = max(float(y.mean()), 1e-12)
+            unit = data_scale(y)  # floors relative to the data: the result does not depend on their units
+            mean_y = max(float(y.mean()), 1e-12 * unit)
             gain = noise.gain if noise.gain > 0 else float(noise.variance(y).mean()) / mean_y
             c = noise._shift() if noise.gain > 0 else 0.0
-            c = max(c, float(-y.min()) + 1e-6 if float(y.min()) <= 0 else 0.0)
+            c = max(c, float(-y.min()) + 1e-6 * unit if float(y.min()) <= 0 else 0.0)
             yc = (y + c).clamp(min=0)
             tv.smoothing = 1e-2 * float(yc.abs().max())
             norm = A.apply_adjoint(torch.ones_like(y))
             x = torch.full(A.in_shape, float(yc.mean()), device=y.device)
             k = 0
-            for k in range(1, iterations + 1):
+            for k in range(1, iterations - warm + 1):
                 z = A.apply(x)
                 ctx.log(misfit=noise.misfit(y, z, measured))
                 denom = (norm + gain * lam * tv.grad(x)).clamp(min=1e-3 * float(norm.mean()))
-                x_new = clip(x * A.apply_adjoint(yc / (z + c).clamp(min=1e-12)) / denom, 1e-12 * float(yc.max()), None)
+                x_new = clip(x * A.apply_adjoint(yc / (z + c).clamp(min=1e-12 * unit)) / denom, 1e-12 * float(yc.max()), None)
                 change = float(torch.linalg.vector_norm(x_new - x) / torch.linalg.vector_norm(x_new).clamp(min=1e-30))
                 x = x_new
                 ctx.keep(x, iteration=warm + k)
-                ctx.step(warm + k, warm + iterations, x)
+                ctx.step(warm + k, iterations, x)
                 if k > 5 and change < tol:
                     break
+            if k == 0 and pilot is not None:  # the whole budget went to the λ search: its TV image stands
+                x = pilot
         return Estimate(x, info={"lam": lam, "lam_choice": how, "iterations": warm + k, "offset": c,
                                  "misfit": noise.misfit(y, A.apply(x), measured)})

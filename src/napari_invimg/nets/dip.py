@@ -52,11 +52,24 @@ class BayesConv(nn.Module):
         self.prior_sigma = float(prior_sigma)
         shape = (out_channels, in_channels) + (kernel_size,) * ndim
         fan_in = in_channels * kernel_size**ndim
-        self.weight_mu = nn.Parameter(torch.empty(shape).uniform_(-1, 1) * math.sqrt(3.0 / fan_in))
-        self.bias_mu = nn.Parameter(torch.zeros(out_channels))
-        rho0 = math.log(math.expm1(init_sigma))  # softplus⁻¹
-        self.weight_rho = nn.Parameter(torch.full(shape, rho0))
-        self.bias_rho = nn.Parameter(torch.full((out_channels,), rho0))
+        self.fan_in, self.init_sigma = fan_in, float(init_sigma)
+        self.weight_mu = nn.Parameter(torch.empty(shape))
+        self.bias_mu = nn.Parameter(torch.empty(out_channels))
+        self.weight_rho = nn.Parameter(torch.empty(shape))
+        self.bias_rho = nn.Parameter(torch.empty(out_channels))
+        #: the generator of the weight noise (``None``: torch's global one); see :func:`..init.use_generator`
+        self.generator: torch.Generator | None = None
+        if self.weight_mu.device.type != "meta":
+            self.reset_parameters_from(None)
+
+    def reset_parameters_from(self, generator: torch.Generator | None) -> None:
+        """``μ ~ U(±√(3/fan_in))``, bias 0, ``σ = init_sigma`` (drawn from ``generator``)."""
+        with torch.no_grad():
+            self.weight_mu.uniform_(-1, 1, generator=generator).mul_(math.sqrt(3.0 / self.fan_in))
+            self.bias_mu.zero_()
+            rho0 = math.log(math.expm1(self.init_sigma))  # softplus⁻¹
+            self.weight_rho.fill_(rho0)
+            self.bias_rho.fill_(rho0)
 
     @property
     def weight_sigma(self) -> torch.Tensor:
@@ -75,7 +88,8 @@ class BayesConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mean, var = self.moments(x)
-        return mean + torch.randn_like(mean) * var.clamp(min=1e-16).sqrt()
+        eps = torch.randn(mean.shape, generator=self.generator, dtype=mean.dtype, device=mean.device)
+        return mean + eps * var.clamp(min=1e-16).sqrt()
 
     def kl(self) -> torch.Tensor:
         """``Σ log(σ_p/σ) + (σ² + μ²)/(2σ_p²) − ½`` over weights and biases."""
@@ -127,9 +141,12 @@ class _AlwaysDropout(nn.Module):
     def __init__(self, p: float):
         super().__init__()
         self.p = p
+        #: the generator of the masks (``None``: torch's global one); see :func:`..init.use_generator`
+        self.generator: torch.Generator | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.dropout(x, self.p, training=True)
+        keep = torch.rand(x.shape, generator=self.generator, device=x.device) >= self.p
+        return x * keep.to(x.dtype) / (1.0 - self.p)
 
 
 class SkipNet(nn.Module):

@@ -169,8 +169,10 @@ def load_weights(path, device: str | torch.device = "cpu") -> tuple[SmallDRUNet,
     name = blob.get("architecture", "SmallDRUNet")  # files written before the field existed: SmallDRUNet
     if name not in ARCHITECTURES:
         raise ValueError(f"{path} holds a {name!r} network; this version knows {', '.join(ARCHITECTURES)}.")
-    model = ARCHITECTURES[name](**blob["config"])
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()})
+    with torch.device("meta"):  # no random initialization (it would draw from torch's global generator)
+        model = ARCHITECTURES[name](**blob["config"])
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()},
+                          assign=True)
     model.eval()
     return model.to(device), dict(blob.get("metadata", {}))
 

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from .._device import resolve_device
 from ..errors import Cancelled
 from .drunet import SmallDRUNet, load_weights, log_uniform, save_weights
+from .init import build
 
 __all__ = ["PatchSampler", "add_noise", "blind_spot", "fit", "train_denoiser", "denoise_image", "normalize_image", "heldout_set",
            "SIGMA_RANGE", "HELDOUT_SEEDS"]
@@ -237,9 +238,9 @@ def fit(model: SmallDRUNet, batch: Callable[[torch.Generator], tuple[torch.Tenso
     return losses
 
 
-def _start_model(start: str | Path | None, device: torch.device) -> SmallDRUNet:
+def _start_model(start: str | Path | None, device: torch.device, generator: torch.Generator) -> SmallDRUNet:
     if start is None or start == "scratch":
-        return SmallDRUNet().to(device)
+        return build(SmallDRUNet, generator).to(device)
     if start == "shipped":
         import importlib.resources
 
@@ -286,10 +287,9 @@ def train_denoiser(clean: np.ndarray | Sequence[np.ndarray] | None = None, noisy
         raise ValueError(f"Cannot save weights to {save}: the folder {Path(save).parent} does not exist.")
     dev = resolve_device(device)
     generator = torch.Generator().manual_seed(int(seed))
-    torch.manual_seed(int(seed))
     supervised = clean is not None
     images, scales = _as_slices(clean if supervised else noisy, "clean" if supervised else "noisy", normalize)
-    model = _start_model(start, dev)
+    model = _start_model(start, dev, generator)
     patch = int(min(patch, *[min(im.shape) for im in images])) // 8 * 8 if not supervised else int(patch)
     if patch < 8:
         raise ValueError("The images are too small to train on (need at least 8×8 pixels).")

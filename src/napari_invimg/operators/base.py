@@ -20,21 +20,12 @@ import torch
 
 from .._device import to_tensor
 from .._registry import Registry, domain_names
+from ..validation import check_finite, check_shape
 from .kernels import conjugate_gradient, power_iteration
 
 __all__ = ["Operator", "LinearOperator", "from_spec", "operator_types", "check_finite"]
 
 OPERATORS = Registry("operator type", lazy=domain_names("operator"))
-
-
-def check_finite(x, what: str = "input") -> None:
-    """Raise a ``ValueError`` a user can act on when ``x`` holds NaN or inf."""
-    if isinstance(x, torch.Tensor):
-        ok = bool(torch.isfinite(x).all())
-    else:
-        ok = bool(np.isfinite(np.asarray(x)).all())
-    if not ok:
-        raise ValueError(f"The {what} contains NaN or infinite values; replace or mask them before reconstructing.")
 
 
 class Operator(ABC):
@@ -61,8 +52,8 @@ class Operator(ABC):
         OPERATORS.add(cls.__name__, cls)
 
     def __init__(self, in_shape: tuple[int, ...], out_shape: tuple[int, ...]):
-        self.in_shape = tuple(int(s) for s in in_shape)
-        self.out_shape = tuple(int(s) for s in out_shape)
+        self.in_shape = check_shape(in_shape, f"image shape of {type(self).__name__}")
+        self.out_shape = check_shape(out_shape, f"data shape of {type(self).__name__}")
         self.device = torch.device("cpu")
 
     # -- to be provided by subclasses -------------------------------------------------------------

@@ -13,6 +13,8 @@ from .base import LinearOperator
 __all__ = ["Identity", "Blur", "BOUNDARIES", "Circulant", "validate_psf"]
 
 BOUNDARIES = ("circular", "reflect", "zero")
+#: a PSF whose sum is at most this fraction of its absolute sum is refused (it sums to about zero)
+PSF_MIN_SUM_FRACTION = 1e-2
 
 
 class Circulant(NamedTuple):
@@ -80,6 +82,10 @@ def validate_psf(psf, shape: tuple[int, ...]) -> np.ndarray:
     total = k.sum()
     if not total > 0:
         raise ValueError("The PSF must sum to a positive value (is it background-subtracted to zero or negative?).")
+    if total <= PSF_MIN_SUM_FRACTION * np.abs(k).sum():
+        raise ValueError(f"The PSF sums to {total:.3g}, almost nothing beside its absolute sum {np.abs(k).sum():.3g} "
+                         "(was a mean or background subtracted?): normalising it would amplify it into huge values. "
+                         "Subtract a smaller background or clip it at zero.")
     return k / total
 
 

@@ -14,13 +14,14 @@ import numpy as np
 import torch
 
 from .._device import to_tensor
+from ..validation import check_seed
 
 __all__ = ["NoiseModel", "Gaussian", "Poisson", "PoissonGaussian", "estimate", "from_spec"]
 
 
 def _generator(seed: int | None, device: torch.device) -> torch.Generator:
     g = torch.Generator(device=device if device.type != "mps" else "cpu")
-    g.manual_seed(0 if seed is None else int(seed))
+    g.manual_seed(check_seed(seed))  # None: a fresh seed
     return g
 
 
@@ -37,6 +38,10 @@ class NoiseModel:
             raise ValueError("The camera gain must be finite and non-negative.")
         if gain == 0 and np.all(sig == 0):
             raise ValueError("A noise model needs a positive sigma or a positive gain.")
+        if sig.ndim > 0 and not np.all(sig > 0):
+            raise ValueError(f"A noise σ map must be positive everywhere; {int(np.sum(sig <= 0))} value(s) are zero "
+                             "(an exact measurement). Give them a small positive σ, or leave them out with "
+                             "ni.operators.Inpainting.")
         self.gain = float(gain)
         self.sigma = float(sig) if sig.ndim == 0 else sig.astype(np.float32)
 
@@ -131,7 +136,7 @@ class NoiseModel:
             return float(v / 2 if y.is_complex() else v)
         c = self._shift()
         counts = (y + c).clamp_(min=0)
-        model = (z + c).clamp_(min=1e-12)
+        model = (z + c).clamp_(min=1e-12 * self.gain)  # 1e-12 photons
         return self.deviance(counts, model, counts / model, count)
 
     def deviance(self, counts: torch.Tensor, model: torch.Tensor, ratio: torch.Tensor,
@@ -144,7 +149,18 @@ class NoiseModel:
     def normalized_residual(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """``(y − z) / sqrt(Var[y | z])``: ≈ N(0, 1) per pixel when the model explains the data."""
         v = self.variance(z)
-        return (y - z) / v.clamp(min=1e-12).sqrt()
+        return (y - z) / v.clamp(min=1e-12 * float(v.max()) + torch.finfo(v.dtype).tiny).sqrt()
+
+    def scaled(self, factor: float) -> NoiseModel:
+        """The same camera for data multiplied by ``factor`` (> 0): gain and σ scale with the data."""
+        if not factor > 0:
+            raise ValueError("The scale factor of a noise model must be positive.")
+        sig = self.sigma * factor if isinstance(self.sigma, float) else np.asarray(self.sigma) * factor
+        if self.gain == 0:
+            return Gaussian(sig)
+        if np.all(np.asarray(self.sigma) == 0):
+            return Poisson(self.gain * factor)
+        return PoissonGaussian(self.gain * factor, sig)
 
     normalised_residual = normalized_residual  # deprecated spelling (issue #17)
 
@@ -234,13 +250,16 @@ def estimate(y, model: str = "auto") -> NoiseModel:
     a = a.astype(np.float64)
     if not np.isfinite(a).all():
         raise ValueError("Cannot estimate noise: the image contains NaN or infinite values.")
+    # floors relative to the data's own scale, so that the estimate scales with the data's units
+    unit = float(np.sqrt(np.mean(a * a)))
+    floor = 1e-8 * (unit if unit > 0 else 1.0)
     if a.ndim == 1:
         det = np.diff(a) / np.sqrt(2)
-        return Gaussian(max(1.4826 * np.median(np.abs(det - np.median(det))), 1e-8))
+        return Gaussian(max(1.4826 * np.median(np.abs(det - np.median(det))), floor))
     detail, mean = _haar_detail(a)
     sigma_all = 1.4826 * np.median(np.abs(detail))
     if model == "gaussian":
-        return Gaussian(max(sigma_all, 1e-8 * max(np.abs(a).max(), 1.0)))
+        return Gaussian(max(sigma_all, floor))
     # bin local means by quantile, robust variance per bin
     m, dd = mean.ravel(), detail.ravel()
     edges = np.unique(np.quantile(m, np.linspace(0, 1, 21)))
@@ -255,11 +274,11 @@ def estimate(y, model: str = "auto") -> NoiseModel:
     else:
         gain, var0 = 0.0, sigma_all**2
     spread = np.ptp(xs) if xs else 0.0
-    explains = gain > 0 and gain * spread > 0.5 * max(var0, 1e-12)
+    explains = gain > 0 and gain * spread > 0.5 * max(var0, (1e-6 * unit) ** 2)
     if model == "poisson_gaussian" or (model == "auto" and explains):
         # var0 is the variance at intensity 0; a camera offset can push it below zero
-        sigma = float(np.sqrt(var0)) if var0 > 0 else 1e-8
-        return PoissonGaussian(gain=float(max(gain, 1e-8)), sigma=max(sigma, 1e-8))
+        sigma = float(np.sqrt(var0)) if var0 > 0 else floor
+        return PoissonGaussian(gain=float(max(gain, floor)), sigma=max(sigma, floor))
     if model not in ("auto", "poisson_gaussian"):
         raise ValueError(f"model must be 'auto', 'gaussian' or 'poisson_gaussian', got {model!r}.")
-    return Gaussian(max(sigma_all, 1e-8))
+    return Gaussian(max(sigma_all, floor))

@@ -45,26 +45,34 @@ def gaussian(shape: int | Sequence[int], sigma: float | Sequence[float] = 2.0) -
 
 
 def _born_wolf(shape, wavelength_um, na, pixel_size_um, z_step_um, ni, oversample=3):
-    """Scalar Born–Wolf defocus model ``h(r,z) = |∫₀¹ J₀(k NA r ρ) exp(−i k NA² z ρ² / 2n) ρ dρ|²``."""
+    """Scalar Debye model of an aplanatic objective in an index-matched sample (Richards & Wolf 1959):
+    ``h(r,z) = |∫₀^α √cosθ · J₀(k n r sinθ) · exp(i k n z cosθ) · sinθ dθ|²``, ``sin α = NA/n``.
+
+    ``k n z cosθ = k z √(n² − NA²ρ²)`` (``ρ = n sinθ / NA``) is the exact defocus phase; its paraxial form
+    ``k NA² z ρ²/2n`` makes the axial FWHM about 40% too long at NA 1.4. ``√cosθ`` is the aplanatic
+    (sine-condition) apodisation. Pixels are integrated by ``oversample``² sub-samples.
+    """
     ny, nx = shape[-2:]
     nz = shape[0] if len(shape) == 3 else 1
     k = 2 * np.pi / wavelength_um
+    alpha = float(np.arcsin(na / ni))
     sub = (np.arange(oversample) - (oversample - 1) / 2) / oversample
     yy = (np.arange(ny) - (ny - 1) / 2)[:, None] + sub[None, :]
     xx = (np.arange(nx) - (nx - 1) / 2)[:, None] + sub[None, :]
     r = np.hypot(yy.reshape(-1, 1) * pixel_size_um, xx.reshape(1, -1) * pixel_size_um)  # (ny*o, nx*o)
-    rho, w = np.polynomial.legendre.leggauss(200)
-    rho = 0.5 * (rho + 1)
-    w = 0.5 * w
     zs = (np.arange(nz) - (nz - 1) / 2) * (z_step_um or 0.0)
+    # Gauss–Legendre on θ ∈ [0, α] with enough nodes for the fastest Bessel and defocus oscillations
+    cycles = (k * ni * float(r.max()) * np.sin(alpha) + k * ni * float(np.abs(zs).max()) * (1 - np.cos(alpha))) / np.pi
+    t, w = np.polynomial.legendre.leggauss(int(min(4000, 200 + 4 * cycles)))
+    theta = 0.5 * alpha * (t + 1)
+    w = 0.5 * alpha * w
+    sin_t, cos_t = np.sin(theta), np.cos(theta)
     r_unique, inverse = np.unique(np.round(r, 9), return_inverse=True)
-    bessel = j0(k * na * r_unique[:, None] * rho[None, :]) * (rho * w)[None, :]  # (R, Q)
+    bessel = j0(k * ni * r_unique[:, None] * sin_t[None, :]) * (np.sqrt(cos_t) * sin_t * w)[None, :]  # (R, Q)
     out = np.empty((nz, ny, nx))
     for i, z in enumerate(zs):
-        phase = np.exp(-0.5j * k * na**2 * z * rho**2 / ni)
-        amp = bessel @ phase
-        inten = np.abs(amp) ** 2
-        img = inten[inverse].reshape(r.shape)
+        amp = bessel @ np.exp(1j * k * ni * z * cos_t)
+        img = (np.abs(amp) ** 2)[inverse].reshape(r.shape)
         out[i] = img.reshape(ny, oversample, nx, oversample).mean(axis=(1, 3))
     return out if len(shape) == 3 else out[0]
 
@@ -81,8 +89,10 @@ def widefield(
 ) -> np.ndarray:
     """Widefield fluorescence PSF from the objective's optics, 2D (in focus) or 3D (``shape`` = (Z, Y, X)).
 
-    ``born_wolf``: scalar defocus model in an index-matched sample (Born & Wolf, *Principles of
-    Optics*, 8.8). ``gibson_lanni``: scalar model with a refractive-index mismatch between immersion
+    ``born_wolf`` (the default, pure numpy): scalar Debye model of an aplanatic objective in an index-matched
+    sample, with the exact (non-paraxial) defocus phase ``k z √(n² − NA²ρ²)`` and ``√cosθ`` apodisation
+    (Born & Wolf, *Principles of Optics*, 8.8; Richards & Wolf, Proc. R. Soc. A 253 (1959) 358); its lateral
+    and axial FWHM agree with ``psfmodels``' scalar and vectorial models within 5% at NA 0.8–1.4. ``gibson_lanni``: scalar model with a refractive-index mismatch between immersion
     ``ni`` and sample ``ns`` (Gibson & Lanni, JOSA A 8 (1991) 1601), computed by ``psfmodels``;
     ``vectorial``: Aguet et al., Opt. Express 17 (2009), also through ``psfmodels``.
 

@@ -28,6 +28,8 @@ class Denoiser(ABC):
     #: the result is unchanged by shifts of the image by multiples of ``grid`` pixels along its last two axes
     #: (a network with stride-2 levels: 2^levels); tiles must start on this grid
     grid: ClassVar[int] = 1
+    #: True when the denoiser was trained on images in ≈[0, 1] (a network): methods then run in those units
+    unit_range: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -63,6 +65,13 @@ class ProxDenoiser(Denoiser):
 def denoiser_names() -> list[str]:
     """Names of the available denoisers (importing the modules that define them)."""
     return DENOISERS.names()
+
+
+def denoiser_unit_range(name: str) -> bool:
+    """Whether the denoiser ``name`` works on images in ≈[0, 1] (``False`` for an unknown name)."""
+    if name not in DENOISERS.names():
+        return False
+    return bool(DENOISERS.get(name).unit_range)
 
 
 def get_denoiser(name: str, **kwargs) -> Denoiser:

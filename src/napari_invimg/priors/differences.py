@@ -27,6 +27,8 @@ def difference(x: torch.Tensor, dim: int) -> torch.Tensor:
 def difference_adjoint(g: torch.Tensor, dim: int) -> torch.Tensor:
     """Adjoint of :func:`difference` along ``dim`` (a backward difference of the zero-padded input)."""
     dim = dim % g.ndim
+    if g.shape[dim] == 1:  # an axis of one pixel has no differences
+        return torch.zeros_like(g)
     gi = g.narrow(dim, 0, g.shape[dim] - 1)  # the last difference is identically zero
     zero = torch.zeros_like(gi.narrow(dim, 0, 1))
     return torch.cat([zero, gi], dim=dim) - torch.cat([gi, zero], dim=dim)

@@ -58,6 +58,7 @@ class LearnedDenoiser(Denoiser):
     """
 
     name = "drunet"
+    unit_range = True  # trained on images in [0, 1]
     label = "learned CNN (DRUNet-like, shipped)"
 
     def __init__(self, weights: str | Path | None = None, device: str | torch.device | None = None,

@@ -1,0 +1,154 @@
+"""Input validation in one place (floor 1): the checks that turn bad input into a clear error of ours.
+
+:func:`napari_invimg.reconstruct`, :func:`napari_invimg.simulate`, the tiled path and the operator and
+noise-model constructors call these, so a method never sees an array, a seed, a device or a noise model
+that would make it fail deep inside torch or return NaN.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["check_finite", "check_shape", "check_seed", "check_data", "check_noise", "check_counts",
+           "data_scale", "fresh_seed", "POISSON_FLOOR_SIGMAS"]
+
+#: Poisson(-Gaussian) data may dip below zero by read noise only: values below −6σ (σ the read noise) are
+#: not counts of this camera (a subtracted offset that was too large, or data that are not intensities)
+POISSON_FLOOR_SIGMAS = 6.0
+
+
+def check_finite(x, what: str = "input") -> None:
+    """Raise a ``ValueError`` a user can act on when ``x`` holds NaN or inf."""
+    if isinstance(x, torch.Tensor):
+        ok = bool(torch.isfinite(x).all())
+    else:
+        ok = bool(np.isfinite(np.asarray(x)).all())
+    if not ok:
+        raise ValueError(f"The {what} contains NaN or infinite values; replace or mask them before reconstructing.")
+
+
+def check_shape(shape: Any, what: str = "shape") -> tuple[int, ...]:
+    """A tuple of positive integers, or a ``ValueError`` naming what is wrong with it."""
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise ValueError(f"The {what} must be a sequence of positive integers, got {shape!r}.") from None
+    if not dims:
+        raise ValueError(f"The {what} must have at least one dimension, got {shape!r}.")
+    out = []
+    for s in dims:
+        if isinstance(s, (int, np.integer)) and not isinstance(s, (bool, np.bool_)):
+            v = int(s)
+        elif isinstance(s, (float, np.floating)) and float(s).is_integer():
+            v = int(s)
+        else:
+            raise ValueError(f"The {what} must be a sequence of positive integers, got {tuple(dims)!r}.")
+        if v < 1:
+            raise ValueError(f"Every size in the {what} must be at least 1, got {tuple(dims)!r}.")
+        out.append(v)
+    return tuple(out)
+
+
+def fresh_seed() -> int:
+    """A new seed from the operating system's entropy (never from a global generator), below 2³²."""
+    return int(np.random.SeedSequence().entropy % (2**32))
+
+
+def check_seed(seed: Any) -> int:
+    """``None`` → a fresh seed (record it to replay the run); an integer ≥ 0 → itself; else a ``ValueError``."""
+    if seed is None:
+        return fresh_seed()
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        if isinstance(seed, (float, np.floating)) and float(seed).is_integer():
+            seed = int(seed)
+        else:
+            raise ValueError(f"seed must be a non-negative integer or None (a fresh seed), got {seed!r}.")
+    if not 0 <= int(seed) < 2**63:
+        raise ValueError(f"seed must be a non-negative integer below 2**63, got {seed}.")
+    return int(seed)
+
+
+def check_data(a, shape: tuple[int, ...], complex_: bool, what: str) -> np.ndarray | torch.Tensor:
+    """Validate an array against an operator's expected shape and type; clear ``ValueError`` otherwise.
+
+    Half-precision data are accepted and widened to float32 (the FFTs have no float16 kernels on CPU).
+    """
+    if a is None:
+        raise ValueError(f"No {what} given.")
+    is_tensor = isinstance(a, torch.Tensor)
+    arr = a if is_tensor else np.asarray(a)
+    if arr.ndim == 0 or (arr.numel() if is_tensor else arr.size) == 0:
+        raise ValueError(f"The {what} is empty.")
+    if not is_tensor and arr.dtype.kind not in "biufc":
+        raise ValueError(f"The {what} must be numeric, got dtype {arr.dtype}.")
+    if is_tensor and arr.dtype in (torch.float16, torch.bfloat16):
+        arr = arr.float()
+    elif not is_tensor and arr.dtype == np.float16:
+        arr = arr.astype(np.float32)
+    if tuple(arr.shape) != tuple(shape):
+        if arr.ndim == len(shape) + 1 and arr.shape[-1] in (3, 4) and tuple(arr.shape[:-1]) == tuple(shape):
+            raise ValueError(f"The {what} looks like an RGB(A) image {tuple(arr.shape)}; convert it to gray first.")
+        raise ValueError(f"The {what} has shape {tuple(arr.shape)} but the forward model expects {tuple(shape)}.")
+    iscomplex = arr.is_complex() if is_tensor else np.iscomplexobj(arr)
+    if iscomplex and not complex_:
+        raise ValueError(f"The {what} is complex but this forward model needs real data; take the magnitude first.")
+    if complex_ and not iscomplex and what == "measurement":
+        raise ValueError(f"The {what} must be complex (k-space or visibilities); got real data.")
+    if complex_ and what == "measurement" and not bool((arr != 0).any()):
+        raise ValueError(f"The {what} is all zero: there is nothing to reconstruct (check the file or the slice).")
+    check_finite(arr, what)
+    return arr
+
+
+def data_scale(y) -> float:
+    """A positive scale of the data (the RMS of ``|y|``; 1 for all-zero data) for unit-free floors."""
+    if isinstance(y, torch.Tensor):
+        s = float(y.detach().abs().double().pow(2).mean().sqrt())
+    else:
+        s = float(np.sqrt(np.mean(np.abs(np.asarray(y, dtype=np.complex128 if np.iscomplexobj(y) else np.float64))
+                                  ** 2)))
+    return s if s > 0 and np.isfinite(s) else 1.0
+
+
+def check_noise(noise: Any, out_shape: tuple[int, ...]) -> None:
+    """A noise model of ours whose σ map (if any) is shaped like (or broadcasts to) the data."""
+    from .operators.noise import NoiseModel  # local: noise.py imports this module
+
+    if not isinstance(noise, NoiseModel):
+        raise ValueError(f"noise must be a napari_invimg noise model (ni.noise.Gaussian, Poisson, PoissonGaussian), "
+                         f"got {type(noise).__name__}.")
+    sig = noise.sigma
+    if not isinstance(sig, float):
+        shape = np.shape(sig)
+        try:
+            ok = np.broadcast_shapes(shape, tuple(out_shape)) == tuple(out_shape)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError(f"The noise σ map has shape {shape} but the data have shape {tuple(out_shape)}; "
+                             "give one σ per measurement (or a scalar).")
+
+
+def check_counts(y, noise: Any, what: str = "measurement") -> None:
+    """Poisson(-Gaussian) models need intensities: refuse data far below zero, which no camera of this model makes.
+
+    Read noise lets values dip below zero, so the floor is ``−6σ`` (σ the read noise; 0 for pure Poisson) less a
+    float tolerance. Data with a camera offset subtracted too far, or background-subtracted data, fail it: add the
+    offset back, or model the noise as Gaussian.
+    """
+    if noise.gain <= 0:
+        return
+    t = y if isinstance(y, torch.Tensor) else torch.as_tensor(np.asarray(y))
+    if t.is_complex():
+        raise ValueError(f"A Poisson noise model needs real data (intensities); the {what} is complex. "
+                         "Use ni.noise.Gaussian.")
+    low = float(t.min())
+    floor = -POISSON_FLOOR_SIGMAS * noise.sigma_scalar - 1e-6 * float(t.abs().max())
+    if low < floor:
+        raise ValueError(
+            f"The {what} goes down to {low:.4g}, below what a Poisson camera with gain {noise.gain:.4g} and read noise "
+            f"σ {noise.sigma_scalar:.4g} can record (≈ {floor:.4g}): these are not photon counts. Add the camera offset "
+            f"back (or subtract a smaller one), or use noise=ni.noise.Gaussian(σ) for background-subtracted data.")
