@@ -315,6 +315,8 @@ class TikhonovCG(Method):
     )
 
     def run(self, y, A, noise, ctx: Context, iterations: int, regularizer: str, lam: float | None, tau: float) -> Estimate:
+        unit = data_scale(y)  # solve in units where the data are O(1): float32 sums neither overflow nor underflow
+        y, noise = y / unit, noise.scaled(1.0 / unit)
         s2 = effective_sigma2(noise, y)
         nd = A.ndim
         L = (lambda x: laplacian(x, nd)) if regularizer == "gradient" else (lambda x: x)
@@ -338,8 +340,9 @@ class TikhonovCG(Method):
 
             def report(k, x):
                 count["k"] = k + 1
-                ctx.step(k + 1, iterations, x)
+                ctx.step(k + 1, iterations, x * unit)
 
             x = conjugate_gradient(lambda v: A.normal(v) / s2 + lam * scale * L(v), b, state["x"], iterations,
                                    tol=1e-6, callback=report)
-        return Estimate(x, info={"lam": lam * scale, "lam_relative": lam, "lam_choice": how, "iterations": count["k"]})
+        return Estimate(x * unit, info={"lam": lam * scale / unit**2, "lam_relative": lam, "lam_choice": how,
+                                        "iterations": count["k"]})
