@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._device import resolve_device
 from .core import calibrated, check_call, provenance, reconstruct_array
 from .errors import Cancelled
 from .methods import registry
@@ -41,6 +42,7 @@ from .operators.base import Operator, from_spec
 from .operators.noise import NoiseModel, estimate
 from .operators.noise import from_spec as noise_from_spec
 from .uncertainty import Reconstruction
+from .validation import check_noise, check_seed
 
 __all__ = ["reconstruct_tiled", "TileProfile", "TilePlan", "plan_tiles", "pilot_choices", "execute_tiles", "tile_halo",
            "choose_tile_shape", "operator_for_shape", "active_client", "tileable_methods"]
@@ -448,6 +450,11 @@ def reconstruct_tiled(
         raise ValueError(f"reconstruct_tiled needs a dask array, got {type(y).__name__}.")
     if np.issubdtype(y.dtype, np.complexfloating) or y.dtype.kind not in "biuf":
         raise ValueError(f"Tiled processing needs real numeric data, got dtype {y.dtype}.")
+    seed = check_seed(seed)  # the same checks as reconstruct(), before any tile is computed
+    if device is not None:
+        resolve_device(device)
+    if noise is not None:
+        check_noise(noise, tuple(int(s) for s in y.shape))
     first = A[0] if isinstance(A, (list, tuple)) and A else A
     cls, params = check_call(method, first, params, calibration)
     plan, params = plan_tiles(y, A, cls, params, tile_shape, halo, channel_axis, tile_memory_bytes)
