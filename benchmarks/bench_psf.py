@@ -1,6 +1,6 @@
 """The default 3D widefield PSF against psfmodels: lateral and axial FWHM at NA 0.8, 1.2, 1.4 (issue #15).
 
-``napari_invimg.psf.widefield(model="born_wolf")`` (scalar Debye, exact defocus, aplanatic apodisation, pure
+``napari_invimg.psf.widefield(model="born_wolf")`` (scalar Debye, exact defocus, aplanatic apodization, pure
 numpy) beside ``psfmodels``' scalar (Gibson–Lanni) and vectorial (Aguet et al.) models, index-matched (sample
 index = immersion index), emission 0.52 µm, 20 nm pixels, 20 nm z steps; the old paraxial model for reference.
 

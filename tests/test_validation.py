@@ -1,4 +1,4 @@
-"""Bad input and numerics (issue #15): one parametrised test per class of failure, every method where it applies.
+"""Bad input and numerics (issue #15): one parametrized test per class of failure, every method where it applies.
 
 Each class: silent wrong results (λ = 0, negative data under a Poisson model, σ maps, units, PSFs summing to zero),
 raw exceptions turned into ours (float16, one-pixel images, devices, seeds, shapes), global random state and
@@ -50,7 +50,7 @@ def imaging_methods(A) -> list[str]:
 
 
 def test_every_imaging_method_has_fast_settings(problem):
-    """The parametrised tests below cover every registered imaging method (a new one needs an entry)."""
+    """The parametrized tests below cover every registered imaging method (a new one needs an entry)."""
     assert set(imaging_methods(problem[1])) <= set(FAST)
 
 
@@ -107,7 +107,7 @@ def test_sigma_map_of_the_wrong_shape_is_refused(problem, method):
             ni.reconstruct(y, A, method, noise=bad, **FAST[method])
 
 
-#: tikhonov_cg on this tiny problem takes λ at the bottom of its bracket: nearly unregularised, so the float32
+#: tikhonov_cg on this tiny problem takes λ at the bottom of its bracket: nearly unregularized, so the float32
 #: rounding of y·s (1e-7) comes back amplified by the conditioning
 TOLERANCE = {"tikhonov_cg": 2e-2}
 

@@ -71,7 +71,7 @@ def _z_scale(split: np.ndarray) -> np.ndarray:
 
 
 def _split_ranked(chains: np.ndarray) -> np.ndarray:
-    """Split each chain in halves and rank-normalise over all draws, per pixel (Vehtari et al. 2021)."""
+    """Split each chain in halves and rank-normalize over all draws, per pixel (Vehtari et al. 2021)."""
     return _z_scale(_split(chains))
 
 
@@ -89,7 +89,7 @@ def _rhat(c: np.ndarray) -> np.ndarray:
 
 
 def split_rhat(chains) -> np.ndarray:
-    """Rank-normalised split-R̂ per pixel for draws shaped (chains, draws, *image): ``max(bulk, folded)``, the
+    """Rank-normalized split-R̂ per pixel for draws shaped (chains, draws, *image): ``max(bulk, folded)``, the
     folded one (on ``|x − median|``) catching chains that differ in spread, not location. ≈ 1 when the chains
     mixed, > 1.01 when they disagree (Vehtari, Gelman, Simpson, Carpenter & Bürkner, Bayesian Analysis 16 (2021)
     667; as ``arviz``'s ``rhat(method="rank")``)."""
@@ -103,8 +103,8 @@ def _ess(c: np.ndarray) -> np.ndarray:
     """ESS per pixel of chains (m, n, P): autocovariances by FFT, Geyer's initial positive then monotone
     sequence, step by step as ``arviz`` (Geyer, Stat. Sci. 7 (1992) 473; Vehtari et al. 2021)."""
     m, n, npix = c.shape
-    centred = c - c.mean(axis=1, keepdims=True)
-    spec = np.fft.rfft(centred, n=2 * n, axis=1)
+    centered = c - c.mean(axis=1, keepdims=True)
+    spec = np.fft.rfft(centered, n=2 * n, axis=1)
     acov = np.fft.irfft(spec * np.conj(spec), n=2 * n, axis=1)[:, :n] / n  # biased autocovariance (m, n, P)
     mean_var = acov[:, 0].mean(axis=0) * n / (n - 1.0)
     var_plus = mean_var * (n - 1.0) / n + (c.mean(axis=1).var(axis=0, ddof=1) if m > 1 else 0.0)
@@ -151,7 +151,7 @@ def _ess(c: np.ndarray) -> np.ndarray:
 def effective_sample_size(chains, kind: str = "bulk") -> np.ndarray:
     """Effective sample size per pixel for draws (chains, draws, *image), as in Vehtari et al. (2021):
 
-    ``"bulk"``: of the rank-normalised split chains (how well the centre of the posterior is explored);
+    ``"bulk"``: of the rank-normalized split chains (how well the center of the posterior is explored);
     ``"tail"``: the smaller ESS of the indicators ``x ≤ q₀.₀₅`` and ``x ≤ q₀.₉₅`` (how well the 5% and 95%
     quantiles, hence 90% intervals, are estimated). Agrees with ``arviz``'s ``ess(method="bulk" | "tail")``.
     """

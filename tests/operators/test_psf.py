@@ -67,7 +67,7 @@ def test_from_bead_recenters_and_normalizes():
 @pytest.mark.parametrize("na, n", [(0.8, 1.0), (1.2, 1.33), (1.4, 1.515)])
 def test_default_3d_psf_matches_psfmodels(na, n):
     """The exact-defocus Debye model: axial FWHM within 5% of psfmodels' scalar and vectorial models, lateral
-    within 5% of the scalar one. The vectorial lateral FWHM is 7–12% wider (polarisation, which no scalar model
+    within 5% of the scalar one. The vectorial lateral FWHM is 7–12% wider (polarization, which no scalar model
     has; benchmarks/RESULTS.md section 11)."""
     psfmodels = pytest.importorskip("psfmodels")
     dxy = dz = 0.025

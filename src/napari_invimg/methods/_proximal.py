@@ -222,7 +222,7 @@ def initial_image(y: torch.Tensor, A: LinearOperator, lower: float | None, gain:
 
 
 def _dual_ball(reg: AnalysisRegularizer, p: torch.Tensor, radius: float) -> torch.Tensor:
-    if radius == 0:  # λ = 0: no regulariser, the dual variable stays at zero
+    if radius == 0:  # λ = 0: no regularizer, the dual variable stays at zero
         return torch.zeros_like(p)
     return radius * reg.project_dual(p / radius)
 

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..nets.dip import SkipNet, kl_divergence
-from ..nets.init import materialise, use_generator
+from ..nets.init import materialize, use_generator
 from .dip import (IN_CHANNELS, POSITIVE, STOP_PARAMS, DIPProblem, fit_network, input_noise_param, random_input,
                   refuse_kspace, skip_widths)
 from .registry import ITERATIONS, Context, Estimate, Method, Param
@@ -53,9 +53,9 @@ class _StochasticDIP(Method):
             window: int, patience: int, input_noise: float, n_samples: int, width: int, depth: int,
             **kind: Any) -> Estimate:
         problem = DIPProblem.for_operator(y, A, noise, positive)
-        with torch.device("meta"):  # no draws from torch's global generator: initialised from the run's own
+        with torch.device("meta"):  # no draws from torch's global generator: initialized from the run's own
             net = self.network(problem, width, depth, **kind)
-        net = use_generator(materialise(net, ctx.generator(offset=5, device="cpu")), ctx.generator(offset=13))
+        net = use_generator(materialize(net, ctx.generator(offset=5, device="cpu")), ctx.generator(offset=13))
         z = random_input(ctx, (IN_CHANNELS, *problem.shape))
         penalty = self.penalty(net, y, **kind)
         _, info = fit_network(net, z, y, A, noise, problem, ctx, iterations=iterations, lr=lr, stop=stop, tau=tau,

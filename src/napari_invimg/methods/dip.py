@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..nets.dip import DeepDecoder, SkipNet
-from ..nets.init import materialise
+from ..nets.init import materialize
 from ..operators.base import Operator
 from ..operators.noise import NoiseModel
 from .registry import ITERATIONS, Context, Estimate, Method, Param
@@ -289,9 +289,9 @@ class _UntrainedNetwork(Method):
     def run(self, y, A, noise, ctx: Context, iterations: int, positive: bool, lr: float, stop: str, tau: float,
             window: int, patience: int, input_noise: float, **arch: Any) -> Estimate:
         problem = DIPProblem.for_operator(y, A, noise, positive)
-        with torch.device("meta"):  # no draws from torch's global generator: initialised from the run's own
+        with torch.device("meta"):  # no draws from torch's global generator: initialized from the run's own
             net, in_shape = self.build(problem, **arch)
-        net = materialise(net, ctx.generator(offset=5, device="cpu"))
+        net = materialize(net, ctx.generator(offset=5, device="cpu"))
         z = random_input(ctx, in_shape)
         x, info = fit_network(net, z, y, A, noise, problem, ctx, iterations=iterations, lr=lr, stop=stop, tau=tau,
                               window=window, patience=patience, input_noise=input_noise)

@@ -1,9 +1,9 @@
 """Building networks without torch's global random state.
 
-``torch.nn`` layers initialise their weights from torch's global generator when constructed: that resets
+``torch.nn`` layers initialize their weights from torch's global generator when constructed: that resets
 nothing, but it advances the caller's random stream and makes two runs in two threads draw from one shared
-stream. :func:`build` constructs a network on the ``meta`` device (no memory, no draws), materialises it on
-the CPU and initialises every parameter from a local ``torch.Generator`` with PyTorch's default laws
+stream. :func:`build` constructs a network on the ``meta`` device (no memory, no draws), materializes it on
+the CPU and initializes every parameter from a local ``torch.Generator`` with PyTorch's default laws
 (He-uniform with ``a = √5``: ``U(±1/√fan_in)`` for weights and biases; norms at weight 1, bias 0).
 :func:`use_generator` hands the stochastic layers (dropout, Bayesian convolutions) their own generator.
 """
@@ -17,7 +17,7 @@ from typing import TypeVar
 import torch
 from torch import nn
 
-__all__ = ["build", "materialise", "init_parameters", "use_generator"]
+__all__ = ["build", "materialize", "init_parameters", "use_generator"]
 
 M = TypeVar("M", bound=nn.Module)
 
@@ -26,7 +26,7 @@ _NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 
 
 def init_parameters(net: nn.Module, generator: torch.Generator | None) -> nn.Module:
-    """(Re-)initialise every parameter of ``net`` from ``generator`` (``None``: all deterministic parts only).
+    """(Re-)initialize every parameter of ``net`` from ``generator`` (``None``: all deterministic parts only).
 
     A module type with parameters that this function does not know raises ``TypeError`` unless it has a
     ``reset_parameters(generator)`` method of its own.
@@ -50,19 +50,19 @@ def init_parameters(net: nn.Module, generator: torch.Generator | None) -> nn.Mod
                 if getattr(m, "running_mean", None) is not None:
                     m.reset_running_stats()
             elif own:
-                raise TypeError(f"init_parameters does not know how to initialise {type(m).__name__}.")
+                raise TypeError(f"init_parameters does not know how to initialize {type(m).__name__}.")
     return net
 
 
 def build(make: Callable[[], M], generator: torch.Generator | None, device: torch.device | str = "cpu") -> M:
-    """``make()`` built on the meta device, materialised on ``device`` and initialised from ``generator``."""
+    """``make()`` built on the meta device, materialized on ``device`` and initialized from ``generator``."""
     with torch.device("meta"):
         net = make()
-    return materialise(net, generator, device)
+    return materialize(net, generator, device)
 
 
-def materialise(net: M, generator: torch.Generator | None, device: torch.device | str = "cpu") -> M:
-    """A network built on the meta device (``with torch.device("meta"): ...``) made real and initialised."""
+def materialize(net: M, generator: torch.Generator | None, device: torch.device | str = "cpu") -> M:
+    """A network built on the meta device (``with torch.device("meta"): ...``) made real and initialized."""
     return init_parameters(net.to_empty(device=device), generator)
 
 

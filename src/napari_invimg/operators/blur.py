@@ -84,7 +84,7 @@ def validate_psf(psf, shape: tuple[int, ...]) -> np.ndarray:
         raise ValueError("The PSF must sum to a positive value (is it background-subtracted to zero or negative?).")
     if total <= PSF_MIN_SUM_FRACTION * np.abs(k).sum():
         raise ValueError(f"The PSF sums to {total:.3g}, almost nothing beside its absolute sum {np.abs(k).sum():.3g} "
-                         "(was a mean or background subtracted?): normalising it would amplify it into huge values. "
+                         "(was a mean or background subtracted?): normalizing it would amplify it into huge values. "
                          "Subtract a smaller background or clip it at zero.")
     return k / total
 

@@ -50,7 +50,7 @@ def _born_wolf(shape, wavelength_um, na, pixel_size_um, z_step_um, ni, oversampl
 
     ``k n z cosθ = k z √(n² − NA²ρ²)`` (``ρ = n sinθ / NA``) is the exact defocus phase; its paraxial form
     ``k NA² z ρ²/2n`` makes the axial FWHM about 40% too long at NA 1.4. ``√cosθ`` is the aplanatic
-    (sine-condition) apodisation. Pixels are integrated by ``oversample``² sub-samples.
+    (sine-condition) apodization. Pixels are integrated by ``oversample``² sub-samples.
     """
     ny, nx = shape[-2:]
     nz = shape[0] if len(shape) == 3 else 1
@@ -90,7 +90,7 @@ def widefield(
     """Widefield fluorescence PSF from the objective's optics, 2D (in focus) or 3D (``shape`` = (Z, Y, X)).
 
     ``born_wolf`` (the default, pure numpy): scalar Debye model of an aplanatic objective in an index-matched
-    sample, with the exact (non-paraxial) defocus phase ``k z √(n² − NA²ρ²)`` and ``√cosθ`` apodisation
+    sample, with the exact (non-paraxial) defocus phase ``k z √(n² − NA²ρ²)`` and ``√cosθ`` apodization
     (Born & Wolf, *Principles of Optics*, 8.8; Richards & Wolf, Proc. R. Soc. A 253 (1959) 358); its lateral
     and axial FWHM agree with ``psfmodels``' scalar and vectorial models within 5% at NA 0.8–1.4. ``gibson_lanni``: scalar model with a refractive-index mismatch between immersion
     ``ni`` and sample ``ns`` (Gibson & Lanni, JOSA A 8 (1991) 1601), computed by ``psfmodels``;
