@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import napari_invimg as ni
-from napari_invimg import api
+from napari_invimg import core
 from napari_invimg.methods import registry
 
 SHAPE = (16, 16)
@@ -81,7 +81,7 @@ def test_read_noise_below_zero_is_accepted_and_an_estimated_model_falls_back(pro
     assert dark.min() < 0
     ni.reconstruct(dark + 0.02, A, "richardson_lucy", noise=noise, iterations=3)  # the −6σ floor lets it pass
     # an estimated Poisson–Gaussian model that the data contradict falls back to a Gaussian one, with a warning
-    monkeypatch.setattr(api, "estimate", lambda a, model="auto": (
+    monkeypatch.setattr(core, "estimate", lambda a, model="auto": (
         ni.noise.estimate(a, "gaussian") if model == "gaussian" else ni.noise.PoissonGaussian(0.01, 0.01)))
     rec = ni.reconstruct(y - 0.3, A, "richardson_lucy", iterations=3)
     assert rec.info["noise"]["type"] == "Gaussian" and "offset" in rec.info["noise_warning"]
