@@ -32,7 +32,8 @@ class FourierField(nn.Module):
         super().__init__()
         self.register_buffer("B", torch.randn(features, ndim, generator=generator) * frequency)
         dims = [2 * features] + [width] * layers + [out_channels]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        # skip_init: no default initialization from torch's global generator (the weights are drawn below)
+        self.layers = nn.ModuleList(nn.utils.skip_init(nn.Linear, a, b) for a, b in zip(dims[:-1], dims[1:]))
         for lin in self.layers:
             bound = 1 / math.sqrt(lin.in_features)
             with torch.no_grad():
