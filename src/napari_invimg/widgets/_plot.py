@@ -46,12 +46,22 @@ def _themed_canvas(figsize: tuple[float, float], min_height: int):
     from matplotlib.figure import Figure
 
     colors = napari_colors()
-    figure = Figure(figsize=figsize, dpi=90, layout="constrained", facecolor=colors["background"])
+    # fixed margins: constrained layout re-measures every tick label at each draw (≈0.3 s of UI time per draw)
+    figure = Figure(figsize=figsize, dpi=90, facecolor=colors["background"])
+    figure.subplots_adjust(left=0.2, right=0.97, bottom=0.24, top=0.95)
     axes = figure.add_subplot()
     canvas = FigureCanvasQTAgg(figure)
     canvas.setMinimumHeight(min_height)
     canvas.setMaximumHeight(int(min_height * 1.6))
     return figure, axes, canvas, colors
+
+
+def _plain_tick_labels(ax) -> None:
+    """Tick labels as plain text (``%g``): the log axis's default mathtext labels cost a font search per draw."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def _style(ax, colors: dict[str, str]) -> None:
@@ -145,6 +155,7 @@ class HistoryPlot(Container):
                     ax.text(0.99, 0.97, "target ≈ 1 (noise level)", transform=ax.transAxes, ha="right", va="top",
                             fontsize=7, color=colors["text"])
                 ax.set_yscale("log" if min(values) > 0 else "linear")
+                _plain_tick_labels(ax)
                 ax.set_xlabel("iteration", fontsize=8)
                 ax.set_ylabel(key, fontsize=8)
             else:
