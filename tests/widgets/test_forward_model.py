@@ -24,20 +24,22 @@ def widget(viewer):
     return w
 
 
-def test_widefield_psf_layer_from_the_layer_scale(viewer, qtbot, widget, errors):
+@pytest.mark.parametrize("model", ["born_wolf", "richards_wolf"])
+def test_widefield_psf_layer_from_the_layer_scale(viewer, qtbot, widget, errors, model):
     stack = viewer.add_image(np.zeros((8, 40, 40), np.float32), name="stack", scale=(0.25, 0.1, 0.1))
     widget.image.value = stack
     assert widget.forward.ndim == 3
     assert widget.forward.pixel_size.value == pytest.approx(0.1)
     assert widget.forward.z_step.value == pytest.approx(0.25)
     assert shown(widget.forward.z_step, widget.forward.psf_size_z)
-    widget.forward.psf_kind.value = "born_wolf"
+    widget.forward.psf_kind.value = model
+    assert shown(widget.forward.na, widget.forward.wavelength)
     widget.forward.psf_size.value = 15
     widget.forward.psf_size_z.value = 7
     task = widget.add_psf()
     qtbot.waitUntil(lambda: task.done, timeout=60_000)
     assert errors == []
-    psf = viewer.layers["PSF · born_wolf"]
+    psf = viewer.layers[f"PSF · {model}"]
     assert psf.data.shape == (7, 15, 15) and psf.data.sum() == pytest.approx(1.0, rel=1e-4)
     np.testing.assert_allclose(psf.scale, (0.25, 0.1, 0.1))
     assert psf.metadata["invimg"]["psf"]["na"] == pytest.approx(1.4)

@@ -56,6 +56,7 @@ OPERATOR_KINDS = (
 _PSF_KINDS = (
     ("Gaussian", "gaussian"),
     ("Widefield (Born–Wolf)", "born_wolf"),
+    ("Widefield (Richards–Wolf, vectorial)", "richards_wolf"),
     ("Widefield (Gibson–Lanni)", "gibson_lanni"),
     ("Measured bead (image layer)", "bead"),
 )
@@ -233,7 +234,7 @@ class ForwardModelControls(Container):
         if kind == "Blur" and pk == "none":
             self.psf_kind.value = pk = "born_wolf"
         has_psf = uses_psf and pk != "none"
-        optical = has_psf and pk in ("born_wolf", "gibson_lanni")
+        optical = has_psf and pk in ("born_wolf", "richards_wolf", "gibson_lanni")
         shown = {
             self.psf_kind: uses_psf,
             self.psf_size: has_psf and pk != "bead",

@@ -191,7 +191,7 @@ class ReconstructWidget(Container):
             return out
         src, pk = self.source.value, self.forward.psf_kind.value
         optical = src == "built" and self.forward.kind.value in ("Blur", "Downsampling") and pk in (
-            "born_wolf", "gibson_lanni", "bead")
+            "born_wolf", "richards_wolf", "gibson_lanni", "bead")
         if (optical or src == "psf_layer") and pixel_size_um(layer, -1) is None:
             out.append(f"⚠ {layer.name!r} has no pixel size (scale 1, no units): assuming "
                        f"{self.forward.pixel_size.value:g} µm per pixel for the PSF — set 'pixel (µm)' under "
