@@ -26,6 +26,7 @@ import torch
 
 from .._device import resolve_device
 from ..errors import Cancelled
+from ..nets.drunet import read_weights_file
 from ..nets.unet import UNet, UnrolledNet, from_channels, init_weights, to_channels
 from ..operators.base import Operator, from_spec
 from ..operators.noise import NoiseModel
@@ -101,14 +102,7 @@ def load_supervised(path: str | Path, method: str | None = None, device: str | t
     if not str(path):
         raise ValueError(f"{method or 'This method'!r} needs trained weights: make them with "
                          f"ni.train_supervised({method or 'care'!r}, ...) and pass weights=<file>.")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ValueError(f"No weights file at {path}.") from None
-    except Exception as exc:  # unpickling errors of every kind
-        raise ValueError(f"{path} is not a weights file ({exc}).") from None
-    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a napari-invimg supervised weights file.")
+    blob = read_weights_file(path, FORMAT, "supervised")
     if method is not None and blob["method"] != method:
         raise ValueError(f"{path} holds weights for {blob['method']!r}, not {method!r}.")
     config = dict(blob["config"])

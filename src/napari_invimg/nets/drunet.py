@@ -156,16 +156,23 @@ def save_weights(model: SmallDRUNet, path: str | Path, half: bool = True, **meta
     return path
 
 
-def load_weights(path, device: str | torch.device = "cpu") -> tuple[SmallDRUNet, dict[str, Any]]:
-    """Build a :class:`SmallDRUNet` (float32) from a weights file; returns ``(model, metadata)``."""
+def read_weights_file(path, file_format: str, what: str) -> dict[str, Any]:
+    """The dict saved in a weights file of ``file_format``; a ``ValueError`` naming the file when it is missing,
+    unreadable or of another kind (``what``: "denoiser", "supervised", ...)."""
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise ValueError(f"No denoiser weights file at {path}.") from None
+        raise ValueError(f"No {what} weights file at {path}.") from None
     except Exception as exc:  # unpickling errors of every kind
-        raise ValueError(f"{path} is not a denoiser weights file ({exc}).") from None
-    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a napari-invimg denoiser weights file.")
+        raise ValueError(f"{path} is not a {what} weights file ({exc}).") from None
+    if not isinstance(blob, dict) or blob.get("format") != file_format:
+        raise ValueError(f"{path} is not a napari-invimg {what} weights file.")
+    return blob
+
+
+def load_weights(path, device: str | torch.device = "cpu") -> tuple[SmallDRUNet, dict[str, Any]]:
+    """Build a :class:`SmallDRUNet` (float32) from a weights file; returns ``(model, metadata)``."""
+    blob = read_weights_file(path, FORMAT, "denoiser")
     name = blob.get("architecture", "SmallDRUNet")  # files written before the field existed: SmallDRUNet
     if name not in ARCHITECTURES:
         raise ValueError(f"{path} holds a {name!r} network; this version knows {', '.join(ARCHITECTURES)}.")
