@@ -9,7 +9,7 @@ from gaussian_toy import PRIOR_STD, GaussianPotential, exact_coverage, make_toy
 
 import napari_invimg as ni
 from napari_invimg.operators.base import LinearOperator
-from napari_invimg.methods._posterior import Likelihood, Posterior, warm_start
+from napari_invimg.methods._posterior import Posterior, warm_start
 from napari_invimg.methods.mcmc import langevin
 from napari_invimg.methods.registry import Context
 
@@ -42,7 +42,7 @@ def test_pnp_ula_matches_closed_form_posterior():
 def test_langevin_core_with_gaussian_prior(metropolis):
     toy = make_toy()
     y = torch.from_numpy(toy.y)
-    lik = Likelihood(y, toy.A, toy.noise)
+    lik = ni.operators.DataTerm(y, toy.A, toy.noise)
     post = Posterior(lik, [GaussianPotential(PRIOR_STD**2)])
     ctx = Context(torch.device("cpu"), seed=3)
     x0 = warm_start(lik, 2).expand(4, 16, 16).clone()

@@ -7,7 +7,7 @@ import torch
 
 import napari_invimg as ni
 from napari_invimg import datasets
-from napari_invimg.methods._proximal import Fidelity, admm, fista, initial_image, primal_dual, scale_problem
+from napari_invimg.methods._proximal import admm, fista, initial_image, primal_dual, scale_problem
 from napari_invimg.metrics import psnr
 from napari_invimg.priors import TotalVariation
 
@@ -32,7 +32,7 @@ def test_methods_beat_the_data_on_a_blurred_image(blur_problem, method):
 def test_primal_dual_meets_the_discrepancy_target(blur_problem):
     x, A, noise, y = blur_problem
     rec = ni.reconstruct(y, A, "tv", noise=noise, iterations=300, tau=0.8, tol=1e-6)
-    fid = Fidelity(noise, torch.from_numpy(y))
+    fid = ni.operators.DataTerm(torch.from_numpy(y), A, noise)
     z = A.forward(torch.from_numpy(rec.mean))
     assert fid.discrepancy(z) / fid.expected_discrepancy(z) == pytest.approx(0.8, rel=0.05)
 
@@ -41,7 +41,7 @@ def test_primal_dual_meets_the_discrepancy_target(blur_problem):
 def test_solvers_decrease_the_penalised_objective(blur_problem, solver):
     x, A, noise, y = blur_problem
     sp = scale_problem(torch.from_numpy(y), noise)
-    fid, reg, lam = Fidelity(sp.noise, sp.y), TotalVariation(2), 2.0
+    fid, reg, lam = ni.operators.DataTerm(sp.y, A, sp.noise), TotalVariation(2), 2.0
     x0 = initial_image(sp.y, A, 0.0)
 
     def objective(v):
@@ -49,13 +49,13 @@ def test_solvers_decrease_the_penalised_objective(blur_problem, solver):
 
     run = {"fista": fista, "admm": admm, "primal_dual": primal_dual}[solver]
     trace = []
-    xs, info = run(fid, A, reg, x0, lam=lam, lower=0.0, iterations=150, tol=1e-7,
+    xs, info = run(fid, reg, x0, lam=lam, lower=0.0, iterations=150, tol=1e-7,
                    callback=lambda k, v, val: trace.append(objective(v)))
     assert objective(xs) < objective(x0) - 0.01 * abs(objective(x0))
     if solver == "fista":  # the monotone variant never increases the objective
         assert all(b <= a + 1e-6 * abs(a) for a, b in zip(trace, trace[1:]))
     # the three solvers agree on the minimum
-    ref, _ = primal_dual(fid, A, reg, x0, lam=lam, lower=0.0, iterations=600, tol=1e-8)
+    ref, _ = primal_dual(fid, reg, x0, lam=lam, lower=0.0, iterations=600, tol=1e-8)
     gap = objective(x0) - objective(ref)
     assert objective(xs) - objective(ref) < 0.01 * gap
 

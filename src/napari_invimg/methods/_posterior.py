@@ -1,4 +1,5 @@
-"""Building blocks of the samplers: the likelihood and the prior potentials ``U(x) = −log p(x)``.
+"""Building blocks of the samplers: the prior potentials ``U(x) = −log p(x)`` and the posterior, whose data term
+is :class:`~napari_invimg.operators.DataTerm` (its weighted least squares).
 
 Every piece works on batches (leading dimensions = chains or samples; trailing = the image), knows a
 Lipschitz constant of its gradient (the step size of Langevin and the trust of VB come from it) and
@@ -14,16 +15,14 @@ from collections.abc import Sequence
 
 import torch
 
-from ..operators.base import LinearOperator
+from ..operators.data_term import DataTerm, sum_image
 from ..operators.kernels import conjugate_gradient
-from ..operators.noise import NoiseModel
 from ..priors.base import AnalysisRegularizer, Regularizer, SmoothRegularizer
 from ..priors.denoisers import Denoiser, get_denoiser
 from ..priors.differences import laplacian
 from .registry import Param
 
 __all__ = [
-    "Likelihood",
     "Potential",
     "RegularizerPotential",
     "DenoiserPrior",
@@ -57,65 +56,6 @@ def load_denoiser(name: str, weights: str) -> Denoiser:
     if "weights" not in inspect.signature(type(get_denoiser(name)).__init__).parameters:
         raise ValueError(f"The denoiser {name!r} takes no weights file; choose a learned one (e.g. 'drunet').")
     return get_denoiser(name, weights=weights)
-
-
-def _sum_image(t: torch.Tensor, ndim: int) -> torch.Tensor:
-    """Sum over the trailing ``ndim`` (image) axes, keeping the batch axes."""
-    return t.sum(dim=tuple(range(t.ndim - ndim, t.ndim))) if ndim else t
-
-
-class Likelihood:
-    """``−log p(y | x) = ½ Σ |y − A x|² / v``: Gaussian noise (``v = σ²``, a scalar or a map); Poisson(–Gaussian)
-    noise through its Gaussian approximation ``v = gain · max(y, gain) + σ²`` (weighted least squares, whose
-    gradient is Lipschitz, unlike the Poisson log-likelihood near zero). ``∇ = Aᴴ (A x − y) / v``."""
-
-    def __init__(self, y: torch.Tensor, A: LinearOperator, noise: NoiseModel):
-        self.y, self.A, self.noise = y, A, noise
-        yr = y.real if y.is_complex() else y
-        if noise.gain > 0:
-            v = noise.gain * yr.clamp(min=noise.gain) + noise.variance(torch.zeros_like(yr))
-        else:
-            v = noise.variance(yr)
-        self.variance = v.clamp(min=1e-12 * float(v.max()) + 1e-38)  # relative: no floor in the data's units
-        self.weight = 1.0 / self.variance
-        self.lipschitz = A.norm() ** 2 * float(self.weight.max())
-        self.evaluations = 0
-
-    def _count(self, x: torch.Tensor) -> None:
-        self.evaluations += max(1, x.numel() // max(1, math.prod(self.A.in_shape)))
-
-    def value(self, x: torch.Tensor) -> torch.Tensor:
-        self._count(x)
-        r = self.A.apply(x) - self.y
-        return 0.5 * _sum_image(r.abs() ** 2 * self.weight, len(self.A.out_shape))
-
-    def grad(self, x: torch.Tensor) -> torch.Tensor:
-        self._count(x)
-        return self.A.apply_adjoint((self.A.apply(x) - self.y) * self.weight)
-
-    def value_and_grad(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        self._count(x)
-        r = self.A.apply(x) - self.y
-        v = 0.5 * _sum_image(r.abs() ** 2 * self.weight, len(self.A.out_shape))
-        return v, self.A.apply_adjoint(r * self.weight)
-
-    def proximal_mean(self, center: torch.Tensor, rho: float | torch.Tensor, iterations: int = 20) -> torch.Tensor:
-        """``argmin_x ½‖y − A x‖²_W + ρ/2 ‖x − center‖²`` by conjugate gradients (DiffPIR's data step).
-
-        A per-batch ``ρ`` (shape = the batch) is broadcast over the image.
-        """
-        nd = len(self.A.in_shape)
-        r = rho.reshape(tuple(rho.shape) + (1,) * nd) if isinstance(rho, torch.Tensor) else rho
-        b = self.A.apply_adjoint(self.y * self.weight) + r * center
-        counter = {"n": 0}
-
-        def normal(v: torch.Tensor) -> torch.Tensor:
-            counter["n"] += 1
-            return self.A.apply_adjoint(self.A.apply(v) * self.weight) + r * v
-
-        x = conjugate_gradient(normal, b, center, iterations=iterations, tol=1e-4)
-        self.evaluations += counter["n"] * max(1, center.numel() // max(1, math.prod(self.A.in_shape)))
-        return x
 
 
 class Potential(ABC):
@@ -234,32 +174,32 @@ class BoxPenalty(Potential):
         return (x - x.clamp(self.low, self.high)) / self.lam
 
     def value(self, x: torch.Tensor) -> torch.Tensor:
-        return _sum_image((x - x.clamp(self.low, self.high)) ** 2, self.ndim) / (2 * self.lam)
+        return sum_image((x - x.clamp(self.low, self.high)) ** 2, self.ndim) / (2 * self.lam)
 
 
 class Posterior:
-    """``U(x) = −log p(y | x) − Σ log p_i(x)``: a likelihood plus prior potentials."""
+    """``U(x) = −log p(y | x) − Σ log p_i(x)``: a data term (its weighted least squares) plus prior potentials."""
 
-    def __init__(self, likelihood: Likelihood, priors: Sequence[Potential]):
-        self.likelihood = likelihood
+    def __init__(self, data: DataTerm, priors: Sequence[Potential]):
+        self.data = data
         self.priors = list(priors)
 
     @property
     def lipschitz(self) -> float:
-        return self.likelihood.lipschitz + sum(p.lipschitz for p in self.priors)
+        return self.data.lipschitz + sum(p.lipschitz for p in self.priors)
 
     @property
     def has_value(self) -> bool:
         return all(p.has_value for p in self.priors)
 
     def grad(self, x: torch.Tensor) -> torch.Tensor:
-        g = self.likelihood.grad(x)
+        g = self.data.grad(x)
         for p in self.priors:
             g = g + p.grad(x)
         return g
 
     def value_and_grad(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        v, g = self.likelihood.value_and_grad(x)
+        v, g = self.data.value_and_grad(x)
         for p in self.priors:
             v = v + p.value(x)
             g = g + p.grad(x)
@@ -267,23 +207,20 @@ class Posterior:
 
     @property
     def operator_evaluations(self) -> int:
-        return self.likelihood.evaluations
+        return self.data.evaluations
 
     @property
     def network_evaluations(self) -> int:
         return sum(p.evaluations for p in self.priors)
 
 
-def warm_start(likelihood: Likelihood, ndim: int, iterations: int = 30) -> torch.Tensor:
+def warm_start(data: DataTerm, ndim: int, iterations: int = 30) -> torch.Tensor:
     """A smooth starting image: ``argmin ½‖y − A x‖²_W + μ/2 ‖∇x‖²`` with ``μ = 10⁻² L_y`` by a few CG steps."""
-    A = likelihood.A
-    mu = 1e-2 * likelihood.lipschitz
-    b = A.apply_adjoint(likelihood.y * likelihood.weight)
+    mu = 1e-2 * data.lipschitz
 
     def normal(v: torch.Tensor) -> torch.Tensor:
-        likelihood.evaluations += 1
-        return A.apply_adjoint(A.apply(v) * likelihood.weight) + mu * laplacian(v, ndim)
+        data.evaluations += 1
+        return data.weighted_normal(v) + mu * laplacian(v, ndim)
 
     with torch.no_grad():
-        return conjugate_gradient(normal, b, iterations=iterations, tol=1e-4)
-
+        return conjugate_gradient(normal, data.weighted_adjoint, iterations=iterations, tol=1e-4)

@@ -64,10 +64,10 @@ def prior_fit_report(denoiser: Denoiser, estimate: torch.Tensor, misfit_ratio: f
 
 def prior_fit_info(likelihood: Any, denoiser: Denoiser, mean: torch.Tensor, ndim: int) -> dict[str, Any]:
     """``{"prior_fit": …}`` for a sampler's info (empty for classical denoisers): the misfit of ``mean`` under the
-    ``likelihood`` (``_posterior.Likelihood``: its weights ``1/v``), the score on ``mean`` scaled to the denoiser's
+    ``likelihood`` (a :class:`~napari_invimg.operators.DataTerm`: its weights ``1/v``), the score on ``mean`` scaled to the denoiser's
     units by its 99.9th percentile."""
     with torch.no_grad():
-        misfit = float((likelihood.weight * (likelihood.A.apply(mean) - likelihood.y).abs() ** 2).mean())
+        misfit = likelihood.misfit(mean)
         mag = mean.abs().flatten().float()
         scale = float(torch.quantile(mag[:: max(1, mag.numel() // 100_000)], 0.999))
         report = prior_fit_report(denoiser, mean / max(scale, 1e-12), misfit, ndim)

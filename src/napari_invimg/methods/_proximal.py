@@ -1,8 +1,8 @@
 """Proximal solvers for ``min_x F(Ax) + λ R(x)`` subject to ``lower ≤ x ≤ upper``.
 
-``F`` is the negative log-likelihood of a camera noise model (Gaussian, or shifted Poisson for Poisson and
-Poisson–Gaussian noise) and ``R`` a hand-crafted regularizer from :mod:`napari_invimg.priors`. Three
-solvers, for any linear operator, real or complex images, 2D or 3D:
+``F`` is the exact negative log-likelihood of a camera noise model (:class:`~napari_invimg.operators.DataTerm`:
+Gaussian, or shifted Poisson for Poisson and Poisson–Gaussian noise) and ``R`` a hand-crafted regularizer from
+:mod:`napari_invimg.priors`. Three solvers, for any linear operator, real or complex images, 2D or 3D:
 
 * :func:`primal_dual` — Chambolle–Pock with block-diagonal preconditioning; in
   its *constrained* form ``min R(x) s.t. D(Ax) ≤ τ M`` it applies Morozov's discrepancy principle
@@ -32,11 +32,12 @@ import numpy as np
 import torch
 
 from ..operators.base import LinearOperator
+from ..operators.data_term import DataTerm
 from ..operators.kernels import conjugate_gradient, dot, fista_momentum
 from ..operators.noise import Gaussian, NoiseModel, Poisson, PoissonGaussian
 from ..priors.base import AnalysisRegularizer, Regularizer, clip
 
-__all__ = ["Fidelity", "ScaledProblem", "scale_problem", "initial_gain", "initial_image", "primal_dual", "fista", "admm",
+__all__ = ["ScaledProblem", "scale_problem", "initial_gain", "initial_image", "primal_dual", "fista", "admm",
            "Callback"]
 
 #: ``callback(k, x, objective_or_misfit)``; called every iteration with the current image
@@ -45,143 +46,6 @@ Callback = Callable[[int, torch.Tensor, float], None]
 
 def _norm(t: torch.Tensor) -> float:
     return float(torch.linalg.vector_norm(t))
-
-
-class Fidelity:
-    """The data term of a noise model: ``nll(z)``, the discrepancy ``D(z)`` and the prox of ``μ·nll``.
-
-    Gaussian: ``nll = Σ|z − y|²/2σ²`` and ``D = Σ|z − y|²/κσ²`` (κ = 2 for complex data, else 1).
-    Poisson(–Gaussian), shifted counts ``Z = (z + c)/g``, ``Y = (y + c)/g``, ``c = σ²/g``:
-    ``nll = Σ Z − Y log Z`` and ``D = 2 Σ Y log(Y/Z) − (Y − Z)`` (the deviance). Both ``D`` have
-    expectation ≈ ``M`` at the true ``z``, and ``D = 2/κ·nll + const``. ``M`` = ``measured`` (default: every
-    value of ``y``) counts only the measurements when the other values are zero by construction (unsampled
-    k-space: :meth:`Operator.n_measured`).
-    """
-
-    def __init__(self, noise: NoiseModel, y: torch.Tensor, measured: int | None = None):
-        self.noise, self.y = noise, y
-        self.gaussian = noise.gain == 0
-        self.size = y.numel() if measured is None else int(measured)
-        if self.gaussian:
-            s = noise._sigma_t(y.real if y.is_complex() else y)
-            self.var = s * s
-            self.kappa = 2.0 if y.is_complex() else 1.0
-        else:
-            if y.is_complex():
-                raise ValueError("Poisson noise needs real data; this measurement is complex.")
-            self.gain, self.shift = noise.gain, noise._shift()
-            self.counts = ((y + self.shift) / self.gain).clamp(min=0)
-
-    def nll(self, z: torch.Tensor) -> float:
-        return float(self.noise.nll(self.y, z))
-
-    def grad(self, z: torch.Tensor) -> torch.Tensor:
-        return self.noise.grad(self.y, z)
-
-    def expected_discrepancy(self, z: torch.Tensor, seed: int = 0) -> float:
-        """``E[D(z)]`` if ``z`` were the true mean, by simulating the camera once at ``z`` (exact for Gaussian
-        noise; at low photon counts the Poisson deviance expectation falls well below ``M``)."""
-        if self.gaussian:
-            return float(self.size)
-        simulated = self.noise.sample(z.clamp(min=0), seed=seed)
-        return self.noise.misfit(simulated, z) * self.size  # mean deviance per value × M
-
-    def discrepancy(self, z: torch.Tensor) -> float:
-        """``D(z) = M · misfit`` (≈ ``M`` when ``z`` is the true mean)."""
-        if self.gaussian and isinstance(self.var, float):  # one fused pass
-            return _norm(z - self.y) ** 2 / (self.kappa * self.var)
-        return self.noise.misfit(self.y, z, self.size) * self.size
-
-    def prox(self, v: torch.Tensor, mu: float) -> torch.Tensor:
-        """``argmin_z ½‖z − v‖² + μ nll(z)`` (closed form, elementwise)."""
-        if self.gaussian:
-            w = mu / self.var
-            return (v + w * self.y) / (1 + w)
-        g, c, Y = self.gain, self.shift, self.counts
-        b = mu / g - c - v
-        root = torch.sqrt(b * b + 4 * mu * Y)
-        # the positive root of g Z² + b Z − μY/g = 0, in the form without cancellation
-        Z = torch.where(b > 0, 2 * mu * Y / (g * (b + root)).clamp(min=1e-30), (root - b) / (2 * g))
-        return g * Z - c
-
-    def project(self, v: torch.Tensor, delta: float, mu0: float,
-                weights: torch.Tensor | None = None) -> tuple[torch.Tensor, float]:
-        """Projection of ``v`` onto ``{z : D(z) ≤ δ}`` in the metric ``Σ_i w_i |z_i − v_i|²``: ``prox(v, μ / w)``
-        with ``D(prox(v, μ / w)) = δ`` (``w`` = 1 when ``weights`` is ``None``).
-
-        Gaussian noise: ``D(μ) = Σ_i q_i / (1 + μ c_i)²`` with ``q = |v − y|²/κσ²``, ``c = 1/(σ² w)``: closed form
-        when ``c`` is constant, else Newton steps on ``D^{-1/2}`` (nearly linear in ``μ``). Poisson: ``log D``
-        decreases in ``log μ``; the root is bracketed from the warm start ``μ₀`` and refined by the Illinois
-        variant of regula falsi (relative accuracy 1e-4 in ``D``)."""
-        if self.gaussian:
-            return self._project_gaussian(v, delta, weights)
-        if weights is not None:
-            raise ValueError("Preconditioned projections are implemented for Gaussian noise only.")
-        if self.discrepancy(v) <= delta:
-            return v, 0.0
-        log_delta = math.log(delta)
-
-        def f(s: float) -> float:
-            return math.log(max(self.discrepancy(self.prox(v, math.exp(s))), 1e-300)) - log_delta
-
-        s0 = math.log(max(mu0, 1e-30))
-        f0 = f(s0)
-        step = 0.5 if f0 > 0 else -0.5
-        s1, f1 = s0 + step, f(s0 + step)
-        while f0 * f1 > 0 and abs(s1) < 80:
-            step *= 2
-            s0, f0 = s1, f1
-            s1, f1 = s1 + step, f(s1 + step)
-        (lo, f_lo), (hi, f_hi) = sorted(((s0, f0), (s1, f1)))  # f(lo) > 0 ≥ f(hi)
-        last = 0
-        for _ in range(60):
-            if hi - lo < 1e-9:
-                break
-            s_new = hi - f_hi * (hi - lo) / (f_hi - f_lo)
-            f_new = f(s_new)
-            if abs(f_new) < 1e-4:
-                hi = s_new
-                break
-            if f_new > 0:
-                lo, f_lo = s_new, f_new
-                if last == -1:
-                    f_hi /= 2  # Illinois: halve the stale end point
-                last = -1
-            else:
-                hi, f_hi = s_new, f_new
-                if last == 1:
-                    f_lo /= 2
-                last = 1
-        mu = math.exp(hi)
-        return self.prox(v, mu), mu
-
-    def _project_gaussian(self, v: torch.Tensor, delta: float,
-                          weights: torch.Tensor | None) -> tuple[torch.Tensor, float]:
-        r = v - self.y
-        if weights is None and isinstance(self.var, float):  # D(μ) = Q / (1 + μ/σ²)²
-            total = _norm(r) ** 2 / (self.kappa * self.var)
-            if total <= delta:
-                return v, 0.0
-            mu = (math.sqrt(total / delta) - 1) * self.var
-            return self.y + r / (1 + mu / self.var), mu
-        q = (torch.view_as_real(r).square().sum(-1) if r.is_complex() else r.square()) / (self.kappa * self.var)
-        total = float(q.sum())
-        if total <= delta:
-            return v, 0.0
-        c = 1.0 / torch.as_tensor(self.var if weights is None else self.var * weights, device=v.device)
-        if c.numel() == 1:
-            mu = (math.sqrt(total / delta) - 1) / float(c)
-        else:  # Newton on h(μ) = D(μ)^{-1/2} − δ^{-1/2}, from μ = 0 (h increasing, nearly linear)
-            mu, target = 0.0, delta ** -0.5
-            for _ in range(50):
-                f = 1 / (1 + mu * c)
-                d = float((q * f * f).sum())
-                h = d ** -0.5 - target
-                if abs(h) < 2e-5 * target:
-                    break
-                dd = float((-2 * q * c * f ** 3).sum())  # D'(μ)
-                mu = max(mu - h / (-0.5 * d ** -1.5 * dd), 0.5 * mu)
-        return self.y + r / (1 + mu * c), mu
 
 
 @dataclass
@@ -228,8 +92,7 @@ def _dual_ball(reg: AnalysisRegularizer, p: torch.Tensor, radius: float) -> torc
 
 
 def primal_dual(
-    fid: Fidelity,
-    A: LinearOperator,
+    data: DataTerm,
     reg: AnalysisRegularizer,
     x0: torch.Tensor,
     lam: float | None = None,
@@ -242,10 +105,10 @@ def primal_dual(
     """Chambolle–Pock on ``min_x F(Ax) + λ R(x) + ι(x ≥ lower)``, or with ``lam=None`` on the constrained
     ``min R(x) s.t. D(Ax) ≤ target · E[D]`` (the expected discrepancy at the current ``Ax``); step sizes balanced
     with block preconditioning. Returns ``x`` and ``{"lam", "iterations"}``."""
-    constrained = lam is None
+    A, constrained = data.A, lam is None
     # diagonal preconditioning of the data block (Pock & Chambolle 2011): dual steps ∝ the operator's
     # measurement weights P (e.g. density compensation), with ‖P^{1/2}A‖² in place of ‖A‖²
-    weights = A.preconditioner() if fid.gaussian else None
+    weights = A.preconditioner() if data.gaussian else None
     a2 = A.norm() ** 2 if weights is None else A.weighted_norm2(weights)
     l2 = reg.lipschitz
     # τσ‖K̃‖² < 1 with the block preconditioners 1/‖A‖², 1/‖L‖² (‖K̃‖² ≤ 2); the image is O(1) after
@@ -267,32 +130,31 @@ def primal_dual(
         v1 = y1 + s1w * (2 * Kn1 - Kx1)
         if constrained:
             if k % 10 == 1:
-                delta = target * fid.expected_discrepancy(Kn1)
-            z, mu_p = fid.project(v1 / s1w, delta, mu_hint, weights)
+                delta = target * data.expected_discrepancy(Kn1)
+            z, mu_p = data.project(v1 / s1w, delta, mu_hint, weights)
             mu = mu_p * s1  # the multiplier of nll at the saddle point: λ = 1/μ
             mu_hint = mu_p if mu_p > 0 else mu_hint
             y1_new = v1 - s1w * z
         else:
-            y1_new = v1 - s1w * fid.prox(v1 / s1w, 1.0 / s1w)
+            y1_new = v1 - s1w * data.prox_nll(v1 / s1w, 1.0 / s1w)
         y2_new = _dual_ball(reg, y2 + s2 * (2 * Kn2 - Kx2), radius)
         KTy_new = A.apply_adjoint(y1_new) + reg.synthesis(y2_new)
         change = _norm(x - x_new) / max(_norm(x_new), 1e-30)
         x, y1, y2, Kx1, Kx2, KTy = x_new, y1_new, y2_new, Kn1, Kn2, KTy_new
         if callback is not None:
-            callback(k, x, fid.discrepancy(Kx1) / fid.size)
+            callback(k, x, data.discrepancy(Kx1) / data.measured)
         if k > 10 and change < tol:
             break
     lam_equiv = lam if not constrained else (1.0 / mu if mu > 0 else float("inf"))  # inf: constraint inactive
     return x, {"lam": lam_equiv, "iterations": k}
 
 
-def _objective(fid: Fidelity, A: LinearOperator, reg: Regularizer, lam: float, x: torch.Tensor) -> float:
-    return fid.nll(A.apply(x)) + lam * float(reg.value(x))
+def _objective(data: DataTerm, reg: Regularizer, lam: float, x: torch.Tensor) -> float:
+    return data.nll(data.A.apply(x)) + lam * float(reg.value(x))
 
 
 def fista(
-    fid: Fidelity,
-    A: LinearOperator,
+    data: DataTerm,
     reg: Regularizer,
     x0: torch.Tensor,
     lam: float,
@@ -305,23 +167,23 @@ def fista(
 
     The step starts at ``1/L`` (``L = ‖A‖² / min σ²`` for Gaussian noise) and halves until the quadratic
     upper bound holds (Beck & Teboulle 2009, MFISTA)."""
-    x = x0.clone()
-    if fid.gaussian:
-        L = A.norm() ** 2 / float(torch.as_tensor(fid.var).min())
+    A, x = data.A, x0.clone()
+    if data.gaussian:
+        L = A.norm() ** 2 / float(torch.as_tensor(data.sigma2).min())
     else:
-        L = A.norm() ** 2 * float(fid.counts.max()) / (fid.gain * max(fid.shift, 1e-3) ** 2 * 10)
+        L = A.norm() ** 2 * float(data.counts.max()) / (data.gain * max(data.shift, 1e-3) ** 2 * 10)
     L = max(L, 1e-12)
     v, t_prev = x, 1.0
-    f_x = _objective(fid, A, reg, lam, x)
+    f_x = _objective(data, reg, lam, x)
     k = 0
     for k in range(1, iterations + 1):
         zv = A.apply(v)
-        f_v, g_v = fid.nll(zv), A.apply_adjoint(fid.grad(zv))
+        f_v, g_v = data.nll(zv), A.apply_adjoint(data.nll_grad(zv))
         while True:
             step = 1.0 / L
             cand = reg.prox(v - step * g_v, step * lam, lower=lower)
             d = cand - v
-            f_c = fid.nll(A.apply(cand))
+            f_c = data.nll(A.apply(cand))
             if f_c <= f_v + dot(g_v, d) + 0.5 * L * _norm(d) ** 2 + 1e-9 * abs(f_v) or L > 1e12:
                 break
             L *= 2.0
@@ -341,8 +203,7 @@ def fista(
 
 
 def admm(
-    fid: Fidelity,
-    A: LinearOperator,
+    data: DataTerm,
     reg: Regularizer,
     x0: torch.Tensor,
     lam: float,
@@ -356,8 +217,8 @@ def admm(
 
     ``x ← (AᴴA + I)⁻¹ (Aᴴ(u − d₁) + (v − d₂))`` by warm-started CG; ``u ← prox_{nll/ρ}``;
     ``v ← prox_{λR/ρ}`` with the box; scaled duals ``d``; ``ρ`` adapted to balance the residuals."""
-    y = fid.y.real if fid.y.is_complex() else fid.y
-    rho = 1.0 / max(float(fid.noise.variance(y).mean()), 1e-12)  # the curvature of the likelihood
+    A, y = data.A, (data.y.real if data.y.is_complex() else data.y)
+    rho = 1.0 / max(float(data.noise.variance(y).mean()), 1e-12)  # the curvature of the likelihood
     x = x0.clone()
     u, v = A.apply(x), clip(x, lower, None)
     d1, d2 = torch.zeros_like(u), torch.zeros_like(v)
@@ -366,7 +227,7 @@ def admm(
         b = A.apply_adjoint(u - d1) + (v - d2)
         x = conjugate_gradient(lambda w: A.normal(w) + w, b, x, iterations=cg_iterations, tol=1e-6)
         Ax = A.apply(x)
-        u = fid.prox(Ax + d1, 1.0 / rho)
+        u = data.prox_nll(Ax + d1, 1.0 / rho)
         v_prev = v
         v = reg.prox(x + d2, lam / rho, lower=lower)
         r1, r2 = Ax - u, x - v
@@ -375,7 +236,7 @@ def admm(
         dual_res = rho * _norm(v - v_prev) * math.sqrt(2.0)
         scale = max(_norm(x), 1e-30)
         if callback is not None:
-            callback(k, v, fid.nll(A.apply(v)) + lam * float(reg.value(v)))
+            callback(k, v, data.nll(A.apply(v)) + lam * float(reg.value(v)))
         if k > 5 and primal_res < tol * scale * 10 and dual_res < tol * scale * rho * 10:
             break
         if primal_res > 10 * dual_res:

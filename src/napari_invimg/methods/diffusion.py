@@ -15,9 +15,10 @@ from typing import Any
 
 import torch
 
+from ..operators.data_term import DataTerm
 from ..operators.noise import NoiseModel
 from ..priors.denoisers import Denoiser, denoiser_unit_range
-from ._posterior import WEIGHTS, Likelihood, complex_randn, load_denoiser, warm_start
+from ._posterior import WEIGHTS, complex_randn, load_denoiser, warm_start
 from ._prior_fit import prior_fit_info
 from .registry import Context, Estimate, Method, Param
 
@@ -58,7 +59,7 @@ class _Diffusion(Method):
         t0 = time.perf_counter()
         steps, n = params["iterations"], params["n_samples"]
         schedule = noise_schedule(steps, params["sigma_max"], params["sigma_min"])
-        likelihood = Likelihood(y, A, noise)
+        likelihood = DataTerm(y, A, noise)
         start = warm_start(likelihood, A.ndim)
         level = (start.real if start.is_complex() else start).mean()
         den = load_denoiser(params["denoiser"], params["weights"])
@@ -125,7 +126,7 @@ class DPS(_Diffusion):
     )
 
     def _step(self, x, sigma, sigma_next, state, gen):
-        lik: Likelihood = state["likelihood"]
+        lik: DataTerm = state["likelihood"]
         A = lik.A
         spread2 = max(state["spread"], 1e-3) ** 2
         # Var[x₀ | x] = σ² J for a Gaussian prior (J = ∂x̂₀/∂x = s²/(σ² + s²) with the image's spread s); the
@@ -170,11 +171,11 @@ class DiffPIR(_Diffusion):
     )
 
     def _step(self, x, sigma, sigma_next, state, gen):
-        lik: Likelihood = state["likelihood"]
+        lik: DataTerm = state["likelihood"]
         p = state["params"]
         with torch.no_grad():
             x0 = self._denoise(x, sigma, state)
-            x0 = lik.proximal_mean(x0, p["lam"] / sigma**2, iterations=p["cg_iterations"])
+            x0 = lik.prox(x0, p["lam"] / sigma**2, iterations=p["cg_iterations"], tol=1e-4)
             eps_hat = (x - x0) / sigma
             z = complex_randn(x.shape, x, gen)
             x_next = x0 + sigma_next * (math.sqrt(1 - p["zeta"]) * eps_hat + math.sqrt(p["zeta"]) * z)

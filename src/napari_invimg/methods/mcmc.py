@@ -14,11 +14,12 @@ from typing import Any
 import torch
 
 from ..operators.base import LinearOperator
+from ..operators.data_term import DataTerm
 from ..operators.noise import NoiseModel
 from ..priors.base import get_regularizer
 from ..priors.denoisers import denoiser_unit_range
 from ..uncertainty import mixing_summary
-from ._posterior import (WEIGHTS, BoxPenalty, DenoiserPrior, Likelihood, Posterior, RegularizerPotential,
+from ._posterior import (WEIGHTS, BoxPenalty, DenoiserPrior, Posterior, RegularizerPotential,
                          complex_randn, load_denoiser, warm_start)
 from ._prior_fit import prior_fit_info
 from .registry import ITERATIONS, Context, Estimate, Method, Param
@@ -45,7 +46,7 @@ def estimate_prior_weight(penalty: float, pixels: int, degree: int = 1) -> float
 
 
 def hand_crafted_prior(name: str, envelope: str, lam: float | None, epsilon: float | None, x0: torch.Tensor,
-                       likelihood: Likelihood, ndim: int) -> tuple[RegularizerPotential, RegularizerPotential | None]:
+                       likelihood: DataTerm, ndim: int) -> tuple[RegularizerPotential, RegularizerPotential | None]:
     """The potential ``θ R̃`` of a registered regularizer, and itself again when ``θ`` is to be estimated.
 
     Defaults: Huber ``ε`` = 10% of the starting image's std; Moreau–Yosida ``λ = 1/L_y`` (Durmus et al. 2018);
@@ -185,7 +186,7 @@ def _schedule(iterations: int, burn_in: int | None, thinning: int | None, n_samp
     return burn, thin
 
 
-def _start(likelihood: Likelihood, ndim: int, chains: int, ctx: Context) -> torch.Tensor:
+def _start(likelihood: DataTerm, ndim: int, chains: int, ctx: Context) -> torch.Tensor:
     """Chains start around the warm start, spread by a few times the likelihood's noise scale."""
     x0 = warm_start(likelihood, ndim)
     spread = 3.0 / math.sqrt(likelihood.lipschitz)
@@ -201,7 +202,7 @@ class _Langevin(Method):
     needs_adjoint = True
     metropolis = False
 
-    def _priors(self, A: LinearOperator, x0: torch.Tensor, likelihood: Likelihood, params: dict[str, Any]):
+    def _priors(self, A: LinearOperator, x0: torch.Tensor, likelihood: DataTerm, params: dict[str, Any]):
         """Prior potentials and the one whose weight is estimated during burn-in (or None)."""
         potential, adapt = hand_crafted_prior(params["prior"], params["envelope"], params["lam"], params["epsilon"],
                                               x0, likelihood, A.ndim)
@@ -211,7 +212,7 @@ class _Langevin(Method):
         t0 = time.perf_counter()
         chains, n_samples = params["chains"], params["n_samples"]
         burn, thin = _schedule(params["iterations"], params["burn_in"], params["thinning"], n_samples, chains)
-        likelihood = Likelihood(y, A, noise)
+        likelihood = DataTerm(y, A, noise)
         x0 = _start(likelihood, A.ndim, chains, ctx)
         priors, adapt = self._priors(A, x0, likelihood, params)
         posterior = Posterior(likelihood, priors)

@@ -1,8 +1,8 @@
 """Plug-and-play reconstructions: a denoiser ``D(x, σ)`` stands in for the prior's proximal operator.
 
 Any registered denoiser works (``priors.denoiser_names()``: the learned ``"drunet"`` when shipped, the classical ``"tv"``,
-``"wavelet"``, ``"hessian"``, ``"nlm"``). The data term is the weighted least squares ``f(x) = ½ Σ (Ax − y)² / v``
-with ``v`` the camera variance at the first estimate (exact for Gaussian noise, the usual Gaussian approximation of
+``"wavelet"``, ``"hessian"``, ``"nlm"``). The data term (:class:`~napari_invimg.operators.DataTerm`) is the weighted least squares
+``f(x) = ½ Σ (Ax − y)² / v`` with ``v`` the camera variance at the first estimate (exact for Gaussian noise, the usual Gaussian approximation of
 Poisson noise). Images are normalized to about [0, 1] for the denoiser. The denoiser strength follows the
 continuation of Zhang et al. (DPIR): ``σ_k`` falls geometrically from ``sigma_start`` to the noise level, with the
 coupling ``ρ_k = λ / σ_k²`` (``λ = lam``, 0.23 by default), so no weight needs tuning. PnP-ADMM
@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from ..operators.base import LinearOperator
-from ..operators.kernels import conjugate_gradient
+from ..operators.data_term import DataTerm
 from ..operators.noise import NoiseModel
 from ..priors.base import clip
 from ..priors.denoisers import Denoiser, denoiser_names
@@ -63,7 +63,7 @@ PROBLEM_PARAMS = (DENOISER, WEIGHTS, POSITIVITY, SCALE, NOISE_LEVEL, FIRST_GAIN)
 
 
 class _Problem:
-    """The weighted least-squares data term in normalized units, its prox and the continuation schedule."""
+    """A plug-and-play problem in normalized units: the data term, the denoiser and the continuation schedule."""
 
     def __init__(self, y: torch.Tensor, A: LinearOperator, noise: NoiseModel, positivity: bool, denoiser: str | None,
                  weights: str = "", scale: float | None = None, noise_level: float | None = None,
@@ -84,25 +84,14 @@ class _Problem:
             k = max(int(0.999 * mag.numel()) - 1, 0)
             scale = float(mag.kthvalue(k + 1).values)
         self.scale = max(float(scale), 1e-12)
-        self.y = y / self.scale
         self.x0 = x0 / self.scale
         z0 = A.apply(x0)
         v = noise.variance(z0.real if z0.is_complex() else z0) / self.scale**2
-        self.weight = 1.0 / v.clamp(min=1e-12 * float(v.max()))
-        self.min_weight = float(self.weight.min())
+        #: the data term f in normalized units, weighted by the camera variance at the first estimate; its
+        #: ``prox`` is the data step (warm-started, preconditioned CG)
+        self.data = DataTerm(y / self.scale, A, noise.scaled(1.0 / self.scale), variance=v)
         #: noise level of the measurement in normalized units (the last denoiser level)
         self.sigma_noise = float(v.mean().sqrt()) if noise_level is None else float(noise_level) / self.scale
-        self.Aty = A.apply_adjoint(self.weight * self.y)
-
-    def weighted_normal(self, x: torch.Tensor) -> torch.Tensor:
-        return self.A.apply_adjoint(self.weight * self.A.apply(x))
-
-    def data_prox(self, z: torch.Tensor, rho: float, start: torch.Tensor, cg_iterations: int = 20) -> torch.Tensor:
-        """``argmin_x f(x) + ρ/2 ‖x − z‖²`` by warm-started conjugate gradients, preconditioned by the operator's
-        approximate inverse of ``w₀·AᴴA + ρ`` (``w₀`` the least weight: measured fewest steps) where it has one."""
-        return conjugate_gradient(lambda w: self.weighted_normal(w) + rho * w, self.Aty + rho * z, start,
-                                  iterations=cg_iterations, tol=1e-6,
-                                  preconditioner=self.A.gram_preconditioner(self.min_weight, rho))
 
     def schedule(self, sigma_start: float, n: int) -> list[float]:
         end = max(self.sigma_noise, 1e-3)
@@ -120,7 +109,7 @@ class _Problem:
 
     def report(self, ctx: Context, k: int, total: int, x: torch.Tensor, sigma: float) -> torch.Tensor:
         xs = x * self.scale
-        ctx.log(sigma=sigma * self.scale, misfit_weighted=float((self.weight * (self.A.apply(x) - self.y).abs() ** 2).mean()))
+        ctx.log(sigma=sigma * self.scale, misfit_weighted=self.data.misfit(x))
         ctx.keep(xs, iteration=k)
         ctx.step(k, total, xs)
         return xs
@@ -164,7 +153,7 @@ class _Guard:
         self.stopped = False
 
     def misfit(self, z: torch.Tensor) -> float:
-        return float((self.P.weight * (self.P.A.apply(z) - self.P.y).abs() ** 2).mean())
+        return self.P.data.misfit(z)
 
     def sigma(self, s: float) -> float:
         """The denoiser level to use: the schedule's, or the floor set by a restart."""
@@ -203,8 +192,7 @@ class _Guard:
 
 def prior_fit(P: _Problem, estimate: torch.Tensor) -> dict[str, Any]:
     """``{"prior_fit": …}`` for a plug-and-play result's info (learned denoisers only; empty for classical ones)."""
-    misfit = float((P.weight * (P.A.apply(estimate) - P.y).abs() ** 2).mean())
-    report = prior_fit_report(P.denoiser, estimate, misfit, P.A.ndim)
+    report = prior_fit_report(P.denoiser, estimate, P.data.misfit(estimate), P.A.ndim)
     return {} if report is None else {"prior_fit": report}
 
 
@@ -284,7 +272,7 @@ class PnPADMM(_TiledPlugAndPlay):
             sigmas = P.schedule(sigma_start, iterations)
             for k, s in enumerate(sigmas, 1):
                 s = G.sigma(s)
-                x = P.data_prox(z - u, lam / (s * s), x, cg_iterations)
+                x = P.data.prox(z - u, lam / (s * s), x, cg_iterations)
                 z = P.denoise(x + u, s, ctx, turn=k if equivariant and P.learned else None)
                 u = u + x - z
                 back = G.check(k, s, (z, x, u))
@@ -313,7 +301,7 @@ class PnPPGD(_TiledPlugAndPlay):
             z = x = P.x0
             for k, s in enumerate(P.schedule(sigma_start, iterations), 1):
                 s = G.sigma(s)
-                x = P.data_prox(z, lam / (s * s), x, cg_iterations)
+                x = P.data.prox(z, lam / (s * s), x, cg_iterations)
                 z = P.denoise(x, s, ctx, turn=k if equivariant and P.learned else None)
                 back = G.check(k, s, (z, x))
                 if back is not None:
@@ -345,7 +333,7 @@ class RED(Method):
             k = 0
             for k in range(1, iterations + 1):
                 d = P.denoise(x, s, ctx)
-                x_new = clip(P.data_prox(d, rho, x, cg_iterations), P.lower, None)
+                x_new = clip(P.data.prox(d, rho, x, cg_iterations), P.lower, None)
                 change = float(torch.linalg.vector_norm(x_new - x)) / max(float(torch.linalg.vector_norm(x_new)), 1e-30)
                 x = x_new
                 out = P.report(ctx, k, iterations, x, s)

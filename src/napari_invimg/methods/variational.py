@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import torch
 
 from ..operators.base import LinearOperator
+from ..operators.data_term import DataTerm
 from ..operators.noise import NoiseModel
 from ..priors.base import AnalysisRegularizer, clip
 from ..priors.hessian import HessianSchatten
@@ -26,7 +27,7 @@ from ..priors.tv import TotalVariation
 from ..priors.wavelet import KINDS as WAVELET_KINDS
 from ..priors.wavelet import WaveletSparsity
 from ..validation import data_scale
-from ._proximal import Fidelity, ScaledProblem, admm, fista, initial_image, primal_dual, scale_problem
+from ._proximal import ScaledProblem, admm, fista, initial_image, primal_dual, scale_problem
 from .registry import ITERATIONS, Context, Estimate, Method, Param
 
 __all__ = ["RegularizedMethod", "TVMethod", "WaveletMethod", "HessianMethod", "RichardsonLucyTV", "SOLVERS"]
@@ -98,7 +99,7 @@ def solve_regularized(
     if sp.noise.gain == 0 and isinstance(sp.noise.sigma, float):  # data work on measured values only
         A, gather = A.compact()
         sp = ScaledProblem(gather(sp.y), sp.noise, sp.scale)
-    fid = Fidelity(sp.noise, sp.y, measured)
+    data = DataTerm(sp.y, A, sp.noise, measured=measured)
     lower = _lower(A, positivity)
     with torch.no_grad():
         x = initial_image(sp.y, A, lower)
@@ -109,7 +110,7 @@ def solve_regularized(
         warm = 0
         if lam is None:
             warm = iterations if solver == "primal_dual" else max(20, min(100, iterations // 2))
-            x, pd = primal_dual(fid, A, reg, x, None, tau, lower, warm, tol,
+            x, pd = primal_dual(data, reg, x, None, tau, lower, warm, tol,
                                 _reporter(ctx, sp.scale, iterations + (0 if solver == "primal_dual" else iterations)))
             lam_int = pd["lam"]
             warm = pd["iterations"]
@@ -124,7 +125,7 @@ def solve_regularized(
             kwargs = dict(lam=lam_int, lower=lower, iterations=iterations, tol=tol,
                           callback=_reporter(ctx, sp.scale, warm + iterations, warm,
                                              "misfit" if solver == "primal_dual" else "objective"))
-            x, out = run(fid, A, reg, x, **kwargs)
+            x, out = run(data, reg, x, **kwargs)
             steps += out["iterations"]
         x = x * sp.scale
         info.update(lam=lam_int / sp.scale, iterations=steps,

@@ -14,8 +14,9 @@ from typing import Any
 
 import torch
 
+from ..operators.data_term import DataTerm
 from ..operators.noise import NoiseModel
-from ._posterior import WEIGHTS, DenoiserPrior, Likelihood, Posterior, complex_randn, load_denoiser, warm_start
+from ._posterior import WEIGHTS, DenoiserPrior, Posterior, complex_randn, load_denoiser, warm_start
 from ._prior_fit import prior_fit_info
 from .mcmc import HAND_CRAFTED, estimate_prior_weight, hand_crafted_prior
 from .registry import ITERATIONS, Context, Estimate, Method, Param
@@ -64,7 +65,7 @@ class VariationalBayes(Method):
             mc_samples: int, lr: float, prior: str, envelope: str, lam: float | None, epsilon: float | None,
             denoiser: str, weights: str) -> Estimate:
         t0 = time.perf_counter()
-        likelihood = Likelihood(y, A, noise)
+        likelihood = DataTerm(y, A, noise)
         mu0 = warm_start(likelihood, A.ndim)
         if rank > 0 and mu0.is_complex():
             raise ValueError("A low-rank covariance factor is available for real images only; use rank=0.")

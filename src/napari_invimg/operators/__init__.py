@@ -2,6 +2,7 @@
 
 from .base import LinearOperator, Operator, from_spec, operator_types
 from .blur import BOUNDARIES, Blur, Identity
+from .data_term import DataTerm
 from .sampling import CompressedSensing, Downsampling, Inpainting, random_mask
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "Identity",
     "Blur",
     "BOUNDARIES",
+    "DataTerm",
     "Inpainting",
     "Downsampling",
     "CompressedSensing",
