@@ -8,7 +8,6 @@ import napari_invimg as ni
 
 
 def _operators(shape, rng):
-    d = len(shape)
     k = tuple(min(s - 1, 7) | 1 for s in shape)
     yield ni.operators.Identity(shape)
     for b in ni.operators.BOUNDARIES:

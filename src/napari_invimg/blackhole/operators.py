@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..operators.base import LinearOperator, Operator
+from ..operators.nufft import NUFFT
 from .arrays import RAD_PER_UAS, resolution_uas
 from .closures import closure_design, closure_phases, closure_sigmas, log_closure_amplitudes, wrap_phase
 from .observation import Observation
@@ -25,7 +26,7 @@ __all__ = ["Interferometer", "Closures", "check_field", "pixel_positions_rad", "
 
 #: ``transform="auto"`` uses the NUFFT when (number of visibilities) × (pixels) exceeds this, where the two
 #: float32 DFT matrices would take more than 128 MiB; below it the matrix is kept for its accuracy (float32
-#: rounding, vs the NUFFT's 1e-5), although the NUFFT is faster already at 64² (benchmarks/RESULTS.md §7)
+#: rounding, vs the NUFFT's 2e-5), although the NUFFT is faster already at 64² (benchmarks/RESULTS.md §7)
 NUFFT_ABOVE = 2**24
 
 
@@ -67,8 +68,8 @@ def check_field(sky: np.ndarray, fov_uas: float, edge_fraction: float = 0.01) ->
 class Interferometer(LinearOperator):
     """Image (npix, npix), real, Jy/pixel → complex visibilities at the observation's (u, v), by a direct
     Fourier transform with the square-pixel response; linear, ``adjoint`` is its exact transpose
-    (``Re⟨Ax, y⟩ = ⟨x, Aᴴy⟩``). ``transform``: ``dft`` (the matrix), ``nufft`` (finufft, error ≤ 1e-5
-    of the largest visibility in float32, 3e-10 in float64; differentiable in torch) or ``auto`` (NUFFT above
+    (``Re⟨Ax, y⟩ = ⟨x, Aᴴy⟩``). ``transform``: ``dft`` (the matrix), ``nufft`` (:class:`~napari_invimg.operators.nufft.NUFFT`,
+    error ≈ 2e-5 of the largest visibility in float32, 1e-10 in float64; differentiable in torch) or ``auto`` (NUFFT above
     :data:`NUFFT_ABOVE`)."""
 
     in_complex = False
@@ -121,9 +122,8 @@ class Interferometer(LinearOperator):
         if transform == "nufft":
             # x_j = (o − k_j) Δ with k_j = j − ⌊N/2⌋ and o = N/2 − ½ − ⌊N/2⌋: a type-2 NUFFT of sign −1 at (2πvΔ, 2πuΔ)
             offset = npix / 2.0 - 0.5 - npix // 2
-            self._points = (2 * np.pi * v * pixel, 2 * np.pi * u * pixel)
+            self.nufft = NUFFT((npix, npix), np.stack([2 * np.pi * v * pixel, 2 * np.pi * u * pixel], 1))
             self._factor = torch.from_numpy(response * np.exp(2j * np.pi * offset * pixel * (u + v)))
-            self._plans: dict[tuple[int, int, bool], Any] = {}  # finufft plans by (type, batch, float32)
             return
         x, y = pixel_positions_rad(npix, fov_uas)
         phase = 2 * np.pi * (v[:, None, None] * y[None, :, None] + u[:, None, None] * x[None, None, :])
@@ -135,54 +135,9 @@ class Interferometer(LinearOperator):
         self._by_dtype = {}
         return super().to(device)
 
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickle / copy without the finufft plans (C objects; remade on first use)."""
-        state = self.__dict__.copy()
-        if "_plans" in state:
-            state["_plans"] = {}
-        return state
-
     def _factor_like(self, t: torch.Tensor) -> torch.Tensor:
         dtype = torch.complex64 if t.dtype in (torch.float32, torch.complex64) else torch.complex128
         return self._factor.to(t.device, dtype)
-
-    def _plan(self, kind: int, n_trans: int, single: bool):
-        """A finufft plan (type 1 or 2) for ``n_trans`` transforms at this operator's points, made once and kept.
-
-        One thread (the spreading of a few hundred points is too small to share) and the 1.25× fine grid
-        (Barnett et al. 2019, §4: at 256² it is ~100× faster here than the default 2×); tolerance 1e-4 in
-        float32 (a finer one only draws finufft's warning that it cannot use a wider kernel; measured error
-        ≤ 1e-5 of the largest visibility) and 1e-9 in float64 (measured 3e-10)."""
-        import finufft  # only the NUFFT path needs it (as in mri.operators)
-
-        key = (kind, n_trans, single)
-        if key not in self._plans:
-            dtype = np.complex64 if single else np.complex128
-            plan = finufft.Plan(kind, (self.npix, self.npix), n_trans, 1e-4 if single else 1e-9, -1 if kind == 2 else 1,
-                                dtype, nthreads=1, upsampfac=1.25)
-            plan.setpts(*(p.astype(np.float32 if single else np.float64) for p in self._points))
-            self._plans[key] = plan
-        return self._plans[key]
-
-    def nufft_forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``Σ_k x[k] exp(−i(k₁X + k₂Y))`` of real images ``x`` (…, N, N) at the points ``(X, Y)`` (type-2 NUFFT)."""
-        batch = x.shape[:-2]
-        f = x.detach().cpu().numpy().reshape(-1, self.npix, self.npix)
-        single = f.dtype == np.float32
-        plan = self._plan(2, f.shape[0], single)
-        c = plan.execute(np.ascontiguousarray(f.astype(np.complex64 if single else np.complex128)).squeeze(0)
-                         if f.shape[0] == 1 else f.astype(np.complex64 if single else np.complex128))
-        return torch.from_numpy(np.asarray(c).reshape(*batch, self.u.size)).to(x.device)
-
-    def nufft_adjoint(self, c: torch.Tensor) -> torch.Tensor:
-        """``Re Σ_j c_j exp(+i(k₁X_j + k₂Y_j))`` on the image grid (type-1 NUFFT), the transpose of
-        :meth:`nufft_forward`."""
-        batch = c.shape[:-1]
-        data = np.ascontiguousarray(c.detach().cpu().numpy().reshape(-1, self.u.size))
-        single = data.dtype == np.complex64
-        plan = self._plan(1, data.shape[0], single)
-        f = plan.execute(data.squeeze(0) if data.shape[0] == 1 else data)
-        return torch.from_numpy(np.ascontiguousarray(f.real).reshape(*batch, self.npix, self.npix)).to(c.device)
 
     def _matrices(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         if dtype == self.matrix_real.dtype:
@@ -201,14 +156,15 @@ class Interferometer(LinearOperator):
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.transform == "nufft":
-            return self._factor_like(x) * _NUFFT.apply(x, self, False)
+            factor = self._factor_like(x)
+            return factor * self.nufft.forward(x.to(factor.dtype))
         flat = x.reshape(*x.shape[:-2], self.npix * self.npix)
         mr, mi = self._matrices(flat.dtype)
         return torch.complex(flat @ mr.T, flat @ mi.T)
 
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
         if self.transform == "nufft":
-            return _NUFFT.apply(self._factor_like(y).conj() * y, self, True)
+            return self.nufft.adjoint(self._factor_like(y).conj() * y).real
         mr, mi = self._matrices(y.real.dtype)
         x = y.real @ mr + y.imag @ mi
         return x.reshape(*y.shape[:-1], self.npix, self.npix)
@@ -259,20 +215,6 @@ class Interferometer(LinearOperator):
         av = 2 * np.pi * self.v[:, None] * offsets[None, :]
         beam = (np.cos(av) * w[:, None]).T @ np.cos(au) - (np.sin(av) * w[:, None]).T @ np.sin(au)
         return (beam / w.sum()).astype(np.float32)
-
-
-class _NUFFT(torch.autograd.Function):
-    """The NUFFT of real images (``adjoint=False``) or its adjoint onto real images, differentiable: the gradient
-    of each is the other, itself differentiable."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, op: Interferometer, adjoint: bool) -> torch.Tensor:
-        ctx.op, ctx.adjoint = op, adjoint
-        return op.nufft_adjoint(x) if adjoint else op.nufft_forward(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        return _NUFFT.apply(grad, ctx.op, not ctx.adjoint), None, None
 
 
 class Closures(Operator):

@@ -9,7 +9,6 @@ sampling ``P`` (a mask on the Cartesian grid, or the points of a trajectory). Le
 
 from __future__ import annotations
 
-import hashlib
 import math
 from abc import abstractmethod
 from typing import Any
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 
 from ..operators.base import LinearOperator
+from ..operators.nufft import NUFFT
 
 __all__ = ["CartesianMRI", "GatheredCartesianMRI", "NonCartesianMRI", "fft_centered", "ifft_centered", "density_compensation",
            "MRIOperator"]
@@ -291,58 +291,7 @@ class GatheredCartesianMRI(MRIOperator):
         return cls(CartesianMRI(**params))
 
 
-# -- non-Cartesian: finufft in a torch autograd function --------------------------------------------------------
-_PLANS: dict[tuple, Any] = {}
-
-
-def _plan(kind: int, shape: tuple[int, ...], n_trans: int, dtype: np.dtype, points: np.ndarray, key: str):
-    """A cached finufft plan with its points set (type 2: grid → points; type 1: points → grid)."""
-    import finufft
-
-    k = (kind, shape, n_trans, np.dtype(dtype).str, key, torch.get_num_threads())
-    plan = _PLANS.get(k)
-    if plan is None:
-        if len(_PLANS) > 32:
-            _PLANS.clear()
-        # single precision: upsampling 1.25 with the widest kernel it allows (8 points) gives a relative
-        # error of 9e-6 at a sixth of the time of the default upsampling 2 (measured, 256², 64 × 512 radial)
-        single = np.dtype(dtype) == np.complex64
-        options = {"eps": 1.5e-5, "upsampfac": 1.25} if single else {"eps": 1e-10}
-        plan = finufft.Plan(kind, shape, n_trans=n_trans, isign=-1 if kind == 2 else 1, dtype=dtype,
-                            nthreads=torch.get_num_threads(), **options)
-        real = np.float32 if np.dtype(dtype) == np.complex64 else np.float64
-        plan.setpts(*[np.ascontiguousarray(points[:, i], dtype=real) for i in range(points.shape[1])])
-        _PLANS[k] = plan
-    return plan
-
-
-def _nufft(kind: int, data: torch.Tensor, shape: tuple[int, ...], points: np.ndarray, key: str) -> torch.Tensor:
-    """Batched NUFFT on the CPU through finufft, scaled by 1/sqrt(N) (unitary on a full Cartesian grid)."""
-    nd = len(shape)
-    lead = data.shape[: data.ndim - (nd if kind == 2 else 1)]
-    n_trans = int(np.prod(lead)) if lead else 1
-    dtype = np.complex128 if data.dtype == torch.complex128 else np.complex64
-    arr = np.ascontiguousarray(data.detach().cpu().numpy().astype(dtype, copy=False))
-    arr = arr.reshape((n_trans,) + arr.shape[len(lead):]) if n_trans > 1 else arr.reshape(arr.shape[len(lead):])
-    out = _plan(kind, shape, n_trans, dtype, points, key).execute(arr) / math.sqrt(float(np.prod(shape)))
-    tail = (points.shape[0],) if kind == 2 else tuple(shape)
-    return torch.from_numpy(np.asarray(out).reshape(tuple(lead) + tail)).to(data.device)
-
-
-class _NUFFTFunction(torch.autograd.Function):
-    """``A`` (type 2) or ``Aᴴ`` (type 1) with the other one as its backward (torch's conjugate Wirtinger convention)."""
-
-    @staticmethod
-    def forward(ctx, data, kind, shape, points, key):
-        ctx.kind, ctx.shape, ctx.points, ctx.key = kind, shape, points, key
-        return _nufft(kind, data, shape, points, key)
-
-    @staticmethod
-    def backward(ctx, grad):
-        other = 1 if ctx.kind == 2 else 2
-        return _NUFFTFunction.apply(grad.contiguous(), other, ctx.shape, ctx.points, ctx.key), None, None, None, None
-
-
+# -- non-Cartesian ------------------------------------------------------------------------------------------------
 def density_compensation(trajectory, shape: tuple[int, ...], iterations: int = 10) -> np.ndarray:
     """Density-compensation weights ``w`` with ``Aᴴ diag(w) A ≈ I`` near the center (Pipe & Menon, MRM 41 (1999) 179).
 
@@ -382,14 +331,12 @@ class NonCartesianMRI(MRIOperator):
     compensation weights (``None``: computed by :func:`density_compensation`), used by the
     density-compensated adjoint, never by the forward model.
 
-    The NUFFT is finufft (Barnett et al., SIAM J. Sci. Comput. 41 (2019) C479) wrapped in a torch
-    autograd function (forward type 2, adjoint type 1, each the other's backward), with its plans
-    and points cached. Chosen because it was measured fastest and most accurate here: 64 golden-angle
-    spokes × 512 samples on 256², forward + adjoint, one coil: finufft 24 ms at error 5e-6, sigpy
-    57 ms at 2e-3, torchkbnufft 75 ms at 4e-4 (issue #7). In single precision we plan with upsampling
-    1.25: 8 coils forward + adjoint take 40 ms of one CPU core at a relative error of 9e-6 (0.22 s with
-    finufft's default upsampling 2). It runs on the CPU; on a GPU the data make a round trip through
-    host memory (torchkbnufft would keep them on the device, at lower accuracy).
+    The NUFFT is :class:`napari_invimg.operators.nufft.NUFFT` (finufft, Barnett et al., SIAM J. Sci. Comput. 41
+    (2019) C479; forward type 2, adjoint type 1, each the other's backward), scaled by ``N^{-1/2}``. Chosen because
+    it was measured fastest and most accurate here: 64 golden-angle spokes × 512 samples on 256², forward +
+    adjoint, one coil: finufft 24 ms at error 5e-6, sigpy 57 ms at 2e-3, torchkbnufft 75 ms at 4e-4 (issue #7).
+    It runs on the CPU; on a GPU the data make a round trip through host memory (torchkbnufft would keep them on
+    the device, at lower accuracy).
     """
 
     host_round_trip = ("finufft runs on the CPU: on a GPU every forward and adjoint copies the data to host memory "
@@ -405,8 +352,7 @@ class NonCartesianMRI(MRIOperator):
         if not np.isfinite(traj).all() or np.abs(traj).max() > np.pi + 1e-6:
             raise ValueError("Trajectory coordinates must be finite radians per pixel in [-π, π].")
         self.trajectory = traj.astype(np.float32)
-        self._points = np.ascontiguousarray(traj)
-        self._key = hashlib.sha1(self._points.tobytes()).hexdigest()  # plans are cached by the points' content
+        self.nufft = NUFFT(shape, traj, 1.0 / math.sqrt(math.prod(shape)))
         self._init_maps(coil_maps, shape)
         if density is None:
             density = density_compensation(traj, shape)
@@ -418,10 +364,10 @@ class NonCartesianMRI(MRIOperator):
         super().__init__(shape, self.coil_shape + (traj.shape[0],))
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _NUFFTFunction.apply(self._spread(x), 2, self.in_shape, self._points, self._key)
+        return self.nufft.forward(self._spread(x))
 
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        return self._combine(_NUFFTFunction.apply(y, 1, self.in_shape, self._points, self._key))
+        return self._combine(self.nufft.adjoint(y))
 
     def preconditioner(self) -> torch.Tensor:
         """The density compensation: the oversampled k-space center would otherwise set the step of every sample."""
@@ -431,7 +377,7 @@ class NonCartesianMRI(MRIOperator):
         return torch.from_numpy(np.sqrt((self.trajectory ** 2).sum(1)) / (2 * np.pi))
 
     def combine_rss(self, y: torch.Tensor) -> torch.Tensor:
-        img = _NUFFTFunction.apply(y * self.density.to(y.device), 1, self.in_shape, self._points, self._key)
+        img = self.nufft.adjoint(y * self.density.to(y.device))
         return img.abs() if self.coil_maps is None else torch.sqrt((img.abs() ** 2).sum(dim=-self.ndim - 1))
 
     def _params(self) -> dict[str, Any]:
