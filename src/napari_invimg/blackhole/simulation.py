@@ -3,11 +3,11 @@ from the radiometer equation and station gain errors (see :mod:`.observation` fo
 
 from __future__ import annotations
 
-import datetime as _dt
+from typing import Any
 
 import numpy as np
 
-from .arrays import SOURCES, SPEED_OF_LIGHT, Array, _source_geometry, coverage, gmst_hours
+from .arrays import SOURCES, SPEED_OF_LIGHT, _source_geometry, coverage, gmst_hours
 from .observation import Observation, apply_station_gains, thermal_sigma
 from .operators import Interferometer, check_field
 
@@ -17,16 +17,7 @@ __all__ = ["simulate"]
 def simulate(
     sky: np.ndarray,
     fov_uas: float = 160.0,
-    array: str | Array = "EHT2017",
-    ra_hours: float = SOURCES["M87*"][0],
-    dec_deg: float = SOURCES["M87*"][1],
-    freq_ghz: float = 230.0,
-    date: str | _dt.date = "2017-04-11",
-    start_hours: float = 0.0,
-    duration_hours: float = 24.0,
-    scan_minutes: float = 10.0,
-    interval_minutes: float = 30.0,
-    elevation_min_deg: float = 10.0,
+    *,
     bandwidth_ghz: float = 2.0,
     integration_s: float | None = None,
     thermal_noise: bool = True,
@@ -34,9 +25,12 @@ def simulate(
     phase_error: bool = False,
     seed: int = 0,
     source: str = "",
+    **schedule: Any,
 ) -> Observation:
     """Observe the sky image ``sky`` (Jy per pixel, row 0 north, column 0 east, ``fov_uas`` wide) with a
-    station array by earth rotation (:func:`~.arrays.coverage`): exact visibilities of the pixelated
+    station array by earth rotation: ``schedule`` holds the keywords of :func:`~.arrays.coverage` (``array``,
+    ``ra_hours``, ``dec_deg``, ``freq_ghz``, ``date``, ``start_hours``, ``duration_hours``, ``scan_minutes``,
+    ``interval_minutes`` — here 30 by default —, ``elevation_min_deg``); exact visibilities of the pixelated
     sky (:class:`~.operators.Interferometer`), thermal noise from the SEFDs over ``bandwidth_ghz`` and
     ``integration_s`` (the scan length when omitted), then station gain errors (``gain_error``: the
     amplitude std, 0.1 = 10%; ``phase_error``: a random phase per station and scan)."""
@@ -46,9 +40,9 @@ def simulate(
     if not np.all(np.isfinite(sky)):
         raise ValueError("The sky model contains NaN or infinite values.")
     check_field(sky, fov_uas)
-    cov = coverage(array, ra_hours, dec_deg, freq_ghz, date, start_hours, duration_hours, scan_minutes,
-                   interval_minutes, elevation_min_deg)
-    arr = cov.array
+    schedule = {"scan_minutes": 10.0, "interval_minutes": 30.0, **schedule}
+    cov = coverage(**schedule)
+    arr, scan_minutes, ra_hours, dec_deg = cov.array, schedule["scan_minutes"], cov.ra_hours, cov.dec_deg
     tau = scan_minutes * 60.0 if integration_s is None else float(integration_s)
     if integration_s is not None and integration_s < scan_minutes * 60.0:
         # several integrations per scan: each at its own time (and so its own u, v)
@@ -60,7 +54,7 @@ def simulate(
     time, s1, s2, u, v = rows
     sefd = dict(zip(arr.stations, arr.sefd))
     sigma = thermal_sigma(np.array([sefd[s] for s in s1]), np.array([sefd[s] for s in s2]), bandwidth_ghz * 1e9, tau)
-    obs = Observation(time, s1, s2, u, v, np.zeros(len(u), complex), sigma, freq_hz=freq_ghz * 1e9,
+    obs = Observation(time, s1, s2, u, v, np.zeros(len(u), complex), sigma, freq_hz=cov.freq_hz,
                       bandwidth_hz=bandwidth_ghz * 1e9, ra_hours=ra_hours, dec_deg=dec_deg, mjd=cov.mjd,
                       source=source or _preset_name(ra_hours, dec_deg), integration_s=np.full(len(u), tau), stations=arr)
     A = Interferometer(obs, npix=sky.shape[0], fov_uas=fov_uas)
