@@ -1,16 +1,11 @@
-"""The data term ``−log p(y | x)`` of ``y = A x + noise``: one object that every method's data step uses.
+"""The data term ``−log p(y | x)`` of ``y = A x + noise``: one object for every method's data step.
 
-:class:`DataTerm` holds the measurement ``y``, the linear operator ``A`` and the camera noise model, and gives two
-views of the likelihood:
-
-* **exact**, on predicted data ``z = A x``: :meth:`~DataTerm.nll`, :meth:`~DataTerm.nll_grad`, the closed-form prox
-  :meth:`~DataTerm.prox_nll` (Gaussian, or shifted Poisson for Poisson and Poisson–Gaussian noise), the discrepancy
-  :meth:`~DataTerm.discrepancy` and the projection onto ``{D ≤ δ}`` (Morozov) — the convex solvers' data term;
-* **weighted least squares** on images, ``f(x) = ½ Σ w |A x − y|²`` with per-measurement weights ``w = 1/Var[y]``
-  (exact for Gaussian noise, the Gaussian approximation of Poisson noise, whose gradient is Lipschitz):
-  :meth:`~DataTerm.value`, :meth:`~DataTerm.grad`, :attr:`~DataTerm.lipschitz`, :meth:`~DataTerm.misfit` and the
-  proximal step :meth:`~DataTerm.prox` by preconditioned conjugate gradients — the data term of plug-and-play, the
-  Langevin samplers, diffusion guidance and variational Bayes. Methods on batches (leading axes) sum per image.
+:class:`DataTerm` holds ``y``, the linear operator ``A`` and the camera noise model, and gives the likelihood
+**exact** on predicted data ``z = A x`` (``nll``, ``nll_grad``, the closed-form ``prox_nll``, the discrepancy and
+the projection onto ``{D ≤ δ}``: the convex solvers' data term) and as **weighted least squares** on images,
+``f(x) = ½ Σ w |A x − y|²`` with ``w = 1/Var[y]`` (exact for Gaussian noise, the Gaussian approximation of Poisson
+noise, whose gradient is Lipschitz: ``value``, ``grad``, ``lipschitz``, ``misfit`` and the preconditioned-CG
+``prox``: the data term of plug-and-play, Langevin, diffusion guidance and VB; batches sum per image).
 """
 
 from __future__ import annotations
@@ -66,22 +61,13 @@ class DataTerm:
                 raise ValueError("Poisson noise needs real data; this measurement is complex.")
             self.gain, self.shift = noise.gain, noise._shift()
             self.counts = ((y + self.shift) / self.gain).clamp(min=0)
-        if variance is not None:
-            self.variance = variance.clamp(min=1e-12 * float(variance.max()) + 1e-38)
+        if variance is None:
+            variance = noise.variance((y.real if y.is_complex() else y).clamp(min=noise.gain))
+        #: ``v``, the variance behind the weights, and the weights ``w = 1/v`` per measurement
+        self.variance = variance.clamp(min=1e-12 * float(variance.max()) + 1e-38)
+        self.weights = 1.0 / self.variance
 
     # -- weighted least squares on images ---------------------------------------------------------------
-    @cached_property
-    def variance(self) -> torch.Tensor:
-        """``v``: the variance behind the weights (default: the camera variance at the data)."""
-        yr = self.y.real if self.y.is_complex() else self.y
-        v = self.noise.variance(yr.clamp(min=self.noise.gain))
-        return v.clamp(min=1e-12 * float(v.max()) + 1e-38)
-
-    @cached_property
-    def weights(self) -> torch.Tensor:
-        """``w = 1/v`` per measurement."""
-        return 1.0 / self.variance
-
     @cached_property
     def lipschitz(self) -> float:
         """Lipschitz constant of ``∇f``: ``‖A‖² max w``."""
@@ -99,20 +85,20 @@ class DataTerm:
     def _count(self, x: torch.Tensor, times: int = 1) -> None:
         self.evaluations += times * max(1, x.numel() // max(1, math.prod(self.A.in_shape)))
 
+    def _residual(self, x: torch.Tensor) -> torch.Tensor:
+        self._count(x)
+        return self.A.apply(x) - self.y
+
     def value(self, x: torch.Tensor) -> torch.Tensor:
         """``f(x) = ½ Σ w |A x − y|²`` per image of the batch."""
-        self._count(x)
-        r = self.A.apply(x) - self.y
-        return 0.5 * sum_image(r.abs() ** 2 * self.weights, len(self.A.out_shape))
+        return 0.5 * sum_image(self._residual(x).abs() ** 2 * self.weights, len(self.A.out_shape))
 
     def grad(self, x: torch.Tensor) -> torch.Tensor:
         """``∇f(x) = Aᴴ W (A x − y)``."""
-        self._count(x)
-        return self.A.apply_adjoint((self.A.apply(x) - self.y) * self.weights)
+        return self.A.apply_adjoint(self._residual(x) * self.weights)
 
     def value_and_grad(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        self._count(x)
-        r = self.A.apply(x) - self.y
+        r = self._residual(x)
         return 0.5 * sum_image(r.abs() ** 2 * self.weights, len(self.A.out_shape)), self.A.apply_adjoint(r * self.weights)
 
     def misfit(self, x: torch.Tensor) -> float:
