@@ -27,6 +27,7 @@ from ..priors.learned import LearnedDenoiser
 from ._posterior import WEIGHTS, load_denoiser
 from ._prior_fit import prior_fit_report
 from ._proximal import initial_gain, initial_image
+from .classical import RichardsonLucy
 from .registry import ITERATIONS, Context, Estimate, Method, Param, TileProfile
 
 __all__ = ["PnPADMM", "PnPPGD", "RED", "default_denoiser"]
@@ -41,7 +42,19 @@ DENOISER = Param("denoiser", str, None,
                  doc="a registered denoiser name (priors.denoiser_names(): tv, wavelet, hessian, nlm, drunet when "
                      "shipped); empty: drunet if shipped, else tv")
 LAM = Param("lam", float, 0.23, 1e-4, 100.0, doc="coupling λ in ρ = λ/σ² between data fit and denoiser", log_scale=True)
-SIGMA_START = Param("sigma_start", float, 0.2, 1e-3, 1.0, doc="first denoiser level (images scaled to ≈[0, 1])")
+SIGMA_START = Param("sigma_start", float, None, 1e-3, 1.0,
+                    doc="first denoiser level (images scaled to ≈[0, 1]); empty: 0.07 after a Richardson–Lucy start, "
+                        "0.2 (DPIR's) after the adjoint start")
+START = Param("start", str, "auto", choices=("auto", "richardson_lucy", "adjoint"),
+              doc="first estimate: Richardson–Lucy stopped at the noise level, or α·Aᴴy; auto: Richardson–Lucy with a "
+                  "learned denoiser where it applies (real, non-negative problems on the operators it supports)")
+NOISE_INJECTION = Param("noise_injection", float, 0.5, 0.0, 4.0,
+                        doc="fresh Gaussian noise of std c·σ_k added to a learned denoiser's input (which then runs at "
+                            "σ_k·√(1+c²)): whitens the data step's colored noise, which a denoiser trained on white "
+                            "noise turns into structure (seeded; 0: off)")
+AVERAGE = Param("average", int, 8, 1, 1000,
+                doc="with a learned denoiser, return the mean of the denoised iterates of the last N iterations (at "
+                    "most a third of them; 1: the last iterate)")
 POSITIVITY = Param("positivity", bool, True, doc="clip x ≥ 0 (real images only)")
 FIRST_GAIN = Param("first_gain", float, None, 1e-12, 1e12, log_scale=True,
                    doc="α of the first estimate α·Aᴴy; empty: the least-squares α")
@@ -58,6 +71,8 @@ GUARD = Param("guard", bool, True,
 EQUIVARIANT = Param("equivariant", bool, True,
                     doc="apply a learned denoiser under a different flip/90° rotation at each iteration (stabilizes "
                         "plug-and-play; Terris et al. 2024; classical denoisers: no effect)")
+#: the parameters of the annealed schemes (PnP-ADMM, PnP-HQS) beyond the problem's
+SCHEME_PARAMS = (LAM, SIGMA_START, START, NOISE_INJECTION, AVERAGE, CG_ITERATIONS, GUARD, EQUIVARIANT)
 #: the parameters of :class:`_Problem` (its keywords), shared by every PnP method
 PROBLEM_PARAMS = (DENOISER, WEIGHTS, POSITIVITY, SCALE, NOISE_LEVEL, FIRST_GAIN)
 
@@ -190,6 +205,71 @@ class _Guard:
                 "sigma_floor": self.floor * self.P.scale}
 
 
+def _richardson_lucy_applies(y: torch.Tensor, A: LinearOperator, P: _Problem) -> bool:
+    return (P.lower is not None and not y.is_complex() and not A.in_complex
+            and A.name in RichardsonLucy.operators and tuple(y.shape) == tuple(A.out_shape))
+
+
+class _Scheme:
+    """What PnP-ADMM and PnP-HQS share beyond the data term: the first estimate, the schedule ``σ_k``, the denoiser
+    step (flips/rotations, noise injection) and the mean of the last iterates.
+
+    Why (benchmarks/RESULTS.md §3, issue #14): with Gaussian blur and Poisson noise, the data step leaves colored
+    (band-pass) noise of about the denoiser's level; a network trained on white noise turns it into worm-like
+    structure, and the iteration keeps it. Fresh white noise added to the denoiser's input (``noise_injection``:
+    the input is then closer to what the network saw in training; SNORE, Renaud et al., SIAM J. Imaging Sci. 2024;
+    DiffPIR's re-noising, Zhu et al., CVPR 2023) and the mean of the last iterates (a cheap average over that
+    noise) remove it; starting from Richardson–Lucy stopped at the noise level with a low first level (0.07)
+    keeps what the data already determine instead of re-deriving it from a cartoon at σ = 0.2.
+    """
+
+    def __init__(self, P: _Problem, y: torch.Tensor, A: LinearOperator, noise: NoiseModel, ctx: Context, iterations: int,
+                 sigma_start: float | None, start: str, noise_injection: float, average: int, equivariant: bool):
+        rl = start == "richardson_lucy" or (start == "auto" and P.learned and _richardson_lucy_applies(y, A, P))
+        if rl:
+            if not _richardson_lucy_applies(y, A, P):
+                raise ValueError(f"start='richardson_lucy' needs a real, non-negative problem (positivity=True) on one of "
+                                 f"{', '.join(RichardsonLucy.operators)}; this is a {A.name}. Use start='adjoint'.")
+            defaults = {p.name: p.default for p in RichardsonLucy.params}
+            first = RichardsonLucy().run(y, A, noise, Context(ctx.device, seed=ctx.seed), **defaults).mean
+            P.x0 = clip(first.to(P.x0.dtype) / P.scale, P.lower, None)
+        self.start = "richardson_lucy" if rl else "adjoint"
+        s0 = sigma_start if sigma_start is not None else (0.07 if rl else 0.2)
+        self.sigmas = P.schedule(s0, iterations)
+        self.injection = float(noise_injection) if P.learned else 0.0
+        self.generator = ctx.generator(offset=14) if self.injection > 0 else None
+        self.average = max(1, min(int(average), len(self.sigmas) // 3)) if P.learned else 1
+        self.equivariant = equivariant and P.learned
+        self.sum: torch.Tensor | None = None
+        self.count = 0
+
+    def denoise(self, P: _Problem, v: torch.Tensor, s: float, k: int, ctx: Context) -> torch.Tensor:
+        """``D(v + c·σ·n, σ·√(1+c²))`` under the k-th flip/rotation (learned denoisers), else ``D(v, σ)``."""
+        if self.injection > 0:
+            n = torch.randn(v.shape, generator=self.generator, device=v.device, dtype=v.real.dtype)
+            if v.is_complex():
+                n = torch.complex(n, torch.randn(v.shape, generator=self.generator, device=v.device, dtype=n.dtype))
+            v = v + (self.injection * s) * n
+            s = s * (1.0 + self.injection**2) ** 0.5
+        return P.denoise(v, s, ctx, turn=k if self.equivariant else None)
+
+    def keep(self, k: int, z: torch.Tensor) -> None:
+        """Add iterate ``k``'s estimate to the mean when it is among the last ``average``."""
+        if k > len(self.sigmas) - self.average:
+            self.sum = z.clone() if self.sum is None else self.sum + z
+            self.count += 1
+
+    def restart(self) -> None:
+        self.sum, self.count = None, 0
+
+    def result(self, z: torch.Tensor) -> torch.Tensor:
+        return z if self.count == 0 else self.sum / self.count
+
+    def info(self) -> dict[str, Any]:
+        return {"start": self.start, "sigma_start": self.sigmas[0], "noise_injection": self.injection,
+                "averaged": self.count}
+
+
 def prior_fit(P: _Problem, estimate: torch.Tensor) -> dict[str, Any]:
     """``{"prior_fit": …}`` for a plug-and-play result's info (learned denoisers only; empty for classical ones)."""
     report = prior_fit_report(P.denoiser, estimate, P.data.misfit(estimate), P.A.ndim)
@@ -247,6 +327,9 @@ class _TiledPlugAndPlay(Method):
         # the guard's restarts (global misfit and range) and the per-iteration flips (which move the denoiser's grid
         # against the tile borders) would differ from tile to tile: tiles run the plain iteration
         params.update({k: False for k in ("guard", "equivariant") if k in params})
+        # the Richardson–Lucy start stops on a global misfit, and the injected noise is drawn per tile: tiles start from
+        # α·Aᴴy and run without injection
+        params.update({k: v for k, v in (("start", "adjoint"), ("noise_injection", 0.0)) if k in params})
         if any(params.get(k) is None for k in ("scale", "noise_level", "first_gain")):
             info = pilot({**params, "iterations": 1}).info
             found = {"scale": info["scale"], "noise_level": info["sigma_end"], "first_gain": info["first_gain"]}
@@ -260,28 +343,33 @@ class PnPADMM(_TiledPlugAndPlay):
     description = ("ADMM with a denoiser as prior prox: x = argmin f + ρ/2‖x − z + u‖², z = D(x + u, σ_k), u += x − z; "
                    "σ_k annealed to the noise level, ρ_k = λ/σ_k².")
     reference = _REFERENCE_PNP
-    params = (ITERATIONS(24, 500), *PROBLEM_PARAMS, LAM, SIGMA_START, CG_ITERATIONS, GUARD, EQUIVARIANT)
+    params = (ITERATIONS(24, 500), *PROBLEM_PARAMS, *SCHEME_PARAMS)
 
-    def run(self, y, A, noise, ctx: Context, iterations: int, lam: float, sigma_start: float, cg_iterations: int,
-            guard: bool, equivariant: bool, **setup: Any) -> Estimate:
+    def run(self, y, A, noise, ctx: Context, iterations: int, lam: float, sigma_start: float | None, start: str,
+            noise_injection: float, average: int, cg_iterations: int, guard: bool, equivariant: bool,
+            **setup: Any) -> Estimate:
         with torch.no_grad():
             P = _Problem(y, A, noise, **setup)
+            S = _Scheme(P, y, A, noise, ctx, iterations, sigma_start, start, noise_injection, average, equivariant)
             G = _Guard(P, guard)
             x = z = P.x0
             u = torch.zeros_like(x)
-            sigmas = P.schedule(sigma_start, iterations)
-            for k, s in enumerate(sigmas, 1):
+            for k, s in enumerate(S.sigmas, 1):
                 s = G.sigma(s)
                 x = P.data.prox(z - u, lam / (s * s), x, cg_iterations)
-                z = P.denoise(x + u, s, ctx, turn=k if equivariant and P.learned else None)
+                z = S.denoise(P, x + u, s, k, ctx)
                 u = u + x - z
                 back = G.check(k, s, (z, x, u))
                 if back is not None:
                     z, x, u = back
-                out = P.report(ctx, k, iterations, z, s)
+                    S.restart()
+                S.keep(k, z)
+                out = P.report(ctx, k, iterations, S.result(z) if k == len(S.sigmas) else z, s)
                 if G.stopped:
                     break
-        return Estimate(out, info=P.info(k, guard=G.info(), **prior_fit(P, z)))
+            mean = S.result(z)
+            out = mean * P.scale
+        return Estimate(out, info=P.info(k, guard=G.info(), scheme=S.info(), **prior_fit(P, mean)))
 
 
 class PnPPGD(_TiledPlugAndPlay):
@@ -291,25 +379,31 @@ class PnPPGD(_TiledPlugAndPlay):
                    "as the prior's prox (the PGD family with an exact data step); σ_k annealed to the noise level, "
                    "ρ_k = λ/σ_k².")
     reference = _REFERENCE_PNP + " Geman & Yang, IEEE TIP 4 (1995) 932 (HQS)."
-    params = (ITERATIONS(24, 2000), *PROBLEM_PARAMS, LAM, SIGMA_START, CG_ITERATIONS, GUARD, EQUIVARIANT)
+    params = (ITERATIONS(24, 2000), *PROBLEM_PARAMS, *SCHEME_PARAMS)
 
-    def run(self, y, A, noise, ctx: Context, iterations: int, lam: float, sigma_start: float, cg_iterations: int,
-            guard: bool, equivariant: bool, **setup: Any) -> Estimate:
+    def run(self, y, A, noise, ctx: Context, iterations: int, lam: float, sigma_start: float | None, start: str,
+            noise_injection: float, average: int, cg_iterations: int, guard: bool, equivariant: bool,
+            **setup: Any) -> Estimate:
         with torch.no_grad():
             P = _Problem(y, A, noise, **setup)
+            S = _Scheme(P, y, A, noise, ctx, iterations, sigma_start, start, noise_injection, average, equivariant)
             G = _Guard(P, guard)
             z = x = P.x0
-            for k, s in enumerate(P.schedule(sigma_start, iterations), 1):
+            for k, s in enumerate(S.sigmas, 1):
                 s = G.sigma(s)
                 x = P.data.prox(z, lam / (s * s), x, cg_iterations)
-                z = P.denoise(x, s, ctx, turn=k if equivariant and P.learned else None)
+                z = S.denoise(P, x, s, k, ctx)
                 back = G.check(k, s, (z, x))
                 if back is not None:
                     z, x = back
-                out = P.report(ctx, k, iterations, z, s)
+                    S.restart()
+                S.keep(k, z)
+                out = P.report(ctx, k, iterations, S.result(z) if k == len(S.sigmas) else z, s)
                 if G.stopped:
                     break
-        return Estimate(out, info=P.info(k, guard=G.info(), **prior_fit(P, z)))
+            mean = S.result(z)
+            out = mean * P.scale
+        return Estimate(out, info=P.info(k, guard=G.info(), scheme=S.info(), **prior_fit(P, mean)))
 
 
 class RED(Method):
