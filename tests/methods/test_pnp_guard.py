@@ -86,3 +86,34 @@ def test_samplers_with_the_learned_prior_report_prior_fit(problem, method, param
     fit = rec.info["prior_fit"]
     assert np.isfinite(fit["ood_score"]) and np.isfinite(fit["misfit_ratio"]) and fit["misfit_ratio"] > 0
     assert (fit["warning"] is None) == (fit["misfit_ratio"] <= 2 and fit["ood_score"] <= 3)
+
+
+def test_learned_scheme_starts_from_richardson_lucy_injects_seeded_noise_and_averages(problem):
+    x, A, noise, y = problem
+    rec = ni.reconstruct(y, A, "pnp_admm", noise=noise, denoiser="drunet", iterations=6, seed=3)
+    scheme = rec.info["scheme"]
+    assert scheme["start"] == "richardson_lucy" and scheme["noise_injection"] == 0.5
+    assert scheme["averaged"] == 2  # at most a third of the 6 iterations
+    again = ni.reconstruct(y, A, "pnp_admm", noise=noise, denoiser="drunet", iterations=6, seed=3)
+    other = ni.reconstruct(y, A, "pnp_admm", noise=noise, denoiser="drunet", iterations=6, seed=4)
+    assert np.array_equal(again.mean, rec.mean) and not np.array_equal(other.mean, rec.mean)  # the injection is seeded
+    plain = ni.reconstruct(y, A, "pnp_pgd", noise=noise, denoiser="drunet", iterations=6, start="adjoint",
+                           noise_injection=0.0, average=1)
+    assert plain.info["scheme"] == {"start": "adjoint", "sigma_start": 0.2, "noise_injection": 0.0, "averaged": 1}
+    # classical denoisers keep the plain DPIR scheme
+    tv = ni.reconstruct(y, A, "pnp_admm", noise=noise, denoiser="tv", iterations=6)
+    assert tv.info["scheme"]["start"] == "adjoint" and tv.info["scheme"]["noise_injection"] == 0.0
+
+
+def test_richardson_lucy_start_refuses_complex_problems():
+    from napari_invimg import mri
+
+    img = np.zeros((16, 16), np.complex64)
+    img[4:12, 4:12] = 1.0
+    A = mri.CartesianMRI(mri.mask("equispaced", (16, 16), 2.0), coil_maps=mri.birdcage(2, (16, 16)))
+    y = A(img)
+    with pytest.raises(ValueError, match="start='richardson_lucy'"):
+        ni.reconstruct(y, A, "pnp_admm", noise=ni.noise.Gaussian(0.01), denoiser="drunet", iterations=2,
+                       start="richardson_lucy")
+    rec = ni.reconstruct(y, A, "pnp_admm", noise=ni.noise.Gaussian(0.01), denoiser="drunet", iterations=3)
+    assert rec.info["scheme"]["start"] == "adjoint" and np.isfinite(rec.mean).all()
