@@ -54,3 +54,15 @@ def test_the_docks_show_the_prior_fit_warning(problem):
     assert any("misfits the data" in line for line in assessment(rec))
     fine = ni.reconstruct(y, A, "pnp_admm", noise=noise, iterations=4)
     assert fine.info["prior_fit"]["warning"] is None and not any("misfits" in line for line in assessment(fine))
+
+
+def test_mri_misfit_counts_only_measured_kspace():
+    """The misfit ratio is per measured value (κ = 2 for complex data): unsampled k-space does not dilute it by 1/R."""
+    from napari_invimg import mri
+
+    x = mri.brain((32, 32)).astype(np.complex64)
+    sc = mri.simulate_kspace(x, 4, kind="poisson", acceleration=4, snr_db=30.0, seed=0)
+    rec = ni.reconstruct(sc.kspace, sc.operator, "pnp_admm", noise=ni.noise.Gaussian(sc.sigma), iterations=6)
+    assert 0.3 < rec.info["prior_fit"]["misfit_ratio"] < 2 and "misfits" not in (rec.info["prior_fit"]["warning"] or "")
+    off = ni.reconstruct(sc.kspace, sc.operator, "pnp_admm", noise=ni.noise.Gaussian(sc.sigma / 20), iterations=6)
+    assert off.info["prior_fit"]["misfit_ratio"] > 2 and "misfits the data" in off.info["prior_fit"]["warning"]

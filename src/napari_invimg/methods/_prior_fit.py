@@ -17,7 +17,7 @@ import torch
 from ..nets.ood import relative_error
 from ..priors.denoisers import Denoiser
 
-__all__ = ["MISFIT_LIMIT", "OOD_LIMIT", "prior_fit_report"]
+__all__ = ["MISFIT_LIMIT", "OOD_LIMIT", "measured_misfit", "prior_fit_report"]
 
 #: misfit ratio above which the result is flagged
 MISFIT_LIMIT = 2.0
@@ -62,12 +62,20 @@ def prior_fit_report(denoiser: Denoiser, estimate: torch.Tensor, misfit_ratio: f
     return {"ood_score": float(score), "misfit_ratio": ratio, "warning": warning}
 
 
+def measured_misfit(data: Any, x: torch.Tensor) -> float:
+    """``Σ w |A x − y|² / (κ M)`` of a :class:`~napari_invimg.operators.DataTerm`: 1 at the noise level's expectation,
+    per measured value (``M = A.n_measured()``: unsampled k-space, zero by construction, does not dilute it by 1/R)
+    and κ = 2 for complex data (whose noise has variance ``v`` per component)."""
+    kappa = 2.0 if data.y.is_complex() else 1.0
+    return data.misfit(x) * data.y.numel() / (kappa * max(data.A.n_measured(), 1))
+
+
 def prior_fit_info(likelihood: Any, denoiser: Denoiser, mean: torch.Tensor, ndim: int) -> dict[str, Any]:
     """``{"prior_fit": …}`` for a sampler's info (empty for classical denoisers): the misfit of ``mean`` under the
     ``likelihood`` (a :class:`~napari_invimg.operators.DataTerm`: its weights ``1/v``), the score on ``mean`` scaled to the denoiser's
     units by its 99.9th percentile."""
     with torch.no_grad():
-        misfit = likelihood.misfit(mean)
+        misfit = measured_misfit(likelihood, mean)
         mag = mean.abs().flatten().float()
         scale = float(torch.quantile(mag[:: max(1, mag.numel() // 100_000)], 0.999))
         report = prior_fit_report(denoiser, mean / max(scale, 1e-12), misfit, ndim)

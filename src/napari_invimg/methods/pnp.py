@@ -29,7 +29,7 @@ from ..priors.base import clip
 from ..priors.denoisers import Denoiser, denoiser_names
 from ..priors.learned import LearnedDenoiser
 from ._posterior import WEIGHTS, load_denoiser
-from ._prior_fit import prior_fit_report
+from ._prior_fit import measured_misfit, prior_fit_report
 from ._proximal import initial_gain, initial_image
 from .classical import RichardsonLucy
 from .registry import ITERATIONS, Context, Estimate, Method, Param, TileProfile
@@ -138,6 +138,12 @@ class _Problem:
                 "first_gain": self.first_gain, **extra}
 
 
+def misfit_ratio(P: _Problem, z: torch.Tensor) -> float:
+    """``Σ |Az − y|²/v / (κ M)``: 1 at the noise level's expectation (``M`` measured values, ``κ`` = 2 for complex data;
+    unsampled k-space does not count)."""
+    return measured_misfit(P.data, z)
+
+
 def dihedral(f, x: torch.Tensor, k: int) -> torch.Tensor:
     """``T_k⁻¹ f(T_k x)`` for the k-th (mod 8) element ``T_k`` of the flips and 90° rotations of the last two axes: a
     learned denoiser made equivariant on average, which keeps plug-and-play from drifting (Terris, Moreau, Pustelnik &
@@ -172,7 +178,7 @@ class _Guard:
         self.stopped = False
 
     def misfit(self, z: torch.Tensor) -> float:
-        return self.P.data.misfit(z)
+        return misfit_ratio(self.P, z)
 
     def sigma(self, s: float) -> float:
         """The denoiser level to use: the schedule's, or the floor set by a restart."""
@@ -276,7 +282,7 @@ class _Scheme:
 
 def prior_fit(P: _Problem, estimate: torch.Tensor) -> dict[str, Any]:
     """``{"prior_fit": …}`` for a plug-and-play result's info (learned denoisers only; empty for classical ones)."""
-    report = prior_fit_report(P.denoiser, estimate, P.data.misfit(estimate), P.A.ndim)
+    report = prior_fit_report(P.denoiser, estimate, misfit_ratio(P, estimate), P.A.ndim)
     return {} if report is None else {"prior_fit": report}
 
 
