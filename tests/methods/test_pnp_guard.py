@@ -89,7 +89,7 @@ def test_samplers_with_the_learned_prior_report_prior_fit(problem, method, param
 
 
 def test_learned_scheme_starts_from_richardson_lucy_injects_seeded_noise_and_averages(problem):
-    x, A, noise, y = problem
+    _, A, noise, y = problem
     rec = ni.reconstruct(y, A, "pnp_admm", noise=noise, denoiser="drunet", iterations=6, seed=3)
     scheme = rec.info["scheme"]
     assert scheme["start"] == "richardson_lucy" and scheme["noise_injection"] == 0.5

@@ -31,7 +31,7 @@ def misfit_ratio(mean: np.ndarray, A, noise, y: np.ndarray) -> float:
 
 @pytest.mark.parametrize("method,params", LEARNED, ids=[m for m, _ in LEARNED])
 def test_a_mean_off_the_data_is_flagged(problem, method, params):
-    x, A, noise, y = problem
+    _, A, noise, y = problem
     # the data claimed 20× less noisy than they are: no image fits them to that level, every method must say so
     claimed = ni.noise.Gaussian(0.0005)
     rec = ni.reconstruct(y, A, method, noise=claimed, **params)
@@ -49,7 +49,7 @@ def test_a_mean_off_the_data_is_flagged(problem, method, params):
 def test_the_docks_show_the_prior_fit_warning(problem):
     from napari_invimg.widgets._runner import assessment
 
-    x, A, noise, y = problem
+    _, A, noise, y = problem
     rec = ni.reconstruct(y, A, "pnp_admm", noise=ni.noise.Gaussian(0.0005), iterations=4)
     assert any("misfits the data" in line for line in assessment(rec))
     fine = ni.reconstruct(y, A, "pnp_admm", noise=noise, iterations=4)
