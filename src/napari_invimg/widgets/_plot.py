@@ -88,6 +88,8 @@ class HistoryPlot(Container):
         self.figure, self.axes, self.canvas, self.colors = _themed_canvas((3.2, 1.7), 130)
         self.native.layout().addWidget(self.canvas)
         self._drawn_at = 0.0
+        self._line = None  # the drawn history line and its quantity: extended in place while a run goes on
+        self._line_key: str | None = None
         self.quantity.changed.connect(lambda _v: self.draw())
         self.draw()
 
@@ -122,7 +124,24 @@ class HistoryPlot(Container):
         if new_keys:
             self._reset_quantity()
         if time.perf_counter() - self._drawn_at >= REDRAW_INTERVAL_S:
-            self.draw()
+            if not new_keys and self._line is not None and self._line_key == self.quantity.value:
+                self._extend_line()
+            else:
+                self.draw()
+
+    def _extend_line(self) -> None:
+        """Give the drawn line its new points and rescale (no new axes, ticks or texts: cheap enough to run while
+        the method runs)."""
+        self._drawn_at = time.perf_counter()
+        steps, values = zip(*self.history[self._line_key])
+        self._line.set_data(steps, values)
+        log = min(values) > 0
+        if (self.axes.get_yscale() == "log") != log:
+            self.axes.set_yscale("log" if log else "linear")
+            _plain_tick_labels(self.axes)
+        self.axes.relim()
+        self.axes.autoscale_view()
+        self.canvas.draw_idle()
 
     def finish(self, info: dict[str, Any] | None) -> None:
         """Draw the final state: the run's full history (every iteration) and, for samplers, R̂ / ESS."""
@@ -143,13 +162,18 @@ class HistoryPlot(Container):
         ax, colors = self.axes, self.colors
         ax.clear()
         key = self.quantity.value
+        self._line, self._line_key = None, None
         if key == "R̂ / ESS" and self.mixing:
             self._draw_mixing(ax)
         else:
             points = self.history.get(key, []) if key is not None else []
             if points:
                 steps, values = zip(*points)
-                ax.plot(steps, values, lw=1.2, color=colors["accent"])
+                (self._line,) = ax.plot(steps, values, lw=1.2, color=colors["accent"])
+                self._line_key = key
+                from matplotlib.ticker import MaxNLocator
+
+                ax.xaxis.set_major_locator(MaxNLocator(4, integer=True))
                 if key and key.startswith("misfit"):
                     ax.axhline(1.0, ls="--", lw=0.9, color=colors["text"], alpha=0.7)
                     ax.text(0.99, 0.97, "target ≈ 1 (noise level)", transform=ax.transAxes, ha="right", va="top",

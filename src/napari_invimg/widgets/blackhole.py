@@ -36,6 +36,7 @@ from ._runner import (
     Task,
     assessment,
     image_data,
+    later,
     report_error,
     run_reconstruction,
     run_task,
@@ -228,12 +229,16 @@ class BlackHoleWidget(Container):
         dirty = A.dirty_image(obs.vis, w).astype(np.float32) if obs is not None else None
         return beam, dirty
 
-    def _show_beam_and_dirty(self, beam: np.ndarray, dirty: np.ndarray | None, name: str) -> None:
-        set_image_layer(self.viewer, beam, f"{name} · dirty beam", colormap="gray",
-                        **self._image_kwargs({"product": "dirty beam"}))
+    def _show_beam_and_dirty(self, beam: np.ndarray, dirty: np.ndarray | None, name: str,
+                             defer: bool = True) -> None:
+        """Dirty beam and dirty image layers, each added in an event-loop turn of its own (``defer``: napari needs
+        0.2-0.3 s of UI time per new layer)."""
+        add = later if defer else (lambda fn: fn())
+        add(lambda: set_image_layer(self.viewer, beam, f"{name} · dirty beam", colormap="gray",
+                                    **self._image_kwargs({"product": "dirty beam"})))
         if dirty is not None:
-            set_image_layer(self.viewer, dirty, f"{name} · dirty image", colormap="afmhot",
-                            **self._image_kwargs({"product": "dirty image", "observation": name}))
+            add(lambda: set_image_layer(self.viewer, dirty, f"{name} · dirty image", colormap="afmhot",
+                                        **self._image_kwargs({"product": "dirty image", "observation": name})))
 
     # -- actions -------------------------------------------------------------------------------------------
     def show_coverage(self) -> Task:
@@ -295,13 +300,13 @@ class BlackHoleWidget(Container):
         return self.task
 
     def _set_observation(self, obs: blackhole.Observation, name: str, beam: np.ndarray | None = None,
-                         dirty: np.ndarray | None = None) -> None:
+                         dirty: np.ndarray | None = None, defer: bool = True) -> None:
         self.obs, self.obs_name = obs, name
         if beam is None:
             A = blackhole.Interferometer(obs, int(self.npix.value), float(self.fov.value))
             beam, dirty = self._beam_and_dirty(A, obs)
         self._show_uv(obs.u, obs.v, f"{name}: {len(obs)} visibilities")
-        self._show_beam_and_dirty(beam, dirty, name)
+        self._show_beam_and_dirty(beam, dirty, name, defer)
         self.info.value = (f"{name}: {len(obs)} visibilities, {obs.n_scans} scans, {len(obs.station_names)} "
                            f"stations; nominal resolution {obs.resolution_uas:.1f} µas")
 
@@ -381,7 +386,7 @@ class BlackHoleWidget(Container):
             seed = int(self.seed.value)
             name = f"{self.obs_name} · dirty image"
             if name not in self.viewer.layers:
-                self._set_observation(self.obs, self.obs_name)
+                self._set_observation(self.obs, self.obs_name, defer=False)
             reference = self.viewer.layers[name]
         except Exception as exc:
             report_error(exc)

@@ -30,6 +30,7 @@ from ._runner import (
     RunControls,
     Task,
     assessment,
+    later,
     report_error,
     run_reconstruction,
     run_task,
@@ -200,22 +201,27 @@ class MRIWidget(Container):
                     "operator": sc.operator.spec(), "noise": Gaussian(max(sc.sigma, 1e-12)).spec(),
                     "source": name, "acceleration": sc.acceleration, "scan_time_saved": saved,
                     "settings": settings, "version": __version__, "image_geometry": geometry or None}
-            set_image_layer(self.viewer, log_magnitude(sc.kspace), f"{name} · k-space",
-                            metadata={"invimg": meta}, colormap="gray")
-            set_image_layer(self.viewer, sc.mask.astype(np.float32), f"{name} · mask", colormap="gray",
-                            metadata={"invimg": {"source": name, "acceleration": sc.acceleration}})
-            set_image_layer(self.viewer, zf, f"{name} · zero-filled RSS", colormap="gray",
-                            metadata={"invimg": {"source": name, "method": "zero-filled RSS"}}, **geometry)
+            # each layer in an event-loop turn of its own (napari needs 0.2-0.3 s of UI time per new layer)
+            layers = [(log_magnitude(sc.kspace), f"{name} · k-space", {"metadata": {"invimg": meta}}),
+                      (sc.mask.astype(np.float32), f"{name} · mask",
+                       {"metadata": {"invimg": {"source": name, "acceleration": sc.acceleration}}}),
+                      (zf, f"{name} · zero-filled RSS",
+                       {"metadata": {"invimg": {"source": name, "method": "zero-filled RSS"}}, **geometry})]
             if info is None:
-                set_image_layer(self.viewer, np.abs(x), f"{name} · truth", colormap="gray",
-                                metadata={"invimg": {"source": name}})
+                layers.append((np.abs(x), f"{name} · truth", {"metadata": {"invimg": {"source": name}}}))
+            for data, layer_name, kwargs in layers:
+                later(lambda d=data, n=layer_name, k=kwargs: set_image_layer(self.viewer, d, n, colormap="gray", **k))
             text = (f"acceleration {sc.acceleration:.2f}× — {100 * saved:.0f} % of the scan time saved "
                     f"({sc.mask.sum()} of {sc.mask.size} k-space samples, {settings['n_coils']} coils)")
             self.report.value = text
             show_info(text)
-            self.kspace.reset_choices()
-            self.kspace.value = self.viewer.layers[f"{name} · k-space"]
-            self._kspace_changed()
+
+            def choose_kspace() -> None:
+                self.kspace.reset_choices()
+                self.kspace.value = self.viewer.layers[f"{name} · k-space"]
+                self._kspace_changed()
+
+            later(choose_kspace)
 
         self.task = run_task(compute, total=1, desc=f"simulate k-space of {name}", on_done=show,
                              controls=self.sim_controls)
@@ -289,9 +295,10 @@ class MRIWidget(Container):
                 if self.history is not None:
                     self.history.finish(rec.info)
             if rec is not None and want_phase:
-                set_image_layer(self.viewer, np.angle(rec.mean).astype(np.float32),
-                                f"{layer.name} · {method} phase", colormap="twilight",
-                                metadata={"invimg": {**rec.info, "input": layer.name, "output": "phase"}})
+                later(lambda: set_image_layer(self.viewer, np.angle(rec.mean).astype(np.float32),
+                                              f"{layer.name} · {method} phase", colormap="twilight",
+                                              metadata={"invimg": {**rec.info, "input": layer.name,
+                                                                   "output": "phase"}}))
 
         geometry = info if info.shape == tuple(k_shape) else layer
         if self.history is not None:
