@@ -96,7 +96,8 @@ def main() -> None:
     import torch
 
     import napari_invimg as ni
-    from napari_invimg.widgets.blackhole import BlackHoleWidget
+    from napari_invimg.widgets.blackhole import BlackHoleImagingWidget
+    from napari_invimg.widgets.blackhole_observation import BlackHoleObservationWidget
     from napari_invimg.widgets.diagnostics import DiagnosticsWidget
     from napari_invimg.widgets.forward_model import ForwardModelWidget
     from napari_invimg.widgets.mri import MRIWidget
@@ -153,11 +154,12 @@ def main() -> None:
 
     # 4. black hole -------------------------------------------------------------------------------------
     viewer = _viewer()
-    bh = _dock(viewer, BlackHoleWidget(viewer), "Black hole")
+    observe = _dock(viewer, BlackHoleObservationWidget(viewer), "Black hole observation")
     start = time.perf_counter()
-    _wait(bh.show_coverage())
-    bh.add_model()
-    _wait(bh.simulate())
+    _wait(observe.show_coverage())
+    observe.add_model()
+    _wait(observe.simulate())
+    bh = _dock(viewer, BlackHoleImagingWidget(viewer), "Black hole imaging")
     _wait(bh.run())
     seconds["black hole (coverage, simulate, RML)"] = time.perf_counter() - start
     _show_only(viewer, ["sky ring", "dirty image", "rml mean"], grid=True)

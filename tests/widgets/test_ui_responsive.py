@@ -18,7 +18,8 @@ from qtpy.QtCore import QTimer
 
 import napari_invimg as ni
 from napari_invimg.widgets import _runner
-from napari_invimg.widgets.blackhole import BlackHoleWidget
+from napari_invimg.widgets.blackhole import BlackHoleImagingWidget
+from napari_invimg.widgets.blackhole_observation import BlackHoleObservationWidget
 from napari_invimg.widgets.mri import MRIWidget
 from napari_invimg.widgets.reconstruct import ReconstructWidget
 
@@ -145,12 +146,15 @@ def test_mri_and_black_hole_keep_the_ui_responsive(viewer, qtbot, errors, heartb
     mri_ok = heartbeat.ok()
 
     heartbeat.reset()
-    bh = BlackHoleWidget(viewer)
+    observe = BlackHoleObservationWidget(viewer)
+    viewer.window.add_dock_widget(observe)
+    observe.npix.value = 32
+    heartbeat.watch(qtbot, observe.show_coverage)
+    observe.add_model()
+    heartbeat.watch(qtbot, observe.simulate)
+    bh = BlackHoleImagingWidget(viewer)
     viewer.window.add_dock_widget(bh)
-    bh.npix.value = 32
-    heartbeat.watch(qtbot, bh.show_coverage)
-    bh.add_model()
-    heartbeat.watch(qtbot, bh.simulate)
+    assert bh.obs is not None  # the imaging dock found the observation layer
     bh.iterations.value = 40
     task = heartbeat.watch(qtbot, bh.run)
     _report("black hole coverage + simulate + rml", heartbeat)
