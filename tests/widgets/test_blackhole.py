@@ -59,8 +59,8 @@ def test_observation_dock_then_imaging_dock(viewer, qtbot, errors, tmp_path):
     assert imaging.observation.value.name == loaded.name  # the newest (here also the selected) observation layer
     assert imaging.npix.value == 64 and imaging.fov.value == pytest.approx(160.0)  # the layer's own grid
     imaging.data.value = "visibilities"
-    assert imaging.method.choices[0] == "rml" and list(imaging.method.choices) == [
-        n for n in imaging.method.choices if n in methods_for(ni.blackhole.Interferometer)]
+    assert imaging.method.choices[0] == "rml" and sorted(imaging.method.choices) == sorted(
+        methods_for(ni.blackhole.Interferometer))
     imaging.method.value = "rml"
     imaging.iterations.value = 60
     task = imaging.run()
