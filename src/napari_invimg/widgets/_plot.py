@@ -2,8 +2,8 @@
 
 :class:`HistoryPlot` receives every progress step's ``status`` (the latest logged values, see
 :class:`napari_invimg.methods.registry.Context`) through :meth:`HistoryPlot.add` and draws what tells
-convergence: the data misfit against its target (≈ 1 at the noise level) when the method logs one, else
-its loss; :meth:`HistoryPlot.finish` redraws the final state from the run's full ``info["history"]`` and,
+convergence: the data misfit against its target (≈ 1 at the noise level) when the method logs one, a
+sampler's running split-R̂ (``rhat_max``) against 1.05, else its loss; :meth:`HistoryPlot.finish` redraws the final state from the run's full ``info["history"]`` and,
 for samplers, the split-R̂ and ESS summaries against their thresholds. :class:`UVPlot` draws (u, v)
 coverage in Gλ. napari has no plotting layer, so these are matplotlib canvases in the dock (matplotlib is
 part of the plugin's ``all`` extra); without matplotlib they are left out.
@@ -22,7 +22,7 @@ __all__ = ["HistoryPlot", "history_plot", "UVPlot", "uv_plot", "napari_colors", 
 #: redraw at most this often (s): drawing is slow next to a DIP step
 REDRAW_INTERVAL_S = 0.5
 #: the logged quantity shown first, in this order (the misfit tells convergence; `step` and `alpha` do not)
-PREFERRED_QUANTITIES = ("misfit", "misfit_weighted", "loss", "entropy", "sigma")
+PREFERRED_QUANTITIES = ("misfit", "misfit_weighted", "rhat_max", "loss", "entropy", "sigma")
 #: split-R̂ below this means the chains agree (Vehtari et al., Bayesian Analysis 16 (2021) 667)
 RHAT_GOOD = 1.05
 
@@ -146,10 +146,12 @@ class HistoryPlot(Container):
     def finish(self, info: dict[str, Any] | None) -> None:
         """Draw the final state: the run's full history (every iteration) and, for samplers, R̂ / ESS."""
         info = info or {}
-        history = info.get("history") or {}
-        if history:
-            self.history = {k: list(enumerate((float(v) for v in values), start=1))
-                            for k, values in history.items() if values}
+        history = {k: v for k, v in (info.get("history") or {}).items() if v}
+        if history:  # series logged at every iteration are replaced by the full record; sparser ones (a running R̂)
+            longest = max(len(v) for v in history.values())  # keep the iterations they were seen at
+            for k, values in history.items():
+                if len(values) == longest or k not in self.history:
+                    self.history[k] = list(enumerate((float(v) for v in values), start=1))
         self.mixing = info.get("mixing") or None
         self._reset_quantity()
         if self.mixing and self.quantity.value in (None, "step"):
@@ -178,6 +180,10 @@ class HistoryPlot(Container):
                     ax.axhline(1.0, ls="--", lw=0.9, color=colors["text"], alpha=0.7)
                     ax.text(0.99, 0.97, "target ≈ 1 (noise level)", transform=ax.transAxes, ha="right", va="top",
                             fontsize=7, color=colors["text"])
+                elif key == "rhat_max":  # a sampler's running split-R̂ (max over pixels): mixed below RHAT_GOOD
+                    ax.axhline(RHAT_GOOD, ls="--", lw=0.9, color=colors["text"], alpha=0.7)
+                    ax.text(0.99, 0.97, f"chains mixed: R̂ < {RHAT_GOOD}", transform=ax.transAxes, ha="right",
+                            va="top", fontsize=7, color=colors["text"])
                 ax.set_yscale("log" if min(values) > 0 else "linear")
                 _plain_tick_labels(ax)
                 ax.set_xlabel("iteration", fontsize=8)
