@@ -83,9 +83,17 @@ def _viewer() -> napari.Viewer:
 
 
 def _dock(viewer, widget, name: str):
-    viewer.window.add_dock_widget(widget, name=name, area="right")
+    widget.dock_widget = viewer.window.add_dock_widget(widget, name=name, area="right")
     _settle(0.2)
     return widget
+
+
+def _heights(viewer, widgets, heights: list[int]) -> None:
+    """Share the right dock area's height between docks stacked there (pixels, in proportion)."""
+    from qtpy.QtCore import Qt
+
+    viewer.window._qt_window.resizeDocks([w.dock_widget for w in widgets], heights, Qt.Orientation.Vertical)
+    _settle(0.2)
 
 
 def main() -> None:
@@ -168,6 +176,7 @@ def main() -> None:
         _wait(observe.simulate())
         bh = _dock(viewer, BlackHoleImagingWidget(viewer), "Black hole imaging")
         _wait(bh.run())
+        _heights(viewer, [observe, bh], [460, 290])
         seconds["black hole (coverage, simulate, RML)"] = time.perf_counter() - start
         _show_only(viewer, ["sky ring", "dirty image", "rml mean"], grid=True)
         _save(viewer, out, "black_hole")
