@@ -4,7 +4,7 @@
 
 Opens napari at 1366×768, runs the README's four workflows through the docks (deconvolve a 3D stack with
 Richardson–Lucy, denoise with uncertainty (ULA), MRI, black hole), shows each of the eight docks, and saves
-one PNG per dock (scaled to 60 % and reduced to a 32-color palette, 10–70 kB each; ~310 kB in all). Prints the seconds
+one PNG per dock (``--only black_hole ...`` retakes some; scaled to 60 % and reduced to a 32-color palette, 10–70 kB each; ~310 kB in all). Prints the seconds
 each workflow's run took (the README quotes them).
 """
 
@@ -20,6 +20,8 @@ from PIL import Image as PILImage
 from qtpy.QtWidgets import QApplication
 
 SIZE = (1366, 768)
+#: the script's workflows (``--only``): each saves its own PNGs
+SECTIONS = ("reconstruct_rl_3d", "reconstruct_ula_std", "mri", "black_hole", "other_docks")
 
 
 def _wait(task, timeout_s: float = 900.0) -> float:
@@ -81,14 +83,23 @@ def _viewer() -> napari.Viewer:
 
 
 def _dock(viewer, widget, name: str):
-    viewer.window.add_dock_widget(widget, name=name, area="right")
+    widget.dock_widget = viewer.window.add_dock_widget(widget, name=name, area="right")
     _settle(0.2)
     return widget
+
+
+def _heights(viewer, widgets, heights: list[int]) -> None:
+    """Share the right dock area's height between docks stacked there (pixels, in proportion)."""
+    from qtpy.QtCore import Qt
+
+    viewer.window._qt_window.resizeDocks([w.dock_widget for w in widgets], heights, Qt.Orientation.Vertical)
+    _settle(0.2)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="docs/screenshots")
+    parser.add_argument("--only", nargs="*", choices=SECTIONS, help="retake only these screenshots' workflows")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -96,7 +107,8 @@ def main() -> None:
     import torch
 
     import napari_invimg as ni
-    from napari_invimg.widgets.blackhole import BlackHoleWidget
+    from napari_invimg.widgets.blackhole import BlackHoleImagingWidget
+    from napari_invimg.widgets.blackhole_observation import BlackHoleObservationWidget
     from napari_invimg.widgets.diagnostics import DiagnosticsWidget
     from napari_invimg.widgets.forward_model import ForwardModelWidget
     from napari_invimg.widgets.mri import MRIWidget
@@ -109,70 +121,77 @@ def main() -> None:
     seconds: dict[str, float] = {}
 
     # 1. deconvolve a 3D stack (Richardson–Lucy, stops itself) ------------------------------------------
-    viewer = _viewer()
-    viewer.open_sample("napari-invimg", "fluorescence_3d")
-    rec = _dock(viewer, ReconstructWidget(viewer), "Reconstruct")
-    assert rec.method.value == "richardson_lucy"
-    seconds["deconvolve a 3D stack (RL)"] = _wait(rec.run())
-    _show_only(viewer, ["measurement", "richardson_lucy mean"], grid=True)
-    _save(viewer, out, "reconstruct_rl_3d")
-    diag = _dock(viewer, DiagnosticsWidget(viewer), "Diagnostics")
-    truth = [lyr for lyr in viewer.layers if lyr.name.endswith("truth")]
-    if truth:
-        diag.truth.value = truth[0]
-    diag.run()
-    _save(viewer, out, "diagnostics")
-    viewer.close()
+    if not args.only or "reconstruct_rl_3d" in args.only:
+        viewer = _viewer()
+        viewer.open_sample("napari-invimg", "fluorescence_3d")
+        rec = _dock(viewer, ReconstructWidget(viewer), "Reconstruct")
+        assert rec.method.value == "richardson_lucy"
+        seconds["deconvolve a 3D stack (RL)"] = _wait(rec.run())
+        _show_only(viewer, ["measurement", "richardson_lucy mean"], grid=True)
+        _save(viewer, out, "reconstruct_rl_3d")
+        diag = _dock(viewer, DiagnosticsWidget(viewer), "Diagnostics")
+        truth = [lyr for lyr in viewer.layers if lyr.name.endswith("truth")]
+        if truth:
+            diag.truth.value = truth[0]
+        diag.run()
+        _save(viewer, out, "diagnostics")
+        viewer.close()
 
     # 2. denoise with uncertainty (ULA: mean and std) ------------------------------------------------------
-    viewer = _viewer()
-    x = ni.datasets.fluorescence((128, 128), seed=2)
-    noise = ni.noise.Gaussian(0.08)
-    A = ni.operators.Identity(x.shape)
-    y = ni.simulate(x, A, noise, seed=0)
-    viewer.add_image(x, name="truth", colormap="gray", visible=False)
-    viewer.add_image(y, name="noisy", colormap="gray",
-                     metadata={"invimg": {"operator": A.spec(), "noise": noise.spec()}})
-    rec = _dock(viewer, ReconstructWidget(viewer), "Reconstruct")
-    rec.method.value = "ula"
-    rec.params.set_values({"iterations": 1500, "n_samples": 32})
-    seconds["denoise with uncertainty (ULA)"] = _wait(rec.run())
-    _show_only(viewer, ["noisy", "ula mean", "ula std"], grid=True)
-    _save(viewer, out, "reconstruct_ula_std")
-    viewer.close()
+    if not args.only or "reconstruct_ula_std" in args.only:
+        viewer = _viewer()
+        x = ni.datasets.fluorescence((128, 128), seed=2)
+        noise = ni.noise.Gaussian(0.08)
+        A = ni.operators.Identity(x.shape)
+        y = ni.simulate(x, A, noise, seed=0)
+        viewer.add_image(x, name="truth", colormap="gray", visible=False)
+        viewer.add_image(y, name="noisy", colormap="gray",
+                         metadata={"invimg": {"operator": A.spec(), "noise": noise.spec()}})
+        rec = _dock(viewer, ReconstructWidget(viewer), "Reconstruct")
+        rec.method.value = "ula"
+        rec.params.set_values({"iterations": 1500, "n_samples": 32})
+        seconds["denoise with uncertainty (ULA)"] = _wait(rec.run())
+        _show_only(viewer, ["noisy", "ula mean", "ula std"], grid=True)
+        _save(viewer, out, "reconstruct_ula_std")
+        viewer.close()
 
     # 3. MRI ---------------------------------------------------------------------------------------------
-    viewer = _viewer()
-    viewer.open_sample("napari-invimg", "mri_brain")
-    mri = _dock(viewer, MRIWidget(viewer), "MRI")
-    mri.method.value = "tv"
-    seconds["MRI (8 coils, 4×, TV)"] = _wait(mri.reconstruct())
-    _show_only(viewer, ["truth", "tv mean"], grid=True)
-    _save(viewer, out, "mri")
-    viewer.close()
+    if not args.only or "mri" in args.only:
+        viewer = _viewer()
+        viewer.open_sample("napari-invimg", "mri_brain")
+        mri = _dock(viewer, MRIWidget(viewer), "MRI")
+        mri.method.value = "tv"
+        seconds["MRI (8 coils, 4×, TV)"] = _wait(mri.reconstruct())
+        _show_only(viewer, ["truth", "tv mean"], grid=True)
+        _save(viewer, out, "mri")
+        viewer.close()
 
     # 4. black hole -------------------------------------------------------------------------------------
-    viewer = _viewer()
-    bh = _dock(viewer, BlackHoleWidget(viewer), "Black hole")
-    start = time.perf_counter()
-    _wait(bh.show_coverage())
-    bh.add_model()
-    _wait(bh.simulate())
-    _wait(bh.run())
-    seconds["black hole (coverage, simulate, RML)"] = time.perf_counter() - start
-    _show_only(viewer, ["sky ring", "dirty image", "rml mean"], grid=True)
-    _save(viewer, out, "black_hole")
-    viewer.close()
+    if not args.only or "black_hole" in args.only:
+        viewer = _viewer()
+        observe = _dock(viewer, BlackHoleObservationWidget(viewer), "Black hole observation")
+        start = time.perf_counter()
+        _wait(observe.show_coverage())
+        observe.add_model()
+        _wait(observe.simulate())
+        bh = _dock(viewer, BlackHoleImagingWidget(viewer), "Black hole imaging")
+        _wait(bh.run())
+        _heights(viewer, [observe, bh], [460, 290])
+        seconds["black hole (coverage, simulate, RML)"] = time.perf_counter() - start
+        _show_only(viewer, ["sky ring", "dirty image", "rml mean"], grid=True)
+        _save(viewer, out, "black_hole")
+        viewer.close()
 
     # the other docks ------------------------------------------------------------------------------------
-    viewer = _viewer()
-    viewer.open_sample("napari-invimg", "fluorescence")
-    for cls, name in ((ForwardModelWidget, "forward_model"), (SimulateWidget, "simulate"),
-                      (PSFWorkbenchWidget, "psf_workbench"), (TrainPriorWidget, "train_prior")):
-        widget = _dock(viewer, cls(viewer), name)
-        _save(viewer, out, name, dock_only=True)
-        viewer.window.remove_dock_widget(widget.native)
-    viewer.close()
+    if not args.only or "other_docks" in args.only:
+        viewer = _viewer()
+        viewer.open_sample("napari-invimg", "fluorescence")
+        for cls, name in ((ForwardModelWidget, "forward_model"), (SimulateWidget, "simulate"),
+                          (PSFWorkbenchWidget, "psf_workbench"), (TrainPriorWidget, "train_prior")):
+            widget = _dock(viewer, cls(viewer), name)
+            _save(viewer, out, name, dock_only=True)
+            viewer.window.remove_dock_widget(widget.native)
+        viewer.close()
 
     total = sum(p.stat().st_size for p in out.glob("*.png")) / 1024
     print(f"total {total:.0f} kB")

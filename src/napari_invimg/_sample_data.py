@@ -1,5 +1,6 @@
 """napari sample data: synthetic fluorescence (2D and a small 3D stack) with its measurement, ``cell``, a 3D
-beads stack (for the PSF workbench) and a simulated black-hole observation (for the Black hole dock).
+beads stack (for the PSF workbench), MRI phantoms with their undersampled multi-coil k-space (for the MRI dock)
+and a simulated black-hole observation (for the Black hole imaging dock).
 
 Everything is generated offline and deterministically (fixed seeds). The measurement layers carry
 ``metadata["invimg"]`` with the operator and noise specs that made them, so the Reconstruct widget
@@ -15,7 +16,8 @@ import numpy as np
 from . import __version__, datasets, operators, psf, simulate
 from .operators.noise import PoissonGaussian
 
-__all__ = ["fluorescence_2d", "fluorescence_3d", "cell", "beads_3d", "black_hole", "PIXEL_SIZE_UM", "Z_STEP_UM"]
+__all__ = ["fluorescence_2d", "fluorescence_3d", "cell", "beads_3d", "black_hole", "mri_brain", "mri_shepp_logan",
+           "mri_phantom", "PIXEL_SIZE_UM", "Z_STEP_UM"]
 
 #: lateral pixel size (µm) of the synthetic data: a 100× / 1.4 NA objective on a 6.5 µm camera pixel
 PIXEL_SIZE_UM = 0.065
@@ -83,16 +85,43 @@ def beads_3d() -> list[LayerDataTuple]:
 def black_hole() -> list[LayerDataTuple]:
     """An EHT 2017-like observation of a crescent (M87*, 230 GHz, one night, thermal noise, 10 % gain errors):
     the true sky and the dirty image carrying the observation (``metadata["invimg_observation"]``), with
-    its (u, v) coverage, ready for the Black hole dock."""
+    its (u, v) coverage, ready for the Black hole imaging dock."""
     from . import blackhole
-    from .widgets.uvfits_reader import FOV_UAS, NPIX, dirty_image_layers
+    from .widgets.uvfits_reader import FOV_UAS, NPIX, dirty_image_layers, image_geometry
 
     sky = blackhole.models.crescent(NPIX, FOV_UAS)
     obs = blackhole.simulate(sky, fov_uas=FOV_UAS, gain_error=0.1, seed=0, source="M87*")
-    p = FOV_UAS / NPIX
-    half = FOV_UAS / 2
-    truth = (sky.astype(np.float32), {"name": "black hole sky (truth)", "scale": (p, p),
-                                      "translate": (-half + p / 2, -half + p / 2), "colormap": "afmhot",
+    truth = (sky.astype(np.float32), {"name": "black hole sky (truth)", **image_geometry(NPIX, FOV_UAS),
+                                      "colormap": "afmhot",
                                       "metadata": {"invimg": {"product": "sky model", "model": "crescent",
                                                               "unit": "µas", "version": __version__}}}, "image")
     return [truth, *dirty_image_layers(obs, "M87* (simulated)")]
+
+
+def mri_phantom(kind: str, size: int) -> np.ndarray:
+    """The complex brain phantom (``kind="brain"``) or Shepp–Logan (``"shepp_logan"``), ``size``×``size``."""
+    from . import mri
+
+    return mri.brain((size, size)) if kind == "brain" else mri.shepp_logan((size, size)).astype(np.complex64)
+
+
+def _mri_sample(kind: str) -> list[LayerDataTuple]:
+    from . import mri
+    from .widgets.kspace_reader import log_magnitude
+
+    x = mri_phantom(kind, 256)
+    sc = mri.simulate_kspace(x, 8, kind="equispaced", acceleration=4, snr_db=30.0, seed=0)
+    meta = {"invimg": {"kspace": sc.kspace, "coil_maps": sc.coil_maps, "mask": sc.mask, "sigma": sc.sigma,
+                       "operator": sc.operator.spec(), "source": kind, "acceleration": sc.acceleration}}
+    return [(np.abs(x), {"name": f"{kind} · truth", "colormap": "gray"}, "image"),
+            (log_magnitude(sc.kspace), {"name": f"{kind} · k-space", "metadata": meta, "colormap": "gray"}, "image")]
+
+
+def mri_brain() -> list[LayerDataTuple]:
+    """The complex brain phantom and its 8-coil, 4× undersampled k-space at 30 dB."""
+    return _mri_sample("brain")
+
+
+def mri_shepp_logan() -> list[LayerDataTuple]:
+    """Shepp–Logan and its 8-coil, 4× undersampled k-space at 30 dB."""
+    return _mri_sample("shepp_logan")

@@ -42,7 +42,8 @@ def main() -> int:
 
     import napari_invimg as ni
     from napari_invimg import _triton_guard
-    from napari_invimg.widgets.blackhole import BlackHoleWidget
+    from napari_invimg.widgets.blackhole import BlackHoleImagingWidget
+    from napari_invimg.widgets.blackhole_observation import BlackHoleObservationWidget
     from napari_invimg.widgets.reconstruct import ReconstructWidget
     from napari_invimg.widgets.train_prior import TrainPriorWidget
 
@@ -50,12 +51,14 @@ def main() -> int:
     torch.set_num_threads(1)
 
     # Black hole → Image (rml): the first optimizer of the session
-    bh = BlackHoleWidget(viewer)
+    observe = BlackHoleObservationWidget(viewer)
+    viewer.window.add_dock_widget(observe)
+    observe.npix.value = 32
+    observe.duration.value = 8.0
+    observe.add_model()
+    wait(observe.simulate())
+    bh = BlackHoleImagingWidget(viewer)
     viewer.window.add_dock_widget(bh)
-    bh.npix.value = 32
-    bh.duration.value = 8.0
-    bh.add_model()
-    wait(bh.simulate())
     bh.iterations.value = 20
     wait(bh.run())
     assert any(layer.name.endswith("rml mean") for layer in viewer.layers), "no rml mean layer"

@@ -1,4 +1,5 @@
-"""The Black hole dock widget driven in a real viewer: coverage, simulate, save/load UVFITS, image."""
+"""The Black hole docks driven in a real viewer: the observation dock (coverage, simulate, save/load UVFITS) makes
+observation layers; the imaging dock finds them (also one opened from a dropped .uvfits file) and images them."""
 
 from __future__ import annotations
 
@@ -6,13 +7,16 @@ import numpy as np
 import pytest
 
 import napari_invimg as ni
-from napari_invimg.widgets.blackhole import BlackHoleWidget
+from napari_invimg.api import methods_for
+from napari_invimg.widgets.blackhole import BlackHoleImagingWidget
+from napari_invimg.widgets.blackhole_observation import BlackHoleObservationWidget
+from napari_invimg.widgets.uvfits_reader import observation_of
 
 pytestmark = pytest.mark.gui
 
 
-def test_black_hole_widget_end_to_end(viewer, qtbot, errors, tmp_path):
-    widget = BlackHoleWidget(viewer)
+def test_observation_dock_then_imaging_dock(viewer, qtbot, errors, tmp_path):
+    widget = BlackHoleObservationWidget(viewer)
     viewer.window.add_dock_widget(widget)
     widget.source.value = "Sgr A*"
     assert widget.dec.value == pytest.approx(-29.008)
@@ -33,26 +37,33 @@ def test_black_hole_widget_end_to_end(viewer, qtbot, errors, tmp_path):
     assert widget.sky.value is not None and widget.sky.value.name == sky.name
     task = widget.simulate()
     qtbot.waitUntil(lambda: task.done, timeout=60_000)
-    obs = widget.obs
     assert errors == []
     dirty = viewer.layers["sky ring · observation · dirty image"]
+    obs = observation_of(dirty)  # the observation travels with its layer
+    assert obs is not None and len(obs) > 100
     np.testing.assert_allclose(dirty.scale, (2.5, 2.5))
     assert str(dirty.units[-1]) == "microarcsecond"
-    assert len(obs) > 100
     assert widget.sky.value is not None and widget.sky.value.name == sky.name
+    assert widget.saved.value.name == dirty.name
     viewer.layers.remove(microscopy)
 
     path = tmp_path / "ring.uvfits"
     widget.save(path)
     task = widget.load(path)
     qtbot.waitUntil(lambda: task.done, timeout=60_000)
-    np.testing.assert_allclose(widget.obs.vis, obs.vis, rtol=1e-5, atol=1e-7)
-    assert widget.obs_name == "ring"
+    loaded = viewer.layers["ring · dirty image"]
+    np.testing.assert_allclose(observation_of(loaded).vis, obs.vis, rtol=1e-5, atol=1e-7)
 
-    widget.data.value = "visibilities"
-    widget.method.value = "rml"
-    widget.iterations.value = 60
-    task = widget.run()
+    imaging = BlackHoleImagingWidget(viewer)
+    viewer.window.add_dock_widget(imaging)
+    assert imaging.observation.value.name == loaded.name  # the newest (here also the selected) observation layer
+    assert imaging.npix.value == 64 and imaging.fov.value == pytest.approx(160.0)  # the layer's own grid
+    imaging.data.value = "visibilities"
+    assert imaging.method.choices[0] == "rml" and sorted(imaging.method.choices) == sorted(
+        methods_for(ni.blackhole.Interferometer))
+    imaging.method.value = "rml"
+    imaging.iterations.value = 60
+    task = imaging.run()
     qtbot.waitUntil(lambda: task.done, timeout=120_000)
     assert errors == []
     mean = viewer.layers["ring · rml mean"]
@@ -60,10 +71,31 @@ def test_black_hole_widget_end_to_end(viewer, qtbot, errors, tmp_path):
     assert str(mean.units[0]) == "microarcsecond"
     meta = mean.metadata["invimg"]
     assert meta["method"] == "rml" and {"visibility", "closure phase"} <= set(meta["normalized_residuals"])
-    assert "closure phase" in widget.residuals.value
+    assert "closure phase" in imaging.residuals.value
     assert ni.metrics.nxcorr(mean.data, sky.data) > 0.6
 
-    # the widget refuses an impossible request with a sentence, adding nothing
-    widget.data.value = "closures only"
-    widget.method.value = "clean"
-    assert widget.run() is None and any("Closures" in e or "linear" in e for e in errors)
+    # closures offer only what can image closures; an impossible request is refused with a sentence
+    imaging.data.value = "closures only"
+    assert "clean" not in imaging.method.choices and "rml" in imaging.method.choices
+    imaging.observation.value = None
+    assert imaging.run() is None and any("observation" in e for e in errors)
+
+
+def test_a_dropped_uvfits_is_imaged(viewer, qtbot, errors, tmp_path):
+    """Drag and drop: the reader's dirty-image layer carries the observation; the imaging dock picks it up."""
+    sky = ni.blackhole.models.get("ring", 32, 160.0)
+    obs = ni.blackhole.simulate(sky, fov_uas=160.0, duration_hours=8.0, seed=1)
+    path = obs.save_uvfits(tmp_path / "dropped.uvfits")
+    imaging = BlackHoleImagingWidget(viewer)
+    viewer.window.add_dock_widget(imaging)
+    assert imaging.observation.value is None
+    viewer.open(str(path), plugin="napari-invimg")
+    layer = viewer.layers["dropped · dirty image"]
+    assert imaging.observation.value.name == layer.name and len(imaging.obs) == len(obs)
+    assert str(layer.units[0]) == "microarcsecond"
+    imaging.npix.value = 32
+    imaging.iterations.value = 20
+    task = imaging.run()
+    qtbot.waitUntil(lambda: task.done, timeout=120_000)
+    assert errors == [] and task.error is None
+    assert np.isfinite(viewer.layers["dropped · rml mean"].data).all()

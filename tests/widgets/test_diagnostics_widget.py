@@ -42,6 +42,8 @@ def test_ensemble_result_is_labeled_and_diagnosed(viewer, qtbot, small_pair, mea
     std_name = f"meas · ensemble std{ENSEMBLE_SUFFIX}"
     assert std_name in viewer.layers and "meas · ensemble std" not in viewer.layers
     assert any("not the posterior" in m for m in infos)
+    # the note says what was varied (here λ over 3 runs of tikhonov_cg), not "seed or λ"
+    assert any("3 regularization weights λ" in m and "tikhonov_cg" in m for m in infos), infos
 
     widget = DiagnosticsWidget(viewer)
     viewer.window.add_dock_widget(widget)

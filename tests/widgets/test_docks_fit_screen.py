@@ -6,7 +6,8 @@ import pytest
 from qtpy.QtCore import QPoint
 from qtpy.QtWidgets import QApplication, QScrollArea
 
-from napari_invimg.widgets.blackhole import BlackHoleWidget
+from napari_invimg.widgets.blackhole import BlackHoleImagingWidget
+from napari_invimg.widgets.blackhole_observation import BlackHoleObservationWidget
 from napari_invimg.widgets.diagnostics import DiagnosticsWidget
 from napari_invimg.widgets.forward_model import ForwardModelWidget
 from napari_invimg.widgets.mri import MRIWidget
@@ -23,7 +24,8 @@ SCREEN = (1366, 768)
 DOCKS = {
     ReconstructWidget: lambda w: w.controls.run_button,
     MRIWidget: lambda w: w.rec_controls.run_button,
-    BlackHoleWidget: lambda w: w.controls.run_button,
+    BlackHoleObservationWidget: lambda w: w.controls.run_button,
+    BlackHoleImagingWidget: lambda w: w.controls.run_button,
     DiagnosticsWidget: lambda w: w.compute_button,
     ForwardModelWidget: lambda w: w.controls.run_button,
     SimulateWidget: lambda w: w.controls.run_button,

@@ -7,7 +7,8 @@ import pytest
 
 import napari_invimg as ni
 from napari_invimg import mri
-from napari_invimg.widgets.mri import MRIWidget, get_reader
+from napari_invimg.widgets.kspace_reader import get_reader
+from napari_invimg.widgets.mri import MRIWidget
 
 pytestmark = pytest.mark.gui
 

@@ -33,6 +33,9 @@ def test_ula_adds_mean_std_and_samples(viewer, qtbot, measurement, errors):
     assert samples.data.shape == (8,) + measurement.data.shape
     meta = viewer.layers["meas · ula mean"].metadata["invimg"]
     assert meta["uncertainty"] == "posterior" and "mixing" in meta and meta["chains"] == 2
+    if widget.history is not None:  # the sampler's running split-R̂ is what the dock plots (not its flat step size)
+        assert "rhat_max" in widget.history.history and widget.history.quantity.value == "rhat_max"
+        assert all(r >= 1.0 for _step, r in widget.history.history["rhat_max"])
 
 
 def test_cancelled_sampler_keeps_samples_so_far(viewer, qtbot, measurement, errors):

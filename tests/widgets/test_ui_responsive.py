@@ -18,7 +18,8 @@ from qtpy.QtCore import QTimer
 
 import napari_invimg as ni
 from napari_invimg.widgets import _runner
-from napari_invimg.widgets.blackhole import BlackHoleWidget
+from napari_invimg.widgets.blackhole import BlackHoleImagingWidget
+from napari_invimg.widgets.blackhole_observation import BlackHoleObservationWidget
 from napari_invimg.widgets.mri import MRIWidget
 from napari_invimg.widgets.reconstruct import ReconstructWidget
 
@@ -26,12 +27,11 @@ pytestmark = pytest.mark.gui
 
 #: the issue's target: the longest the UI may go without running its event loop
 MAX_GAP_S = 0.25
-#: what is asserted today (benchmarks/RESULTS.md §12): UI-thread work between two ticks. Measured on a 2-core
-#: machine at load ≈ 19 the worst was 0.4–0.85 s (first layer of a run drawn, result layers added): the 0.25 s
-#: target is not yet shown; this bar catches the old stalls (ESPIRiT 4.5 s). On the quiet machine (2026-12-07,
-#: load 1.7) the black-hole run reached 1.05 s once (two napari layers added in one callback, 0.3-0.6 s each):
-#: the assertion leaves room for that so that CI does not flake; the figures are printed with ``-s``.
-MAX_UI_WORK_S = 1.5
+#: what is asserted: UI-thread work between two ticks. Each new layer is added in an event-loop turn of its own
+#: (``_runner.later``), so the worst single piece of UI work is one napari ``add_image`` (0.2 s on a quiet machine
+#: under Xvfb's software OpenGL). The bar's figure (≤ 0.25 s) is measured and recorded in benchmarks/RESULTS.md §12
+#: (2026-12-07: 185-248 ms in one run, 271-368 ms in the next at load 11-12 on 2 cores); this bound leaves CI room.
+MAX_UI_WORK_S = 0.5
 
 
 class Heartbeat:
@@ -145,12 +145,15 @@ def test_mri_and_black_hole_keep_the_ui_responsive(viewer, qtbot, errors, heartb
     mri_ok = heartbeat.ok()
 
     heartbeat.reset()
-    bh = BlackHoleWidget(viewer)
+    observe = BlackHoleObservationWidget(viewer)
+    viewer.window.add_dock_widget(observe)
+    observe.npix.value = 32
+    heartbeat.watch(qtbot, observe.show_coverage)
+    observe.add_model()
+    heartbeat.watch(qtbot, observe.simulate)
+    bh = BlackHoleImagingWidget(viewer)
     viewer.window.add_dock_widget(bh)
-    bh.npix.value = 32
-    heartbeat.watch(qtbot, bh.show_coverage)
-    bh.add_model()
-    heartbeat.watch(qtbot, bh.simulate)
+    assert bh.obs is not None  # the imaging dock found the observation layer
     bh.iterations.value = 40
     task = heartbeat.watch(qtbot, bh.run)
     _report("black hole coverage + simulate + rml", heartbeat)

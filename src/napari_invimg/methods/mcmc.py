@@ -18,7 +18,7 @@ from ..operators.data_term import DataTerm
 from ..operators.noise import NoiseModel
 from ..priors.base import get_regularizer
 from ..priors.denoisers import denoiser_unit_range
-from ..uncertainty import mixing_summary
+from ..uncertainty import mixing_summary, split_rhat
 from ._posterior import (WEIGHTS, BoxPenalty, DenoiserPrior, Posterior, RegularizerPotential,
                          complex_randn, load_denoiser, warm_start)
 from ._prior_fit import prior_fit_info
@@ -29,6 +29,10 @@ __all__ = ["ULA", "MALA", "PnPULA", "langevin", "estimate_prior_weight", "hand_c
 #: regularizers (priors.get_regularizer) the Langevin samplers and VB accept as priors
 HAND_CRAFTED = ("tv", "hessian", "tikhonov")
 
+#: a running split-R̂ (max over pixels) is logged for a watching front end once each chain has this many draws, at
+#: most every RUNNING_RHAT_INTERVAL_S seconds
+RUNNING_RHAT_MIN_DRAWS = 4
+RUNNING_RHAT_INTERVAL_S = 1.0
 #: MALA's step size is tuned during burn-in towards this acceptance rate (Roberts & Rosenthal, JRSS B 60 (1998) 255)
 MALA_TARGET_ACCEPTANCE = 0.574
 
@@ -101,6 +105,7 @@ def langevin(
     accepted = proposed = 0
     pixels = _count_pixels(x, ndim)
     value = grad = penalty_avg = None
+    rhat_at = 0.0
     if metropolis:
         value, grad = posterior.value_and_grad(x)
     with torch.no_grad():
@@ -146,6 +151,10 @@ def langevin(
                     kept.append(x.clone())
                     std = (m2 / max(visited - 1, 1)).sqrt()
                     ctx.keep(mean, std, _interleave(kept, n_samples), iteration=k)
+                    if (ctx.watched and len(kept) >= RUNNING_RHAT_MIN_DRAWS
+                            and time.perf_counter() - rhat_at >= RUNNING_RHAT_INTERVAL_S):
+                        rhat_at = time.perf_counter()  # for a live convergence plot only: the final one is in info
+                        ctx.log(rhat_max=float(split_rhat(torch.stack(kept, dim=1).cpu().numpy()).max()))
                 ctx.log(step=delta)
                 ctx.step(k, iterations, mean)
             else:

@@ -135,6 +135,12 @@ class Context:
         #: previews are multiplied by this (the data scale a ``unit_range`` method runs in)
         self.output_scale = 1.0
 
+    @property
+    def watched(self) -> bool:
+        """Whether a front end reads the logged values while the run goes on (a convergence plot): compute costly
+        running diagnostics (e.g. a sampler's running R̂) only then."""
+        return self._wants_status
+
     def generator(self, offset: int = 0, device: torch.device | str | None = None) -> torch.Generator:
         """A torch generator seeded from the run's seed (``offset`` for independent streams), on the run's device
         (or ``device``). Methods draw only from these: never from torch's or numpy's global generators."""

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from magicgui.widgets import Container, Label, Widget
 from superqt import QCollapsible
 
-__all__ = ["Section", "report_label", "placeholder", "fit_dock"]
+__all__ = ["Section", "report_label", "placeholder", "fit_dock", "warm_up_napari"]
 
 #: the widest a dock's report text may make it (px); longer text wraps
 REPORT_WIDTH_PX = 320
@@ -90,4 +90,21 @@ def fit_dock(container: Container) -> Container:
     layout.addWidget(scroll)
     outer.setMaximumWidth(DOCK_MAX_WIDTH_PX)
     container.scroll_area = scroll
+    warm_up_napari()
     return container
+
+
+_WARM: list[bool] = []
+
+
+def warm_up_napari() -> None:
+    """Pay napari's one-time lazy set-up when a dock opens, not in the middle of a run: the first image layer of a
+    session builds pint's unit registry and imports ``scipy.ndimage`` (for its thumbnail) — 1–3 s of UI time on a
+    laptop. Done once per process."""
+    if _WARM:
+        return
+    _WARM.append(True)
+    import pint
+    from scipy import ndimage  # noqa: F401  (napari's Image thumbnail imports it on first use)
+
+    pint.get_application_registry().pixel  # noqa: B018  (napari's layer transforms build the registry on first use)

@@ -20,7 +20,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, LineEd
 from napari.layers import Image, Labels, Layer
 
 from .. import operators, psf
-from ..api import methods_for as methods_for_operator
+from ..api import methods_for
 from ..operators import noise as noise_models
 from ..operators.base import Operator
 
@@ -36,7 +36,7 @@ __all__ = [
     "build_operator",
     "operator_from_metadata",
     "noise_from_metadata",
-    "methods_for",
+    "ordered_methods",
     "preferred_methods",
     "is_measurement",
     "result_part",
@@ -358,10 +358,15 @@ def noise_from_metadata(layer: Layer) -> noise_models.NoiseModel | None:
     return None if spec is None else noise_models.from_spec(spec)
 
 
-def methods_for(operator: Operator | str) -> list[str]:
-    """:func:`napari_invimg.methods` for an operator, or for an operator class of the Forward model form
-    (imaging methods only, then)."""
-    return methods_for_operator(operator, domain="imaging" if isinstance(operator, str) else None)
+def ordered_methods(operator: Operator | type[Operator] | str) -> list[str]:
+    """The methods a dock lists for ``operator`` (an operator, its class or class name): exactly
+    :func:`napari_invimg.api.methods_for` — the one list of every front end — with the ones that suit the operator
+    first (:data:`PREFERRED_METHODS`)."""
+    if isinstance(operator, str):
+        kind = operator
+    else:
+        kind = operator.name if isinstance(operator, Operator) else operator.__name__
+    return preferred_methods(methods_for(operator), kind)
 
 
 #: the methods a form offers first for each forward model (then the rest alphabetically): RL for blur, not `adjoint`
@@ -373,6 +378,8 @@ PREFERRED_METHODS = {
     "CompressedSensing": ("tv", "tikhonov_cg"),
     "CartesianMRI": ("tv", "wavelet", "cg_sense"),
     "NonCartesianMRI": ("tv", "wavelet", "cg_sense"),
+    "Interferometer": ("rml", "clean"),
+    "Closures": ("rml",),
 }
 
 

@@ -2,8 +2,8 @@
 
 :class:`HistoryPlot` receives every progress step's ``status`` (the latest logged values, see
 :class:`napari_invimg.methods.registry.Context`) through :meth:`HistoryPlot.add` and draws what tells
-convergence: the data misfit against its target (≈ 1 at the noise level) when the method logs one, else
-its loss; :meth:`HistoryPlot.finish` redraws the final state from the run's full ``info["history"]`` and,
+convergence: the data misfit against its target (≈ 1 at the noise level) when the method logs one, a
+sampler's running split-R̂ (``rhat_max``) against 1.05, else its loss; :meth:`HistoryPlot.finish` redraws the final state from the run's full ``info["history"]`` and,
 for samplers, the split-R̂ and ESS summaries against their thresholds. :class:`UVPlot` draws (u, v)
 coverage in Gλ. napari has no plotting layer, so these are matplotlib canvases in the dock (matplotlib is
 part of the plugin's ``all`` extra); without matplotlib they are left out.
@@ -22,7 +22,7 @@ __all__ = ["HistoryPlot", "history_plot", "UVPlot", "uv_plot", "napari_colors", 
 #: redraw at most this often (s): drawing is slow next to a DIP step
 REDRAW_INTERVAL_S = 0.5
 #: the logged quantity shown first, in this order (the misfit tells convergence; `step` and `alpha` do not)
-PREFERRED_QUANTITIES = ("misfit", "misfit_weighted", "loss", "entropy", "sigma")
+PREFERRED_QUANTITIES = ("misfit", "misfit_weighted", "rhat_max", "loss", "entropy", "sigma")
 #: split-R̂ below this means the chains agree (Vehtari et al., Bayesian Analysis 16 (2021) 667)
 RHAT_GOOD = 1.05
 
@@ -88,6 +88,8 @@ class HistoryPlot(Container):
         self.figure, self.axes, self.canvas, self.colors = _themed_canvas((3.2, 1.7), 130)
         self.native.layout().addWidget(self.canvas)
         self._drawn_at = 0.0
+        self._line = None  # the drawn history line and its quantity: extended in place while a run goes on
+        self._line_key: str | None = None
         self.quantity.changed.connect(lambda _v: self.draw())
         self.draw()
 
@@ -122,15 +124,34 @@ class HistoryPlot(Container):
         if new_keys:
             self._reset_quantity()
         if time.perf_counter() - self._drawn_at >= REDRAW_INTERVAL_S:
-            self.draw()
+            if not new_keys and self._line is not None and self._line_key == self.quantity.value:
+                self._extend_line()
+            else:
+                self.draw()
+
+    def _extend_line(self) -> None:
+        """Give the drawn line its new points and rescale (no new axes, ticks or texts: cheap enough to run while
+        the method runs)."""
+        self._drawn_at = time.perf_counter()
+        steps, values = zip(*self.history[self._line_key])
+        self._line.set_data(steps, values)
+        log = min(values) > 0
+        if (self.axes.get_yscale() == "log") != log:
+            self.axes.set_yscale("log" if log else "linear")
+            _plain_tick_labels(self.axes)
+        self.axes.relim()
+        self.axes.autoscale_view()
+        self.canvas.draw_idle()
 
     def finish(self, info: dict[str, Any] | None) -> None:
         """Draw the final state: the run's full history (every iteration) and, for samplers, R̂ / ESS."""
         info = info or {}
-        history = info.get("history") or {}
-        if history:
-            self.history = {k: list(enumerate((float(v) for v in values), start=1))
-                            for k, values in history.items() if values}
+        history = {k: v for k, v in (info.get("history") or {}).items() if v}
+        if history:  # series logged at every iteration are replaced by the full record; sparser ones (a running R̂)
+            longest = max(len(v) for v in history.values())  # keep the iterations they were seen at
+            for k, values in history.items():
+                if len(values) == longest or k not in self.history:
+                    self.history[k] = list(enumerate((float(v) for v in values), start=1))
         self.mixing = info.get("mixing") or None
         self._reset_quantity()
         if self.mixing and self.quantity.value in (None, "step"):
@@ -143,17 +164,26 @@ class HistoryPlot(Container):
         ax, colors = self.axes, self.colors
         ax.clear()
         key = self.quantity.value
+        self._line, self._line_key = None, None
         if key == "R̂ / ESS" and self.mixing:
             self._draw_mixing(ax)
         else:
             points = self.history.get(key, []) if key is not None else []
             if points:
                 steps, values = zip(*points)
-                ax.plot(steps, values, lw=1.2, color=colors["accent"])
+                (self._line,) = ax.plot(steps, values, lw=1.2, color=colors["accent"])
+                self._line_key = key
+                from matplotlib.ticker import MaxNLocator
+
+                ax.xaxis.set_major_locator(MaxNLocator(4, integer=True))
                 if key and key.startswith("misfit"):
                     ax.axhline(1.0, ls="--", lw=0.9, color=colors["text"], alpha=0.7)
                     ax.text(0.99, 0.97, "target ≈ 1 (noise level)", transform=ax.transAxes, ha="right", va="top",
                             fontsize=7, color=colors["text"])
+                elif key == "rhat_max":  # a sampler's running split-R̂ (max over pixels): mixed below RHAT_GOOD
+                    ax.axhline(RHAT_GOOD, ls="--", lw=0.9, color=colors["text"], alpha=0.7)
+                    ax.text(0.99, 0.97, f"chains mixed: R̂ < {RHAT_GOOD}", transform=ax.transAxes, ha="right",
+                            va="top", fontsize=7, color=colors["text"])
                 ax.set_yscale("log" if min(values) > 0 else "linear")
                 _plain_tick_labels(ax)
                 ax.set_xlabel("iteration", fontsize=8)

@@ -33,13 +33,18 @@ API for widget authors
     A Run / Cancel button row with a status line; pass it as ``controls`` so the buttons follow the task.
 ``report_error(exc)``
     Show an exception as a napari error notification (a ``ValueError``'s sentence as it is).
+``later(fn)``
+    Run ``fn()`` in the main thread in an event-loop turn of its own, after the jobs queued before it (jobs
+    that a job queues run right after it). napari needs 0.2–0.3 s of UI time to add one layer (its vispy
+    visual and layer controls): the runner adds each result layer, and runs ``on_done``, as separate jobs,
+    so the UI answers between two layers instead of freezing while all of them are built.
 
 Form pieces to reuse live in :mod:`napari_invimg.widgets._models`: ``layer_combo``, ``ForwardModelControls``
 (+ ``build_operator``), ``NoiseControls``, ``ParameterForm`` (a method's parameters from its schema) and
 ``device_choices``. In tests, the ``errors`` fixture of ``tests/widgets/conftest.py`` records ``show_error``.
 
 ``Task.cancel()`` requests a stop (the worker's ``quit()`` plus the ``False`` answer to ``progress``);
-``Task.done`` turns ``True`` once the result (or partial result) is shown; :func:`running_tasks` lists
+``Task.done`` turns ``True`` once the result (or partial result) is shown (every job it queued has run); :func:`running_tasks` lists
 tasks still running. A GUI test waits with ``qtbot.waitUntil(lambda: task.done)``.
 """
 
@@ -49,6 +54,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,6 +85,7 @@ __all__ = [
     "result_name",
     "ENSEMBLE_SUFFIX",
     "assessment",
+    "later",
 ]
 
 log = logging.getLogger(__name__)
@@ -107,6 +114,49 @@ def report_error(exc: BaseException) -> None:
     else:
         log.error("napari-invimg: %s", exc, exc_info=exc)
         show_error(f"{type(exc).__name__}: {exc}")
+
+
+# -- UI jobs: one event-loop turn each ---------------------------------------------------------------------
+#: milliseconds between two UI jobs (more than a frame, so the event loop paints and answers in between)
+JOB_GAP_MS = 20
+_JOBS: deque = deque()  # (fn, owner task or None)
+_JOB_STATE: dict[str, Any] = {"scheduled": False, "nested": None, "owner": None}
+
+
+def later(fn: Callable[[], Any], owner: Task | None = None) -> None:
+    """Run ``fn()`` in the main thread in an event-loop turn of its own, after the jobs queued before it; a job
+    queued while another runs goes right after that one (depth first). An exception is shown with
+    :func:`report_error` (and becomes ``owner.error``, the owner being inherited from the running job)."""
+    if _JOB_STATE["nested"] is not None:
+        _JOB_STATE["nested"].append((fn, owner or _JOB_STATE["owner"]))
+        return
+    _JOBS.append((fn, owner))
+    _schedule_jobs()
+
+
+def _schedule_jobs() -> None:
+    if _JOBS and not _JOB_STATE["scheduled"]:
+        _JOB_STATE["scheduled"] = True
+        QTimer.singleShot(JOB_GAP_MS, _run_next_job)
+
+
+def _run_next_job() -> None:
+    _JOB_STATE["scheduled"] = False
+    if not _JOBS:
+        return
+    fn, owner = _JOBS.popleft()
+    nested: list = []
+    _JOB_STATE["nested"], _JOB_STATE["owner"] = nested, owner
+    try:
+        fn()
+    except Exception as exc:
+        if owner is not None and owner.error is None:
+            owner.error = exc
+        report_error(exc)
+    finally:
+        _JOB_STATE["nested"], _JOB_STATE["owner"] = None, None
+        _JOBS.extendleft(reversed(nested))
+        _schedule_jobs()
 
 
 # -- what a result assumed, and how good it is ---------------------------------------------------------------
@@ -225,13 +275,14 @@ def set_image_layer(viewer, data: np.ndarray, name: str, **kwargs: Any) -> Image
 
 
 def add_result_layers(viewer, input_layer: Layer | LayerInfo, rec: Reconstruction, name: str | None = None,
-                      add_samples: bool = False) -> list[Image]:
+                      add_samples: bool = False, defer: bool = False) -> list[Image]:
     """Add (or update in place) the mean, std and optionally samples layers of a reconstruction.
 
     Layers are named ``"<name> mean"``, ``"<name> std"``, ``"<name> samples"`` with ``name`` defaulting to
     ``"<input> · <method>"`` (std and samples of an ``"ensemble"`` result get :data:`ENSEMBLE_SUFFIX` and a
     notification says that their spread is not a posterior); they copy the input's geometry (see :func:`spatial_kwargs`) and carry
-    ``rec.info`` plus ``input``/``output`` under ``metadata["invimg"]``.
+    ``rec.info`` plus ``input``/``output`` under ``metadata["invimg"]``. ``defer=True`` adds each layer in an
+    event-loop turn of its own (:func:`later`) and returns ``[]``.
     """
     info = LayerInfo.of(input_layer)
     method = str(rec.info.get("method", "result"))
@@ -242,30 +293,60 @@ def add_result_layers(viewer, input_layer: Layer | LayerInfo, rec: Reconstructio
     def meta(part: str) -> dict[str, Any]:
         return {"invimg": {**rec.info, "input": info.name, "output": part}}
 
+    # (data, name, layer keywords, what to do with the layer once it is there)
+    todo: list[tuple[np.ndarray, str, dict[str, Any], Callable[[Image], Any] | None]] = []
+    suffix = ""
     if rec.info.get("burn_in_only"):  # one state of the chains, not a posterior mean: named so, nothing else
-        return [set_image_layer(viewer, mean, f"{base} {PARTIAL_STATE}", metadata=meta("partial state"),
-                                **geometry)]
-    layers = [set_image_layer(viewer, mean, f"{base} mean", metadata=meta("mean"), **geometry)]
-    # an ensemble's spread is a sensitivity to the method's choices, not a posterior: say so in name and message
-    suffix = ENSEMBLE_SUFFIX if rec.info.get("uncertainty") == "ensemble" else ""
-    if rec.std is not None:
-        std_layer = set_image_layer(viewer, rec.std, f"{base} std{suffix}", colormap="magma",
-                                    metadata=meta("std"), **geometry)
-        _std_contrast(std_layer, rec.std)
-        layers.append(std_layer)
-        if suffix:
-            show_info(f"{method}: the std is the spread of runs over the method's choices (seed or λ) — it "
-                      "measures sensitivity to those choices, not the posterior uncertainty.")
-    if add_samples and rec.samples is not None:
-        samples = np.abs(rec.samples) if np.iscomplexobj(rec.samples) else rec.samples
-        stacked = {"scale": (1.0, *geometry["scale"]), "translate": (0.0, *geometry["translate"])} if geometry else {}
-        if geometry.get("units"):
-            stacked["units"] = ("pixel", *geometry["units"])
-        if geometry.get("axis_labels"):
-            stacked["axis_labels"] = ("sample", *geometry["axis_labels"])
-        layers.append(set_image_layer(viewer, samples, f"{base} samples{suffix}", metadata=meta("samples"),
-                                      **stacked))
+        todo.append((mean, f"{base} {PARTIAL_STATE}", {"metadata": meta("partial state"), **geometry}, None))
+    else:
+        todo.append((mean, f"{base} mean", {"metadata": meta("mean"), **geometry}, None))
+        # an ensemble's spread is a sensitivity to the method's choices, not a posterior: say so in name and message
+        suffix = ENSEMBLE_SUFFIX if rec.info.get("uncertainty") == "ensemble" else ""
+        if rec.std is not None:
+            std = rec.std
+            todo.append((std, f"{base} std{suffix}", {"colormap": "magma", "metadata": meta("std"), **geometry},
+                         lambda layer: _std_contrast(layer, std)))
+        if add_samples and rec.samples is not None:
+            samples = np.abs(rec.samples) if np.iscomplexobj(rec.samples) else rec.samples
+            stacked = ({"scale": (1.0, *geometry["scale"]), "translate": (0.0, *geometry["translate"])}
+                       if geometry else {})
+            if geometry.get("units"):
+                stacked["units"] = ("pixel", *geometry["units"])
+            if geometry.get("axis_labels"):
+                stacked["axis_labels"] = ("sample", *geometry["axis_labels"])
+            todo.append((samples, f"{base} samples{suffix}", {"metadata": meta("samples"), **stacked}, None))
+    if suffix and rec.std is not None:
+        show_info(f"{method}: the std is the spread of runs over {_varied(rec.info)} — it measures sensitivity to "
+                  "that choice, not the posterior uncertainty.")
+    layers: list[Image] = []
+
+    def add(data, layer_name, kwargs, after) -> None:
+        layer = set_image_layer(viewer, data, layer_name, **kwargs)
+        layers.append(layer)
+        if after is not None:  # e.g. the std's colorbar (a visual of its own): in the next turn when deferred
+            later(lambda: after(layer)) if defer else after(layer)
+
+    for item in todo:
+        if defer:
+            later(lambda item=item: add(*item))
+        else:
+            add(*item)
     return layers
+
+
+def _varied(info: dict[str, Any]) -> str:
+    """What an ensemble result varied between its runs, in words, from its info (``vary`` of the ensemble method,
+    ``spread`` of a test-time-augmented network)."""
+    vary = info.get("vary")
+    if vary == "seed":
+        return f"{info.get('members', 'several')} random seeds of {info.get('base_method', 'the method')}"
+    if vary == "lam":
+        lams = info.get("member_lams") or []
+        span = f" ({min(lams):.3g}–{max(lams):.3g})" if lams else ""
+        return f"{info.get('members', 'several')} regularization weights λ{span} of {info.get('base_method', 'the method')}"
+    if info.get("spread"):
+        return str(info["spread"])
+    return "the method's own choices"
 
 
 def _std_contrast(layer: Image, std: np.ndarray) -> None:
@@ -367,6 +448,7 @@ class Task:
         self._showing = False  # _show_step is on the call stack (re-entrance guard)
         self._pending = None  # a step delivered while _show_step was running: the latest one
         self._flush_scheduled = False
+        self._finishing = False
         self.cancelled = False
         self.result: Any = None
         self.error: BaseException | None = None
@@ -470,22 +552,25 @@ class Task:
             self._show_step(item)
 
     def _draw_step(self, item) -> None:
+        """The progress bar first (napari's bar runs ``processEvents`` at each change, which would otherwise also
+        run the plot's and the canvas's pending redraws inside this call), then the dock's status, the plot (its
+        redraw is queued: it runs in a turn of its own) and the preview."""
         step, total, preview, status = item
         if step < self._shown_step:
             return
         self._shown_step = step
-        if status:  # the latest logged values of the method (loss, misfit, ...): recorded first, then the bar's text
-            if self._on_status is not None:
-                self._on_status(step, status)
-            text = ", ".join(f"{k} {v:.4g}" for k, v in list(status.items())[:3])
-            self.progress_bar.set_description(f"{self._desc} · {text}")
-        if self._controls is not None and not self._cancel.is_set():
-            self._controls.status.value = f"iteration {step} / {total}" if total > 1 else "running…"
         bar = self.progress_bar
+        if status:
+            text = ", ".join(f"{k} {v:.4g}" for k, v in list(status.items())[:3])
+            bar.set_description(f"{self._desc} · {text}")
         if total > 0 and total != bar.total:
             bar.total = total
         if step != bar.n:
             bar.update(step - bar.n)
+        if self._controls is not None and not self._cancel.is_set():
+            self._controls.status.value = f"iteration {step} / {total}" if total > 1 else "running…"
+        if status and self._on_status is not None:  # the method's latest logged values (loss, misfit, R̂...)
+            self._on_status(step, status)
         if preview is not None and self._on_preview is not None and not self.done:
             try:
                 self._on_preview(step, total, preview)
@@ -493,44 +578,55 @@ class Task:
                 log.warning("napari-invimg preview failed: %s", exc)
 
     def _finish(self) -> None:
+        """The worker ended: draw the final step now; the result (``on_done``: layers, reports) and the end of the
+        task follow as UI jobs (:func:`later`), each in an event-loop turn of its own."""
         if self._thread.is_alive() or self._showing:
             # quit() stopped the relay early (the compute thread ends at its next step), or a step is being
             # drawn further up this call stack: finish once that is over
             QTimer.singleShot(30, self._finish)
             return
-        if self.done:
+        if self.done or self._finishing:
             return
+        self._finishing = True
         final = self._pending
         self._pending = None
         while not self._steps.empty():
             final = _merge_steps(final, self._steps.get())
         if final is not None:  # the final state is always drawn
             self._show_step(final)
-        self.progress_bar.close()
         self.seconds = time.perf_counter() - self.started_at
         self.cancelled = bool(self._outcome.get("cancelled") or self._cancel.is_set())
-        message = ""
+        later(self._conclude, owner=self)
+
+    def _conclude(self) -> None:
+        """Close the bar and hand the result (or the error) over; the jobs ``on_done`` queues run next, then
+        :meth:`_end`."""
+        self.progress_bar.close()
         try:
             if "error" in self._outcome:
                 self.error = self._outcome["error"]
-                message = "failed"
                 if self._on_error is not None:
                     self._on_error(self.error)
                 report_error(self.error)
             else:
                 self.result = self._outcome.get("result")
-                message = f"{'cancelled' if self.cancelled else 'done'} in {self.seconds:.1f} s"
                 if self._on_done is not None:
                     self._on_done(self.result, self.cancelled)
         except Exception as exc:
             self.error = exc
-            message = "failed"
             report_error(exc)
         finally:
-            _RUNNING.discard(self)
-            if self._controls is not None:
-                self._controls.finished(message)
-            self.done = True
+            later(self._end)
+
+    def _end(self) -> None:
+        if self.error is not None:
+            message = "failed"
+        else:
+            message = f"{'cancelled' if self.cancelled else 'done'} in {self.seconds:.1f} s"
+        _RUNNING.discard(self)
+        if self._controls is not None:
+            self._controls.finished(message)
+        self.done = True
 
 
 def _merge_steps(older, newer):
@@ -574,15 +670,24 @@ def run_reconstruction(viewer, input_layer: Layer | LayerInfo, fn: Callable[[Cal
     mean_name = f"{base} mean"
     previous = viewer.layers[mean_name].data if mean_name in viewer.layers else None
 
+    waiting: dict[str, np.ndarray] = {}  # the latest preview while its layer is being made (a UI job)
+
+    def make_preview_layer() -> None:
+        image = waiting.pop("image")
+        set_image_layer(viewer, image, mean_name, metadata={"invimg": {"input": info.name, "preview": True}},
+                        **spatial_kwargs(info, image.shape))
+
     def preview(step: int, total_: int, image: np.ndarray) -> None:
-        if mean_name in viewer.layers and viewer.layers[mean_name].data.shape == image.shape:
+        if "image" in waiting:
+            waiting["image"] = image
+        elif mean_name in viewer.layers and viewer.layers[mean_name].data.shape == image.shape:
             layer = viewer.layers[mean_name]
             layer.data = image
             if step <= 1 or layer.contrast_limits[1] <= layer.contrast_limits[0]:
                 layer.reset_contrast_limits()
-        else:
-            set_image_layer(viewer, image, mean_name, metadata={"invimg": {"input": info.name, "preview": True}},
-                            **spatial_kwargs(info, image.shape))
+        else:  # a new layer costs napari 0.2-0.3 s of UI time: made in a turn of its own
+            waiting["image"] = image
+            later(make_preview_layer)
 
     def undo_preview(_exc: BaseException) -> None:
         if mean_name not in viewer.layers:
@@ -601,11 +706,11 @@ def run_reconstruction(viewer, input_layer: Layer | LayerInfo, fn: Callable[[Cal
                 rec.info["burn_in_only"] = True  # e.g. a Langevin state during burn-in: no sample averaged yet
                 if mean_name in viewer.layers:
                     undo_preview(RuntimeError("burn-in"))
-            add_result_layers(viewer, info, rec, base, add_samples=add_samples)
+            add_result_layers(viewer, info, rec, base, add_samples=add_samples, defer=True)
             if cancelled:
                 show_info(f"{method}: cancelled; showing the best result so far.")
         if on_done is not None:
-            on_done(rec, cancelled)
+            later(lambda: on_done(rec, cancelled))  # after the layers are there
 
     return run_task(fn, total=total, desc=f"{method} on {info.name}", on_preview=preview, on_done=done,
                     on_error=undo_preview, controls=controls, on_status=on_status)

@@ -1,51 +1,33 @@
-"""The Black hole dock widget: array + source + schedule → (u, v) coverage, dirty beam and image;
-simulate an observation from a sky layer; load/save UVFITS; image with a registered method.
+"""The Black hole imaging dock: an observation layer + a registered method → image (mean, and std for samplers)
+in micro-arcseconds, with the normalized residuals of each data product.
 
-Image layers are in micro-arcseconds (``scale`` = pixel size, ``units`` = microarcsecond, so napari's status
-bar and scale bar read µas; row 0 north, column 0 east). The (u, v) coverage is plotted in the dock (Gλ),
-not in the image canvas. Coverage, simulation and loading run in a worker: the UI never waits on them.
+An observation layer is any image layer carrying an :class:`~napari_invimg.blackhole.Observation` in
+``metadata["invimg_observation"]``: the dirty image made by the Black hole observation dock
+(:mod:`napari_invimg.widgets.blackhole_observation`), by a dropped ``.uvfits`` file or by the ``black_hole``
+sample. The image grid starts from the layer's own (``npix``, ``fov_uas`` in its metadata). Result layers
+have ``scale`` = pixel size and ``units`` = microarcsecond (napari's status bar and scale bar read µas).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import napari
 import numpy as np
-from magicgui.widgets import (
-    CheckBox,
-    ComboBox,
-    Container,
-    FileEdit,
-    FloatSpinBox,
-    LineEdit,
-    PushButton,
-    SpinBox,
-)
+from magicgui.widgets import ComboBox, Container, FloatSpinBox, SpinBox
 from napari.layers import Image
 from napari.utils.notifications import show_info
 
-from .. import __version__, blackhole, methods, reconstruct
+from .. import blackhole, reconstruct
 from ..methods import registry
 from ..operators.noise import Gaussian
-from ._layout import Section, fit_dock, report_label
-from ._plot import uv_plot
-from ._runner import (
-    RunControls,
-    Task,
-    assessment,
-    image_data,
-    report_error,
-    run_reconstruction,
-    run_task,
-    set_image_layer,
-)
+from ._layout import fit_dock, report_label
+from ._models import ordered_methods, preferred_layer
+from ._runner import LayerInfo, RunControls, Task, assessment, report_error, run_reconstruction
+from .uvfits_reader import FOV_UAS, NPIX, UNIT, image_geometry, observation_name, observation_of
 
-__all__ = ["BlackHoleWidget", "residual_summary"]
+__all__ = ["BlackHoleImagingWidget", "BlackHoleWidget", "residual_summary", "UNIT"]
 
-#: napari's (pint) name of the image unit: the status bar and scale bar read µas
-UNIT = "microarcsecond"
 _DATA_CHOICES = {"visibilities": "vis", "amplitudes + closure phases": "amp_cphase", "closures only": "closures"}
 
 
@@ -54,315 +36,93 @@ def residual_summary(residuals: dict[str, np.ndarray]) -> str:
     return "; ".join(f"{name}: n={r.size}, rms {np.sqrt(np.mean(r**2)):.2f}" for name, r in residuals.items())
 
 
-def _imaging_methods() -> list[str]:
-    """Registered methods that can image from an Interferometer or Closures operator."""
-    names = []
-    for name in methods():
-        cls = registry.get(name)
-        if cls.domain not in ("blackhole", "imaging"):
-            continue
-        ops = cls.operators
-        if ops is None or "Interferometer" in ops or "Closures" in ops:
-            names.append(name)
-    order = {"rml": 0, "clean": 1}
-    return sorted(names, key=lambda n: (order.get(n, 2), n))
+def _operator_class(data_choice: str) -> type:
+    """The operator a data product is imaged with: closure quantities, or the visibilities' Fourier sampling."""
+    return blackhole.Closures if _DATA_CHOICES.get(data_choice) == "closures" else blackhole.Interferometer
 
 
-class BlackHoleWidget(Container):
-    """Array, source, schedule → coverage; simulate / load / save observations; image them."""
+class BlackHoleImagingWidget(Container):
+    """Image an observation layer with a registered method; results in µas with their normalized residuals."""
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         self.viewer = napari_viewer
-        self.obs: blackhole.Observation | None = None
-        self.obs_name = "observation"
-        # -- set-up --------------------------------------------------------------------------------------
-        self.array = ComboBox(label="array", choices=blackhole.array_names(), value="EHT2017",
-                              tooltip="the telescope array (station positions and sensitivities)")
-        self.source = ComboBox(label="source", choices=[*blackhole.SOURCES, "custom"], value="M87*",
-                               tooltip="the target; sets RA and Dec (custom: type them)")
-        ra, dec = blackhole.SOURCES["M87*"]
-        self.ra = FloatSpinBox(label="RA (h)", value=ra, min=0.0, max=23.9999, step=0.001,
-                               tooltip="right ascension of the source in hours")
-        self.dec = FloatSpinBox(label="Dec (°)", value=dec, min=-90.0, max=90.0, step=0.001,
-                                tooltip="declination of the source in degrees")
-        self.freq = FloatSpinBox(label="frequency (GHz)", value=230.0, min=1.0, max=1000.0,
-                                 tooltip="observing frequency; sets the wavelength and so the (u, v) in wavelengths")
-        self.date = LineEdit(label="night (UTC date)", value="2017-04-11", tooltip="date of the night, YYYY-MM-DD")
-        self.start = FloatSpinBox(label="start (UTC h)", value=0.0, min=0.0, max=24.0,
-                                  tooltip="start of the schedule in UTC hours")
-        self.duration = FloatSpinBox(label="duration (h)", value=24.0, min=0.1, max=48.0,
-                                     tooltip="length of the schedule; stations observe while the source is above "
-                                             "their elevation limit")
-        self.scan = FloatSpinBox(label="scan (min)", value=10.0, min=0.1, max=600.0, tooltip="length of one scan")
-        self.interval = FloatSpinBox(label="scan interval (min)", value=30.0, min=0.1, max=1440.0,
-                                     tooltip="time from the start of one scan to the next")
-        self.elevation = FloatSpinBox(label="elevation limit (°)", value=10.0, min=0.0, max=89.0,
-                                      tooltip="a station observes only while the source is higher than this")
-        self.npix = SpinBox(label="image pixels", value=64, min=16, max=256,
-                            tooltip="pixels along each side of the reconstructed image")
-        self.fov = FloatSpinBox(label="field of view (µas)", value=160.0, min=10.0, max=10000.0,
-                                tooltip="width of the image in micro-arcseconds (M87*'s ring is ≈ 42 µas across)")
-        self.coverage_button = PushButton(text="Show coverage and dirty beam",
-                                          tooltip="plot the schedule's (u, v) coverage below and add the dirty beam")
-        self.coverage_button.native.setToolTip(self.coverage_button.tooltip)
-        self.info = report_label()
-        self.uv = uv_plot()
-        # -- simulate --------------------------------------------------------------------------------------
-        self.model = ComboBox(label="sky model", choices=blackhole.models.names(), value="ring",
-                              tooltip="a bundled test image of the sky")
-        self.model_button = PushButton(text="Add sky model layer")
-        self.sky = ComboBox(label="sky layer", choices=self._sky_choices, nullable=True,
-                            tooltip="the image to observe: a sky model added above, or a square 2D image whose "
-                                    "width is the field of view")
-        self.bandwidth = FloatSpinBox(label="bandwidth (GHz)", value=2.0, min=0.01, max=64.0,
-                                      tooltip="recorded bandwidth; sets the thermal noise")
-        self.integration = FloatSpinBox(label="integration (s, 0 = scan)", value=0.0, min=0.0, max=36000.0,
-                                        tooltip="averaging time of one visibility; 0 averages a whole scan")
-        self.gain_error = FloatSpinBox(label="gain amplitude error", value=0.0, min=0.0, max=1.0, step=0.01,
-                                       tooltip="random station gain amplitude errors (fraction, per scan); "
-                                               "closure quantities are immune to them")
-        self.phase_error = CheckBox(label="random station phases", value=False,
-                                    tooltip="atmospheric phase per station and scan: visibility phases become useless")
-        self.thermal = CheckBox(label="thermal noise", value=True, tooltip="add the radiometer noise of each baseline")
-        self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1, tooltip="seed of the simulated noise")
-        self.simulate_button = PushButton(text="Simulate observation")
-        # -- files ----------------------------------------------------------------------------------------
-        self.load_path = FileEdit(label="load .uvfits", mode="r", filter="*.uvfits *.fits *.uvf",
-                                  tooltip="a UVFITS file (e.g. EHT public data)")
-        self.load_button = PushButton(text="Load")
-        self.save_path = FileEdit(label="save .uvfits", mode="w", filter="*.uvfits")
-        self.save_button = PushButton(text="Save")
-        # -- imaging --------------------------------------------------------------------------------------
-        self.method = ComboBox(label="method", choices=_imaging_methods(), value="rml",
-                               tooltip="a registered method that images interferometric data")
+        self.observation = ComboBox(label="observation", choices=self._observation_choices, nullable=True,
+                                    tooltip="an image layer carrying visibilities: the dirty image of the Black hole "
+                                            "observation dock, of a dropped .uvfits file or of the black_hole sample")
+        self.npix = SpinBox(label="image pixels", value=NPIX, min=16, max=256,
+                            tooltip="pixels along each side of the reconstructed image (from the observation layer)")
+        self.fov = FloatSpinBox(label="field of view (µas)", value=FOV_UAS, min=10.0, max=10000.0,
+                                tooltip="width of the image in micro-arcseconds (from the observation layer)")
         self.data = ComboBox(label="data", choices=list(_DATA_CHOICES), value="visibilities",
                              tooltip="visibilities: all the data; closures: immune to station gain and phase "
                                      "errors, but lose the absolute position and flux")
+        self.method = ComboBox(label="method", choices=self._method_choices,
+                               tooltip="registered methods that can image these data (the registry decides)")
         self.iterations = SpinBox(label="iterations (0 = default)", value=0, min=0, max=100000,
                                   tooltip="0: the method's own schedule")
+        self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1, tooltip="seed of the method's randomness")
         self.controls = RunControls(self.run, run_text="Image")
         self.residuals = report_label()
-        self.observation = Section("observation (array, source, schedule)", [
-            self.array, self.source, self.ra, self.dec, self.freq, self.date, self.start, self.duration, self.scan,
-            self.interval, self.elevation], collapsed=True)
-        self.simulation = Section("simulate an observation", [
-            self.model, self.model_button, self.sky, self.bandwidth, self.integration, self.gain_error,
-            self.phase_error, self.thermal, self.seed, self.simulate_button], collapsed=False)
-        self.files = Section("UVFITS files", [self.load_path, self.load_button, self.save_path, self.save_button],
-                             collapsed=True)
-        super().__init__(widgets=[
-            self.observation, self.npix, self.fov, self.coverage_button, self.info,
-            *([self.uv] if self.uv is not None else []),
-            self.simulation, self.files,
-            self.method, self.data, self.iterations, self.controls, self.residuals,
-        ])
+        super().__init__(widgets=[self.observation, self.npix, self.fov, self.data, self.method, self.iterations,
+                                  self.seed, self.controls, self.residuals])
         fit_dock(self)
         self.task: Task | None = None
-        self.coverage: blackhole.Coverage | None = None
         for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
-            event.connect(lambda _e: self.sky.reset_choices())
-        self.source.changed.connect(self._preset)
-        self.coverage_button.changed.connect(lambda: self._guard(self.show_coverage))
-        self.model_button.changed.connect(lambda: self._guard(self.add_model))
-        self.simulate_button.changed.connect(lambda: self._guard(self.simulate))
-        self.load_button.changed.connect(lambda: self._guard(lambda: self.load(self.load_path.value)))
-        self.save_button.changed.connect(lambda: self._guard(lambda: self.save(self.save_path.value)))
+            event.connect(lambda _e: self._layers_changed())
+        self.observation.changed.connect(self._observation_changed)
+        self.data.changed.connect(lambda _v: self.method.reset_choices())
+        self._layers_changed()
 
-    # -- helpers -----------------------------------------------------------------------------------------
-    @staticmethod
-    def _guard(fn) -> Any:
-        try:
-            return fn()
-        except Exception as exc:
-            report_error(exc)
-            return None
+    # -- choices -----------------------------------------------------------------------------------------
+    def _observation_choices(self, _widget=None) -> list:
+        return [(layer.name, layer) for layer in self.viewer.layers
+                if isinstance(layer, Image) and observation_of(layer) is not None]
 
-    def _preset(self, name: str) -> None:
-        if name in blackhole.SOURCES:
-            self.ra.value, self.dec.value = blackhole.SOURCES[name]
+    def _method_choices(self, _widget=None) -> list[str]:
+        return ordered_methods(_operator_class(self.data.value))
 
-    def _schedule(self) -> dict[str, Any]:
-        return {"array": self.array.value, "ra_hours": float(self.ra.value), "dec_deg": float(self.dec.value),
-                "freq_ghz": float(self.freq.value), "date": str(self.date.value).strip(),
-                "start_hours": float(self.start.value), "duration_hours": float(self.duration.value),
-                "scan_minutes": float(self.scan.value), "interval_minutes": float(self.interval.value),
-                "elevation_min_deg": float(self.elevation.value)}
+    def _layers_changed(self) -> None:
+        """Refresh the observation choice; an empty one takes the selected or newest observation layer."""
+        self.observation.reset_choices()
+        if self.observation.value is None:
+            found = [c for c in self.observation.choices if c is not None]
+            chosen = preferred_layer(self.viewer, found, want=lambda layer: observation_of(layer) is not None)
+            if chosen is not None:
+                self.observation.value = chosen
+
+    def _observation_changed(self, *_: Any) -> None:
+        layer = self.observation.value
+        if layer is None:
+            return
+        facts = layer.metadata.get("invimg", {})
+        if facts.get("npix"):
+            self.npix.value = int(facts["npix"])
+        if facts.get("fov_uas"):
+            self.fov.value = float(facts["fov_uas"])
 
     @property
-    def pixel_uas(self) -> float:
-        return float(self.fov.value) / int(self.npix.value)
+    def obs(self) -> blackhole.Observation | None:
+        """The observation of the chosen layer."""
+        layer = self.observation.value
+        return observation_of(layer) if layer is not None else None
 
-    def _sky_choices(self, _widget=None) -> list:
-        """Sky models first (the default), then "—", then other square 2D images; never a black-hole product
-        (dirty beam, dirty image, results) and never, by default, a microscopy layer."""
-        models, others = [], []
-        for layer in self.viewer.layers:
-            if not isinstance(layer, Image) or layer.rgb or layer.ndim != 2 or layer.data.shape[0] != layer.data.shape[1]:
-                continue
-            meta = layer.metadata.get("invimg", {})
-            if meta.get("product") == "sky model":
-                models.append((layer.name, layer))
-            elif meta.get("unit") != "µas" and "method" not in meta:
-                others.append((layer.name, layer))
-        return [*models, ("—", None), *others]
-
-    def _image_kwargs(self, meta: dict[str, Any] | None = None) -> dict[str, Any]:
-        p = self.pixel_uas
-        half = float(self.fov.value) / 2
-        kwargs: dict[str, Any] = {"scale": (p, p), "translate": (-half + p / 2, -half + p / 2),
-                                  "units": (UNIT, UNIT), "axis_labels": ("Dec offset", "RA offset")}
-        if meta is not None:
-            kwargs["metadata"] = {"invimg": {"unit": "µas", "version": __version__, **meta}}
-        return kwargs
-
-    def _show_uv(self, u: np.ndarray, v: np.ndarray, title: str) -> None:
-        """(u, v) points in Gλ with their conjugates, in the dock's plot (not in the image's µas canvas)."""
-        if self.uv is not None:
-            self.uv.draw(u, v, title)
-
-    @staticmethod
-    def _beam_and_dirty(A: blackhole.Interferometer, obs: blackhole.Observation | None):
-        """Dirty beam and (with an observation) dirty image: worker-side arithmetic."""
-        w = A.weights(obs.sigma if obs is not None else np.ones(A.out_shape[0]), "natural")
-        beam = A.dirty_beam(w, size=A.npix)
-        dirty = A.dirty_image(obs.vis, w).astype(np.float32) if obs is not None else None
-        return beam, dirty
-
-    def _show_beam_and_dirty(self, beam: np.ndarray, dirty: np.ndarray | None, name: str) -> None:
-        set_image_layer(self.viewer, beam, f"{name} · dirty beam", colormap="gray",
-                        **self._image_kwargs({"product": "dirty beam"}))
-        if dirty is not None:
-            set_image_layer(self.viewer, dirty, f"{name} · dirty image", colormap="afmhot",
-                            **self._image_kwargs({"product": "dirty image", "observation": name}))
-
-    # -- actions -------------------------------------------------------------------------------------------
-    def show_coverage(self) -> Task:
-        """(u, v) coverage of the schedule, plotted in the dock; the dirty beam as an image; reports the
-        resolution. Runs in a worker."""
-        schedule, npix, fov = self._schedule(), int(self.npix.value), float(self.fov.value)
-
-        def compute(progress):
-            cov = blackhole.coverage(**schedule)
-            A = blackhole.Interferometer(None, npix, fov, u=cov.u, v=cov.v)
-            beam, _ = self._beam_and_dirty(A, None)
-            progress(1, 1)
-            return cov, beam
-
-        def show(result, cancelled: bool) -> None:
-            if result is None:
-                return
-            cov, beam = result
-            stations = sorted(set(cov.station1) | set(cov.station2))
-            self._show_uv(cov.u, cov.v, f"{schedule['array']}, {len(cov)} baselines")
-            self._show_beam_and_dirty(beam, None, "coverage")
-            self.coverage = cov
-            self.info.value = (f"{len(stations)} stations, {len(np.unique(cov.scan))} scans, {len(cov)} baselines; "
-                               f"nominal resolution {cov.resolution_uas:.1f} µas")
-
-        self.task = run_task(compute, total=1, desc="(u, v) coverage", on_done=show, controls=self.controls)
-        return self.task
-
-    def add_model(self) -> napari.layers.Image:
-        """Add the chosen bundled sky model as an image layer in µas."""
-        name = str(self.model.value)
-        sky = blackhole.models.get(name, int(self.npix.value), float(self.fov.value))
-        layer = set_image_layer(self.viewer, sky, f"sky {name}", colormap="afmhot",
-                                **self._image_kwargs({"product": "sky model", "model": name}))
-        self.sky.reset_choices()
-        self.sky.value = layer
-        return layer
-
-    def _observe(self, make_obs, name_of, on_loaded=None) -> Task:
-        """Make an observation in a worker (``make_obs()``), then show its coverage, dirty beam and image."""
-        npix, fov = int(self.npix.value), float(self.fov.value)
-
-        def compute(progress):
-            obs = make_obs()
-            A = blackhole.Interferometer(obs, npix, fov)
-            beam, dirty = self._beam_and_dirty(A, obs)
-            progress(1, 1)
-            return obs, beam, dirty
-
-        def show(result, cancelled: bool) -> None:
-            if result is None:
-                return
-            obs, beam, dirty = result
-            if on_loaded is not None:
-                on_loaded(obs)
-            self._set_observation(obs, name_of(obs), beam, dirty)
-
-        self.task = run_task(compute, total=1, desc="observation", on_done=show, controls=self.controls)
-        return self.task
-
-    def _set_observation(self, obs: blackhole.Observation, name: str, beam: np.ndarray | None = None,
-                         dirty: np.ndarray | None = None) -> None:
-        self.obs, self.obs_name = obs, name
-        if beam is None:
-            A = blackhole.Interferometer(obs, int(self.npix.value), float(self.fov.value))
-            beam, dirty = self._beam_and_dirty(A, obs)
-        self._show_uv(obs.u, obs.v, f"{name}: {len(obs)} visibilities")
-        self._show_beam_and_dirty(beam, dirty, name)
-        self.info.value = (f"{name}: {len(obs)} visibilities, {obs.n_scans} scans, {len(obs.station_names)} "
-                           f"stations; nominal resolution {obs.resolution_uas:.1f} µas")
-
-    def simulate(self) -> Task | None:
-        """Observe the sky layer (its pixels span the field of view set above) with thermal noise and gain
-        errors, in a worker."""
-        layer = self.sky.value
-        if layer is None:
-            raise ValueError("Choose the sky layer to observe (or add a sky model layer first).")
-        sky = image_data(layer, "sky")
-        if sky.ndim != 2 or sky.shape[0] != sky.shape[1]:
-            raise ValueError(f"The sky layer must be a square 2D image; {layer.name!r} has shape {sky.shape}.")
-        if int(self.npix.value) != sky.shape[0]:
-            self.npix.value = sky.shape[0]
-        sched = self._schedule()
-        integration = float(self.integration.value) or None
-        kwargs = dict(fov_uas=float(self.fov.value), bandwidth_ghz=float(self.bandwidth.value),
-                      integration_s=integration, thermal_noise=bool(self.thermal.value),
-                      gain_error=float(self.gain_error.value), phase_error=bool(self.phase_error.value),
-                      seed=int(self.seed.value), **sched)
-        name = f"{layer.name} · observation"
-        return self._observe(lambda: blackhole.simulate(sky, **kwargs), lambda _obs: name)
-
-    def load(self, path: str | Path) -> Task:
-        """Load a UVFITS observation in a worker; sets frequency, RA and Dec from the file."""
-        path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"Choose a .uvfits file to load; {str(path)!r} is not a file.")
-
-        def loaded(obs) -> None:
-            self.freq.value = obs.freq_hz / 1e9
-            self.source.value = "custom"
-            self.ra.value, self.dec.value = obs.ra_hours, obs.dec_deg
-            show_info(f"Loaded {len(obs)} visibilities of {obs.source} from {path.name}.")
-
-        return self._observe(lambda: blackhole.load_uvfits(path), lambda _obs: path.stem, loaded)
-
-    def save(self, path: str | Path) -> Path:
-        if self.obs is None:
-            raise ValueError("Simulate or load an observation before saving it.")
-        path = Path(path)
-        if path.is_dir() or not path.name:
-            raise ValueError("Choose a file name to save the observation to (.uvfits).")
-        out = self.obs.save_uvfits(path)
-        show_info(f"Saved {len(self.obs)} visibilities to {out.name}.")
-        return out
-
+    # -- imaging -------------------------------------------------------------------------------------------
     def _problem(self):
         """Operator, data, noise and method parameters for the chosen data products."""
-        if self.obs is None:
-            raise ValueError("Simulate or load an observation first.")
+        obs = self.obs
+        if obs is None:
+            raise ValueError("Choose an observation layer: simulate or load one in the Black hole observation dock, "
+                             "drop a .uvfits file on the viewer, or open the black_hole sample.")
         npix, fov = int(self.npix.value), float(self.fov.value)
         kind = _DATA_CHOICES[self.data.value]
         method = str(self.method.value)
         params: dict[str, Any] = {}
         if kind == "closures":
-            A = blackhole.Closures(self.obs, npix, fov)
+            A = blackhole.Closures(obs, npix, fov)
             y, noise = A.data, Gaussian(A.sigma)
         else:
-            A = blackhole.Interferometer(self.obs, npix, fov)
-            y, noise = self.obs.vis.astype(np.complex64), Gaussian(self.obs.sigma.astype(np.float32))
+            A = blackhole.Interferometer(obs, npix, fov)
+            y, noise = obs.vis.astype(np.complex64), Gaussian(obs.sigma.astype(np.float32))
         names = {p.name for p in registry.get(method).params}
         if "data" in names:
             params["data"] = kind
@@ -373,22 +133,27 @@ class BlackHoleWidget(Container):
     def run(self) -> Task | None:
         """Image the observation with the chosen method; mean (and std) layers in µas, residuals reported."""
         try:
+            if not self.method.value:
+                raise ValueError("No registered method can image these data; choose other data products.")
             A, y, noise, params = self._problem()
             method = str(self.method.value)
             reason = registry.get(method).supports(A)
             if reason:
                 raise ValueError(reason)
             seed = int(self.seed.value)
-            name = f"{self.obs_name} · dirty image"
-            if name not in self.viewer.layers:
-                self._set_observation(self.obs, self.obs_name)
-            reference = self.viewer.layers[name]
+            name = observation_name(self.observation.value)
+            npix = int(self.npix.value)
+            geometry = image_geometry(npix, float(self.fov.value))
+            reference = LayerInfo(name, (npix, npix), geometry["scale"], geometry["translate"], geometry["units"],
+                                  geometry["axis_labels"])
         except Exception as exc:
             report_error(exc)
             return None
 
         def compute(progress):
             return reconstruct(y, A, method, noise=noise, seed=seed, progress=progress, **params)
+
+        base = f"{name} · {method}"
 
         def done(rec, cancelled: bool) -> None:
             if rec is None:
@@ -398,16 +163,19 @@ class BlackHoleWidget(Container):
             res = normalized_residuals(rec.mean, A, y, noise.sigma)
             text = residual_summary(res)
             self.residuals.value = "\n".join([f"normalized residuals (≈ 1 at the noise): {text}", *assessment(rec)])
-            base = f"{reference.name.removesuffix(' · dirty image')} · {method}"
-            mean_layer = self.viewer.layers[f"{base} mean"]
-            mean_layer.metadata["invimg"]["normalized_residuals"] = {k: v.tolist() for k, v in res.items()}
-            mean_layer.metadata["invimg"]["unit"] = "µas"
-            mean_layer.units = (UNIT, UNIT)
+            mean_name = f"{base} mean"
+            if mean_name in self.viewer.layers:
+                meta = self.viewer.layers[mean_name].metadata["invimg"]
+                meta["normalized_residuals"] = {k: v.tolist() for k, v in res.items()}
+                meta["unit"] = "µas"
             show_info(f"{method} normalized residuals — {text}")
 
         total = int(params.get("iterations", 100))
-        base = f"{reference.name.removesuffix(' · dirty image')} · {method}"
         self.task = run_reconstruction(self.viewer, reference, compute, method=method, total=total, name=base,
                                        on_done=done, controls=self.controls,
                                        add_samples=registry.get(method).uncertainty == "posterior")
         return self.task
+
+
+#: deprecated alias: the Black hole dock was split into observation and imaging docks (2026-12)
+BlackHoleWidget = BlackHoleImagingWidget

@@ -1,4 +1,5 @@
-"""The MRI dock widget and the k-space reader.
+"""The MRI dock widget (the k-space reader is :mod:`napari_invimg.widgets.kspace_reader`, the MRI samples are
+in :mod:`napari_invimg._sample_data`).
 
 Simulate: an image layer or a bundled phantom → coil sensitivities, sampling pattern, acceleration and
 noise → undersampled multi-coil k-space (a log-magnitude layer whose metadata hold the complex data),
@@ -10,7 +11,6 @@ origin and the method in the layers' metadata.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import napari
@@ -20,32 +20,28 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label,
 from napari.layers import Image
 from napari.utils.notifications import show_info
 
-from .. import __version__, method_info, methods, mri, reconstruct
+from .. import __version__, method_info, mri, reconstruct
+from .._sample_data import mri_phantom
 from ..operators.noise import Gaussian
 from ._layout import Section, fit_dock, report_label
-from ._models import ParameterForm, preferred_methods
+from ._models import ParameterForm, ordered_methods
 from ._plot import history_plot
 from ._runner import (
     LayerInfo,
     RunControls,
     Task,
     assessment,
+    later,
     report_error,
     run_reconstruction,
     run_task,
     set_image_layer,
 )
+from .kspace_reader import log_magnitude
 
-__all__ = ["MRIWidget", "get_reader", "read_kspace", "log_magnitude", "brain_sample", "shepp_logan_sample"]
+__all__ = ["MRIWidget", "PHANTOMS"]
 
 PHANTOMS = {"brain phantom": "brain", "Shepp–Logan phantom": "shepp_logan"}
-
-
-def log_magnitude(kspace: np.ndarray) -> np.ndarray:
-    """``log(1 + |k| / s)`` with ``s`` a small fraction of the largest sample: k-space made visible."""
-    mag = np.abs(kspace)
-    s = max(float(mag.max()) * 1e-4, 1e-30)
-    return np.log1p(mag / s).astype(np.float32)
 
 
 def _kspace_layer_data(layer: Image) -> np.ndarray:
@@ -55,8 +51,6 @@ def _kspace_layer_data(layer: Image) -> np.ndarray:
     return np.asarray(meta["kspace"])
 
 
-def _phantom(name: str, size: int) -> np.ndarray:
-    return mri.brain((size, size)) if name == "brain" else mri.shepp_logan((size, size)).astype(np.complex64)
 
 
 class MRIWidget(Container):
@@ -133,9 +127,7 @@ class MRIWidget(Container):
                 if isinstance(layer, Image) and "kspace" in layer.metadata.get("invimg", {})]
 
     def _method_choices(self, _widget=None) -> list[str]:
-        shape = (16, 16)
-        A = mri.CartesianMRI(np.ones(shape, bool), coil_maps=np.ones((2,) + shape, np.complex64) / np.sqrt(2))
-        return preferred_methods(methods(A), "CartesianMRI")  # tv first: best on the benchmark
+        return ordered_methods(mri.CartesianMRI)  # tv first: best on the benchmark
 
     def _kspace_changed(self, *_: Any) -> None:
         layer = self.kspace.value
@@ -154,7 +146,7 @@ class MRIWidget(Container):
     def _image(self) -> tuple[np.ndarray, str, LayerInfo | None]:
         src = self.source.value
         if isinstance(src, str):
-            return _phantom(src, int(self.size.value)), src, None
+            return mri_phantom(src, int(self.size.value)), src, None
         if src is None:
             raise ValueError("Choose an image layer or a phantom to simulate from.")
         data = np.asarray(src.data)
@@ -200,22 +192,27 @@ class MRIWidget(Container):
                     "operator": sc.operator.spec(), "noise": Gaussian(max(sc.sigma, 1e-12)).spec(),
                     "source": name, "acceleration": sc.acceleration, "scan_time_saved": saved,
                     "settings": settings, "version": __version__, "image_geometry": geometry or None}
-            set_image_layer(self.viewer, log_magnitude(sc.kspace), f"{name} · k-space",
-                            metadata={"invimg": meta}, colormap="gray")
-            set_image_layer(self.viewer, sc.mask.astype(np.float32), f"{name} · mask", colormap="gray",
-                            metadata={"invimg": {"source": name, "acceleration": sc.acceleration}})
-            set_image_layer(self.viewer, zf, f"{name} · zero-filled RSS", colormap="gray",
-                            metadata={"invimg": {"source": name, "method": "zero-filled RSS"}}, **geometry)
+            # each layer in an event-loop turn of its own (napari needs 0.2-0.3 s of UI time per new layer)
+            layers = [(log_magnitude(sc.kspace), f"{name} · k-space", {"metadata": {"invimg": meta}}),
+                      (sc.mask.astype(np.float32), f"{name} · mask",
+                       {"metadata": {"invimg": {"source": name, "acceleration": sc.acceleration}}}),
+                      (zf, f"{name} · zero-filled RSS",
+                       {"metadata": {"invimg": {"source": name, "method": "zero-filled RSS"}}, **geometry})]
             if info is None:
-                set_image_layer(self.viewer, np.abs(x), f"{name} · truth", colormap="gray",
-                                metadata={"invimg": {"source": name}})
+                layers.append((np.abs(x), f"{name} · truth", {"metadata": {"invimg": {"source": name}}}))
+            for data, layer_name, kwargs in layers:
+                later(lambda d=data, n=layer_name, k=kwargs: set_image_layer(self.viewer, d, n, colormap="gray", **k))
             text = (f"acceleration {sc.acceleration:.2f}× — {100 * saved:.0f} % of the scan time saved "
                     f"({sc.mask.sum()} of {sc.mask.size} k-space samples, {settings['n_coils']} coils)")
             self.report.value = text
             show_info(text)
-            self.kspace.reset_choices()
-            self.kspace.value = self.viewer.layers[f"{name} · k-space"]
-            self._kspace_changed()
+
+            def choose_kspace() -> None:
+                self.kspace.reset_choices()
+                self.kspace.value = self.viewer.layers[f"{name} · k-space"]
+                self._kspace_changed()
+
+            later(choose_kspace)
 
         self.task = run_task(compute, total=1, desc=f"simulate k-space of {name}", on_done=show,
                              controls=self.sim_controls)
@@ -289,9 +286,10 @@ class MRIWidget(Container):
                 if self.history is not None:
                     self.history.finish(rec.info)
             if rec is not None and want_phase:
-                set_image_layer(self.viewer, np.angle(rec.mean).astype(np.float32),
-                                f"{layer.name} · {method} phase", colormap="twilight",
-                                metadata={"invimg": {**rec.info, "input": layer.name, "output": "phase"}})
+                later(lambda: set_image_layer(self.viewer, np.angle(rec.mean).astype(np.float32),
+                                              f"{layer.name} · {method} phase", colormap="twilight",
+                                              metadata={"invimg": {**rec.info, "input": layer.name,
+                                                                   "output": "phase"}}))
 
         geometry = info if info.shape == tuple(k_shape) else layer
         if self.history is not None:
@@ -300,59 +298,3 @@ class MRIWidget(Container):
                                        name=f"{layer.name} · {method}", on_done=done, controls=self.rec_controls,
                                        on_status=self.history.add if self.history is not None else None)
         return self.task
-
-
-# -- reader and sample data ---------------------------------------------------------------------------------
-def read_kspace(path: str) -> list[tuple]:
-    """Layers of an MRI raw-data file: log-magnitude k-space (complex data in metadata) and the reference RSS."""
-    scan = mri.load(path)
-    name = os.path.splitext(os.path.basename(path))[0]
-    meta = {"invimg": {"kspace": scan.kspace, "header": scan.header, "source": path, "coil_maps": None,
-                       "mask": None, "attrs": scan.attrs}}
-    layers = [(log_magnitude(scan.kspace), {"name": f"{name} · k-space", "metadata": meta, "colormap": "gray"},
-               "image")]
-    if scan.rss is not None:
-        layers.append((scan.rss, {"name": f"{name} · reference RSS", "colormap": "gray"}, "image"))
-    return layers
-
-
-def get_reader(path: str | list[str]):
-    """napari reader hook: fastMRI ``.h5`` files with a ``kspace`` dataset and complex ``.npy`` arrays."""
-    if isinstance(path, list):
-        return None
-    ext = os.path.splitext(path)[1].lower()
-    if ext == ".npy":
-        try:
-            arr = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError):
-            return None
-        return read_kspace if np.iscomplexobj(arr) and arr.ndim in (2, 3, 4) else None
-    if ext in (".h5", ".hdf5"):
-        try:
-            import h5py
-
-            with h5py.File(path, "r") as f:
-                ok = "kspace" in f
-        except OSError:
-            return None
-        return read_kspace if ok else None
-    return None
-
-
-def _sample(kind: str) -> list[tuple]:
-    x = _phantom(kind, 256)
-    sc = mri.simulate_kspace(x, 8, kind="equispaced", acceleration=4, snr_db=30.0, seed=0)
-    meta = {"invimg": {"kspace": sc.kspace, "coil_maps": sc.coil_maps, "mask": sc.mask, "sigma": sc.sigma,
-                       "operator": sc.operator.spec(), "source": kind, "acceleration": sc.acceleration}}
-    return [(np.abs(x), {"name": f"{kind} · truth", "colormap": "gray"}, "image"),
-            (log_magnitude(sc.kspace), {"name": f"{kind} · k-space", "metadata": meta, "colormap": "gray"}, "image")]
-
-
-def brain_sample() -> list[tuple]:
-    """Sample data: the complex brain phantom and its 8-coil, 4× undersampled k-space at 30 dB."""
-    return _sample("brain")
-
-
-def shepp_logan_sample() -> list[tuple]:
-    """Sample data: Shepp–Logan and its 8-coil, 4× undersampled k-space at 30 dB."""
-    return _sample("shepp_logan")

@@ -26,12 +26,11 @@ from ._models import (
     device_choices,
     is_measurement,
     layer_combo,
-    methods_for,
     noise_from_metadata,
     operator_from_metadata,
+    ordered_methods,
     pixel_size_um,
     preferred_layer,
-    preferred_methods,
     psf_from_layer,
 )
 from ._plot import history_plot
@@ -151,8 +150,7 @@ class ReconstructWidget(Container):
         layer, those that run tile by tile."""
         try:
             A = self._metadata_operator() if self.source.value == "metadata" else None
-            names = methods_for(A if A is not None else self.operator_kind())
-            names = preferred_methods(names, A.name if A is not None else self.operator_kind())
+            names = ordered_methods(A if A is not None else self.operator_kind())
         except ValueError:  # a spec that no longer builds: the run will say why
             names = []
         if self._lazy_measurement():

@@ -23,15 +23,38 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["get_reader", "read_uvfits", "observation_of", "dirty_image_layers", "OBSERVATION_KEY", "SUFFIXES",
-           "NPIX", "FOV_UAS"]
+__all__ = ["get_reader", "read_uvfits", "observation_of", "observation_name", "dirty_image_layers",
+           "dirty_beam_and_image", "image_geometry", "OBSERVATION_KEY", "SUFFIXES", "NPIX", "FOV_UAS", "UNIT"]
 
 #: the layer-metadata key that holds the :class:`~napari_invimg.blackhole.Observation`
 OBSERVATION_KEY = "invimg_observation"
 #: file name endings this reader takes (``.fits`` only with random-groups data)
 SUFFIXES = (".uvfits", ".uvf", ".fits")
-#: dirty image size (pixels) and field of view (µas): the Black hole dock's defaults
+#: dirty image size (pixels) and field of view (µas): the Black hole docks' defaults
 NPIX, FOV_UAS = 64, 160.0
+#: napari's (pint) name of the image unit: the status bar and scale bar read µas
+UNIT = "microarcsecond"
+
+
+def image_geometry(npix: int, fov_uas: float) -> dict[str, Any]:
+    """``scale``/``translate``/``units``/``axis_labels`` of a black-hole image: ``npix`` pixels across ``fov_uas``
+    micro-arcseconds centered on the phase center (row 0 north, column 0 east)."""
+    p = float(fov_uas) / int(npix)
+    half = float(fov_uas) / 2
+    return {"scale": (p, p), "translate": (-half + p / 2, -half + p / 2), "units": (UNIT, UNIT),
+            "axis_labels": ("Dec offset", "RA offset")}
+
+
+def dirty_beam_and_image(obs, npix: int, fov_uas: float, u=None, v=None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Naturally weighted dirty beam and (with an observation) dirty image; ``obs=None`` with ``u``, ``v``: the
+    beam of a coverage. Worker-side arithmetic."""
+    from .. import blackhole
+
+    A = blackhole.Interferometer(obs, int(npix), float(fov_uas), **({} if obs is not None else {"u": u, "v": v}))
+    w = A.weights(obs.sigma if obs is not None else np.ones(A.out_shape[0]), "natural")
+    beam = A.dirty_beam(w, size=A.npix).astype(np.float32)
+    dirty = A.dirty_image(obs.vis, w).astype(np.float32) if obs is not None else None
+    return beam, dirty
 
 
 def _is_visibility_fits(path: Path) -> bool:
@@ -58,24 +81,25 @@ def get_reader(path: str | list[str]):
 
 
 def dirty_image_layers(obs, name: str, npix: int = NPIX, fov_uas: float = FOV_UAS,
-                       source_file: str | None = None) -> list[tuple[Any, dict[str, Any], str]]:
-    """Layer data tuples for an observation: its dirty image (carrying the observation) and its (u, v) points."""
-    from .. import __version__, blackhole
+                       source_file: str | None = None, dirty: np.ndarray | None = None,
+                       points: bool = True) -> list[tuple[Any, dict[str, Any], str]]:
+    """Layer data tuples for an observation: its dirty image (carrying the observation, in µas) and, with
+    ``points``, its (u, v) points in Gλ."""
+    from .. import __version__
 
-    A = blackhole.Interferometer(obs, int(npix), float(fov_uas))
-    w = A.weights(obs.sigma, "natural")
-    dirty = A.dirty_image(obs.vis, w).astype(np.float32)
-    p = float(fov_uas) / int(npix)
-    half = float(fov_uas) / 2
+    if dirty is None:
+        _beam, dirty = dirty_beam_and_image(obs, npix, fov_uas)
     facts = {"product": "dirty image", "unit": "µas", "observation": name, "npix": int(npix),
              "fov_uas": float(fov_uas), "version": __version__,
              **({"source_file": str(source_file)} if source_file else {})}
-    image = (dirty, {"name": f"{name} · dirty image", "scale": (p, p), "translate": (-half + p / 2, -half + p / 2),
-                     "colormap": "afmhot", "metadata": {"invimg": facts, OBSERVATION_KEY: obs}}, "image")
+    image = (dirty, {"name": f"{name} · dirty image", **image_geometry(npix, fov_uas), "colormap": "afmhot",
+                     "metadata": {"invimg": facts, OBSERVATION_KEY: obs}}, "image")
+    if not points:
+        return [image]
     pts = np.concatenate([np.stack([-obs.v, -obs.u], 1), np.stack([obs.v, obs.u], 1)]) / 1e9
-    points = (pts, {"name": f"{name} · (u, v)", "size": 0.15, "face_color": "orange",
-                    "metadata": {"invimg": {"unit": "Gλ", "axes": ["-v", "-u"], "observation": name}}}, "points")
-    return [image, points]
+    uv = (pts, {"name": f"{name} · (u, v)", "size": 0.15, "face_color": "orange",
+                "metadata": {"invimg": {"unit": "Gλ", "axes": ["-v", "-u"], "observation": name}}}, "points")
+    return [image, uv]
 
 
 def read_uvfits(path: str | list[str]) -> list[tuple[Any, dict[str, Any], str]]:
@@ -94,3 +118,10 @@ def observation_of(layer) -> Any:
     """The :class:`~napari_invimg.blackhole.Observation` a layer carries (``metadata["invimg_observation"]``), or ``None``."""
     meta = getattr(layer, "metadata", None) or {}
     return meta.get(OBSERVATION_KEY)
+
+
+def observation_name(layer) -> str:
+    """The name of the observation a layer carries (its ``metadata["invimg"]["observation"]``, else the layer's
+    name without `` · dirty image``)."""
+    meta = (getattr(layer, "metadata", None) or {}).get("invimg", {})
+    return str(meta.get("observation") or layer.name.removesuffix(" · dirty image"))
