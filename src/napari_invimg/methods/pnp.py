@@ -347,17 +347,13 @@ class _TiledPlugAndPlay(Method):
         return params
 
 
-class PnPADMM(_TiledPlugAndPlay):
-    name = "pnp_admm"
-    label = "PnP-ADMM"
-    description = ("ADMM with a denoiser as prior prox: x = argmin f + ρ/2‖x − z + u‖², z = D(x + u, σ_k), u += x − z; "
-                   "σ_k annealed to the noise level, ρ_k = λ/σ_k².")
-    reference = _REFERENCE_PNP
-    params = (ITERATIONS(24, 500), *PROBLEM_PARAMS, *SCHEME_PARAMS)
+    #: ADMM (True: the scaled dual u accumulates x − z) or half-quadratic splitting (False: u stays 0)
+    dual_update: bool = True
 
     def run(self, y, A, noise, ctx: Context, iterations: int, lam: float, sigma_start: float | None, start: str,
             noise_injection: float, average: int, cg_iterations: int, guard: bool, equivariant: bool,
             **setup: Any) -> Estimate:
+        """x = argmin f + ρ_k/2‖x − z + u‖², z = D(x + u, σ_k), u += x − z (ADMM) or u = 0 (HQS), ρ_k = λ/σ_k²."""
         with torch.no_grad():
             P = _Problem(y, A, noise, **setup)
             S = _Scheme(P, y, A, noise, ctx, iterations, sigma_start, start, noise_injection, average, equivariant)
@@ -368,18 +364,29 @@ class PnPADMM(_TiledPlugAndPlay):
                 s = G.sigma(s)
                 x = P.data.prox(z - u, lam / (s * s), x, cg_iterations)
                 z = S.denoise(P, x + u, s, k, ctx)
-                u = u + x - z
+                if self.dual_update:
+                    u = u + x - z
                 back = G.check(k, s, (z, x, u))
                 if back is not None:
                     z, x, u = back
                     S.restart()
                 S.keep(k, z)
-                out = P.report(ctx, k, iterations, S.result(z) if k == len(S.sigmas) else z, s)
+                P.report(ctx, k, iterations, S.result(z) if k == len(S.sigmas) else z, s)
                 if G.stopped:
                     break
             mean = S.result(z)
             out = mean * P.scale
         return Estimate(out, info=P.info(k, guard=G.info(), scheme=S.info(), **prior_fit(P, mean)))
+
+
+class PnPADMM(_TiledPlugAndPlay):
+    name = "pnp_admm"
+    label = "PnP-ADMM"
+    description = ("ADMM with a denoiser as prior prox: x = argmin f + ρ/2‖x − z + u‖², z = D(x + u, σ_k), u += x − z; "
+                   "σ_k annealed to the noise level, ρ_k = λ/σ_k².")
+    reference = _REFERENCE_PNP
+    params = (ITERATIONS(24, 500), *PROBLEM_PARAMS, *SCHEME_PARAMS)
+    dual_update = True
 
 
 class PnPPGD(_TiledPlugAndPlay):
@@ -390,30 +397,7 @@ class PnPPGD(_TiledPlugAndPlay):
                    "ρ_k = λ/σ_k².")
     reference = _REFERENCE_PNP + " Geman & Yang, IEEE TIP 4 (1995) 932 (HQS)."
     params = (ITERATIONS(24, 2000), *PROBLEM_PARAMS, *SCHEME_PARAMS)
-
-    def run(self, y, A, noise, ctx: Context, iterations: int, lam: float, sigma_start: float | None, start: str,
-            noise_injection: float, average: int, cg_iterations: int, guard: bool, equivariant: bool,
-            **setup: Any) -> Estimate:
-        with torch.no_grad():
-            P = _Problem(y, A, noise, **setup)
-            S = _Scheme(P, y, A, noise, ctx, iterations, sigma_start, start, noise_injection, average, equivariant)
-            G = _Guard(P, guard)
-            z = x = P.x0
-            for k, s in enumerate(S.sigmas, 1):
-                s = G.sigma(s)
-                x = P.data.prox(z, lam / (s * s), x, cg_iterations)
-                z = S.denoise(P, x, s, k, ctx)
-                back = G.check(k, s, (z, x))
-                if back is not None:
-                    z, x = back
-                    S.restart()
-                S.keep(k, z)
-                out = P.report(ctx, k, iterations, S.result(z) if k == len(S.sigmas) else z, s)
-                if G.stopped:
-                    break
-            mean = S.result(z)
-            out = mean * P.scale
-        return Estimate(out, info=P.info(k, guard=G.info(), scheme=S.info(), **prior_fit(P, mean)))
+    dual_update = False
 
 
 class RED(Method):
