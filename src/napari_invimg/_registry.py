@@ -17,7 +17,7 @@ __all__ = ["Registry", "import_submodules", "DOMAIN_MODULES", "domain_names"]
 #: what the domain modules register when imported (on first use: ``napari_invimg.mri``, ``.blackhole``), so that
 #: the registries list them without importing them; ``tests/test_registry.py`` checks it against the modules
 DOMAIN_MODULES: dict[str, dict[str, tuple[str, ...]]] = {
-    "napari_invimg.mri": {"method": ("cg_sense",), "operator": ("MRIOperator", "CartesianMRI", "GatheredCartesianMRI",
+    "napari_invimg.mri": {"method": ("cg_sense", "sparse_laplace"), "operator": ("MRIOperator", "CartesianMRI", "GatheredCartesianMRI",
                                                                   "NonCartesianMRI")},
     "napari_invimg.blackhole": {"method": ("clean", "gmrf_hmc", "rml"), "operator": ("Interferometer", "Closures")},
 }

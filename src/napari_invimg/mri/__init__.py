@@ -1,10 +1,10 @@
 """MRI: k-space operators (Cartesian 2D/3D, non-Cartesian), sampling masks, coil maps, phantoms, fastMRI files.
 
-Importing this module registers the MRI operators (for ``from_spec``) and the MRI method ``cg_sense``;
+Importing this module registers the MRI operators (for ``from_spec``) and the MRI methods ``cg_sense`` and ``sparse_laplace`` (a posterior);
 zero-filling and compressed sensing are the generic ``adjoint``, ``wavelet`` and ``tv`` methods.
 """
 
-from . import methods  # noqa: F401  (registers the MRI methods)
+from . import methods, posterior  # noqa: F401  (register the MRI methods)
 from .coils import birdcage, calibration_region, espirit, map_correlation, rss, sense_combine
 from .io import Scan, load, save_h5
 from .masks import MASK_KINDS, acceleration_of, default_center_fraction, mask, radial_trajectory
