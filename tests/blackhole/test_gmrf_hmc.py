@@ -71,3 +71,19 @@ def test_gmrf_hmc_refuses_other_operators():
     A = ni.operators.Blur(ni.psf.gaussian((5, 5), 1.0), (16, 16))
     with pytest.raises(ValueError, match="Interferometer"):
         ni.reconstruct(np.zeros((16, 16), np.float32), A, "gmrf_hmc", noise=ni.noise.Gaussian(0.1))
+
+
+def test_interweaving_keeps_the_image_and_finds_the_field_strength():
+    """ASIS move of (log σ, log ρ) with g = σK_ρε fixed: the image is unchanged, and σ goes back to the strength
+    that generated g when started e¹ too large (its conditional given g has sd ≈ 1/√(2N²))."""
+    obs = bh.simulate(bh.models.ring(NPIX, FOV), FOV, seed=0)
+    post = GMRFPosterior(torch.as_tensor(obs.vis), bh.Interferometer(obs, NPIX, FOV), ni.noise.Gaussian(obs.sigma),
+                         prior_fwhm_uas=80.0, order=1, total_flux=None, flux_uncertainty=0.1, link="linear")
+    g = torch.Generator().manual_seed(3)
+    theta = post.start().unsqueeze(0).repeat(64, 1)
+    theta[:, : NPIX * NPIX] = torch.randn(64, NPIX * NPIX, generator=g, dtype=torch.float64) * np.exp(-1.0)
+    theta[:, -3] = 1.0  # the field was drawn with log σ = 0
+    moved = post.interweave(theta, g, moves=300)
+    assert torch.allclose(post.image(moved), post.image(theta), atol=1e-12)
+    assert float(moved[:, -3].mean()) == pytest.approx(0.0, abs=0.15)  # 64 chains, each with sd ≈ 0.15 (ρ unknown)
+    assert torch.equal(moved[:, -1], theta[:, -1])  # the flux is not touched

@@ -117,6 +117,58 @@ class GMRFPosterior:
         spec = spec / ((spec * weights).sum((-2, -1), keepdim=True) / (n * n))
         return torch.fft.irfft2(torch.fft.rfft2(eps, norm="ortho") * spec.sqrt(), s=(n, n), norm="ortho")
 
+    def _spectrum(self, log_rho: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The normalized GMRF spectrum on the rfft2 grid (…, N, N//2+1) and the column multiplicities."""
+        kappa2 = torch.exp(-2 * log_rho)[..., None, None]
+        spec = (kappa2 + self.lam) ** (-self.order)
+        n = self.npix
+        weights = torch.full((n // 2 + 1,), 2.0, dtype=spec.dtype)
+        weights[0] = 1.0
+        if n % 2 == 0:
+            weights[-1] = 1.0
+        return spec / ((spec * weights).sum((-2, -1), keepdim=True) / (n * n)), weights
+
+    def interweave(self, theta: torch.Tensor, gen: torch.Generator, moves: int = 4) -> torch.Tensor:
+        """Metropolis moves of log σ and log ρ in the centered parametrization: the field ``g = σ K_ρ ε`` (hence the
+        image and the likelihood) is held fixed and ε rescaled, so each move needs FFTs only. Interleaved with the
+        non-centered HMC transitions this is ASIS (Yu & Meng, JCGS 20 (2011) 531): σ and ρ, stiff given ε when the
+        data fix the image, move freely given g. Target ``p(s, t) p(g | s, t)``, ``g | s, t ~ N(0, e^{2s} K_t K_tᵀ)``."""
+        n = self.npix
+        n2 = n * n
+        theta = theta.clone()
+        eps = theta[..., :n2].reshape(*theta.shape[:-1], n, n)
+        eps_hat = torch.fft.rfft2(eps, norm="ortho")
+        s0, t0 = theta[..., -3].clone(), theta[..., -2].clone()
+        spec, weights = self._spectrum(t0)
+        g_power = (eps_hat.abs() ** 2) * spec * weights  # |ĝ|²/σ₀² per rfft frequency, with multiplicities
+
+        def log_p(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            sp, _ = self._spectrum(t)
+            logdet = 0.5 * (torch.log(sp) * weights).sum((-2, -1))  # log|det K_t|
+            quad = torch.exp(2 * (s0 - s)) * (g_power / sp).sum((-2, -1))  # ‖K_t⁻¹ g‖² / σ²
+            return -0.5 * s * s - 0.5 * (t - self.rho0) ** 2 - n2 * s - logdet - 0.5 * quad
+
+        s, t = s0, t0
+        current = log_p(s, t)
+        s_sd, t_sd = 1.0 / math.sqrt(2.0 * n2), 0.1
+        for _ in range(moves):
+            for which in (0, 1):
+                if which == 0:
+                    ps, pt = s + s_sd * torch.randn(s.shape, generator=gen, dtype=s.dtype), t
+                else:
+                    ps, pt = s, t + t_sd * torch.randn(t.shape, generator=gen, dtype=t.dtype)
+                proposed = log_p(ps, pt)
+                take = torch.log(torch.rand(s.shape, generator=gen, dtype=s.dtype)) < proposed - current
+                s, t = torch.where(take, ps, s), torch.where(take, pt, t)
+                current = torch.where(take, proposed, current)
+        # ε' with the same g: ε̂' = ε̂ · e^{s₀ − s} √(spec₀ / spec')
+        spec_new, _ = self._spectrum(t)
+        scale = torch.exp(s0 - s)[..., None, None]
+        eps_new = torch.fft.irfft2(eps_hat * (spec / spec_new).sqrt() * scale, s=(n, n), norm="ortho")
+        theta[..., :n2] = eps_new.reshape(*theta.shape[:-1], n2)
+        theta[..., -3], theta[..., -2] = s, t
+        return theta
+
     def image(self, theta: torch.Tensor) -> torch.Tensor:
         """The image of parameter vectors (…, d) under the link (module docstring)."""
         n = self.npix
@@ -224,6 +276,8 @@ class GMRFHMC(Method):
                   "log F softmax(log m + σf) (Comrade's; stiff on high-SNR data)"),
         Param("systematic", float, 0.02, 0.0, 1.0,
               doc="fractional systematic error added in quadrature to every visibility's sigma (EHT practice: 1–5%)"),
+        Param("interweave", bool, True,
+              doc="after each HMC transition, move σ and ρ with the field σK_ρε held fixed (ASIS; mixes the hyper-parameters)"),
         Param("trajectory", float, 1.5, 0.1, 10.0, doc="HMC trajectory length in whitened units"),
         Param("max_leapfrog", int, 48, 1, 1024, doc="most leapfrog steps per transition"),
     )
@@ -242,7 +296,17 @@ class GMRFHMC(Method):
             metric = fisher_metric(post.residuals, mode.unsqueeze(0), post.prior_curvature(), mode)
             w = ctx.randn((chains, post.d), dtype=post.dtype, offset=43)
             total = warm + draws
-            hmc_kw = {"trajectory": params["trajectory"], "max_leapfrog": params["max_leapfrog"]}
+            hmc_kw: dict[str, Any] = {"trajectory": params["trajectory"], "max_leapfrog": params["max_leapfrog"]}
+            if params["interweave"]:
+                gen = ctx.generator(47)
+                box: dict[str, Any] = {}
+
+                def between(v: torch.Tensor) -> torch.Tensor:
+                    with torch.no_grad():
+                        return box["metric"].to_w(post.interweave(box["metric"].to_theta(v), gen))
+
+                hmc_kw["between"] = between
+                box["metric"] = metric
             first = warm // 2
             step = 0.5
             w, step, _ = hmc(lambda v: post(metric.to_theta(v)), w, ctx, iterations=first, adapt=True, step=step,
@@ -250,6 +314,8 @@ class GMRFHMC(Method):
             # the metric again, averaged over the chains' states (the mode's curvature can be far from the bulk's)
             theta = metric.to_theta(w).detach()
             metric = fisher_metric(post.residuals, theta, post.prior_curvature(), theta.mean(0))
+            if params["interweave"]:
+                box["metric"] = metric
             w = metric.to_w(theta)
             w, step, _ = hmc(lambda v: post(metric.to_theta(v)), w, ctx, iterations=warm - first, adapt=True,
                              step=step, progress=(first, total), offset=2, **hmc_kw)

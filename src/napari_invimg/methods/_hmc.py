@@ -71,13 +71,15 @@ def fisher_metric(residuals: Callable[[torch.Tensor], torch.Tensor], points: tor
 def hmc(potential: Callable[[torch.Tensor], torch.Tensor], w: torch.Tensor, ctx: Context, *, iterations: int,
         adapt: bool, step: float, target: float = 0.8, trajectory: float = 1.5, max_leapfrog: int = 64,
         record: Callable[[torch.Tensor, int], None] | None = None, progress: tuple[int, int] = (0, 0),
-        offset: int = 0) -> tuple[torch.Tensor, float, float]:
+        offset: int = 0, between: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[torch.Tensor, float, float]:
     """``iterations`` HMC transitions of every chain of ``w`` (chains, d) with the identity mass.
 
     ``potential(w)`` returns the negative log-density per chain. The number of leapfrog steps is
     ``⌈trajectory / step⌉`` (at most ``max_leapfrog``) and the step is jittered by ±10% each transition.
     ``adapt``: tune the step towards acceptance ``target`` by dual averaging and return the averaged step.
-    ``record(w, k)`` is called after every transition. Returns (states, step, mean acceptance)."""
+    ``record(w, k)`` is called after every transition. ``between(w)``: another move that leaves the target
+    invariant, applied after every transition (e.g. an interweaving step of the hyper-parameters). Returns
+    (states, step, mean acceptance)."""
     gen = ctx.generator(1009 + offset)
     chains = w.shape[0]
 
@@ -112,6 +114,9 @@ def hmc(potential: Callable[[torch.Tensor], torch.Tensor], w: torch.Tensor, ctx:
         w = torch.where(accept[:, None], x, w)
         u = torch.where(accept, ux, u)
         g = torch.where(accept[:, None], gx, g)
+        if between is not None:
+            w = between(w.detach())
+            u, g = value_grad(w)
         rate = float(log_alpha.exp().mean())
         accepted += rate
         if adapt:  # Hoffman & Gelman (2014), Algorithm 5: γ = 0.05, t₀ = 10, κ = 0.75
