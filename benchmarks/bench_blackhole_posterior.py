@@ -46,10 +46,13 @@ def main() -> None:
                         help="fractional systematic error of gmrf_hmc (empty: its default; 0 when, as here, the "
                              "simulated data have thermal noise only)")
     parser.add_argument("--no-interweave", action="store_true", help="HMC only (no ASIS moves of σ, ρ)")
+    parser.add_argument("--mean-image", default=None, choices=("gaussian", "rml"), help="gmrf_hmc's mean image")
     args = parser.parse_args()
     torch.set_num_threads(1)
     kw = {k: v for k, v in (("iterations", args.iterations), ("warmup", args.warmup),
                             ("systematic", args.systematic)) if v is not None}
+    if args.mean_image:
+        kw["mean_image"] = args.mean_image
     if args.no_interweave:
         kw["interweave"] = False
     cov, corr = ni.diagnostics.coverage, ni.diagnostics.std_error_correlation

@@ -73,6 +73,8 @@ def test_predictive_check_flags_a_too_narrow_posterior():
     assert fair.n_held_out > 0.25 * A.n_measured() and 0 <= fair.coverage <= 1
     assert narrow.inflation > 5 * fair.inflation and narrow.verdict == "too narrow"
     assert narrow.posterior_coverage < fair.posterior_coverage
+    # the image coverage: κ scales only the data-informed part of the spread (here the kept pixels' share)
+    assert narrow.image_coverage < fair.image_coverage and 0 < fair.data_informed < 1
     assert fair.reconstruction is not None and fair.method == "ula"
     with pytest.raises(ValueError, match="holdout"):
         ni.diagnostics.predictive_check("ula", y, A, noise, holdout=0.0)

@@ -53,7 +53,7 @@ class GMRFPosterior:
 
     def __init__(self, y: torch.Tensor, A: Operator, noise: NoiseModel, *, prior_fwhm_uas: float, order: int,
                  total_flux: float | None, flux_uncertainty: float, systematic: float = 0.0, link: str = "log",
-                 dtype: torch.dtype = torch.float64):
+                 dtype: torch.dtype = torch.float64, mean_image: np.ndarray | None = None):
         fwd = A.interferometer if isinstance(A, Closures) else A
         if not isinstance(fwd, Interferometer):
             raise TypeError(f"gmrf_hmc images with the Interferometer or Closures operators, not {A.name}.")
@@ -90,6 +90,12 @@ class GMRFPosterior:
         self.flux0 = float(total_flux)
         self.flux_sd = float(flux_uncertainty)
         mean = gaussian_image(n, fwd.fov_uas, prior_fwhm_uas, 1.0)
+        if mean_image is not None:  # a data-driven mean (e.g. rml's image blurred to the resolution), kept positive
+            given = np.asarray(mean_image, dtype=np.float64)
+            if given.shape != (n, n) or not np.isfinite(given).all() or not given.max() > 0:
+                raise ValueError(f"The mean image must be a finite ({n}, {n}) image with positive flux.")
+            given = np.maximum(given, 0.0)
+            mean = np.maximum(given / given.sum(), 0.01 * given.max() / given.sum() * mean / mean.max())
         self.mu = torch.as_tensor(np.log(np.maximum(mean, 1e-300)), dtype=dtype)
         res = fwd.obs.resolution_uas if fwd.obs is not None else prior_fwhm_uas / 3
         self.rho0 = math.log(res / (fwd.fov_uas / n))
@@ -175,7 +181,8 @@ class GMRFPosterior:
         eps = theta[..., : n * n].reshape(*theta.shape[:-1], n, n)
         log_sigma, log_rho, log_flux = theta[..., -3], theta[..., -2], theta[..., -1]
         f = torch.exp(log_sigma)[..., None, None] * self.field(eps, log_rho)
-        if self.link == "linear":
+        if self.link == "linear":  # the field carries no flux (Σ m f = 0): F is the total flux, not traded against σ
+            f = f - (self.m * f).sum((-2, -1), keepdim=True) / self.m.sum()
             return torch.exp(log_flux)[..., None, None] * self.m * (1 + f)
         if self.link == "softplus":
             return torch.exp(log_flux)[..., None, None] * self.m * F.softplus(1 + f, beta=SOFTPLUS_BETA)
@@ -268,6 +275,8 @@ class GMRFHMC(Method):
         Param("chains", int, 4, 1, 16, doc="chains run together (split-R̂ needs at least two)"),
         Param("n_samples", int, 100, 2, 100000, doc="samples returned (thinned, all chains)"),
         Param("prior_fwhm_uas", float, 80.0, 1.0, 10000.0, doc="FWHM of the Gaussian mean image (µas)"),
+        Param("mean_image", str, "gaussian", choices=("gaussian", "rml"),
+              doc="the field's mean image m: the Gaussian of prior_fwhm_uas, or rml's image blurred to the resolution"),
         Param("order", int, 1, 1, 3, doc="order of the GMRF precision (1: (κ² + Δ), Comrade's; 2: smoother)"),
         Param("total_flux", float, None, 0.0, None, doc="prior total flux F₀ in Jy (empty: from the shortest baselines)"),
         Param("flux_uncertainty", float, 0.1, 1e-3, 2.0, doc="prior std of log F (closures leave the flux to it)"),
@@ -286,9 +295,18 @@ class GMRFHMC(Method):
         t0 = time.perf_counter()
         chains, warm, draws = params["chains"], params["warmup"], params["iterations"]
         with single_thread():
+            mean_image = None
+            if params["mean_image"] == "rml":  # rml's image blurred to the nominal resolution
+                from .compare import blur_to_resolution
+                from .rml import RML
+
+                pilot = RML().run(y, A, noise, ctx, **RML.validate({}))
+                fwd = A.interferometer if isinstance(A, Closures) else A
+                res = fwd.obs.resolution_uas if fwd.obs is not None else params["prior_fwhm_uas"] / 3
+                mean_image = blur_to_resolution(pilot.mean.detach().cpu().numpy(), fwd.fov_uas, res)
             post = GMRFPosterior(y, A, noise, prior_fwhm_uas=params["prior_fwhm_uas"], order=params["order"],
                                  total_flux=params["total_flux"], flux_uncertainty=params["flux_uncertainty"],
-                                 systematic=params["systematic"], link=params["link"])
+                                 systematic=params["systematic"], link=params["link"], mean_image=mean_image)
             n = post.npix
             start = post.start()
             start[: n * n] = 0.1 * ctx.randn((n * n,), dtype=post.dtype, offset=41)  # off the point-symmetric saddle
