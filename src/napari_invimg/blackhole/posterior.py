@@ -5,7 +5,10 @@ correlation length sampled with the image, by Hamiltonian Monte Carlo.
     F · softmax(log m + σ f)  ("log", Comrade.jl's log-intensity raster);   f = K_ρ ε,   ε ~ N(0, I),
     log σ ~ N(0, 1),  log ρ ~ N(log r, 1),  log F ~ N(log F₀, s_F²)
 
-``m`` is a Gaussian image of unit flux (FWHM ``prior_fwhm_uas``), ``K_ρ`` the stationary filter whose power
+``m`` is a mean image of unit flux (rml's image blurred to the nominal resolution, ``mean_image="rml"``, the default;
+or a Gaussian of FWHM ``prior_fwhm_uas``); in the linear link the field is made flux-free (``f − Σmf/Σm``) so that F
+is the total flux and not traded against σ. (σ, ρ) also move by ASIS interweaving steps with the field σK_ρε held
+fixed (:meth:`GMRFPosterior.interweave`). ``K_ρ`` the stationary filter whose power
 spectrum is the order-``order`` Matérn / GMRF one, ``(κ² + λ(k))^{-order}`` with ``κ = 1/ρ`` (ρ in pixels) and
 ``λ(k) = 4 sin²(πk₁/N) + 4 sin²(πk₂/N)`` the eigenvalues of the grid Laplacian (periodic grid), normalized to
 unit variance per pixel, ``r`` the nominal resolution in pixels and ``F₀`` the zero-baseline flux. The
@@ -256,7 +259,8 @@ class GMRFHMC(Method):
     name = "gmrf_hmc"
     label = "Hierarchical GMRF posterior (HMC)"
     description = (
-        "x = F m (1 + σ K_ρ ε) (or a softplus / log link): Gaussian Markov random field around a Gaussian mean image m, "
+        "x = F m (1 + σ K_ρ ε) (or a softplus / log link): Gaussian Markov random field around a mean image m (rml's "
+        "image blurred to the resolution, or a Gaussian; the linear field carries no flux), "
         "with its strength σ, correlation length ρ and the total flux F sampled with ε by HMC (metric: Gauss–Newton "
         "at the chains, re-estimated in warm-up). Data: complex visibilities, or closure phases + log closure "
         "amplitudes. Returns mean, std, samples, split-R̂ and ESS."
@@ -275,7 +279,7 @@ class GMRFHMC(Method):
         Param("chains", int, 4, 1, 16, doc="chains run together (split-R̂ needs at least two)"),
         Param("n_samples", int, 100, 2, 100000, doc="samples returned (thinned, all chains)"),
         Param("prior_fwhm_uas", float, 80.0, 1.0, 10000.0, doc="FWHM of the Gaussian mean image (µas)"),
-        Param("mean_image", str, "gaussian", choices=("gaussian", "rml"),
+        Param("mean_image", str, "rml", choices=("gaussian", "rml"),
               doc="the field's mean image m: the Gaussian of prior_fwhm_uas, or rml's image blurred to the resolution"),
         Param("order", int, 1, 1, 3, doc="order of the GMRF precision (1: (κ² + Δ), Comrade's; 2: smoother)"),
         Param("total_flux", float, None, 0.0, None, doc="prior total flux F₀ in Jy (empty: from the shortest baselines)"),

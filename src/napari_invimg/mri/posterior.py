@@ -74,7 +74,7 @@ class SparseLaplace(Method):
         Param("tau", float, 0.8, 0.1, 10.0, doc="discrepancy target of the MAP's automatic λ"),
         Param("n_samples", int, 32, 2, 1000, doc="posterior samples (one batch of conjugate-gradient solves)"),
         Param("cg_iterations", int, 200, 1, 5000, doc="conjugate-gradient steps per sample"),
-        Param("floor", float, 1e-3, 1e-6, 1.0, log_scale=True,
+        Param("floor", float, 3e-4, 1e-6, 1.0, log_scale=True,
               doc="ε of max(|Lx̂|, ε), relative to the MAP's largest magnitude (coefficients at zero stay near zero)"),
     )
 
