@@ -172,3 +172,15 @@ def test_pixel_weights_scale_the_penalty(name):
     for _ in range(10):
         w = u + 1e-2 * torch.randn(u.shape, dtype=torch.float64)
         assert _prox_objective(R, w, x, 0.1) >= _prox_objective(R, u, x, 0.1) - 1e-7
+
+
+@pytest.mark.parametrize("kind", ["undecimated", "orthogonal"])
+def test_wavelet_weights_batched_after_unbatched(kind):
+    """The band weights cached for one image must not be reused with the wrong number of axes for a batch."""
+    reg = WaveletSparsity(2, wavelet="haar", levels=2, kind=kind)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(16, 16, generator=gen, dtype=torch.float64)
+    single = reg.shrink(x, 0.05)
+    batch = reg.shrink(torch.stack([x, 2 * x]), 0.05)
+    assert batch.shape == (2, 16, 16)
+    torch.testing.assert_close(batch[0], single)

@@ -87,7 +87,7 @@ class WaveletSparsity(AnalysisRegularizer):
     def band_weights(self, x: torch.Tensor) -> torch.Tensor:
         """Weights ``s`` broadcastable against the coefficients of ``x`` (0 on the approximation)."""
         shape = tuple(x.shape[x.ndim - self.ndim:])
-        key = (shape, x.device, self.kind)
+        key = (shape, x.ndim, x.device, self.kind)  # the undecimated weights broadcast over x.ndim axes
         if key not in self._weights:
             d = self.ndim
             if self.kind == "undecimated":
