@@ -198,3 +198,75 @@ def test_a_method_defined_in_one_file_tiles():
                          noise=ni.noise.Gaussian(0.1), tile_shape=(20, 24))
     assert rec.info["tiling"]["tiles"] == 4 and rec.info["tiling"]["resolved_params"]["gain"] == 1.0 / float(y.max())
     np.testing.assert_allclose(rec.mean.compute(), ref, atol=1e-6)
+
+
+def test_tiles_in_flight_and_pilot_stay_within_the_untiled_memory(monkeypatch, tmp_path):
+    """The plan keeps the tiles in flight and the pilot region under 3/4 of the untiled working memory, and the
+    run never has more tiles in memory at once than the plan says (each written to the store as it finishes)."""
+    import threading
+    import time
+
+    from napari_invimg import tiling
+    from napari_invimg.methods import registry
+
+    psf, noise = ni.psf.gaussian((7, 7), (1.3, 1.3)), ni.noise.Gaussian(0.01)
+    y = ni.simulate(ni.datasets.fluorescence((192, 192), seed=1).astype(np.float32),
+                    ni.operators.Blur(psf, (192, 192)), noise, seed=0)
+    A = ni.operators.Blur(psf, (8, 8))
+    cls = registry.get("richardson_lucy")
+    monkeypatch.setattr(tiling, "_workers", lambda client: (4, 2.0**40))  # 4 slots, plenty of memory
+    plan, _ = tiling.plan_tiles(da.from_array(y), A, cls, {})
+    bpv = 4.0 * cls.tile_profile.work_arrays
+    untiled = np.prod(y.shape) * bpv
+    tile_bytes = tiling.padded_bytes(plan.tile, plan.depth, bpv, y.shape)
+    assert 1 <= plan.in_flight <= 4 and plan.in_flight * tile_bytes <= 0.75 * untiled
+    assert tiling.padded_bytes(plan.pilot_tile, plan.depth, bpv, y.shape) <= 0.75 * untiled
+    assert np.prod(plan.tile) < np.prod(y.shape)  # the image was split
+
+    running, peak, lock = [0], [0], threading.Lock()
+    solve = tiling._solve_block
+
+    def counted(*args, **kwargs):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.05)  # tiles overlap in time if the runner lets them
+        try:
+            return solve(*args, **kwargs)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(tiling, "_solve_block", counted)
+    rec = ni.reconstruct(da.from_array(y), A, "richardson_lucy", noise=noise, iterations=3, stop="none",
+                         acceleration=False, output=tmp_path / "rl.zarr")
+    info = rec.info["tiling"]
+    assert info["tiles"] > info["in_flight"] and peak[0] == info["in_flight"]
+
+
+def test_run_tiles_keeps_at_most_in_flight_tasks_running():
+    import threading
+    import time
+
+    import dask
+
+    from napari_invimg.tiling import _run_tiles
+
+    running, peak, started, lock = [0], [0], [], threading.Lock()
+
+    def task(i):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+            started.append(i)
+        time.sleep(0.02)
+        with lock:
+            running[0] -= 1
+        return i
+
+    progress = []
+    _run_tiles([dask.delayed(task)(i) for i in range(7)], None, lambda d, t, _: progress.append((d, t)), in_flight=2)
+    assert peak[0] == 2 and sorted(started) == list(range(7)) and progress[-1] == (7, 7)
+    peak[0] = 0
+    _run_tiles([dask.delayed(task)(i) for i in range(5)], None, None, in_flight=1)
+    assert peak[0] == 1

@@ -10,10 +10,11 @@ zero), so edge tiles see exactly what the untiled operator sees.
 A method tiles when its class declares a ``tile_profile`` (:class:`~napari_invimg.methods.registry.TileProfile`);
 this module names no method. The choices a method makes from the whole image (the noise level, the iteration where
 Richardson–Lucy stops and its extrapolation weights, its background offset, a plug-and-play scale) are fixed once by
-the method's ``resolve_globals`` hook on a pilot run over the largest central region that fits one worker (the
-whole image when it fits) and passed to every tile, so the tiles solve one problem and the result's ``info`` holds
+the method's ``resolve_globals`` hook on a pilot run over the largest central region that fits the memory budget
+(:func:`memory_budget`) and passed to every tile, so the tiles solve one problem and the result's ``info`` holds
 everything needed to replay it. Tiles run with one torch thread each — the parallelism is across tiles — which also
-makes the result bit-identical on the threaded scheduler and on a ``dask.distributed`` cluster.
+makes the result bit-identical on the threaded scheduler and on a ``dask.distributed`` cluster. The tiles in
+flight together, like the pilot, hold at most 3/4 of the untiled run's working memory (benchmarks/RESULTS.md §8).
 
 Reference: Rocklin, *Dask: parallel computation with blocked algorithms and task scheduling*, SciPy 2015.
 """
@@ -45,7 +46,7 @@ from .uncertainty import Reconstruction
 from .validation import check_noise, check_seed
 
 __all__ = ["reconstruct_tiled", "TileProfile", "TilePlan", "plan_tiles", "pilot_choices", "execute_tiles", "tile_halo",
-           "choose_tile_shape", "operator_for_shape", "active_client", "tileable_methods"]
+           "choose_tile_shape", "operator_for_shape", "active_client", "tileable_methods", "memory_budget", "padded_bytes"]
 
 
 def _profile(cls: type[registry.Method]) -> TileProfile:
@@ -117,14 +118,15 @@ def _accepts_n_workers(client) -> bool:
 
 
 def choose_tile_shape(spatial_shape: Sequence[int], halo: Sequence[int], bytes_per_voxel: float,
-                      memory_bytes: float, min_tiles: int = 1) -> tuple[int, ...]:
+                      memory_bytes: float, min_tiles: int = 1, strict: bool = True) -> tuple[int, ...]:
     """Largest tile (halving the longest axis) whose padded size × ``bytes_per_voxel`` fits
-    ``memory_bytes``, with at least ``min_tiles`` tiles when the axes allow it; never thinner than its halo."""
+    ``memory_bytes``, with at least ``min_tiles`` tiles when the axes allow it; never thinner than its halo.
+    When even the smallest tile does not fit, raise (``strict``) or return that smallest tile."""
     tile = [int(s) for s in spatial_shape]
     floor = [max(2 * h, 16) for h in halo]
 
     def padded(t):
-        return float(np.prod([ti + 2 * h for ti, h in zip(t, halo)])) * bytes_per_voxel
+        return padded_bytes(t, halo, bytes_per_voxel, spatial_shape)
 
     def n_tiles(t):
         return int(np.prod([math.ceil(s / ti) for s, ti in zip(spatial_shape, t)]))
@@ -133,7 +135,7 @@ def choose_tile_shape(spatial_shape: Sequence[int], halo: Sequence[int], bytes_p
         # halve the axis with the most tiles-worth of room, lateral axes first on ties
         candidates = [i for i in range(len(tile)) if tile[i] // 2 >= floor[i]]
         if not candidates:
-            if padded(tile) > memory_bytes:
+            if padded(tile) > memory_bytes and strict:
                 raise ValueError(f"Even the smallest tile {tuple(tile)} with halo {tuple(halo)} needs "
                                  f"{padded(tile) / 2**30:.2f} GiB, more than the {memory_bytes / 2**30:.2f} GiB "
                                  f"available per worker; free memory or give a smaller halo.")
@@ -141,6 +143,26 @@ def choose_tile_shape(spatial_shape: Sequence[int], halo: Sequence[int], bytes_p
         i = max(candidates, key=lambda j: (tile[j] / max(halo[j], 1), j))
         tile[i] = (tile[i] + 1) // 2
     return tuple(tile)
+
+
+#: tiles in flight (and the pilot region) hold at most this fraction of the untiled run's working memory
+UNTILED_FRACTION = 0.75
+
+
+def padded_bytes(tile: Sequence[int], halo: Sequence[int], bytes_per_voxel: float,
+                 shape: Sequence[int] | None = None) -> float:
+    """Working memory of one tile with its halo on both sides (no longer than the array's ``shape``):
+    voxels × ``bytes_per_voxel``."""
+    shape = shape if shape is not None else [t + 2 * h for t, h in zip(tile, halo)]
+    return float(np.prod([min(t + 2 * h, n) for t, h, n in zip(tile, halo, shape)])) * bytes_per_voxel
+
+
+def memory_budget(spatial_shape: Sequence[int], bytes_per_voxel: float, slots: int, per_slot: float) -> float:
+    """Bytes that the tiles in flight may hold together: what the slots allow, and at most
+    :data:`UNTILED_FRACTION` of the untiled run's working memory (one frame × ``bytes_per_voxel``), so that a
+    tiled run never peaks above an untiled one of the same frame."""
+    untiled = float(np.prod([int(s) for s in spatial_shape])) * bytes_per_voxel
+    return min(slots * per_slot, UNTILED_FRACTION * untiled)
 
 
 def _regular_chunk(n: int, tile: int, depth: int, grid: int = 1) -> int:
@@ -248,9 +270,11 @@ def _write_block(block: np.ndarray, block_info=None, *, path: str, with_std: boo
     return np.ones((1,) * block.ndim, dtype=np.int8)
 
 
-def _run_tiles(tasks: list, client, progress: Callable | None) -> None:
-    """Compute the per-tile write tasks, reporting ``progress(done, total, None)``; ``False`` cancels."""
+def _run_tiles(tasks: list, client, progress: Callable | None, in_flight: int = 1) -> None:
+    """Compute the per-tile write tasks, at most ``in_flight`` at once (each tile is written to the store as it
+    finishes and then dropped), reporting ``progress(done, total, None)``; ``False`` cancels."""
     total = len(tasks)
+    in_flight = max(1, int(in_flight))
 
     def report(done: int) -> None:
         if progress is not None and progress(done, total, None) is False:
@@ -260,20 +284,26 @@ def _run_tiles(tasks: list, client, progress: Callable | None) -> None:
     if client is not None:
         from distributed import as_completed
 
-        futures = client.compute(tasks)
+        queue = iter(tasks)
+        futures = client.compute([t for _, t in zip(range(in_flight), queue)])
+        running = as_completed(futures)
         try:
-            for done, fut in enumerate(as_completed(futures), start=1):
+            for done, fut in enumerate(running, start=1):
                 fut.result()
+                fut.release()
                 report(done)
+                following = next(queue, None)
+                if following is not None:
+                    running.add(client.compute(following))
         except BaseException:
-            client.cancel(futures)
+            client.cancel(list(running.futures))
             raise
         return
     import dask
 
-    slots = os.cpu_count() or 1
-    with ThreadPoolExecutor(max_workers=slots) as pool:
-        pending = {pool.submit(dask.compute, t, scheduler="sync") for t in tasks}
+    queue = iter(tasks)
+    with ThreadPoolExecutor(max_workers=in_flight) as pool:
+        pending = {pool.submit(dask.compute, t, scheduler="sync") for _, t in zip(range(in_flight), queue)}
         done = 0
         try:
             while pending:
@@ -282,6 +312,9 @@ def _run_tiles(tasks: list, client, progress: Callable | None) -> None:
                     f.result()
                     done += 1
                     report(done)
+                    following = next(queue, None)
+                    if following is not None:
+                        pending.add(pool.submit(dask.compute, following, scheduler="sync"))
         except BaseException:
             for f in pending:
                 f.cancel()
@@ -291,7 +324,7 @@ def _run_tiles(tasks: list, client, progress: Callable | None) -> None:
 @dataclass
 class TilePlan:
     """Where the tiles lie: per-channel operators and specs, spatial tile shape and halo, the denoiser grid, the
-    pilot region and the scheduler."""
+    pilot region, the scheduler and how many tiles may be in memory at once (``in_flight``)."""
 
     ops: list[Operator]
     specs: list[dict[str, Any]]
@@ -302,6 +335,7 @@ class TilePlan:
     pilot_tile: tuple[int, ...]
     with_std: bool
     client: Any
+    in_flight: int = 1
 
     @property
     def spatial(self) -> int:
@@ -342,9 +376,13 @@ def plan_tiles(y, A, cls: type[registry.Method], params: dict[str, Any], tile_sh
     if tile_memory_bytes is not None:
         per_slot = float(tile_memory_bytes)
     bytes_per_voxel = 4.0 * profile.work_arrays * (3 if with_std else 1)
+    budget = memory_budget(spatial_shape, bytes_per_voxel, slots, per_slot)
     if tile_shape is None:
-        tile = choose_tile_shape(spatial_shape, depth, bytes_per_voxel, per_slot,
-                                 min_tiles=max(1, -(-slots // max(int(np.prod(y.shape[:n_lead])), 1))))
+        min_tiles = max(1, -(-slots // max(int(np.prod(y.shape[:n_lead])), 1)))
+        tile = choose_tile_shape(spatial_shape, depth, bytes_per_voxel, min(per_slot, budget / slots),
+                                 min_tiles=min_tiles, strict=False)
+        if padded_bytes(tile, depth, bytes_per_voxel, spatial_shape) > per_slot:  # the memory there is: raise
+            tile = choose_tile_shape(spatial_shape, depth, bytes_per_voxel, per_slot, min_tiles=min_tiles)
     else:
         tile = tuple(int(t) for t in tile_shape)
         if len(tile) != spatial or min(tile) < 1:
@@ -352,9 +390,12 @@ def plan_tiles(y, A, cls: type[registry.Method], params: dict[str, Any], tile_sh
     tile = tuple(_regular_chunk(n, t, d, grid if i >= spatial - 2 else 1)
                  for i, (n, t, d) in enumerate(zip(spatial_shape, tile, depth)))
     depth = tuple(0 if t >= n else d for n, t, d in zip(spatial_shape, tile, depth))
-    pilot_tile = choose_tile_shape(spatial_shape, depth, bytes_per_voxel, max(per_slot, 1.0))
+    # at most `budget` bytes of tiles in flight, and a pilot region within it: never more than the untiled run
+    tile_bytes = padded_bytes(tile, depth, bytes_per_voxel, spatial_shape)
+    in_flight = max(1, min(slots, int(budget // tile_bytes)))
+    pilot_tile = choose_tile_shape(spatial_shape, depth, bytes_per_voxel, max(budget, tile_bytes, 1.0))
     specs = [_full_spec(a, spatial_shape) for a in ops]
-    return TilePlan(ops, specs, channel_axis, n_lead, tile, depth, pilot_tile, with_std, client), params
+    return TilePlan(ops, specs, channel_axis, n_lead, tile, depth, pilot_tile, with_std, client, in_flight), params
 
 
 def pilot_choices(y, plan: TilePlan, cls: type[registry.Method], noise: NoiseModel | None, params: dict[str, Any],
@@ -432,14 +473,18 @@ def reconstruct_tiled(
     ``A.spec()`` on the tile's shape, so build ``A`` on a small shape for big data), or one operator per
     channel (``channel_axis``: the leading axis they belong to; default the last one of that length).
     ``tile_shape`` (spatial) defaults to the largest tile that fits ``tile_memory_bytes`` (default: the
-    memory per worker thread, from psutil or the cluster's worker limits); ``halo`` (pixels per side) to :func:`tile_halo`.
+    memory per worker thread, from psutil or the cluster's worker limits) and to the memory budget
+    (:func:`memory_budget`: the tiles in flight together, and the pilot region, hold at most 3/4 of what the untiled
+    run of one frame would, so a tiled run does not peak above an untiled one; ``info["tiling"]["in_flight"]`` says
+    how many tiles run at once); ``halo`` (pixels per side) to :func:`tile_halo`.
     With a learned denoiser (shift-equivariant only by multiples of its grid, 8 pixels) tiles and halos along
     the last two axes are moved up onto that grid, so every tile sees the network's sampling of the whole image. ``pixel_size_um`` and
     ``axes`` (e.g. ``"tczyx"``) describe the data for the OME-Zarr output.
 
     Without ``output`` the result is lazy: ``rec.mean`` (and ``rec.std`` where the method gives one) are
     dask arrays, computed by whatever scheduler computes them. With ``output`` (a ``.zarr`` path) the
-    tiles are computed now — on the active ``dask.distributed`` Client if there is one, else on threads —
+    tiles are computed now — on the active ``dask.distributed`` Client if there is one, else on threads, at most
+    ``in_flight`` at once, each written as it finishes —
     written to an OME-Zarr store under a temporary name that is renamed when every tile is done, and the
     returned arrays read lazily from it; ``progress(done, total, None)`` counts tiles and returning
     ``False`` cancels (the temporary store is removed and :class:`Cancelled` raised).
@@ -468,7 +513,7 @@ def reconstruct_tiled(
                           noise_source, seed, device)
         info["tiling"] = {"tile_shape": list(plan.tile), "halo": list(plan.depth), "tiles": int(np.prod(result.numblocks)),
                           "boundary": boundary, "pilot_shape": list(plan.pilot_tile), "resolved_params": params,
-                          "channel_axis": plan.channel_axis,
+                          "channel_axis": plan.channel_axis, "in_flight": plan.in_flight,
                           "scheduler": "distributed" if plan.client is not None else "threads"}
         if output is None:
             mean = result["mean"] if plan.with_std else result
@@ -476,7 +521,7 @@ def reconstruct_tiled(
             info["lazy"] = True
         else:
             mean, std = _compute_to_zarr(result, output, overwrite, plan.with_std, pixel_size_um, axes, plan.spatial,
-                                         info, plan.client, progress)
+                                         info, plan.client, progress, plan.in_flight)
     finally:
         torch.set_num_threads(prev_threads)
     std, _ = calibrated(std, None, mean, info, calibration)
@@ -484,7 +529,7 @@ def reconstruct_tiled(
 
 
 def _compute_to_zarr(result, output, overwrite: bool, with_std: bool, pixel_size_um, axes: str | None,
-                     spatial: int, info: dict, client, progress):
+                     spatial: int, info: dict, client, progress, in_flight: int = 1):
     import dask.array as da
 
     from .io._image import atomic_output, default_axes
@@ -505,7 +550,7 @@ def _compute_to_zarr(result, output, overwrite: bool, with_std: bool, pixel_size
                                     chunks=tuple((1,) * n for n in result.numblocks),
                                     meta=np.empty((0,) * result.ndim, np.int8))
         tasks = [written.blocks[idx] for idx in np.ndindex(*written.numblocks)]
-        _run_tiles(tasks, client, progress)
+        _run_tiles(tasks, client, progress, in_flight)
         info["tiling"]["levels"] = write_pyramid(tmp)  # downsampled levels: large results open at once
         if with_std:
             write_pyramid(Path(tmp) / "std")
