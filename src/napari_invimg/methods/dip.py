@@ -211,7 +211,8 @@ def fit_network(
     rule = StoppingRule(stop, tau, window, patience)
     measured = A.n_measured() * (y.numel() // max(math.prod(A.out_shape), 1))  # unsampled k-space does not count
     net.to(ctx.device)
-    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    # one multi-tensor update for all the weights: the per-tensor loop is ~10–25% of a 128² CPU step (RESULTS §4)
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr, foreach=True)
     moments = RunningMoments(window)
     gen = ctx.generator(offset=7)
     selected: torch.Tensor | None = None
