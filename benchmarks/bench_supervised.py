@@ -48,27 +48,37 @@ def emit(log, row: dict) -> None:
 
 
 def train(method: str, args, **kw) -> Path:
+    """Train ``method`` for ``args.steps`` steps, or until ``args.train_minutes`` of wall time have passed (then the
+    partial model, written by ``train_supervised`` on cancel, is used)."""
     out = Path(args.out) / f"{method}_{args.size}_{args.steps}_w{args.width}.pt"
     if out.exists() and not args.retrain:
         return out
     t = time.perf_counter()
-    last = {"t": t}
+    budget = 60.0 * args.train_minutes if getattr(args, "train_minutes", None) else None
+    reached = {"step": 0}
 
     def progress(step, total, preview, status=None):
-        if status and "val_psnr" in status:
-            now = time.perf_counter()
-            if step % 100 and step != total:
-                return True
+        reached["step"] = step
+        now = time.perf_counter()
+        if status and "val_psnr" in status and (step % 100 == 0 or step == total):
             print(f"  {method} step {step}/{total} loss {status['loss']:.4g} val PSNR {status['val_psnr']:.2f} "
                   f"({now - t:.0f} s)", flush=True)
-            last["t"] = now
+        if budget is not None and now - t >= budget:
+            print(f"  {method}: wall-time budget of {args.train_minutes:g} min reached at step {step}/{total}",
+                  flush=True)
+            return False
         return True
 
     if args.width:
         kw["width"] = args.width
-    path = ni.train_supervised(method, steps=args.steps, seed=0, out=out, progress=progress, **kw)
-    print(f"  trained {method}: {args.steps} steps in {time.perf_counter() - t:.0f} s "
-          f"({(time.perf_counter() - t) / args.steps:.2f} s/step)", flush=True)
+    try:
+        path = ni.train_supervised(method, steps=args.steps, seed=0, out=out, progress=progress, **kw)
+    except ni.Cancelled as exc:
+        path = Path(exc.partial)
+    done = max(reached["step"], 1)
+    args.steps_done, args.train_seconds = reached["step"], time.perf_counter() - t
+    print(f"  trained {method}: {reached['step']} of {args.steps} steps in {time.perf_counter() - t:.0f} s "
+          f"({(time.perf_counter() - t) / done:.2f} s/step)", flush=True)
     return path
 
 
@@ -77,10 +87,11 @@ def part_care(args) -> None:
     truth = [ni.datasets.fluorescence((n, n), seed=100 + i) for i in range(args.images)]
     path = train("care", args, truth=truth, operator=blur((n, n)), noise=NOISE)
     A = blur((n, n))
-    for seed in TEST_SEEDS:
+    for seed in TEST_SEEDS[:args.test_images]:
         x = ni.datasets.fluorescence((n, n), seed=seed)
         y = ni.simulate(x, A, NOISE, seed=0)
-        row = {"part": "care", "size": n, "steps": args.steps, "image": seed, "y": quality(y, x)}
+        row = {"part": "care", "size": n, "steps": args.steps, "steps_done": getattr(args, "steps_done", None),
+               "train_s": getattr(args, "train_seconds", None), "image": seed, "y": quality(y, x)}
         for name, kw in (("care", {"weights": str(path)}), ("pnp_admm", {}), ("tv", {}), ("richardson_lucy", {})):
             t = time.perf_counter()
             rec = ni.reconstruct(y, A, name, noise=NOISE, seed=0, **kw)
@@ -208,6 +219,8 @@ def main() -> None:
     ap.add_argument("--out", default="/tmp/invimg-bench")
     ap.add_argument("--log", default=None)
     ap.add_argument("--retrain", action="store_true")
+    ap.add_argument("--train-minutes", type=float, default=None,
+                    help="care/unrolled training: stop at this wall time (the partial model is used)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     Path(args.out).mkdir(parents=True, exist_ok=True)
