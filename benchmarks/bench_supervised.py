@@ -3,7 +3,7 @@ table under a wrong PSF width, and neural_field against DIP and on 2× super-res
 
 Parts (run each as its own process; every part prints a table and appends JSON lines to --log):
 
-    python benchmarks/bench_supervised.py care --size 256 --steps 1500         # care vs pnp_admm / tv, held out
+    python benchmarks/bench_supervised.py care --size 256 --steps 500 --train-minutes 20 --test-images 3  # vs pnp_admm / tv
     python benchmarks/bench_supervised.py unrolled --size 256 --steps 400      # MRI 8 coils, poisson 8×, equispaced 4×
     python benchmarks/bench_supervised.py robustness --size 128                # PSF width ±20 %, care/unrolled/pnp/tv/RL
     python benchmarks/bench_supervised.py field --size 128                     # neural_field vs DIP (§4 cases), 2× SR
@@ -220,7 +220,7 @@ def main() -> None:
     ap.add_argument("--log", default=None)
     ap.add_argument("--retrain", action="store_true")
     ap.add_argument("--train-minutes", type=float, default=None,
-                    help="care/unrolled training: stop at this wall time (the partial model is used)")
+                    help="care training (also robustness's): stop at this wall time in minutes, use the partial model")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     Path(args.out).mkdir(parents=True, exist_ok=True)
