@@ -8,7 +8,8 @@ zarr, distributed: the same in both runs) and the memory-mapped data were loaded
 row also reports the tiles, the tiles in flight and the pilot region the plan chose.
 
 Run: ``python benchmarks/bench_tiling_memory.py`` (``--shape 32x512x512``; ``--methods richardson_lucy,pnp_admm``;
-``--pnp-iterations 3``).
+``--pnp-iterations 3``; ``--pilots frame,bounded``: the default pilot over the whole frame when it fits a
+worker, and the pilot bounded by the memory budget).
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ def main() -> None:
     parser.add_argument("--methods", default="richardson_lucy,pnp_admm")
     parser.add_argument("--pnp-iterations", type=int, default=3)
     parser.add_argument("--workdir", default=None)
+    parser.add_argument("--pilots", default="frame,bounded", help="tiled runs: the pilot choices to measure")
     parser.add_argument("--run-one", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--tiled", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--method", help=argparse.SUPPRESS)
@@ -109,13 +111,14 @@ def main() -> None:
         print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for method in args.methods.split(","):
             params = {"iterations": args.pnp_iterations} if method.startswith("pnp") else {}
-            rows = {}
-            for tiled in (False, True):
-                rows[tiled] = r = _subprocess(workdir, method, tiled, params)
+            rows = {"untiled": _subprocess(workdir, method, False, params)}
+            for pilot in args.pilots.split(","):
+                rows[f"tiled, pilot={pilot}"] = _subprocess(workdir, method, True, {**params, "pilot": pilot})
+            for r in rows.values():
                 r["working"] = r["peak_mib"] - r["base_mib"]
-            for tiled, r in rows.items():
-                ratio = r["working"] / rows[False]["working"]
-                print(f"| {method} | {'tiled' if tiled else 'untiled'} | {r['seconds']:.1f} | {r['base_mib']:.0f} | "
+            for run, r in rows.items():
+                ratio = r["working"] / rows["untiled"]["working"]
+                print(f"| {method} | {run} | {r['seconds']:.1f} | {r['base_mib']:.0f} | "
                       f"{r['peak_mib']:.0f} | {r['working']:.0f} | {ratio:.2f} | {r.get('tiles', 1)} | "
                       f"{r.get('in_flight', '-')} | {'×'.join(map(str, r.get('tile_shape', ['-'])))} | "
                       f"{'×'.join(map(str, r.get('halo', ['-'])))} | "

@@ -215,12 +215,21 @@ def test_tiles_in_flight_and_pilot_stay_within_the_untiled_memory(monkeypatch, t
     A = ni.operators.Blur(psf, (8, 8))
     cls = registry.get("richardson_lucy")
     monkeypatch.setattr(tiling, "_workers", lambda client: (4, 2.0**40))  # 4 slots, plenty of memory
-    plan, _ = tiling.plan_tiles(da.from_array(y), A, cls, {})
+    plan, _ = tiling.plan_tiles(da.from_array(y), A, cls, {}, pilot="bounded")
     bpv = 4.0 * cls.tile_profile.work_arrays
     untiled = np.prod(y.shape) * bpv
     tile_bytes = tiling.padded_bytes(plan.tile, plan.depth, bpv, y.shape)
     assert 1 <= plan.in_flight <= 4 and plan.in_flight * tile_bytes <= 0.75 * untiled
     assert tiling.padded_bytes(plan.pilot_tile, plan.depth, bpv, y.shape) <= 0.75 * untiled
+    # the default pilot is the whole frame when it fits a worker (the tiled result is then the untiled one's) ...
+    assert tiling.plan_tiles(da.from_array(y), A, cls, {})[0].pilot_tile == y.shape
+    # ... and the region within the budget when it does not
+    monkeypatch.setattr(tiling, "_workers", lambda client: (4, 0.5 * untiled))
+    small = tiling.plan_tiles(da.from_array(y), A, cls, {})[0].pilot_tile
+    assert tiling.padded_bytes(small, plan.depth, bpv, y.shape) <= 0.75 * untiled
+    with pytest.raises(ValueError, match="pilot"):
+        tiling.plan_tiles(da.from_array(y), A, cls, {}, pilot="half")
+    monkeypatch.setattr(tiling, "_workers", lambda client: (4, 2.0**40))
     assert np.prod(plan.tile) < np.prod(y.shape)  # the image was split
 
     running, peak, lock = [0], [0], threading.Lock()

@@ -10,11 +10,13 @@ zero), so edge tiles see exactly what the untiled operator sees.
 A method tiles when its class declares a ``tile_profile`` (:class:`~napari_invimg.methods.registry.TileProfile`);
 this module names no method. The choices a method makes from the whole image (the noise level, the iteration where
 Richardson–Lucy stops and its extrapolation weights, its background offset, a plug-and-play scale) are fixed once by
-the method's ``resolve_globals`` hook on a pilot run over the largest central region that fits the memory budget
-(:func:`memory_budget`) and passed to every tile, so the tiles solve one problem and the result's ``info`` holds
+the method's ``resolve_globals`` hook on a pilot run — over the whole frame when it fits a worker (the tiled result
+then equals the untiled one), else over the largest central region within the memory budget (:func:`memory_budget`)
+— and passed to every tile, so the tiles solve one problem and the result's ``info`` holds
 everything needed to replay it. Tiles run with one torch thread each — the parallelism is across tiles — which also
 makes the result bit-identical on the threaded scheduler and on a ``dask.distributed`` cluster. The tiles in
-flight together, like the pilot, hold at most 3/4 of the untiled run's working memory (benchmarks/RESULTS.md §8).
+flight together hold at most 3/4 of the untiled run's working memory, and so does the pilot with
+``pilot="bounded"`` (benchmarks/RESULTS.md §8).
 
 Reference: Rocklin, *Dask: parallel computation with blocked algorithms and task scheduling*, SciPy 2015.
 """
@@ -344,9 +346,16 @@ class TilePlan:
 
 def plan_tiles(y, A, cls: type[registry.Method], params: dict[str, Any], tile_shape: Sequence[int] | None = None,
                halo: int | Sequence[int] | None = None, channel_axis: int | None = None,
-               tile_memory_bytes: float | None = None) -> tuple[TilePlan, dict[str, Any]]:
+               tile_memory_bytes: float | None = None, pilot: str = "frame") -> tuple[TilePlan, dict[str, Any]]:
     """Check the problem tiles, choose tile shape, halo and pilot region; returns the plan and the method's
-    parameters checked for tiles (:meth:`~napari_invimg.methods.registry.Method.tile_params`)."""
+    parameters checked for tiles (:meth:`~napari_invimg.methods.registry.Method.tile_params`).
+
+    ``pilot="frame"``: the global choices come from the whole frame when one untiled frame fits a worker's memory
+    (the tiled result is then the untiled one's, to the tiles' rounding), else from the largest central region
+    within the memory budget; ``pilot="bounded"``: always the region within the budget (a tiled run then never peaks
+    above an untiled one, at the price of global choices made on part of the image)."""
+    if pilot not in ("frame", "bounded"):
+        raise ValueError(f"pilot must be 'frame' or 'bounded', got {pilot!r}.")
     profile = _profile(cls)
     ops, channel_axis = _as_operators(A, tuple(y.shape), channel_axis)
     spatial = ops[0].ndim
@@ -393,7 +402,11 @@ def plan_tiles(y, A, cls: type[registry.Method], params: dict[str, Any], tile_sh
     # at most `budget` bytes of tiles in flight, and a pilot region within it: never more than the untiled run
     tile_bytes = padded_bytes(tile, depth, bytes_per_voxel, spatial_shape)
     in_flight = max(1, min(slots, int(budget // tile_bytes)))
-    pilot_tile = choose_tile_shape(spatial_shape, depth, bytes_per_voxel, max(budget, tile_bytes, 1.0))
+    whole_frame = padded_bytes(spatial_shape, (0,) * spatial, bytes_per_voxel, spatial_shape)
+    if pilot == "frame" and whole_frame <= per_slot:
+        pilot_tile = spatial_shape
+    else:
+        pilot_tile = choose_tile_shape(spatial_shape, depth, bytes_per_voxel, max(budget, tile_bytes, 1.0))
     specs = [_full_spec(a, spatial_shape) for a in ops]
     return TilePlan(ops, specs, channel_axis, n_lead, tile, depth, pilot_tile, with_std, client, in_flight), params
 
@@ -464,6 +477,7 @@ def reconstruct_tiled(
     channel_axis: int | None = None,
     tile_memory_bytes: float | None = None,
     axes: str | None = None,
+    pilot: str = "frame",
     **params: Any,
 ) -> Reconstruction:
     """Reconstruct a dask array tile by tile with overlapping halos (``dask.array.map_overlap``).
@@ -474,9 +488,12 @@ def reconstruct_tiled(
     channel (``channel_axis``: the leading axis they belong to; default the last one of that length).
     ``tile_shape`` (spatial) defaults to the largest tile that fits ``tile_memory_bytes`` (default: the
     memory per worker thread, from psutil or the cluster's worker limits) and to the memory budget
-    (:func:`memory_budget`: the tiles in flight together, and the pilot region, hold at most 3/4 of what the untiled
-    run of one frame would, so a tiled run does not peak above an untiled one; ``info["tiling"]["in_flight"]`` says
-    how many tiles run at once); ``halo`` (pixels per side) to :func:`tile_halo`.
+    (:func:`memory_budget`: the tiles in flight together hold at most 3/4 of what the untiled run of one frame
+    would; ``info["tiling"]["in_flight"]`` says how many tiles run at once); ``halo`` (pixels per side) to
+    :func:`tile_halo`. The method's global choices (noise level, Richardson–Lucy's stop, …) are resolved on a
+    pilot: the whole frame when it fits a worker (``pilot="frame"``, the default: the result equals the untiled
+    one), else — or always with ``pilot="bounded"`` — the largest central region within the budget, so that a
+    tiled run does not peak above an untiled one.
     With a learned denoiser (shift-equivariant only by multiples of its grid, 8 pixels) tiles and halos along
     the last two axes are moved up onto that grid, so every tile sees the network's sampling of the whole image. ``pixel_size_um`` and
     ``axes`` (e.g. ``"tczyx"``) describe the data for the OME-Zarr output.
@@ -502,7 +519,7 @@ def reconstruct_tiled(
         check_noise(noise, tuple(int(s) for s in y.shape))
     first = A[0] if isinstance(A, (list, tuple)) and A else A
     cls, params = check_call(method, first, params, calibration)
-    plan, params = plan_tiles(y, A, cls, params, tile_shape, halo, channel_axis, tile_memory_bytes)
+    plan, params = plan_tiles(y, A, cls, params, tile_shape, halo, channel_axis, tile_memory_bytes, pilot)
     y = y.rechunk((1,) * plan.n_lead + plan.tile, method="tasks")  # tasks, not a P2P shuffle: each tile reads its chunks
     prev_threads = torch.get_num_threads()
     try:

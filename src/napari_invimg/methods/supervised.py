@@ -37,8 +37,9 @@ __all__ = ["Care", "Unrolled", "train_supervised", "load_supervised", "SUPERVISE
 
 FORMAT = "napari-invimg supervised 1"
 SUPERVISED_METHODS = ("care", "unrolled")
-#: default training steps: about 15 minutes on 2 CPU cores at the default sizes (benchmarks/RESULTS.md §13)
-DEFAULT_STEPS = {"care": 1500, "unrolled": 400}
+#: default training steps: care 500 (18 min on 2 loaded CPU cores at 256², its validation PSNR flat from step 400:
+#: benchmarks/RESULTS.md §13, second session); unrolled 400 (an estimate, not measured at 256²)
+DEFAULT_STEPS = {"care": 500, "unrolled": 400}
 #: percentiles of the input that map to 0 and 1 for the network (CARE's normalization)
 PERCENTILES = (1.0, 99.8)
 
@@ -341,7 +342,7 @@ def train_supervised(method: str, pairs: Sequence[tuple[np.ndarray, np.ndarray]]
     fly, on random ``patch``-sized crops for shift-invariant operators (Identity, Blur), on whole images otherwise
     (their shape must be the operator's). ``unrolled`` trains for an operator family: PSF widths × U(1 ± psf_range)
     for a blur, new masks of the nominal mask's kind and acceleration for Cartesian MRI. ``steps=None``: the
-    default that takes about 15 minutes on 2 CPU cores. ``progress(step, total, preview, status=...)`` is called
+    default that takes about 15–20 minutes on 2 CPU cores for care at 256². ``progress(step, total, preview, status=...)`` is called
     every step (``status``: the loss and, now and then, the validation PSNR); returning ``False`` stops training,
     writes the partial model (``metadata["cancelled"]``) and raises :class:`~napari_invimg.Cancelled` with
     ``partial`` = the path. The weights file records the operator, noise, normalization, steps and seed.
