@@ -115,19 +115,13 @@ class GMRFPosterior:
     # -- the model ------------------------------------------------------------------------------------
     def field(self, eps: torch.Tensor, log_rho: torch.Tensor) -> torch.Tensor:
         """``K_ρ ε``: white noise (…, N, N) filtered to the GMRF spectrum, unit variance per pixel."""
-        kappa2 = torch.exp(-2 * log_rho)[..., None, None]
-        spec = (kappa2 + self.lam) ** (-self.order)
+        spec, _ = self._spectrum(log_rho)
         n = self.npix
-        # mean of the spectrum over the full grid (rfft2 columns 1 … ⌈N/2⌉−1 stand for two columns each)
-        weights = torch.full((n // 2 + 1,), 2.0, dtype=spec.dtype)
-        weights[0] = 1.0
-        if n % 2 == 0:
-            weights[-1] = 1.0
-        spec = spec / ((spec * weights).sum((-2, -1), keepdim=True) / (n * n))
         return torch.fft.irfft2(torch.fft.rfft2(eps, norm="ortho") * spec.sqrt(), s=(n, n), norm="ortho")
 
     def _spectrum(self, log_rho: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The normalized GMRF spectrum on the rfft2 grid (…, N, N//2+1) and the column multiplicities."""
+        """The GMRF spectrum on the rfft2 grid (…, N, N//2+1), normalized to unit mean over the full grid (rfft2
+        columns 1 … ⌈N/2⌉−1 stand for two columns each), and those column multiplicities."""
         kappa2 = torch.exp(-2 * log_rho)[..., None, None]
         spec = (kappa2 + self.lam) ** (-self.order)
         n = self.npix
