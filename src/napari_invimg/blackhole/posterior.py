@@ -37,8 +37,8 @@ from ..methods.registry import Context, Estimate, Method, Param
 from ..operators.base import Operator
 from ..operators.noise import NoiseModel
 from ..uncertainty import mixing_summary
-from .operators import Closures, Interferometer, gaussian_image, zero_baseline_flux
-from .rml import _sigma_of, single_thread
+from .operators import Closures, Interferometer, gaussian_image
+from .rml import _sigma_of, resolve_total_flux, single_thread
 
 __all__ = ["GMRFHMC", "LINKS", "GMRFPosterior"]
 
@@ -81,16 +81,7 @@ class GMRFPosterior:
         if not self.closures:
             self.y_ri = torch.cat([self.y.real, self.y.imag]).to(dtype)
             self.sigma_ri = torch.cat([self.sigma, self.sigma])
-        if total_flux is None:
-            if self.closures:
-                total_flux = A.total_flux
-            elif fwd.obs is not None:
-                total_flux = zero_baseline_flux(fwd.obs.with_vis(y.detach().cpu().numpy()))
-            else:
-                total_flux = float(y.abs().max())
-        if not total_flux > 0:
-            raise ValueError("The total flux must be positive; give total_flux=… in Jy.")
-        self.flux0 = float(total_flux)
+        self.flux0 = resolve_total_flux(y, A, total_flux)
         self.flux_sd = float(flux_uncertainty)
         mean = gaussian_image(n, fwd.fov_uas, prior_fwhm_uas, 1.0)
         if mean_image is not None:  # a data-driven mean (e.g. rml's image blurred to the resolution), kept positive

@@ -34,6 +34,22 @@ __all__ = ["RML", "data_terms", "blur_image", "normalized_residuals", "single_th
 WORK_DTYPE = torch.float32
 
 
+
+def resolve_total_flux(y: torch.Tensor, A: Operator, total_flux: float | None) -> float:
+    """The image's total flux in Jy: ``total_flux`` when given, else the closures' own, else the zero-baseline
+    visibility amplitude of the observation (or, without one, the largest |V|); refused unless positive."""
+    if total_flux is None:
+        if isinstance(A, Closures):
+            total_flux = A.total_flux
+        elif getattr(A, "obs", None) is not None:
+            total_flux = zero_baseline_flux(A.obs.with_vis(y.detach().cpu().numpy()))
+        else:
+            total_flux = float(y.abs().max())
+    if not total_flux > 0:
+        raise ValueError("The total flux must be positive; give total_flux=… in Jy.")
+    return float(total_flux)
+
+
 @contextmanager
 def single_thread():
     """Run torch on one thread: for these small matrices, thread hand-offs cost more than they give
@@ -177,16 +193,7 @@ class RMLObjective:
         npix, fov = fwd.npix, fwd.fov_uas
         dev, dtype = y.device, WORK_DTYPE
         self.terms = data_terms(y, A, noise, data, systematic)
-        if total_flux is None:
-            if isinstance(A, Closures):
-                total_flux = A.total_flux
-            elif A.obs is not None:
-                total_flux = zero_baseline_flux(A.obs.with_vis(y.detach().cpu().numpy()))
-            else:
-                total_flux = float(y.abs().max())
-        if not total_flux > 0:
-            raise ValueError("The total flux must be positive; give total_flux=… in Jy.")
-        self.flux_total = float(total_flux)
+        self.flux_total = resolve_total_flux(y, A, total_flux)
         self.npix, self.prior_fwhm_uas = npix, float(prior_fwhm_uas)
         prior = torch.as_tensor(gaussian_image(npix, fov, prior_fwhm_uas, 1.0), device=dev, dtype=dtype)
         self.prior = prior.clamp(min=1e-12)

@@ -59,7 +59,7 @@ class DiagnosticsWidget(Container):
         super().__init__(widgets=[self.result, self.std, self.measurement, self.truth, self.level, self.compute_button,
                                   self.report])
         # issue #18: the hallucination map and the robustness check (self-contained sections, widgets/robustness.py)
-        self.hallucination = HallucinationSection(viewer, self._inputs)
+        self.hallucination = HallucinationSection(viewer, self._problem)
         self.robustness = RobustnessSection(viewer, lambda: self.result.value)
         self.extend([self.hallucination, self.robustness])
         fit_dock(self)
@@ -87,18 +87,23 @@ class DiagnosticsWidget(Container):
         info = {k: v for k, v in meta.items() if k in ("calibration", "uncertainty", "method")}
         return mean_layer, Reconstruction(mean=mean, std=std, samples=samples, info=info), measurement
 
+    def _problem(self) -> tuple[Layer, Reconstruction, Layer, np.ndarray, Any, Any]:
+        """The chosen result with its measurement, forward model and noise model (from the layers' metadata)."""
+        mean_layer, rec, measurement = self._inputs()
+        y = image_data(measurement, "measurement")
+        A = operator_from_metadata(mean_layer)
+        noise = noise_from_metadata(mean_layer) or noise_from_metadata(measurement)
+        if noise is None:
+            raise ValueError(f"Neither {mean_layer.name!r} nor {measurement.name!r} records a noise model.")
+        if y.shape != A.out_shape:
+            raise ValueError(f"The measurement {measurement.name!r} has shape {y.shape}; the reconstruction's "
+                             f"forward model produces {A.out_shape}.")
+        return mean_layer, rec, measurement, y, A, noise
+
     def run(self) -> dict[str, float] | None:
         """Compute the diagnostics, add the residual (and error) layers and report the numbers; ``None`` on bad input."""
         try:
-            mean_layer, rec, measurement = self._inputs()
-            y = image_data(measurement, "measurement")
-            A = operator_from_metadata(mean_layer)
-            noise = noise_from_metadata(mean_layer) or noise_from_metadata(measurement)
-            if noise is None:
-                raise ValueError(f"Neither {mean_layer.name!r} nor {measurement.name!r} records a noise model.")
-            if y.shape != A.out_shape:
-                raise ValueError(f"The measurement {measurement.name!r} has shape {y.shape}; the reconstruction's "
-                                 f"forward model produces {A.out_shape}.")
+            mean_layer, rec, measurement, y, A, noise = self._problem()
             truth = None
             if self.truth.value is not None:
                 truth = image_data(self.truth.value, "ground truth")

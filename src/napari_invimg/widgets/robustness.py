@@ -37,10 +37,11 @@ def _base(name: str) -> str:
 
 
 class HallucinationSection(Container):
-    """A button that adds the hallucination map of the dock's result (uses the dock's ``_inputs``)."""
+    """A button that adds the hallucination map of the dock's result (``problem()``: the dock's result, measurement,
+    measurement array, forward model and noise model)."""
 
-    def __init__(self, viewer, inputs: Callable[[], tuple]):
-        self.viewer, self._inputs = viewer, inputs
+    def __init__(self, viewer, problem: Callable[[], tuple]):
+        self.viewer, self._problem = viewer, problem
         self.button = PushButton(text="Hallucination map")
         self.button.tooltip = ("where the result holds structure the data do not support: its near-null-space part "
                                "against a classical reconstruction, in units of its std / the noise")
@@ -50,12 +51,7 @@ class HallucinationSection(Container):
 
     def run(self) -> float | None:
         try:
-            mean_layer, rec, measurement = self._inputs()
-            y = image_data(measurement, "measurement")
-            A = operator_from_metadata(mean_layer)
-            noise = noise_from_metadata(mean_layer) or noise_from_metadata(measurement)
-            if noise is None:
-                raise ValueError(f"Neither {mean_layer.name!r} nor {measurement.name!r} records a noise model.")
+            mean_layer, rec, _, y, A, noise = self._problem()
             result = diagnostics.hallucination(rec, y, A, noise)
         except Exception as exc:
             report_error(exc)
