@@ -40,3 +40,24 @@ def measurement(viewer, small_pair):
     _x, A, noise, y = small_pair
     meta = {"invimg": {"operator": A.spec(), "noise": noise.spec(), "seed": 0}}
     return viewer.add_image(y, name="meas", scale=(0.1, 0.1), translate=(1.0, 2.0), metadata=meta)
+
+
+@pytest.fixture
+def reconstruct_in_dock(viewer, qtbot):
+    """Run ``method`` on a layer from a Reconstruct dock in ``viewer``: ``(widget, task)``; waits for the task to end
+    unless ``wait=False`` (for tests that cancel or inspect a running task)."""
+    from napari_invimg.widgets.reconstruct import ReconstructWidget
+
+    def run(layer, method: str, wait: bool = True, **params):
+        widget = ReconstructWidget(viewer)
+        viewer.window.add_dock_widget(widget)
+        widget.measurement.value = layer
+        widget.method.value = method
+        widget.params.set_values(params)
+        task = widget.run()
+        assert task is not None
+        if wait:
+            qtbot.waitUntil(lambda: task.done, timeout=120_000)
+        return widget, task
+
+    return run

@@ -9,7 +9,6 @@ import napari_invimg as ni
 from napari_invimg.widgets import _runner
 from napari_invimg.widgets._runner import ENSEMBLE_SUFFIX, running_tasks
 from napari_invimg.widgets.diagnostics import DiagnosticsWidget
-from napari_invimg.widgets.reconstruct import ReconstructWidget
 
 pytestmark = pytest.mark.gui
 
@@ -21,23 +20,12 @@ def infos(monkeypatch):
     return shown
 
 
-def _reconstruct(viewer, qtbot, layer, method, **params):
-    widget = ReconstructWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    widget.measurement.value = layer
-    widget.method.value = method
-    widget.params.set_values(params)
-    task = widget.run()
-    assert task is not None
-    return widget, task
 
-
-def test_ensemble_result_is_labeled_and_diagnosed(viewer, qtbot, small_pair, measurement, errors, infos):
+def test_ensemble_result_is_labeled_and_diagnosed(viewer, qtbot, small_pair, measurement, errors, infos, reconstruct_in_dock):
     x, A, noise, y = small_pair
     truth = viewer.add_image(x, name="truth", scale=(0.1, 0.1), translate=(1.0, 2.0))
-    _, task = _reconstruct(viewer, qtbot, measurement, "ensemble", base_method="tikhonov_cg", vary="lam",
-                           n_samples=3, base_params='{"iterations": 20}')
-    qtbot.waitUntil(lambda: task.done, timeout=120_000)
+    reconstruct_in_dock(measurement, "ensemble", base_method="tikhonov_cg", vary="lam", n_samples=3,
+                        base_params='{"iterations": 20}')
     assert errors == []
     std_name = f"meas · ensemble std{ENSEMBLE_SUFFIX}"
     assert std_name in viewer.layers and "meas · ensemble std" not in viewer.layers
@@ -74,9 +62,9 @@ def test_diagnostics_offers_only_results_and_refuses_without_one(viewer, small_p
     assert [lyr.name for lyr in viewer.layers] == ["plain mean"]
 
 
-def test_cancelling_dip_keeps_the_best_iterate_and_stops_the_worker(viewer, qtbot, small_pair, measurement, errors):
+def test_cancelling_dip_keeps_the_best_iterate_and_stops_the_worker(viewer, qtbot, small_pair, measurement, errors, reconstruct_in_dock):
     x, _A, _noise, y = small_pair
-    widget, task = _reconstruct(viewer, qtbot, measurement, "dip", iterations=5000, depth=3, width=8)
+    widget, task = reconstruct_in_dock(measurement, "dip", wait=False, iterations=5000, depth=3, width=8)
     qtbot.waitUntil(lambda: task.progress_bar.n >= 8, timeout=120_000)
     widget.controls.cancel()
     qtbot.waitUntil(lambda: task.done, timeout=60_000)

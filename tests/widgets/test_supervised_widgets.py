@@ -9,7 +9,6 @@ import pytest
 import napari_invimg as ni
 from napari_invimg.methods.supervised import load_supervised
 from napari_invimg.widgets.diagnostics import DiagnosticsWidget
-from napari_invimg.widgets.reconstruct import ReconstructWidget
 from napari_invimg.widgets.train_supervised import ACQUIRED, TrainSupervisedWidget
 
 pytestmark = pytest.mark.gui
@@ -24,20 +23,9 @@ def _train_widget(viewer, tmp_path, **values):
     return widget
 
 
-def _reconstruct(viewer, qtbot, layer, method, **params):
-    widget = ReconstructWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    widget.measurement.value = layer
-    widget.method.value = method
-    widget.params.set_values(params)
-    task = widget.run()
-    assert task is not None
-    qtbot.waitUntil(lambda: task.done, timeout=120_000)
-    return widget, task
-
 
 def test_train_care_from_simulated_pairs_then_reconstruct_and_diagnose(viewer, qtbot, errors, tmp_path, small_pair,
-                                                                        measurement):
+                                                                        measurement, reconstruct_in_dock):
     x, A, noise, y = small_pair
     clean = viewer.add_image(ni.datasets.fluorescence((48, 48), seed=40), name="clean")
     widget = _train_widget(viewer, tmp_path, steps=3, patch=32, net_width=8)
@@ -57,7 +45,7 @@ def test_train_care_from_simulated_pairs_then_reconstruct_and_diagnose(viewer, q
     assert widget.plot is None or "loss" in widget.plot.history
     assert "care training · preview" not in viewer.layers and str(path) in widget.report.value
 
-    _, rtask = _reconstruct(viewer, qtbot, measurement, "care", weights=str(path))
+    _, rtask = reconstruct_in_dock(measurement, "care", weights=str(path))
     assert errors == [] and rtask.result.info["uncertainty"] == "ensemble"
     mean = viewer.layers["meas · care mean"]
     np.testing.assert_allclose(mean.scale, (0.1, 0.1))
@@ -95,26 +83,26 @@ def test_unrolled_refuses_acquired_pairs_and_missing_layers(viewer, errors, tmp_
     assert widget.run() is None and "clean image layer" in errors[-1]
 
 
-def test_unrolled_and_neural_field_in_the_reconstruct_dock(viewer, qtbot, errors, tmp_path, small_pair, measurement):
+def test_unrolled_and_neural_field_in_the_reconstruct_dock(viewer, qtbot, errors, tmp_path, small_pair, measurement, reconstruct_in_dock):
     x, A, noise, y = small_pair
     path = ni.train_supervised("unrolled", truth=[ni.datasets.fluorescence((48, 48), seed=41)], operator=A,
                                noise=noise, steps=2, out=tmp_path / "u.pt", width=8, iterations=2, patch=32)
-    _reconstruct(viewer, qtbot, measurement, "unrolled", weights=str(path))
+    reconstruct_in_dock(measurement, "unrolled", weights=str(path))
     assert errors == [] and viewer.layers["meas · unrolled mean"].data.shape == y.shape
 
     D = ni.operators.Downsampling((32, 32), factor=2)
     small = D.forward(x[:32, :32])
     data = viewer.add_image(small, name="coarse", scale=(0.2, 0.2),
                             metadata={"invimg": {"operator": D.spec(), "noise": ni.noise.Gaussian(0.02).spec()}})
-    _reconstruct(viewer, qtbot, data, "neural_field", iterations=5, upsample=2)
+    reconstruct_in_dock(data, "neural_field", iterations=5, upsample=2)
     out = viewer.layers["coarse · neural_field mean"]
     assert errors == [] and out.data.shape == (64, 64)
     np.testing.assert_allclose(out.scale, (0.05, 0.05))
 
 
-def test_robustness_section_runs_in_the_worker_and_plots(viewer, qtbot, errors, small_pair, measurement):
+def test_robustness_section_runs_in_the_worker_and_plots(viewer, qtbot, errors, small_pair, measurement, reconstruct_in_dock):
     x, A, noise, y = small_pair
-    _reconstruct(viewer, qtbot, measurement, "richardson_lucy", iterations=20)
+    reconstruct_in_dock(measurement, "richardson_lucy", iterations=20)
     clean = viewer.add_image(x, name="truth")
     diag = DiagnosticsWidget(viewer)
     viewer.window.add_dock_widget(diag)
