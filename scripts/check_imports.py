@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 PACKAGE = "napari_invimg"
-FLOORS = {4: ("widgets", "cli", "_sample_data", "demo", ""), 3: ("api", "core", "tiling", "replay", "diagnostics"),
+FLOORS = {4: ("widgets", "cli", "_sample_data", "demo", ""), 3: ("api", "core", "tiling", "_replay", "diagnostics"),
           2: ("methods", "mri", "blackhole")}
 
 

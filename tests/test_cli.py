@@ -51,3 +51,27 @@ def test_help_explains_recipes(capsys):
     assert main(["run", "--help"]) == 0
     out = capsys.readouterr().out
     assert "recipe is a JSON file" in out and "Exit codes" in out
+
+
+def test_bounded_memory_reaches_the_tiler_and_the_output_recipe(case, monkeypatch):
+    """A file too large for memory is tiled; ``--bounded-memory`` makes the pilot the bounded region, which the
+    output's recipe records (so a replay of that recipe tiles the same way)."""
+    import json
+    import types
+
+    import psutil
+    import zarr
+
+    from napari_invimg import tiling
+
+    d, y, rec = case
+    ni.io.imwrite(d / "big.ome.zarr", y, pixel_size_um=(0.065, 0.065))
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: types.SimpleNamespace(available=1024))  # "too large"
+    monkeypatch.setattr(tiling, "_workers", lambda client: (2, 2.0**34))  # ... but the tiles have room
+    for flag, pilot in (([], "frame"), (["--bounded-memory"], "bounded")):
+        out = d / f"big-{pilot}.ome.zarr"
+        assert main(["run", str(d / "recipe.json"), str(d / "big.ome.zarr"), "-o", str(out), "-q", *flag]) == 0
+        recipe = zarr.open_group(str(out), mode="r").attrs["invimg"]
+        recipe = json.loads(recipe) if isinstance(recipe, str) else recipe
+        assert recipe["tiling"]["pilot"] == pilot
+        assert np.isfinite(np.asarray(ni.io.imread(out).data)).all()

@@ -38,7 +38,7 @@ import sys
 sys.modules["psfmodels"] = None
 sys.modules["distributed"] = None
 import napari_invimg as ni
-import napari_invimg.tiling, napari_invimg.replay, napari_invimg.cli, napari_invimg.blackhole, napari_invimg.mri
+import napari_invimg.tiling, napari_invimg._replay, napari_invimg.cli, napari_invimg.blackhole, napari_invimg.mri
 assert napari_invimg.tiling.active_client() is None
 h = ni.psf.widefield((9, 9), wavelength_um=0.52, na=1.2, pixel_size_um=0.1)
 assert abs(h.sum() - 1) < 1e-5

@@ -29,7 +29,7 @@ def test_manifest_declares_the_settings_with_the_module_defaults():
     assert tuple(properties["device"].enum) == DEVICE_SETTINGS
     tile_memory = properties["tile_memory_mb"]
     assert tile_memory.python_type is int and tile_memory.minimum == MIN_TILE_MEMORY_MB
-    for name, bad in (("device", "tpu"), ("tile_memory_mb", 8), ("cache_folder", 3)):
+    for name, bad in (("device", "tpu"), ("tile_memory_mb", 8), ("cache_folder", 3), ("tile_bounded_memory", "yes")):
         with pytest.raises(ValidationError):
             properties[name].validate_instance(bad)
 
@@ -49,6 +49,9 @@ def test_accessors_convert_and_check_values(tmp_path):
         settings.tile_memory_bytes(8)
     with pytest.raises(ValueError, match="tile memory"):
         Settings(tile_memory_mb=100.5)
+    assert settings.tile_pilot() == "frame" and settings.tile_pilot(True) == "bounded"
+    with pytest.raises(ValueError, match="bounded-memory"):
+        Settings(tile_bounded_memory="yes")
 
 
 def test_settings_give_the_defaults_without_napari():

@@ -25,7 +25,7 @@ _LAZY = {"blackhole": ("napari_invimg.blackhole", None), "mri": ("napari_invimg.
          "datasets": ("napari_invimg.datasets", None), "diagnostics": ("napari_invimg.diagnostics", None),
          "io": ("napari_invimg.io", None), "metrics": ("napari_invimg.metrics", None),
          "noise": ("napari_invimg.operators.noise", None), "psf": ("napari_invimg.operators.psf", None),
-         "replay": ("napari_invimg.replay", "replay"), "train_denoiser": ("napari_invimg.nets.training", "train_denoiser"),
+         "replay": ("napari_invimg._replay", "replay"), "train_denoiser": ("napari_invimg.nets.training", "train_denoiser"),
          "train_supervised": ("napari_invimg.methods.supervised", "train_supervised")}
 
 

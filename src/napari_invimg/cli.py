@@ -137,13 +137,13 @@ def _recipe_of(rec) -> dict[str, Any]:
         return {}
 
 
-def _run_one(recipe: dict[str, Any], src: Path, dst: Path, quiet: bool) -> dict[str, Any]:
+def _run_one(recipe: dict[str, Any], src: Path, dst: Path, quiet: bool, pilot: str | None = None) -> dict[str, Any]:
     import numpy as np
     import psutil
 
     from . import io
     from .io.ome_zarr import write_zarr
-    from .replay import recipe_ndim, replay
+    from ._replay import recipe_ndim, replay
 
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
@@ -162,7 +162,8 @@ def _run_one(recipe: dict[str, Any], src: Path, dst: Path, quiet: bool) -> dict[
         if type(data).__module__.startswith("dask"):
             to_zarr = dst.name.lower().endswith(".zarr")
             store = dst if to_zarr else dst.with_name(f".{dst.name}.tiles.zarr")
-            rec = replay(recipe, data, progress=bar, output=store, pixel_size_um=img.pixel_size_um, axes=img.axes)
+            rec = replay(recipe, data, progress=bar, output=store, pixel_size_um=img.pixel_size_um, axes=img.axes,
+                         pilot=pilot)
             if not to_zarr:
                 try:
                     meta = {k: img.metadata[k] for k in ("na", "wavelength_um", "immersion_index") if k in img.metadata}
@@ -224,7 +225,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             failed += 1
         else:
             try:
-                res = _run_one(recipe, src, dst, args.quiet)
+                res = _run_one(recipe, src, dst, args.quiet, "bounded" if args.bounded_memory else None)
                 row.update(shape=res["shape"], seconds=f"{res['seconds']:.1f}",
                            status="ok" + (f" ({'; '.join(res['notes'])})" if res["notes"] else ""))
             except KeyboardInterrupt:
@@ -254,6 +255,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="output format when -o is a folder (default ome.zarr)")
     run.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--bounded-memory", action="store_true",
+                     help="files processed tile by tile never hold more memory than one untiled frame (the global "
+                          "choices then come from a central region; default: from the whole frame when it fits)")
     return parser
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "cache_folder",
     "resolve_device_setting",
     "tile_memory_bytes",
+    "tile_pilot",
 ]
 
 PLUGIN_NAME = "napari-invimg"
@@ -35,16 +36,21 @@ class Settings:
 
     ``device``: one of :data:`DEVICE_SETTINGS` (``auto`` = cuda if available, then mps, else cpu);
     ``tile_memory_mb``: memory one tile may use when large data are reconstructed tile by tile;
-    ``cache_folder``: folder for user-trained weights and recipes, ``""`` = the platform's cache folder.
+    ``cache_folder``: folder for user-trained weights and recipes, ``""`` = the platform's cache folder;
+    ``tile_bounded_memory``: a tiled run never holds more memory than the untiled run of one frame, its global
+    choices then coming from a central region (the result may differ slightly from the untiled one); off: from the
+    whole frame when it fits a worker, as untiled (:func:`tile_pilot`).
     """
 
     device: str = "auto"
     tile_memory_mb: int = 1024
     cache_folder: str = ""
+    tile_bounded_memory: bool = False
 
     def __post_init__(self) -> None:
         resolve_device_setting(self.device)
         tile_memory_bytes(self.tile_memory_mb)
+        tile_pilot(self.tile_bounded_memory)
 
 
 def resolve_device_setting(device: str = Settings.device) -> str | None:
@@ -64,6 +70,14 @@ def tile_memory_bytes(tile_memory_mb: int = Settings.tile_memory_mb) -> int:
         raise ValueError(f"The tile memory must be a whole number of MB, at least {MIN_TILE_MEMORY_MB}; "
                          f"got {tile_memory_mb!r}.")
     return tile_memory_mb * 2**20
+
+
+def tile_pilot(tile_bounded_memory: bool = Settings.tile_bounded_memory) -> str:
+    """The ``pilot`` argument of :func:`napari_invimg.tiling.reconstruct_tiled` for the ``tile_bounded_memory``
+    setting: ``"bounded"`` (global choices from a central region within the memory budget) or ``"frame"``."""
+    if not isinstance(tile_bounded_memory, bool):
+        raise ValueError(f"The bounded-memory setting must be true or false; got {tile_bounded_memory!r}.")
+    return "bounded" if tile_bounded_memory else "frame"
 
 
 def cache_folder(folder: str | os.PathLike[str] = Settings.cache_folder) -> Path:

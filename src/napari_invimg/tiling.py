@@ -554,7 +554,7 @@ def reconstruct_tiled(
                           noise_source, seed, device)
         info["tiling"] = {"tile_shape": list(plan.tile), "halo": list(plan.depth), "tiles": int(np.prod(result.numblocks)),
                           "boundary": boundary, "pilot_shape": list(plan.pilot_tile), "resolved_params": params,
-                          "channel_axis": plan.channel_axis, "in_flight": plan.in_flight,
+                          "pilot": pilot, "channel_axis": plan.channel_axis, "in_flight": plan.in_flight,
                           "scheduler": "distributed" if plan.client is not None else "threads"}
         if output is None:
             mean = result["mean"] if plan.with_std else result

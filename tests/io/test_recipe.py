@@ -52,3 +52,15 @@ def test_refuses_newer_and_foreign_recipes(tmp_path, case):
         ni.io.load_recipe(tmp_path / "other.json")
     with pytest.raises(ValueError, match="No reconstruction recipe"):
         ni.io.save_recipe({"colormap": "gray"}, tmp_path / "x.json")
+
+
+def test_ni_replay_stays_the_function_after_the_cli_imports_its_module():
+    """The module behind ``ni.replay`` is private: importing it (as the command line does) never rebinds the
+    package's ``replay`` attribute to a module."""
+    import subprocess
+    import sys
+
+    code = ("import napari_invimg as ni, napari_invimg.cli\n"
+            "from napari_invimg import _replay\n"
+            "assert callable(ni.replay) and ni.replay is _replay.replay, ni.replay\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -49,7 +49,7 @@ def test_recipe_survives_every_format(tmp_path, name):
         back = ni.io.imread(tmp_path / name)
     stored = back.metadata["attrs"]["invimg"]
     assert stored == recipe
-    from napari_invimg.replay import replay
+    from napari_invimg._replay import replay
 
     replayed = replay(ni.io.load_recipe(stored), A(x))
     np.testing.assert_allclose(replayed.mean, rec.mean, rtol=1e-5, atol=1e-7)

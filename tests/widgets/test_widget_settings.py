@@ -46,3 +46,6 @@ def test_tile_memory_and_cache_folder_follow_the_settings(compute_settings, tmp_
     assert _settings.tile_memory_bytes() == 256 * 2**20
     assert _settings.cache_folder() == tmp_path / "invimg"
     assert "tile_memory_mb: 256" in (tmp_path / "napari-invimg.yaml").read_text()  # napari saved the choice
+    assert _settings.tile_pilot() == "frame"
+    compute_settings.tile_bounded_memory = True
+    assert _settings.tile_pilot() == "bounded"

@@ -14,7 +14,7 @@ from pathlib import Path
 from .. import settings as core_settings
 from ..settings import PLUGIN_NAME, Settings
 
-__all__ = ["cache_folder", "default_device", "plugin_settings", "tile_memory_bytes"]
+__all__ = ["cache_folder", "default_device", "plugin_settings", "tile_memory_bytes", "tile_pilot"]
 
 
 def plugin_settings() -> Settings:
@@ -27,7 +27,8 @@ def plugin_settings() -> Settings:
         compute = get_plugin_settings(PLUGIN_NAME).compute
     except KeyError:  # napari-invimg is not among the plugins napari discovered
         return Settings()
-    return Settings(device=compute.device, tile_memory_mb=compute.tile_memory_mb, cache_folder=compute.cache_folder)
+    return Settings(device=compute.device, tile_memory_mb=compute.tile_memory_mb, cache_folder=compute.cache_folder,
+                    tile_bounded_memory=getattr(compute, "tile_bounded_memory", Settings.tile_bounded_memory))
 
 
 def default_device(choices: Sequence[tuple[str, str | None]]) -> str | None:
@@ -45,6 +46,11 @@ def tile_memory_bytes() -> int:
     """Bytes one tile may use in a tiled reconstruction, from the ``tile_memory_mb`` setting; pass it to the
     tiler (``napari_invimg.tiling``) from the widget that starts a run on large (dask) data."""
     return core_settings.tile_memory_bytes(plugin_settings().tile_memory_mb)
+
+
+def tile_pilot() -> str:
+    """``"bounded"`` or ``"frame"``: the tiler's ``pilot`` for the ``tile_bounded_memory`` setting."""
+    return core_settings.tile_pilot(plugin_settings().tile_bounded_memory)
 
 
 def cache_folder() -> Path:

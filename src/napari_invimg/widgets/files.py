@@ -140,17 +140,17 @@ def write_image(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
 
 def tiled_options(layer, data) -> dict[str, Any] | None:
     """For a dask-backed layer: the Zarr store its tiled result goes to, the pixel sizes (from the layer's
-    scale), the tile memory (from the settings) and a small shape to build the operator on (tiles rebuild
+    scale), the tile memory and pilot (from the settings) and a small shape to build the operator on (tiles rebuild
     it on their own shape). ``None`` for in-memory layers."""
     if not type(data).__module__.startswith("dask"):
         return None
     import time
 
-    from ._settings import tile_memory_bytes
+    from ._settings import tile_memory_bytes, tile_pilot
 
     spatial = min(data.ndim, 3)
     stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(layer.name))[:60]
     output = os.path.join(results_folder(), f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}.ome.zarr")
-    return {"output": output, "tile_memory_bytes": tile_memory_bytes(),
+    return {"output": output, "tile_memory_bytes": tile_memory_bytes(), "pilot": tile_pilot(),
             "pixel_size_um": [float(s) for s in list(layer.scale)[-spatial:]],
             "operator_shape": tuple(min(int(n), 128) for n in data.shape[-spatial:])}

@@ -266,7 +266,7 @@ class ReconstructWidget(Container):
             if tiled:
                 return reconstruct(data, A, method, noise=noise, seed=seed, device=device, progress=progress,
                                    output=tiled["output"], pixel_size_um=tiled["pixel_size_um"],
-                                   tile_memory_bytes=tiled["tile_memory_bytes"], **params)
+                                   tile_memory_bytes=tiled["tile_memory_bytes"], pilot=tiled["pilot"], **params)
             y = data
             if y.shape != A.out_shape:
                 if y.size != int(np.prod(A.out_shape)):

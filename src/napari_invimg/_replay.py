@@ -59,12 +59,13 @@ def _small_shape(spec: dict[str, Any], spatial: tuple[int, ...]) -> tuple[int, .
 
 def replay(recipe: dict[str, Any] | str | os.PathLike, data, *, progress: Callable | None = None,
            output: str | os.PathLike | None = None, pixel_size_um=None, axes: str | None = None,
-           device=None) -> Reconstruction:
+           device=None, pilot: str | None = None) -> Reconstruction:
     """Run a recipe (a dict from :func:`~napari_invimg.io.load_recipe`, or a path) on ``data``.
 
     ``data``: numpy (in memory) or dask (tiled; ``output`` a ``.zarr`` path to compute and store now).
     ``progress(step, total, preview)`` as for :func:`~napari_invimg.reconstruct` (over all frames);
-    ``pixel_size_um`` and ``axes`` describe the data for a tiled run's OME-Zarr output.
+    ``pixel_size_um`` and ``axes`` describe the data for a tiled run's OME-Zarr output; ``pilot`` (``"frame"`` or
+    ``"bounded"``, see :func:`~napari_invimg.tiling.reconstruct_tiled`) overrides the recipe's.
     """
     recipe = load_recipe(recipe)
     specs = recipe["operator"] if isinstance(recipe["operator"], list) else [recipe["operator"]]
@@ -83,7 +84,8 @@ def replay(recipe: dict[str, Any] | str | os.PathLike, data, *, progress: Callab
         ops = [recipe_operator(s, _small_shape(s, spatial)) for s in specs]
         return reconstruct(data, ops if len(ops) > 1 else ops[0], progress=progress, output=output,
                            pixel_size_um=pixel_size_um, axes=axes, tile_shape=tiling.get("tile_shape"),
-                           halo=tiling.get("halo"), channel_axis=tiling.get("channel_axis"), **kwargs)
+                           halo=tiling.get("halo"), channel_axis=tiling.get("channel_axis"),
+                           pilot=pilot or tiling.get("pilot", "frame"), **kwargs)
     data = np.asarray(data)
     if len(specs) > 1:
         raise ValueError("This recipe holds one operator per channel (a tiled run); replay it on a dask array.")
