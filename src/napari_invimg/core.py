@@ -17,6 +17,7 @@ from .methods import registry
 from .methods.registry import Context
 from .operators.base import Operator
 from .operators.noise import Gaussian, NoiseModel, estimate
+from .priors.denoisers import denoiser_host_round_trip
 from .uncertainty import Reconstruction
 from .validation import check_counts, check_data, check_noise, check_seed, data_scale
 
@@ -146,8 +147,10 @@ def reconstruct_array(y, A: Operator, method: str = "richardson_lucy", noise: No
         info["noise_warning"] = noise_warning
     if unit_range:
         info["data_scale"] = scale
-    if getattr(A, "host_round_trip", None):  # the operator's data leave the device (e.g. a CPU-only NUFFT)
-        info["host_round_trip"] = A.host_round_trip
+    host = [note for note in (getattr(A, "host_round_trip", None), denoiser_host_round_trip(params.get("denoiser")))
+            if note]  # the operator's or the denoiser's data leave the device (a CPU-only NUFFT, scikit-image)
+    if host:
+        info["host_round_trip"] = "; ".join(host)
     t0 = time.perf_counter()
     try:
         est = cls().run(yt, A, noise_run, ctx, **params)

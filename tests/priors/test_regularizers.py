@@ -184,3 +184,17 @@ def test_wavelet_weights_batched_after_unbatched(kind):
     batch = reg.shrink(torch.stack([x, 2 * x]), 0.05)
     assert batch.shape == (2, 16, 16)
     torch.testing.assert_close(batch[0], single)
+
+
+def test_a_cpu_only_denoiser_says_so_in_the_result():
+    """nlm (scikit-image) copies the image to host memory each step: the result's info says so; a torch
+    denoiser's result does not."""
+    import napari_invimg as ni
+
+    x = ni.datasets.fluorescence((24, 24), seed=0).astype(np.float32)
+    A = ni.operators.Blur(ni.psf.gaussian((5, 5), 1.0), x.shape)
+    y = ni.simulate(x, A, ni.noise.Gaussian(0.02), seed=0)
+    rec = ni.reconstruct(y, A, "pnp_admm", noise=ni.noise.Gaussian(0.02), denoiser="nlm", iterations=2)
+    assert "non-local means runs on the CPU" in rec.info["host_round_trip"]
+    rec = ni.reconstruct(y, A, "pnp_admm", noise=ni.noise.Gaussian(0.02), denoiser="tv", iterations=2)
+    assert "host_round_trip" not in rec.info

@@ -61,6 +61,8 @@ class NLMDenoiser(Denoiser):
 
     name = "nlm"
     label = "Non-local means"
+    host_round_trip = ("scikit-image's non-local means runs on the CPU: on a GPU every denoising step copies the "
+                       "image to host memory and back")
 
     def __init__(self, strength: float = 0.8, patch_size: int = 5, patch_distance: int = 6):
         self.strength, self.patch_size, self.patch_distance = float(strength), int(patch_size), int(patch_distance)

@@ -15,7 +15,7 @@ import torch
 
 from .._registry import Registry, import_submodules
 
-__all__ = ["Denoiser", "ProxDenoiser", "denoiser_names", "get_denoiser", "score"]
+__all__ = ["Denoiser", "ProxDenoiser", "denoiser_host_round_trip", "denoiser_names", "get_denoiser", "score"]
 
 DENOISERS = Registry("denoiser", discover=import_submodules("napari_invimg.priors"))
 
@@ -30,6 +30,9 @@ class Denoiser(ABC):
     grid: ClassVar[int] = 1
     #: True when the denoiser was trained on images in ≈[0, 1] (a network): methods then run in those units
     unit_range: ClassVar[bool] = False
+    #: why the denoiser's data leave the torch device (a CPU-only library), or ``None`` when it runs on it;
+    #: :func:`napari_invimg.reconstruct` records it in ``info["host_round_trip"]``
+    host_round_trip: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -72,6 +75,14 @@ def denoiser_unit_range(name: str) -> bool:
     if name not in DENOISERS.names():
         return False
     return bool(DENOISERS.get(name).unit_range)
+
+
+def denoiser_host_round_trip(name: Any) -> str | None:
+    """Why the denoiser ``name`` copies its data to host memory (CPU-only code), or ``None`` (also for a name that
+    is not a denoiser's)."""
+    if not isinstance(name, str) or name not in DENOISERS.names():
+        return None
+    return DENOISERS.get(name).host_round_trip
 
 
 def get_denoiser(name: str, **kwargs) -> Denoiser:
