@@ -90,3 +90,15 @@ def test_reader_and_image_layer_source(viewer, qtbot, errors, tmp_path):
     qtbot.waitUntil(lambda: task.done, timeout=60_000)
     assert viewer.layers["object · k-space"].data.shape == (48, 48)
     np.testing.assert_allclose(viewer.layers["object · zero-filled RSS"].scale, (0.5, 0.5))
+
+
+def test_pnp_defaults_in_the_dock_are_the_librarys(viewer):
+    """The MRI dock runs pnp_admm with the registry's defaults (the benchmark's: phase removal, no injection)."""
+    from napari_invimg.methods import registry
+
+    w = MRIWidget(viewer)
+    w.method.value = "pnp_admm"
+    shown = w.form.values()
+    defaults = registry.get("pnp_admm").validate({})
+    assert shown and registry.get("pnp_admm").validate(shown) == defaults
+    assert shown["phase"] == "auto" and shown["noise_injection"] is None and shown["average"] is None

@@ -521,7 +521,9 @@ class ParameterForm(Container):
             v = w.value
             if isinstance(w, LineEdit):
                 text = str(v).strip()
-                if text in ("", "auto", "None"):
+                if text == "" and p["type"] == "str" and p["default"] is not None:
+                    v = p["default"]  # an empty text that is itself the default (e.g. weights "" = shipped)
+                elif text in ("", "auto", "None"):
                     v = None
                 elif p["type"] == "str":
                     v = text
