@@ -340,7 +340,8 @@ class _Scheme:
 
 def prior_fit(P: _Problem, estimate: torch.Tensor) -> dict[str, Any]:
     """``{"prior_fit": …}`` for a plug-and-play result's info (learned denoisers only; empty for classical ones)."""
-    report = prior_fit_report(P.denoiser, estimate, misfit_ratio(P, estimate), P.A.ndim)
+    seen = estimate if P.phase is None else estimate * P.phase.conj()  # what the denoiser was given
+    report = prior_fit_report(P.denoiser, seen, misfit_ratio(P, estimate), P.A.ndim)
     return {} if report is None else {"prior_fit": report}
 
 
