@@ -27,8 +27,8 @@ SAMPLERS = ("dps", "diffpir", "pnp_ula", "ula", "vb", "bayes_dip")
 REFERENCES = ("pnp_admm",)
 #: parameters per method (a budget that fits 2 shared CPU cores); quick runs use the same
 PARAMS = {
-    "dps": dict(iterations=50, n_samples=16),
-    "diffpir": dict(iterations=30, n_samples=16),
+    "dps": dict(n_samples=16),  # registered defaults (8 steps from a first estimate; before 2026-12-07: 50 from noise)
+    "diffpir": dict(n_samples=16),  # (8 steps; before: 30)
     "pnp_ula": dict(iterations=1000, n_samples=32, chains=2),
     "ula": dict(iterations=3000, n_samples=32, chains=2),
     "vb": dict(iterations=300, n_samples=32),

@@ -22,10 +22,11 @@ def test_diffusion_samplers_match_closed_form(toy, method):
     def progress(i, total, preview):
         previews.append(preview)
 
-    # DiffPIR with the paper's λ = 7, ζ = 0.3 (the sharper defaults, tuned for the learned prior, under-disperse here)
+    # DiffPIR with the paper's λ = 7, ζ = 0.3 (the sharper defaults, tuned for the learned prior, under-disperse here);
+    # the whole schedule from pure noise (the defaults' short schedule from a first estimate: the next test)
     extra = dict(lam=7.0, zeta=0.3) if method == "diffpir" else {}
     rec = ni.reconstruct(toy.y, toy.A, method, toy.noise, denoiser="gaussian_toy", iterations=60, n_samples=48,
-                         seed=0, progress=progress, **extra)
+                         seed=0, progress=progress, start="noise", sigma_max=1.0, sigma_min=0.003, **extra)
     # approximate samplers: the mean within a third of a posterior std, the std within 20%
     assert np.mean(np.abs(rec.mean - toy.mean) / toy.std) < 0.35
     assert 0.8 < np.median(rec.std / toy.std) < 1.2
@@ -33,6 +34,32 @@ def test_diffusion_samplers_match_closed_form(toy, method):
     assert rec.samples.shape == (48, 16, 16) and rec.info["uncertainty"] == "posterior"
     assert rec.info["network_evaluations"] == 48 * 61
     assert len(previews) == 60 and previews[-1].shape == (16, 16)
+
+
+@pytest.mark.parametrize("method", ["dps", "diffpir"])
+def test_default_short_schedule_on_closed_form(toy, method):
+    # the defaults: 8 steps from Richardson–Lucy plus noise at σ = 0.3, not far above this prior-dominated toy's
+    # posterior std (0.18; the learned cases' are ~0.02–0.05): the mean holds, the spread is somewhat narrower
+    rec = ni.reconstruct(toy.y, toy.A, method, toy.noise, denoiser="gaussian_toy", n_samples=48, seed=0)
+    assert rec.info["start"] == "richardson_lucy" and rec.info["iterations"] == 8
+    assert rec.info["network_evaluations"] == 48 * 9
+    assert np.mean(np.abs(rec.mean - toy.mean) / toy.std) < 0.35
+    assert 0.65 < np.median(rec.std / toy.std) < 1.2
+    assert 0.7 < exact_coverage(rec.mean, rec.std, toy.mean, toy.std, 0.9) < 0.96
+
+
+def test_start_choice():
+    x = ni.datasets.fluorescence((16, 16), seed=0)
+    noise = ni.noise.Gaussian(0.03)
+    inpaint = ni.operators.Inpainting(ni.operators.sampling.random_mask((16, 16), 0.5, seed=1))
+    y = ni.simulate(x, inpaint, noise, seed=0)
+    kw = dict(denoiser="gaussian_toy", iterations=2, n_samples=2)
+    # Richardson–Lucy leaves inpainting's holes at its start value: the smooth warm start fills them
+    assert ni.reconstruct(y, inpaint, "diffpir", noise, **kw).info["start"] == "warm"
+    assert ni.reconstruct(y, inpaint, "diffpir", noise, start="richardson_lucy", **kw).info["start"] == "richardson_lucy"
+    assert ni.reconstruct(y, inpaint, "dps", noise, start="noise", **kw).info["start"] == "noise"
+    with pytest.raises(ValueError, match="richardson_lucy"):
+        ni.reconstruct(y - 1.0, inpaint, "diffpir", noise, start="richardson_lucy", **kw)
 
 
 def test_any_image_size_3d_and_cancel():
