@@ -118,7 +118,7 @@ def part_unrolled(args) -> None:
                 "start": args.start, "start_pool": args.start_pool,
                 "start_params": {"wavelet": args.start_wavelet} if args.start == "wavelet" else {}}
 
-            def progress(s, tot, p, status=None):
+            def progress(s, tot, p, status=None, kind=kind, R=R, t=t, budget=budget):
                 if status and "val_psnr" in status:
                     print(f"  unrolled {kind} {R}× step {s} loss {status['loss']:.4g} val {status['val_psnr']:.2f} "
                           f"({time.perf_counter() - t:.0f} s)", flush=True)
