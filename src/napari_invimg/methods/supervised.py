@@ -4,7 +4,9 @@
 measurement (or, for operators whose data are not images, the adjoint image ``Aᴴy``) to the image; it never uses
 the operator at test time. ``unrolled`` (MoDL, Aggarwal, Mani & Jacob, IEEE TMI 38 (2019) 394): ``K`` shared CNN
 steps alternating with conjugate-gradient data consistency through the operator it is given, trained end to end
-for an operator family (blur with a range of PSF widths; Cartesian MRI masks of one kind and acceleration).
+for an operator family (blur with a range of PSF widths; Cartesian MRI masks of one kind and acceleration); or,
+with ``start="wavelet"``/``"tv"``, ``K`` learned gradient steps that refine that classical reconstruction from a
+zero-initialized last layer, so the untrained network is the classical result (Adler & Öktem 2017).
 
 Both learn from pairs made by :func:`train_supervised`: acquired ``(low, high)`` pairs, or clean images pushed
 through the forward model with noise drawn on the fly (random crops for shift-invariant operators). Training uses
@@ -672,7 +674,8 @@ class Unrolled(Method):
     label = "Unrolled network (MoDL)"
     description = (
         "x_{k+1} = argmin ‖A x − y‖² + λ‖x − D_θ(x_k)‖² (CG through A), K steps with one shared CNN D_θ, trained end "
-        "to end on simulated pairs for an operator family (ni.train_supervised); uses the given A at test time."
+        "to end on simulated pairs for an operator family (ni.train_supervised); uses the given A at test time. "
+        "Weights trained with start=wavelet/tv instead refine that reconstruction: x ← x + R_θ(x, Aᴴ(Ax − y)), K times."
     )
     reference = "Aggarwal, Mani & Jacob, MoDL: model-based deep learning architecture for inverse problems, IEEE TMI 38 (2019) 394."
     params = (WEIGHTS,)
