@@ -109,18 +109,34 @@ def part_unrolled(args) -> None:
         sc = mri.simulate_kspace(x, 8, kind=kind, acceleration=R, snr_db=30.0, seed=0)
         noise = ni.noise.Gaussian(sc.sigma)
         args_k = argparse.Namespace(**{**vars(args), "out": args.out})
-        out = Path(args.out) / f"unrolled_{kind}{R}_{n}_{args.steps}.pt"
+        tag = "" if args.start == "cg" else f"_{args.start}{args.start_wavelet}"
+        out = Path(args.out) / f"unrolled_{kind}{R}_{n}_{args.steps}{tag}.pt"
         if not out.exists() or args.retrain:
             t = time.perf_counter()
-            ni.train_supervised("unrolled", truth=truth, operator=sc.operator, noise=noise, steps=args.steps, seed=0,
-                                out=out, iterations=args.unrolled_k, batch_size=args.batch, width=args.width or 24,
-                                progress=lambda s, tot, p, status=None: (
-                                    print(f"  unrolled {kind} {R}× step {s} val {status['val_psnr']:.2f} "
-                                          f"({time.perf_counter() - t:.0f} s)", flush=True)
-                                    if status and "val_psnr" in status else None) or True)
+            budget = 60.0 * args.train_minutes if args.train_minutes else None
+            start_kw = {} if args.start == "cg" else {
+                "start": args.start, "start_pool": args.start_pool,
+                "start_params": {"wavelet": args.start_wavelet} if args.start == "wavelet" else {}}
+
+            def progress(s, tot, p, status=None, kind=kind, R=R, t=t, budget=budget):
+                if status and "val_psnr" in status:
+                    print(f"  unrolled {kind} {R}× step {s} loss {status['loss']:.4g} val {status['val_psnr']:.2f} "
+                          f"({time.perf_counter() - t:.0f} s)", flush=True)
+                if budget is not None and s > 0 and time.perf_counter() - t >= budget:
+                    print(f"  wall-time budget of {args.train_minutes:g} min reached at step {s}/{tot}", flush=True)
+                    return False
+                return True
+
+            try:
+                ni.train_supervised("unrolled", truth=truth, operator=sc.operator, noise=noise, steps=args.steps,
+                                    seed=0, out=out, iterations=args.unrolled_k, batch_size=args.batch,
+                                    width=args.width or 24, lr=args.lr, progress=progress, **start_kw)
+            except ni.Cancelled:
+                pass
             print(f"  trained unrolled {kind} {R}×: {time.perf_counter() - t:.0f} s", flush=True)
         del args_k
-        row = {"part": "unrolled", "case": f"brain 8c {kind} {R}×", "size": n, "steps": args.steps}
+        row = {"part": "unrolled", "case": f"brain 8c {kind} {R}×", "size": n, "steps": args.steps,
+               "start": args.start, "steps_done": torch.load(out, weights_only=True)["metadata"].get("steps_done")}
         for name, kw in (("unrolled", {"weights": str(out)}), ("wavelet (haar)", {"wavelet": "haar"}),
                          ("wavelet (db4)", {}), ("adjoint", {})):
             meth = name.split(" ")[0]
@@ -169,21 +185,26 @@ def part_field(args) -> None:
 
     sys.path.insert(0, str(Path(__file__).parent))
     n = args.size
-    for name in ("fluorescence", "cell"):
+    names = [nm for nm in ("fluorescence", "cell") if not args.only or nm == args.only]
+    for name in names:
         for kind in ("blur", "denoise"):
             x, A, noise, y = dip_problem(name, kind, n)
             row = {"part": "field", "case": f"{name}/{kind}", "size": n}
             for meth, kw in (("neural_field", {}), ("dip", {"iterations": args.dip_iterations})):
+                if meth not in args.field_methods.split(","):
+                    continue
                 t = time.perf_counter()
                 rec = ni.reconstruct(y, A, meth, noise=noise, seed=0, **kw)
                 row[meth] = quality(rec.mean, x)
                 row[meth + "_it"] = rec.info.get("stop_iteration")
                 row[meth + "_s"] = time.perf_counter() - t
             emit(args.log, row)
+    if "sr" not in args.field_methods.split(","):
+        return
     # 2× super-resolution: blur σ = 1 px of the fine grid, then 2×2 binning; Poisson–Gaussian noise
     from skimage.transform import resize
 
-    for name in ("fluorescence", "cell"):
+    for name in names:
         x = dip_problem(name, "blur", 2 * n)[0]
         D = ni.operators.Downsampling(x.shape, factor=2, psf=ni.psf.gaussian((7, 7), 1.0))
         y = ni.simulate(x, D, NOISE, seed=0)
@@ -219,8 +240,17 @@ def main() -> None:
     ap.add_argument("--out", default="/tmp/invimg-bench")
     ap.add_argument("--log", default=None)
     ap.add_argument("--retrain", action="store_true")
+    ap.add_argument("--only", default=None, help="field: only this image (fluorescence or cell)")
+    ap.add_argument("--field-methods", default="neural_field,dip,sr",
+                    help="field: which of neural_field, dip (the §4 cases) and sr (2× super-resolution) to run")
+    ap.add_argument("--start", default="cg", choices=("cg", "wavelet", "tv"),
+                    help="unrolled: MoDL from CG (cg) or learned refinement of this classical reconstruction")
+    ap.add_argument("--start-wavelet", default="haar", help="unrolled --start wavelet: the start's wavelet")
+    ap.add_argument("--start-pool", type=int, default=6, help="unrolled --start: masks in the pool of starts")
+    ap.add_argument("--lr", type=float, default=None, help="training learning rate (default: train_supervised's)")
     ap.add_argument("--train-minutes", type=float, default=None,
-                    help="care training (also robustness's): stop at this wall time in minutes, use the partial model")
+                    help="care and unrolled training (also robustness's): stop at this wall time in minutes (the "
+                         "partial model is used)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     Path(args.out).mkdir(parents=True, exist_ok=True)

@@ -146,6 +146,12 @@ def test_neural_field_fits_upsamples_and_handles_stacks():
     y = ni.simulate(x, A, noise, seed=0)
     rec = ni.reconstruct(y, A, "neural_field", noise=noise, iterations=300)
     assert ni.metrics.psnr(rec.mean, x) > ni.metrics.psnr(y, x) + 2
+    # the discrepancy is tested on the returned running mean, which lags behind the iterate
+    h, k = rec.info["history"], rec.info["stop_iteration"]
+    assert rec.info["stopped"].startswith("discrepancy") and h["mean_misfit"][k - 1] <= 1.0
+    assert all(m > 1.0 for m in h["mean_misfit"][20:k - 1]) and min(h["misfit"][20:k]) <= 1.0
+    assert np.isclose(ni.noise.Gaussian(0.05).misfit(torch.as_tensor(y), torch.as_tensor(rec.mean)),
+                      h["mean_misfit"][k - 1], rtol=1e-3)
     D = ni.operators.Downsampling((32, 32), factor=2)
     up = ni.reconstruct(D.forward(x), D, "neural_field", noise=noise, iterations=20, upsample=2)
     assert up.mean.shape == (64, 64) and up.info["grid_shape"] == [64, 64]
@@ -153,3 +159,32 @@ def test_neural_field_fits_upsamples_and_handles_stacks():
     A3 = ni.operators.Identity(stack.shape)
     rec3 = ni.reconstruct(ni.simulate(stack, A3, noise), A3, "neural_field", noise=noise, iterations=5)
     assert rec3.mean.shape == stack.shape and np.isfinite(rec3.mean).all()
+
+
+def test_unrolled_refines_a_classical_start(tmp_path):
+    """start="wavelet": the untrained network returns the wavelet reconstruction itself; training moves it; a cancel
+    while the pool of starts is computed keeps that untrained model."""
+    phantoms = [ni.mri.brain((24, 24), seed=s) for s in (1, 2)]
+    scan = ni.mri.simulate_kspace(ni.mri.brain((24, 24), seed=0), 2, kind="poisson", acceleration=3, seed=0)
+    nm = ni.noise.Gaussian(scan.sigma)
+    start = {"wavelet": "haar", "iterations": 40}
+    kw = dict(truth=phantoms, operator=scan.operator, noise=nm, width=4, iterations=2, start="wavelet",
+              start_params=start, start_pool=1, batch_size=2)
+    calls = []
+
+    def cancel_at_second(step, total, preview):
+        calls.append(step)
+        return len(calls) < 2
+
+    with pytest.raises(ni.Cancelled) as info:
+        ni.train_supervised("unrolled", steps=3, out=tmp_path / "c.pt", progress=cancel_at_second, **kw)
+    assert calls == [0, 0] and info.value.partial == tmp_path / "c.pt"
+    wavelet = ni.reconstruct(scan.kspace, scan.operator, "wavelet", noise=nm, seed=0, **start)
+    untrained = ni.reconstruct(scan.kspace, scan.operator, "unrolled", noise=nm, weights=str(info.value.partial))
+    assert np.abs(untrained.mean - wavelet.mean).max() < 1e-4 * np.abs(wavelet.mean).max()
+    assert untrained.info["start"] == "wavelet"
+    path = ni.train_supervised("unrolled", steps=3, out=tmp_path / "t.pt", lr=1e-2, **kw)
+    trained = ni.reconstruct(scan.kspace, scan.operator, "unrolled", noise=nm, weights=str(path))
+    assert np.isfinite(trained.mean).all() and np.abs(trained.mean - wavelet.mean).max() > 1e-6
+    with pytest.raises(ValueError, match="start must be one of"):
+        ni.train_supervised("unrolled", steps=1, out=tmp_path / "x.pt", **{**kw, "start": "dip"})

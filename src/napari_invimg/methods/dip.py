@@ -200,6 +200,7 @@ def fit_network(
     input_noise: float,
     penalty: Callable[[], torch.Tensor] | None = None,
     restore: bool = False,
+    discrepancy_of_mean: bool = False,
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """Adam on ``nll(y, A(G(z + δ))) + penalty()`` with ``δ ~ N(0, input_noise²)``, stopped by a :class:`StoppingRule`.
 
@@ -207,6 +208,9 @@ def fit_network(
     selected iteration, the number of iterations run and why it stopped. With ``restore`` the network's weights
     are reset to those of the selected iteration (for methods that sample from it). Every iteration reports
     progress with the current iterate, keeps the selected image for cancel and logs loss, misfit and variance.
+    With ``discrepancy_of_mean`` the discrepancy test uses the misfit of the running mean, the image that is
+    returned, rather than of the current iterate (one more ``A`` per iteration; logged as ``mean_misfit``): a
+    network that fits fast then does not stop while its running mean still lags behind the data.
     """
     rule = StoppingRule(stop, tau, window, patience)
     measured = A.n_measured() * (y.numel() // max(math.prod(A.out_shape), 1))  # unsampled k-space does not count
@@ -236,12 +240,16 @@ def fit_network(
         with torch.no_grad():
             misfit = noise.misfit(y, fit.detach(), measured)
             moments.update(x)
-        rule.update(k, misfit, moments.var)
+            mean_misfit = noise.misfit(y, A.apply(moments.mean), measured) if discrepancy_of_mean else misfit
+        rule.update(k, mean_misfit, moments.var)
         if rule.improved:
             selected = moments.mean
             if restore:
                 selected_state = {name: t.detach().clone() for name, t in net.state_dict().items()}
-        ctx.log(loss=loss_value, misfit=misfit, variance=moments.var)
+        if discrepancy_of_mean:
+            ctx.log(loss=loss_value, misfit=misfit, variance=moments.var, mean_misfit=mean_misfit)
+        else:
+            ctx.log(loss=loss_value, misfit=misfit, variance=moments.var)
         ctx.keep(moments.mean if selected is None else selected, iteration=rule.selected or k)
         ctx.step(k, iterations, x)
         if rule.done:

@@ -4,7 +4,9 @@
 measurement (or, for operators whose data are not images, the adjoint image ``Aᴴy``) to the image; it never uses
 the operator at test time. ``unrolled`` (MoDL, Aggarwal, Mani & Jacob, IEEE TMI 38 (2019) 394): ``K`` shared CNN
 steps alternating with conjugate-gradient data consistency through the operator it is given, trained end to end
-for an operator family (blur with a range of PSF widths; Cartesian MRI masks of one kind and acceleration).
+for an operator family (blur with a range of PSF widths; Cartesian MRI masks of one kind and acceleration); or,
+with ``start="wavelet"``/``"tv"``, ``K`` learned gradient steps that refine that classical reconstruction from a
+zero-initialized last layer, so the untrained network is the classical result (Adler & Öktem 2017).
 
 Both learn from pairs made by :func:`train_supervised`: acquired ``(low, high)`` pairs, or clean images pushed
 through the forward model with noise drawn on the fly (random crops for shift-invariant operators). Training uses
@@ -31,9 +33,26 @@ from ..nets.unet import UNet, UnrolledNet, from_channels, init_weights, to_chann
 from ..operators.base import Operator, from_spec
 from ..operators.noise import NoiseModel
 from ._perturb import perturb_operator
-from .registry import Context, Estimate, Method, Param, TileProfile, _accepts_status
+from .registry import (
+    Context,
+    Estimate,
+    Method,
+    Param,
+    TileProfile,
+    _accepts_status,
+    get,
+)
 
-__all__ = ["Care", "Unrolled", "train_supervised", "load_supervised", "SUPERVISED_METHODS", "DEFAULT_STEPS"]
+__all__ = [
+    "DEFAULT_STEPS",
+    "START_METHODS",
+    "SUPERVISED_METHODS",
+    "Care",
+    "Unrolled",
+    "classical_start",
+    "load_supervised",
+    "train_supervised",
+]
 
 FORMAT = "napari-invimg supervised 1"
 SUPERVISED_METHODS = ("care", "unrolled")
@@ -276,6 +295,7 @@ class _UnrolledData:
                                      f"shape {tuple(A.in_shape)}; got {tuple(x.shape)}.")
             self.patch = tuple(A.in_shape)
         self.crops = _Crops(self.patch)
+        self.pool: list | None = None
 
     def operator(self, g: torch.Generator, nominal: bool = False) -> Operator:
         if self.shift_invariant:
@@ -289,7 +309,61 @@ class _UnrolledData:
             return self.A
         return perturb_operator(self.A, "mask_seed", _draw_seed(g) % 100000)
 
+    def prepare_starts(self, start: str, params: dict[str, Any], masks: int, g: torch.Generator,
+                       tick: Callable[[int, int], None] | None = None) -> None:
+        """Fix a pool of ``masks`` operators of the family, each with every training image (a random crop for
+        shift-invariant operators), its data and its classical reconstruction (``start`` with ``params``: too slow
+        to run at every step); batches then come from this pool."""
+        self.start, self.start_params = start, params
+        pool, total = [], max(1, int(masks)) * len(self.images)
+        for _ in range(max(1, int(masks))):
+            A = self.operator(g)
+            xs, ys, x0s = [], [], []
+            for i in range(len(self.images)):
+                x, y, x0 = self._with_start(self._image(i, g), A, g)
+                xs.append(x)
+                ys.append(y)
+                x0s.append(x0)
+                if tick is not None:
+                    tick(len(pool) * len(self.images) + len(xs), total)
+            pool.append((A, torch.stack(xs), torch.stack(ys), torch.stack(x0s)))
+        self.pool = pool
+
+    def _image(self, i: int, g: torch.Generator) -> torch.Tensor:
+        if not self.shift_invariant:
+            return self.images[i]
+        x = self.images[i][self.crops.slices(tuple(self.images[i].shape), g)]
+        return _dihedral(x, int(torch.randint(0, 8, (1,), generator=g)))
+
+    def _with_start(self, x: torch.Tensor, A: Operator, g: torch.Generator):
+        with torch.no_grad():
+            z = A.apply(x)
+            if self.noise.gain > 0:
+                z = z.clamp(min=0)
+            y = self.noise.sample(z, seed=_draw_seed(g))
+            x0 = classical_start(y, A, self.noise, self.start, self.start_params, x.device)
+        return x, y, x0
+
+    def sample_start(self, g: torch.Generator, n: int | None = None, nominal: bool = False):
+        """``(y, x, A, x₀)`` scaled like :meth:`sample`: from the pool, or made afresh for the nominal operator
+        (validation)."""
+        n = n or self.batch
+        if nominal:
+            A = self.operator(g, nominal=True)
+            idx = torch.randint(0, len(self.images), (n,), generator=g).tolist()
+            x, y, x0 = (torch.stack(t) for t in zip(*(self._with_start(self._image(i, g), A, g) for i in idx)))
+        else:
+            A, xs, ys, x0s = self.pool[int(torch.randint(0, len(self.pool), (1,), generator=g))]
+            idx = torch.randint(0, len(xs), (n,), generator=g)
+            x, y, x0 = xs[idx], ys[idx], x0s[idx]
+        with torch.no_grad():
+            scale = torch.tensor([unrolled_scale(A.apply_adjoint(y[j])) for j in range(n)])
+        return (y / scale.reshape((-1,) + (1,) * (y.ndim - 1)), x / scale.reshape((-1,) + (1,) * (x.ndim - 1)), A,
+                x0 / scale.reshape((-1,) + (1,) * (x0.ndim - 1)))
+
     def sample(self, g: torch.Generator, n: int | None = None, nominal: bool = False):
+        if self.pool is not None:
+            return self.sample_start(g, n, nominal)
         n = n or self.batch
         A = self.operator(g, nominal)
         idx = torch.randint(0, len(self.images), (n,), generator=g).tolist()
@@ -308,6 +382,21 @@ class _UnrolledData:
             y = self.noise.sample(z, seed=_draw_seed(g))
             scale = torch.tensor([unrolled_scale(A.apply_adjoint(y[j])) for j in range(n)])
         return y / scale.reshape((-1,) + (1,) * (y.ndim - 1)), x / scale.reshape((-1,) + (1,) * (x.ndim - 1)), A
+
+
+#: classical reconstructions the unrolled network can start from (``start=``), with their fixed settings
+START_METHODS = ("cg", "wavelet", "tv")
+
+
+def classical_start(y: torch.Tensor, A: Operator, noise: NoiseModel, start: str, params: dict[str, Any],
+                    device: torch.device | str = "cpu") -> torch.Tensor:
+    """The classical reconstruction an unrolled network refines: the registered method ``start`` (``wavelet`` or
+    ``tv``, its weight by the discrepancy principle) at its defaults updated by ``params``, seed 0."""
+    if start not in START_METHODS[1:]:
+        raise ValueError(f"The unrolled network starts from one of {START_METHODS}, not {start!r}.")
+    cls = get(start)
+    values = cls.validate(dict(params))
+    return cls().run(y, A, noise, Context(torch.device(device), seed=0), **values).mean
 
 
 def unrolled_scale(u: torch.Tensor) -> float:
@@ -333,7 +422,8 @@ def train_supervised(method: str, pairs: Sequence[tuple[np.ndarray, np.ndarray]]
                      progress: Callable[..., Any] | None = None, *, patch: int = 64, batch_size: int | None = None,
                      lr: float | None = None, width: int | None = None, depth: int | None = None,
                      iterations: int = 6, psf_range: float = 0.2, device: str | torch.device | None = None,
-                     validation_every: int | None = None) -> Path:
+                     validation_every: int | None = None, start: str = "cg", start_params: dict[str, Any] | None = None,
+                     start_pool: int = 6) -> Path:
     """Train ``care`` or ``unrolled`` and write its weights to ``out`` (returned); use them with
     ``ni.reconstruct(y, A, method, weights=path)``.
 
@@ -346,6 +436,11 @@ def train_supervised(method: str, pairs: Sequence[tuple[np.ndarray, np.ndarray]]
     every step (``status``: the loss and, now and then, the validation PSNR); returning ``False`` stops training,
     writes the partial model (``metadata["cancelled"]``) and raises :class:`~napari_invimg.Cancelled` with
     ``partial`` = the path. The weights file records the operator, noise, normalization, steps and seed.
+
+    ``unrolled`` with ``start="wavelet"`` (or ``"tv"``): learned gradient steps that refine that classical
+    reconstruction (run with ``start_params``, e.g. ``{"wavelet": "haar"}``), their last layer zero at the start so
+    the untrained network *is* the classical result; the starts are computed once for a pool of ``start_pool``
+    operators of the family × the training images (the slow part before step 1). ``start="cg"``: MoDL.
     """
     if method not in SUPERVISED_METHODS:
         raise ValueError(f"train_supervised trains {' or '.join(map(repr, SUPERVISED_METHODS))}, not {method!r}.")
@@ -354,6 +449,10 @@ def train_supervised(method: str, pairs: Sequence[tuple[np.ndarray, np.ndarray]]
     if method == "unrolled" and pairs is not None:
         raise ValueError("The unrolled network learns through the forward model: give truth= images, operator= and "
                          "noise= (acquired pairs carry no operator).")
+    if start not in START_METHODS:
+        raise ValueError(f"start must be one of {START_METHODS}, got {start!r}.")
+    if start != "cg" and method != "unrolled":
+        raise ValueError("start= is the unrolled network's classical starting point; care has none.")
     if operator is not None and not isinstance(operator, Operator):
         raise ValueError(f"operator must be a napari_invimg operator, got {type(operator).__name__}.")
     if noise is not None and not isinstance(noise, NoiseModel):
@@ -372,22 +471,25 @@ def train_supervised(method: str, pairs: Sequence[tuple[np.ndarray, np.ndarray]]
         model: torch.nn.Module = UNet(data.ndim, data.channels, data.channels, width or 32, depth or 3)
     else:
         data = _UnrolledData(truth, operator, noise, patch, batch_size or 4, psf_range)
-        model = UnrolledNet(operator.ndim, bool(operator.in_complex), iterations, width or 24, depth or 2)
+        model = UnrolledNet(operator.ndim, bool(operator.in_complex), iterations, width or 24, depth or 2,
+                            start=start, start_params=start_params)
     init_weights(model, g)
+    if isinstance(model, UnrolledNet):
+        model.zero_refinement()
     model.to(dev)
-    val = [data.sample(gval, 2, **({"nominal": True} if method == "unrolled" else {})) for _ in range(2)]
+    wants_status = progress is not None and _accepts_status(progress)
     every = validation_every or max(1, min(50, steps // 20))
     opt = torch.optim.Adam(model.parameters(), lr=lr or (1e-3 if method == "care" else 5e-4))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * i / steps)))
-    wants_status = progress is not None and _accepts_status(progress)
 
     def predict(batch) -> tuple[torch.Tensor, torch.Tensor]:
         if method == "care":
             u, x = batch
             return model(u.to(dev)), x.to(dev)
-        y, x, A = batch
+        y, x, A = batch[:3]
         A.to(dev)
-        return model(y.to(dev), A), x.to(dev)
+        x0 = batch[3].to(dev) if len(batch) > 3 else None
+        return model(y.to(dev), A, x0), x.to(dev)
 
     def validate() -> tuple[float, np.ndarray]:
         model.eval()
@@ -413,8 +515,25 @@ def train_supervised(method: str, pairs: Sequence[tuple[np.ndarray, np.ndarray]]
         "operator_type": operator.name if operator is not None else None,
         "noise": _plain(noise.spec()) if noise is not None else None,
         "psf_range": float(psf_range) if method == "unrolled" else None, "ndim": data.images[0].ndim,
+        "start": start, "start_params": dict(start_params or {}), "start_pool": int(start_pool) if start != "cg" else None,
         "complex": bool(getattr(data, "complex", operator is not None and operator.in_complex)),
     }
+    if method == "unrolled" and start != "cg":
+        started_prep = time.perf_counter()
+
+        def tick(i: int, total: int) -> None:
+            answer = progress(0, steps, None, status={}) if wants_status else progress(0, steps, None)
+            if answer is False:
+                raise Cancelled(f"{method} training cancelled while computing the {start} starts")
+
+        try:
+            data.prepare_starts(start, dict(start_params or {}), start_pool, g, tick if progress is not None else None)
+        except Cancelled as exc:  # the untrained network: the classical start itself
+            metadata.update(cancelled=True, steps_done=0, seconds=time.perf_counter() - started_prep,
+                            history={"loss": [], "val_psnr": [], "val_step": []})
+            path = save_supervised(model, out, method, metadata)
+            raise Cancelled(str(exc), partial=path) from None
+    val = [data.sample(gval, 2, **({"nominal": True} if method == "unrolled" else {})) for _ in range(2)]
     history: dict[str, list] = {"loss": [], "val_psnr": [], "val_step": []}
     started = time.perf_counter()
     model.train()
@@ -555,7 +674,8 @@ class Unrolled(Method):
     label = "Unrolled network (MoDL)"
     description = (
         "x_{k+1} = argmin ‖A x − y‖² + λ‖x − D_θ(x_k)‖² (CG through A), K steps with one shared CNN D_θ, trained end "
-        "to end on simulated pairs for an operator family (ni.train_supervised); uses the given A at test time."
+        "to end on simulated pairs for an operator family (ni.train_supervised); uses the given A at test time. "
+        "Weights trained with start=wavelet/tv instead refine that reconstruction: x ← x + R_θ(x, Aᴴ(Ax − y)), K times."
     )
     reference = "Aggarwal, Mani & Jacob, MoDL: model-based deep learning architecture for inverse problems, IEEE TMI 38 (2019) 394."
     params = (WEIGHTS,)
@@ -572,10 +692,14 @@ class Unrolled(Method):
         trained = meta.get("operator_type")
         if trained and trained != A.name:
             raise ValueError(f"These unrolled weights were trained through a {trained} forward model, not {A.name}.")
+        x0 = None
+        if cfg.get("start", "cg") != "cg":
+            x0 = classical_start(y, A, noise, cfg["start"], cfg.get("start_params", {}), ctx.device)
         with torch.no_grad():
             s = unrolled_scale(A.apply_adjoint(y))
-            x = net((y / s).unsqueeze(0), A)[0] * s
+            x = net((y / s).unsqueeze(0), A, None if x0 is None else (x0 / s).unsqueeze(0))[0] * s
         ctx.keep(x)
         ctx.step(1, 1, x)
         return Estimate(x, info={"scale": s, "training": _summary(meta), "iterations": cfg["iterations"],
+                                 "start": cfg.get("start", "cg"),
                                  "operator_matches_training": _operator_matches(A, meta)})

@@ -13,14 +13,13 @@ gradient steps through the operator, ``λ`` learned.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["UNet", "UnrolledNet", "init_weights", "to_channels", "from_channels"]
+__all__ = ["UNet", "UnrolledNet", "from_channels", "init_weights", "to_channels"]
 
 
 def init_weights(module: nn.Module, generator: torch.Generator) -> nn.Module:
@@ -109,19 +108,38 @@ def _batched_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 class UnrolledNet(nn.Module):
-    """``K`` alternations of a shared residual U-Net and a CG data-consistency step through an operator ``A``."""
+    """``K`` alternations of a shared residual U-Net and a CG data-consistency step through an operator ``A``
+    (``start="cg"``, MoDL), or ``K`` learned gradient steps ``x ← x + R_θ(x, Aᴴ(Ax − y))`` from a classical
+    reconstruction ``x₀`` (``start`` = its method's name, e.g. ``"wavelet"``; Adler & Öktem, Solving ill-posed
+    inverse problems using iterative deep neural networks, Inverse Problems 33 (2017) 124007). With ``R_θ``'s last
+    layer zero (:meth:`zero_refinement`) the untrained network returns ``x₀`` itself: training only refines it."""
 
     def __init__(self, ndim: int = 2, complex_image: bool = False, iterations: int = 6, width: int = 24,
-                 depth: int = 2, cg_steps: int = 6, lam: float = 0.05):
+                 depth: int = 2, cg_steps: int = 6, lam: float = 0.05, start: str = "cg",
+                 start_params: dict[str, Any] | None = None):
         super().__init__()
         channels = 2 if complex_image else 1
         self.config: dict[str, Any] = {"ndim": int(ndim), "complex_image": bool(complex_image),
                                        "iterations": int(iterations), "width": int(width), "depth": int(depth),
-                                       "cg_steps": int(cg_steps), "lam": float(lam)}
+                                       "cg_steps": int(cg_steps), "lam": float(lam), "start": str(start),
+                                       "start_params": dict(start_params or {})}
         self.complex_image = complex_image
+        self.start = str(start)
         self.iterations, self.cg_steps = int(iterations), int(cg_steps)
-        self.cnn = UNet(ndim, channels, channels, width, depth, residual=True)
+        if self.start == "cg":
+            self.cnn = UNet(ndim, channels, channels, width, depth, residual=True)
+        else:  # input: the iterate and the data-misfit gradient; output: the update
+            self.cnn = UNet(ndim, 2 * channels, channels, width, depth, residual=False)
         self.log_lam = nn.Parameter(torch.tensor(math.log(lam)))
+
+    def zero_refinement(self) -> None:
+        """Zero the last layer of the refinement network: the network then returns its classical start unchanged."""
+        if self.start == "cg":
+            return
+        with torch.no_grad():
+            self.cnn.head.weight.zero_()
+            if self.cnn.head.bias is not None:
+                self.cnn.head.bias.zero_()
 
     def data_consistency(self, z: torch.Tensor, rhs: torch.Tensor, A, lam: torch.Tensor) -> torch.Tensor:
         """CG on ``(AᴴA + λ) x = Aᴴy + λ z`` from ``x = z`` (``cg_steps`` steps, per batch item)."""
@@ -139,9 +157,19 @@ class UnrolledNet(nn.Module):
             rr = rr_new
         return x
 
-    def forward(self, y: torch.Tensor, A, steps: Sequence[int] | None = None) -> torch.Tensor:
-        """Reconstruct a batch ``y`` (``(B, *A.out_shape)``) -> images ``(B, *A.in_shape)``."""
+    def forward(self, y: torch.Tensor, A, start: torch.Tensor | None = None) -> torch.Tensor:
+        """Reconstruct a batch ``y`` (``(B, *A.out_shape)``) -> images ``(B, *A.in_shape)``; ``start``: the
+        classical reconstructions ``x₀`` (``(B, *A.in_shape)``, needed unless ``start="cg"``)."""
         rhs = A.apply_adjoint(y)
+        if self.start != "cg":
+            if start is None:
+                raise ValueError(f"This unrolled network refines a {self.start!r} reconstruction: pass start=x₀.")
+            x = start.to(rhs.dtype)
+            for _ in range(self.iterations):
+                grad = A.normal(x) - rhs
+                inp = torch.cat([to_channels(x), to_channels(grad)], dim=1)
+                x = x + from_channels(self.cnn(inp), self.complex_image)
+            return x
         lam = self.log_lam.exp()
         x = self.data_consistency(rhs * 0, rhs, A, lam)  # a few CG steps on the normal equations (λ-damped)
         for _ in range(self.iterations):
