@@ -30,3 +30,16 @@ def test_stochastic_dip_returns_posterior_samples(denoising, method, extra):
 
 def test_mc_dropout_says_it_is_approximate():
     assert "approximate" in ni.method_info("mc_dropout_dip")["description"]
+
+
+def test_bayes_dip_runs_its_budget_by_default(denoising):
+    """Its running variance is mostly weight noise (it grows for hundreds of iterations), so Bayesian DIP does not
+    stop on it by default: it runs its iteration budget, with the tempered KL weight, and still fits the data."""
+    x, A, noise, y = denoising
+    defaults = {p["name"]: p["default"] for p in ni.method_info("bayes_dip")["parameters"]}
+    assert defaults["stop"] == "none" and defaults["kl_weight"] < 1
+    rec = ni.reconstruct(y, A, "bayes_dip", noise, iterations=40, n_samples=4, depth=2, width=4, window=5, seed=0)
+    assert rec.info["iterations"] == 40 and rec.info["stop_iteration"] == 40
+    misfit = rec.info["history"]["misfit"]
+    assert misfit[-1] < 0.5 * misfit[0]  # fitted to the data
+    assert np.isfinite(rec.std).all() and (rec.std > 0).all()
