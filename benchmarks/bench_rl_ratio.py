@@ -15,10 +15,6 @@ torch.set_num_threads(int(sys.argv[2]) if len(sys.argv)>2 else 1)
 name=list(CASES)[int(sys.argv[1])]
 x, psf, A, noise, y = make_case(name)
 yt=torch.from_numpy(np.asarray(y,dtype=np.float32))
-class Generic:  # not a Blur: RL takes its generic (operator boundary) path
-    def __init__(s,A): s.A=A; s.in_shape=A.in_shape
-    def _forward(s,v): return s.A._forward(v)
-    def _adjoint(s,v): return s.A._adjoint(v)
 Q=20
 def floor(shape):
     dims=tuple(range(-len(shape),0)); xx=torch.rand(shape); big=np.zeros(shape,np.float32); big[tuple(slice(0,k) for k in psf.shape)]=psf
@@ -36,12 +32,12 @@ class _Ctx:
     def log(s,**k): pass
     def keep(s,*a,**k): pass
     def step(s,*a,**k): s.ts.append(time.perf_counter())
-def rl(op):
+def rl(op, domain="padded"):
     def f(n):
-        c=_Ctx(); RichardsonLucy().run(yt, op, noise, c, n+1, True, "none", 1.0, None, None)
+        c=_Ctx(); RichardsonLucy().run(yt, op, noise, c, n+1, True, "none", 1.0, None, None, object_domain=domain)
         return list(np.diff(c.ts)[2:])
     return f
-fs={'floor_img':floor(A.in_shape),'floor_grid':floor(A.grid),'new':rl(A),'old':rl(Generic(A))}
+fs={'floor_img':floor(A.in_shape),'floor_grid':floor(A.grid),'new':rl(A),'old':rl(A, 'boundary')}
 n=15 if A.ndim==2 else 4
 res={k:[] for k in fs}
 for r in range(4 if A.ndim==2 else 2):

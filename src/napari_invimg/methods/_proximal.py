@@ -45,7 +45,8 @@ Callback = Callable[[int, torch.Tensor, float], None]
 
 
 def _norm(t: torch.Tensor) -> float:
-    return float(torch.linalg.vector_norm(t))
+    # a complex tensor's norm is its real view's: far faster on CPU than vector_norm of complex values
+    return float(torch.linalg.vector_norm(torch.view_as_real(t.resolve_conj()) if t.is_complex() else t))
 
 
 @dataclass
@@ -88,6 +89,8 @@ def initial_image(y: torch.Tensor, A: LinearOperator, lower: float | None, gain:
 def _dual_ball(reg: AnalysisRegularizer, p: torch.Tensor, radius: float) -> torch.Tensor:
     if radius == 0:  # λ = 0: no regularizer, the dual variable stays at zero
         return torch.zeros_like(p)
+    if radius == 1.0:  # the constrained problem: no rescaling passes
+        return reg.project_dual(p)
     return radius * reg.project_dual(p / radius)
 
 
@@ -125,9 +128,13 @@ def primal_dual(
     mu, mu_hint, delta = 0.0, 1.0, 0.0
     k = 0
     for k in range(1, iterations + 1):
-        x_new = clip(x - tau * KTy, lower, None)
+        # fused, in-place updates (the old duals are not needed again): v = y + s (2 K x_new − K x)
+        x_new = clip(torch.add(x, KTy, alpha=-tau), lower, None)
         Kn1, Kn2 = A.apply(x_new), reg.analysis(x_new)
-        v1 = y1 + s1w * (2 * Kn1 - Kx1)
+        if weights is None:
+            v1 = y1.add_(Kn1, alpha=2 * s1).sub_(Kx1, alpha=s1)
+        else:
+            v1 = torch.mul(Kn1, 2).sub_(Kx1).mul_(s1w).add_(y1)
         if constrained:
             if k % 10 == 1:
                 delta = target * data.expected_discrepancy(Kn1)
@@ -137,7 +144,7 @@ def primal_dual(
             y1_new = v1 - s1w * z
         else:
             y1_new = v1 - s1w * data.prox_nll(v1 / s1w, 1.0 / s1w)
-        y2_new = _dual_ball(reg, y2 + s2 * (2 * Kn2 - Kx2), radius)
+        y2_new = _dual_ball(reg, y2.add_(Kn2, alpha=2 * s2).sub_(Kx2, alpha=s2), radius)
         KTy_new = A.apply_adjoint(y1_new) + reg.synthesis(y2_new)
         change = _norm(x - x_new) / max(_norm(x_new), 1e-30)
         x, y1, y2, Kx1, Kx2, KTy = x_new, y1_new, y2_new, Kn1, Kn2, KTy_new

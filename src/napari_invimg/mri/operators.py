@@ -158,8 +158,17 @@ class CartesianMRI(MRIOperator):
         return x * maps if self.coil_maps is None else x.unsqueeze(-self.ndim - 1) * maps
 
     def _combine_g(self, xc: torch.Tensor) -> torch.Tensor:
-        maps = self._maps_g.to(xc.dtype).conj()
+        maps = self._conj_maps_g(xc)
         return xc * maps if self.coil_maps is None else (xc * maps).sum(dim=-self.ndim - 1)
+
+    def _conj_maps_g(self, like: torch.Tensor) -> torch.Tensor:
+        """``conj(g ⊙ S)`` materialized once per dtype and device (a lazy ``conj()`` view doubles the product's cost)."""
+        key = (self._maps_g.data_ptr(), like.dtype, like.device)
+        cached = getattr(self, "_maps_g_conj", None)
+        if cached is None or cached[0] != key:
+            cached = (key, self._maps_g.to(device=like.device, dtype=like.dtype).conj().resolve_conj())
+            self._maps_g_conj = cached
+        return cached[1]
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._mask_h is None:

@@ -36,14 +36,29 @@ def soft_threshold(c: torch.Tensor, threshold: torch.Tensor | float) -> torch.Te
     return c * (1 - threshold / mag.clamp(min=1e-30)).clamp(min=0)
 
 
+def _magnitude2(c: torch.Tensor) -> torch.Tensor:
+    """``|c|²`` elementwise, real or complex (without the complex ``abs``'s slow ``hypot``)."""
+    return c.real.square().add_(c.imag.square()) if c.is_complex() else c.square()
+
+
 def _filter(x: torch.Tensor, taps: list[float], dim: int, dilation: int, adjoint: bool) -> torch.Tensor:
     """Periodic correlation ``out[n] = Σ_k f[k] x[n + k·dilation]`` along ``dim`` (or its adjoint)."""
     sign = 1 if adjoint else -1
-    out = None
-    for k, f in enumerate(taps):
-        term = f * (torch.roll(x, shifts=sign * k * dilation, dims=dim) if k else x)
-        out = term if out is None else out + term
+    out = torch.mul(x, taps[0])
+    for k in range(1, len(taps)):
+        out.add_(torch.roll(x, shifts=sign * k * dilation, dims=dim), alpha=taps[k])
     return out
+
+
+def _filter_pair(x: torch.Tensor, lo: list[float], hi: list[float], dim: int,
+                 dilation: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_filter` with two filters of one length at once, sharing each shifted copy of ``x``."""
+    a, b = torch.mul(x, lo[0]), torch.mul(x, hi[0])
+    for k in range(1, len(lo)):
+        shifted = torch.roll(x, shifts=-k * dilation, dims=dim)
+        a.add_(shifted, alpha=lo[k])
+        b.add_(shifted, alpha=hi[k])
+    return a, b
 
 
 class WaveletSparsity(AnalysisRegularizer):
@@ -120,7 +135,7 @@ class WaveletSparsity(AnalysisRegularizer):
             bands = [approx]
             for i in range(self.ndim):
                 dim = x.ndim - self.ndim + i
-                bands = [_filter(b, f, dim, 2**j, False) for b in bands for f in (lo, hi)]
+                bands = [out for b in bands for out in _filter_pair(b, lo, hi, dim, 2**j)]
             details += bands[1:]
             approx = bands[0]
         return torch.stack(details + [approx], dim=0)
@@ -135,7 +150,7 @@ class WaveletSparsity(AnalysisRegularizer):
             bands = [approx] + [c[j * nb + b] for b in range(nb)]
             for i in reversed(range(self.ndim)):
                 dim = nd_total - self.ndim + i
-                bands = [_filter(bands[2 * k], lo, dim, 2**j, True) + _filter(bands[2 * k + 1], hi, dim, 2**j, True)
+                bands = [_filter(bands[2 * k], lo, dim, 2**j, True).add_(_filter(bands[2 * k + 1], hi, dim, 2**j, True))
                          for k in range(len(bands) // 2)]
             approx = bands[0]
         return approx
@@ -185,7 +200,8 @@ class WaveletSparsity(AnalysisRegularizer):
 
     def project_dual(self, p: torch.Tensor) -> torch.Tensor:
         w = self.band_weights(p[0])
-        return p * torch.minimum(torch.ones((), device=p.device), w / p.abs().clamp(min=1e-30))
+        # min(1, w/|p|) from |p|² = Re² + Im² (a complex abs costs ~10× as much on CPU)
+        return p * torch.rsqrt(_magnitude2(p).clamp_(min=1e-37)).mul(w).clamp_(max=1.0)
 
     @property
     def pixelwise(self) -> bool:
