@@ -5,12 +5,21 @@ Prints iterations, PSNR and seconds of both paths and their ratio; the two are t
 (one warm-up each), so the ratio holds on a loaded machine where the seconds do not.
 
     PYTHONPATH=src python benchmarks/bench_mri_speed.py [--threads 2] [--cases brain:poisson:8,...]
+
+``--baseline OTHER/src`` instead compares this tree with another source tree (e.g. ``git archive main src | tar -x -C
+/tmp/base``) on the default (gathered) path: each (tree, case, method) runs in its own subprocess, the two trees
+alternately, ``--repeats`` times; the table gives iterations, PSNR, the median wall seconds of each and their ratio,
+and the CPU seconds of the process (``time.process_time``: with one thread, what a quiet machine's wall clock shows).
 """
+
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -36,13 +45,62 @@ def full_grid(A):
     return B
 
 
+def run_one(case: str, method: str) -> dict:
+    """One timed reconstruction (after a 3-iteration warm-up) on the default path."""
+    sc = scan_for(case)
+    noise = ni.noise.Gaussian(sc.sigma)
+    ni.reconstruct(sc.kspace, sc.operator, method, noise=noise, iterations=3, **METHODS[method])
+    t, cpu = time.perf_counter(), time.process_time()
+    rec = ni.reconstruct(sc.kspace, sc.operator, method, noise=noise, **METHODS[method])
+    seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
+    return {"s": seconds, "cpu": cpu, "iterations": rec.info["iterations"], "file": ni.__file__,
+            "psnr": ni.metrics.psnr(np.abs(rec.mean), np.abs(sc.image))}
+
+
+def compare(args) -> None:
+    trees = {"baseline": os.path.abspath(args.baseline),
+             "this tree": os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))}
+    print(f"# CS-MRI, this tree against {trees['baseline']}, {time.strftime('%Y-%m-%d %H:%M')}, {args.threads} "
+          f"thread(s), load {os.getloadavg()[0]:.1f}")
+    print("| case | method | iterations (baseline / this) | PSNR baseline | PSNR this | s baseline | s this | "
+          "baseline / this | CPU s baseline | CPU s this |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for case in args.cases.split(","):
+        for method in args.methods.split(","):
+            runs: dict[str, list[dict]] = {k: [] for k in trees}
+            for _ in range(args.repeats):
+                for name, src in trees.items():
+                    env = {**os.environ, "PYTHONPATH": src, "OMP_NUM_THREADS": str(args.threads)}
+                    res = subprocess.run([sys.executable, __file__, "--one", case, method, "--threads",
+                                          str(args.threads)], capture_output=True, text=True, env=env, check=False)
+                    if res.returncode != 0:
+                        raise RuntimeError(res.stderr[-3000:])
+                    r = json.loads(res.stdout.strip().splitlines()[-1])
+                    assert r["file"].startswith(src), (r["file"], src)
+                    runs[name].append(r)
+            b, n = runs["baseline"], runs["this tree"]
+            sb, sn = float(np.median([r["s"] for r in b])), float(np.median([r["s"] for r in n]))
+            cb, cn = float(np.median([r["cpu"] for r in b])), float(np.median([r["cpu"] for r in n]))
+            print(f"| {case} | {method} | {b[0]['iterations']} / {n[0]['iterations']} | {b[0]['psnr']:.2f} | "
+                  f"{n[0]['psnr']:.2f} | {sb:.2f} | {sn:.2f} | {sb / sn:.2f}× | {cb:.2f} | {cn:.2f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--methods", default="wavelet,tv")
+    parser.add_argument("--baseline", help="another tree's src folder: compare with it (subprocesses)")
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.one:
+        print(json.dumps(run_one(*args.one)))
+        return
+    if args.baseline:
+        compare(args)
+        return
     print(f"# CS-MRI speed, {time.strftime('%Y-%m-%d %H:%M')}, {args.threads} threads, load {os.getloadavg()[0]:.1f}")
     print("| case | method | iterations (gathered / full) | PSNR gathered | PSNR full | s gathered | s full | full / gathered |")
     print("|---|---|---|---|---|---|---|---|")

@@ -5,6 +5,9 @@ the previous gather-based loop (the operator's boundary model, ``object_domain="
 alternately, iteration by iteration; the 20th percentile of each is reported, with their ratios.
 
     PYTHONPATH=src python benchmarks/bench_rl_ratio.py CASE [THREADS]    # CASE: 0, 1, 2 as in bench_rl.py
+
+scikit-image's ``richardson_lucy`` is timed in the same rotation (whole calls of n/3 iterations): ``skimage/new``
+times the iteration counts to scikit-image's best PSNR (``bench_rl.py`` (b)) gives the time-to-best speed-up.
 """
 import sys, time, numpy as np, torch
 sys.path.insert(0, __import__('os').path.dirname(__import__('os').path.abspath(__file__)))
@@ -15,10 +18,6 @@ torch.set_num_threads(int(sys.argv[2]) if len(sys.argv)>2 else 1)
 name=list(CASES)[int(sys.argv[1])]
 x, psf, A, noise, y = make_case(name)
 yt=torch.from_numpy(np.asarray(y,dtype=np.float32))
-class Generic:  # not a Blur: RL takes its generic (operator boundary) path
-    def __init__(s,A): s.A=A; s.in_shape=A.in_shape
-    def _forward(s,v): return s.A._forward(v)
-    def _adjoint(s,v): return s.A._adjoint(v)
 Q=20
 def floor(shape):
     dims=tuple(range(-len(shape),0)); xx=torch.rand(shape); big=np.zeros(shape,np.float32); big[tuple(slice(0,k) for k in psf.shape)]=psf
@@ -36,15 +35,19 @@ class _Ctx:
     def log(s,**k): pass
     def keep(s,*a,**k): pass
     def step(s,*a,**k): s.ts.append(time.perf_counter())
-def rl(op):
+def rl(op, domain="padded"):
     def f(n):
-        c=_Ctx(); RichardsonLucy().run(yt, op, noise, c, n+1, True, "none", 1.0, None, None)
+        c=_Ctx(); RichardsonLucy().run(yt, op, noise, c, n+1, True, "none", 1.0, None, None, object_domain=domain)
         return list(np.diff(c.ts)[2:])
     return f
-fs={'floor_img':floor(A.in_shape),'floor_grid':floor(A.grid),'new':rl(A),'old':rl(Generic(A))}
+def skimage_rl(n):  # scikit-image's RL, seconds per iteration of a whole call (it has no per-iteration hook)
+    from skimage.restoration import richardson_lucy
+    k=max(n//3,2); t=time.perf_counter(); richardson_lucy(np.clip(y,0,None), psf, num_iter=k, clip=False)
+    return [(time.perf_counter()-t)/k]*(n//3)
+fs={'floor_img':floor(A.in_shape),'floor_grid':floor(A.grid),'new':rl(A),'old':rl(A, 'boundary'),'skimage':skimage_rl}
 n=15 if A.ndim==2 else 4
 res={k:[] for k in fs}
 for r in range(4 if A.ndim==2 else 2):
     for k,f in fs.items(): res[k]+=f(n)
 best={k:np.percentile(v,Q) for k,v in res.items()}
-print(name, torch.get_num_threads(), 'threads', f'p{Q} of', len(res['new']), {k:round(v,5) for k,v in best.items()}, 'new/floor_img %.2f new/floor_grid %.2f old/floor_img %.2f old/new %.2f'%(best['new']/best['floor_img'],best['new']/best['floor_grid'],best['old']/best['floor_img'],best['old']/best['new']))
+print(name, torch.get_num_threads(), 'threads', f'p{Q} of', len(res['new']), {k:round(v,5) for k,v in best.items()}, 'new/floor_img %.2f new/floor_grid %.2f old/floor_img %.2f old/new %.2f skimage/new %.2f'%(best['new']/best['floor_img'],best['new']/best['floor_grid'],best['old']/best['floor_img'],best['old']/best['new'],best['skimage']/best['new']))

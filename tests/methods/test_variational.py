@@ -60,6 +60,23 @@ def test_solvers_decrease_the_penalised_objective(blur_problem, solver):
     assert objective(xs) - objective(ref) < 0.01 * gap
 
 
+def test_over_relaxed_primal_dual_reaches_the_same_solution_sooner():
+    """Over-relaxed (ρ = 1.9) and plain Chambolle–Pock (ρ = 1, the default) solve the same constrained problem;
+    the relaxed iteration stops in fewer iterations, and its result satisfies the bounds."""
+    x = datasets.fluorescence((32, 32), seed=2)
+    A, noise = ni.operators.Blur(ni.psf.gaussian((7, 7), sigma=1.0), x.shape), ni.noise.Gaussian(0.02)
+    sp = scale_problem(torch.from_numpy(ni.simulate(x, A, noise, seed=0)), noise)
+    fid, reg = ni.operators.DataTerm(sp.y, A, sp.noise), TotalVariation(2)
+    x0 = initial_image(sp.y, A, 0.0)
+    plain, info_plain = primal_dual(fid, reg, x0, None, 0.8, 0.0, 3000, 1e-5)
+    relaxed, info_relaxed = primal_dual(fid, reg, x0, None, 0.8, 0.0, 3000, 1e-5, relaxation=1.9)
+    assert info_plain["iterations"] < 3000  # both converged
+    assert float(relaxed.min()) >= 0.0
+    assert info_relaxed["iterations"] < 0.8 * info_plain["iterations"]
+    assert float((relaxed - plain).norm() / plain.norm()) < 5e-3
+    assert info_relaxed["lam"] == pytest.approx(info_plain["lam"], rel=0.02)
+
+
 def _operators(shape):
     rng = np.random.default_rng(0)
     return {

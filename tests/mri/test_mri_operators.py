@@ -137,6 +137,31 @@ def test_gathered_cartesian_adjoint_and_equivalence(shape, coils):
     assert mri.GatheredCartesianMRI.from_params(**A._params()).out_shape == A.out_shape
 
 
+@pytest.mark.parametrize("axis", [-1, -2])
+def test_gathered_cartesian_on_whole_lines_prunes_the_fft_and_agrees(axis):
+    """A mask of whole lines (equispaced phase encodes, real weights) takes the pruned-FFT path: the same values and
+    adjoint as the full operator."""
+    rng = np.random.default_rng(11)
+    shape, picked = (16, 20), [0, 3, 4, 9, 15]
+    mask = np.zeros(shape, np.float32)
+    weights = rng.uniform(0.5, 2.0, len(picked)).astype(np.float32)
+    if axis == -1:
+        mask[:, picked] = weights
+    else:
+        mask[picked, :] = weights[:, None]
+    full = mri.CartesianMRI(mask, coil_maps=_cplx(rng, (3,) + shape))
+    A, gather = full.compact()
+    assert A.lines is not None and A.lines[0] == axis
+    x = torch.from_numpy(_cplx(rng, shape)).to(torch.complex128)
+    y = torch.from_numpy(_cplx(rng, A.out_shape)).to(torch.complex128)
+    np.testing.assert_allclose(A._forward(x).numpy(), gather(full._forward(x)).numpy(), atol=1e-10)
+    k = full._forward(x)
+    np.testing.assert_allclose(A._adjoint(gather(k)).numpy(), full._adjoint(k).numpy(), atol=1e-10)
+    lhs = torch.vdot(A._forward(x).reshape(-1), y.reshape(-1))
+    rhs = torch.vdot(x.reshape(-1), A._adjoint(y).reshape(-1))
+    assert abs(lhs - rhs) <= 1e-10 * abs(lhs)
+
+
 def test_variational_methods_on_gathered_kspace_equal_the_full_operator():
     """``tv`` and ``wavelet`` solve on the sampled points only (``A.compact()``): the same iterates as on the
     full k-space grid, to float rounding."""

@@ -198,3 +198,21 @@ def test_a_cpu_only_denoiser_says_so_in_the_result():
     assert "non-local means runs on the CPU" in rec.info["host_round_trip"]
     rec = ni.reconstruct(y, A, "pnp_admm", noise=ni.noise.Gaussian(0.02), denoiser="tv", iterations=2)
     assert "host_round_trip" not in rec.info
+
+
+@pytest.mark.parametrize("complex_values", [False, True])
+def test_wavelet_dual_projection_is_the_magnitude_formula(complex_values):
+    """The projection from |p|² (Re² + Im², no complex abs) equals p · min(1, w/|p|), zeros included."""
+    from napari_invimg.priors import WaveletSparsity
+
+    reg = WaveletSparsity(2, wavelet="haar", levels=2)
+    g = torch.Generator().manual_seed(3)
+    p = torch.randn((7, 16, 16), generator=g, dtype=torch.float64)
+    if complex_values:
+        p = torch.complex(p, torch.randn((7, 16, 16), generator=g, dtype=torch.float64))
+    p[:, :2] = 0  # exact zeros stay zero
+    w = reg.band_weights(p[0])
+    expected = p * torch.minimum(torch.ones(()), w / p.abs().clamp(min=1e-30))
+    got = reg.project_dual(p)
+    assert torch.allclose(got, expected, rtol=1e-12, atol=1e-15)
+    assert float(got.abs().max()) > 0

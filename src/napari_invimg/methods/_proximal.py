@@ -45,7 +45,8 @@ Callback = Callable[[int, torch.Tensor, float], None]
 
 
 def _norm(t: torch.Tensor) -> float:
-    return float(torch.linalg.vector_norm(t))
+    # a complex tensor's norm is its real view's: far faster on CPU than vector_norm of complex values
+    return float(torch.linalg.vector_norm(torch.view_as_real(t.resolve_conj()) if t.is_complex() else t))
 
 
 @dataclass
@@ -88,6 +89,8 @@ def initial_image(y: torch.Tensor, A: LinearOperator, lower: float | None, gain:
 def _dual_ball(reg: AnalysisRegularizer, p: torch.Tensor, radius: float) -> torch.Tensor:
     if radius == 0:  # λ = 0: no regularizer, the dual variable stays at zero
         return torch.zeros_like(p)
+    if radius == 1.0:  # the constrained problem: no rescaling passes
+        return reg.project_dual(p)
     return radius * reg.project_dual(p / radius)
 
 
@@ -101,10 +104,14 @@ def primal_dual(
     iterations: int = 300,
     tol: float = 1e-4,
     callback: Callback | None = None,
+    relaxation: float = 1.0,
 ) -> tuple[torch.Tensor, dict]:
     """Chambolle–Pock on ``min_x F(Ax) + λ R(x) + ι(x ≥ lower)``, or with ``lam=None`` on the constrained
     ``min R(x) s.t. D(Ax) ≤ target · E[D]`` (the expected discrepancy at the current ``Ax``); step sizes balanced
-    with block preconditioning. Returns ``x`` and ``{"lam", "iterations"}``."""
+    with block preconditioning; ``relaxation`` ρ ∈ (0, 2) over-relaxes the iteration (Condat, JOTA 158 (2013) 460;
+    ρ = 1, the default, is plain Chambolle–Pock: ρ = 1.9 stops the CS-MRI benchmark in 0.5–0.85× the iterations
+    but 0.2–1 dB lower on Shepp–Logan, where the plain iteration's stopping point is the better image; RESULTS §6).
+    Returns ``x`` (the last ``x̃``) and ``{"lam", "iterations"}``."""
     A, constrained = data.A, lam is None
     # diagonal preconditioning of the data block (Pock & Chambolle 2011): dual steps ∝ the operator's
     # measurement weights P (e.g. density compensation), with ‖P^{1/2}A‖² in place of ‖A‖²
@@ -115,19 +122,23 @@ def primal_dual(
     # scale_problem, and a small primal step lets the data multiplier settle quickly
     tau, sigma = 0.05, 0.49 / 0.05
     x = x0.clone()
-    y1 = torch.zeros_like(A.apply(x))
-    y2 = torch.zeros_like(reg.analysis(x))
-    Kx1, Kx2 = A.apply(x), reg.analysis(x)
+    Kx1, Kx2 = A.apply(x).clone(), reg.analysis(x).clone()  # own buffers: the relaxation updates them in place
+    y1, y2 = torch.zeros_like(Kx1), torch.zeros_like(Kx2)
     KTy = torch.zeros_like(x)
     radius = 1.0 if constrained else lam
     s1, s2 = sigma / a2, sigma / l2
     s1w = s1 if weights is None else s1 * weights
     mu, mu_hint, delta = 0.0, 1.0, 0.0
     k = 0
+    relaxed = relaxation != 1.0
     for k in range(1, iterations + 1):
-        x_new = clip(x - tau * KTy, lower, None)
+        # one Chambolle–Pock step (x̃, ỹ) with fused in-place updates: v = y + s (2 K x̃ − K x)
+        x_new = clip(torch.add(x, KTy, alpha=-tau), lower, None)
         Kn1, Kn2 = A.apply(x_new), reg.analysis(x_new)
-        v1 = y1 + s1w * (2 * Kn1 - Kx1)
+        if weights is None:  # the old duals are overwritten unless the relaxation below needs them
+            v1 = (torch.add if relaxed else torch.Tensor.add_)(y1, Kn1, alpha=2 * s1).sub_(Kx1, alpha=s1)
+        else:
+            v1 = torch.mul(Kn1, 2).sub_(Kx1).mul_(s1w).add_(y1)
         if constrained:
             if k % 10 == 1:
                 delta = target * data.expected_discrepancy(Kn1)
@@ -137,14 +148,23 @@ def primal_dual(
             y1_new = v1 - s1w * z
         else:
             y1_new = v1 - s1w * data.prox_nll(v1 / s1w, 1.0 / s1w)
-        y2_new = _dual_ball(reg, y2 + s2 * (2 * Kn2 - Kx2), radius)
+        v2 = (torch.add if relaxed else torch.Tensor.add_)(y2, Kn2, alpha=2 * s2).sub_(Kx2, alpha=s2)
+        y2_new = _dual_ball(reg, v2, radius)
         KTy_new = A.apply_adjoint(y1_new) + reg.synthesis(y2_new)
         change = _norm(x - x_new) / max(_norm(x_new), 1e-30)
-        x, y1, y2, Kx1, Kx2, KTy = x_new, y1_new, y2_new, Kn1, Kn2, KTy_new
+        if relaxed:  # over-relaxation (x, y) ← (x, y) + ρ ((x̃, ỹ) − (x, y)); K x and Kᴴy follow by linearity
+            for old_value, new_value in ((x, x_new), (Kx1, Kn1), (Kx2, Kn2), (y1, y1_new), (y2, y2_new),
+                                         (KTy, KTy_new)):
+                old_value.lerp_(new_value, relaxation)
+            result = x_new  # x̃ satisfies the bounds; the relaxed x may not
+        else:
+            x, y1, y2, Kx1, Kx2, KTy = x_new, y1_new, y2_new, Kn1, Kn2, KTy_new
+            result = x
         if callback is not None:
-            callback(k, x, data.discrepancy(Kx1) / data.measured)
+            callback(k, result, data.discrepancy(Kn1) / data.measured)
         if k > 10 and change < tol:
             break
+    x = result if iterations > 0 else x
     lam_equiv = lam if not constrained else (1.0 / mu if mu > 0 else float("inf"))  # inf: constraint inactive
     return x, {"lam": lam_equiv, "iterations": k}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from functools import partial
 from typing import Any
 
@@ -207,6 +208,7 @@ class _BlurGrid:
         dtype = yc.dtype if yc.dtype in (torch.float32, torch.float64) else torch.float32
         device = yc.device
         self.grid, self.dims, self.dtype = A.grid, A._dims, dtype
+        self.size = math.prod(self.grid)
         cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
         self.otf = A.otf.to(device=device, dtype=cdtype)
         self.otf_conj = self.otf.conj().resolve_conj()
@@ -225,22 +227,28 @@ class _BlurGrid:
             self.note = (f"the padded grid {tuple(self.grid)}: the object beyond the field of view is estimated "
                          "too (Bertero & Boccacci 2005); the result is the field of view")
 
-    def _conv(self, x: torch.Tensor, otf: torch.Tensor) -> torch.Tensor:
+    def _conv(self, x: torch.Tensor, otf: torch.Tensor, constant: float = 0.0) -> torch.Tensor:
+        """``F⁻¹ (Ĥ F x) + constant``: the constant enters as ``constant · N`` on the zero frequency, for free."""
         # fresh outputs: ``out=`` on the FFTs costs an extra copy on CPU
-        return torch.fft.irfftn(torch.fft.rfftn(x, dim=self.dims).mul_(otf), s=self.grid, dim=self.dims)
+        spectrum = torch.fft.rfftn(x, dim=self.dims).mul_(otf)
+        if constant:
+            spectrum[(Ellipsis,) + (0,) * len(self.dims)] += constant * self.size
+        return torch.fft.irfftn(spectrum, s=self.grid, dim=self.dims)
 
     def iterate(self, yc, y, c, noise, shared_offset, ctx, iterations, acceleration, stop, tau, extrapolation=None):
         """The RL loop (Biggs–Andrews accelerated); returns (field of view of the result, iterations, reason)."""
         new = partial(torch.empty, self.grid, dtype=self.dtype, device=yc.device)
         window = self.window
         tiny = 1e-12 * data_scale(yc)  # floors relative to the data: the result does not depend on their units
+        # data floored at ``tiny``: y/Ax > 0, so the deviance's log needs no clamp (a change of 1e-12 of the scale)
+        yc = yc.clamp(min=tiny)
         x = torch.full(self.grid, max(float(yc.mean()), 1e6 * tiny), dtype=self.dtype, device=yc.device)
         if self.inv_norm is not None:
             x.mul_(self.inv_norm > 0)
         x_prev, v = x, new()
         measure = acceleration and extrapolation is None  # the weights come from the iterates' differences
         g, g_prev, g_prev2 = (new(), None, None) if measure else (None, None, None)
-        model, log_ratio = torch.empty_like(yc), torch.empty_like(yc)
+        log_ratio = torch.empty_like(yc)
         ratio = self.ratio_grid[window]
         # the noise model's deviance needs its own shift s: data y + s against the model A x + c − (c − s)
         poisson = noise.gain > 0
@@ -265,17 +273,19 @@ class _BlurGrid:
                 point = v
             else:
                 point = x
-            torch.add(self._conv(point, self.otf)[window], c, out=model).clamp_(min=tiny)
+            model = self._conv(point, self.otf, c)[window].clamp_(min=tiny)  # A x + c, a view of the grid
             torch.div(yc, model, out=ratio)
             if poisson:
                 # mean Poisson deviance (2/g) Σ[y log(y/m) − y + m] / n by a vectorized log and a dot product
-                # (xlogy is ~3× slower); y = 0 gives ratio 0, clamped so that 0 · log(1e-30) = 0 as in xlogy
-                if shared_offset:
-                    fitted, fit_ratio = model, ratio
+                # (xlogy is ~3× slower)
+                if shared_offset:  # the floored data: ratio > 0
+                    torch.log(ratio, out=log_ratio)
+                    fitted = model
                 else:  # the same deviance with the noise model's shift (noise.misfit), without its temporaries
                     fitted = torch.sub(model, delta, out=shifted).clamp_(min=tiny)
                     fit_ratio = torch.div(counts, fitted, out=shifted_ratio)
-                torch.clamp(fit_ratio, min=1e-30, out=log_ratio).log_()
+                    # y = 0 gives ratio 0, clamped so that 0 · log(1e-30) = 0 as in xlogy
+                    torch.clamp(fit_ratio, min=1e-30, out=log_ratio).log_()
                 ylogr = torch.dot(counts.reshape(-1), log_ratio.reshape(-1))
                 misfit = 2 * (float(ylogr) - counts_sum + float(fitted.sum())) / (noise.gain * yc.numel())
             else:

@@ -158,8 +158,17 @@ class CartesianMRI(MRIOperator):
         return x * maps if self.coil_maps is None else x.unsqueeze(-self.ndim - 1) * maps
 
     def _combine_g(self, xc: torch.Tensor) -> torch.Tensor:
-        maps = self._maps_g.to(xc.dtype).conj()
+        maps = self._conj_maps_g(xc)
         return xc * maps if self.coil_maps is None else (xc * maps).sum(dim=-self.ndim - 1)
+
+    def _conj_maps_g(self, like: torch.Tensor) -> torch.Tensor:
+        """``conj(g ⊙ S)`` materialized once per dtype and device (a lazy ``conj()`` view doubles the product's cost)."""
+        key = (self._maps_g.data_ptr(), like.dtype, like.device)
+        cached = getattr(self, "_maps_g_conj", None)
+        if cached is None or cached[0] != key:
+            cached = (key, self._maps_g.to(device=like.device, dtype=like.dtype).conj().resolve_conj())
+            self._maps_g_conj = cached
+        return cached[1]
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._mask_h is None:
@@ -235,6 +244,21 @@ class GatheredCartesianMRI(MRIOperator):
         self.weights = weights[self.index].contiguous()
         super().__init__(full.in_shape, full.coil_shape + (int(self.index.numel()),))
         self.device = full.device
+        self.lines = self._line_structure(np.asarray(full.mask_array) > 0) if full._mask_h is not None else None
+
+    @staticmethod
+    def _line_structure(sampled: np.ndarray) -> tuple[int, torch.Tensor] | None:
+        """``(axis, indices)`` when a 2D mask samples whole lines (e.g. equispaced phase encodes): every line
+        across ``axis`` at ``indices`` fully, nothing else. The FFT along the other axis then runs on those lines only."""
+        if sampled.ndim != 2:
+            return None
+        for axis in (-1, -2):
+            hit = sampled.any(axis=axis - 1 if axis == -1 else -1)  # lines at each index of ``axis``
+            lines = np.nonzero(hit)[0]
+            taken = sampled[:, lines] if axis == -1 else sampled[lines, :]
+            if lines.size < sampled.shape[axis] and taken.all():
+                return axis, torch.from_numpy(lines)
+        return None
 
     def gather(self, y: torch.Tensor) -> torch.Tensor:
         """``y[..., Ω]`` of full k-space data (leading batch axes kept)."""
@@ -242,6 +266,12 @@ class GatheredCartesianMRI(MRIOperator):
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         f = self.full
+        if self.lines is not None:  # whole lines: FFT along them, keep the sampled ones, then the pruned FFT
+            axis, lines = self.lines
+            other = -1 if axis == -2 else -2
+            k = torch.fft.fft(f._spread_g(x), dim=axis, norm="ortho").index_select(axis, lines.to(x.device))
+            k = torch.fft.fft(k, dim=other, norm="ortho")
+            return k.reshape(k.shape[:-2] + (-1,)).mul_(self.weights.to(device=k.device, dtype=k.real.dtype))
         if f._mask_h is None:
             k = fft_centered(f._spread(x), self.ndim)
         else:
@@ -251,6 +281,16 @@ class GatheredCartesianMRI(MRIOperator):
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
         f = self.full
         lead = y.shape[:-1]
+        if self.lines is not None:
+            axis, lines = self.lines
+            other = -1 if axis == -2 else -2
+            shape = list(self.in_shape)
+            shape[axis] = int(lines.numel())
+            k = (y * self.weights.to(device=y.device, dtype=y.real.dtype)).reshape(lead + tuple(shape))
+            k = torch.fft.ifft(k, dim=other, norm="ortho")
+            full = torch.zeros(lead + self.in_shape, dtype=k.dtype, device=k.device)
+            full.index_copy_(full.ndim + axis, lines.to(k.device), k)
+            return f._combine_g(torch.fft.ifft(full, dim=axis, norm="ortho"))
         full = torch.zeros(lead + (math.prod(self.in_shape),), dtype=y.dtype, device=y.device)
         full.index_copy_(-1, self.index.to(y.device), y * self.weights.to(device=y.device, dtype=y.real.dtype))
         full = full.reshape(lead + self.in_shape)

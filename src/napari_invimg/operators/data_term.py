@@ -23,7 +23,8 @@ __all__ = ["DataTerm"]
 
 
 def _norm(t: torch.Tensor) -> float:
-    return float(torch.linalg.vector_norm(t))
+    # a complex tensor's norm is its real view's: far faster on CPU than vector_norm of complex values
+    return float(torch.linalg.vector_norm(torch.view_as_real(t.resolve_conj()) if t.is_complex() else t))
 
 
 def sum_image(t: torch.Tensor, ndim: int) -> torch.Tensor:

@@ -20,7 +20,9 @@ __all__ = ["TotalVariation", "group_norm"]
 
 def group_norm(c: torch.Tensor) -> torch.Tensor:
     """Per-pixel Euclidean norm over the leading (group) axis, complex values included."""
-    return c.abs().pow(2).sum(dim=0).clamp(min=1e-300).sqrt()  # clamp: finite autograd at 0
+    # Re² + Im² rather than |c|²: a complex abs costs ~10× as much on CPU
+    squares = c.real.square() + c.imag.square() if c.is_complex() else c.square()
+    return squares.sum(dim=0).clamp(min=1e-300).sqrt()  # clamp: finite autograd at 0
 
 
 class TotalVariation(AnalysisRegularizer):

@@ -20,6 +20,7 @@ de-noising", Lecture Notes in Statistics 103 (1995) 125; Donoho, IEEE Trans. Inf
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 
@@ -36,14 +37,41 @@ def soft_threshold(c: torch.Tensor, threshold: torch.Tensor | float) -> torch.Te
     return c * (1 - threshold / mag.clamp(min=1e-30)).clamp(min=0)
 
 
+def _magnitude2(c: torch.Tensor) -> torch.Tensor:
+    """``|c|²`` elementwise, real or complex (without the complex ``abs``'s slow ``hypot``)."""
+    return c.real.square().add_(c.imag.square()) if c.is_complex() else c.square()
+
+
 def _filter(x: torch.Tensor, taps: list[float], dim: int, dilation: int, adjoint: bool) -> torch.Tensor:
     """Periodic correlation ``out[n] = Σ_k f[k] x[n + k·dilation]`` along ``dim`` (or its adjoint)."""
     sign = 1 if adjoint else -1
-    out = None
-    for k, f in enumerate(taps):
-        term = f * (torch.roll(x, shifts=sign * k * dilation, dims=dim) if k else x)
-        out = term if out is None else out + term
+    out = torch.mul(x, taps[0])
+    for k in range(1, len(taps)):
+        out.add_(torch.roll(x, shifts=sign * k * dilation, dims=dim), alpha=taps[k])
     return out
+
+
+def _filter_pair(x: torch.Tensor, lo: list[float], hi: list[float], dim: int,
+                 dilation: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_filter` with two filters of one length at once, sharing each shifted copy of ``x``."""
+    a, b = torch.mul(x, lo[0]), torch.mul(x, hi[0])
+    for k in range(1, len(lo)):
+        shifted = torch.roll(x, shifts=-k * dilation, dims=dim)
+        a.add_(shifted, alpha=lo[k])
+        b.add_(shifted, alpha=hi[k])
+    return a, b
+
+
+def _haar_pair(x: torch.Tensor, dim: int, dilation: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_filter_pair` for lo = (½, ½), hi = (−½, ½): lo = ½(x + r), hi = lo − x with r the shifted x (4 passes;
+    no ``lerp``, whose complex kernel is ~6× slower than ``add`` on CPU)."""
+    low = torch.add(x, torch.roll(x, shifts=-dilation, dims=dim)).mul_(0.5)
+    return low, torch.sub(low, x)
+
+
+def _haar_merge(low: torch.Tensor, high: torch.Tensor, dim: int, dilation: int) -> torch.Tensor:
+    """loᵀ(low) + hiᵀ(high) for the pair of :func:`_haar_pair`: ½[(low − high) + roll(low + high)] (5 passes)."""
+    return torch.sub(low, high).add_(torch.roll(torch.add(low, high), shifts=dilation, dims=dim)).mul_(0.5)
 
 
 class WaveletSparsity(AnalysisRegularizer):
@@ -116,11 +144,12 @@ class WaveletSparsity(AnalysisRegularizer):
         lo = [f / math.sqrt(2) for f in self.lo]
         hi = [f / math.sqrt(2) for f in self.hi]
         approx, details = x, []
+        pair = _haar_pair if self._is_haar(lo, hi) else partial(_filter_pair, lo=lo, hi=hi)
         for j in range(self.levels):
             bands = [approx]
             for i in range(self.ndim):
                 dim = x.ndim - self.ndim + i
-                bands = [_filter(b, f, dim, 2**j, False) for b in bands for f in (lo, hi)]
+                bands = [out for b in bands for out in pair(b, dim=dim, dilation=2**j)]
             details += bands[1:]
             approx = bands[0]
         return torch.stack(details + [approx], dim=0)
@@ -131,14 +160,23 @@ class WaveletSparsity(AnalysisRegularizer):
         nb = 2**self.ndim - 1
         approx = c[-1]
         nd_total = approx.ndim
+        haar = self._is_haar(lo, hi)
         for j in reversed(range(self.levels)):
             bands = [approx] + [c[j * nb + b] for b in range(nb)]
             for i in reversed(range(self.ndim)):
                 dim = nd_total - self.ndim + i
-                bands = [_filter(bands[2 * k], lo, dim, 2**j, True) + _filter(bands[2 * k + 1], hi, dim, 2**j, True)
-                         for k in range(len(bands) // 2)]
+                if haar:
+                    bands = [_haar_merge(bands[2 * k], bands[2 * k + 1], dim, 2**j) for k in range(len(bands) // 2)]
+                else:
+                    bands = [_filter(bands[2 * k], lo, dim, 2**j, True).add_(_filter(bands[2 * k + 1], hi, dim, 2**j, True))
+                             for k in range(len(bands) // 2)]
             approx = bands[0]
         return approx
+
+    @staticmethod
+    def _is_haar(lo: list[float], hi: list[float]) -> bool:
+        """The scaled Haar pair lo = (½, ½), hi = (−½, ½), which has a cheaper exact form (:func:`_haar_pair`)."""
+        return len(lo) == 2 and all(abs(a - b) < 1e-12 for a, b in zip(lo + hi, (0.5, 0.5, -0.5, 0.5)))
 
     def _dwt(self, x: torch.Tensor) -> torch.Tensor:
         shape = tuple(x.shape[x.ndim - self.ndim:])
@@ -185,7 +223,8 @@ class WaveletSparsity(AnalysisRegularizer):
 
     def project_dual(self, p: torch.Tensor) -> torch.Tensor:
         w = self.band_weights(p[0])
-        return p * torch.minimum(torch.ones((), device=p.device), w / p.abs().clamp(min=1e-30))
+        # min(1, w/|p|) from |p|² = Re² + Im² (a complex abs costs ~10× as much on CPU)
+        return p * torch.rsqrt(_magnitude2(p).clamp_(min=1e-37)).mul(w).clamp_(max=1.0)
 
     @property
     def pixelwise(self) -> bool:
