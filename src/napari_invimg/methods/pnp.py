@@ -285,7 +285,7 @@ class _Scheme:
     def __init__(self, P: _Problem, y: torch.Tensor, A: LinearOperator, noise: NoiseModel, ctx: Context, iterations: int,
                  sigma_start: float | None, start: str, noise_injection: float | None, average: int | None,
                  equivariant: bool, phase: str = "keep", positivity: bool = True):
-        complex_image = A.in_complex or y.is_complex()
+        complex_image = A.in_complex  # the image, not the data: visibilities are complex, the sky is real
         if noise_injection is None:
             noise_injection = 0.0 if complex_image else 0.5
         if average is None:
