@@ -164,17 +164,24 @@ class DenoiserPrior(Potential):
 
 class BoxPenalty(Potential):
     """``U(x) = d(x, [low, high])² / 2λ``: keeps the chain in a box where the learned prior is trained
-    (Laumont et al. 2022 use [−1, 2] for images in [0, 1]); ``∇U = (x − Π(x)) / λ``."""
+    (Laumont et al. 2022 use [−1, 2] for images in [0, 1]); ``∇U = (x − Π(x)) / λ``. On complex images (MRI) the
+    box applies to the real and the imaginary part each."""
 
     def __init__(self, low: float, high: float, lam: float, ndim: int):
         self.low, self.high, self.lam, self.ndim = float(low), float(high), float(lam), int(ndim)
         self.lipschitz = 1.0 / self.lam
 
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """``Π(x)``: the nearest point of the box (part by part for complex ``x``: torch cannot clamp complex)."""
+        if x.is_complex():
+            return torch.complex(x.real.clamp(self.low, self.high), x.imag.clamp(self.low, self.high))
+        return x.clamp(self.low, self.high)
+
     def grad(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - x.clamp(self.low, self.high)) / self.lam
+        return (x - self.project(x)) / self.lam
 
     def value(self, x: torch.Tensor) -> torch.Tensor:
-        return sum_image((x - x.clamp(self.low, self.high)) ** 2, self.ndim) / (2 * self.lam)
+        return sum_image((x - self.project(x)).abs() ** 2, self.ndim) / (2 * self.lam)
 
 
 class Posterior:
