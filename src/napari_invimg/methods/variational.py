@@ -213,6 +213,14 @@ class RichardsonLucyTV(Method):
         Z_WEIGHT,
     )
 
+    @classmethod
+    def supports(cls, A):
+        """Richardson–Lucy's multiplicative update needs real, non-negative data: not complex visibilities."""
+        reason = super().supports(A)
+        if reason is None and A.out_complex:
+            return f"{cls.name!r} needs real, non-negative data (Poisson counts); {A.name} gives complex data."
+        return reason
+
     def run(self, y, A, noise, ctx: Context, iterations: int, lam: float | None, tau: float, tol: float,
             z_weight: float) -> Estimate:
         tv = TotalVariation(A.ndim, weights=_axis_weights(A.ndim, z_weight))
