@@ -35,7 +35,8 @@ class Ensemble(Method):
     uncertainty = "ensemble"
     needs_adjoint = False  # the base method's own requirements are checked at run time
     params = (
-        Param("base_method", str, "dip", doc="name of the registered method to repeat"),
+        Param("base_method", str, None, doc="name of the registered method to repeat (empty: dip, or tv where dip "
+              "is not offered, e.g. MRI k-space)"),
         Param("vary", str, "seed", choices=("seed", "lam"), doc="what changes between runs"),
         Param("n_samples", int, 8, 2, 1000, doc="number of runs"),
         Param("lam_low", float, None, 0.0, None, doc="smallest λ (empty: the base's automatic λ ÷ lam_spread)",
@@ -46,8 +47,10 @@ class Ensemble(Method):
         Param("base_params", str, "{}", doc='parameters of the base method as JSON, e.g. {"iterations": 500}'),
     )
 
-    def run(self, y, A, noise, ctx: Context, base_method: str, vary: str, n_samples: int, lam_low: float | None,
-            lam_high: float | None, lam_spread: float, base_params: str) -> Estimate:
+    def run(self, y, A, noise, ctx: Context, base_method: str | None, vary: str, n_samples: int,
+            lam_low: float | None, lam_high: float | None, lam_spread: float, base_params: str) -> Estimate:
+        if base_method is None:  # automatic: dip, or tv where dip is not offered (its default failed on MRI k-space)
+            base_method = "dip" if registry.get("dip").supports(A) is None else "tv"
         base = registry.get(base_method)
         if base is Ensemble:
             raise ValueError("An ensemble cannot repeat the ensemble method itself; choose another base_method.")
