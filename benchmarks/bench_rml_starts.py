@@ -2,15 +2,20 @@
 
 Gain-corrupted EHT 2017 observations of M87* (10% station amplitude errors, random station phases per scan) of
 the three bundled sky models and of a random family (rings, crescents, doubles, jets with random sizes and
-angles, seeded). Prints the aligned NXCORR with the truth, the closure χ² and seconds for each ``starts``.
+angles, seeded). Prints the aligned NXCORR with the truth, the closure χ² and seconds for each ``starts``, and with
+``--ehtim`` (when eht-imaging is importable: the ``bench`` extra) eht-imaging's closure imager on the same data
+(``bench_blackhole.ehtim_image``, from our UVFITS file).
 
-    PYTHONPATH=src python benchmarks/bench_rml_starts.py [--random 8] [--starts 1,3] [--npix 64]
+    PYTHONPATH=src python benchmarks/bench_rml_starts.py [--random 8] [--starts 1,3] [--npix 64] [--ehtim]
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -58,7 +63,16 @@ def main() -> None:
     parser.add_argument("--bundled", default="ring,crescent,double")
     parser.add_argument("--starts", default="1,3")
     parser.add_argument("--first", type=int, default=0, help="skip the first models of the random family")
+    parser.add_argument("--ehtim", action="store_true", help="also eht-imaging's closure imager (bench extra)")
     args = parser.parse_args()
+    ehtim_image = None
+    if args.ehtim:
+        sys.path.insert(0, str(Path(__file__).parent))
+        import bench_blackhole
+
+        bench_blackhole.NPIX = args.npix
+        ehtim_image = bench_blackhole.ehtim_image
+        tmp = Path(tempfile.mkdtemp())
     torch.set_num_threads(1)
     models = [(m, bh.models.get(m, args.npix, FOV)) for m in args.bundled.split(",") if m]
     models += random_family(args.random, args.npix)[args.first:]
@@ -72,6 +86,12 @@ def main() -> None:
             chi = rec.info["reduced_chi2"]
             print(f"{label:22s} {starts:6d} {bh.nxcorr_aligned(rec.mean, truth):8.3f} {chi['closure phase']:6.2f} "
                   f"{chi['log closure amplitude']:7.2f} {time.perf_counter() - t:7.1f}", flush=True)
+        if ehtim_image is not None:
+            path = obs.save_uvfits(tmp / "obs.uvfits")
+            t = time.perf_counter()
+            image = ehtim_image(path, "closures", C.total_flux, iterations=200, rounds=2)
+            print(f"{label:22s} {'ehtim':>6s} {bh.nxcorr_aligned(image, truth):8.3f} {'':6s} {'':7s} "
+                  f"{time.perf_counter() - t:7.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -97,3 +97,29 @@ def test_interweaving_keeps_the_image_and_finds_the_field_strength():
     assert torch.allclose(post.image(moved), post.image(theta), atol=1e-12)
     assert float(moved[:, -3].mean()) == pytest.approx(0.0, abs=0.15)  # 64 chains, each with sd ≈ 0.15 (ρ unknown)
     assert torch.equal(moved[:, -1], theta[:, -1])  # the flux is not touched
+
+
+def test_hmc_adapts_each_chain_and_holds_frozen_coordinates():
+    """Per-chain dual averaging reaches the target acceptance on an anisotropic Gaussian; the averaged step is the one
+    returned; a coordinate with inverse mass 0 never moves; the draws have the target's variances."""
+    from napari_invimg.methods._hmc import hmc, warmup_windows
+    from napari_invimg.methods.registry import Context
+
+    scales = torch.tensor([1.0, 0.5, 2.0, 1.0, 3.0], dtype=torch.float64)
+    potential = lambda v: 0.5 * ((v / scales) ** 2).sum(-1)
+    ctx = Context(torch.device("cpu"), 0)
+    inv_mass = scales**2
+    inv_mass[-1] = 0.0
+    w = torch.zeros(3, 5, dtype=torch.float64)
+    w[:, -1] = 0.7
+    w, step, acc = hmc(potential, w, ctx, iterations=150, adapt=True, step=0.05, inv_mass=inv_mass, target=0.8)
+    assert step.shape == (3,) and (step > 0.2).all() and (acc > 0.6).all()
+    kept = []
+    w, _, acc = hmc(potential, w, ctx, iterations=400, adapt=False, step=step, inv_mass=inv_mass, offset=1,
+                    record=lambda v, k: kept.append(v.clone()))
+    draws = torch.stack(kept)
+    assert torch.equal(draws[..., -1], torch.full_like(draws[..., -1], 0.7))
+    assert (acc.mean() - 0.8).abs() < 0.15
+    assert torch.allclose(draws[..., :4].reshape(-1, 4).std(0), scales[:4], rtol=0.25)
+    first, windows, last = warmup_windows(200)
+    assert first + sum(windows) + last == 200 and windows == sorted(windows)

@@ -7,8 +7,10 @@ correlation length sampled with the image, by Hamiltonian Monte Carlo.
 
 ``m`` is a mean image of unit flux (rml's image blurred to the nominal resolution, ``mean_image="rml"``, the default;
 or a Gaussian of FWHM ``prior_fwhm_uas``); in the linear link the field is made flux-free (``f − Σmf/Σm``) so that F
-is the total flux and not traded against σ. (σ, ρ) also move by ASIS interweaving steps with the field σK_ρε held
-fixed (:meth:`GMRFPosterior.interweave`). ``K_ρ`` the stationary filter whose power
+is the total flux and not traded against σ. The sampler is HMC-within-Gibbs: HMC moves ε with (σ, ρ, F) held (given
+them the image is linear in ε), and between its transitions (σ, ρ, F) move by Metropolis on their non-centered
+conditionals (:meth:`GMRFPosterior.hyper_moves`) and (σ, ρ) by ASIS interweaving steps with the field σK_ρε held fixed
+(:meth:`GMRFPosterior.interweave`). ``K_ρ`` the stationary filter whose power
 spectrum is the order-``order`` Matérn / GMRF one, ``(κ² + λ(k))^{-order}`` with ``κ = 1/ρ`` (ρ in pixels) and
 ``λ(k) = 4 sin²(πk₁/N) + 4 sin²(πk₂/N)`` the eigenvalues of the grid Laplacian (periodic grid), normalized to
 unit variance per pixel, ``r`` the nominal resolution in pixels and ``F₀`` the zero-baseline flux. The
@@ -16,8 +18,9 @@ non-centered form (ε, σ, ρ, F sampled jointly; Papaspiliopoulos, Roberts & Sk
 one Comrade.jl uses for its raster models (Tiede, JOSS 7 (2022) 4457; EHT Collaboration 2024, A&A 681, A79).
 The likelihood is Gaussian in the complex visibilities, or in the closure phases (von Mises-like
 ``2(1 − cos Δψ)/σ²``) and log closure amplitudes, with a fractional systematic error added to every
-visibility's sigma. HMC runs in coordinates whitened by the Gauss–Newton metric, recomputed at the chains'
-states during warm-up (:mod:`napari_invimg.methods._hmc`). The log link is what Comrade uses, but on these
+visibility's sigma. HMC runs in coordinates whitened by the Gauss–Newton metric of ε, recomputed at the chains'
+draws at the end of each warm-up window (Stan's schedule), each chain with its own step size
+(:mod:`napari_invimg.methods._hmc`). The log link is what Comrade uses, but on these
 high-SNR data (visibility SNR up to 2000) its curvature varies by 10⁴–10⁶ across the posterior and HMC's step
 collapses to 0.01 (RESULTS.md §7, issue #19); the linear link (a Gaussian image model, not positive) mixes.
 """
@@ -32,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..methods._hmc import fisher_metric, hmc
+from ..methods._hmc import fisher_metric, hmc, warmup_windows
 from ..methods.registry import Context, Estimate, Method, Param
 from ..operators.base import Operator
 from ..operators.noise import NoiseModel
@@ -163,6 +166,26 @@ class GMRFPosterior:
         theta[..., -3], theta[..., -2] = s, t
         return theta
 
+    def hyper_moves(self, theta: torch.Tensor, gen: torch.Generator, scales: torch.Tensor,
+                    moves: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+        """Random-walk Metropolis moves of log σ, log ρ and log F one at a time with ε held fixed (the non-centered
+        conditionals), proposal sd ``scales`` (3,): the other half of the ASIS pair (:meth:`interweave`). Returns
+        the new parameter vectors and the acceptance rate per coordinate (3,)."""
+        theta = theta.clone()
+        current = self(theta)
+        rate = torch.zeros(3, dtype=theta.dtype)
+        for _ in range(moves):
+            for j in range(3):
+                proposal = theta.clone()
+                proposal[..., -3 + j] += scales[j] * torch.randn(theta.shape[:-1], generator=gen, dtype=theta.dtype)
+                value = self(proposal)
+                take = torch.log(torch.rand(value.shape, generator=gen, dtype=value.dtype)) < current - value
+                take &= torch.isfinite(value)
+                theta = torch.where(take[..., None], proposal, theta)
+                current = torch.where(take, value, current)
+                rate[j] += take.double().mean() / moves
+        return theta, rate
+
     def image(self, theta: torch.Tensor) -> torch.Tensor:
         """The image of parameter vectors (…, d) under the link (module docstring)."""
         n = self.npix
@@ -246,8 +269,8 @@ class GMRFHMC(Method):
     description = (
         "x = F m (1 + σ K_ρ ε) (or a softplus / log link): Gaussian Markov random field around a mean image m (rml's "
         "image blurred to the resolution, or a Gaussian; the linear field carries no flux), "
-        "with its strength σ, correlation length ρ and the total flux F sampled with ε by HMC (metric: Gauss–Newton "
-        "at the chains, re-estimated in warm-up). Data: complex visibilities, or closure phases + log closure "
+        "with its strength σ, correlation length ρ and the total flux F sampled with ε (HMC on ε, metric: Gauss–Newton "
+        "at the chains, re-estimated in warm-up windows; Metropolis and ASIS moves of σ, ρ, F between). Data: complex visibilities, or closure phases + log closure "
         "amplitudes. Returns mean, std, samples, split-R̂ and ESS."
     )
     reference = ("Tiede, JOSS 7 (2022) 4457 (Comrade.jl); EHT Collaboration 2024, A&A 681, A79; Neal, Handbook of "
@@ -259,8 +282,8 @@ class GMRFHMC(Method):
     uncertainty = "posterior"
     domain = "blackhole"
     params = (
-        Param("iterations", int, 200, 8, 100000, doc="HMC transitions per chain after warm-up"),
-        Param("warmup", int, 200, 4, 100000, doc="warm-up transitions per chain (step size and metric adaptation)"),
+        Param("iterations", int, 600, 8, 100000, doc="HMC transitions per chain after warm-up"),
+        Param("warmup", int, 300, 4, 100000, doc="warm-up transitions per chain (step size and metric adaptation)"),
         Param("chains", int, 4, 1, 16, doc="chains run together (split-R̂ needs at least two)"),
         Param("n_samples", int, 100, 2, 100000, doc="samples returned (thinned, all chains)"),
         Param("prior_fwhm_uas", float, 80.0, 1.0, 10000.0, doc="FWHM of the Gaussian mean image (µas)"),
@@ -275,7 +298,7 @@ class GMRFHMC(Method):
         Param("systematic", float, 0.02, 0.0, 1.0,
               doc="fractional systematic error added in quadrature to every visibility's sigma (EHT practice: 1–5%)"),
         Param("interweave", bool, True,
-              doc="after each HMC transition, move σ and ρ with the field σK_ρε held fixed (ASIS; mixes the hyper-parameters)"),
+              doc="after each HMC transition, also move σ and ρ with the field σK_ρε held fixed (ASIS)"),
         Param("trajectory", float, 1.5, 0.1, 10.0, doc="HMC trajectory length in whitened units"),
         Param("max_leapfrog", int, 48, 1, 1024, doc="most leapfrog steps per transition"),
     )
@@ -300,32 +323,73 @@ class GMRFHMC(Method):
             start = post.start()
             start[: n * n] = 0.1 * ctx.randn((n * n,), dtype=post.dtype, offset=41)  # off the point-symmetric saddle
             mode = _mode(post, start, 200)
-            metric = fisher_metric(post.residuals, mode.unsqueeze(0), post.prior_curvature(), mode)
+            # HMC moves ε with (σ, ρ, F) held (their inverse mass 0, the metric block diagonal): given them the image is
+            # linear in ε, so the whitened ε-posterior is close to N(0, I) (exactly so on visibilities) and the step is
+            # not throttled by the curved (σ, ε) ridge of the joint. (σ, ρ, F) move between the HMC transitions by
+            # Metropolis on their non-centered conditionals and, with interweave, ASIS moves of (σ, ρ) with σK_ρε fixed
+            metric = fisher_metric(post.residuals, mode.unsqueeze(0), post.prior_curvature(), mode, frozen=3)
             w = ctx.randn((chains, post.d), dtype=post.dtype, offset=43)
+            w[:, -3:] = 0.0  # the chains start at the mode's hyper-parameters
+            inv_mass = torch.ones(post.d, dtype=post.dtype)
+            inv_mass[-3:] = 0.0
             total = warm + draws
-            hmc_kw: dict[str, Any] = {"trajectory": params["trajectory"], "max_leapfrog": params["max_leapfrog"]}
-            if params["interweave"]:
-                gen = ctx.generator(47)
-                box: dict[str, Any] = {}
+            gen = ctx.generator(47)
+            box: dict[str, Any] = {"metric": metric, "adapt": True, "rates": []}
 
-                def between(v: torch.Tensor) -> torch.Tensor:
-                    with torch.no_grad():
-                        return box["metric"].to_w(post.interweave(box["metric"].to_theta(v), gen))
+            def hyper_scales(m):
+                return 2.4 / m.frozen_information.sqrt() * torch.tensor([1.0, 1.0, 1.0], dtype=post.dtype)
 
-                hmc_kw["between"] = between
-                box["metric"] = metric
-            first = warm // 2
-            step = 0.5
-            w, step, _ = hmc(lambda v: post(metric.to_theta(v)), w, ctx, iterations=first, adapt=True, step=step,
-                             progress=(0, total), offset=1, **hmc_kw)
-            # the metric again, averaged over the chains' states (the mode's curvature can be far from the bulk's)
-            theta = metric.to_theta(w).detach()
-            metric = fisher_metric(post.residuals, theta, post.prior_curvature(), theta.mean(0))
-            if params["interweave"]:
-                box["metric"] = metric
-            w = metric.to_w(theta)
-            w, step, _ = hmc(lambda v: post(metric.to_theta(v)), w, ctx, iterations=warm - first, adapt=True,
-                             step=step, progress=(first, total), offset=2, **hmc_kw)
+            box["scales"] = hyper_scales(metric)
+
+            def between(v: torch.Tensor) -> torch.Tensor:
+                with torch.no_grad():
+                    m = box["metric"]
+                    theta = m.to_theta(v)
+                    theta, rate = post.hyper_moves(theta, gen, box["scales"])
+                    if box["adapt"]:  # Robbins–Monro on the log proposal scales towards acceptance 0.44 (1-D optimum)
+                        box["scales"] = box["scales"] * torch.exp(0.5 * (rate - 0.44))
+                    box["rates"].append(rate)
+                    if params["interweave"]:
+                        theta = post.interweave(theta, gen)
+                    return m.to_w(theta)
+
+            hmc_kw: dict[str, Any] = {"trajectory": params["trajectory"], "max_leapfrog": params["max_leapfrog"],
+                                      "between": between, "inv_mass": inv_mass}
+            # warm-up in windows (Stan's schedule): step size alone in the first and last buffers; at the end of every
+            # slow window the metric is recomputed at the window's draws (the mode's curvature can be far from the bulk's)
+            initial, windows, terminal = warmup_windows(warm)
+            step: Any = 0.5
+            phases: list[dict[str, float]] = []
+            done = 0
+
+            def run_phase(w, length, keep, offset):
+                window: list[torch.Tensor] = []
+
+                def collect(v, k):
+                    if keep:
+                        window.append(box["metric"].to_theta(v).detach())
+
+                w, new_step, acc = hmc(lambda v: post(box["metric"].to_theta(v)), w, ctx, iterations=length,
+                                       adapt=True, step=step, record=collect, progress=(done, total), offset=offset,
+                                       **hmc_kw)
+                phases.append({"transitions": length, "step": float(new_step.mean()), "acceptance": float(acc.mean())})
+                return w, new_step, window
+
+            w, step, _ = run_phase(w, initial, False, 1)
+            done += initial
+            for j, length in enumerate(windows):
+                w, step, window = run_phase(w, length, True, 2 + j)
+                done += length
+                theta = box["metric"].to_theta(w).detach()
+                draws_theta = torch.cat(window, 0)
+                pick = draws_theta[torch.linspace(0, len(draws_theta) - 1, min(4, len(draws_theta))).round().long()]
+                box["metric"] = fisher_metric(post.residuals, pick, post.prior_curvature(), draws_theta.mean(0), frozen=3)
+                w = box["metric"].to_w(theta)
+            if terminal:
+                w, step, _ = run_phase(w, terminal, False, 2 + len(windows))
+            metric = box["metric"]
+            box["adapt"] = False
+            box["rates"] = []
             images = torch.empty((chains, draws, n, n), dtype=torch.float32)
             hypers = torch.empty((chains, draws, 3), dtype=torch.float64)
 
@@ -337,7 +401,7 @@ class GMRFHMC(Method):
                 ctx.keep(images[:, :k].mean((0, 1)), iteration=warm + k)
 
             w, step, acceptance = hmc(lambda v: post(metric.to_theta(v)), w, ctx, iterations=draws, adapt=False,
-                                      step=step, progress=(warm, total), record=record, offset=3, **hmc_kw)
+                                      step=step, progress=(warm, total), record=record, offset=99, **hmc_kw)
         flat = images.reshape(-1, n, n)
         mean = flat.mean(0)
         std = flat.std(0)
@@ -347,8 +411,11 @@ class GMRFHMC(Method):
             raise ValueError("gmrf_hmc produced non-finite images; check the noise sigmas and the field of view.")
         info: dict[str, Any] = {
             "chains": chains, "warmup": warm, "iterations": draws, "std_from": "chain",
-            "step_size": step, "acceptance": acceptance,
-            "leapfrog_steps": min(params["max_leapfrog"], max(1, math.ceil(params["trajectory"] / step))),
+            "step_size": float(step.mean()), "acceptance": float(acceptance.mean()),
+            "acceptance_per_chain": [round(float(a), 3) for a in acceptance],
+            "leapfrog_steps": int(torch.clamp(torch.ceil(params["trajectory"] / step), 1, params["max_leapfrog"]).max()),
+            "warmup_phases": phases,
+            "hyperparameter_acceptance": [round(float(r), 3) for r in torch.stack(box["rates"]).mean(0)],
             "total_flux_prior": post.flux0,
             "wall_seconds": time.perf_counter() - t0,
             "data": "closures" if post.closures else "visibilities",
