@@ -117,6 +117,20 @@ def _measurement():
     return y, {"invimg": {"operator": BLUR.spec(), "noise": noise.spec(), "seed": 0}}
 
 
+def _run_with_shown_defaults(method_combo, form, start, name, qtbot, errors):
+    """Select ``name`` in a dock, check the form shows the registry's defaults, lower only the counts, start the run
+    with ``start()`` and wait for it to end."""
+    assert name in method_combo.choices
+    method_combo.value = name
+    shown = form.values()
+    assert registry.get(name).validate(shown) == registry.get(name).validate({})
+    form.set_values(_fast(name, shown))
+    task = start()
+    assert task is not None, errors
+    qtbot.waitUntil(lambda: task.done, timeout=120_000)
+    return task
+
+
 @pytest.mark.parametrize("name", _params(BLUR_METHODS))
 def test_reconstruct_dock_runs_each_method_with_its_defaults(name, clean_viewer, qtbot, errors):
     viewer = clean_viewer
@@ -125,14 +139,7 @@ def test_reconstruct_dock_runs_each_method_with_its_defaults(name, clean_viewer,
     widget = ReconstructWidget(viewer)
     viewer.window.add_dock_widget(widget)
     widget.measurement.value = layer
-    assert name in widget.method.choices
-    widget.method.value = name
-    shown = widget.params.values()
-    assert registry.get(name).validate(shown) == registry.get(name).validate({})
-    widget.params.set_values(_fast(name, shown))
-    task = widget.run()
-    assert task is not None, errors
-    qtbot.waitUntil(lambda: task.done, timeout=120_000)
+    task = _run_with_shown_defaults(widget.method, widget.params, widget.run, name, qtbot, errors)
     _check_result(viewer, f"meas · {name}", name, (SIZE, SIZE), errors, task)
 
 
@@ -152,14 +159,7 @@ def test_mri_dock_runs_each_method_with_its_defaults(name, clean_viewer, qtbot, 
     widget = MRIWidget(viewer)
     viewer.window.add_dock_widget(widget)
     assert widget.kspace.value is layer and widget.maps.value == "simulated (true)"
-    assert name in widget.method.choices
-    widget.method.value = name
-    shown = widget.form.values()
-    assert registry.get(name).validate(shown) == registry.get(name).validate({})
-    widget.form.set_values(_fast(name, shown))
-    task = widget.reconstruct()
-    assert task is not None, errors
-    qtbot.waitUntil(lambda: task.done, timeout=120_000)
+    task = _run_with_shown_defaults(widget.method, widget.form, widget.reconstruct, name, qtbot, errors)
     _check_result(viewer, f"{layer.name} · {name}", name, (SIZE, SIZE), errors, task)
 
 
