@@ -92,6 +92,14 @@ class RichardsonLucy(Method):
     )
     operators = ("Identity", "Blur", "Downsampling", "Inpainting")
     complex_images = False
+
+    @classmethod
+    def applies(cls, y, A) -> bool:
+        """Whether Richardson–Lucy can give a first estimate for ``y = A(x)``: real data and image, an operator it
+        supports, data of the operator's shape (the check PnP and diffusion make before starting from it)."""
+        return (not y.is_complex() and not A.in_complex and A.name in cls.operators
+                and tuple(y.shape) == tuple(A.out_shape))
+
     params = (
         ITERATIONS(200),
         Param("acceleration", bool, True, doc="Biggs–Andrews acceleration"),

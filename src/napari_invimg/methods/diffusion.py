@@ -111,8 +111,7 @@ class _Diffusion(Method):
         denoising, downsampling) problems, else the warm start (which, unlike Richardson–Lucy, fills the holes of
         inpainting: RESULTS §5, issue #20).
         """
-        rl_applies = (not y.is_complex() and not A.in_complex and A.name in RichardsonLucy.operators
-                      and tuple(y.shape) == tuple(A.out_shape) and float(y.min()) >= -4 * noise.sigma_scalar - 1e-12)
+        rl_applies = RichardsonLucy.applies(y, A) and float(y.min()) >= -4 * noise.sigma_scalar - 1e-12
         if start == "richardson_lucy" and not rl_applies:
             raise ValueError(f"start='richardson_lucy' needs real, non-negative data on one of "
                              f"{', '.join(RichardsonLucy.operators)}; this is a {A.name}. Use start='warm'.")

@@ -265,8 +265,7 @@ class _Guard:
 
 
 def _richardson_lucy_applies(y: torch.Tensor, A: LinearOperator, P: _Problem) -> bool:
-    return (P.lower is not None and not y.is_complex() and not A.in_complex
-            and A.name in RichardsonLucy.operators and tuple(y.shape) == tuple(A.out_shape))
+    return P.lower is not None and RichardsonLucy.applies(y, A)
 
 
 class _Scheme:
