@@ -62,7 +62,7 @@ def test_observation_dock_then_imaging_dock(viewer, qtbot, errors, tmp_path):
     assert imaging.method.choices[0] == "rml" and sorted(imaging.method.choices) == sorted(
         methods_for(ni.blackhole.Interferometer))
     imaging.method.value = "rml"
-    imaging.iterations.value = 60
+    imaging.form["iterations"].value = 60
     task = imaging.run()
     qtbot.waitUntil(lambda: task.done, timeout=120_000)
     assert errors == []
@@ -94,7 +94,7 @@ def test_a_dropped_uvfits_is_imaged(viewer, qtbot, errors, tmp_path):
     assert imaging.observation.value.name == layer.name and len(imaging.obs) == len(obs)
     assert str(layer.units[0]) == "microarcsecond"
     imaging.npix.value = 32
-    imaging.iterations.value = 20
+    imaging.form["iterations"].value = 20
     task = imaging.run()
     qtbot.waitUntil(lambda: task.done, timeout=120_000)
     assert errors == [] and task.error is None

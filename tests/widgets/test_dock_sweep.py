@@ -171,8 +171,7 @@ def observation():
 
 @pytest.mark.parametrize("name", _params(BH_METHODS))
 def test_black_hole_dock_runs_each_method_with_its_defaults(name, clean_viewer, qtbot, errors, observation):
-    """The imaging dock shows only 'iterations' (0 = the method's own): set low; the other counts are lowered by
-    wrapping the parameters the dock passes (it shows no widget for them, so they are the registry's)."""
+    """The imaging dock's form shows the method's parameters but 'data' (the data combo's): defaults, counts lowered."""
     viewer = clean_viewer
     for data, kwargs, kind in dirty_image_layers(observation, "ring", SIZE, 160.0):
         if kind == "image":
@@ -180,21 +179,5 @@ def test_black_hole_dock_runs_each_method_with_its_defaults(name, clean_viewer, 
     widget = BlackHoleImagingWidget(viewer)
     viewer.window.add_dock_widget(widget)
     assert widget.observation.value is not None and widget.npix.value == SIZE
-    assert name in widget.method.choices
-    widget.method.value = name
-    _A, _y, _noise, passed = widget._problem()
-    assert set(passed) <= {"data"}  # nothing but the chosen data products differs from the registry's defaults
-    problem = widget._problem
-
-    def fast_problem():
-        A, y, noise, params = problem()
-        counts = {k: v for k, v in _fast(name, {}).items() if k != "iterations"}
-        return A, y, noise, {**counts, **params}
-
-    widget._problem = fast_problem  # (not monkeypatch: it cannot delete a magicgui Container's attribute)
-    if any(p.name == "iterations" for p in registry.get(name).params):
-        widget.iterations.value = FAST_COUNTS["iterations"]
-    task = widget.run()
-    assert task is not None, errors
-    qtbot.waitUntil(lambda: task.done, timeout=120_000)
+    task = _run_with_shown_defaults(widget.method, widget.form, widget.run, name, qtbot, errors)
     _check_result(viewer, f"ring · {name}", name, (SIZE, SIZE), errors, task)

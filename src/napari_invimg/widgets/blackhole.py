@@ -18,11 +18,11 @@ from magicgui.widgets import ComboBox, Container, FloatSpinBox, SpinBox
 from napari.layers import Image
 from napari.utils.notifications import show_info
 
-from .. import blackhole, reconstruct
+from .. import blackhole, method_info, reconstruct
 from ..methods import registry
 from ..operators.noise import Gaussian
-from ._layout import fit_dock, report_label
-from ._models import ordered_methods, preferred_layer
+from ._layout import Section, fit_dock, report_label
+from ._models import ParameterForm, ordered_methods, preferred_layer
 from ._runner import LayerInfo, RunControls, Task, assessment, report_error, run_reconstruction
 from .uvfits_reader import FOV_UAS, NPIX, UNIT, image_geometry, observation_name, observation_of
 
@@ -58,12 +58,12 @@ class BlackHoleImagingWidget(Container):
                                      "errors, but lose the absolute position and flux")
         self.method = ComboBox(label="method", choices=self._method_choices,
                                tooltip="registered methods that can image these data (the registry decides)")
-        self.iterations = SpinBox(label="iterations (0 = default)", value=0, min=0, max=100000,
-                                  tooltip="0: the method's own schedule")
+        self.form = ParameterForm()
+        self.parameters = Section("method parameters", [self.form], collapsed=True)
         self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1, tooltip="seed of the method's randomness")
         self.controls = RunControls(self.run, run_text="Image")
         self.residuals = report_label()
-        super().__init__(widgets=[self.observation, self.npix, self.fov, self.data, self.method, self.iterations,
+        super().__init__(widgets=[self.observation, self.npix, self.fov, self.data, self.method, self.parameters,
                                   self.seed, self.controls, self.residuals])
         fit_dock(self)
         self.task: Task | None = None
@@ -71,7 +71,9 @@ class BlackHoleImagingWidget(Container):
             event.connect(lambda _e: self._layers_changed())
         self.observation.changed.connect(self._observation_changed)
         self.data.changed.connect(lambda _v: self.method.reset_choices())
+        self.method.changed.connect(self._method_changed)
         self._layers_changed()
+        self._method_changed()
 
     # -- choices -----------------------------------------------------------------------------------------
     def _observation_choices(self, _widget=None) -> list:
@@ -89,6 +91,11 @@ class BlackHoleImagingWidget(Container):
             chosen = preferred_layer(self.viewer, found, want=lambda layer: observation_of(layer) is not None)
             if chosen is not None:
                 self.observation.value = chosen
+
+    def _method_changed(self, *_: Any) -> None:
+        """Show the chosen method's parameters at the registry's defaults ('data' is the data combo's)."""
+        parameters = method_info(self.method.value)["parameters"] if self.method.value else []
+        self.form.set_schema([p for p in parameters if p["name"] != "data"])
 
     def _observation_changed(self, *_: Any) -> None:
         layer = self.observation.value
@@ -123,11 +130,9 @@ class BlackHoleImagingWidget(Container):
         else:
             A = blackhole.Interferometer(obs, npix, fov)
             y, noise = obs.vis.astype(np.complex64), Gaussian(obs.sigma.astype(np.float32))
-        names = {p.name for p in registry.get(method).params}
-        if "data" in names:
+        params.update(self.form.values())
+        if "data" in {p.name for p in registry.get(method).params}:
             params["data"] = kind
-        if int(self.iterations.value) > 0:
-            params["iterations"] = int(self.iterations.value)
         return A, y, noise, params
 
     def run(self) -> Task | None:
@@ -170,7 +175,7 @@ class BlackHoleImagingWidget(Container):
                 meta["unit"] = "µas"
             show_info(f"{method} normalized residuals — {text}")
 
-        total = int(params.get("iterations", 100))
+        total = int(params.get("iterations") or 100)
         self.task = run_reconstruction(self.viewer, reference, compute, method=method, total=total, name=base,
                                        on_done=done, controls=self.controls,
                                        add_samples=registry.get(method).uncertainty == "posterior")
