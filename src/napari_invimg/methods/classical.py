@@ -157,7 +157,7 @@ class RichardsonLucy(Method):
                     and (object_domain == "padded" or A.boundary == "circular")):
                 grid = _BlurGrid(A, yc)
                 x, k, reason = grid.iterate(yc, y, c, noise, shared_offset, ctx, iterations, acceleration,
-                                            stop, tau, extrapolation)
+                                            stop, tau, extrapolation, tiny=tiny)
                 return Estimate(x, info={"iterations": k, "stopped": reason, "offset": c,
                                          "object_domain": grid.note})
             inv_norm = A.apply_adjoint(torch.ones_like(y)).clamp_(min=1e-12).reciprocal_()
@@ -224,7 +224,7 @@ class _BlurGrid:
         self.window = (Ellipsis,) + tuple(slice(b, b + n) for b, n in zip(A.before, A.in_shape))
         self.ratio_grid = torch.zeros(self.grid, dtype=dtype, device=device)  # y / Ax on the window, 0 outside
         if self.circular:
-            self.inv_norm = None  # Aᴴ1 = 1: the PSF sums to 1
+            self.inv_norm = self.support = None  # Aᴴ1 = 1: the PSF sums to 1
             self.note = "the image (periodic boundary)"
         else:
             self.ratio_grid[self.window] = 1.0
@@ -232,6 +232,7 @@ class _BlurGrid:
             self.ratio_grid.zero_()
             support = norm > 1e-6 * float(norm.max())
             self.inv_norm = norm.clamp_(min=1e-12).reciprocal_().mul_(support)
+            self.support = support.to(dtype)
             self.note = (f"the padded grid {tuple(self.grid)}: the object beyond the field of view is estimated "
                          "too (Bertero & Boccacci 2005); the result is the field of view")
 
@@ -243,7 +244,8 @@ class _BlurGrid:
             spectrum.view(-1)[:1].add_(constant * self.size)
         return torch.fft.irfftn(spectrum, s=self.grid, dim=self.dims)
 
-    def iterate(self, yc, y, c, noise, shared_offset, ctx, iterations, acceleration, stop, tau, extrapolation=None):
+    def iterate(self, yc, y, c, noise, shared_offset, ctx, iterations, acceleration, stop, tau, extrapolation=None,
+                tiny: float | None = None):
         """The RL loop (Biggs–Andrews accelerated); returns (field of view of the result, iterations, reason).
 
         Besides the two FFT convolutions an iteration makes ~10 elementwise passes: the extrapolation (lerp, floor),
@@ -253,16 +255,17 @@ class _BlurGrid:
         """
         new = partial(torch.empty, self.grid, dtype=self.dtype, device=yc.device)
         window = self.window
-        tiny = 1e-12 * data_scale(yc)  # floors relative to the data: the result does not depend on their units
+        if tiny is None:  # floors relative to the data: the result does not depend on their units
+            tiny = 1e-12 * data_scale(yc)
         # data floored at ``tiny``: y/Ax > 0, so the deviance's log needs no clamp (a change of 1e-12 of the scale)
         yc = yc.clamp(min=tiny)
-        x = torch.full(self.grid, max(float(yc.mean()), 1e6 * tiny), dtype=self.dtype, device=yc.device)
-        if self.inv_norm is not None:
-            x.mul_(self.inv_norm > 0)
+        start = max(float(yc.mean()), 1e6 * tiny)
+        x = (torch.full(self.grid, start, dtype=self.dtype, device=yc.device) if self.support is None
+             else self.support * start)
         x_prev, v = x, new()
         measure = acceleration and extrapolation is None  # the weights come from the iterates' differences
         # the last two RL steps g = x_new − point, as the rows of one buffer
-        steps = torch.zeros((2, self.size), dtype=self.dtype, device=yc.device) if measure else None
+        steps = torch.empty((2, self.size), dtype=self.dtype, device=yc.device) if measure else None
         step_norm = None  # ⟨g_{k−1}, g_{k−1}⟩
         next_alpha = None  # ⟨g_k, g_{k−1}⟩ / ⟨g_{k−1}, g_{k−1}⟩
         log_buf = torch.empty_like(yc)
