@@ -196,3 +196,23 @@ def test_accelerated_richardson_lucy_and_its_deviance_equal_a_reference(noise, o
     np.testing.assert_allclose(history["misfit"], deviances, rtol=1e-4)
     window = tuple(slice(b, b + n) for b, n in zip(A.before, y.shape))
     np.testing.assert_allclose(rec.mean, ref[window], rtol=2e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape, psf_shape", [((21,), (6,)), ((20, 23), (7, 4)), ((9, 12, 10), (5, 6, 3))])
+def test_window_normalization_equals_the_fft_correlation_of_the_window(shape, psf_shape):
+    """RL's exact ``Aᴴ1`` on the padded grid (a contraction with one box matrix per axis) against the FFT
+    correlation of the field of view's indicator with the PSF (odd and even PSF sizes, 1D to 3D)."""
+    import torch
+
+    from napari_invimg.methods.classical import _window_normalization
+
+    psf = np.random.default_rng(0).uniform(0.1, 1.0, psf_shape)
+    A = ni.operators.Blur(psf / psf.sum(), shape, boundary="zero")
+    indicator = torch.zeros(A.grid, dtype=torch.float64)
+    indicator[tuple(slice(b, b + n) for b, n in zip(A.before, shape))] = 1.0
+    dims = tuple(range(-len(shape), 0))
+    fft = torch.fft.irfftn(torch.fft.rfftn(indicator, dim=dims) * A.otf.conj().to(torch.complex128), s=A.grid, dim=dims)
+    exact = _window_normalization(A)
+    assert exact.shape == tuple(A.grid)
+    np.testing.assert_allclose(exact, fft.numpy(), atol=1e-6)
+    assert exact.max() == pytest.approx(1.0) and (exact == 0).any()  # full reach inside, none in the grid's margin

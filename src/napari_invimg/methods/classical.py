@@ -6,6 +6,7 @@ import math
 from functools import partial
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..operators.base import Operator
@@ -197,6 +198,25 @@ def _flat_dot(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(torch.dot(a.reshape(-1), b.reshape(-1)))
 
 
+def _window_normalization(A: Blur) -> np.ndarray:
+    """``Aᴴ 1`` on the padded grid for the model ``A x = C F⁻¹ Ĥ F x`` (crop ``C`` to the field of view), exactly.
+
+    ``(Aᴴ 1)(i) = Σ_u h(u) Π_d 1[(i_d + u_d − k_d) mod G_d ∈ window_d]`` with the PSF ``h`` centred at ``k = K // 2``:
+    the window is a box, so the sum is a contraction of the PSF with one 0/1 matrix per axis (``G_d × K_d``), done by
+    BLAS in float64 — a few times cheaper than the FFT convolution of the window's indicator (3D 96×288², PSF 31³:
+    0.05 s against 0.18 s) and free of its rounding.
+    """
+    psf = A.psf_array.astype(np.float64)
+    d = psf.ndim
+    masks = []
+    for size, k, before, n in zip(A.grid, psf.shape, A.before, A.in_shape):
+        offset = (np.arange(size)[:, None] + np.arange(k)[None, :] - k // 2) % size - before
+        masks.append(((offset >= 0) & (offset < n)).astype(np.float64))
+    grid_axes, psf_axes = "abcdefgh"[:d], "ABCDEFGH"[:d]
+    subscripts = ",".join(g + p for g, p in zip(grid_axes, psf_axes)) + f",{psf_axes}->{grid_axes}"
+    return np.einsum(subscripts, *masks, psf, optimize=True)
+
+
 class _BlurGrid:
     """Richardson–Lucy for a :class:`Blur` with the object estimated on the operator's padded FFT grid.
 
@@ -227,9 +247,7 @@ class _BlurGrid:
             self.inv_norm = self.support = None  # Aᴴ1 = 1: the PSF sums to 1
             self.note = "the image (periodic boundary)"
         else:
-            self.ratio_grid[self.window] = 1.0
-            norm = self._conv(self.ratio_grid, self.otf_conj)
-            self.ratio_grid.zero_()
+            norm = torch.from_numpy(_window_normalization(A)).to(device=device, dtype=dtype)
             support = norm > 1e-6 * float(norm.max())
             self.inv_norm = norm.clamp_(min=1e-12).reciprocal_().mul_(support)
             self.support = support.to(dtype)
