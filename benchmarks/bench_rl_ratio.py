@@ -4,7 +4,10 @@ The FFT floors (two convolutions on the image's size and on the padded grid), ou
 the previous gather-based loop (the operator's boundary model, ``object_domain="boundary"`` path) are timed
 alternately, iteration by iteration; the 20th percentile of each is reported, with their ratios.
 
-    PYTHONPATH=src python benchmarks/bench_rl_ratio.py CASE [THREADS]    # CASE: 0, 1, 2 as in bench_rl.py
+    PYTHONPATH=src python benchmarks/bench_rl_ratio.py CASE [THREADS] [cpu]    # CASE: 0, 1, 2 as in bench_rl.py
+
+``cpu`` times process CPU seconds instead of wall seconds: with one thread on a loaded machine that leaves out the
+time spent waiting for a core (memory contention still counts); with more threads it counts every thread's CPU time.
 
 scikit-image's ``richardson_lucy`` is timed in the same rotation (whole calls of n/3 iterations): ``skimage/new``
 times the iteration counts to scikit-image's best PSNR (``bench_rl.py`` (b)) gives the time-to-best speed-up.
@@ -15,6 +18,7 @@ import napari_invimg as ni
 from napari_invimg.methods.classical import RichardsonLucy
 from bench_rl import make_case, CASES
 torch.set_num_threads(int(sys.argv[2]) if len(sys.argv)>2 else 1)
+clock=time.process_time if 'cpu' in sys.argv[3:] else time.perf_counter
 name=list(CASES)[int(sys.argv[1])]
 x, psf, A, noise, y = make_case(name)
 yt=torch.from_numpy(np.asarray(y,dtype=np.float32))
@@ -25,16 +29,16 @@ def floor(shape):
     def f(n):
         ts=[]
         for _ in range(n):
-            t=time.perf_counter()
+            t=clock()
             for _ in range(2): z=torch.fft.irfftn(torch.fft.rfftn(xx,dim=dims)*otf,s=shape,dim=dims)
-            ts.append(time.perf_counter()-t)
+            ts.append(clock()-t)
         return ts
     return f
 class _Ctx:
-    def __init__(s): s.ts=[time.perf_counter()]
+    def __init__(s): s.ts=[clock()]
     def log(s,**k): pass
     def keep(s,*a,**k): pass
-    def step(s,*a,**k): s.ts.append(time.perf_counter())
+    def step(s,*a,**k): s.ts.append(clock())
 def rl(op, domain="padded"):
     def f(n):
         c=_Ctx(); RichardsonLucy().run(yt, op, noise, c, n+1, True, "none", 1.0, None, None, object_domain=domain)
@@ -42,12 +46,12 @@ def rl(op, domain="padded"):
     return f
 def skimage_rl(n):  # scikit-image's RL, seconds per iteration of a whole call (it has no per-iteration hook)
     from skimage.restoration import richardson_lucy
-    k=max(n//3,2); t=time.perf_counter(); richardson_lucy(np.clip(y,0,None), psf, num_iter=k, clip=False)
-    return [(time.perf_counter()-t)/k]*(n//3)
+    k=max(n//3,2); t=clock(); richardson_lucy(np.clip(y,0,None), psf, num_iter=k, clip=False)
+    return [(clock()-t)/k]*(n//3)
 fs={'floor_img':floor(A.in_shape),'floor_grid':floor(A.grid),'new':rl(A),'old':rl(A, 'boundary'),'skimage':skimage_rl}
 n=15 if A.ndim==2 else 4
 res={k:[] for k in fs}
 for r in range(4 if A.ndim==2 else 2):
     for k,f in fs.items(): res[k]+=f(n)
 best={k:np.percentile(v,Q) for k,v in res.items()}
-print(name, torch.get_num_threads(), 'threads', f'p{Q} of', len(res['new']), {k:round(v,5) for k,v in best.items()}, 'new/floor_img %.2f new/floor_grid %.2f old/floor_img %.2f old/new %.2f skimage/new %.2f'%(best['new']/best['floor_img'],best['new']/best['floor_grid'],best['old']/best['floor_img'],best['old']/best['new'],best['skimage']/best['new']))
+print(name, torch.get_num_threads(), 'threads', 'CPU s' if clock is time.process_time else 'wall s', 'load %.1f'%__import__('os').getloadavg()[0], f'p{Q} of', len(res['new']), {k:round(v,5) for k,v in best.items()}, 'new/floor_img %.2f new/floor_grid %.2f old/floor_img %.2f old/new %.2f skimage/new %.2f'%(best['new']/best['floor_img'],best['new']/best['floor_grid'],best['old']/best['floor_img'],best['old']/best['new'],best['skimage']/best['new']))

@@ -136,3 +136,83 @@ def test_richardson_lucy_on_the_padded_grid_equals_a_reference(boundary):
     # which both models blur to the same flat image under the reflect boundary
     if boundary == "reflect":
         assert rec.info["history"]["misfit"][0] == pytest.approx(own.info["history"]["misfit"][0], rel=1e-4)
+
+
+def _reference_accelerated_rl(y, psf, grid, c, shift, gain, iterations):
+    """Biggs–Andrews accelerated RL on the padded grid (float64, direct convolutions), with the mean Poisson
+    deviance of the shifted data y + s against the model A v + c − (c − s) at each extrapolated point v."""
+    import scipy.signal
+
+    k = np.array(psf.shape) // 2
+    crop = tuple(slice(2 * b, 2 * b + n) for b, n in zip(k, y.shape))
+
+    def forward(x):
+        return scipy.signal.convolve(x, psf, mode="full", method="direct")[crop]
+
+    def adjoint(r):
+        full = np.zeros(tuple(g + s - 1 for g, s in zip(grid, psf.shape)))
+        full[crop] = r
+        return scipy.signal.correlate(full, psf, mode="valid", method="direct")
+
+    norm = adjoint(np.ones_like(y))
+    support = norm > 1e-6 * norm.max()
+    yc = np.clip(y + c, 0, None)
+    counts = np.clip(y + shift, 0, None)
+    x = np.where(support, yc.mean(), 0.0)
+    x_prev, steps, deviances, alphas = x, [], [], []
+    for _ in range(iterations):
+        alpha = 0.0
+        if len(steps) >= 2:
+            alpha = float(np.clip(np.vdot(steps[-1], steps[-2]) / np.vdot(steps[-2], steps[-2]), 0.0, 0.95))
+        v = np.maximum(x + alpha * (x - x_prev), 1e-12) if alpha > 0 else x
+        model = forward(v) + c
+        b = model - (c - shift)
+        deviances.append(2 * np.sum(np.where(counts > 0, counts * np.log(np.where(counts > 0, counts, 1) / b), 0)
+                                    - counts + b) / (gain * y.size))
+        alphas.append(alpha)
+        x_new = np.where(support, v * adjoint(yc / model) / np.where(support, norm, 1.0), 0.0)
+        steps.append(x_new - v)
+        x_prev, x = x, x_new
+    return x, np.array(deviances), np.array(alphas)
+
+
+@pytest.mark.parametrize("noise, offset", [(ni.noise.Poisson(0.01), None),  # the RL offset is the noise model's
+                                           (ni.noise.PoissonGaussian(0.01, 0.02), 0.1)])  # it is not
+def test_accelerated_richardson_lucy_and_its_deviance_equal_a_reference(noise, offset):
+    rng = np.random.default_rng(5)
+    psf = ni.psf.gaussian((7, 5), 1.3).astype(np.float64)
+    psf /= psf.sum()
+    y = rng.uniform(0.2, 1.0, (20, 23))
+    A = ni.operators.Blur(psf, y.shape, boundary="reflect")
+    rec = ni.reconstruct(y.astype(np.float32), A, "richardson_lucy", noise=noise, iterations=10, stop="none",
+                         offset=offset)
+    c = rec.info["offset"]
+    shift = noise.sigma_scalar ** 2 / noise.gain
+    assert (c == shift) == (offset is None)
+    ref, deviances, alphas = _reference_accelerated_rl(y, psf, A.grid, c, shift, noise.gain, 10)
+    history = rec.info["history"]
+    assert max(alphas) > 0.2  # the extrapolation is exercised
+    np.testing.assert_allclose(history["alpha"], alphas, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(history["misfit"], deviances, rtol=1e-4)
+    window = tuple(slice(b, b + n) for b, n in zip(A.before, y.shape))
+    np.testing.assert_allclose(rec.mean, ref[window], rtol=2e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape, psf_shape", [((21,), (6,)), ((20, 23), (7, 4)), ((9, 12, 10), (5, 6, 3))])
+def test_window_normalization_equals_the_fft_correlation_of_the_window(shape, psf_shape):
+    """RL's exact ``Aᴴ1`` on the padded grid (a contraction with one box matrix per axis) against the FFT
+    correlation of the field of view's indicator with the PSF (odd and even PSF sizes, 1D to 3D)."""
+    import torch
+
+    from napari_invimg.methods.classical import _window_normalization
+
+    psf = np.random.default_rng(0).uniform(0.1, 1.0, psf_shape)
+    A = ni.operators.Blur(psf / psf.sum(), shape, boundary="zero")
+    indicator = torch.zeros(A.grid, dtype=torch.float64)
+    indicator[tuple(slice(b, b + n) for b, n in zip(A.before, shape))] = 1.0
+    dims = tuple(range(-len(shape), 0))
+    fft = torch.fft.irfftn(torch.fft.rfftn(indicator, dim=dims) * A.otf.conj().to(torch.complex128), s=A.grid, dim=dims)
+    exact = _window_normalization(A)
+    assert exact.shape == tuple(A.grid)
+    np.testing.assert_allclose(exact, fft.numpy(), atol=1e-6)
+    assert exact.max() == pytest.approx(1.0) and (exact == 0).any()  # full reach inside, none in the grid's margin

@@ -6,6 +6,7 @@ import math
 from functools import partial
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..operators.base import Operator
@@ -157,7 +158,7 @@ class RichardsonLucy(Method):
                     and (object_domain == "padded" or A.boundary == "circular")):
                 grid = _BlurGrid(A, yc)
                 x, k, reason = grid.iterate(yc, y, c, noise, shared_offset, ctx, iterations, acceleration,
-                                            stop, tau, extrapolation)
+                                            stop, tau, extrapolation, tiny=tiny)
                 return Estimate(x, info={"iterations": k, "stopped": reason, "offset": c,
                                          "object_domain": grid.note})
             inv_norm = A.apply_adjoint(torch.ones_like(y)).clamp_(min=1e-12).reciprocal_()
@@ -197,6 +198,25 @@ def _flat_dot(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(torch.dot(a.reshape(-1), b.reshape(-1)))
 
 
+def _window_normalization(A: Blur) -> np.ndarray:
+    """``Aᴴ 1`` on the padded grid for the model ``A x = C F⁻¹ Ĥ F x`` (crop ``C`` to the field of view), exactly.
+
+    ``(Aᴴ 1)(i) = Σ_u h(u) Π_d 1[(i_d + u_d − k_d) mod G_d ∈ window_d]`` with the PSF ``h`` centred at ``k = K // 2``:
+    the window is a box, so the sum is a contraction of the PSF with one 0/1 matrix per axis (``G_d × K_d``), done by
+    BLAS in float64 — a few times cheaper than the FFT convolution of the window's indicator (3D 96×288², PSF 31³:
+    0.05 s against 0.18 s) and free of its rounding.
+    """
+    psf = A.psf_array.astype(np.float64)
+    d = psf.ndim
+    masks = []
+    for size, k, before, n in zip(A.grid, psf.shape, A.before, A.in_shape):
+        offset = (np.arange(size)[:, None] + np.arange(k)[None, :] - k // 2) % size - before
+        masks.append(((offset >= 0) & (offset < n)).astype(np.float64))
+    grid_axes, psf_axes = "abcdefgh"[:d], "ABCDEFGH"[:d]
+    subscripts = ",".join(g + p for g, p in zip(grid_axes, psf_axes)) + f",{psf_axes}->{grid_axes}"
+    return np.einsum(subscripts, *masks, psf, optimize=True)
+
+
 class _BlurGrid:
     """Richardson–Lucy for a :class:`Blur` with the object estimated on the operator's padded FFT grid.
 
@@ -224,14 +244,13 @@ class _BlurGrid:
         self.window = (Ellipsis,) + tuple(slice(b, b + n) for b, n in zip(A.before, A.in_shape))
         self.ratio_grid = torch.zeros(self.grid, dtype=dtype, device=device)  # y / Ax on the window, 0 outside
         if self.circular:
-            self.inv_norm = None  # Aᴴ1 = 1: the PSF sums to 1
+            self.inv_norm = self.support = None  # Aᴴ1 = 1: the PSF sums to 1
             self.note = "the image (periodic boundary)"
         else:
-            self.ratio_grid[self.window] = 1.0
-            norm = self._conv(self.ratio_grid, self.otf_conj)
-            self.ratio_grid.zero_()
+            norm = torch.from_numpy(_window_normalization(A)).to(device=device, dtype=dtype)
             support = norm > 1e-6 * float(norm.max())
             self.inv_norm = norm.clamp_(min=1e-12).reciprocal_().mul_(support)
+            self.support = support.to(dtype)
             self.note = (f"the padded grid {tuple(self.grid)}: the object beyond the field of view is estimated "
                          "too (Bertero & Boccacci 2005); the result is the field of view")
 
@@ -239,63 +258,74 @@ class _BlurGrid:
         """``F⁻¹ (Ĥ F x) + constant``: the constant enters as ``constant · N`` on the zero frequency, for free."""
         # fresh outputs: ``out=`` on the FFTs costs an extra copy on CPU
         spectrum = torch.fft.rfftn(x, dim=self.dims).mul_(otf)
-        if constant:
-            spectrum[(Ellipsis,) + (0,) * len(self.dims)] += constant * self.size
+        if constant:  # the zero frequency is the first element (one add, no indexing copies)
+            spectrum.view(-1)[:1].add_(constant * self.size)
         return torch.fft.irfftn(spectrum, s=self.grid, dim=self.dims)
 
-    def iterate(self, yc, y, c, noise, shared_offset, ctx, iterations, acceleration, stop, tau, extrapolation=None):
-        """The RL loop (Biggs–Andrews accelerated); returns (field of view of the result, iterations, reason)."""
+    def iterate(self, yc, y, c, noise, shared_offset, ctx, iterations, acceleration, stop, tau, extrapolation=None,
+                tiny: float | None = None):
+        """The RL loop (Biggs–Andrews accelerated); returns (field of view of the result, iterations, reason).
+
+        Besides the two FFT convolutions an iteration makes ~10 elementwise passes: the extrapolation (lerp, floor),
+        on the field of view the floor of the model, the ratio, the deviance (a ``log``, a dot product, a sum), then
+        the update (two products), the step ``g = x_new − point`` and both Biggs–Andrews dot products at once
+        (one matrix–vector product over the last two steps, while ``g`` is fresh in cache).
+        """
         new = partial(torch.empty, self.grid, dtype=self.dtype, device=yc.device)
         window = self.window
-        tiny = 1e-12 * data_scale(yc)  # floors relative to the data: the result does not depend on their units
+        if tiny is None:  # floors relative to the data: the result does not depend on their units
+            tiny = 1e-12 * data_scale(yc)
         # data floored at ``tiny``: y/Ax > 0, so the deviance's log needs no clamp (a change of 1e-12 of the scale)
         yc = yc.clamp(min=tiny)
-        x = torch.full(self.grid, max(float(yc.mean()), 1e6 * tiny), dtype=self.dtype, device=yc.device)
-        if self.inv_norm is not None:
-            x.mul_(self.inv_norm > 0)
+        start = max(float(yc.mean()), 1e6 * tiny)
+        x = (torch.full(self.grid, start, dtype=self.dtype, device=yc.device) if self.support is None
+             else self.support * start)
         x_prev, v = x, new()
         measure = acceleration and extrapolation is None  # the weights come from the iterates' differences
-        g, g_prev, g_prev2 = (new(), None, None) if measure else (None, None, None)
-        log_ratio = torch.empty_like(yc)
+        # the last two RL steps g = x_new − point, as the rows of one buffer
+        steps = torch.empty((2, self.size), dtype=self.dtype, device=yc.device) if measure else None
+        step_norm = None  # ⟨g_{k−1}, g_{k−1}⟩
+        next_alpha = None  # ⟨g_k, g_{k−1}⟩ / ⟨g_{k−1}, g_{k−1}⟩
+        log_buf = torch.empty_like(yc)
         ratio = self.ratio_grid[window]
-        # the noise model's deviance needs its own shift s: data y + s against the model A x + c − (c − s)
+        n = yc.numel()
+        # the noise model's deviance needs its own shift s: data y + s against the model A x + c − δ, δ = c − s
         poisson = noise.gain > 0
         if poisson and not shared_offset:
             delta = c - noise._shift()
             counts = (y + noise._shift()).clamp(min=0)
-            shifted, shifted_ratio = torch.empty_like(yc), torch.empty_like(yc)
+            log_counts = torch.where(counts > 0, counts, torch.ones_like(counts)).log_()  # 0 · log 1 where y = 0
+            # the model A x + c is floored at tiny + δ⁺ (A x ≥ 0 up to rounding): the shifted model stays ≥ tiny
+            floor = tiny + max(delta, 0.0)
         else:
-            delta, counts = 0.0, yc
+            delta, counts, log_counts, floor = 0.0, yc, None, tiny
         counts_sum = float(counts.sum())
         reason, k = "iterations", 0
         for k in range(1, iterations + 1):
             alpha = 0.0
             if extrapolation is not None:  # weights fixed by a tiled run's pilot
                 alpha = extrapolation[k - 1] if k <= len(extrapolation) else 0.0
-            elif acceleration and g_prev2 is not None:
-                alpha = _flat_dot(g_prev, g_prev2) / max(_flat_dot(g_prev2, g_prev2), 1e-30)
-                alpha = min(max(alpha, 0.0), 0.95)
+            elif next_alpha is not None:
+                alpha = min(max(next_alpha, 0.0), 0.95)
             # Biggs–Andrews extrapolation v = x + α (x − x_prev)
             if alpha > 0:
                 torch.lerp(x_prev, x, 1.0 + alpha, out=v).clamp_(min=tiny)
                 point = v
             else:
                 point = x
-            model = self._conv(point, self.otf, c)[window].clamp_(min=tiny)  # A x + c, a view of the grid
+            model = self._conv(point, self.otf, c)[window].clamp_(min=floor)  # A x + c, a view of the grid
             torch.div(yc, model, out=ratio)
             if poisson:
-                # mean Poisson deviance (2/g) Σ[y log(y/m) − y + m] / n by a vectorized log and a dot product
-                # (xlogy is ~3× slower)
-                if shared_offset:  # the floored data: ratio > 0
-                    torch.log(ratio, out=log_ratio)
-                    fitted = model
-                else:  # the same deviance with the noise model's shift (noise.misfit), without its temporaries
-                    fitted = torch.sub(model, delta, out=shifted).clamp_(min=tiny)
-                    fit_ratio = torch.div(counts, fitted, out=shifted_ratio)
-                    # y = 0 gives ratio 0, clamped so that 0 · log(1e-30) = 0 as in xlogy
-                    torch.clamp(fit_ratio, min=1e-30, out=log_ratio).log_()
-                ylogr = torch.dot(counts.reshape(-1), log_ratio.reshape(-1))
-                misfit = 2 * (float(ylogr) - counts_sum + float(fitted.sum())) / (noise.gain * yc.numel())
+                # mean Poisson deviance (2/g) Σ[a log(a/b) − a + b] / n of the shifted data a and model b by a
+                # vectorized log, a dot product and a sum (xlogy is ~3× slower)
+                fitted_sum = float(model.sum()) - n * delta  # Σ b
+                if log_counts is None:  # the RL ratio is a / b
+                    torch.log(ratio, out=log_buf)
+                else:  # log(a / b) = log a − log b with b = A x + c − δ
+                    torch.sub(model, delta, out=log_buf).log_()
+                    torch.sub(log_counts, log_buf, out=log_buf)
+                ylogr = float(torch.dot(counts.reshape(-1), log_buf.reshape(-1)))
+                misfit = 2 * (ylogr - counts_sum + fitted_sum) / (noise.gain * n)
             else:
                 misfit = noise.misfit(y, model - c)
             ctx.log(misfit=misfit, alpha=alpha)
@@ -303,10 +333,13 @@ class _BlurGrid:
             if self.inv_norm is not None:
                 x_new.mul_(self.inv_norm)
             if measure:
-                torch.sub(x_new, point, out=g)
-                recycled = g_prev2
-                g_prev2, g_prev = g_prev, g
-                g = recycled if recycled is not None else new()
+                row = k % 2  # g_k replaces g_{k−2}
+                g = steps[row]
+                torch.sub(x_new.view(-1), point.view(-1), out=g)
+                products = torch.mv(steps, g).tolist()  # ⟨g_k, g_k⟩ and ⟨g_{k−1}, g_k⟩
+                if step_norm is not None:
+                    next_alpha = products[1 - row] / max(step_norm, 1e-30)
+                step_norm = products[row]
             x_prev, x = x, x_new
             ctx.keep(x[window], iteration=k)
             ctx.step(k, iterations, x[window])
