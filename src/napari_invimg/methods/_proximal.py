@@ -86,6 +86,12 @@ def initial_image(y: torch.Tensor, A: LinearOperator, lower: float | None, gain:
     return clip(alpha * A.apply_adjoint(y), lower, None)
 
 
+#: The primal step τ of :func:`primal_dual` unless the operator asks for another (σ = 0.49/τ): small, so that the data
+#: multiplier settles quickly; ``tol`` is the relative change per iteration at this step (a larger step stops at the
+#: same stationarity ``‖Kᴴy‖/‖x‖``, not sooner)
+REFERENCE_STEP = 0.05
+
+
 def _dual_ball(reg: AnalysisRegularizer, p: torch.Tensor, radius: float) -> torch.Tensor:
     if radius == 0:  # λ = 0: no regularizer, the dual variable stays at zero
         return torch.zeros_like(p)
@@ -105,28 +111,35 @@ def primal_dual(
     tol: float = 1e-4,
     callback: Callback | None = None,
     relaxation: float = 1.0,
+    step: float = REFERENCE_STEP,
+    data_share: float = 0.5,
 ) -> tuple[torch.Tensor, dict]:
     """Chambolle–Pock on ``min_x F(Ax) + λ R(x) + ι(x ≥ lower)``, or with ``lam=None`` on the constrained
     ``min R(x) s.t. D(Ax) ≤ target · E[D]`` (the expected discrepancy at the current ``Ax``); step sizes balanced
     with block preconditioning; ``relaxation`` ρ ∈ (0, 2) over-relaxes the iteration (Condat, JOTA 158 (2013) 460;
-    ρ = 1, the default, is plain Chambolle–Pock: ρ = 1.9 stops the CS-MRI benchmark in 0.5–0.85× the iterations
-    but 0.2–1 dB lower on Shepp–Logan, where the plain iteration's stopping point is the better image; RESULTS §6).
-    Returns ``x`` (the last ``x̃``) and ``{"lam", "iterations"}``."""
+    ρ = 1, the default, is plain Chambolle–Pock; operators may ask for other settings, :meth:`LinearOperator.
+    primal_dual_steps`); ``step`` is the primal step τ (σ = 0.49/τ) and ``data_share`` the part of the step budget
+    τσ‖K̃‖² < 1 given to the data block (½: balanced). ``tol`` bounds the relative change of x per iteration at the
+    reference step τ = 0.05 (a larger step scales it), i.e. the stationarity ``τ₀‖Kᴴy‖/‖x‖`` wherever no bound is
+    active. Returns ``x`` (the last ``x̃``) and ``{"lam", "iterations"}``."""
+    if not (0 < relaxation < 2 and step > 0 and 0 < data_share < 1):
+        raise ValueError(f"primal_dual needs 0 < relaxation < 2, step > 0 and 0 < data_share < 1, got {relaxation}, "
+                         f"{step}, {data_share}.")
     A, constrained = data.A, lam is None
     # diagonal preconditioning of the data block (Pock & Chambolle 2011): dual steps ∝ the operator's
     # measurement weights P (e.g. density compensation), with ‖P^{1/2}A‖² in place of ‖A‖²
     weights = A.preconditioner() if data.gaussian else None
     a2 = A.norm() ** 2 if weights is None else A.weighted_norm2(weights)
     l2 = reg.lipschitz
-    # τσ‖K̃‖² < 1 with the block preconditioners 1/‖A‖², 1/‖L‖² (‖K̃‖² ≤ 2); the image is O(1) after
-    # scale_problem, and a small primal step lets the data multiplier settle quickly
-    tau, sigma = 0.05, 0.49 / 0.05
+    # dual steps s₁ = 2ωσ/‖A‖², s₂ = 2(1 − ω)σ/‖L‖² (ω = data_share): τ(s₁‖A‖² + s₂‖L‖²) = 2τσ = 0.98 < 1; the image
+    # is O(1) after scale_problem, and a small primal step lets the data multiplier settle quickly
+    tau, sigma = step, 0.49 / step
     x = x0.clone()
     Kx1, Kx2 = A.apply(x).clone(), reg.analysis(x).clone()  # own buffers: the relaxation updates them in place
     y1, y2 = torch.zeros_like(Kx1), torch.zeros_like(Kx2)
     KTy = torch.zeros_like(x)
     radius = 1.0 if constrained else lam
-    s1, s2 = sigma / a2, sigma / l2
+    s1, s2 = 2 * data_share * sigma / a2, 2 * (1 - data_share) * sigma / l2
     s1w = s1 if weights is None else s1 * weights
     mu, mu_hint, delta = 0.0, 1.0, 0.0
     k = 0
@@ -151,7 +164,8 @@ def primal_dual(
         v2 = (torch.add if relaxed else torch.Tensor.add_)(y2, Kn2, alpha=2 * s2).sub_(Kx2, alpha=s2)
         y2_new = _dual_ball(reg, v2, radius)
         KTy_new = A.apply_adjoint(y1_new) + reg.synthesis(y2_new)
-        change = _norm(x - x_new) / max(_norm(x_new), 1e-30)
+        # ‖x − x̃‖ = τ‖Kᴴy‖ (no bound active): the stationarity residual, measured in units of the reference step
+        change = _norm(x - x_new) / max(_norm(x_new), 1e-30) * (REFERENCE_STEP / tau)
         if relaxed:  # over-relaxation (x, y) ← (x, y) + ρ ((x̃, ỹ) − (x, y)); K x and Kᴴy follow by linearity
             for old_value, new_value in ((x, x_new), (Kx1, Kn1), (Kx2, Kn2), (y1, y1_new), (y2, y2_new),
                                          (KTy, KTy_new)):

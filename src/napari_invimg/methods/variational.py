@@ -111,7 +111,8 @@ def solve_regularized(
         if lam is None:
             warm = iterations if solver == "primal_dual" else max(20, min(100, iterations // 2))
             x, pd = primal_dual(data, reg, x, None, tau, lower, warm, tol,
-                                _reporter(ctx, sp.scale, iterations + (0 if solver == "primal_dual" else iterations)))
+                                _reporter(ctx, sp.scale, iterations + (0 if solver == "primal_dual" else iterations)),
+                                **A.primal_dual_steps(reg))
             lam_int = pd["lam"]
             warm = pd["iterations"]
             info.update(lam_choice="discrepancy principle (constrained primal–dual)")
@@ -125,6 +126,8 @@ def solve_regularized(
             kwargs = dict(lam=lam_int, lower=lower, iterations=iterations, tol=tol,
                           callback=_reporter(ctx, sp.scale, warm + iterations, warm,
                                              "misfit" if solver == "primal_dual" else "objective"))
+            if solver == "primal_dual":
+                kwargs.update(A.primal_dual_steps(reg))
             x, out = run(data, reg, x, **kwargs)
             steps += out["iterations"]
         x = x * sp.scale

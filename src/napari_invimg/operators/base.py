@@ -171,6 +171,13 @@ class LinearOperator(Operator):
         k-space); ``None`` (the default) for none. They speed solvers up and never change the problem solved."""
         return None
 
+    def primal_dual_steps(self, regularizer: Any) -> dict[str, float]:
+        """Keyword arguments ``step`` (the primal step τ), ``relaxation`` (ρ) and ``data_share`` for the primal–dual
+        solver with this ``regularizer`` where they were measured to converge faster than the defaults (τ = 0.05,
+        ρ = 1, ½); the stopping tolerance is measured per reference step, so they change the path, not the
+        stationarity at the stop. Empty (the default) for the plain iteration."""
+        return {}
+
     def compact(self) -> tuple[LinearOperator, Callable[[torch.Tensor], torch.Tensor]]:
         """An equivalent operator whose output holds only the measured values, and the map that takes data of
         ``out_shape`` to its output (e.g. the sampled points of Cartesian k-space, the rest being zero by
