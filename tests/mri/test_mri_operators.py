@@ -191,11 +191,14 @@ def test_line_masks_take_the_tuned_primal_dual_to_the_same_solution_sooner():
     """Masks of whole lines ask for the over-relaxed primal–dual with a larger step (``primal_dual_steps``), Poisson
     masks for the plain one; on a small equispaced problem both reach the same constrained solution (same λ, image to
     1e-3), the tuned one in fewer iterations."""
-    from napari_invimg.methods._proximal import initial_image, primal_dual, scale_problem
+    from napari_invimg.methods._proximal import (
+        initial_image,
+        primal_dual,
+        scale_problem,
+    )
     from napari_invimg.methods.variational import measured_count
-    from napari_invimg.priors.tv import TotalVariation
-
     from napari_invimg.priors.hessian import HessianSchatten
+    from napari_invimg.priors.tv import TotalVariation
     from napari_invimg.priors.wavelet import WaveletSparsity
 
     x = mri.brain((48, 48), seed=1)

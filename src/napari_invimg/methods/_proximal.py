@@ -92,6 +92,11 @@ def initial_image(y: torch.Tensor, A: LinearOperator, lower: float | None, gain:
 REFERENCE_STEP = 0.05
 
 
+def _real(t: torch.Tensor) -> torch.Tensor:
+    """The real view of a complex tensor (torch's complex ``lerp_`` is ~4× slower than on the real view), else ``t``."""
+    return torch.view_as_real(t) if t.is_complex() else t
+
+
 def _dual_ball(reg: AnalysisRegularizer, p: torch.Tensor, radius: float) -> torch.Tensor:
     if radius == 0:  # λ = 0: no regularizer, the dual variable stays at zero
         return torch.zeros_like(p)
@@ -169,7 +174,7 @@ def primal_dual(
         if relaxed:  # over-relaxation (x, y) ← (x, y) + ρ ((x̃, ỹ) − (x, y)); K x and Kᴴy follow by linearity
             for old_value, new_value in ((x, x_new), (Kx1, Kn1), (Kx2, Kn2), (y1, y1_new), (y2, y2_new),
                                          (KTy, KTy_new)):
-                old_value.lerp_(new_value, relaxation)
+                _real(old_value).lerp_(_real(new_value), relaxation)
             result = x_new  # x̃ satisfies the bounds; the relaxed x may not
         else:
             x, y1, y2, Kx1, Kx2, KTy = x_new, y1_new, y2_new, Kn1, Kn2, KTy_new
