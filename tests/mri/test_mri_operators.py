@@ -209,6 +209,7 @@ def test_line_masks_take_the_tuned_primal_dual_to_the_same_solution_sooner():
     assert steps["relaxation"] > 1 and steps["step"] > 0.05
     assert sc.operator.primal_dual_steps(WaveletSparsity(2))["data_share"] > 0.5
     assert sc.operator.primal_dual_steps(HessianSchatten(2)) == {}  # not measured: the plain iteration
+    assert mri.CartesianMRI(sc.mask).primal_dual_steps(tv) == {}  # single coil: not measured
     A, gather = sc.operator.compact()
     assert A.primal_dual_steps(tv) == steps
     sp = scale_problem(torch.from_numpy(sc.kspace), ni.noise.Gaussian(sc.sigma))

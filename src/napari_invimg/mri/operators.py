@@ -228,11 +228,13 @@ class CartesianMRI(MRIOperator):
 
     def primal_dual_steps(self, regularizer: Any) -> dict[str, float]:
         """Masks of whole lines (equispaced or random phase encodes) alias coherently and the plain primal–dual
-        iteration crawls there (135–300 iterations on the 8-coil benchmark): with TV or wavelet sparsity,
+        iteration crawls there (135–300 iterations on the 8-coil benchmark): with several coils and TV or wavelets,
         :data:`LINE_MASK_STEPS` (over-relaxed, a larger primal step, and 0.6 (TV) or 0.75 (wavelets) of the dual
-        step budget to the data block, measured); other masks and priors keep the plain iteration (RESULTS §6)."""
+        step budget to the data block, measured); other masks, single-coil data (not measured) and other priors keep
+        the plain iteration (RESULTS §6)."""
         steps = next((dict(s) for kind, s in LINE_MASK_STEPS if isinstance(regularizer, kind)), {})
-        return steps if steps and GatheredCartesianMRI._line_structure(self.mask_array > 0) is not None else {}
+        lines = self.n_coils > 1 and GatheredCartesianMRI._line_structure(self.mask_array > 0) is not None
+        return steps if lines else {}
 
     def compact(self) -> tuple[GatheredCartesianMRI, Any]:
         """The same operator with only the sampled k-space points as output (:class:`GatheredCartesianMRI`)
