@@ -9,6 +9,7 @@ the best PSNR of the returned image (the running mean) anywhere on the path.
     python benchmarks/bench_dip.py            # 256×256, full table
     python benchmarks/bench_dip.py --quick    # 64×64, few iterations
     python benchmarks/bench_dip.py --only dip:fluorescence/blur   # one row (run rows in parallel processes)
+    python benchmarks/bench_dip.py --stop-table --threads 2        # each case stopping itself: iterations, PSNR, seconds
 """
 
 from __future__ import annotations
@@ -107,6 +108,24 @@ def timing_rows(size: int, iterations: int = 12) -> None:
               f"| {torch.get_num_threads()} |", flush=True)
 
 
+def stop_rows(size: int, cases: list[str], settings: dict[str, dict]) -> None:
+    """Each case run as a user runs it (``stop="auto"``, at most 2000 iterations), once per named parameter set:
+    the iteration of the stop, the PSNR of the returned image and the wall and CPU seconds of the whole call."""
+    print(f"# size {size}×{size}, {torch.get_num_threads()} torch threads")
+    print("| case | settings | iterations run | stop iteration (rule) | PSNR at stop | wall s | CPU s |")
+    print("|---|---|---|---|---|---|---|")
+    for case in cases:
+        name, kind = case.split("/")
+        x, A, noise, y = problem(name, kind, size)
+        for label, params in settings.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            rec = ni.reconstruct(y, A, "dip", noise, seed=0, **params)
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            info = rec.info
+            print(f"| {case} | {label} | {info['iterations']} | {info['stop_iteration']} ({info['stopped'].split(':')[0]}) "
+                  f"| {ni.metrics.psnr(rec.mean, x):.2f} | {wall:.1f} | {cpu:.1f} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="64×64, few iterations")
@@ -116,11 +135,22 @@ def main() -> None:
     ap.add_argument("--params", default="{}", help='extra method parameters as JSON, e.g. {"input_noise": 0}')
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--timing", action="store_true", help="only seconds per iteration on --size (default 256)")
+    ap.add_argument("--stop-table", action="store_true",
+                    help="each §4 case (or --only's) stopping itself at --size (default 256): iterations, PSNR, seconds, "
+                         "with the defaults and with --params (if given)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.timing:
         timing_rows(args.size or 256)
+        return
+    if args.stop_table:
+        cases = [args.only.split(":")[-1]] if args.only else [f"{n}/{k}" for n in ("fluorescence", "cell")
+                                                              for k in ("blur", "denoise")]
+        settings = {"defaults": {}}
+        if json.loads(args.params):
+            settings[args.params] = json.loads(args.params)
+        stop_rows(args.size or 256, cases, settings)
         return
     size = args.size or (64 if args.quick else 256)
     its = args.iterations or (150 if args.quick else 2500)
