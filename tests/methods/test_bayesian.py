@@ -38,9 +38,9 @@ def test_bayes_dip_mean_is_dips_estimate_and_samples_spread_around_it(denoising)
     x, A, noise, y = denoising
     defaults = {p["name"]: p["default"] for p in ni.method_info("bayes_dip")["parameters"]}
     dip_defaults = {p["name"]: p["default"] for p in ni.method_info("dip")["parameters"]}
-    assert defaults["kl_weight"] == 1.0 and defaults["posterior_iterations"] > 0
+    assert 0 < defaults["kl_weight"] < 1 and defaults["n_samples"] >= 32 and defaults["posterior_iterations"] > 0
     assert all(defaults[k] == dip_defaults[k] for k in ("iterations", "lr", "stop", "tau", "input_noise"))
-    kw = dict(iterations=30, depth=2, width=4, seed=0)
+    kw = {"iterations": 30, "depth": 2, "width": 4, "seed": 0}
     rec = ni.reconstruct(y, A, "bayes_dip", noise, posterior_iterations=15, n_samples=6, **kw)
     dip = ni.reconstruct(y, A, "dip", noise, **kw)
     np.testing.assert_array_equal(rec.mean, dip.mean)
@@ -77,8 +77,9 @@ def test_bayes_from_point_copies_the_fitted_network():
 
 def test_weight_posterior_widens_with_the_kl_weight_and_keeps_the_means(denoising):
     """Only ρ moves in phase 2; a larger β (the prior's pull, σ → σ_p) gives wider weights and a wider std."""
-    x, A, noise, y = denoising
-    kw = dict(iterations=20, depth=2, width=4, seed=0, posterior_iterations=40, posterior_lr=0.2, n_samples=8)
+    _, A, noise, y = denoising
+    kw = {"iterations": 20, "depth": 2, "width": 4, "seed": 0, "posterior_iterations": 40, "posterior_lr": 0.2,
+          "n_samples": 8}
     narrow = ni.reconstruct(y, A, "bayes_dip", noise, kl_weight=0.01, **kw)
     wide = ni.reconstruct(y, A, "bayes_dip", noise, kl_weight=10.0, **kw)
     np.testing.assert_array_equal(narrow.mean, wide.mean)

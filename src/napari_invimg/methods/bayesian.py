@@ -21,7 +21,7 @@ from .dip import (IN_CHANNELS, POSITIVE, STOP_PARAMS, DIPProblem, fit_network, i
                   refuse_kspace, skip_widths)
 from .registry import ITERATIONS, Context, Estimate, Method, Param
 
-__all__ = ["BayesDIP", "MCDropoutDIP", "draw_samples", "bayes_from_point", "fit_weight_posterior"]
+__all__ = ["BayesDIP", "MCDropoutDIP", "bayes_from_point", "draw_samples", "fit_weight_posterior"]
 
 def draw_samples(net: nn.Module, z: torch.Tensor, problem: DIPProblem, n: int, ctx: Context,
                  batch: int = 4) -> torch.Tensor:
@@ -161,11 +161,17 @@ class BayesDIP(_StochasticDIP):
         ITERATIONS(2000),
         POSITIVE,
         *STOP_PARAMS,
-        *_SHARED,
+        input_noise_param(0.03),
+        # the std of 16 draws is noisy enough to lower its correlation with the error (camera 128²: 0.36 with 16,
+        # 0.39 with 64–128; RESULTS.md §5); a draw costs a forward pass, ~1/50 of the fit's
+        Param("n_samples", int, 64, 2, 1000, doc="images drawn from the weight posterior"),
+        *_SHARED[2:],
         Param("posterior_iterations", int, 200, 0, 100000, doc="steps of the weight-posterior fit after DIP stops"),
         Param("posterior_lr", float, 0.05, 1e-5, 1.0, doc="Adam learning rate of the weight spreads ρ",
               log_scale=True),
-        Param("kl_weight", float, 1.0, 0.0, 1e6, doc="β, the weight of the KL term (1: the ELBO; < 1: a tempered "
+        # β = 1 (the ELBO) lets most weights' σ reach σ_p: coverage 0.95–0.99 on camera and coins; β = 0.2 puts
+        # both inside 0.80–0.97 (RESULTS.md §5, "Bayesian DIP in two phases")
+        Param("kl_weight", float, 0.2, 0.0, 1e6, doc="β, the weight of the KL term (1: the ELBO; < 1: a tempered "
               "posterior, narrower)", log_scale=True),
         Param("prior_sigma", float, 0.1, 1e-4, 10.0, doc="σ_p of the Gaussian prior on every weight", log_scale=True),
     )
