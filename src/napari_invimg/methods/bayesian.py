@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..nets.dip import SkipNet, kl_divergence
+from ..nets.dip import BayesConv, SkipNet, kl_divergence
 from ..nets.init import materialize, use_generator
 from .dip import (IN_CHANNELS, POSITIVE, STOP_PARAMS, DIPProblem, fit_network, input_noise_param, random_input,
                   refuse_kspace, skip_widths)
@@ -149,7 +149,8 @@ class BayesDIP(_StochasticDIP):
         "Two phases: (1) plain DIP (its fit and stopping rule) gives the estimate x̂ and the fitted weights μ; (2) "
         "mean-field Gaussian weights q(θ) = Π N(μ, softplus(ρ)²) around them, only ρ fitted by Bayes-by-backprop "
         "(E_q[−log p(y | A G_θ(z))] + β KL(q ‖ N(0, σ_p²)), local reparametrization; a variational Laplace-like "
-        "step). Returns mean x̂, and samples x̂ + G_θ(z) − mean_θ G_θ(z), θ ~ q, with their std."
+        "step). Returns mean x̂, and samples x̂ + G_θ(z) − mean_θ G_θ(z), θ ~ q (one weight draw per sample), with "
+        "their std."
     )
     reference = (
         "Blundell et al., Weight uncertainty in neural networks, ICML 2015; Kingma, Salimans & Welling, Variational "
@@ -195,6 +196,11 @@ class BayesDIP(_StochasticDIP):
         bayes = use_generator(bayes_from_point(net, prior_sigma), ctx.generator(offset=13))
         info.update(fit_weight_posterior(bayes, z, y, A, noise, problem, ctx, iterations=posterior_iterations,
                                          lr=posterior_lr, kl_weight=kl_weight, first_step=info["iterations"]))
+        # a posterior draw is one network θ ~ q: weights shared by all pixels (the local reparametrization's
+        # per-pixel noise is a training device; its std correlated less with the error: RESULTS.md §5)
+        for m in bayes.modules():
+            if isinstance(m, BayesConv):
+                m.local_reparametrization = False
         draws = draw_samples(bayes, z, problem, n_samples, ctx)
         samples = estimate + (draws - draws.mean(0))
         centered = samples - estimate
