@@ -12,7 +12,7 @@ def denoising():
     return x, A, noise, ni.simulate(x, A, noise, seed=0)
 
 
-@pytest.mark.parametrize("method,extra", [("bayes_dip", {"kl_weight": 1.0}), ("mc_dropout_dip", {"dropout": 0.2})])
+@pytest.mark.parametrize("method,extra", [("bayes_dip", {"kl_weight": 1.0, "posterior_iterations": 10}), ("mc_dropout_dip", {"dropout": 0.2})])
 def test_stochastic_dip_returns_posterior_samples(denoising, method, extra):
     x, A, noise, y = denoising
     rec = ni.reconstruct(y, A, method, noise, iterations=25, n_samples=5, depth=2, width=4, seed=0, **extra)
@@ -32,14 +32,56 @@ def test_mc_dropout_says_it_is_approximate():
     assert "approximate" in ni.method_info("mc_dropout_dip")["description"]
 
 
-def test_bayes_dip_runs_its_budget_by_default(denoising):
-    """Its running variance is mostly weight noise (it grows for hundreds of iterations), so Bayesian DIP does not
-    stop on it by default: it runs its iteration budget, with the tempered KL weight, and still fits the data."""
+def test_bayes_dip_mean_is_dips_estimate_and_samples_spread_around_it(denoising):
+    """Phase 1 is plain DIP (same network, seeds and stop), so the mean is `dip`'s result; the samples are that
+    estimate plus the weight posterior's centered spread."""
     x, A, noise, y = denoising
     defaults = {p["name"]: p["default"] for p in ni.method_info("bayes_dip")["parameters"]}
-    assert defaults["stop"] == "none" and defaults["kl_weight"] < 1
-    rec = ni.reconstruct(y, A, "bayes_dip", noise, iterations=40, n_samples=4, depth=2, width=4, window=5, seed=0)
-    assert rec.info["iterations"] == 40 and rec.info["stop_iteration"] == 40
-    misfit = rec.info["history"]["misfit"]
-    assert misfit[-1] < 0.5 * misfit[0]  # fitted to the data
-    assert np.isfinite(rec.std).all() and (rec.std > 0).all()
+    dip_defaults = {p["name"]: p["default"] for p in ni.method_info("dip")["parameters"]}
+    assert 0 < defaults["kl_weight"] < 1 and defaults["n_samples"] >= 32 and defaults["posterior_iterations"] > 0
+    assert all(defaults[k] == dip_defaults[k] for k in ("iterations", "lr", "stop", "tau", "input_noise"))
+    kw = {"iterations": 30, "depth": 2, "width": 4, "seed": 0}
+    rec = ni.reconstruct(y, A, "bayes_dip", noise, posterior_iterations=15, n_samples=6, **kw)
+    dip = ni.reconstruct(y, A, "dip", noise, **kw)
+    np.testing.assert_array_equal(rec.mean, dip.mean)
+    np.testing.assert_allclose(rec.samples.mean(0), rec.mean, atol=1e-5)
+    assert rec.samples.shape == (6, *x.shape) and (rec.std > 0).all() and np.isfinite(rec.std).all()
+    history = rec.info["history"]
+    assert len(history["posterior_loss"]) == 15 and history["misfit"] == dip.info["history"]["misfit"]
+    assert rec.info["posterior_iterations"] == 15 and rec.info["weight_sigma_median"] > 1e-3  # σ grew from 1e-3
+
+
+def test_bayes_from_point_copies_the_fitted_network():
+    """With negligible weight spreads the Bayesian copy computes what the fitted plain network computes."""
+    import torch
+
+    from napari_invimg.methods.bayesian import bayes_from_point
+    from napari_invimg.nets.dip import BayesConv, SkipNet
+    from napari_invimg.nets.init import materialize
+
+    gen = torch.Generator().manual_seed(1)
+    with torch.device("meta"):
+        plain = SkipNet(3, 1, 2, (4, 4, 8), skip=2)
+    plain = materialize(plain, gen)
+    with torch.no_grad():  # norms away from their initial values, so that copying them is tested
+        for m in plain.modules():
+            if isinstance(m, torch.nn.InstanceNorm2d):
+                m.weight.uniform_(0.5, 1.5, generator=gen)
+                m.bias.uniform_(-0.5, 0.5, generator=gen)
+    bayes = bayes_from_point(plain, prior_sigma=0.1, init_sigma=1e-8)
+    assert all(m.prior_sigma == 0.1 for m in bayes.modules() if isinstance(m, BayesConv))
+    z = torch.rand((1, 3, 16, 16), generator=gen)
+    with torch.no_grad():
+        np.testing.assert_allclose(bayes(z).numpy(), plain(z).numpy(), atol=1e-4)
+
+
+def test_weight_posterior_widens_with_the_kl_weight_and_keeps_the_means(denoising):
+    """Only ρ moves in phase 2; a larger β (the prior's pull, σ → σ_p) gives wider weights and a wider std."""
+    _, A, noise, y = denoising
+    kw = {"iterations": 20, "depth": 2, "width": 4, "seed": 0, "posterior_iterations": 40, "posterior_lr": 0.2,
+          "n_samples": 8}
+    narrow = ni.reconstruct(y, A, "bayes_dip", noise, kl_weight=0.01, **kw)
+    wide = ni.reconstruct(y, A, "bayes_dip", noise, kl_weight=10.0, **kw)
+    np.testing.assert_array_equal(narrow.mean, wide.mean)
+    assert wide.info["weight_sigma_median"] > 2 * narrow.info["weight_sigma_median"]
+    assert wide.std.mean() > narrow.std.mean()

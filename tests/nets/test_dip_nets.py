@@ -76,6 +76,27 @@ def test_local_reparametrisation_matches_weight_sampling():
     assert math.isfinite(float(layer.kl()))
 
 
+def test_bayes_conv_draws_one_weight_tensor_per_image_without_local_reparametrization():
+    """Off the local reparametrization, every pixel of one image sees the same weights (a constant image stays
+    constant under a 1×1 convolution), each image of a batch its own draw, with the pre-activation's moments."""
+    gen = torch.Generator().manual_seed(3)
+    layer = BayesConv(2, 3, 1, ndim=2)
+    layer.generator = gen
+    with torch.no_grad():
+        layer.weight_rho.uniform_(-2, -1, generator=gen)
+        layer.bias_rho.uniform_(-2, -1, generator=gen)
+        x = torch.ones(400, 2, 4, 4)
+        per_pixel = layer(x[:2])
+        layer.local_reparametrization = False
+        shared = layer(x)
+    assert float(per_pixel[0].std(dim=(1, 2)).min()) > 1e-3  # per-pixel noise
+    assert float(shared.std(dim=(2, 3)).max()) < 1e-6  # one weight draw per image
+    assert float((shared[0] - shared[1]).abs().max()) > 1e-3  # a new draw per image
+    mean, var = layer.moments(x[:1])
+    assert torch.allclose(shared.mean(0), mean[0], atol=4 * float(var.max().sqrt()) / 20)
+    assert float((shared.var(0) / var[0] - 1).abs().mean()) < 0.25
+
+
 def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="ndim"):
         SkipNet(ndim=4)

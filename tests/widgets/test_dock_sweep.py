@@ -32,7 +32,7 @@ NEEDS_WEIGHTS_FILE = {"care": "needs a CARE weights file (trained by the Train s
 
 #: the iteration, sample, chain and step counts lowered for speed (everything else stays at the value the dock shows)
 FAST_COUNTS = {"iterations": 8, "n_samples": 3, "chains": 1, "warmup": 8, "cg_iterations": 5, "rounds": 1,
-               "patience": 4, "window": 4, "max_leapfrog": 8}
+               "patience": 4, "window": 4, "max_leapfrog": 8, "posterior_iterations": 8}
 #: the ensemble's members run the base method (dip) with its own schedule: lowered the same way
 FAST_ENSEMBLE = {"n_samples": 2, "base_params": '{"iterations": 6}'}
 

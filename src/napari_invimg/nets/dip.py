@@ -40,6 +40,9 @@ class BayesConv(nn.Module):
     Local reparametrization: the pre-activation is Gaussian given the input, with mean ``conv(x, μ)`` and
     variance ``conv(x², σ²)``; it is sampled as ``mean + ε·sqrt(var)``, ``ε ~ N(0, 1)`` per output
     element (Kingma, Salimans & Welling, NeurIPS 2015). :meth:`kl` is ``KL(q(w) ‖ N(0, σ_p²))`` in closed form.
+    With ``local_reparametrization = False`` each batch element instead draws one weight tensor ``w ~ q`` shared by
+    all its pixels: the output is then ``G_θ(z)`` for one network ``θ ~ q`` (what a posterior draw is), at the cost
+    of one convolution per batch element.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, ndim: int = 2, stride: int = 1,
@@ -59,6 +62,8 @@ class BayesConv(nn.Module):
         self.bias_rho = nn.Parameter(torch.empty(out_channels))
         #: the generator of the weight noise (``None``: torch's global one); see :func:`..init.use_generator`
         self.generator: torch.Generator | None = None
+        #: True: independent pre-activation noise per output element (training); False: one weight draw per image
+        self.local_reparametrization = True
         if self.weight_mu.device.type != "meta":
             self.reset_parameters_from(None)
 
@@ -87,6 +92,15 @@ class BayesConv(nn.Module):
         return mean, var
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.local_reparametrization:
+            conv, out = _conv_fn(self.ndim), []
+            for xi in x.split(1):
+                w = self.weight_mu + self.weight_sigma * torch.randn(
+                    self.weight_mu.shape, generator=self.generator, dtype=xi.dtype, device=xi.device)
+                b = self.bias_mu + self.bias_sigma * torch.randn(
+                    self.bias_mu.shape, generator=self.generator, dtype=xi.dtype, device=xi.device)
+                out.append(conv(xi, w, b, self.stride, self.padding))
+            return torch.cat(out)
         mean, var = self.moments(x)
         eps = torch.randn(mean.shape, generator=self.generator, dtype=mean.dtype, device=mean.device)
         return mean + eps * var.clamp(min=1e-16).sqrt()
