@@ -104,12 +104,14 @@ def part_unrolled(args) -> None:
     n = args.size
     cases = [c for c in [("poisson", 8), ("equispaced", 4)] if not args.case or f"{c[0]}{c[1]}" == args.case]
     truth = [mri.brain((n, n), seed=1 + i) for i in range(args.images)]
+    # held-out validation phantoms (never trained on, never the test phantom seed 0)
+    held_out = [mri.brain((n, n), seed=100000 + i) for i in range(args.val_images)] if args.val_images else None
     x = mri.brain((n, n), seed=0)
     for kind, R in cases:
         sc = mri.simulate_kspace(x, 8, kind=kind, acceleration=R, snr_db=30.0, seed=0)
         noise = ni.noise.Gaussian(sc.sigma)
         args_k = argparse.Namespace(**{**vars(args), "out": args.out})
-        tag = "" if args.start == "cg" else f"_{args.start}{args.start_wavelet}"
+        tag = ("" if args.start == "cg" else f"_{args.start}{args.start_wavelet}") + (f"_{args.tag}" if args.tag else "")
         out = Path(args.out) / f"unrolled_{kind}{R}_{n}_{args.steps}{tag}.pt"
         if not out.exists() or args.retrain:
             t = time.perf_counter()
@@ -130,13 +132,17 @@ def part_unrolled(args) -> None:
             try:
                 ni.train_supervised("unrolled", truth=truth, operator=sc.operator, noise=noise, steps=args.steps,
                                     seed=0, out=out, iterations=args.unrolled_k, batch_size=args.batch,
-                                    width=args.width or 24, lr=args.lr, progress=progress, **start_kw)
+                                    width=args.width or 24, lr=args.lr, progress=progress, augment=args.augment,
+                                    validation_truth=held_out, keep_best=args.keep_best and held_out is not None,
+                                    weight_decay=args.weight_decay, start_refresh=args.start_refresh, **start_kw)
             except ni.Cancelled:
                 pass
             print(f"  trained unrolled {kind} {R}×: {time.perf_counter() - t:.0f} s", flush=True)
         del args_k
+        meta = torch.load(out, weights_only=True)["metadata"]
         row = {"part": "unrolled", "case": f"brain 8c {kind} {R}×", "size": n, "steps": args.steps,
-               "start": args.start, "steps_done": torch.load(out, weights_only=True)["metadata"].get("steps_done")}
+               "start": args.start, "steps_done": meta.get("steps_done"), "best_step": meta.get("best_step"),
+               "images": args.images, "start_refresh": args.start_refresh, "train_s": meta.get("seconds")}
         for name, kw in (("unrolled", {"weights": str(out)}), ("wavelet (haar)", {"wavelet": "haar"}),
                          ("wavelet (db4)", {}), ("adjoint", {})):
             meth = name.split(" ")[0]
@@ -247,6 +253,14 @@ def main() -> None:
                     help="unrolled: MoDL from CG (cg) or learned refinement of this classical reconstruction")
     ap.add_argument("--start-wavelet", default="haar", help="unrolled --start wavelet: the start's wavelet")
     ap.add_argument("--start-pool", type=int, default=6, help="unrolled --start: masks in the pool of starts")
+    ap.add_argument("--start-refresh", type=float, default=0.0,
+                    help="unrolled --start: fresh starts per training step (a moving pool of start-pool groups)")
+    ap.add_argument("--augment", action="store_true", help="unrolled MRI: random mirror and global phase")
+    ap.add_argument("--val-images", type=int, default=0,
+                    help="unrolled MRI: held-out validation phantoms brain(seed=100000…)")
+    ap.add_argument("--keep-best", action="store_true", help="unrolled: keep the weights of the best validation PSNR")
+    ap.add_argument("--weight-decay", type=float, default=0.0)
+    ap.add_argument("--tag", default="", help="unrolled: suffix of the weights file name")
     ap.add_argument("--lr", type=float, default=None, help="training learning rate (default: train_supervised's)")
     ap.add_argument("--train-minutes", type=float, default=None,
                     help="care and unrolled training (also robustness's): stop at this wall time in minutes (the "

@@ -188,3 +188,38 @@ def test_unrolled_refines_a_classical_start(tmp_path):
     assert np.isfinite(trained.mean).all() and np.abs(trained.mean - wavelet.mean).max() > 1e-6
     with pytest.raises(ValueError, match="start must be one of"):
         ni.train_supervised("unrolled", steps=1, out=tmp_path / "x.pt", **{**kw, "start": "dip"})
+
+
+def test_unrolled_moving_pool_held_out_validation_and_best_weights(tmp_path):
+    """start_refresh: the oldest group of starts is replaced as fresh starts add up to a batch; validation on
+    held-out images; keep_best writes the weights of the best validation PSNR; the options are checked."""
+    phantoms = [ni.mri.brain((24, 24), seed=s) for s in (1, 2, 3)]
+    scan = ni.mri.simulate_kspace(ni.mri.brain((24, 24), seed=0), 2, kind="poisson", acceleration=3, seed=0)
+    nm = ni.noise.Gaussian(scan.sigma)
+    kw = dict(truth=phantoms, operator=scan.operator, noise=nm, width=4, iterations=2, start="wavelet",
+              start_params={"wavelet": "haar", "iterations": 30}, start_pool=2, batch_size=2, validation_every=1)
+    held_out = [ni.mri.brain((24, 24), seed=99)]
+    path = ni.train_supervised("unrolled", steps=4, out=tmp_path / "m.pt", lr=3e-2, start_refresh=1.0, augment=True,
+                               validation_truth=held_out, keep_best=True, weight_decay=1e-4, **kw)
+    meta = torch.load(path, weights_only=True)["metadata"]
+    assert meta["fresh_starts"] == 4 and meta["validation"] == "held-out images" and meta["augment"]
+    scores = meta["history"]["val_psnr"]
+    assert len(scores) == 4 and meta["best_val_psnr"] == max(scores)
+    assert meta["best_step"] == meta["history"]["val_step"][int(np.argmax(scores))]
+    # the same seeded training without keep_best ends on the last step's weights: equal iff the best was the last
+    last = ni.train_supervised("unrolled", steps=4, out=tmp_path / "last.pt", lr=3e-2, start_refresh=1.0,
+                               augment=True, validation_truth=held_out, weight_decay=1e-4, **kw)
+    a, b = (torch.load(q, weights_only=True)["state_dict"] for q in (path, last))
+    same = all(torch.equal(a[n], b[n]) for n in a)
+    assert same == (meta["best_step"] == 4)
+    rec = ni.reconstruct(scan.kspace, scan.operator, "unrolled", noise=nm, weights=str(path))
+    assert np.isfinite(rec.mean).all() and rec.mean.shape == (24, 24)
+    with pytest.raises(ValueError, match="keep_best"):
+        ni.train_supervised("unrolled", steps=1, out=tmp_path / "x.pt", keep_best=True, **kw)
+    with pytest.raises(ValueError, match="weight_decay"):
+        ni.train_supervised("unrolled", steps=1, out=tmp_path / "x.pt", weight_decay=-1.0, **kw)
+    with pytest.raises(ValueError, match="start_refresh"):
+        ni.train_supervised("unrolled", steps=1, out=tmp_path / "x.pt", start_refresh=-1.0, **kw)
+    with pytest.raises(ValueError, match="unrolled network's training"):
+        ni.train_supervised("care", truth=phantoms, operator=scan.operator, noise=nm, steps=1,
+                            out=tmp_path / "x.pt", augment=True)

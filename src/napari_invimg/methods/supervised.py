@@ -296,6 +296,7 @@ class _UnrolledData:
             self.patch = tuple(A.in_shape)
         self.crops = _Crops(self.patch)
         self.pool: list | None = None
+        self.augment = False
 
     def operator(self, g: torch.Generator, nominal: bool = False) -> Operator:
         if self.shift_invariant:
@@ -310,17 +311,30 @@ class _UnrolledData:
         return perturb_operator(self.A, "mask_seed", _draw_seed(g) % 100000)
 
     def prepare_starts(self, start: str, params: dict[str, Any], masks: int, g: torch.Generator,
-                       tick: Callable[[int, int], None] | None = None) -> None:
+                       tick: Callable[[int, int], None] | None = None, refresh: float = 0.0) -> None:
         """Fix a pool of ``masks`` operators of the family, each with every training image (a random crop for
         shift-invariant operators), its data and its classical reconstruction (``start`` with ``params``: too slow
-        to run at every step); batches then come from this pool."""
+        to run at every step); batches then come from this pool. ``refresh > 0``: the pool is instead ``masks``
+        groups of ``batch`` random images with one operator each, and :meth:`refresh_pool` replaces the oldest group
+        by a fresh one (new operator, images, noise and starts) after every ``batch / refresh`` training steps."""
         self.start, self.start_params = start, params
+        self.refresh, self.credit = float(refresh), 0.0
+        if not (math.isfinite(self.refresh) and self.refresh >= 0):
+            raise ValueError("start_refresh must be a number ≥ 0 (fresh starts per training step).")
+        if self.refresh > 0:
+            groups = max(1, int(masks))
+            self.pool = []
+            for j in range(groups):
+                self.pool.append(self._fresh_group(g))
+                if tick is not None:
+                    tick((j + 1) * self.batch, groups * self.batch)
+            return
         pool, total = [], max(1, int(masks)) * len(self.images)
         for _ in range(max(1, int(masks))):
             A = self.operator(g)
             xs, ys, x0s = [], [], []
             for i in range(len(self.images)):
-                x, y, x0 = self._with_start(self._image(i, g), A, g)
+                x, y, x0 = self._with_start(self._image(i, g, self.augment), A, g)
                 xs.append(x)
                 ys.append(y)
                 x0s.append(x0)
@@ -329,11 +343,75 @@ class _UnrolledData:
             pool.append((A, torch.stack(xs), torch.stack(ys), torch.stack(x0s)))
         self.pool = pool
 
-    def _image(self, i: int, g: torch.Generator) -> torch.Tensor:
+    def _fresh_group(self, g: torch.Generator):
+        """One operator of the family with ``batch`` random (augmented) training images, their data and starts."""
+        A = self.operator(g)
+        idx = torch.randint(0, len(self.images), (self.batch,), generator=g).tolist()
+        xs, ys, x0s = zip(*(self._with_start(self._image(i, g, self.augment), A, g) for i in idx))
+        return A, torch.stack(xs), torch.stack(ys), torch.stack(x0s)
+
+    def refresh_pool(self, g: torch.Generator) -> int:
+        """After a training step: replace the oldest group of the pool by a fresh one once ``refresh`` per step has
+        added up to a batch; returns the number of fresh starts computed."""
+        if self.pool is None or not getattr(self, "refresh", 0):
+            return 0
+        self.credit += self.refresh
+        made = 0
+        while self.credit >= self.batch:
+            self.pool.pop(0)
+            self.pool.append(self._fresh_group(g))
+            self.credit -= self.batch
+            made += self.batch
+        return made
+
+    def _image(self, i: int, g: torch.Generator, augment: bool = False) -> torch.Tensor:
         if not self.shift_invariant:
-            return self.images[i]
+            x = self.images[i]
+            if augment:  # a left–right mirror half of the time; complex images: a random global phase
+                if float(torch.rand(1, generator=g)) < 0.5:
+                    x = x.flip(-1)
+                if x.is_complex():
+                    phi = 2 * math.pi * float(torch.rand(1, generator=g))
+                    x = x * complex(math.cos(phi), math.sin(phi))
+            return x
         x = self.images[i][self.crops.slices(tuple(self.images[i].shape), g)]
         return _dihedral(x, int(torch.randint(0, 8, (1,), generator=g)))
+
+    def held_out(self, images: Sequence[np.ndarray], g: torch.Generator, per_batch: int = 2) -> list:
+        """Validation batches from held-out clean ``images`` (whole images or one crop each), the nominal operator,
+        one fixed noise draw each (and their starts when the network refines one)."""
+        ims = [torch.from_numpy(x.astype(np.complex64) if self.A.in_complex else x.real.astype(np.float32))
+               for x in _as_images(images, "validation images")]
+        saved = self.images
+        self.images = ims
+        try:
+            if not self.shift_invariant:
+                for x in ims:
+                    if tuple(x.shape) != tuple(self.A.in_shape):
+                        raise ValueError(f"The validation images must have the forward model's image shape "
+                                         f"{tuple(self.A.in_shape)}; got {tuple(x.shape)}.")
+            A = self.operator(g, nominal=True)
+            batches = []
+            for first in range(0, len(ims), per_batch):
+                idx = list(range(first, min(first + per_batch, len(ims))))
+                if self.pool is not None:
+                    x, y, x0 = (torch.stack(t) for t in zip(*(self._with_start(self._image(i, g), A, g) for i in idx)))
+                else:
+                    x = torch.stack([self._image(i, g) for i in idx])
+                    with torch.no_grad():
+                        z = A.apply(x)
+                        if self.noise.gain > 0:
+                            z = z.clamp(min=0)
+                        y = self.noise.sample(z, seed=_draw_seed(g))
+                    x0 = None
+                with torch.no_grad():
+                    scale = torch.tensor([unrolled_scale(A.apply_adjoint(y[j])) for j in range(len(idx))])
+                shaped = [t / scale.reshape((-1,) + (1,) * (t.ndim - 1)) for t in (y, x)]
+                batches.append((shaped[0], shaped[1], A) if x0 is None else
+                               (shaped[0], shaped[1], A, x0 / scale.reshape((-1,) + (1,) * (x0.ndim - 1))))
+        finally:
+            self.images = saved
+        return batches
 
     def _with_start(self, x: torch.Tensor, A: Operator, g: torch.Generator):
         with torch.no_grad():
@@ -373,6 +451,8 @@ class _UnrolledData:
                 else self.images[i]
             if self.shift_invariant:
                 x = _dihedral(x, int(torch.randint(0, 8, (1,), generator=g)))
+            elif self.augment and not nominal:
+                x = self._image(i, g, True)
             xs.append(x)
         x = torch.stack(xs)
         with torch.no_grad():
@@ -423,7 +503,9 @@ def train_supervised(method: str, pairs: Sequence[tuple[np.ndarray, np.ndarray]]
                      lr: float | None = None, width: int | None = None, depth: int | None = None,
                      iterations: int = 6, psf_range: float = 0.2, device: str | torch.device | None = None,
                      validation_every: int | None = None, start: str = "cg", start_params: dict[str, Any] | None = None,
-                     start_pool: int = 6) -> Path:
+                     start_pool: int = 6, start_refresh: float = 0.0, augment: bool = False,
+                     validation_truth: Sequence[np.ndarray] | None = None, keep_best: bool = False,
+                     weight_decay: float = 0.0) -> Path:
     """Train ``care`` or ``unrolled`` and write its weights to ``out`` (returned); use them with
     ``ni.reconstruct(y, A, method, weights=path)``.
 
@@ -441,6 +523,15 @@ def train_supervised(method: str, pairs: Sequence[tuple[np.ndarray, np.ndarray]]
     reconstruction (run with ``start_params``, e.g. ``{"wavelet": "haar"}``), their last layer zero at the start so
     the untrained network *is* the classical result; the starts are computed once for a pool of ``start_pool``
     operators of the family × the training images (the slow part before step 1). ``start="cg"``: MoDL.
+    ``start_refresh=r > 0`` trades that fixed pool for a moving one: ``start_pool`` groups of ``batch_size`` random
+    training images with one operator each, the oldest group replaced by a fresh one (new operator, images, noise
+    and starts) as ``r`` fresh starts per step add up to a batch, so the network sees ``r × steps`` more pairs.
+
+    ``augment`` (unrolled, whole-image operators such as MRI): each drawn image mirrored left–right half of the
+    time and, if complex, turned by a random global phase. ``validation_truth``: held-out clean images for the
+    validation PSNR (nominal operator, one fixed noise draw each) instead of draws from the training images;
+    ``keep_best``: write the weights of the best validation PSNR (early stopping; ``metadata["best_step"]``).
+    ``weight_decay``: decoupled weight decay (AdamW; Loshchilov & Hutter, ICLR 2019).
     """
     if method not in SUPERVISED_METHODS:
         raise ValueError(f"train_supervised trains {' or '.join(map(repr, SUPERVISED_METHODS))}, not {method!r}.")
@@ -453,6 +544,13 @@ def train_supervised(method: str, pairs: Sequence[tuple[np.ndarray, np.ndarray]]
         raise ValueError(f"start must be one of {START_METHODS}, got {start!r}.")
     if start != "cg" and method != "unrolled":
         raise ValueError("start= is the unrolled network's classical starting point; care has none.")
+    if method != "unrolled" and (start_refresh or augment or validation_truth is not None):
+        raise ValueError("start_refresh, augment and validation_truth are options of the unrolled network's training.")
+    if keep_best and method == "unrolled" and validation_truth is None:
+        raise ValueError("keep_best selects the weights by the validation PSNR on held-out images: give "
+                         "validation_truth=[...] (images not in truth=).")
+    if not (math.isfinite(float(weight_decay)) and weight_decay >= 0):
+        raise ValueError("weight_decay must be a number ≥ 0.")
     if operator is not None and not isinstance(operator, Operator):
         raise ValueError(f"operator must be a napari_invimg operator, got {type(operator).__name__}.")
     if noise is not None and not isinstance(noise, NoiseModel):
@@ -471,6 +569,7 @@ def train_supervised(method: str, pairs: Sequence[tuple[np.ndarray, np.ndarray]]
         model: torch.nn.Module = UNet(data.ndim, data.channels, data.channels, width or 32, depth or 3)
     else:
         data = _UnrolledData(truth, operator, noise, patch, batch_size or 4, psf_range)
+        data.augment = bool(augment)
         model = UnrolledNet(operator.ndim, bool(operator.in_complex), iterations, width or 24, depth or 2,
                             start=start, start_params=start_params)
     init_weights(model, g)
@@ -479,7 +578,8 @@ def train_supervised(method: str, pairs: Sequence[tuple[np.ndarray, np.ndarray]]
     model.to(dev)
     wants_status = progress is not None and _accepts_status(progress)
     every = validation_every or max(1, min(50, steps // 20))
-    opt = torch.optim.Adam(model.parameters(), lr=lr or (1e-3 if method == "care" else 5e-4))
+    opt = torch.optim.AdamW(model.parameters(), lr=lr or (1e-3 if method == "care" else 5e-4),
+                            weight_decay=float(weight_decay))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * i / steps)))
 
     def predict(batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -516,6 +616,8 @@ def train_supervised(method: str, pairs: Sequence[tuple[np.ndarray, np.ndarray]]
         "noise": _plain(noise.spec()) if noise is not None else None,
         "psf_range": float(psf_range) if method == "unrolled" else None, "ndim": data.images[0].ndim,
         "start": start, "start_params": dict(start_params or {}), "start_pool": int(start_pool) if start != "cg" else None,
+        "start_refresh": float(start_refresh), "augment": bool(augment), "weight_decay": float(weight_decay),
+        "validation": "held-out images" if validation_truth is not None else "training images", "keep_best": bool(keep_best),
         "complex": bool(getattr(data, "complex", operator is not None and operator.in_complex)),
     }
     if method == "unrolled" and start != "cg":
@@ -527,17 +629,27 @@ def train_supervised(method: str, pairs: Sequence[tuple[np.ndarray, np.ndarray]]
                 raise Cancelled(f"{method} training cancelled while computing the {start} starts")
 
         try:
-            data.prepare_starts(start, dict(start_params or {}), start_pool, g, tick if progress is not None else None)
+            data.prepare_starts(start, dict(start_params or {}), start_pool, g, tick if progress is not None else None,
+                                refresh=start_refresh)
         except Cancelled as exc:  # the untrained network: the classical start itself
             metadata.update(cancelled=True, steps_done=0, seconds=time.perf_counter() - started_prep,
                             history={"loss": [], "val_psnr": [], "val_step": []})
             path = save_supervised(model, out, method, metadata)
             raise Cancelled(str(exc), partial=path) from None
-    val = [data.sample(gval, 2, **({"nominal": True} if method == "unrolled" else {})) for _ in range(2)]
+    if validation_truth is not None:
+        val = data.held_out(validation_truth, gval)
+    else:
+        val = [data.sample(gval, 2, **({"nominal": True} if method == "unrolled" else {})) for _ in range(2)]
     history: dict[str, list] = {"loss": [], "val_psnr": [], "val_step": []}
+    best: dict[str, Any] = {"score": -math.inf, "step": 0, "state": None}
+
+    def restore_best() -> None:
+        if keep_best and best["state"] is not None:
+            model.load_state_dict(best["state"])
+            metadata.update(best_step=best["step"], best_val_psnr=best["score"])
     started = time.perf_counter()
     model.train()
-    k = 0
+    k = fresh = 0
     try:
         for k in range(1, steps + 1):
             batch = data.sample(g)
@@ -559,18 +671,25 @@ def train_supervised(method: str, pairs: Sequence[tuple[np.ndarray, np.ndarray]]
                 history["val_psnr"].append(score)
                 history["val_step"].append(k)
                 status["val_psnr"] = score
+                if keep_best and score > best["score"]:
+                    best.update(score=score, step=k,
+                                state={n: t.detach().clone() for n, t in model.state_dict().items()})
+            if method == "unrolled":
+                fresh += data.refresh_pool(g)
             if progress is not None:
                 answer = progress(k, steps, preview, status=status) if wants_status else progress(k, steps, preview)
                 if answer is False:
                     raise Cancelled(f"{method} training cancelled")
     except Cancelled as exc:
         model.eval()
-        metadata.update(cancelled=True, steps_done=k - 1 if not history["loss"] or len(history["loss"]) < k else k,
+        restore_best()
+        metadata.update(fresh_starts=fresh, cancelled=True, steps_done=k - 1 if not history["loss"] or len(history["loss"]) < k else k,
                         seconds=time.perf_counter() - started, history=history)
         path = save_supervised(model, out, method, metadata)
         raise Cancelled(str(exc) or f"{method} training cancelled", partial=path) from None
     model.eval()
-    metadata.update(cancelled=False, steps_done=steps, seconds=time.perf_counter() - started, history=history)
+    restore_best()
+    metadata.update(fresh_starts=fresh, cancelled=False, steps_done=steps, seconds=time.perf_counter() - started, history=history)
     return save_supervised(model, out, method, metadata)
 
 
