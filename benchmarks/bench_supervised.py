@@ -156,9 +156,9 @@ def part_unrolled(args) -> None:
 def part_robustness(args) -> None:
     n = args.size
     A = blur((n, n))
-    care = Path(args.out) / f"care_{n}_{args.steps}_w{args.width}.pt"
+    care = Path(args.care_weights or Path(args.out) / f"care_{n}_{args.steps}_w{args.width}.pt")
     truth = [ni.datasets.fluorescence((n, n), seed=100 + i) for i in range(args.images)]
-    unrolled = Path(args.out) / f"unrolled_blur_{n}_{args.unrolled_steps}.pt"
+    unrolled = Path(args.unrolled_weights or Path(args.out) / f"unrolled_blur_{n}_{args.unrolled_steps}.pt")
     if not unrolled.exists():
         t = time.perf_counter()
         ni.train_supervised("unrolled", truth=truth, operator=A, noise=NOISE, steps=args.unrolled_steps, seed=0,
@@ -253,6 +253,9 @@ def main() -> None:
                     help="unrolled: MoDL from CG (cg) or learned refinement of this classical reconstruction")
     ap.add_argument("--start-wavelet", default="haar", help="unrolled --start wavelet: the start's wavelet")
     ap.add_argument("--start-pool", type=int, default=6, help="unrolled --start: masks in the pool of starts")
+    ap.add_argument("--care-weights", default=None, help="robustness: use this care weights file (else train)")
+    ap.add_argument("--unrolled-weights", default=None,
+                    help="robustness: use this unrolled (blur family) weights file (else train)")
     ap.add_argument("--start-refresh", type=float, default=0.0,
                     help="unrolled --start: fresh starts per training step (a moving pool of start-pool groups)")
     ap.add_argument("--augment", action="store_true", help="unrolled MRI: random mirror and global phase")
