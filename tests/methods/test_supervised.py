@@ -182,10 +182,17 @@ def test_unrolled_refines_a_classical_start(tmp_path):
     wavelet = ni.reconstruct(scan.kspace, scan.operator, "wavelet", noise=nm, seed=0, **start)
     untrained = ni.reconstruct(scan.kspace, scan.operator, "unrolled", noise=nm, weights=str(info.value.partial))
     assert np.abs(untrained.mean - wavelet.mean).max() < 1e-4 * np.abs(wavelet.mean).max()
-    assert untrained.info["start"] == "wavelet"
+    assert untrained.info["start"] == "wavelet" and untrained.info["phases"] == 4  # the phase ensemble keeps x₀
     path = ni.train_supervised("unrolled", steps=3, out=tmp_path / "t.pt", lr=1e-2, **kw)
     trained = ni.reconstruct(scan.kspace, scan.operator, "unrolled", noise=nm, weights=str(path))
     assert np.isfinite(trained.mean).all() and np.abs(trained.mean - wavelet.mean).max() > 1e-6
+    # phases=4 is the mean of e^{-iφ}·net(e^{iφ}y) over φ = 0, π/2, π, 3π/2: rebuild it from phases=1 runs
+    turns = [1, 1j, -1, -1j]
+    single = [ni.reconstruct(scan.kspace * t, scan.operator, "unrolled", noise=nm, weights=str(path), phases=1).mean / t
+              for t in turns]
+    one = single[0]
+    assert np.abs(trained.mean - one).max() > 1e-6
+    assert np.abs(trained.mean - np.mean(single, axis=0)).max() < 1e-3 * np.abs(one).max()
     with pytest.raises(ValueError, match="start must be one of"):
         ni.train_supervised("unrolled", steps=1, out=tmp_path / "x.pt", **{**kw, "start": "dip"})
 

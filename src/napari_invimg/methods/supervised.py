@@ -794,15 +794,20 @@ class Unrolled(Method):
     description = (
         "x_{k+1} = argmin ‖A x − y‖² + λ‖x − D_θ(x_k)‖² (CG through A), K steps with one shared CNN D_θ, trained end "
         "to end on simulated pairs for an operator family (ni.train_supervised); uses the given A at test time. "
-        "Weights trained with start=wavelet/tv instead refine that reconstruction: x ← x + R_θ(x, Aᴴ(Ax − y)), K times."
+        "Weights trained with start=wavelet/tv instead refine that reconstruction: x ← x + R_θ(x, Aᴴ(Ax − y)), K times. "
+        "Complex images: the mean of e^{−iφ}·net(e^{iφ}y) over `phases` global phases φ = 2πj/phases."
     )
     reference = "Aggarwal, Mani & Jacob, MoDL: model-based deep learning architecture for inverse problems, IEEE TMI 38 (2019) 394."
-    params = (WEIGHTS,)
+    params = (
+        WEIGHTS,
+        Param("phases", int, 4, 1, 16, doc="complex images: average over this many global phases of the data "
+              "(a test-time ensemble; the phase of an MR image is arbitrary); real images: not used"),
+    )
     returns_std = False
     uncertainty = None
     needs_adjoint = True
 
-    def run(self, y, A, noise, ctx: Context, weights: str) -> Estimate:
+    def run(self, y, A, noise, ctx: Context, weights: str, phases: int = 4) -> Estimate:
         net, meta = load_supervised(weights, "unrolled", ctx.device)
         cfg = net.config
         if A.ndim != cfg["ndim"] or bool(A.in_complex) != cfg["complex_image"]:
@@ -814,11 +819,17 @@ class Unrolled(Method):
         x0 = None
         if cfg.get("start", "cg") != "cg":
             x0 = classical_start(y, A, noise, cfg["start"], cfg.get("start_params", {}), ctx.device)
+        turns = max(1, int(phases)) if cfg["complex_image"] and y.is_complex() else 1
         with torch.no_grad():
             s = unrolled_scale(A.apply_adjoint(y))
-            x = net((y / s).unsqueeze(0), A, None if x0 is None else (x0 / s).unsqueeze(0))[0] * s
+            outs = []
+            for j in range(turns):  # A is linear over ℂ: A(e^{iφ}x) = e^{iφ}A(x), the noise is circular
+                turn = complex(math.cos(2 * math.pi * j / turns), math.sin(2 * math.pi * j / turns)) if turns > 1 else 1
+                start = None if x0 is None else (x0 * turn / s).unsqueeze(0)
+                outs.append(net((y * turn / s).unsqueeze(0), A, start)[0] * s / turn)
+            x = torch.stack(outs).mean(0)
         ctx.keep(x)
         ctx.step(1, 1, x)
         return Estimate(x, info={"scale": s, "training": _summary(meta), "iterations": cfg["iterations"],
-                                 "start": cfg.get("start", "cg"),
+                                 "start": cfg.get("start", "cg"), "phases": turns,
                                  "operator_matches_training": _operator_matches(A, meta)})
