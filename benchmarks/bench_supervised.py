@@ -5,6 +5,9 @@ Parts (run each as its own process; every part prints a table and appends JSON l
 
     python benchmarks/bench_supervised.py care --size 256 --steps 500 --train-minutes 20 --test-images 3  # vs pnp_admm / tv
     python benchmarks/bench_supervised.py unrolled --size 256 --steps 400      # MRI 8 coils, poisson 8×, equispaced 4×
+    python benchmarks/bench_supervised.py unrolled --size 64 --steps 450 --unrolled-k 3 --batch 4 --width 16 \
+        --images 1000 --case poisson8 --start wavelet --start-pool 8 --start-refresh 0.5 --augment --val-images 4 \
+        --keep-best --lr 2e-3 --tag fresh16                                  # RESULTS §13, fourth session (bar met)
     python benchmarks/bench_supervised.py robustness --size 128                # PSF width ±20 %, care/unrolled/pnp/tv/RL
     python benchmarks/bench_supervised.py field --size 128                     # neural_field vs DIP (§4 cases), 2× SR
 
