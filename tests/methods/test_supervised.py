@@ -203,8 +203,9 @@ def test_unrolled_moving_pool_held_out_validation_and_best_weights(tmp_path):
     phantoms = [ni.mri.brain((24, 24), seed=s) for s in (1, 2, 3)]
     scan = ni.mri.simulate_kspace(ni.mri.brain((24, 24), seed=0), 2, kind="poisson", acceleration=3, seed=0)
     nm = ni.noise.Gaussian(scan.sigma)
-    kw = dict(truth=phantoms, operator=scan.operator, noise=nm, width=4, iterations=2, start="wavelet",
-              start_params={"wavelet": "haar", "iterations": 30}, start_pool=2, batch_size=2, validation_every=1)
+    kw = {"truth": phantoms, "operator": scan.operator, "noise": nm, "width": 4, "iterations": 2, "start": "wavelet",
+          "start_params": {"wavelet": "haar", "iterations": 30}, "start_pool": 2, "batch_size": 2,
+          "validation_every": 1}
     held_out = [ni.mri.brain((24, 24), seed=99)]
     path = ni.train_supervised("unrolled", steps=4, out=tmp_path / "m.pt", lr=3e-2, start_refresh=1.0, augment=True,
                                validation_truth=held_out, keep_best=True, weight_decay=1e-4, **kw)
