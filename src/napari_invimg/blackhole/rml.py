@@ -1,6 +1,7 @@
 """Regularized maximum likelihood (RML) imaging with the regularizers of the EHT imaging pipelines.
 
-Minimize over the log-image (so the image stays positive), by L-BFGS in torch::
+Minimize over the log-image (so the image stays positive), by L-BFGS-B (scipy's, as eht-imaging; the gradient
+from torch, in closed form on closure data)::
 
     J(x) = Σ_d α_d χ²_d(x) + β_mem KL(x/F ‖ p) + β_tv TV(x/F) + β_tsv TSV(x/F) + β_l1 L1_p(x/F)
            + β_flux (Σx/F − 1)² + β_cm |centroid(x)|² / FWHM_p²
@@ -466,7 +467,7 @@ def _minimize(objective: RMLObjective, ctx: Context, iterations: int, rounds: in
         try:
             result = scipy_minimize(value_and_gradient, accepted["z"], jac=True, method="L-BFGS-B", bounds=bounds,
                                     callback=on_iteration,
-                                    options={"maxiter": iterations, "maxcor": 20, "ftol": 0.0, "gtol": 0.0,
+                                    options={"maxiter": iterations, "maxcor": LBFGS_MEMORY, "ftol": 0.0, "gtol": 0.0,
                                              "maxfun": 4 * iterations + 20})
             final = result.x
         except _NonFinite:  # a trial point overflowed: keep the last accepted image
@@ -480,6 +481,18 @@ def _minimize(objective: RMLObjective, ctx: Context, iterations: int, rounds: in
     return x, chi2, iterations_run, value
 
 
+#: rml's defaults on closure-only data (RESULTS.md §7, 2026-12-07): iterations per round at 32² pixels
+CLOSURE_DEFAULTS = {"rounds": 3, "iterations": 150, "starts": 3}
+
+
+def closure_iterations(npix: int) -> int:
+    """L-BFGS iterations per round on closure data: 150 at 32², in proportion to the image side above (the TSV
+    term's curvature grows with it; at 64², 150 left the ring's log closure amplitudes at χ² 4, RESULTS.md §7)."""
+    return int(round(CLOSURE_DEFAULTS["iterations"] * max(1.0, npix / 32)))
+
+#: L-BFGS-B's memory (correction pairs)
+LBFGS_MEMORY = 20
+
 #: relative decrease of ``J`` over :data:`PLATEAU_WINDOW` iterations below which an rml round stops
 PLATEAU = 0.0
 
@@ -492,7 +505,7 @@ RML_PARAMS = (
     Param("data", str, "auto", choices=("auto", "vis", "amp_cphase", "closures"),
           doc="data products fitted (auto: vis for an Interferometer, closures for Closures)"),
     Param("rounds", int, None, 1, 20,
-          doc="imaging rounds, each from the blurred previous image (empty: 2 on visibilities, 4 on closures)"),
+          doc="imaging rounds, each from the blurred previous image (empty: 2 on visibilities, 3 on closures)"),
     Param("prior_fwhm_uas", float, 80.0, 1.0, 10000.0, doc="FWHM of the Gaussian prior and initial image (µas)"),
     Param("total_flux", float, None, 0.0, None, doc="total flux in Jy (empty: from the shortest baselines)"),
     Param("mem", float, 0.1, 0.0, None, doc="weight of the relative entropy to the prior", log_scale=True),
@@ -503,8 +516,9 @@ RML_PARAMS = (
     Param("centroid", float, 100.0, 0.0, None, doc="weight of the centroid-at-center constraint", log_scale=True),
     Param("blur_uas", float, None, 0.0, 1000.0, doc="restart blur FWHM in µas (empty: nominal resolution)"),
     Param("systematic", float, 0.0, 0.0, 1.0, doc="fractional systematic error added to visibility sigmas"),
-    Param("starts", int, 1, 1, 32,
-          doc="starts screened over the first half of the rounds; the best-fitting one finishes (closures: multimodal)"),
+    Param("starts", int, None, 1, 32,
+          doc="starting images run as one batch, the one with the least objective kept (empty: 1 on visibilities, "
+              "3 on closures, whose objective is multimodal)"),
     Param("start_jitter", float, 0.0, 0.0, 2.0,
           doc="std of a random log-perturbation of the starting image (0: the prior image itself); to probe how much "
               "the image depends on the start"),
@@ -519,8 +533,8 @@ class RML(Method):
     label = "Regularized maximum likelihood (EHT)"
     description = (
         "argmin_x Σ α χ²(data) + β_mem KL(x‖prior) + β_tv TV + β_tsv TSV + β_l1 L1 + flux + centroid, x = exp(z) > 0, "
-        "by L-BFGS; rounds restart from the blurred previous image. Data: visibilities, amplitudes + closure "
-        "phases, or closure quantities only."
+        "by L-BFGS-B; rounds restart from the blurred previous image. Data: visibilities, amplitudes + closure "
+        "phases, or closure quantities only (3 starts as one batch, the least objective kept)."
     )
     reference = ("Chael et al. 2016, ApJ 829, 11; Chael et al. 2018, ApJ 857, 23; EHT Collaboration 2019, "
                  "ApJL 875, L4 (Paper IV).")
@@ -529,19 +543,22 @@ class RML(Method):
     complex_images = False
     domain = "blackhole"
     params = (RML_PARAMS[0], Param("iterations", int, None, 1, 20000,
-                                   doc="L-BFGS iterations per round (empty: 500 on visibilities, 300 on closures)"),
+                                   doc="L-BFGS iterations per round (empty: 500 on visibilities; on closures 150 at 32², "
+                                       "in proportion to the image side above)"),
               ) + RML_PARAMS[1:]
 
     def run(self, y, A, noise, ctx: Context, **params) -> Estimate:
-        # closure-only data: more, shorter rounds (4 × 300 beat 2 × 500 on all three bundled models, RESULTS.md §7)
+        # closure-only data: three starts of 3 rounds × 150 iterations, as one batch (RESULTS.md §7, 2026-12-07)
         closures_only = isinstance(A, Closures) or params["data"] == "closures"
-        rounds = params["rounds"] or (4 if closures_only else 2)
-        iterations = params["iterations"] or (300 if closures_only else 500)
+        rounds = params["rounds"] or (CLOSURE_DEFAULTS["rounds"] if closures_only else 2)
+        npix = (A.interferometer if isinstance(A, Closures) else A).npix
+        iterations = params["iterations"] or (closure_iterations(npix) if closures_only else 500)
+        starts = params["starts"] or (CLOSURE_DEFAULTS["starts"] if closures_only else 1)
         with single_thread():
             objective = RMLObjective(y, A, noise, **{k: params[k] for k in _OBJECTIVE_KEYS})
-            x, chi2, iterations_run = minimize(objective, ctx, iterations, rounds, params["start_jitter"],
-                                               params["starts"], PLATEAU)
-        return Estimate(x.float(), info={"iterations": iterations_run, "rounds": rounds,
+            x, chi2, iterations_run = minimize(objective, ctx, iterations, rounds, params["start_jitter"], starts,
+                                               PLATEAU)
+        return Estimate(x.float(), info={"iterations": iterations_run, "rounds": rounds, "starts": starts,
                                          "objective": min(ctx.history["start objective"]),
                                          "start_objectives": list(ctx.history["start objective"]),
                                          "total_flux": objective.flux_total, "reduced_chi2": chi2,
