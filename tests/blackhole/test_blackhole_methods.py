@@ -19,6 +19,7 @@ def test_rml_on_visibilities_images_the_ring(ring):
     assert ni.metrics.nxcorr(rec.mean, truth) > 0.9
     assert rec.mean.min() >= 0 and rec.mean.sum() == pytest.approx(0.6, rel=0.1)
     assert rec.info["reduced_chi2"]["visibility"] < 2.5 and rec.info["uncertainty"] is None
+    assert rec.info["starts"] == 1  # one start on visibilities
     dirty = A.dirty_image(obs.vis, A.weights(obs.sigma))
     assert ni.metrics.nxcorr(rec.mean, truth) > ni.metrics.nxcorr(dirty, truth) + 0.3
 
@@ -30,6 +31,14 @@ def test_rml_on_closures_despite_station_gains(ring):
     assert bh.nxcorr_aligned(rec.mean, truth) > 0.8
     chi2 = rec.info["reduced_chi2"]
     assert chi2["closure phase"] < 2 and chi2["log closure amplitude"] < 3
+    assert rec.info["starts"] == 3 and len(rec.info["start_objectives"]) == 3  # closures: three starts by default
+
+
+def test_rml_closure_iterations_grow_with_the_image_side():
+    from napari_invimg.blackhole.rml import closure_iterations
+
+    assert closure_iterations(16) == closure_iterations(32) == 150
+    assert closure_iterations(64) == 300 and closure_iterations(128) == 600
 
 
 def test_clean_beats_the_dirty_image(ring):

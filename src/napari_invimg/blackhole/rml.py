@@ -27,9 +27,15 @@ from ..operators.base import Operator
 from ..operators.noise import NoiseModel
 from .arrays import RAD_PER_UAS
 from .closures import closure_design, closure_phases, closure_sigmas
-from .operators import Closures, Interferometer, gaussian_image, pixel_positions_rad, zero_baseline_flux
+from .operators import (
+    Closures,
+    Interferometer,
+    gaussian_image,
+    pixel_positions_rad,
+    zero_baseline_flux,
+)
 
-__all__ = ["RML", "data_terms", "blur_image", "normalized_residuals", "single_thread"]
+__all__ = ["RML", "blur_image", "data_terms", "normalized_residuals", "single_thread"]
 
 
 #: precision of the optimization (float32 halves the cost of the DFT; L-BFGS converges the same here)
@@ -257,6 +263,7 @@ class RMLObjective:
         self.blur_pixels = (res if blur_uas is None else blur_uas) / (fov / npix)
         weights = {"mem": mem, "tv": tv, "tsv": tsv, "l1": l1, "flux": flux, "centroid": centroid}
         self.weights = {k: w for k, w in weights.items() if w > 0}
+        self.z_max = float(np.log(self.flux_total)) + 30.0
         #: closure data: χ² and gradient in closed form (:meth:`value_and_gradient`), no autograd graph
         self.closure_fit = (_ClosureFit(y, A, _sigma_of(noise, A.out_shape[0]))
                             if isinstance(A, Closures) and [t[0] for t in self.terms] == list(CLOSURE_TERMS) else None)
@@ -343,10 +350,16 @@ class RMLObjective:
             value, parts = self(z)
             value.sum().backward()
             return value.detach(), {k: v.detach() for k, v in parts.items()}, z.grad
-        x = torch.exp(z)
+        x = self.image(z)
         cp, la, g_x = self.closure_fit.chi2_and_gradient(x)
         penalty, g_z = self.penalty_and_gradient(z, x)
-        return cp + la + penalty, dict(zip(CLOSURE_TERMS, (cp, la))), g_z + g_x * x
+        gradient = g_z + g_x * x
+        return cp + la + penalty, dict(zip(CLOSURE_TERMS, (cp, la))), gradient.masked_fill_(z > self.z_max, 0.0)
+
+    def image(self, z: torch.Tensor) -> torch.Tensor:
+        """``x = exp(min(z, log F + 30))``: a trial step of the optimizer far beyond any image (a pixel e³⁰ times the
+        total flux) gets a huge but finite ``J``, so the line search steps back instead of overflowing."""
+        return torch.exp(z.clamp(max=self.z_max))
 
     def data_misfits(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Reduced χ² of every data term for ``x``."""
@@ -359,7 +372,7 @@ class RMLObjective:
 
     def __call__(self, z: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """``(J(z), reduced χ² per data term)``."""
-        x = torch.exp(z)
+        x = self.image(z)
         parts = self.data_misfits(x)
         return sum(parts.values()) + self.penalty(z, x), parts
 
@@ -375,19 +388,23 @@ class RMLObjective:
 
 
 def minimize(objective: RMLObjective, ctx: Context, iterations: int, rounds: int, start_jitter: float = 0.0,
-             starts: int = 1, plateau: float = 0.0) -> tuple[torch.Tensor, dict, int]:
+             starts: int = 1) -> tuple[torch.Tensor, dict, int]:
     """:func:`_minimize` from ``starts`` starting images at once (one batch), keeping the best.
 
     The first start is the plain (or ``start_jitter``) prior image, the others the prior image times
     ``exp(0.1 ε)`` with their own ε. The kept image has the least ``J`` (data fit plus regularizers) at the end.
     The closure objective is multimodal (RESULTS.md §7): a few starts are the cheap guard against a poor local
-    optimum, and as a batch they share the per-operation costs that dominate small images."""
+    optimum, and as a batch they share the per-operation costs that dominate small images.
+
+    The jitter breaks the point symmetry of the Gaussian start: the visibilities of a centro-symmetric image
+    are real, its closure phases exactly 0 or π, and there the closure-phase term is stationary (a saddle
+    that L-BFGS cannot leave when the data's closure phases are near π, as a ring's are)."""
     z0 = objective.start()
     if starts > 1 or start_jitter > 0:
         jitters = [start_jitter] + [max(start_jitter, 0.1)] * (starts - 1)
         z0 = torch.stack([z0 + j * ctx.randn(tuple(z0.shape), dtype=z0.dtype, offset=31 + 7 * s).to(z0.device)
                           for s, j in enumerate(jitters)])
-    x, chi2, total_its, value = _minimize(objective, ctx, iterations, rounds, z0, plateau)
+    x, chi2, total_its, value = _minimize(objective, ctx, iterations, rounds, z0)
     if x.ndim == 2:
         ctx.log(**{"start objective": float(value)})
         return x, {k: float(v) for k, v in chi2.items()}, total_its
@@ -402,29 +419,22 @@ class _NonFinite(Exception):
     """The objective overflowed at a trial point: the round ends at the last accepted image."""
 
 
-def _minimize(objective: RMLObjective, ctx: Context, iterations: int, rounds: int, z0: torch.Tensor,
-              plateau: float = 0.0) -> tuple[torch.Tensor, dict, int, torch.Tensor]:
+def _minimize(objective: RMLObjective, ctx: Context, iterations: int, rounds: int,
+              z0: torch.Tensor) -> tuple[torch.Tensor, dict, int, torch.Tensor]:
     """``rounds`` of L-BFGS-B on ``J``, each from the previous image blurred (the EHT imaging loop), the first from
     the log-image ``z0`` (a batch of starts on leading axes: their ``J`` are summed, they share the steps);
     returns the images, their reduced χ² per data term, the number of iterations run and their ``J``.
 
-    L-BFGS-B (scipy's; Byrd, Lu, Nocedal & Zhu 1995, as eht-imaging) with the value and gradient of ``J`` from
-    torch, and the bound ``z ≤ log(2F)``: no pixel holds twice the total flux, and ``exp(z)`` cannot overflow. A
-    round ends after ``iterations``, or at a plateau: when ``J`` fell by less than ``plateau`` · |J| over the last
-    :data:`PLATEAU_WINDOW` iterations (0: never).
-
-    The jitter breaks the point symmetry of the Gaussian start: the visibilities of a centro-symmetric image
-    are real, its closure phases exactly 0 or π, and there the closure-phase term is stationary (a saddle
-    that L-BFGS cannot leave when the data's closure phases are near π, as a ring's are)."""
-    from scipy.optimize import Bounds
+    L-BFGS-B (scipy's, unbounded; Byrd, Lu, Nocedal & Zhu 1995, as eht-imaging) with the value and gradient of ``J``
+    from torch (:meth:`RMLObjective.value_and_gradient`; :meth:`RMLObjective.image` keeps trial steps finite), for
+    ``iterations`` per round (no convergence test: ``J`` still falls slowly at the end of a round, and over-fitting
+    rounds lose NXCORR, RESULTS.md §7)."""
     from scipy.optimize import minimize as scipy_minimize
 
     chunk = 20
     total_steps = rounds * int(np.ceil(iterations / chunk))
     shape, dtype, device = tuple(z0.shape), z0.dtype, z0.device
-    upper = float(np.log(2.0 * objective.flux_total))
-    bounds = Bounds(-np.inf, upper)
-    x = torch.exp(z0.clamp(max=upper))
+    x = objective.image(z0)
     chi2: dict[str, float] = {}
     iterations_run = 0
     progress = {"step": 0}
@@ -443,29 +453,24 @@ def _minimize(objective: RMLObjective, ctx: Context, iterations: int, rounds: in
     for r in range(rounds):
         if r > 0:
             z0 = objective.restart(x)
-        accepted = {"z": z0.clamp(max=upper).to(torch.float64).cpu().numpy().ravel(), "n": 0, "values": []}
+        accepted = {"z": z0.to(torch.float64).cpu().numpy().ravel(), "n": 0}
 
-        def on_iteration(intermediate_result) -> None:
+        def on_iteration(intermediate_result, accepted=accepted, r=r) -> None:
             accepted["z"], accepted["n"] = intermediate_result.x.copy(), accepted["n"] + 1
-            values = accepted["values"]
-            values.append(float(intermediate_result.fun))
             if accepted["n"] % chunk == 0:
                 progress["step"] += 1
                 with torch.no_grad():
                     z = as_tensor(intermediate_result.x)
                     each, parts = objective(z)
                     best = int(torch.argmin(each.reshape(-1)))  # the start with the least J so far
-                    current = torch.exp(z).reshape(-1, *shape[-2:])[best]
-                ctx.log(objective=values[-1], **{f"chi2 {k}": float(v.reshape(-1)[best]) for k, v in parts.items()})
+                    current = objective.image(z).reshape(-1, *shape[-2:])[best]
+                ctx.log(objective=float(intermediate_result.fun),
+                        **{f"chi2 {k}": float(v.reshape(-1)[best]) for k, v in parts.items()})
                 ctx.keep(current.float(), round=r)
                 ctx.step(progress["step"], total_steps, current)
-            if plateau > 0 and len(values) > PLATEAU_WINDOW:
-                before = values[-1 - PLATEAU_WINDOW]
-                if before - values[-1] <= plateau * abs(values[-1]):
-                    raise StopIteration
 
         try:
-            result = scipy_minimize(value_and_gradient, accepted["z"], jac=True, method="L-BFGS-B", bounds=bounds,
+            result = scipy_minimize(value_and_gradient, accepted["z"], jac=True, method="L-BFGS-B",
                                     callback=on_iteration,
                                     options={"maxiter": iterations, "maxcor": LBFGS_MEMORY, "ftol": 0.0, "gtol": 0.0,
                                              "maxfun": 4 * iterations + 20})
@@ -476,7 +481,7 @@ def _minimize(objective: RMLObjective, ctx: Context, iterations: int, rounds: in
         with torch.no_grad():
             z = as_tensor(np.asarray(final, dtype=np.float64))
             value, parts = objective(z)
-            x = torch.exp(z)
+            x = objective.image(z)
         chi2 = dict(parts)
     return x, chi2, iterations_run, value
 
@@ -488,17 +493,10 @@ CLOSURE_DEFAULTS = {"rounds": 3, "iterations": 150, "starts": 3}
 def closure_iterations(npix: int) -> int:
     """L-BFGS iterations per round on closure data: 150 at 32², in proportion to the image side above (the TSV
     term's curvature grows with it; at 64², 150 left the ring's log closure amplitudes at χ² 4, RESULTS.md §7)."""
-    return int(round(CLOSURE_DEFAULTS["iterations"] * max(1.0, npix / 32)))
+    return round(CLOSURE_DEFAULTS["iterations"] * max(1.0, npix / 32))
 
-#: L-BFGS-B's memory (correction pairs)
-LBFGS_MEMORY = 20
-
-#: relative decrease of ``J`` over :data:`PLATEAU_WINDOW` iterations below which an rml round stops
-PLATEAU = 0.0
-
-#: iterations over which ``J``'s relative decrease is measured for the plateau stop of :func:`_minimize`
-PLATEAU_WINDOW = 20
-
+#: L-BFGS-B's memory (correction pairs; scipy's default, eht-imaging's)
+LBFGS_MEMORY = 10
 
 #: rml's parameters, shared with the samplers of its posterior
 RML_PARAMS = (
@@ -556,8 +554,7 @@ class RML(Method):
         starts = params["starts"] or (CLOSURE_DEFAULTS["starts"] if closures_only else 1)
         with single_thread():
             objective = RMLObjective(y, A, noise, **{k: params[k] for k in _OBJECTIVE_KEYS})
-            x, chi2, iterations_run = minimize(objective, ctx, iterations, rounds, params["start_jitter"], starts,
-                                               PLATEAU)
+            x, chi2, iterations_run = minimize(objective, ctx, iterations, rounds, params["start_jitter"], starts)
         return Estimate(x.float(), info={"iterations": iterations_run, "rounds": rounds, "starts": starts,
                                          "objective": min(ctx.history["start objective"]),
                                          "start_objectives": list(ctx.history["start objective"]),
