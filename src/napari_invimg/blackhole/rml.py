@@ -419,6 +419,29 @@ class _NonFinite(Exception):
     """The objective overflowed at a trial point: the round ends at the last accepted image."""
 
 
+def _iteration_callback(objective: RMLObjective, ctx: Context, accepted: dict, r: int, chunk: int, total_steps: int,
+                        progress: dict, as_tensor: Callable[[np.ndarray], torch.Tensor], shape: tuple[int, ...]):
+    """scipy's per-iteration callback for round ``r`` of :func:`_minimize`: remembers the accepted point and, every
+    ``chunk`` iterations, logs, keeps the best image of the batch and reports progress (scipy passes the
+    ``OptimizeResult`` only to a callback whose one parameter is named ``intermediate_result``)."""
+
+    def on_iteration(intermediate_result) -> None:
+        accepted["z"], accepted["n"] = intermediate_result.x.copy(), accepted["n"] + 1
+        if accepted["n"] % chunk == 0:
+            progress["step"] += 1
+            with torch.no_grad():
+                z = as_tensor(intermediate_result.x)
+                each, parts = objective(z)
+                best = int(torch.argmin(each.reshape(-1)))  # the start with the least J so far
+                current = objective.image(z).reshape(-1, *shape[-2:])[best]
+            ctx.log(objective=float(intermediate_result.fun),
+                    **{f"chi2 {k}": float(v.reshape(-1)[best]) for k, v in parts.items()})
+            ctx.keep(current.float(), round=r)
+            ctx.step(progress["step"], total_steps, current)
+
+    return on_iteration
+
+
 def _minimize(objective: RMLObjective, ctx: Context, iterations: int, rounds: int,
               z0: torch.Tensor) -> tuple[torch.Tensor, dict, int, torch.Tensor]:
     """``rounds`` of L-BFGS-B on ``J``, each from the previous image blurred (the EHT imaging loop), the first from
@@ -433,6 +456,7 @@ def _minimize(objective: RMLObjective, ctx: Context, iterations: int, rounds: in
 
     chunk = 20
     total_steps = rounds * int(np.ceil(iterations / chunk))
+    memory = LBFGS_MEMORY["closures" if objective.closure_fit is not None else "other"]
     shape, dtype, device = tuple(z0.shape), z0.dtype, z0.device
     x = objective.image(z0)
     chi2: dict[str, float] = {}
@@ -455,24 +479,12 @@ def _minimize(objective: RMLObjective, ctx: Context, iterations: int, rounds: in
             z0 = objective.restart(x)
         accepted = {"z": z0.to(torch.float64).cpu().numpy().ravel(), "n": 0}
 
-        def on_iteration(intermediate_result, accepted=accepted, r=r) -> None:
-            accepted["z"], accepted["n"] = intermediate_result.x.copy(), accepted["n"] + 1
-            if accepted["n"] % chunk == 0:
-                progress["step"] += 1
-                with torch.no_grad():
-                    z = as_tensor(intermediate_result.x)
-                    each, parts = objective(z)
-                    best = int(torch.argmin(each.reshape(-1)))  # the start with the least J so far
-                    current = objective.image(z).reshape(-1, *shape[-2:])[best]
-                ctx.log(objective=float(intermediate_result.fun),
-                        **{f"chi2 {k}": float(v.reshape(-1)[best]) for k, v in parts.items()})
-                ctx.keep(current.float(), round=r)
-                ctx.step(progress["step"], total_steps, current)
+        on_iteration = _iteration_callback(objective, ctx, accepted, r, chunk, total_steps, progress, as_tensor, shape)
 
         try:
             result = scipy_minimize(value_and_gradient, accepted["z"], jac=True, method="L-BFGS-B",
                                     callback=on_iteration,
-                                    options={"maxiter": iterations, "maxcor": LBFGS_MEMORY, "ftol": 0.0, "gtol": 0.0,
+                                    options={"maxiter": iterations, "maxcor": memory, "ftol": 0.0, "gtol": 0.0,
                                              "maxfun": 4 * iterations + 20})
             final = result.x
         except _NonFinite:  # a trial point overflowed: keep the last accepted image
@@ -495,8 +507,9 @@ def closure_iterations(npix: int) -> int:
     term's curvature grows with it; at 64², 150 left the ring's log closure amplitudes at χ² 4, RESULTS.md §7)."""
     return round(CLOSURE_DEFAULTS["iterations"] * max(1.0, npix / 32))
 
-#: L-BFGS-B's memory (correction pairs; scipy's default, eht-imaging's)
-LBFGS_MEMORY = 10
+#: L-BFGS-B's memory (correction pairs): on closure data scipy's default (eht-imaging's), on other data 20 (with 10
+#: the visibility fits of the three bundled models ended at χ²ᵥ 1.7–2.6 instead of 1.5–2.2, RESULTS.md §7, 2026-12-07)
+LBFGS_MEMORY = {"closures": 10, "other": 20}
 
 #: rml's parameters, shared with the samplers of its posterior
 RML_PARAMS = (
