@@ -68,10 +68,11 @@ def make_case(name: str, n: int):
 
 def evaluate(method: str, x, A, noise, y, cal, calibrate: bool) -> dict:
     params = PARAMS[method]
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     rec = ni.reconstruct(y, A, method, noise, seed=0, **params)
-    seconds = time.perf_counter() - t
+    seconds, cpu = time.perf_counter() - t, time.process_time() - c
     row = dict(method=method, psnr=ni.metrics.psnr(rec.mean, x), ssim=ni.metrics.ssim(rec.mean, x), seconds=seconds,
+               cpu=cpu,
                evals=rec.info.get("network_evaluations", rec.info.get("evaluations", 0)))
     if rec.std is not None:
         row["coverage"] = ni.diagnostics.coverage(rec, x, 0.9)
@@ -128,8 +129,8 @@ def main() -> None:
     if missing:
         print(f"(not registered here, skipped: {', '.join(missing)})")
     print("\n| case | size | method | PSNR | SSIM | coverage 90% | calibrated (scale) | std–error corr | "
-          "R̂ / ESS (median) | seconds | network evals |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "R̂ / ESS (median) | seconds | CPU s | network evals |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for n in sizes:
         for ci in (int(c) for c in args.cases.split(",")):
             name = CASES[ci]
@@ -138,12 +139,12 @@ def main() -> None:
                 try:
                     r = evaluate(m, x, A, noise, y, cal, calibrate=not args.no_calibrate)
                 except ValueError as exc:  # e.g. a learned denoiser that is not shipped in this build
-                    print(f"| {name} | {n}² | {m} | failed: {exc} |||||||||")
+                    print(f"| {name} | {n}² | {m} | failed: {exc} ||||||||||")
                     continue
                 cal_txt = f"{_fmt(r.get('coverage_cal'))} ({_fmt(r.get('scale'), '.2f')})" if "scale" in r else "—"
                 mix = f"{r['rhat']:.3f} / {r['ess']:.0f}" if "rhat" in r else "—"
                 print(f"| {name} | {n}² | {m} | {r['psnr']:.2f} | {r['ssim']:.3f} | {_fmt(r.get('coverage'))} | "
-                      f"{cal_txt} | {_fmt(r.get('corr'))} | {mix} | {r['seconds']:.1f} | {r['evals']} |", flush=True)
+                      f"{cal_txt} | {_fmt(r.get('corr'))} | {mix} | {r['seconds']:.1f} | {r['cpu']:.1f} | {r['evals']} |", flush=True)
     if args.no_speed:
         return
     if {"ula", "vb"} <= set(methods):

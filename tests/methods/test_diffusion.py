@@ -97,3 +97,37 @@ def test_shipped_denoiser_runs_every_learned_sampler():
         rec = ni.reconstruct(y, A, method, noise, **params)
         assert rec.mean.shape == x.shape and np.isfinite(rec.std).all(), method
         assert rec.info["network_evaluations"] > 0
+
+
+def test_learned_denoiser_starts_at_pnp_admm():
+    from napari_invimg.priors import denoiser_names
+
+    if "drunet" not in denoiser_names():
+        pytest.skip("the learned denoiser is not in this build")
+    x = ni.datasets.fluorescence((24, 40), seed=0)
+    A = ni.operators.Blur(ni.psf.gaussian((5, 5), sigma=1.0), x.shape)
+    noise = ni.noise.Gaussian(0.03)
+    y = ni.simulate(x, A, noise, seed=0)
+    # 'auto' with the learned denoiser: the chains start at PnP-ADMM's result with the closer schedule and Bayes'
+    # guidance weight; its network passes are counted
+    rec = ni.reconstruct(y, A, "dps", noise, iterations=2, n_samples=2)
+    assert rec.info["start"] == "pnp_admm" and rec.info["start_network_evaluations"] == 24
+    assert rec.info["sigma_schedule"] == pytest.approx((0.08, 0.02))
+    assert rec.info["network_evaluations"] == 24 + 2 * 3
+    # an explicit schedule wins over the start's; another start keeps the wider schedule
+    rec = ni.reconstruct(y, A, "diffpir", noise, iterations=2, n_samples=2, sigma_max=0.2)
+    assert rec.info["start"] == "pnp_admm" and rec.info["sigma_schedule"] == pytest.approx((0.2, 0.02))
+    rec = ni.reconstruct(y, A, "diffpir", noise, iterations=2, n_samples=2, start="richardson_lucy")
+    assert rec.info["start_network_evaluations"] == 0 and rec.info["sigma_schedule"] == pytest.approx((0.3, 0.01))
+
+
+def test_pnp_admm_start_with_any_denoiser():
+    # start='pnp_admm' asked for explicitly works with a classical (here: the toy's exact) denoiser too
+    x = ni.datasets.fluorescence((16, 16), seed=0)
+    A = ni.operators.Blur(ni.psf.gaussian((5, 5), sigma=1.0), x.shape)
+    noise = ni.noise.Gaussian(0.03)
+    y = ni.simulate(x, A, noise, seed=0)
+    rec = ni.reconstruct(y, A, "dps", noise, denoiser="gaussian_toy", iterations=2, n_samples=2, start="pnp_admm")
+    assert rec.info["start"] == "pnp_admm" and np.isfinite(rec.mean).all()
+    assert ni.reconstruct(y, A, "dps", noise, denoiser="gaussian_toy", iterations=2,
+                          n_samples=2).info["start"] == "richardson_lucy"

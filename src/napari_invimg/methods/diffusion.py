@@ -20,6 +20,7 @@ import torch
 from ..operators.data_term import DataTerm
 from ..operators.noise import NoiseModel
 from ..priors.denoisers import Denoiser, denoiser_unit_range
+from ..priors.learned import LearnedDenoiser
 from ._posterior import WEIGHTS, complex_randn, load_denoiser, warm_start
 from ._prior_fit import prior_fit_info
 from .classical import RichardsonLucy
@@ -61,16 +62,22 @@ class _Diffusion(Method):
     def run(self, y, A, noise: NoiseModel, ctx: Context, **params: Any) -> Estimate:
         t0 = time.perf_counter()
         steps, n = params["iterations"], params["n_samples"]
-        schedule = noise_schedule(steps, params["sigma_max"], params["sigma_min"])
         likelihood = DataTerm(y, A, noise)
         start = warm_start(likelihood, A.ndim)
         level = (start.real if start.is_complex() else start).mean()
         den = load_denoiser(params["denoiser"], params["weights"])
+        params = dict(params)
+        origin, how = self._origin(y, A, noise, ctx, params, start, level, den)
+        # after a plug-and-play estimate the chains start closer (its error on RESULTS §5's cases: 0.03–0.12 of the
+        # unit range) and stop earlier; after Richardson–Lucy, the warm start or noise: the wider schedule
+        tuned = START_DEFAULTS["pnp_admm" if how == "pnp_admm" else "other"]
+        params = {**params, **{k: v for k, v in tuned.items() if params.get(k) is None}}
+        schedule = noise_schedule(steps, params["sigma_max"], params["sigma_min"])
+        start_passes = params.pop("_start_passes", 0)
         state: dict[str, Any] = {"likelihood": likelihood, "denoiser": den, "ndim": A.ndim, "params": params,
-                                 "network": 0, "backward": 0, "spread": float((start.abs() if start.is_complex() else start).std())}
+                                 "network": start_passes, "backward": 0, "spread": float((start.abs() if start.is_complex() else start).std())}
         gen = ctx.generator(23)
         batches = [min(BATCH, n - b) for b in range(0, n, BATCH)]
-        origin, how = self._origin(y, A, noise, ctx, params["start"], start, level)
         xs = [origin + schedule[0] * complex_randn((b,) + tuple(A.in_shape), start, gen) for b in batches]
         x0s: list[torch.Tensor] = [x.clone() for x in xs]
         for i in range(steps):
@@ -94,29 +101,41 @@ class _Diffusion(Method):
             "wall_seconds": time.perf_counter() - t0,
             "sigma_schedule": (schedule[0], schedule[-1]),
             "start": how,
+            "start_network_evaluations": start_passes,
             "likelihood": "gaussian" if noise.gain == 0 else "gaussian approximation of poisson-gaussian",
             **prior_fit_info(likelihood, den, mean, A.ndim),
         }
         return Estimate(mean, std, samples, info)
 
     @staticmethod
-    def _origin(y, A, noise: NoiseModel, ctx: Context, start: str, warm: torch.Tensor,
-                level: torch.Tensor) -> tuple[torch.Tensor, str]:
+    def _origin(y, A, noise: NoiseModel, ctx: Context, params: dict[str, Any], warm: torch.Tensor,
+                level: torch.Tensor, den: Denoiser) -> tuple[torch.Tensor, str]:
         """The image the chains start around (plus ``sigma_max`` noise), and its name.
 
         "noise": the mean level (pure noise: the diffusion from its top); "warm": the smooth warm start;
-        "richardson_lucy": Richardson–Lucy stopped at the noise level. From a first estimate, a ``sigma_max``
-        above its error suffices, so the chains skip the top of the schedule (Chung, Sim & Ye, CVPR 2022,
-        "come closer, diffuse faster"). "auto": Richardson–Lucy on real, non-negative deblurring (or
-        denoising, downsampling) problems, else the warm start (which, unlike Richardson–Lucy, fills the holes of
-        inpainting: RESULTS §5, issue #20).
+        "richardson_lucy": Richardson–Lucy stopped at the noise level; "pnp_admm": PnP-ADMM at its defaults with the
+        same denoiser. From a first estimate, a ``sigma_max`` about its error suffices, so the chains skip the top of
+        the schedule (Chung, Sim & Ye, CVPR 2022, "come closer, diffuse faster"). "auto": PnP-ADMM with a learned
+        denoiser on real images (the posterior mean then starts at the plug-and-play fixed point, and beats it:
+        RESULTS §5, issue #14); else Richardson–Lucy on real, non-negative deblurring (or denoising, downsampling)
+        problems, else the warm start (which, unlike Richardson–Lucy, fills the holes of inpainting: RESULTS §5,
+        issue #20).
         """
+        start = params["start"]
         rl_applies = RichardsonLucy.applies(y, A) and float(y.min()) >= -4 * noise.sigma_scalar - 1e-12
         if start == "richardson_lucy" and not rl_applies:
             raise ValueError(f"start='richardson_lucy' needs real, non-negative data on one of "
                              f"{', '.join(RichardsonLucy.operators)}; this is a {A.name}. Use start='warm'.")
         if start == "noise":
             return level, start
+        if start == "pnp_admm" or (start == "auto" and isinstance(den, LearnedDenoiser) and not A.in_complex):
+            from .pnp import PnPADMM  # (pnp imports nothing of diffusion)
+
+            defaults = {p.name: p.default for p in PnPADMM.params}
+            defaults.update(denoiser=params["denoiser"], weights=params["weights"])
+            first = PnPADMM().run(y, A, noise, Context(ctx.device, seed=ctx.seed), **defaults)
+            params["_start_passes"] = first.info["iterations"]  # one network pass per PnP iteration
+            return first.mean.to(warm.dtype), "pnp_admm"
         if rl_applies and (start == "richardson_lucy" or (start == "auto" and A.name != "Inpainting")):
             defaults = {p.name: p.default for p in RichardsonLucy.params}
             first = RichardsonLucy().run(y, A, noise, Context(ctx.device, seed=ctx.seed), **defaults).mean
@@ -130,16 +149,24 @@ class _Diffusion(Method):
         return den(x, sigma, state["ndim"])
 
 
+#: the schedule (and DPS's guidance) that an empty parameter takes, by the chains' start
+START_DEFAULTS: dict[str, dict[str, float]] = {
+    "pnp_admm": {"sigma_max": 0.08, "sigma_min": 0.02, "guidance": 1.0},
+    "other": {"sigma_max": 0.3, "sigma_min": 0.01, "guidance": 1.5},
+}
+
 _COMMON = (
     Param("n_samples", int, 16, 1, 4096, doc="posterior samples (pushed through the network together)"),
     Param("denoiser", str, "drunet", doc="noise-conditional denoiser D(x, σ) trained up to σ ≥ sigma_max"),
-    Param("sigma_max", float, 0.3, 1e-3, 100.0, log_scale=True,
-          doc="first noise level of the schedule (above the first estimate's error; ≥ the image's spread, e.g. 1, "
-              "with start='noise')"),
-    Param("start", str, "auto", choices=("auto", "richardson_lucy", "warm", "noise"),
-          doc="chains start at a first estimate plus sigma_max noise: Richardson–Lucy ('auto' where it applies), "
-              "the smooth warm start, or pure noise ('noise', with sigma_max ≥ the image's spread)"),
-    Param("sigma_min", float, 0.01, 1e-5, 1.0, doc="last noise level (then one final denoising)", log_scale=True),
+    Param("sigma_max", float, None, 1e-3, 100.0, log_scale=True,
+          doc="first noise level of the schedule (about the first estimate's error; ≥ the image's spread, e.g. 1, "
+              "with start='noise'); empty: 0.08 after a pnp_admm start, else 0.3"),
+    Param("start", str, "auto", choices=("auto", "pnp_admm", "richardson_lucy", "warm", "noise"),
+          doc="chains start at a first estimate plus sigma_max noise: PnP-ADMM ('auto' with a learned denoiser on real "
+              "images), Richardson–Lucy ('auto' where it applies otherwise), the smooth warm start, or pure noise "
+              "('noise', with sigma_max ≥ the image's spread)"),
+    Param("sigma_min", float, None, 1e-5, 1.0, log_scale=True,
+          doc="last noise level (then one final denoising); empty: 0.02 after a pnp_admm start, else 0.01"),
     WEIGHTS,
 )
 
@@ -156,7 +183,8 @@ class DPS(_Diffusion):
         "likelihood variance); Song et al., ICLR 2021 (VE SDE)."
     )
     params = (Param("iterations", int, 8, 1, 10000, doc="diffusion steps"),) + _COMMON + (
-        Param("guidance", float, 1.5, 0.0, 100.0, doc="guidance weight ζ on the likelihood score"),
+        Param("guidance", float, None, 0.0, 100.0,
+              doc="guidance weight ζ on the likelihood score; empty: 1.0 (Bayes' weight) after a pnp_admm start, else 1.5"),
     )
 
     def _step(self, x, sigma, sigma_next, state, gen):
