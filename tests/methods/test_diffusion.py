@@ -114,6 +114,10 @@ def test_learned_denoiser_starts_at_pnp_admm():
     assert rec.info["start"] == "pnp_admm" and rec.info["start_network_evaluations"] == 24
     assert rec.info["sigma_schedule"] == pytest.approx((0.08, 0.02))
     assert rec.info["network_evaluations"] == 24 + 2 * 3
+    # the chains run with the first estimate's robust maximum as 1 (the denoiser's training range), and the result
+    # comes back in the data's units
+    assert rec.info["image_unit"] != 1.0 and abs(float(rec.mean.max()) / float(x.max()) - 1) < 0.3
+    assert abs(float(rec.samples.std(0, ddof=1).mean()) / float(rec.std.mean()) - 1) < 1e-4
     # an explicit schedule wins over the start's; another start keeps the wider schedule
     rec = ni.reconstruct(y, A, "diffpir", noise, iterations=2, n_samples=2, sigma_max=0.2)
     assert rec.info["start"] == "pnp_admm" and rec.info["sigma_schedule"] == pytest.approx((0.2, 0.02))
