@@ -4,8 +4,11 @@ One noise-conditional denoiser ``D(x, σ)`` serves as the diffusion model: by Tw
 ``x̂₀ = D(x, σ) = E[x₀ | x]`` and ``∇ log p_σ(x) = (D(x, σ) − x) / σ²``. The noise levels fall
 geometrically from ``sigma_max`` to ``sigma_min``; all ``n_samples`` chains go through the network
 together (in batches), and the network is fully convolutional, so any image size works. By default the chains
-start at a first estimate (Richardson–Lucy or a smooth warm start) plus noise of ``sigma_max`` = 0.3 and take 8
-steps (16 samples: 144 network passes instead of 816 / 496 from pure noise; benchmarks/RESULTS.md §5, issue #20).
+start at a first estimate plus noise and take 8 steps (16 samples: 144 network passes instead of 816 / 496 from pure
+noise; benchmarks/RESULTS.md §5, issue #20): with the learned denoiser on real images, PnP-ADMM's result plus noise
+of ``sigma_max`` = 0.08 (about its error) down to 0.02, in the units where that estimate's robust maximum is 1
+(the posterior mean then beats the plug-and-play estimate: RESULTS §5, issue #14); else Richardson–Lucy or a smooth
+warm start plus noise of 0.3 down to 0.01.
 """
 
 from __future__ import annotations
