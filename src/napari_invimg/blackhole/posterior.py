@@ -43,11 +43,13 @@ from ..uncertainty import mixing_summary
 from .operators import Closures, Interferometer, gaussian_image
 from .rml import _sigma_of, resolve_total_flux, single_thread
 
-__all__ = ["GMRFHMC", "LINKS", "GMRFPosterior"]
+__all__ = ["GMRFHMC", "LINKS", "SAMPLERS", "GMRFPosterior"]
 
 #: how the image follows from the field f: ``linear`` F m (1 + f); ``softplus`` F m softplus_β(1 + f) (positive, with
 #: a bounded second derivative, so HMC's step is not throttled as by the exponential); ``log`` F softmax(log m + f)
 LINKS = ("linear", "softplus", "log")
+#: ``auto``: the collapsed sampler where the model is linear-Gaussian in ε (visibilities, linear link), else ``hmc``
+SAMPLERS = ("auto", "collapsed", "hmc")
 #: sharpness β of the softplus link: softplus_β(u) = log(1 + e^{βu})/β, 0.0013 at u = −1, 0.14 at u = 0
 SOFTPLUS_BETA = 5.0
 
@@ -301,6 +303,9 @@ class GMRFHMC(Method):
               doc="after each HMC transition, also move σ and ρ with the field σK_ρε held fixed (ASIS)"),
         Param("trajectory", float, 1.5, 0.1, 10.0, doc="HMC trajectory length in whitened units"),
         Param("max_leapfrog", int, 48, 1, 1024, doc="most leapfrog steps per transition"),
+        Param("sampler", str, "auto", choices=SAMPLERS,
+              doc="collapsed: (σ, ρ, F) from their marginal (ε integrated out), then ε exactly (visibilities, linear "
+                  "link only); hmc: HMC-within-Gibbs on ε and (σ, ρ, F); auto: collapsed where it applies"),
     )
 
     def run(self, y, A, noise, ctx: Context, **params: Any) -> Estimate:
@@ -319,6 +324,10 @@ class GMRFHMC(Method):
             post = GMRFPosterior(y, A, noise, prior_fwhm_uas=params["prior_fwhm_uas"], order=params["order"],
                                  total_flux=params["total_flux"], flux_uncertainty=params["flux_uncertainty"],
                                  systematic=params["systematic"], link=params["link"], mean_image=mean_image)
+            if params["sampler"] == "collapsed" and not _collapsible(post):
+                raise ValueError("sampler='collapsed' needs visibilities (the Interferometer) and link='linear'.")
+            if params["sampler"] != "hmc" and _collapsible(post):
+                return _run_collapsed(post, ctx, params, t0)
             n = post.npix
             start = post.start()
             start[: n * n] = 0.1 * ctx.randn((n * n,), dtype=post.dtype, offset=41)  # off the point-symmetric saddle
@@ -419,6 +428,7 @@ class GMRFHMC(Method):
             "total_flux_prior": post.flux0,
             "wall_seconds": time.perf_counter() - t0,
             "data": "closures" if post.closures else "visibilities",
+            "sampler": "hmc_within_gibbs",
         }
         if draws >= 4:
             info["mixing"] = mixing_summary(images.numpy())
@@ -429,3 +439,67 @@ class GMRFHMC(Method):
         info["correlation_length_uas"] = float(h[:, 1].exp().median()) * post.fwd.fov_uas / n
         info["total_flux"] = float(h[:, 2].exp().median())
         return Estimate(mean.to(ctx.device), std.to(ctx.device), samples.to(ctx.device), info)
+
+
+def _collapsible(post: GMRFPosterior) -> bool:
+    """Whether the model is linear-Gaussian in ε given (σ, ρ, F): complex visibilities and the linear link."""
+    return not post.closures and post.link == "linear"
+
+
+def _run_collapsed(post: GMRFPosterior, ctx: Context, params: dict[str, Any], t0: float) -> Estimate:
+    """The collapsed sampler (:mod:`.collapsed`): (log σ, log ρ, log F) by adaptive Metropolis on their marginal
+    posterior, each chain started from an over-dispersed draw of the Laplace approximation; after every transition
+    one exact draw of ε | θ, y per chain. Returns the same result and ``info`` keys as the HMC path."""
+    from ..methods._metropolis import adaptive_metropolis
+    from .collapsed import CollapsedGMRF
+
+    chains, warm, draws = params["chains"], params["warmup"], params["iterations"]
+    n = post.npix
+    col = CollapsedGMRF(post)
+    mode, laplace = col.mode(post.start()[-3:])
+    gen = ctx.generator(53)
+    # over-dispersed starts (2× the Laplace sd), so that split-R̂ can see a chain that has not forgotten its start
+    chol0 = torch.linalg.cholesky(laplace)
+    start = mode + 2.0 * torch.randn((chains, 3), generator=gen, dtype=torch.float64) @ chol0.T
+    bad = ~torch.isfinite(col.neg_log_posterior(start)[0])
+    start[bad] = mode
+    images = torch.empty((chains, draws, n, n), dtype=torch.float32)
+    hypers = torch.empty((chains, draws, 3), dtype=torch.float64)
+    field_gen = ctx.generator(59)
+    total = warm + draws
+
+    def record(h, chol, k):
+        with torch.no_grad():
+            eps = col.draw_field(h, chol, field_gen)
+            images[:, k - 1] = post.image(torch.cat([eps, h], -1)).float()
+            hypers[:, k - 1] = h
+        if k % 50 == 0 or k == draws:
+            ctx.keep(images[:, :k].mean((0, 1)), iteration=warm + k)
+
+    with torch.no_grad():
+        _, run = adaptive_metropolis(col.neg_log_posterior, start, gen, warmup=warm, iterations=draws, cov=laplace,
+                                     record=record, step=lambda i: ctx.step(i, total))
+    flat = images.reshape(-1, n, n)
+    mean, std = flat.mean(0), flat.std(0)
+    pick = torch.linspace(0, draws - 1, max(1, math.ceil(params["n_samples"] / chains))).round().long()
+    samples = images[:, pick].transpose(0, 1).reshape(-1, n, n)[: params["n_samples"]]
+    if not (torch.isfinite(mean).all() and torch.isfinite(std).all()):
+        raise ValueError("gmrf_hmc produced non-finite images; check the noise sigmas and the field of view.")
+    per_chain = run["acceptance_per_chain"]
+    info: dict[str, Any] = {
+        "chains": chains, "warmup": warm, "iterations": draws, "std_from": "chain", "sampler": "collapsed",
+        "acceptance": float(per_chain.mean()), "acceptance_per_chain": [round(float(a), 3) for a in per_chain],
+        "acceptance_random_walk": run["acceptance_random_walk"],
+        "acceptance_independence": run["acceptance_independence"],
+        "hyperparameter_mode": [float(v) for v in mode], "data_dimension": col.d,
+        "total_flux_prior": post.flux0, "wall_seconds": time.perf_counter() - t0, "data": "visibilities",
+    }
+    if draws >= 4:
+        info["mixing"] = mixing_summary(images.numpy())
+        hyper = mixing_summary(hypers.numpy())
+        info["mixing_hyperparameters"] = {"rhat_max": hyper["rhat_max"], "ess_min": hyper["ess_min"]}
+    h = hypers.reshape(-1, 3)
+    info["sigma_log_intensity"] = float(h[:, 0].exp().median())
+    info["correlation_length_uas"] = float(h[:, 1].exp().median()) * post.fwd.fov_uas / n
+    info["total_flux"] = float(h[:, 2].exp().median())
+    return Estimate(mean.to(ctx.device), std.to(ctx.device), samples.to(ctx.device), info)
