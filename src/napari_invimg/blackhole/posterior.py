@@ -7,7 +7,11 @@ correlation length sampled with the image, by Hamiltonian Monte Carlo.
 
 ``m`` is a mean image of unit flux (rml's image blurred to the nominal resolution, ``mean_image="rml"``, the default;
 or a Gaussian of FWHM ``prior_fwhm_uas``); in the linear link the field is made flux-free (``f − Σmf/Σm``) so that F
-is the total flux and not traded against σ. The sampler is HMC-within-Gibbs: HMC moves ε with (σ, ρ, F) held (given
+is the total flux and not traded against σ. On complex visibilities with the linear link (``sampler="auto"``, the
+default there) the field is integrated out: given θ = (σ, ρ, F) the model is linear-Gaussian in ε, so θ is sampled
+from its marginal posterior ``p(θ) N(ỹ; F a, I + F²σ² G K_ρ² Gᵀ)`` by adaptive Metropolis (one data-space Cholesky
+per evaluation) and ε | θ, y is drawn exactly after every transition (:mod:`.collapsed`; Rue & Held 2005, §4.1).
+Otherwise (closures, or a nonlinear link: ``sampler="hmc"``) the sampler is HMC-within-Gibbs: HMC moves ε with (σ, ρ, F) held (given
 them the image is linear in ε), and between its transitions (σ, ρ, F) move by Metropolis on their non-centered
 conditionals (:meth:`GMRFPosterior.hyper_moves`) and (σ, ρ) by ASIS interweaving steps with the field σK_ρε held fixed
 (:meth:`GMRFPosterior.interweave`). ``K_ρ`` the stationary filter whose power
@@ -273,10 +277,12 @@ class GMRFHMC(Method):
         "image blurred to the resolution, or a Gaussian; the linear field carries no flux), "
         "with its strength σ, correlation length ρ and the total flux F sampled with ε (HMC on ε, metric: Gauss–Newton "
         "at the chains, re-estimated in warm-up windows; Metropolis and ASIS moves of σ, ρ, F between). Data: complex visibilities, or closure phases + log closure "
-        "amplitudes. Returns mean, std, samples, split-R̂ and ESS."
+        "amplitudes. On visibilities with the linear link ε is integrated out: (σ, ρ, F) from their marginal by "
+        "adaptive Metropolis, then ε exactly given them. Returns mean, std, samples, split-R̂ and ESS."
     )
     reference = ("Tiede, JOSS 7 (2022) 4457 (Comrade.jl); EHT Collaboration 2024, A&A 681, A79; Neal, Handbook of "
-                 "MCMC (2011) ch. 5; Hoffman & Gelman, JMLR 15 (2014) 1593.")
+                 "MCMC (2011) ch. 5; Hoffman & Gelman, JMLR 15 (2014) 1593; Rue & Held, Gaussian Markov Random "
+                 "Fields (2005) §4.1.")
     needs_adjoint = False
     operators = ("Interferometer", "Closures")
     complex_images = False
