@@ -43,7 +43,7 @@ from ..methods._hmc import fisher_metric, hmc, warmup_windows
 from ..methods.registry import Context, Estimate, Method, Param
 from ..operators.base import Operator
 from ..operators.noise import NoiseModel
-from ..uncertainty import mixing_summary
+from ..uncertainty import effective_sample_size, mixing_summary, split_rhat
 from .operators import Closures, Interferometer, gaussian_image
 from .rml import _sigma_of, resolve_total_flux, single_thread
 
@@ -503,7 +503,9 @@ def _run_collapsed(post: GMRFPosterior, ctx: Context, params: dict[str, Any], t0
     if draws >= 4:
         info["mixing"] = mixing_summary(images.numpy())
         hyper = mixing_summary(hypers.numpy())
-        info["mixing_hyperparameters"] = {"rhat_max": hyper["rhat_max"], "ess_min": hyper["ess_min"]}
+        info["mixing_hyperparameters"] = {"rhat_max": hyper["rhat_max"], "ess_min": hyper["ess_min"],
+                                          "rhat": [round(float(r), 4) for r in split_rhat(hypers.numpy())],
+                                          "ess": [round(float(e), 1) for e in effective_sample_size(hypers.numpy())]}
     h = hypers.reshape(-1, 3)
     info["sigma_log_intensity"] = float(h[:, 0].exp().median())
     info["correlation_length_uas"] = float(h[:, 1].exp().median()) * post.fwd.fov_uas / n
