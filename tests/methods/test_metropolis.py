@@ -32,4 +32,4 @@ def test_adaptive_metropolis_samples_a_correlated_gaussian():
     assert torch.allclose(est.diagonal().sqrt(), scales, rtol=0.12)
     assert abs(float(est[0, 1] / (est[0, 0] * est[1, 1]).sqrt()) - 0.8) < 0.05
     assert float(np.max(split_rhat(draws.numpy()))) < 1.05
-    assert info["acceptance_independence"] > 0.5 and 0.1 < info["acceptance_random_walk"] < 0.6
+    assert info["acceptance_independence"] > 0.3 and 0.1 < info["acceptance_random_walk"] < 0.6

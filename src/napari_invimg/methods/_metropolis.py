@@ -55,7 +55,7 @@ def _stable_cholesky(cov: torch.Tensor) -> torch.Tensor:
 def adaptive_metropolis(neg_log_density: Callable[[torch.Tensor], tuple[torch.Tensor, Any]], start: torch.Tensor,
                         gen: torch.Generator, *, warmup: int, iterations: int, cov: torch.Tensor,
                         record: Callable[[torch.Tensor, Any, int], None] | None = None,
-                        independence: float = 0.5, t_inflation: float = 1.3, target: float = 0.3,
+                        independence: float = 0.3, t_inflation: float = 1.6, target: float = 0.3,
                         step: Callable[[int], None] | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
     """``warmup`` adaptive then ``iterations`` fixed Metropolis–Hastings transitions of every chain of ``start``
     (chains, k) (module docstring). ``neg_log_density(x)`` returns the negative log-density per chain (``inf``
