@@ -139,3 +139,18 @@ def test_other_priors_and_moreau_yosida(prior, envelope):
     rec = ni.reconstruct(y, A, "ula", noise, prior=prior, envelope=envelope, iterations=300, n_samples=8, chains=2)
     assert ni.metrics.psnr(rec.mean, x) > ni.metrics.psnr(y, x)
     assert rec.info["prior_weight"] > 0 and np.isfinite(rec.std).all()
+
+
+def test_pnp_ula_runs_where_a_deblurred_estimate_peaks_at_one():
+    """The learned denoiser sees the image in the units it was trained in: the first estimate's (Richardson–Lucy's)
+    robust maximum is 1, above the data's (blur lowers the peaks); the result still follows the data's units."""
+    x = ni.datasets.fluorescence((32, 32), seed=1)
+    A = ni.operators.Blur(ni.psf.gaussian((9, 9), 2.0), (32, 32))
+    noise = ni.noise.PoissonGaussian(gain=0.01, sigma=0.01)
+    y = noise.sample(A.forward(x), seed=0).astype(np.float32)
+    fast = dict(iterations=40, n_samples=4, chains=1, seed=0)
+    rec = ni.reconstruct(y, A, "pnp_ula", noise=noise, **fast)
+    assert rec.info["image_unit"] > 1.2  # in the run's units (data robust maximum 1): the deblurred peaks are higher
+    big = ni.reconstruct(10 * y, A, "pnp_ula", noise=noise.scaled(10.0), **fast)
+    np.testing.assert_allclose(big.mean, 10 * rec.mean, rtol=2e-3, atol=2e-3 * float(np.abs(big.mean).max()))
+    assert np.isfinite(rec.std).all()

@@ -221,6 +221,15 @@ class Posterior:
         return sum(p.evaluations for p in self.priors)
 
 
+def image_unit(x: torch.Tensor) -> float:
+    """The image's robust maximum (99.9th percentile of ``|x|``; 1 if that is not positive): the intensity a denoiser
+    trained on images in [0, 1] sees as 1."""
+    mag = x.abs().flatten().float()
+    k = max(int(0.999 * mag.numel()) - 1, 0)
+    unit = float(mag.kthvalue(k + 1).values)
+    return unit if unit > 0 and math.isfinite(unit) else 1.0
+
+
 def warm_start(data: DataTerm, ndim: int, iterations: int = 30) -> torch.Tensor:
     """A smooth starting image: ``argmin ½‖y − A x‖²_W + μ/2 ‖∇x‖²`` with ``μ = 10⁻² L_y`` by a few CG steps."""
     mu = 1e-2 * data.lipschitz

@@ -24,7 +24,7 @@ from ..operators.data_term import DataTerm
 from ..operators.noise import NoiseModel
 from ..priors.denoisers import Denoiser, denoiser_unit_range
 from ..priors.learned import LearnedDenoiser
-from ._posterior import WEIGHTS, complex_randn, load_denoiser, warm_start
+from ._posterior import WEIGHTS, complex_randn, image_unit, load_denoiser, warm_start
 from ._prior_fit import prior_fit_info
 from .classical import RichardsonLucy
 from .registry import Context, Estimate, Method, Param
@@ -33,15 +33,6 @@ __all__ = ["DPS", "DiffPIR", "noise_schedule"]
 
 #: samples pushed through the network at once
 BATCH = 16
-
-
-def image_unit(x: torch.Tensor) -> float:
-    """The image's robust maximum (99.9th percentile of ``|x|``; 1 if that is not positive): the intensity a denoiser
-    trained on images in [0, 1] sees as 1."""
-    mag = x.abs().flatten().float()
-    k = max(int(0.999 * mag.numel()) - 1, 0)
-    unit = float(mag.kthvalue(k + 1).values)
-    return unit if unit > 0 and math.isfinite(unit) else 1.0
 
 
 def noise_schedule(steps: int, sigma_max: float, sigma_min: float) -> list[float]:

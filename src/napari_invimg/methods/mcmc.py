@@ -13,15 +13,17 @@ from typing import Any
 
 import torch
 
+from ..errors import Cancelled
 from ..operators.base import LinearOperator
 from ..operators.data_term import DataTerm
 from ..operators.noise import NoiseModel
 from ..priors.base import get_regularizer
 from ..priors.denoisers import denoiser_unit_range
 from ..uncertainty import mixing_summary, split_rhat
-from ._posterior import (WEIGHTS, BoxPenalty, DenoiserPrior, Posterior, RegularizerPotential,
+from ._posterior import (WEIGHTS, BoxPenalty, DenoiserPrior, Posterior, RegularizerPotential, image_unit,
                          complex_randn, load_denoiser, warm_start)
 from ._prior_fit import prior_fit_info
+from .classical import RichardsonLucy
 from .registry import ITERATIONS, Context, Estimate, Method, Param
 
 __all__ = ["ULA", "MALA", "PnPULA", "langevin", "estimate_prior_weight", "hand_crafted_prior", "HAND_CRAFTED"]
@@ -327,6 +329,38 @@ class PnPULA(_Langevin):
         Param("alpha", float, 1.0, 0.0, 10.0, doc="prior weight α on the score"),
         WEIGHTS,
     )
+
+    def run(self, y, A, noise: NoiseModel, ctx: Context, **params: Any) -> Estimate:
+        """The chains run where a first estimate's robust maximum is 1 (``info["image_unit"]``), the units the
+        denoiser was trained in: the run's unit is the data's robust maximum, which puts a blurred image's peaks
+        at 2–3 (fluorescence deblurring 128²: the mean fell 28.7 → 21.9 dB when that unit came in, c6989c0)."""
+        den = load_denoiser(params["denoiser"], params["weights"])
+        unit = self._image_unit(y, A, noise, ctx) if getattr(den, "unit_range", False) else 1.0
+        if unit == 1.0:
+            return super().run(y, A, noise, ctx, **params)
+        outer = ctx.output_scale
+        ctx.output_scale = outer * unit  # previews in the caller's units
+        try:
+            est = super().run(y / unit, A, noise.scaled(1.0 / unit), ctx, **params)
+        except Cancelled:
+            part = ctx.partial
+            if part is not None:  # the kept result back to the run's units
+                ctx.partial = Estimate(part.mean * unit, None if part.std is None else part.std * unit,
+                                       None if part.samples is None else part.samples * unit, part.info)
+            raise
+        finally:
+            ctx.output_scale = outer
+        return Estimate(est.mean * unit, None if est.std is None else est.std * unit,
+                        None if est.samples is None else est.samples * unit, {**est.info, "image_unit": unit})
+
+    @staticmethod
+    def _image_unit(y, A, noise: NoiseModel, ctx: Context) -> float:
+        """The robust maximum of a first estimate: Richardson–Lucy stopped at the noise level where it applies (a
+        smooth estimate keeps the blur's low peaks), else the warm start."""
+        if RichardsonLucy.applies(y, A) and float(y.min()) >= -4 * noise.sigma_scalar - 1e-12:
+            defaults = {p.name: p.default for p in RichardsonLucy.params}
+            return image_unit(RichardsonLucy().run(y, A, noise, Context(ctx.device, seed=ctx.seed), **defaults).mean)
+        return image_unit(warm_start(DataTerm(y, A, noise), A.ndim))
 
     def _priors(self, A, x0, likelihood, params):
         prior = DenoiserPrior(load_denoiser(params["denoiser"], params["weights"]), params["epsilon"], params["alpha"], A.ndim)
