@@ -83,13 +83,13 @@ def test_method_info_describes_parameters():
     assert "richardson_lucy" not in ni.methods(ni.operators.CompressedSensing((8, 8), m=10))
 
 
-def _reference_padded_grid_rl(y: np.ndarray, psf: np.ndarray, grid: tuple[int, int], c: float, iterations: int):
-    """Bertero & Boccacci (2005) RL written independently: the object on ``grid``, the data the centre of the
-    full linear convolution (scipy, float64, no FFT); x ← x · Aᵀ(y/Ax) / Aᵀ1 on pixels with Aᵀ1 > 1e-6 max."""
+def _reference_grid_operators(psf: np.ndarray, grid: tuple[int, ...], shape: tuple[int, ...]):
+    """The blur from the padded ``grid`` to the data (the centre of the full linear convolution) and its adjoint,
+    written independently of the package: scipy, float64, direct convolutions, no FFT."""
     import scipy.signal
 
     k = np.array(psf.shape) // 2
-    crop = tuple(slice(2 * b, 2 * b + n) for b, n in zip(k, y.shape))
+    crop = tuple(slice(2 * b, 2 * b + n) for b, n in zip(k, shape))
 
     def forward(x):
         return scipy.signal.convolve(x, psf, mode="full", method="direct")[crop]
@@ -99,6 +99,13 @@ def _reference_padded_grid_rl(y: np.ndarray, psf: np.ndarray, grid: tuple[int, i
         full[crop] = r
         return scipy.signal.correlate(full, psf, mode="valid", method="direct")
 
+    return forward, adjoint
+
+
+def _reference_padded_grid_rl(y: np.ndarray, psf: np.ndarray, grid: tuple[int, int], c: float, iterations: int):
+    """Bertero & Boccacci (2005) RL written independently: the object on ``grid``, the data the centre of the
+    full linear convolution (scipy, float64, no FFT); x ← x · Aᵀ(y/Ax) / Aᵀ1 on pixels with Aᵀ1 > 1e-6 max."""
+    forward, adjoint = _reference_grid_operators(psf, grid, y.shape)
     norm = adjoint(np.ones_like(y))
     support = norm > 1e-6 * norm.max()
     yc = np.clip(y + c, 0, None)
@@ -141,19 +148,7 @@ def test_richardson_lucy_on_the_padded_grid_equals_a_reference(boundary):
 def _reference_accelerated_rl(y, psf, grid, c, shift, gain, iterations):
     """Biggs–Andrews accelerated RL on the padded grid (float64, direct convolutions), with the mean Poisson
     deviance of the shifted data y + s against the model A v + c − (c − s) at each extrapolated point v."""
-    import scipy.signal
-
-    k = np.array(psf.shape) // 2
-    crop = tuple(slice(2 * b, 2 * b + n) for b, n in zip(k, y.shape))
-
-    def forward(x):
-        return scipy.signal.convolve(x, psf, mode="full", method="direct")[crop]
-
-    def adjoint(r):
-        full = np.zeros(tuple(g + s - 1 for g, s in zip(grid, psf.shape)))
-        full[crop] = r
-        return scipy.signal.correlate(full, psf, mode="valid", method="direct")
-
+    forward, adjoint = _reference_grid_operators(psf, grid, y.shape)
     norm = adjoint(np.ones_like(y))
     support = norm > 1e-6 * norm.max()
     yc = np.clip(y + c, 0, None)

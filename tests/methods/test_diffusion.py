@@ -82,7 +82,8 @@ def test_schedule():
         noise_schedule(10, 0.01, 1.0)
 
 
-def test_shipped_denoiser_runs_every_learned_sampler():
+def _learned_blur_problem():
+    """A small blur problem for the learned samplers (skips where the learned denoiser is not built in)."""
     from napari_invimg.priors import denoiser_names
 
     if "drunet" not in denoiser_names():
@@ -90,7 +91,11 @@ def test_shipped_denoiser_runs_every_learned_sampler():
     x = ni.datasets.fluorescence((24, 40), seed=0)
     A = ni.operators.Blur(ni.psf.gaussian((5, 5), sigma=1.0), x.shape)
     noise = ni.noise.Gaussian(0.03)
-    y = ni.simulate(x, A, noise, seed=0)
+    return x, A, noise, ni.simulate(x, A, noise, seed=0)
+
+
+def test_shipped_denoiser_runs_every_learned_sampler():
+    x, A, noise, y = _learned_blur_problem()
     for method, params in (("diffpir", dict(iterations=4, n_samples=2)), ("dps", dict(iterations=3, n_samples=2)),
                            ("pnp_ula", dict(iterations=16, n_samples=8, chains=2, burn_in=0)),
                            ("vb", dict(iterations=5, prior="denoiser"))):
@@ -100,14 +105,7 @@ def test_shipped_denoiser_runs_every_learned_sampler():
 
 
 def test_learned_denoiser_starts_at_pnp_admm():
-    from napari_invimg.priors import denoiser_names
-
-    if "drunet" not in denoiser_names():
-        pytest.skip("the learned denoiser is not in this build")
-    x = ni.datasets.fluorescence((24, 40), seed=0)
-    A = ni.operators.Blur(ni.psf.gaussian((5, 5), sigma=1.0), x.shape)
-    noise = ni.noise.Gaussian(0.03)
-    y = ni.simulate(x, A, noise, seed=0)
+    x, A, noise, y = _learned_blur_problem()
     # 'auto' with the learned denoiser: the chains start at PnP-ADMM's result with the closer schedule and Bayes'
     # guidance weight; its network passes are counted
     rec = ni.reconstruct(y, A, "dps", noise, iterations=2, n_samples=2)
