@@ -59,7 +59,7 @@ def main() -> int:
     wait(observe.simulate())
     bh = BlackHoleImagingWidget(viewer)
     viewer.window.add_dock_widget(bh)
-    bh.iterations.value = 20
+    bh.form["iterations"].value = 20
     wait(bh.run())
     assert any(layer.name.endswith("rml mean") for layer in viewer.layers), "no rml mean layer"
     print("black hole rml: ok", flush=True)

@@ -154,7 +154,7 @@ def test_mri_and_black_hole_keep_the_ui_responsive(viewer, qtbot, errors, heartb
     bh = BlackHoleImagingWidget(viewer)
     viewer.window.add_dock_widget(bh)
     assert bh.obs is not None  # the imaging dock found the observation layer
-    bh.iterations.value = 40
+    bh.form["iterations"].value = 40
     task = heartbeat.watch(qtbot, bh.run)
     _report("black hole coverage + simulate + rml", heartbeat)
     assert errors == [] and task.error is None

@@ -335,7 +335,7 @@ class _BlurGrid:
             if measure:
                 row = k % 2  # g_k replaces g_{k−2}
                 g = steps[row]
-                torch.sub(x_new.view(-1), point.view(-1), out=g)
+                torch.sub(x_new, point, out=g.view(x_new.shape))  # (point may be a strided view)
                 products = torch.mv(steps, g).tolist()  # ⟨g_k, g_k⟩ and ⟨g_{k−1}, g_k⟩
                 if step_norm is not None:
                     next_alpha = products[1 - row] / max(step_norm, 1e-30)
