@@ -334,8 +334,7 @@ class PnPULA(_Langevin):
         """The chains run where a first estimate's robust maximum is 1 (``info["image_unit"]``), the units the
         denoiser was trained in: the run's unit is the data's robust maximum, which puts a blurred image's peaks
         at 2–3 (fluorescence deblurring 128²: the mean fell 28.7 → 21.9 dB when that unit came in, c6989c0)."""
-        den = load_denoiser(params["denoiser"], params["weights"])
-        unit = self._image_unit(y, A, noise, ctx) if getattr(den, "unit_range", False) else 1.0
+        unit = self._image_unit(y, A, noise, ctx) if self.runs_in_unit_range(params) else 1.0
         if unit == 1.0:
             return super().run(y, A, noise, ctx, **params)
         outer = ctx.output_scale
