@@ -10,8 +10,9 @@ Poisson–Gaussian noise, σ log-uniform in [0.002, 2], the noise level as an in
 Training writes a checkpoint (model, EMA of the weights, optimizer, step, generator state) to
 ``--ckpt-dir`` every ``--checkpoint-every`` steps (temporary file, then renamed) and continues from it with
 ``--resume``. ``--export`` evaluates the latest checkpoint's EMA weights on the held-out list against the
-currently shipped weights and writes a package weights file (fp16) whose metadata names the command, data,
-steps, seed, hardware, held-out figures and the out-of-distribution reference (``nets.ood``):
+currently shipped weights and writes a package weights file (fp16) whose metadata names the command (and every
+restart's, ``command_history``: a resumed run may change the schedule), data, steps, seed, hardware (with the
+niceness and load at each start), held-out figures and the out-of-distribution reference (``nets.ood``):
 
     nohup nice -n 10 python scripts/train_denoiser.py --ckpt-dir /work/train_ckpt --threads 1 --resume \\
         > /work/train_denoiser.log 2>&1 &
@@ -55,8 +56,24 @@ def command_line(argv: list[str] | None) -> str:
 
 
 def hardware(device: torch.device, threads: int) -> str:
+    """The device, the cores, the process's niceness and the machine's load when the run started (a shared CPU
+    trains many times slower than its core count suggests)."""
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or platform.machine())
-    return f"{device.type}: {name}; {os.cpu_count()} cores, torch threads {threads}; torch {torch.__version__}"
+    shared = f", nice {os.nice(0)}" if hasattr(os, "nice") else ""
+    if hasattr(os, "getloadavg"):
+        shared += f", load average {os.getloadavg()[0]:.1f} at start"
+    return f"{device.type}: {name}; {os.cpu_count()} cores{shared}; torch threads {threads}; torch {torch.__version__}"
+
+
+def stalls(history: list[list[float]]) -> tuple[float, int, float]:
+    """From the loss log ``[step, loss, elapsed s]``: seconds spent in intervals slower than 5× the median pace (the
+    job stopped or starved), their number, and the median seconds per step."""
+    pace = [((b[2] - a[2]) / (b[0] - a[0]), b[2] - a[2]) for a, b in zip(history, history[1:]) if b[0] > a[0]]
+    if not pace:
+        return 0.0, 0, float("nan")
+    median = float(np.median([p for p, _ in pace]))
+    slow = [d for p, d in pace if p > 5 * median]
+    return float(sum(slow)), len(slow), median
 
 
 def heldout_table(model: torch.nn.Module, device: torch.device, size: int = 128, seed: int = 12345) -> dict[str, dict[str, float]]:
@@ -133,7 +150,7 @@ def train(args, argv) -> None:
     ema.requires_grad_(False)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     generator = torch.Generator().manual_seed(args.seed)
-    step, elapsed, history = 0, 0.0, []
+    step, elapsed, history, runs = 0, 0.0, [], []
     if args.resume and ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
         if ck["arch"] != args.arch:
@@ -142,9 +159,12 @@ def train(args, argv) -> None:
         ema.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["optimizer"])
         generator.set_state(ck["generator"])
-        step, elapsed, history = ck["step"], ck["elapsed"], ck.get("history", [])
+        step, elapsed, history, runs = ck["step"], ck["elapsed"], ck.get("history", []), ck.get("runs", [])
         print(f"resumed from {ckpt_path} at step {step} ({elapsed:.0f} s of training so far)", flush=True)
     sampler, described = make_sampler(args)
+    # every (re)start with its command: a resumed run may change the schedule (e.g. a longer --steps)
+    runs = runs + [{"from_step": step, "command": command_line(argv), "hardware": hardware(device, args.threads),
+                    "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}]
     print(f"model {args.arch}: {sum(p.numel() for p in model.parameters())} parameters {model.config}; "
           f"receptive field {model.receptive_field}; {hardware(device, args.threads)}", flush=True)
 
@@ -157,7 +177,7 @@ def train(args, argv) -> None:
     def checkpoint() -> None:
         save_atomic({"arch": args.arch, "config": model.config, "model": model.state_dict(), "ema": ema.state_dict(),
                      "optimizer": opt.state_dict(), "generator": generator.get_state(), "step": step,
-                     "elapsed": elapsed, "history": history, "data": described, "seed": args.seed,
+                     "elapsed": elapsed, "history": history, "runs": runs, "data": described, "seed": args.seed,
                      "args": vars(args), "command": command_line(argv), "hardware": hardware(device, args.threads)},
                     ckpt_path)
 
@@ -241,6 +261,9 @@ def export(args, argv) -> None:
 
     ood = reference_statistics(den, train_like, seed=args.seed)
     a = ck["args"]
+    stalled, n_stalls, pace = stalls(ck.get("history", []))
+    runs = ck.get("runs") or [{"from_step": None, "command": ck["command"],
+                               "note": "checkpoint written before runs were recorded: only its last command is known"}]
     meta = {"command": ck["command"], "export_command": command_line(argv), "seed": ck["seed"], "steps": ck["step"],
             "train_seconds": round(ck["elapsed"], 1), "hardware": ck["hardware"], "device": str(device),
             "torch": str(torch.__version__), "architecture_version": ck["arch"], "batch": a["batch"],
@@ -249,7 +272,11 @@ def export(args, argv) -> None:
             "heldout": f"never trained on: skimage {', '.join(corpus.HELDOUT_NATURAL)}; fluorescence seeds 0-7; "
                        f"procedural seeds >= {corpus.HELDOUT_SEED}",
             "heldout_psnr_table": new, "heldout_psnr": fluo, "shipped_before": old["mean"],
-            "ood_reference": ood, "loss_history": ck.get("history", [])[-50:]}
+            "ood_reference": ood, "loss_history": ck.get("history", [])[-50:], "command_history": runs,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "train_seconds_note": f"wall seconds of the training loop summed over its runs; {stalled:.0f} s of it in "
+                                  f"{n_stalls} logging intervals slower than 5x the median pace (job stopped or "
+                                  f"starved); median {pace:.3f} s per step"}
     out = save_weights(model, args.out, **meta)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB); OOD reference {ood}", flush=True)
 
