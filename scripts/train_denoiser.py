@@ -22,6 +22,7 @@ niceness and load at each start), held-out figures and the out-of-distribution r
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -68,7 +69,7 @@ def hardware(device: torch.device, threads: int) -> str:
 def stalls(history: list[list[float]]) -> tuple[float, int, float]:
     """From the loss log ``[step, loss, elapsed s]``: seconds spent in intervals slower than 5× the median pace (the
     job stopped or starved), their number, and the median seconds per step."""
-    pace = [((b[2] - a[2]) / (b[0] - a[0]), b[2] - a[2]) for a, b in zip(history, history[1:]) if b[0] > a[0]]
+    pace = [((b[2] - a[2]) / (b[0] - a[0]), b[2] - a[2]) for a, b in itertools.pairwise(history) if b[0] > a[0]]
     if not pace:
         return 0.0, 0, float("nan")
     median = float(np.median([p for p, _ in pace]))
