@@ -83,6 +83,59 @@ def test_unrolled_refuses_acquired_pairs_and_missing_layers(viewer, errors, tmp_
     assert widget.run() is None and "clean image layer" in errors[-1]
 
 
+def test_training_options_follow_the_method_and_reach_train_supervised(viewer, qtbot, errors, tmp_path, monkeypatch):
+    """The dock shows the chosen method's own train_supervised keywords at the function's defaults and passes
+    what the user set (captured: no training runs)."""
+    import inspect
+    from pathlib import Path
+
+    from napari_invimg.widgets import train_supervised as dock_module
+
+    calls: list[dict] = []
+
+    def capture(method, **kwargs):
+        calls.append({"method": method, **kwargs})
+        return Path(kwargs["out"])
+
+    monkeypatch.setattr(dock_module, "train_supervised", capture)
+    defaults = {k: v.default for k, v in inspect.signature(ni.train_supervised).parameters.items()}
+    clean = viewer.add_image(ni.datasets.fluorescence((48, 48), seed=40), name="clean")
+    held = viewer.add_image(ni.datasets.fluorescence((48, 48), seed=41), name="held out")
+    widget = _train_widget(viewer, tmp_path)
+    widget.clean.value = [clean]
+    assert [w.name for w in widget.option_form] == ["keep_best", "weight_decay"] and not widget.takes_validation
+    widget.method.value = "unrolled"
+    shown = widget.option_form.values()
+    assert {"start", "start_pool", "start_refresh", "augment", "keep_best", "weight_decay"} <= set(shown)
+    assert widget.takes_validation and "validation_truth" not in shown
+    assert shown == {name: defaults[name] for name in shown}  # the function's defaults, typed
+    assert widget.option_form["start"].choices == ("cg", "wavelet", "tv")
+
+    widget.option_form.set_values({"start": "wavelet", "start_params": {"wavelet": "haar"}, "start_pool": 2,
+                               "start_refresh": 0.5, "augment": True, "keep_best": True, "weight_decay": 1e-4,
+                               "iterations": 3})
+    widget.validation.value = [held]
+    widget.steps.value = 3
+    task = widget.run()
+    assert task is not None
+    qtbot.waitUntil(lambda: task.done, timeout=60_000)
+    assert errors == [] and len(calls) == 1
+    got = calls[0]
+    assert got["method"] == "unrolled" and got["steps"] == 3
+    assert (got["start"], got["start_params"], got["start_pool"], got["start_refresh"]) == ("wavelet", {"wavelet": "haar"}, 2, 0.5)
+    assert got["augment"] is True and got["keep_best"] is True and got["weight_decay"] == 1e-4 and got["iterations"] == 3
+    assert len(got["validation_truth"]) == 1 and np.array_equal(got["validation_truth"][0], held.data)
+    assert [np.asarray(t).shape for t in got["truth"]] == [(48, 48)]
+
+    widget.option_form.set_values({"start_params": "'haar'"})  # not a dict: refused before training
+    assert widget.run() is None and "start_params" in errors[-1]
+    widget.method.value = "care"  # care's options only: the unrolled keywords are not passed
+    task = widget.run()
+    qtbot.waitUntil(lambda: task.done, timeout=60_000)
+    assert set(calls[-1]) & {"start", "augment", "start_refresh", "validation_truth"} == set()
+    assert calls[-1]["keep_best"] is False and calls[-1]["weight_decay"] == 0.0
+
+
 def test_unrolled_and_neural_field_in_the_reconstruct_dock(viewer, qtbot, errors, tmp_path, small_pair, measurement, reconstruct_in_dock):
     x, A, noise, y = small_pair
     path = ni.train_supervised("unrolled", truth=[ni.datasets.fluorescence((48, 48), seed=41)], operator=A,

@@ -15,6 +15,7 @@ only local generators, so a seeded training reproduces its weights bit for bit o
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -52,6 +53,7 @@ __all__ = [
     "classical_start",
     "load_supervised",
     "train_supervised",
+    "training_schema",
 ]
 
 FORMAT = "napari-invimg supervised 1"
@@ -694,6 +696,25 @@ def train_supervised(method: str, pairs: Sequence[tuple[np.ndarray, np.ndarray]]
 
 
 # -- the methods ---------------------------------------------------------------------------------------------------
+def _training_param(name: str, kind: type, low: float | None = None, high: float | None = None,
+                    choices: tuple | None = None, doc: str = "", log_scale: bool = False) -> Param:
+    """A keyword of :func:`train_supervised` as a :class:`Param`; its default is the function's (one source)."""
+    default = inspect.signature(train_supervised).parameters[name].default
+    return Param(name, kind, default, low, high, choices, doc, log_scale)
+
+
+_KEEP_BEST = _training_param("keep_best", bool, doc="write the weights of the best validation PSNR (early stopping)")
+_WEIGHT_DECAY = _training_param("weight_decay", float, 0.0, None, doc="decoupled weight decay (AdamW)", log_scale=True)
+
+
+def training_schema(method: str) -> list[dict[str, Any]]:
+    """The method-specific keywords of :func:`train_supervised` for ``method`` (name, type, default, bounds, doc,
+    as :func:`~napari_invimg.method_info`'s parameters), from the method class's ``training_params``; a ``list``
+    parameter takes images (``validation_truth``)."""
+    cls = get(method)
+    return [p.describe() for p in getattr(cls, "training_params", ())]
+
+
 WEIGHTS = Param("weights", str, "", doc="weights file from ni.train_supervised (the Train dock's supervised section)")
 
 
@@ -725,6 +746,8 @@ class Care(Method):
         Param("offset", float, None, doc="input value mapped to 0 (empty: the input's 1st percentile)"),
         Param("scale", float, None, 0.0, None, doc="input range mapped to 1 (empty: from the input's percentiles)"),
     )
+    #: train_supervised's keywords for care beyond the common ones (the Train dock shows them)
+    training_params = (_KEEP_BEST, _WEIGHT_DECAY)
     returns_std = True
     uncertainty = "ensemble"
     needs_adjoint = False
@@ -802,6 +825,23 @@ class Unrolled(Method):
         WEIGHTS,
         Param("phases", int, 4, 1, 16, doc="complex images: average over this many global phases of the data "
               "(a test-time ensemble; the phase of an MR image is arbitrary); real images: not used"),
+    )
+    #: train_supervised's keywords for unrolled beyond the common ones (the Train dock shows them)
+    training_params = (
+        _training_param("iterations", int, 1, 50, doc="unrolled steps K (one shared network)"),
+        _training_param("psf_range", float, 0.0, 0.9, doc="blur: PSF widths drawn × U(1 ± psf_range)"),
+        _training_param("start", str, choices=START_METHODS, doc="cg: MoDL; wavelet / tv: refine that classical "
+                        "reconstruction (the untrained network is the classical result)"),
+        _training_param("start_params", dict, doc="settings of the start method, e.g. {'wavelet': 'haar'} "
+                        "(empty: its defaults)"),
+        _training_param("start_pool", int, 1, 1000, doc="wavelet / tv start: operators in the pool of starts "
+                        "(with start_refresh: groups of a batch)"),
+        _training_param("start_refresh", float, 0.0, None, doc="wavelet / tv start: fresh starts per step "
+                        "(0: a fixed pool)"),
+        _training_param("augment", bool, doc="whole-image operators (MRI): random mirror and global phase"),
+        _training_param("validation_truth", list, doc="held-out clean images for the validation PSNR"),
+        _KEEP_BEST,
+        _WEIGHT_DECAY,
     )
     returns_std = False
     uncertainty = None

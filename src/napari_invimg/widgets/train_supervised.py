@@ -3,7 +3,9 @@
 Pairs are acquired (a low-quality and a high-quality layer of the same field) or simulated from clean layers
 through the forward model and noise set in the form (random crops, noise drawn on the fly). Training runs in a
 worker with a progress bar, a live loss / validation-PSNR plot and Cancel, which keeps the partial model; the
-weights file is what the Reconstruct dock's ``weights`` parameter takes.
+weights file is what the Reconstruct dock's ``weights`` parameter takes. The "training options" section shows the
+chosen method's own keywords of ``train_supervised`` (the method class's ``training_params``, defaults from the
+function's signature), e.g. unrolled's start, start_refresh, augment, held-out validation layers and keep_best.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from magicgui.widgets import ComboBox, Container, FileEdit, Label, Select, SpinB
 from napari.layers import Image
 from napari.utils.notifications import show_info
 
-from ..methods.supervised import DEFAULT_STEPS, SUPERVISED_METHODS, train_supervised
-from ._layout import fit_dock
-from ._models import ForwardModelControls, NoiseControls, layer_combo
+from ..methods.supervised import DEFAULT_STEPS, SUPERVISED_METHODS, train_supervised, training_schema
+from ._layout import Section, fit_dock
+from ._models import ForwardModelControls, NoiseControls, ParameterForm, layer_combo
 from ._plot import history_plot
 from ._runner import RunControls, Task, image_data, report_error, run_task, set_image_layer
 from ._settings import cache_folder
@@ -48,6 +50,11 @@ class TrainSupervisedWidget(Container):
         self.patch = SpinBox(label="patch (px)", value=64, min=16, max=1024, step=8, tooltip="crop size of a sample")
         self.net_width = SpinBox(label="network width", value=0, min=0, max=512,
                              tooltip="channels of the finest level (0: the method's default, 32 for care, 24 for unrolled)")
+        self.option_form = ParameterForm()  # the method's own training keywords (scalar ones)
+        self.validation = Select(label="validation layers", choices=self._image_layers,
+                                 tooltip="held-out clean images (not among the clean layers) for the validation PSNR; "
+                                         "none: draws from the training images")
+        self.training = Section("training options", [self.option_form, self.validation], collapsed=True)
         self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
         self.output = FileEdit(label="save weights to", mode="w", filter="*.pt",
                                value=str(cache_folder() / "care.pt"),
@@ -58,20 +65,38 @@ class TrainSupervisedWidget(Container):
         self.task: Task | None = None
         self.weights: Path | None = None
         widgets = [self.method, self.source, self.clean, self.low, self.high, self.forward, self.noise, self.steps,
-                   self.patch, self.net_width, self.seed, self.output, self.controls, self.report]
+                   self.patch, self.net_width, self.training, self.seed, self.output, self.controls, self.report]
         super().__init__(widgets=widgets + ([self.plot] if self.plot is not None else []))
         self.source.changed.connect(self._update_visibility)
         self.method.changed.connect(self._method_changed)
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
-            event.connect(lambda _e: self.clean.reset_choices())
+            event.connect(lambda _e: (self.clean.reset_choices(), self.validation.reset_choices()))
+        self._set_training_schema(self.method.value)
         self._update_visibility()
         fit_dock(self)
 
     def _image_layers(self, _widget=None) -> list:
         return [(layer.name, layer) for layer in self.viewer.layers if isinstance(layer, Image)]
 
+    def _set_training_schema(self, method: str) -> None:
+        schema = training_schema(method)
+        self.option_form.set_schema([p for p in schema if p["type"] != "list"])
+        self.takes_validation = any(p["name"] == "validation_truth" for p in schema)
+        self.validation.visible = self.takes_validation
+
+    def training_options(self) -> dict[str, Any]:
+        """The method's own keywords of ``train_supervised`` as set in the "training options" section."""
+        options = self.option_form.values()
+        for name, value in options.items():
+            if self.option_form._schema[name]["type"] == "dict" and value is not None and not isinstance(value, dict):
+                raise ValueError(f"{name} must be written as a dict, e.g. {{'wavelet': 'haar'}}, or left empty.")
+        if self.takes_validation and self.validation.value:
+            options["validation_truth"] = [image_data(layer, "validation image") for layer in self.validation.value]
+        return options
+
     def _method_changed(self, value: str) -> None:
         self.steps.value = DEFAULT_STEPS[value]
+        self._set_training_schema(value)
         out = Path(self.output.value)
         if out.stem in SUPERVISED_METHODS:
             self.output.value = out.with_name(f"{value}.pt")
@@ -115,6 +140,7 @@ class TrainSupervisedWidget(Container):
                 raise ValueError(f"The folder {out.parent} does not exist; choose where to save the weights.")
             steps, seed, patch = int(self.steps.value), int(self.seed.value), int(self.patch.value)
             width = int(self.net_width.value) or None
+            kwargs.update(self.training_options())
         except Exception as exc:
             report_error(exc)
             return None
