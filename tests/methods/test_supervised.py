@@ -140,6 +140,37 @@ def test_unrolled_blur_and_mri(blur_problem, tmp_path):
         ni.reconstruct(y, A40, "unrolled", noise=noise, weights=str(pm))
 
 
+def test_neural_field_frequency_from_the_data_spectrum():
+    """The automatic Fourier-feature scale: lower for a smooth image than a detailed one under the same noise, the
+    same in other units, converted to the fine grid of a binning operator, the fallback where the data are not an
+    image on the field's grid; the run records what it used."""
+    from scipy.ndimage import gaussian_filter
+
+    from napari_invimg.methods.neural_field import FALLBACK_FREQUENCY, automatic_frequency, signal_bandwidth
+
+    detailed = ni.datasets.fluorescence((64, 64), seed=2)
+    smooth = gaussian_filter(detailed, 3.0)
+    smooth = smooth / smooth.max() * detailed.max()
+    A, noise = ni.operators.Identity(detailed.shape), ni.noise.Gaussian(0.05)
+    f_detailed, how = automatic_frequency(torch.as_tensor(ni.simulate(detailed, A, noise, seed=0)), A, noise)
+    f_smooth, _ = automatic_frequency(torch.as_tensor(ni.simulate(smooth, A, noise, seed=0)), A, noise)
+    assert f_smooth < 0.7 * f_detailed and "signal bandwidth" in how
+    y = ni.simulate(detailed, A, noise, seed=0)
+    assert automatic_frequency(torch.as_tensor(250.0 * y), A, ni.noise.Gaussian(250.0 * 0.05))[0] == pytest.approx(f_detailed)
+    # white noise alone: the spectrum is at the floor from the first ring on
+    white = torch.as_tensor(np.random.default_rng(0).normal(0, 0.05, (64, 64)))
+    assert signal_bandwidth(white, 0.05 ** 2) <= 2 / 64
+    D = ni.operators.Downsampling((64, 64), factor=2)
+    coarse = torch.as_tensor(D.forward(detailed))
+    assert automatic_frequency(coarse, D, noise)[0] == pytest.approx(
+        automatic_frequency(coarse, ni.operators.Identity((32, 32)), noise)[0] / 2)
+    samples = torch.as_tensor(np.random.default_rng(1).normal(0, 1, 100))  # data not on the field's grid
+    assert automatic_frequency(samples, A, noise)[0] == FALLBACK_FREQUENCY
+    rec = ni.reconstruct(y, A, "neural_field", noise=noise, iterations=3)
+    assert rec.info["frequency"] == pytest.approx(f_detailed) and rec.info["frequency_from"] == how
+    assert ni.reconstruct(y, A, "neural_field", noise=noise, iterations=3, frequency=0.05).info["frequency_from"] == "given"
+
+
 def test_neural_field_fits_upsamples_and_handles_stacks():
     x = ni.datasets.fluorescence((32, 32), seed=1)
     A, noise = ni.operators.Identity(x.shape), ni.noise.Gaussian(0.05)

@@ -8,12 +8,18 @@ behind (tested on the iterate, the rule stopped cell/blur at iteration 62 with t
 RESULTS §13). Being continuous, the field can be
 evaluated ``upsample`` times finer than the data: the fit then uses the fine image averaged back onto the data
 grid (pixel integration), and the returned image is the fine one (super-resolution by evaluation).
+
+The Fourier-feature scale (std of the frequencies ``B``) is chosen per image from the data unless given: the
+signal bandwidth ``f_s`` of the data (the lowest frequency at which their ring-averaged power spectrum falls to
+twice the noise floor, :func:`signal_bandwidth`) times a fixed fraction, ``f = BANDWIDTH_FRACTION · f_s``. A smooth
+image then gets a smooth field (the network fits its low band before the noise), a detailed one a sharper field.
 References: Tancik et al., NeurIPS 2020; Sun et al., CoIL: coordinate-based internal learning for tomographic
 imaging, IEEE TCI 7 (2021) 1400.
 """
 
 from __future__ import annotations
 
+import math
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +29,57 @@ from ..nets.field import FourierField, grid_coordinates
 from .dip import POSITIVE, STOP_PARAMS, DIPProblem, fit_network
 from .registry import ITERATIONS, Context, Estimate, Method, Param
 
-__all__ = ["NeuralField"]
+__all__ = ["NeuralField", "signal_bandwidth", "automatic_frequency", "BANDWIDTH_FRACTION", "FALLBACK_FREQUENCY"]
+
+#: Fourier-feature std as a fraction of the data's signal bandwidth (chosen on validation images that are not the
+#: benchmark's: the moon, coins and a fluorescence image of another seed; RESULTS §13, 2026-12-07 nfield)
+BANDWIDTH_FRACTION = 0.13
+#: the scale where the data are not an image on a grid proportional to the field's (cycles per pixel)
+FALLBACK_FREQUENCY = 0.03
+#: the automatic scale is kept within these bounds (cycles per pixel)
+FREQUENCY_BOUNDS = (0.004, 0.1)
+
+
+def signal_bandwidth(y: torch.Tensor, floor: float, ratio: float = 2.0) -> float:
+    """The lowest frequency (cycles per pixel of ``y``'s last two axes) at which the ring-averaged power spectrum of
+    ``y`` (Hann window, mean over leading axes, rings one frequency step wide, smoothed over 3 rings) falls below
+    ``ratio × floor``; ``floor`` the white noise's power, i.e. its variance per pixel. ``0.5`` if it never does."""
+    a = y.detach().abs() if y.is_complex() else y.detach()
+    a = a.to("cpu", torch.float64).reshape(-1, *a.shape[-2:])
+    n0, n1 = a.shape[-2:]
+    if min(n0, n1) < 8:
+        raise ValueError("signal_bandwidth needs at least 8 × 8 pixels.")
+    w = torch.outer(torch.hann_window(n0, periodic=False, dtype=torch.float64),
+                    torch.hann_window(n1, periodic=False, dtype=torch.float64))
+    a = a - a.mean(dim=(-2, -1), keepdim=True)
+    power = (torch.fft.fft2(a * w).abs() ** 2).mean(0) / float((w * w).sum())
+    r = torch.sqrt(torch.fft.fftfreq(n0, dtype=torch.float64)[:, None] ** 2
+                   + torch.fft.fftfreq(n1, dtype=torch.float64)[None, :] ** 2)
+    step = 1.0 / min(n0, n1)
+    rings = int(0.5 / step) + 1
+    index = torch.round(r / step).long().clamp(max=rings).flatten()
+    sums = torch.zeros(rings + 1, dtype=torch.float64).index_add_(0, index, power.flatten())
+    counts = torch.zeros(rings + 1, dtype=torch.float64).index_add_(0, index, torch.ones_like(power.flatten()))
+    profile = (sums / counts.clamp(min=1))[1:rings]  # rings 1 … (the zero frequency left out)
+    smooth = F.avg_pool1d(profile[None, None], 3, 1, 1, count_include_pad=False)[0, 0]
+    below = (smooth < ratio * floor).nonzero()
+    return float((int(below[0]) + 1) * step) if below.numel() else 0.5
+
+
+def automatic_frequency(y: torch.Tensor, A, noise) -> tuple[float, str]:
+    """The Fourier-feature std for data ``y`` (cycles per pixel of the field's grid, ``A.in_shape``) and how it was
+    chosen: ``BANDWIDTH_FRACTION ×`` :func:`signal_bandwidth` of ``y`` against ``noise``'s mean variance, converted
+    to the field's pixels where ``y`` lies on a grid proportional to it (a binning operator), else the fallback."""
+    lateral_in, lateral_y = tuple(A.in_shape)[-2:], tuple(y.shape)[-2:]
+    ratios = [ny / nx for ny, nx in zip(lateral_y, lateral_in)]
+    if (y.ndim != len(A.in_shape) or len(lateral_y) < 2 or min(lateral_y) < 8
+            or not math.isclose(ratios[0], ratios[1], rel_tol=1e-6) or ratios[0] > 1):
+        return FALLBACK_FREQUENCY, "fallback (the data are not an image on the field's grid)"
+    with torch.no_grad():
+        floor = float(noise.variance(y.real if y.is_complex() else y).mean())
+    bandwidth = signal_bandwidth(y, floor) * ratios[0]
+    low, high = FREQUENCY_BOUNDS
+    return min(max(BANDWIDTH_FRACTION * bandwidth, low), high), f"{BANDWIDTH_FRACTION} × signal bandwidth {bandwidth:.3g}"
 
 
 class _FieldImage(nn.Module):
@@ -67,8 +123,8 @@ class NeuralField(Method):
         Param("window", int, 20, 2, 10000, doc="length (iterations) of the exponential window of the running mean/variance"),
         Param("patience", int, 100, 1, 100000, doc="stop when the running variance has not reached a new minimum for this many iterations"),
         Param("upsample", int, 1, 1, 8, doc="return the image this many times finer than the data (lateral axes)"),
-        Param("frequency", float, 0.03, 0.001, 1.0, doc="std of the Fourier feature frequencies, cycles per data pixel "
-              "(0.03: the best of 0.02–0.08 on validation images, not the benchmark's; RESULTS §13)"),
+        Param("frequency", float, None, 0.001, 1.0, doc="std of the Fourier feature frequencies, cycles per data pixel "
+              "(empty: 0.13 × the data's signal bandwidth, where their power spectrum falls to twice the noise floor)"),
         Param("features", int, 128, 4, 2048, doc="number of random Fourier frequencies"),
         Param("width", int, 128, 4, 2048, doc="hidden units per layer"),
         Param("layers", int, 3, 1, 12, doc="hidden layers"),
@@ -79,9 +135,12 @@ class NeuralField(Method):
     complex_images = True
 
     def run(self, y, A, noise, ctx: Context, iterations: int, positive: bool, lr: float, stop: str, tau: float,
-            window: int, patience: int, upsample: int, frequency: float, features: int, width: int,
+            window: int, patience: int, upsample: int, frequency: float | None, features: int, width: int,
             layers: int) -> Estimate:
         problem = DIPProblem.for_operator(y, A, noise, positive)
+        chosen = "given"
+        if frequency is None:
+            frequency, chosen = automatic_frequency(y, A, noise)
         field = FourierField(A.ndim, problem.out_channels, ctx.generator(offset=11), features, frequency, width, layers)
         net = _FieldImage(field, tuple(A.in_shape), upsample)
         coords = grid_coordinates(tuple(A.in_shape), upsample, ctx.device)[None]
@@ -92,5 +151,5 @@ class NeuralField(Method):
             with torch.no_grad():
                 x = problem.image(net.fine(coords))[0]
         info.update(parameters=sum(p.numel() for p in field.parameters()), upsample=upsample,
-                    grid_shape=list(x.shape))
+                    grid_shape=list(x.shape), frequency=float(frequency), frequency_from=chosen)
         return Estimate(x, info=info)
