@@ -4,7 +4,7 @@ For a case of ``bench_rl.py``: scikit-image's PSNR path (its arithmetic replayed
 its best PSNR and the iteration ``k_sk`` where it peaks; our PSNR path (``ni.reconstruct(..., stop="none")``) gives
 the first iteration ``k_ours`` at which ours reaches that PSNR. Then both whole calls are timed alternately —
 ``skimage.restoration.richardson_lucy(num_iter=k_sk)`` and ``ni.reconstruct(..., iterations=k_ours, stop="none")``,
-each with its own set-up (our padded grid, normalization, offsets; scikit-image's conversions) — and the speed-up
+each with its own set-up (our transforms' eigenvalues or padded grid, offsets; scikit-image's conversions) — and the speed-up
 is the ratio of their 20th-percentile times (the issue's bar: ≥ 3×). ``cpu`` times process CPU seconds instead
 of wall seconds: on a loaded machine with one thread that removes the time spent waiting for a core (with more
 threads it counts every thread's CPU time, including spinning, and is not meaningful).

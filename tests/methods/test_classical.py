@@ -124,20 +124,21 @@ def test_richardson_lucy_on_the_padded_grid_equals_a_reference(boundary):
     y = rng.uniform(0.2, 1.0, (20, 23))
     A = ni.operators.Blur(psf, y.shape, boundary=boundary)
     rec = ni.reconstruct(y.astype(np.float32), A, "richardson_lucy", noise=ni.noise.Poisson(1.0), iterations=8,
-                         stop="none", acceleration=False, offset=0.05)
+                         stop="none", acceleration=False, offset=0.05, object_domain="padded")
     ref = _reference_padded_grid_rl(y, psf, A.grid, 0.05, 8)
     window = tuple(slice(b, b + n) for b, n in zip(A.before, y.shape))
     np.testing.assert_allclose(rec.mean, ref[window], rtol=2e-4, atol=1e-6)
     assert "padded grid" in rec.info["object_domain"]
     # accelerated, it fits the data at least as well in the same number of iterations
     fast = ni.reconstruct(y.astype(np.float32), A, "richardson_lucy", noise=ni.noise.Poisson(1.0), iterations=8,
-                          stop="none", offset=0.05)
+                          stop="none", offset=0.05, object_domain="padded")
     assert fast.info["history"]["misfit"][-1] <= rec.info["history"]["misfit"][-1] + 1e-6
 
     # the operator's own boundary model on the field of view stays available
     own = ni.reconstruct(y.astype(np.float32), A, "richardson_lucy", noise=ni.noise.Poisson(1.0), iterations=8,
                          stop="none", acceleration=False, offset=0.05, object_domain="boundary")
-    assert own.info["object_domain"] == "the operator's domain" and own.mean.shape == y.shape
+    expected = "cosine transform" if boundary == "reflect" else "the operator's domain"  # the PSF is symmetric
+    assert expected in own.info["object_domain"] and own.mean.shape == y.shape
     assert np.abs(own.mean - rec.mean).max() > 1e-4  # a different model near the borders
     # the fast deviance (log + dot, the noise model's shift) equals noise.misfit's at the flat first iterate,
     # which both models blur to the same flat image under the reflect boundary
@@ -145,10 +146,11 @@ def test_richardson_lucy_on_the_padded_grid_equals_a_reference(boundary):
         assert rec.info["history"]["misfit"][0] == pytest.approx(own.info["history"]["misfit"][0], rel=1e-4)
 
 
-def _reference_accelerated_rl(y, psf, grid, c, shift, gain, iterations):
+def _reference_accelerated_rl(y, psf, grid, c, shift, gain, iterations, operators=None):
     """Biggs–Andrews accelerated RL on the padded grid (float64, direct convolutions), with the mean Poisson
-    deviance of the shifted data y + s against the model A v + c − (c − s) at each extrapolated point v."""
-    forward, adjoint = _reference_grid_operators(psf, grid, y.shape)
+    deviance of the shifted data y + s against the model A v + c − (c − s) at each extrapolated point v.
+    ``operators``: (forward, adjoint) of another model (the object then lives on the data's grid)."""
+    forward, adjoint = operators or _reference_grid_operators(psf, grid, y.shape)
     norm = adjoint(np.ones_like(y))
     support = norm > 1e-6 * norm.max()
     yc = np.clip(y + c, 0, None)
@@ -180,7 +182,7 @@ def test_accelerated_richardson_lucy_and_its_deviance_equal_a_reference(noise, o
     y = rng.uniform(0.2, 1.0, (20, 23))
     A = ni.operators.Blur(psf, y.shape, boundary="reflect")
     rec = ni.reconstruct(y.astype(np.float32), A, "richardson_lucy", noise=noise, iterations=10, stop="none",
-                         offset=offset)
+                         offset=offset, object_domain="padded")
     c = rec.info["offset"]
     shift = noise.sigma_scalar ** 2 / noise.gain
     assert (c == shift) == (offset is None)
@@ -191,6 +193,60 @@ def test_accelerated_richardson_lucy_and_its_deviance_equal_a_reference(noise, o
     np.testing.assert_allclose(history["misfit"], deviances, rtol=1e-4)
     window = tuple(slice(b, b + n) for b, n in zip(A.before, y.shape))
     np.testing.assert_allclose(rec.mean, ref[window], rtol=2e-3, atol=1e-5)
+
+
+def _reference_reflect_operators(psf: np.ndarray, shape: tuple[int, ...]):
+    """The reflect blur as an explicit matrix, column by column from ``scipy.ndimage.convolve(mode="reflect")``
+    (half-sample mirror, float64, direct), and its transpose: no cosine transform, no symmetry assumed."""
+    import scipy.ndimage
+
+    n = int(np.prod(shape))
+    matrix = np.empty((n, n))
+    for j in range(n):
+        unit = np.zeros(n)
+        unit[j] = 1.0
+        matrix[:, j] = scipy.ndimage.convolve(unit.reshape(shape), psf, mode="reflect").ravel()
+    return (lambda x: (matrix @ x.ravel()).reshape(shape)), (lambda r: (matrix.T @ r.ravel()).reshape(shape))
+
+
+@pytest.mark.parametrize("shape, psf_shape", [((20, 23), (7, 5)), ((6, 9, 8), (3, 5, 3))])
+@pytest.mark.parametrize("noise, offset", [(ni.noise.Poisson(0.01), None), (ni.noise.PoissonGaussian(0.01, 0.02), 0.1)])
+def test_reflect_richardson_lucy_by_the_cosine_transform_equals_a_reference(shape, psf_shape, noise, offset,
+                                                                              monkeypatch):
+    """The default RL for a reflect blur with a symmetric PSF (the operator's own model, diagonal in the DCT-II):
+    weights, deviances and result against an independent float64 matrix of ``scipy.ndimage.convolve`` (reflect), on
+    the CPU route (scipy's cosine transforms) and the other devices' route (the image mirrored to 2N, FFT)."""
+    from napari_invimg.methods import classical
+
+    rng = np.random.default_rng(7)
+    grids = np.meshgrid(*[np.arange(k) - k // 2 for k in psf_shape], indexing="ij")
+    psf = np.exp(-sum(g.astype(float) ** 2 / (1.0 + i) for i, g in enumerate(grids)))
+    psf /= psf.sum()
+    y = rng.uniform(0.2, 1.0, shape)
+    A = ni.operators.Blur(psf, shape, boundary="reflect")
+    shift = noise.sigma_scalar ** 2 / noise.gain
+    results = []
+    for host in (True, False):
+        monkeypatch.setattr(classical, "_host_transforms", lambda device, host=host: host)
+        rec = ni.reconstruct(y.astype(np.float32), A, "richardson_lucy", noise=noise, iterations=10, stop="none",
+                             offset=offset)
+        assert ("cosine transform" if host else "mirrored FFT") in rec.info["object_domain"]
+        results.append(rec)
+    c = results[0].info["offset"]
+    ref, deviances, alphas = _reference_accelerated_rl(y, psf, None, c, shift, noise.gain, 10,
+                                                       operators=_reference_reflect_operators(psf, shape))
+    assert max(alphas) > 0.2  # the extrapolation is exercised
+    for rec in results:
+        np.testing.assert_allclose(rec.info["history"]["alpha"], alphas, rtol=1e-3, atol=1e-4)
+        np.testing.assert_allclose(rec.info["history"]["misfit"], deviances, rtol=1e-4)
+        np.testing.assert_allclose(rec.mean, ref, rtol=2e-3, atol=1e-5)
+    # an asymmetric PSF has no cosine-transform diagonal: the padded grid
+    skew = psf.copy()
+    skew[(0,) * len(shape)] *= 3
+    B = ni.operators.Blur(skew, shape, boundary="reflect")
+    monkeypatch.setattr(classical, "_host_transforms", lambda device: True)
+    assert "padded grid" in ni.reconstruct(y.astype(np.float32), B, "richardson_lucy", noise=noise, iterations=2,
+                                           stop="none").info["object_domain"]
 
 
 @pytest.mark.parametrize("shape, psf_shape", [((21,), (6,)), ((20, 23), (7, 4)), ((9, 12, 10), (5, 6, 3))])

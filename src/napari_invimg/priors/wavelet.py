@@ -51,10 +51,11 @@ def _filter(x: torch.Tensor, taps: list[float], dim: int, dilation: int, adjoint
     return out
 
 
-def _filter_pair(x: torch.Tensor, lo: list[float], hi: list[float], dim: int,
-                 dilation: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`_filter` with two filters of one length at once, sharing each shifted copy of ``x``."""
-    a, b = torch.mul(x, lo[0]), torch.mul(x, hi[0])
+def _filter_pair(x: torch.Tensor, lo: list[float], hi: list[float], dim: int, dilation: int,
+                 out: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None)) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_filter` with two filters of one length at once, sharing each shifted copy of ``x`` (``out``: where to
+    write each, ``None`` for a new tensor)."""
+    a, b = torch.mul(x, lo[0], out=out[0]), torch.mul(x, hi[0], out=out[1])
     for k in range(1, len(lo)):
         shifted = torch.roll(x, shifts=-k * dilation, dims=dim)
         a.add_(shifted, alpha=lo[k])
@@ -62,11 +63,12 @@ def _filter_pair(x: torch.Tensor, lo: list[float], hi: list[float], dim: int,
     return a, b
 
 
-def _haar_pair(x: torch.Tensor, dim: int, dilation: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _haar_pair(x: torch.Tensor, dim: int, dilation: int,
+               out: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None)) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`_filter_pair` for lo = (½, ½), hi = (−½, ½): lo = ½(x + r), hi = lo − x with r the shifted x (4 passes;
     no ``lerp``, whose complex kernel is ~6× slower than ``add`` on CPU)."""
-    low = torch.add(x, torch.roll(x, shifts=-dilation, dims=dim)).mul_(0.5)
-    return low, torch.sub(low, x)
+    low = torch.add(x, torch.roll(x, shifts=-dilation, dims=dim), out=out[0]).mul_(0.5)
+    return low, torch.sub(low, x, out=out[1])
 
 
 def _haar_merge(low: torch.Tensor, high: torch.Tensor, dim: int, dilation: int) -> torch.Tensor:
@@ -143,16 +145,41 @@ class WaveletSparsity(AnalysisRegularizer):
     def _swt(self, x: torch.Tensor) -> torch.Tensor:
         lo = [f / math.sqrt(2) for f in self.lo]
         hi = [f / math.sqrt(2) for f in self.hi]
-        approx, details = x, []
-        pair = _haar_pair if self._is_haar(lo, hi) else partial(_filter_pair, lo=lo, hi=hi)
+        nb = 2**self.ndim - 1
+        haar = self._is_haar(lo, hi)
+        if torch.is_grad_enabled() and x.requires_grad:  # autograd: no ``out=``, stack the bands
+            approx, details = x, []
+            pair = _haar_pair if haar else partial(_filter_pair, lo=lo, hi=hi)
+            for j in range(self.levels):
+                bands = [approx]
+                for i in range(self.ndim):
+                    dim = x.ndim - self.ndim + i
+                    bands = [out for b in bands for out in pair(b, dim=dim, dilation=2**j)]
+                details += bands[1:]
+                approx = bands[0]
+            return torch.stack(details + [approx], dim=0)
+        # the last axis of each level writes its bands into the output's slots (no stacking copy)
+        coefficients = x.new_empty((self.levels * nb + 1,) + tuple(x.shape))
+        approx = x
         for j in range(self.levels):
             bands = [approx]
             for i in range(self.ndim):
                 dim = x.ndim - self.ndim + i
-                bands = [out for b in bands for out in pair(b, dim=dim, dilation=2**j)]
-            details += bands[1:]
+                last = i == self.ndim - 1
+                pairs = []
+                for b_index, b in enumerate(bands):
+                    slots = (None, None)
+                    if last:  # output bands 2·b_index (the approximation when 0) and 2·b_index + 1
+                        lo_slot = (self.levels * nb if j == self.levels - 1 else None) if b_index == 0 \
+                            else j * nb + 2 * b_index - 1
+                        slots = (None if lo_slot is None else coefficients[lo_slot], coefficients[j * nb + 2 * b_index])
+                    if haar:
+                        pairs += _haar_pair(b, dim=dim, dilation=2**j, out=slots)
+                    else:
+                        pairs += _filter_pair(b, lo=lo, hi=hi, dim=dim, dilation=2**j, out=slots)
+                bands = pairs
             approx = bands[0]
-        return torch.stack(details + [approx], dim=0)
+        return coefficients
 
     def _iswt(self, c: torch.Tensor) -> torch.Tensor:
         lo = [f / math.sqrt(2) for f in self.lo]
@@ -223,6 +250,15 @@ class WaveletSparsity(AnalysisRegularizer):
 
     def project_dual(self, p: torch.Tensor) -> torch.Tensor:
         w = self.band_weights(p[0])
+        if (self.kind == "undecimated" and w.shape[0] == p.shape[0] > 1
+                and not (torch.is_grad_enabled() and p.requires_grad)):  # (autograd: no ``out=``)
+            # the approximation band (the last) has weight 0: its projection is 0, the other bands as below
+            out = torch.empty_like(p)
+            out[-1].zero_()
+            details = p[:-1]
+            factor = _magnitude2(details).clamp_(min=1e-37).rsqrt_().mul_(w[:-1]).clamp_(max=1.0)
+            torch.mul(details, factor, out=out[:-1])
+            return out
         # min(1, w/|p|) from |p|² = Re² + Im² (a complex abs costs ~10× as much on CPU)
         return p * torch.rsqrt(_magnitude2(p).clamp_(min=1e-37)).mul(w).clamp_(max=1.0)
 
