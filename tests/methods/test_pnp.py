@@ -107,7 +107,7 @@ def test_mri_plug_and_play_uses_the_mri_weights_and_weights_override(tmp_path):
     sc = mri.simulate_kspace(mri.brain((32, 32), seed=3), 4, kind="poisson", acceleration=4, snr_db=30.0, seed=0)
     assert default_denoiser(sc.operator) == "drunet_mri"
     noise = ni.noise.Gaussian(sc.sigma)
-    run = dict(noise=noise, iterations=3, start="adjoint")
+    run = {"noise": noise, "iterations": 3, "start": "adjoint"}
     mri_default = ni.reconstruct(sc.kspace, sc.operator, "pnp_admm", **run)
     general = ni.reconstruct(sc.kspace, sc.operator, "pnp_admm", denoiser="drunet", **run)
     assert mri_default.info["denoiser"] == "drunet_mri" and general.info["denoiser"] == "drunet"
