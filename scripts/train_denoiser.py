@@ -17,6 +17,15 @@ niceness and load at each start), held-out figures and the out-of-distribution r
     nohup nice -n 10 python scripts/train_denoiser.py --ckpt-dir /work/train_ckpt --threads 1 --resume \\
         > /work/train_denoiser.log 2>&1 &
     python scripts/train_denoiser.py --ckpt-dir /work/train_ckpt --export --out src/napari_invimg/nets/weights/denoiser.pt
+
+``--corpus mri`` fine-tunes for MR magnitude images (the MRI weights ``nets/weights/denoiser_mri.pt``, which the MRI
+operators ask plug-and-play for): ``mri.training_magnitudes`` (random ellipse phantoms, ``mri.brain`` seeds ≥ 2, the
+small signed imaginary part a phase-removed image keeps; never the test images Shepp–Logan and brain seed 0), Gaussian
+noise only, from ``--init`` (e.g. the shipped weights), σ in ``--sigma-min``–``--sigma-max``; ``--export`` then
+evaluates on held-out MR images (ellipse seeds ≥ 10⁶, brain seed 1) against ``--init``:
+
+    nohup python scripts/train_denoiser.py --corpus mri --arch small --init src/napari_invimg/nets/weights/denoiser.pt \
+        --sigma-min 0.002 --sigma-max 0.08 --lr 3e-4 --warmup 50 --steps 3000 --ckpt-dir /tmp/mri_ckpt --resume &
 """
 
 from __future__ import annotations
@@ -39,7 +48,7 @@ import napari_invimg as ni
 from napari_invimg._device import resolve_device
 from napari_invimg.nets import corpus
 from napari_invimg.nets.drunet import SmallDRUNet, load_weights, save_weights, shipped_weights
-from napari_invimg.nets.ood import reference_statistics
+from napari_invimg.nets.ood import SIGMA_REF, reference_statistics
 from napari_invimg.nets.training import SIGMA_RANGE, PatchSampler, add_noise, heldout_set
 
 #: the network trained by default (``--arch v2``): 2×2 pixel unshuffle, then a 4-level bias-free UNet
@@ -77,18 +86,36 @@ def stalls(history: list[list[float]]) -> tuple[float, int, float]:
     return float(sum(slow)), len(slow), median
 
 
-def heldout_table(model: torch.nn.Module, device: torch.device, size: int = 128, seed: int = 12345) -> dict[str, dict[str, float]]:
+MRI_EVAL_SIGMAS = (0.005, 0.01, 0.02)
+
+
+def mri_heldout_images(size: int | None = 128) -> dict[str, np.ndarray]:
+    """Held-out MR magnitudes for ``--corpus mri`` (never trained on): ellipse phantoms seeds 10⁶, 10⁶ + 1 and
+    ``mri.brain`` seed 1 (the tuning image), center-cropped to ``size``²."""
+    from napari_invimg import mri
+
+    out = {f"ellipses-{k}": mri.random_ellipses((256, 256), seed=corpus.HELDOUT_SEED + k) for k in range(2)}
+    out["brain-1"] = np.abs(mri.brain((256, 256), seed=1)).astype(np.float32)
+    if size is None:
+        return out
+    return {name: np.ascontiguousarray(im[(256 - size) // 2:(256 + size) // 2, (256 - size) // 2:(256 + size) // 2])
+            for name, im in out.items()}
+
+
+def heldout_table(model: torch.nn.Module, device: torch.device, size: int = 128, seed: int = 12345,
+                  kind: str = "general") -> dict[str, dict[str, float]]:
     """PSNR per held-out image and σ (Gaussian noise, true σ given), and the means."""
-    images = corpus.heldout_images(size)
+    images = corpus.heldout_images(size) if kind == "general" else mri_heldout_images(size)
+    sigmas = EVAL_SIGMAS if kind == "general" else MRI_EVAL_SIGMAS
     rng = np.random.default_rng(seed)
     table: dict[str, dict[str, float]] = {}
     with torch.no_grad():
         for name, clean in images.items():
-            for s in EVAL_SIGMAS:
+            for s in sigmas:
                 noisy = (clean + s * rng.standard_normal(clean.shape)).astype(np.float32)
                 out = model(torch.from_numpy(noisy)[None, None].to(device), torch.tensor([s], device=device))[0, 0]
                 table.setdefault(name, {})[str(s)] = round(ni.metrics.psnr(out.cpu().numpy(), clean), 2)
-    table["mean"] = {str(s): round(float(np.mean([table[n][str(s)] for n in images])), 2) for s in EVAL_SIGMAS}
+    table["mean"] = {str(s): round(float(np.mean([table[n][str(s)] for n in images])), 2) for s in sigmas}
     return table
 
 
@@ -117,27 +144,40 @@ def save_atomic(obj: dict, path: Path) -> None:
 def make_sampler(args) -> tuple[PatchSampler, str]:
     """The training crops' sampler; the generated corpus is cached in ``--ckpt-dir`` (a restart skips making it)."""
     started = time.perf_counter()
-    cache = Path(args.ckpt_dir) / f"corpus-{args.procedural}-{args.fluorescence}-{args.seed}.npz"
+    if args.corpus == "mri":
+        cache = Path(args.ckpt_dir) / f"corpus-mri-{args.procedural}-{args.seed}.npz"
+        sources: tuple[str, ...] = ("ellipses", "brain", "residual")
+    else:
+        cache = Path(args.ckpt_dir) / f"corpus-{args.procedural}-{args.fluorescence}-{args.seed}.npz"
+        sources = ("dead_leaves", "cells", "fluorescence", "natural")
     if cache.exists():
         with np.load(cache) as z:
-            data = {k: [z[f"{k}/{i}"] for i in range(int(z[f"{k}/n"]))] for k in ("dead_leaves", "cells", "fluorescence",
-                                                                               "natural")}
+            data = {k: [z[f"{k}/{i}"] for i in range(int(z[f"{k}/n"]))] for k in sources}
     else:
-        data = corpus.training_images(procedural=args.procedural, fluorescence=args.fluorescence, seed=args.seed)
+        if args.corpus == "mri":
+            from napari_invimg import mri
+
+            data = mri.training_magnitudes(n=args.procedural, seed=args.seed)
+        else:
+            data = corpus.training_images(procedural=args.procedural, fluorescence=args.fluorescence, seed=args.seed)
         flat = {f"{k}/{i}": im for k, ims in data.items() for i, im in enumerate(ims)}
         flat.update({f"{k}/n": np.array(len(ims)) for k, ims in data.items()})
         tmp = cache.with_name(cache.name + ".tmp.npz")
         np.savez(tmp, **flat)
         os.replace(tmp, cache)
-    shares = {"dead_leaves": args.share_leaves, "cells": args.share_cells, "fluorescence": args.share_fluorescence,
-              "natural": 1 - args.share_leaves - args.share_cells - args.share_fluorescence}
+    if args.corpus == "mri":  # as many crops from each source as it has images
+        shares = {k: len(v) / sum(len(u) for u in data.values()) for k, v in data.items()}
+    else:
+        shares = {"dead_leaves": args.share_leaves, "cells": args.share_cells, "fluorescence": args.share_fluorescence,
+                  "natural": 1 - args.share_leaves - args.share_cells - args.share_fluorescence}
     images, weights = [], []
     for source, ims in data.items():
         images += ims
         weights += [shares[source] / len(ims)] * len(ims)
     described = ", ".join(f"{len(v)} {k} (share {shares[k]:.2f})" for k, v in data.items())
     print(f"data: {described}; made in {time.perf_counter() - started:.0f} s", flush=True)
-    return PatchSampler(images, patch=args.patch, weights=weights), described
+    # the residual (imaginary-part) images are signed: no intensity jitter towards [0, 1] for any MR image
+    return PatchSampler(images, patch=args.patch, weights=weights, intensity_jitter=args.corpus != "mri"), described
 
 
 def train(args, argv) -> None:
@@ -152,6 +192,13 @@ def train(args, argv) -> None:
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     generator = torch.Generator().manual_seed(args.seed)
     step, elapsed, history, runs = 0, 0.0, [], []
+    if args.init:  # fine-tuning: start the network and its moving average from a weights file
+        start, init_meta = load_weights(args.init, device)
+        if start.config != model.config:
+            raise SystemExit(f"{args.init} holds a network {start.config}, not --arch {args.arch} {model.config}.")
+        model.load_state_dict(start.state_dict())
+        ema.load_state_dict(start.state_dict())
+        print(f"initialized from {args.init} ({init_meta.get('steps')} steps)", flush=True)
     if args.resume and ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
         if ck["arch"] != args.arch:
@@ -182,6 +229,7 @@ def train(args, argv) -> None:
                      "args": vars(args), "command": command_line(argv), "hardware": hardware(device, args.threads)},
                     ckpt_path)
 
+    sigma_range = (args.sigma_min, args.sigma_max)
     model.train()
     window, t_last, t_ckpt = [], time.perf_counter(), time.perf_counter()
     recent: list[float] = []
@@ -190,7 +238,7 @@ def train(args, argv) -> None:
         for group in opt.param_groups:
             group["lr"] = rate(step)
         x = sampler.sample(args.batch, generator).to(device)
-        y, s = add_noise(x, SIGMA_RANGE, generator)
+        y, s = add_noise(x, sigma_range, generator, poisson_fraction=args.poisson_fraction)
         loss = model.loss(y, x, s)
         value = float(loss.detach())
         step += 1
@@ -219,7 +267,7 @@ def train(args, argv) -> None:
             window.clear()
         if step % args.eval_every == 0:
             ema.eval()
-            t = heldout_table(ema, device, size=96)["mean"]
+            t = heldout_table(ema, device, size=96, kind=args.corpus)["mean"]
             print(f"step {step}  held-out mean PSNR (EMA, 96² crops) {t}", flush=True)
         if step % args.checkpoint_every == 0 or now - t_ckpt > args.checkpoint_seconds:
             elapsed += time.perf_counter() - t_last
@@ -238,46 +286,69 @@ def export(args, argv) -> None:
     model.eval().requires_grad_(False)
     import importlib.resources
 
-    with importlib.resources.as_file(shipped_weights()) as path:
-        shipped, shipped_meta = load_weights(path, device)
-    new, old = heldout_table(model, device), heldout_table(shipped, device)
+    targs = ck["args"]
+    kind = targs.get("corpus", "general")
+    before = targs.get("init") if kind == "mri" and targs.get("init") else None
+    if before:  # a fine-tuned network is compared with the weights it started from
+        shipped, shipped_meta = load_weights(before, device)
+    else:
+        with importlib.resources.as_file(shipped_weights()) as path:
+            shipped, shipped_meta = load_weights(path, device)
+    new, old = heldout_table(model, device, kind=kind), heldout_table(shipped, device, kind=kind)
+    sigmas = EVAL_SIGMAS if kind == "general" else MRI_EVAL_SIGMAS
     print(f"checkpoint: step {ck['step']}, {ck['elapsed']:.0f} s of training; shipped: {shipped_meta.get('steps')} steps")
     print("held-out (128² center crops, Gaussian noise, true σ): PSNR dB  new / shipped")
-    print(f"{'image':24s}" + "".join(f"  σ={s:<13}" for s in EVAL_SIGMAS))
+    print(f"{'image':24s}" + "".join(f"  σ={s:<13}" for s in sigmas))
     for name in new:
-        print(f"{name:24s}" + "".join(f"  {new[name][str(s)]:6.2f}/{old[name][str(s)]:6.2f}" for s in EVAL_SIGMAS))
-    fluo = fluorescence_table(model, device)
-    print("held-out fluorescence seeds 0-3, 256²: σ  noisy  new  shipped", json.dumps(shipped_meta.get("heldout_psnr")))
-    for s, (a, b) in fluo.items():
-        print(f"  {s:>5}  {a:6.2f}  {b:6.2f}")
-    better = all(new["mean"][str(s)] >= old["mean"][str(s)] for s in EVAL_SIGMAS)
-    print(f"new weights {'beat' if better else 'do NOT beat'} the shipped ones on the held-out mean at every σ")
+        print(f"{name:24s}" + "".join(f"  {new[name][str(s)]:6.2f}/{old[name][str(s)]:6.2f}" for s in sigmas))
+    fluo = fluorescence_table(model, device) if kind == "general" else None
+    if fluo is not None:
+        print("held-out fluorescence seeds 0-3, 256²: σ  noisy  new  shipped", json.dumps(shipped_meta.get("heldout_psnr")))
+        for s, (noisy_db, new_db) in fluo.items():
+            print(f"  {s:>5}  {noisy_db:6.2f}  {new_db:6.2f}")
+    better = all(new["mean"][str(s)] >= old["mean"][str(s)] for s in sigmas)
+    print(f"new weights {'beat' if better else 'do NOT beat'} the {'initial' if before else 'shipped'} ones on the "
+          f"held-out mean at every σ")
     if args.out is None:
         return
-    images = corpus.training_images(procedural=8, fluorescence=4, seed=args.seed)
+    if kind == "mri":
+        from napari_invimg import mri
+
+        images = mri.training_magnitudes(n=16, seed=args.seed)
+    else:
+        images = corpus.training_images(procedural=8, fluorescence=4, seed=args.seed)
     train_like = [im for ims in images.values() for im in ims]
 
     def den(x, s):
         return model(x[None, None].to(device), torch.tensor([s], device=device))[0, 0]
 
-    ood = reference_statistics(den, train_like, seed=args.seed)
-    a = ck["args"]
+    # at a level inside the trained range (the denoiser clamps σ to it when the score is taken)
+    ood = reference_statistics(den, train_like, sigma=min(SIGMA_REF, targs.get("sigma_max", SIGMA_RANGE[1])),
+                               seed=args.seed)
     stalled, n_stalls, pace = stalls(ck.get("history", []))
     runs = ck.get("runs") or [{"from_step": None, "command": ck["command"],
                                "note": "checkpoint written before runs were recorded: only its last command is known"}]
     meta = {"command": ck["command"], "export_command": command_line(argv), "seed": ck["seed"], "steps": ck["step"],
             "train_seconds": round(ck["elapsed"], 1), "hardware": ck["hardware"], "device": str(device),
-            "torch": str(torch.__version__), "architecture_version": ck["arch"], "batch": a["batch"],
-            "patch": a["patch"], "lr": a["lr"], "ema": a["ema"], "sigma_range": list(SIGMA_RANGE),
-            "data": f"{ck['data']}; Gaussian + Poisson-Gaussian noise",
-            "heldout": f"never trained on: skimage {', '.join(corpus.HELDOUT_NATURAL)}; fluorescence seeds 0-7; "
-                       f"procedural seeds >= {corpus.HELDOUT_SEED}",
-            "heldout_psnr_table": new, "heldout_psnr": fluo, "shipped_before": old["mean"],
+            "torch": str(torch.__version__), "architecture_version": ck["arch"], "batch": targs["batch"],
+            "patch": targs["patch"], "lr": targs["lr"], "ema": targs["ema"],
+            "sigma_range": [targs.get("sigma_min", SIGMA_RANGE[0]), targs.get("sigma_max", SIGMA_RANGE[1])],
+            "corpus": kind, "init": targs.get("init"), "init_steps": shipped_meta.get("steps") if before else None,
+            "init_command": shipped_meta.get("command") if before else None,
+            "data": f"{ck['data']}; " + ("Gaussian noise" if targs.get("poisson_fraction", 0.3) == 0 else
+                                          "Gaussian + Poisson-Gaussian noise"),
+            "heldout": (f"never trained on: skimage {', '.join(corpus.HELDOUT_NATURAL)}; fluorescence seeds 0-7; "
+                        f"procedural seeds >= {corpus.HELDOUT_SEED}") if kind == "general" else
+                       (f"never trained on: Shepp-Logan, mri.brain seeds 0 (test) and 1 (tuning), random_ellipses seeds "
+                        f">= {corpus.HELDOUT_SEED}"),
+            "heldout_psnr_table": new, "heldout_psnr": fluo if fluo is not None else new["mean"], ("init_heldout" if before else "shipped_before"): old["mean"],
             "ood_reference": ood, "loss_history": ck.get("history", [])[-50:], "command_history": runs,
             "parameters": sum(p.numel() for p in model.parameters()),
             "train_seconds_note": f"wall seconds of the training loop summed over its runs; {stalled:.0f} s of it in "
                                   f"{n_stalls} logging intervals slower than 5x the median pace (job stopped or "
                                   f"starved); median {pace:.3f} s per step"}
+    if args.note:
+        meta["note"] = args.note
     out = save_weights(model, args.out, **meta)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB); OOD reference {ood}", flush=True)
 
@@ -293,7 +364,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--ema", type=float, default=0.999, help="decay of the exported moving average of the weights")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--procedural", type=int, default=256, help="dead-leaves + cell-like training images")
+    ap.add_argument("--procedural", type=int, default=256,
+                    help="dead-leaves + cell-like training images (--corpus mri: the number of MR-like images)")
+    ap.add_argument("--corpus", choices=("general", "mri"), default="general",
+                    help="general: the shipped denoiser's corpus; mri: MR-like magnitudes (mri.training_magnitudes)")
+    ap.add_argument("--init", default=None, help="weights file to start from (fine-tuning; not used on --resume)")
+    ap.add_argument("--sigma-min", type=float, default=SIGMA_RANGE[0], help="least training noise level")
+    ap.add_argument("--sigma-max", type=float, default=SIGMA_RANGE[1], help="largest training noise level")
+    ap.add_argument("--poisson-fraction", type=float, default=None,
+                    help="share of Poisson-Gaussian noise samples (default 0.3; 0 with --corpus mri)")
     ap.add_argument("--fluorescence", type=int, default=64, help="datasets.fluorescence training images")
     ap.add_argument("--share-leaves", type=float, default=0.35)
     ap.add_argument("--share-cells", type=float, default=0.1)
@@ -308,7 +387,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--eval-every", type=int, default=1000)
     ap.add_argument("--export", action="store_true", help="evaluate the latest checkpoint and write --out")
     ap.add_argument("--out", default=None, help="weights file written by --export")
+    ap.add_argument("--note", default=None, help="a line for the exported weights' metadata (e.g. why training stopped)")
     args = ap.parse_args(argv)
+    if args.poisson_fraction is None:
+        args.poisson_fraction = 0.0 if args.corpus == "mri" else 0.3
     torch.set_num_threads(args.threads)
     (export if args.export else train)(args, argv)
 

@@ -93,3 +93,33 @@ def test_pnp_takes_a_users_weights_file(tmp_path):
     np.testing.assert_allclose(users.mean, default.mean, atol=1e-6)
     with pytest.raises(ValueError, match="no weights"):
         ni.reconstruct(y, A, "pnp_pgd", noise=noise, denoiser="tv", weights=str(mine), iterations=2)
+
+
+def test_mri_plug_and_play_uses_the_mri_weights_and_weights_override(tmp_path):
+    """MRI operators name the denoiser fine-tuned on MR magnitudes (``preferred_denoiser``); a ``weights`` file replaces
+    it, and other operators keep the general one."""
+    import shutil
+    from importlib.resources import files
+
+    from napari_invimg import mri
+
+    assert default_denoiser(ni.operators.Blur(ni.psf.gaussian((5, 5), 1.0), (16, 16))) == "drunet"
+    sc = mri.simulate_kspace(mri.brain((32, 32), seed=3), 4, kind="poisson", acceleration=4, snr_db=30.0, seed=0)
+    assert default_denoiser(sc.operator) == "drunet_mri"
+    noise = ni.noise.Gaussian(sc.sigma)
+    run = {"noise": noise, "iterations": 3, "start": "adjoint"}
+    mri_default = ni.reconstruct(sc.kspace, sc.operator, "pnp_admm", **run)
+    general = ni.reconstruct(sc.kspace, sc.operator, "pnp_admm", denoiser="drunet", **run)
+    assert mri_default.info["denoiser"] == "drunet_mri" and general.info["denoiser"] == "drunet"
+    assert not np.allclose(mri_default.mean, general.mean, atol=1e-4)
+    mine = tmp_path / "general.pt"
+    shutil.copyfile(str(files("napari_invimg.nets") / "weights" / "denoiser.pt"), mine)
+    users = ni.reconstruct(sc.kspace, sc.operator, "pnp_admm", weights=str(mine), **run)
+    np.testing.assert_allclose(users.mean, general.mean, atol=1e-5)
+    # the MRI scheme (operator's plug_and_play_defaults): L1-wavelet start, first level a multiple of the noise, λ = 1
+    tuned = ni.reconstruct(sc.kspace, sc.operator, "pnp_admm", noise=noise, iterations=2)
+    scheme, tuning = tuned.info["scheme"], sc.operator.plug_and_play_defaults()
+    assert scheme["start"] == "wavelet" and scheme["lam"] == tuning["lam"] == 1.0
+    assert scheme["sigma_start"] == pytest.approx(tuning["sigma_start_noise"] * tuned.info["sigma_end"] / tuned.info["scale"])
+    assert ni.reconstruct(sc.kspace, sc.operator, "pnp_admm", noise=noise, iterations=2, lam=0.3,
+                          start="adjoint").info["scheme"]["lam"] == 0.3

@@ -64,6 +64,21 @@ def test_phantoms():
     np.testing.assert_array_equal(b, mri.brain((64, 64), seed=1))
 
 
+def test_random_phantoms_and_the_mr_training_corpus():
+    """Random ellipse phantoms are deterministic, in [0, 1] and piecewise constant; the MR training corpus holds
+    neither test image (Shepp–Logan, brain seed 0) nor the tuning one (brain seed 1)."""
+    e = mri.random_ellipses((64, 64), seed=5)
+    assert e.dtype == np.float32 and 0 <= e.min() and e.max() == pytest.approx(1.0)
+    np.testing.assert_array_equal(e, mri.random_ellipses((64, 64), seed=5))
+    assert not np.array_equal(e, mri.random_ellipses((64, 64), seed=6))
+    data = mri.training_magnitudes(n=8, shape=(48, 48))
+    assert [len(v) for v in data.values()] == [4, 2, 2]
+    assert min(float(im.min()) for im in data["residual"]) < 0 < max(float(im.max()) for im in data["residual"])
+    tests = [mri.shepp_logan((48, 48)), np.abs(mri.brain((48, 48), seed=0)), np.abs(mri.brain((48, 48), seed=1))]
+    for im in data["ellipses"] + data["brain"]:
+        assert all(im.shape != t.shape or not np.allclose(im, t, atol=1e-3) for t in tests)
+
+
 def test_h5_reader_fastmri_layout(tmp_path):
     import h5py
 

@@ -86,3 +86,30 @@ def test_save_copy_round_trip(den, tmp_path):
     x = torch.rand(20, 20)
     assert torch.allclose(copy(x, 0.1), den(x, 0.1), atol=1e-6)
     assert copy.metadata["command"] == den.metadata["command"]
+
+
+def test_mri_weights_are_shipped_with_complete_metadata():
+    """``denoiser_mri.pt``: small, fine-tuned from the shipped network on MR-like images only (never the benchmark's
+    test images), and better than the general weights on a held-out ellipse phantom at MRI noise levels."""
+    from importlib.resources import as_file
+
+    from napari_invimg import mri
+    from napari_invimg.nets.drunet import shipped_weights
+
+    with as_file(shipped_weights("denoiser_mri.pt")) as path:
+        assert path.stat().st_size < 20e6
+    den = get_denoiser("drunet_mri")
+    assert "drunet_mri" in denoiser_names() and isinstance(den, LearnedDenoiser)
+    meta = den.metadata
+    for key in ("command", "seed", "steps", "hardware", "data", "heldout", "heldout_psnr_table", "init", "ood_reference",
+                "train_seconds"):
+        assert meta.get(key) not in (None, "", {}), key
+    assert meta["corpus"] == "mri" and "--corpus mri" in meta["command"]
+    assert meta["sigma_range"][0] <= 0.002 and 0.05 <= meta["sigma_range"][1] <= 0.2
+    assert "Shepp-Logan" in meta["heldout"] and "seeds 0" in meta["heldout"]
+    clean = np.ascontiguousarray(mri.random_ellipses((256, 256), seed=1_000_003)[64:192, 64:192])
+    noisy = clean + 0.01 * np.random.default_rng(0).standard_normal(clean.shape).astype(np.float32)
+    with torch.no_grad():
+        tuned = ni.metrics.psnr(den(torch.from_numpy(noisy), 0.01).numpy(), clean)
+        general = ni.metrics.psnr(get_denoiser("drunet")(torch.from_numpy(noisy), 0.01).numpy(), clean)
+    assert tuned > general + 1.0 and tuned > ni.metrics.psnr(noisy, clean) + 3.0

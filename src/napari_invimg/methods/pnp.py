@@ -15,7 +15,10 @@ from 1.6 dB below TV to 1.7 dB above it on the held-out images (benchmarks/RESUL
 with a learned denoiser carry ``info["prior_fit"]`` (misfit ratio, out-of-distribution score, warning) and
 ``info["scheme"]`` (the start, first level, injection and the number of iterates averaged). On complex images (MRI)
 the learned denoiser sees the image with the phase of its low-resolution centre removed (``phase``; MRI brain 8 coils,
-Poisson 8×: 26.1 → 28.3 dB, RESULTS §6), without injection or averaging there. RED takes the same scheme at one
+Poisson 8×: 26.1 → 28.3 dB, RESULTS §6), without injection or averaging there. An operator may name its own
+learned denoiser and scheme (``preferred_denoiser``, ``plug_and_play_defaults``): the MRI operators take the network
+fine-tuned on MR magnitudes (``"drunet_mri"``), the L1-wavelet start, a first level of a few times the noise and
+λ = 1 (RESULTS §6, issue #14). RED takes the same scheme at one
 level, 1.5 × the noise (RESULTS §3: from 0.7–5 dB below TV to at most 0.22 dB below it).
 """
 
@@ -40,21 +43,33 @@ from .registry import ITERATIONS, Context, Estimate, Method, Param, TileProfile
 __all__ = ["PnPADMM", "PnPPGD", "RED", "default_denoiser"]
 
 
-def default_denoiser() -> str:
-    """``"drunet"`` when the learned denoiser is available, else ``"tv"``."""
-    return "drunet" if "drunet" in denoiser_names() else "tv"
+def default_denoiser(A: LinearOperator | None = None) -> str:
+    """The operator's ``preferred_denoiser`` when it is registered (the MRI operators: ``"drunet_mri"``), else
+    ``"drunet"`` when the learned denoiser is available, else ``"tv"``."""
+    names = denoiser_names()
+    preferred = getattr(A, "preferred_denoiser", None)
+    if preferred and preferred in names:
+        return preferred
+    return "drunet" if "drunet" in names else "tv"
 
 
 DENOISER = Param("denoiser", str, None,
-                 doc="a registered denoiser name (priors.denoiser_names(): tv, wavelet, hessian, nlm, drunet when "
-                     "shipped); empty: drunet if shipped, else tv")
-LAM = Param("lam", float, 0.23, 1e-4, 100.0, doc="coupling λ in ρ = λ/σ² between data fit and denoiser", log_scale=True)
+                 doc="a registered denoiser name (priors.denoiser_names(): tv, wavelet, hessian, nlm, drunet and "
+                     "drunet_mri when shipped); empty: the operator's preferred one (MRI: drunet_mri, fine-tuned on MR "
+                     "magnitudes), else drunet if shipped, else tv")
+#: the coupling λ where neither the user nor the operator (``plug_and_play_defaults``) chooses one
+DEFAULT_LAM = 0.23
+LAM = Param("lam", float, None, 1e-4, 100.0, log_scale=True,
+            doc="coupling λ in ρ = λ/σ² between data fit and denoiser; empty: 0.23, or the operator's measured choice "
+                "with a learned denoiser (MRI: 1)")
 SIGMA_START = Param("sigma_start", float, None, 1e-3, 1.0,
                     doc="first denoiser level (images scaled to ≈[0, 1]); empty: 0.07 after a Richardson–Lucy start, "
-                        "0.2 (DPIR's) after the adjoint start")
-START = Param("start", str, "auto", choices=("auto", "richardson_lucy", "adjoint"),
-              doc="first estimate: Richardson–Lucy stopped at the noise level, or α·Aᴴy; auto: Richardson–Lucy with a "
-                  "learned denoiser where it applies (real, non-negative problems on the operators it supports)")
+                        "the operator's multiple of the noise level (MRI), else 0.2 (DPIR's)")
+START = Param("start", str, "auto", choices=("auto", "richardson_lucy", "wavelet", "adjoint"),
+              doc="first estimate: Richardson–Lucy stopped at the noise level, the L1-wavelet (undecimated Haar, λ by "
+                  "the discrepancy principle) reconstruction, or α·Aᴴy; auto: Richardson–Lucy with a learned denoiser "
+                  "where it applies (real, non-negative problems on the operators it supports), else the operator's "
+                  "measured choice (MRI: wavelet), else the adjoint")
 NOISE_INJECTION = Param("noise_injection", float, None, 0.0, 4.0,
                         doc="fresh Gaussian noise of std c·σ_k added to a learned denoiser's input (which then runs at "
                             "σ_k·√(1+c²)): whitens the data step's colored noise, which a denoiser trained on white "
@@ -96,7 +111,7 @@ class _Problem:
     def __init__(self, y: torch.Tensor, A: LinearOperator, noise: NoiseModel, positivity: bool, denoiser: str | None,
                  weights: str = "", scale: float | None = None, noise_level: float | None = None,
                  first_gain: float | None = None):
-        name = default_denoiser() if denoiser is None else denoiser
+        name = default_denoiser(A) if denoiser is None else denoiser
         if name not in denoiser_names():
             raise ValueError(f"Unknown denoiser {name!r}; available: {', '.join(denoiser_names())}.")
         self.denoiser_name = name
@@ -283,7 +298,8 @@ class _Scheme:
 
     def __init__(self, P: _Problem, y: torch.Tensor, A: LinearOperator, noise: NoiseModel, ctx: Context, iterations: int,
                  sigma_start: float | None, start: str, noise_injection: float | None, average: int | None,
-                 equivariant: bool, phase: str = "keep", positivity: bool = True):
+                 equivariant: bool, phase: str = "keep", positivity: bool = True, lam: float | None = None,
+                 operator_tuned: bool = True):
         complex_image = A.in_complex  # the image, not the data: visibilities are complex, the sky is real
         if noise_injection is None:
             noise_injection = 0.0 if complex_image else 0.5
@@ -292,7 +308,11 @@ class _Scheme:
         self.phase = "removed" if (phase == "remove" or (phase == "auto" and P.learned)) and complex_image else None
         if self.phase:
             P.remove_phase(positivity)
+        #: the operator's measured choices for a learned denoiser (MRI: the L1-wavelet start, a low first level)
+        tuned = A.plug_and_play_defaults() if P.learned and operator_tuned else {}
         rl = start == "richardson_lucy" or (start == "auto" and P.learned and _richardson_lucy_applies(y, A, P))
+        if start == "auto" and not rl:
+            start = tuned.get("start", "adjoint")
         if rl:
             if not _richardson_lucy_applies(y, A, P):
                 raise ValueError(f"start='richardson_lucy' needs a real, non-negative problem (positivity=True) on one of "
@@ -300,8 +320,21 @@ class _Scheme:
             defaults = {p.name: p.default for p in RichardsonLucy.params}
             first = RichardsonLucy().run(y, A, noise, Context(ctx.device, seed=ctx.seed), **defaults).mean
             P.x0 = clip(first.to(P.x0.dtype) / P.scale, P.lower, None)
-        self.start = "richardson_lucy" if rl else "adjoint"
-        s0 = sigma_start if sigma_start is not None else (0.07 if rl else 0.2)
+        elif start == "wavelet":
+            from .variational import WaveletMethod
+
+            params = WaveletMethod.validate({"wavelet": "haar"})
+            first = WaveletMethod().run(y, A, noise, Context(ctx.device, seed=ctx.seed), **params).mean
+            P.x0 = clip(first.to(P.x0.dtype) / P.scale, P.lower, None)
+        self.start = "richardson_lucy" if rl else ("wavelet" if start == "wavelet" else "adjoint")
+        #: the coupling λ of ρ_k = λ/σ_k²
+        self.lam = float(lam) if lam is not None else float(tuned.get("lam", DEFAULT_LAM))
+        if sigma_start is not None:
+            s0 = sigma_start
+        elif "sigma_start_noise" in tuned:
+            s0 = tuned["sigma_start_noise"] * P.sigma_noise
+        else:
+            s0 = 0.07 if rl else 0.2
         self.sigmas = P.schedule(s0, iterations)
         self.injection = float(noise_injection) if P.learned else 0.0
         self.generator = ctx.generator(offset=14) if self.injection > 0 else None
@@ -333,7 +366,7 @@ class _Scheme:
         return z if self.count == 0 else self.sum / self.count
 
     def info(self) -> dict[str, Any]:
-        return {"start": self.start, "sigma_start": self.sigmas[0], "noise_injection": self.injection,
+        return {"start": self.start, "sigma_start": self.sigmas[0], "lam": self.lam, "noise_injection": self.injection,
                 "averaged": self.count, "phase": self.phase}
 
 
@@ -408,14 +441,15 @@ class _TiledPlugAndPlay(Method):
     #: ADMM (True: the scaled dual u accumulates x − z) or half-quadratic splitting (False: u stays 0)
     dual_update: bool = True
 
-    def run(self, y, A, noise, ctx: Context, iterations: int, lam: float, sigma_start: float | None, start: str,
+    def run(self, y, A, noise, ctx: Context, iterations: int, lam: float | None, sigma_start: float | None, start: str,
             noise_injection: float | None, average: int | None, phase: str, cg_iterations: int, guard: bool,
             equivariant: bool, **setup: Any) -> Estimate:
         """x = argmin f + ρ_k/2‖x − z + u‖², z = D(x + u, σ_k), u += x − z (ADMM) or u = 0 (HQS), ρ_k = λ/σ_k²."""
         with torch.no_grad():
             P = _Problem(y, A, noise, **setup)
             S = _Scheme(P, y, A, noise, ctx, iterations, sigma_start, start, noise_injection, average, equivariant,
-                        phase, setup.get("positivity", True))
+                        phase, setup.get("positivity", True), lam)
+            lam = S.lam
             G = _Guard(P, guard)
             x = z = P.x0
             u = torch.zeros_like(x)
@@ -475,7 +509,7 @@ class RED(Method):
                     doc="stop when the relative change of x falls below this (not with noise injection, whose "
                         "iterates keep moving: then all iterations run)"))
 
-    def run(self, y, A, noise, ctx: Context, iterations: int, lam: float, sigma: float | None, start: str,
+    def run(self, y, A, noise, ctx: Context, iterations: int, lam: float | None, sigma: float | None, start: str,
             noise_injection: float | None, average: int | None, phase: str, equivariant: bool, cg_iterations: int,
             tol: float, **setup: Any) -> Estimate:
         """Why the scheme (benchmarks/RESULTS.md §3, issue #14): plain RED from α·Aᴴy at σ = 2 × noise lost 0.7–5 dB to
@@ -485,9 +519,10 @@ class RED(Method):
         with torch.no_grad():
             P = _Problem(y, A, noise, **setup)
             S = _Scheme(P, y, A, noise, ctx, iterations, None, start, noise_injection, average, equivariant, phase,
-                        setup.get("positivity", True))
+                        setup.get("positivity", True), operator_tuned=False)  # measured for the annealed schemes only
             s = sigma if sigma is not None else max(1.5 * P.sigma_noise, 2e-3)
             S.sigmas = [s] * iterations
+            lam = DEFAULT_LAM if lam is None else lam
             rho = lam / (s * s)
             x = P.x0
             k = 0

@@ -60,11 +60,25 @@ def _check_maps(coil_maps, shape: tuple[int, ...]) -> np.ndarray | None:
     return maps.astype(np.complex64)
 
 
+#: the annealed plug-and-play settings on MR images (:meth:`MRIOperator.plug_and_play_defaults`), tuned on
+#: ``brain(seed=1)`` and a random ellipse phantom, 8 coils, Poisson 8× (benchmarks/RESULTS.md §6, issue #14): the
+#: L1-wavelet result as the first estimate (the network only corrects it), a first level of a few times the noise
+#: level (higher levels blur what the wavelet start already resolved), and λ = 1
+PLUG_AND_PLAY: dict[str, Any] = {"start": "wavelet", "sigma_start_noise": 1.5, "lam": 1.0}
+
+
 class MRIOperator(LinearOperator):
     """Shared part of the MRI operators: complex images and data, coil sensitivities, measured samples."""
 
     in_complex = True
     out_complex = True
+    #: plug-and-play on MR images uses the denoiser fine-tuned on MR magnitudes (benchmarks/RESULTS.md §6, issue #14)
+    preferred_denoiser = "drunet_mri"
+
+    def plug_and_play_defaults(self) -> dict[str, Any]:
+        """PnP-ADMM/HQS with a learned denoiser on MR images: start from the L1-wavelet reconstruction and anneal from
+        a low first level (:data:`PLUG_AND_PLAY`; RESULTS §6, issue #14)."""
+        return dict(PLUG_AND_PLAY)
 
     def _init_maps(self, coil_maps, shape: tuple[int, ...]) -> None:
         maps = _check_maps(coil_maps, shape)

@@ -11,7 +11,11 @@ from .coils import birdcage
 from .masks import mask as make_mask
 from .operators import CartesianMRI
 
-__all__ = ["shepp_logan", "brain", "simulate_kspace", "SimulatedScan", "noise_sigma_for_snr"]
+__all__ = ["shepp_logan", "brain", "random_ellipses", "training_magnitudes", "TEST_PHANTOMS", "simulate_kspace",
+           "SimulatedScan", "noise_sigma_for_snr"]
+
+#: the benchmark's test images (RESULTS §6): never in a training corpus (:func:`training_magnitudes`)
+TEST_PHANTOMS = ("shepp_logan", "brain seed 0")
 
 # Modified Shepp–Logan (Toft, PhD thesis, DTU 1996, table B.3; higher contrast than Shepp & Logan,
 # IEEE Trans. Nucl. Sci. 21 (1974) 21): intensity, semi-axes a, b, center x0, y0, rotation (degrees).
@@ -111,6 +115,73 @@ def brain(shape: tuple[int, int] = (256, 256), seed: int = 0, phase: bool = True
         return mag.astype(np.complex64)
     ph = 1.5 * _smooth_field(shape, 0.3, rng) + 0.8 * x + 0.4 * y
     return (mag * np.exp(1j * ph)).astype(np.complex64)
+
+
+
+def random_ellipses(shape: tuple[int, int] = (256, 256), seed: int = 0) -> np.ndarray:
+    """A random piecewise-constant/piecewise-smooth head-like magnitude image in [0, 1] (real, float32).
+
+    Like Shepp–Logan (additive ellipses in a bright ring) but random: a head ellipse with a skull ring, 4–24 inner
+    ellipses of random size, angle and signed intensity, some with a weak 1/f texture, then a smooth multiplicative
+    bias field (coil shading) and, sometimes, a slight blur (partial volume). Deterministic for a given ``seed``.
+    """
+    from ..nets.corpus import _power_law_noise  # floor 1
+
+    shape = tuple(int(s) for s in shape)
+    rng = np.random.default_rng(seed)
+    y, x = _coords(shape)
+    img = np.zeros(shape)
+    a, b = rng.uniform(0.55, 0.95), rng.uniform(0.65, 0.98)
+    x0, y0, phi = rng.uniform(-0.05, 0.05), rng.uniform(-0.05, 0.05), rng.uniform(-20, 20)
+    head = rng.uniform(0.6, 1.0)
+    img[_ellipse(y, x, a, b, x0, y0, phi)] += head                          # scalp/skull
+    t = rng.uniform(0.03, 0.1)
+    img[_ellipse(y, x, a - t, b - t, x0, y0 - rng.uniform(0, 0.03), phi)] -= head * rng.uniform(0.2, 0.9)  # inside
+    texture = _power_law_noise(shape, rng.uniform(1.5, 3.0), rng)
+    for _ in range(int(rng.integers(4, 25))):
+        r = (a - t) * rng.uniform(0.03, 0.45)
+        ea, eb = r, r * rng.uniform(0.3, 1.0)
+        cx = x0 + rng.uniform(-1, 1) * (a - t - ea) * 0.9
+        cy = y0 + rng.uniform(-1, 1) * (b - t - ea) * 0.9
+        inside = _ellipse(y, x, ea, eb, cx, cy, rng.uniform(0, 180))
+        value = rng.choice([-1, 1]) * rng.uniform(0.02, 0.4)
+        img[inside] += value
+        if rng.random() < 0.3:
+            img[inside] += rng.uniform(0.005, 0.04) * texture[inside]
+    img = np.clip(img, 0, None)
+    if rng.random() < 0.7:
+        img *= 1 + rng.uniform(0.03, 0.25) * _smooth_field(shape, rng.uniform(0.15, 0.4), rng)
+    if rng.random() < 0.3:
+        from scipy import ndimage
+
+        img = ndimage.gaussian_filter(img, rng.uniform(0.3, 1.0))
+    img = np.clip(img, 0, None)
+    return (img / max(float(img.max()), 1e-12)).astype(np.float32)
+
+
+def training_magnitudes(n: int = 64, shape: tuple[int, int] = (256, 256), seed: int = 0) -> dict[str, list[np.ndarray]]:
+    """MR-like training images for a denoiser, by source, none of them a test image (:data:`TEST_PHANTOMS`):
+
+    ``ellipses`` (:func:`random_ellipses`, seeds ``seed·10⁵ + k``, half of ``n``), ``brain`` (magnitudes of
+    :func:`brain` seeds 2, 3, … — seed 0 is the benchmark's test image, seed 1 the tuning image — at sizes from
+    0.75× to 1.5× ``shape``, a quarter of ``n``), ``residual`` (the small signed imaginary part a phase-removed
+    image keeps: ``m·sin δ``, δ a smooth field of std 0.02–0.15 rad, a quarter of ``n``).
+    """
+    base = int(seed) * 100_000
+    n_ell, n_brain = n // 2, n // 4
+    rng = np.random.default_rng(base + 7)
+    ellipses = [random_ellipses(shape, seed=base + k) for k in range(n_ell)]
+    brains = []
+    for k in range(n_brain):
+        f = rng.uniform(0.75, 1.5)
+        size = (max(16, int(shape[0] * f)), max(16, int(shape[1] * f)))
+        brains.append(np.abs(brain(size, seed=2 + base + k, phase=False)).astype(np.float32))
+    residual = []
+    for k in range(n - n_ell - n_brain):
+        m = (ellipses if k % 2 else brains)[k % len(ellipses if k % 2 else brains)]
+        delta = rng.uniform(0.02, 0.15) * _smooth_field(m.shape, rng.uniform(0.05, 0.3), rng)
+        residual.append((m * np.sin(delta)).astype(np.float32))
+    return {"ellipses": ellipses, "brain": brains, "residual": residual}
 
 
 def noise_sigma_for_snr(kspace_clean: np.ndarray, measured: np.ndarray, snr_db: float) -> float:

@@ -192,9 +192,16 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {"SmallDRUNet": SmallDRUNet}
 FORMAT = "napari-invimg denoiser 1"
 
 
-def shipped_weights():
-    """The weights file shipped inside the package (a ``Traversable``; use with ``importlib.resources.as_file``)."""
-    return importlib.resources.files(__package__) / "weights" / "denoiser.pt"
+#: the weights files shipped in the package: the general denoiser and the one fine-tuned for MR magnitude images
+SHIPPED_FILES = ("denoiser.pt", "denoiser_mri.pt")
+
+
+def shipped_weights(file: str = "denoiser.pt"):
+    """A weights file shipped inside the package (a ``Traversable``; use with ``importlib.resources.as_file``):
+    ``"denoiser.pt"`` (the general denoiser) or ``"denoiser_mri.pt"`` (fine-tuned on MR magnitudes)."""
+    if file not in SHIPPED_FILES:
+        raise ValueError(f"No shipped weights {file!r}; the package ships {', '.join(SHIPPED_FILES)}.")
+    return importlib.resources.files(__package__) / "weights" / file
 
 
 def log_uniform(n: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:

@@ -171,6 +171,17 @@ class LinearOperator(Operator):
         k-space); ``None`` (the default) for none. They speed solvers up and never change the problem solved."""
         return None
 
+    #: the denoiser (a name of ``priors.denoiser_names()``) plug-and-play uses on this operator's images when the user
+    #: names none, e.g. the MRI operators' ``"drunet_mri"`` (fine-tuned on MR magnitudes); ``None``: the general one
+    preferred_denoiser: ClassVar[str | None] = None
+
+    def plug_and_play_defaults(self) -> dict[str, Any]:
+        """The annealed plug-and-play schemes' settings (PnP-ADMM, PnP-HQS) measured best on this operator's images,
+        used where the user leaves them empty: ``start`` (the first estimate of ``start="auto"`` where Richardson–Lucy
+        does not apply), ``sigma_start_noise`` (the first denoiser level as a multiple of the noise level, for an
+        empty ``sigma_start``) and ``lam`` (for an empty ``lam``). Empty (the default): the schemes' own defaults."""
+        return {}
+
     def primal_dual_steps(self, regularizer: Any) -> dict[str, float]:
         """Keyword arguments ``step`` (the primal step τ), ``relaxation`` (ρ) and ``data_share`` for the primal–dual
         solver with this ``regularizer`` where they were measured to converge faster than the defaults (τ = 0.05,

@@ -20,7 +20,7 @@ import torch
 from ..nets.drunet import SmallDRUNet, load_weights, save_weights, shipped_weights
 from .denoisers import Denoiser
 
-__all__ = ["LearnedDenoiser"]
+__all__ = ["LearnedDenoiser", "MRIDenoiser"]
 
 _SIGMA_RANGE = (0.002, 2.0)
 _CACHE: dict[tuple, tuple[SmallDRUNet, dict[str, Any]]] = {}
@@ -29,10 +29,11 @@ _OOD_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> 
 _CHUNK_PIXELS = 2**22
 
 
-def _load(weights: str | Path | None, device: torch.device) -> tuple[SmallDRUNet, dict[str, Any]]:
-    """Load (once per file version and device) the model of a weights file; ``None`` = the shipped one."""
+def _load(weights: str | Path | None, device: torch.device,
+          shipped: str = "denoiser.pt") -> tuple[SmallDRUNet, dict[str, Any]]:
+    """Load (once per file version and device) the model of a weights file; ``None`` = the shipped file ``shipped``."""
     if weights is None:
-        key: tuple = ("shipped", str(device))
+        key: tuple = ("shipped", shipped, str(device))
     else:
         path = Path(weights).expanduser().resolve()
         if not path.is_file():
@@ -40,7 +41,7 @@ def _load(weights: str | Path | None, device: torch.device) -> tuple[SmallDRUNet
         key = (str(path), os.path.getmtime(path), str(device))
     if key not in _CACHE:
         if weights is None:
-            with importlib.resources.as_file(shipped_weights()) as path:
+            with importlib.resources.as_file(shipped_weights(shipped)) as path:
                 model, meta = load_weights(path, device)
         else:
             model, meta = load_weights(weights, device)
@@ -60,6 +61,8 @@ class LearnedDenoiser(Denoiser):
     name = "drunet"
     unit_range = True  # trained on images in [0, 1]
     label = "learned CNN (DRUNet-like, shipped)"
+    #: the package's weights file used when no ``weights`` are given (``nets.drunet.SHIPPED_FILES``)
+    shipped_file = "denoiser.pt"
 
     def __init__(self, weights: str | Path | None = None, device: str | torch.device | None = None,
                  model: SmallDRUNet | None = None, metadata: dict[str, Any] | None = None):
@@ -74,10 +77,10 @@ class LearnedDenoiser(Denoiser):
     def model(self, device: torch.device) -> SmallDRUNet:
         """The network on ``device`` (built lazily, cached per weights file and device)."""
         if self._model is None:
-            self._model, self._metadata = _load(self.weights, device)
+            self._model, self._metadata = _load(self.weights, device, self.shipped_file)
         if next(self._model.parameters()).device != device:
             if self._model_is_cached():
-                return _load(self.weights, device)[0]
+                return _load(self.weights, device, self.shipped_file)[0]
             self._model = self._model.to(device)
         return self._model
 
@@ -157,3 +160,15 @@ class LearnedDenoiser(Denoiser):
         with torch.set_grad_enabled(torch.is_grad_enabled() and x.requires_grad):
             out = torch.cat([model(slices[i:i + step], sig[i:i + step]) for i in range(0, slices.shape[0], step)])
         return out.reshape(x.shape).to(device=x.device, dtype=x.dtype)
+
+
+class MRIDenoiser(LearnedDenoiser):
+    """The same network fine-tuned on MR magnitude images at low noise (``nets/weights/denoiser_mri.pt``): random
+    ellipse phantoms, ``mri.brain`` magnitudes (seeds ≥ 2) and the small signed imaginary part a phase-removed image
+    keeps, Gaussian noise σ 0.002–0.08 (``scripts/train_denoiser.py --corpus mri``; the weights' metadata). The MRI
+    operators name it as the plug-and-play denoiser of their images (``LinearOperator.preferred_denoiser``);
+    ``weights=`` replaces it by the user's file as for ``"drunet"``."""
+
+    name = "drunet_mri"
+    label = "learned CNN fine-tuned on MR magnitudes (shipped)"
+    shipped_file = "denoiser_mri.pt"
