@@ -178,7 +178,7 @@ class BayesDIP(_StochasticDIP):
         Param("kl_weight", float, 0.2, 0.0, 1e6, doc="β, the weight of the KL term (1: the ELBO; < 1: a tempered "
               "posterior, narrower)", log_scale=True),
         Param("prior_sigma", float, 0.1, 1e-4, 10.0, doc="σ_p of the Gaussian prior on every weight", log_scale=True),
-        # 4 independently started fits gain 0.5–0.7 dB and 0.005–0.04 of std–error correlation, but over-cover
+        # 4 independently started fits gain 0.4–0.7 dB and 0.005–0.04 of std–error correlation, but over-cover
         # (0.97–0.98) two of three tuning images and cost 4×: not the default (RESULTS.md §5, "Bayesian DIP as an
         # ensemble")
         Param("members", int, 1, 1, 32, doc="independently started DIP fits, each with its own weight posterior; "
