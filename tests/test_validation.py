@@ -26,7 +26,7 @@ FAST: dict[str, dict] = {
     "adjoint": {}, "red": dict(iterations=3), "pnp_admm": dict(iterations=3), "pnp_pgd": dict(iterations=3),
     "dip": dict(iterations=4, width=4, depth=2), "deep_decoder": dict(iterations=4, channels=4, levels=2),
     "mc_dropout_dip": dict(iterations=4, width=4, depth=2, n_samples=2),
-    "bayes_dip": dict(iterations=4, posterior_iterations=4, width=4, depth=2, n_samples=2),
+    "bayes_dip": dict(iterations=4, posterior_iterations=4, width=4, depth=2, n_samples=2, members=1),
     "ensemble": dict(n_samples=2, base_params='{"iterations": 4, "width": 4, "depth": 2}'),
     "ula": dict(iterations=24, n_samples=4, chains=1, burn_in=8, thinning=4),
     "mala": dict(iterations=24, n_samples=4, chains=1, burn_in=8, thinning=4),

@@ -12,7 +12,7 @@ def denoising():
     return x, A, noise, ni.simulate(x, A, noise, seed=0)
 
 
-@pytest.mark.parametrize("method,extra", [("bayes_dip", {"kl_weight": 1.0, "posterior_iterations": 10}), ("mc_dropout_dip", {"dropout": 0.2})])
+@pytest.mark.parametrize("method,extra", [("bayes_dip", {"kl_weight": 1.0, "posterior_iterations": 10, "members": 1}), ("mc_dropout_dip", {"dropout": 0.2})])
 def test_stochastic_dip_returns_posterior_samples(denoising, method, extra):
     x, A, noise, y = denoising
     rec = ni.reconstruct(y, A, method, noise, iterations=25, n_samples=5, depth=2, width=4, seed=0, **extra)
@@ -41,7 +41,7 @@ def test_bayes_dip_mean_is_dips_estimate_and_samples_spread_around_it(denoising)
     assert 0 < defaults["kl_weight"] < 1 and defaults["n_samples"] >= 32 and defaults["posterior_iterations"] > 0
     assert all(defaults[k] == dip_defaults[k] for k in ("iterations", "lr", "stop", "tau", "input_noise"))
     kw = {"iterations": 30, "depth": 2, "width": 4, "seed": 0}
-    rec = ni.reconstruct(y, A, "bayes_dip", noise, posterior_iterations=15, n_samples=6, **kw)
+    rec = ni.reconstruct(y, A, "bayes_dip", noise, posterior_iterations=15, n_samples=6, members=1, **kw)
     dip = ni.reconstruct(y, A, "dip", noise, **kw)
     np.testing.assert_array_equal(rec.mean, dip.mean)
     np.testing.assert_allclose(rec.samples.mean(0), rec.mean, atol=1e-5)
@@ -79,9 +79,29 @@ def test_weight_posterior_widens_with_the_kl_weight_and_keeps_the_means(denoisin
     """Only ρ moves in phase 2; a larger β (the prior's pull, σ → σ_p) gives wider weights and a wider std."""
     _, A, noise, y = denoising
     kw = {"iterations": 20, "depth": 2, "width": 4, "seed": 0, "posterior_iterations": 40, "posterior_lr": 0.2,
-          "n_samples": 8}
+          "n_samples": 8, "members": 1}
     narrow = ni.reconstruct(y, A, "bayes_dip", noise, kl_weight=0.01, **kw)
     wide = ni.reconstruct(y, A, "bayes_dip", noise, kl_weight=10.0, **kw)
     np.testing.assert_array_equal(narrow.mean, wide.mean)
     assert wide.info["weight_sigma_median"] > 2 * narrow.info["weight_sigma_median"]
     assert wide.std.mean() > narrow.std.mean()
+
+
+def test_bayes_dip_ensemble_is_the_mixture_of_independent_dip_fits(denoising):
+    """With K members the mean is the average of K `dip` runs on seeds s·K … s·K + K − 1, the samples are each
+    member's estimate plus its own weight-posterior spread, and the std holds the members' disagreement."""
+    x, A, noise, y = denoising
+    kw = {"iterations": 20, "depth": 2, "width": 4}
+    rec = ni.reconstruct(y, A, "bayes_dip", noise, posterior_iterations=5, n_samples=6, members=3, seed=1, **kw)
+    dips = [ni.reconstruct(y, A, "dip", noise, seed=3 + k, **kw).mean for k in range(3)]
+    np.testing.assert_allclose(rec.mean, np.mean(dips, 0), atol=1e-6)
+    assert rec.samples.shape == (6, *x.shape) and rec.info["members"] == 3
+    np.testing.assert_allclose(rec.samples.mean(0), rec.mean, atol=1e-5)
+    # members' samples are centered on their own estimates
+    for k in range(3):
+        np.testing.assert_allclose(rec.samples[2 * k:2 * k + 2].mean(0), dips[k], atol=1e-5)
+    between = np.std(dips, 0, ddof=0)
+    assert (rec.std ** 2 >= between ** 2 * 3 / 5 - 1e-9).all()  # the std includes the spread between members
+    assert len(rec.info["member_stop_iterations"]) == 3
+    with pytest.raises(ValueError, match="at least 2 per ensemble member"):
+        ni.reconstruct(y, A, "bayes_dip", noise, n_samples=5, members=3, seed=0, **kw)
