@@ -15,6 +15,11 @@ ICML 2020): ``ε = ε₀ + B_θᵀ Σ_θ⁻¹ (ỹ − F a − B_θ ε₀ − ν
 form, with the Cholesky factor of Σ_θ the marginal density already needed. This is the collapsed sampler for
 latent Gaussian models (Rue & Held, Gaussian Markov Random Fields, Chapman & Hall 2005, §4.1; Rue, Martino & Chopin,
 JRSS B 71 (2009) 319); θ moves by adaptive Metropolis (:mod:`napari_invimg.methods._metropolis`).
+
+Closure quantities do not depend on F and are not linear in the image: :meth:`CollapsedGMRF.linearize` replaces their
+whitened residuals of the unit-flux image ``u = x/F`` by ``r₀ + J (u − u₀)`` (so ``a = 0`` and ``B_θ = σ G K_ρ`` with
+``G = J M P``), and :meth:`CollapsedGMRF.log_weight` is the exact minus the linearized log-likelihood, with which the
+sampler in :mod:`.posterior` corrects the linearized model to the exact posterior.
 """
 
 from __future__ import annotations
@@ -78,9 +83,10 @@ class CollapsedGMRF:
         n = self.npix
         u0 = torch.as_tensor(u0, dtype=torch.float64).reshape(-1).detach()
         r0 = self.post.residuals_of_image(u0.reshape(1, n, n))[0].detach()
-        copies = u0.unsqueeze(0).repeat(r0.shape[0], 1).requires_grad_(True)
-        r = self.post.residuals_of_image(copies.reshape(-1, n, n))
-        (J,) = torch.autograd.grad(r.diagonal().sum(), copies)
+        with torch.enable_grad():
+            copies = u0.unsqueeze(0).repeat(r0.shape[0], 1).requires_grad_(True)
+            r = self.post.residuals_of_image(copies.reshape(-1, n, n))
+            (J,) = torch.autograd.grad(r.diagonal().sum(), copies)
         if not (torch.isfinite(J).all() and torch.isfinite(r0).all()):
             raise ValueError("The closure quantities are not differentiable at the linearization image.")
         self.J, self.r0, self.u0 = J.detach(), r0, u0
@@ -159,6 +165,17 @@ class CollapsedGMRF:
         eps0, nu0 = aux[..., : self.n2], aux[..., self.n2:]
         r = self._offset(hyper) - self._apply_B(eps0, hyper) - nu0
         return eps0 + self._apply_Bt(torch.cholesky_solve(r.unsqueeze(-1), chol).squeeze(-1), hyper)
+
+    def aux_given_field(self, hyper: torch.Tensor, chol: torch.Tensor, eps: torch.Tensor,
+                        gen: torch.Generator) -> torch.Tensor:
+        """A draw of the auxiliary normals a ~ N(0, I) conditioned on :meth:`field_of` ``(θ, a) = ε`` (chains, N² + data):
+        ``a = a* + Tᵀ Λ̃ (ε − ε(θ, a*))`` with ``ε(θ, a) = μ̃ + T a``, ``T = [I − BᵀΣ⁻¹B, −BᵀΣ⁻¹]``, ``T Tᵀ = Λ̃⁻¹``,
+        ``Λ̃ = I + BᵀB`` (the conditioning of a Gaussian on a linear constraint)."""
+        a_star = torch.randn((*hyper.shape[:-1], self.n2 + self.d), generator=gen, dtype=hyper.dtype)
+        delta = eps - self.field_of(hyper, chol, a_star)
+        lam = delta + self._apply_Bt(self._apply_B(delta, hyper), hyper)
+        s = torch.cholesky_solve(self._apply_B(lam, hyper).unsqueeze(-1), chol).squeeze(-1)
+        return a_star + torch.cat([lam - self._apply_Bt(s, hyper), -s], -1)
 
     def draw_field(self, hyper: torch.Tensor, chol: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         """One exact draw of ε | θ, y per chain (chains, N²), by pathwise conditioning (module docstring)."""

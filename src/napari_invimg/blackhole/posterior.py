@@ -11,7 +11,11 @@ is the total flux and not traded against σ. On complex visibilities with the li
 default there) the field is integrated out: given θ = (σ, ρ, F) the model is linear-Gaussian in ε, so θ is sampled
 from its marginal posterior ``p(θ) N(ỹ; F a, I + F²σ² G K_ρ² Gᵀ)`` by adaptive Metropolis (one data-space Cholesky
 per evaluation) and ε | θ, y is drawn exactly after every transition (:mod:`.collapsed`; Rue & Held 2005, §4.1).
-Otherwise (closures, or a nonlinear link: ``sampler="hmc"``) the sampler is HMC-within-Gibbs: HMC moves ε with (σ, ρ, F) held (given
+On closure quantities with the linear link (``sampler="auto"``) the sampler is HMC-within-Gibbs (below) with one more
+move of (σ, ρ, F): the closure residuals are linearized at a mean image, the linearized model is collapsed the same
+way, and θ moves given the auxiliary normals of its exact draws of ε, corrected to the exact posterior by an importance
+weight inside the chain (:class:`_LinearizedMove`).
+Otherwise (a nonlinear link, or ``sampler="hmc"``) the sampler is HMC-within-Gibbs: HMC moves ε with (σ, ρ, F) held (given
 them the image is linear in ε), and between its transitions (σ, ρ, F) move by Metropolis on their non-centered
 conditionals (:meth:`GMRFPosterior.hyper_moves`) and (σ, ρ) by ASIS interweaving steps with the field σK_ρε held fixed
 (:meth:`GMRFPosterior.interweave`). ``K_ρ`` the stationary filter whose power
@@ -313,8 +317,9 @@ class GMRFHMC(Method):
         Param("trajectory", float, 1.5, 0.1, 10.0, doc="HMC trajectory length in whitened units"),
         Param("max_leapfrog", int, 48, 1, 1024, doc="most leapfrog steps per transition"),
         Param("sampler", str, "auto", choices=SAMPLERS,
-              doc="collapsed: (σ, ρ, F) from their marginal (ε integrated out), then ε exactly (visibilities, linear "
-                  "link only); hmc: HMC-within-Gibbs on ε and (σ, ρ, F); auto: collapsed where it applies"),
+              doc="collapsed: (σ, ρ, F) from their marginal (ε integrated out), then ε exactly (visibilities; on "
+                  "closures through their linearization with an exact correction; linear link only); hmc: "
+                  "HMC-within-Gibbs on ε and (σ, ρ, F); auto: collapsed where it applies"),
     )
 
     def run(self, y, A, noise, ctx: Context, **params: Any) -> Estimate:
@@ -335,9 +340,7 @@ class GMRFHMC(Method):
                                  systematic=params["systematic"], link=params["link"], mean_image=mean_image)
             if params["sampler"] == "collapsed" and not _collapsible(post):
                 raise ValueError("sampler='collapsed' needs link='linear'.")
-            if params["sampler"] != "hmc" and _collapsible(post):
-                if post.closures:
-                    return _run_closures_collapsed(post, ctx, params, t0)
+            if params["sampler"] != "hmc" and _collapsible(post) and not post.closures:
                 return _run_collapsed(post, ctx, params, t0)
             n = post.npix
             start = post.start()
@@ -360,6 +363,10 @@ class GMRFHMC(Method):
                 return 2.4 / m.frozen_information.sqrt() * torch.tensor([1.0, 1.0, 1.0], dtype=post.dtype)
 
             box["scales"] = hyper_scales(metric)
+            linear = None  # closures with the linear link: θ also moves given the linearized model's auxiliary normals
+            if post.closures and _collapsible(post) and params["sampler"] != "hmc":
+                linear = _LinearizedMove(post, mode, gen)
+                box["linear_rates"] = []
 
             def between(v: torch.Tensor) -> torch.Tensor:
                 with torch.no_grad():
@@ -371,6 +378,9 @@ class GMRFHMC(Method):
                     box["rates"].append(rate)
                     if params["interweave"]:
                         theta = post.interweave(theta, gen)
+                    if linear is not None:
+                        theta, linear_rate = linear(theta, adapt=box["adapt"])
+                        box["linear_rates"].append(linear_rate)
                     return m.to_w(theta)
 
             hmc_kw: dict[str, Any] = {"trajectory": params["trajectory"], "max_leapfrog": params["max_leapfrog"],
@@ -404,12 +414,15 @@ class GMRFHMC(Method):
                 draws_theta = torch.cat(window, 0)
                 pick = draws_theta[torch.linspace(0, len(draws_theta) - 1, min(4, len(draws_theta))).round().long()]
                 box["metric"] = fisher_metric(post.residuals, pick, post.prior_curvature(), draws_theta.mean(0), frozen=3)
+                if linear is not None:
+                    linear.update(draws_theta)
                 w = box["metric"].to_w(theta)
             if terminal:
                 w, step, _ = run_phase(w, terminal, False, 2 + len(windows))
             metric = box["metric"]
             box["adapt"] = False
             box["rates"] = []
+            box["linear_rates"] = []
             images = torch.empty((chains, draws, n, n), dtype=torch.float32)
             hypers = torch.empty((chains, draws, 3), dtype=torch.float64)
 
@@ -439,8 +452,10 @@ class GMRFHMC(Method):
             "total_flux_prior": post.flux0,
             "wall_seconds": time.perf_counter() - t0,
             "data": "closures" if post.closures else "visibilities",
-            "sampler": "hmc_within_gibbs",
+            "sampler": "hmc_within_gibbs" if linear is None else "hmc_within_gibbs_linearized",
         }
+        if linear is not None:
+            info["linearized_move_acceptance"] = float(np.mean(box["linear_rates"])) if box["linear_rates"] else None
         if draws >= 4:
             info["mixing"] = mixing_summary(images.numpy())
             hyper = mixing_summary(hypers.numpy())
@@ -454,7 +469,7 @@ class GMRFHMC(Method):
 
 def _collapsible(post: GMRFPosterior) -> bool:
     """Whether ε can be integrated out given (σ, ρ, F): the linear link (exactly on complex visibilities; on closures
-    through their linearization, corrected exactly by :func:`_run_closures_collapsed`)."""
+    through their linearization, in :class:`_LinearizedMove`)."""
     return post.link == "linear"
 
 
@@ -519,150 +534,62 @@ def _run_collapsed(post: GMRFPosterior, ctx: Context, params: dict[str, Any], t0
     return Estimate(mean.to(ctx.device), std.to(ctx.device), samples.to(ctx.device), info)
 
 
-def _run_closures_collapsed(post: GMRFPosterior, ctx: Context, params: dict[str, Any], t0: float) -> Estimate:
-    """Closures with the linear link: the closure residuals linearized at a mean image ``u₀`` (Gauss–Newton, then
-    re-linearized at each warm-up window's mean) make the model linear-Gaussian in ε given θ = (log σ, log ρ, log F);
-    its exact draws ``ε = ε(θ, a)`` (Matheron's map of auxiliary normals a, :meth:`CollapsedGMRF.field_of`) define the
-    extended target ``π(θ, a) ∝ p̃(θ | y) N(a; 0, I) w(θ, ε(θ, a))`` with ``w = p(y | ε, θ) / p̃(y | ε, θ)`` the exact
-    over the linearized likelihood; its (θ, ε(θ, a)) marginal is the exact posterior (a pseudo-marginal / auxiliary
-    variable construction: Andrieu & Roberts, Ann. Stat. 37 (2009) 697). Sampled by HMC on a given θ (a standard normal
-    where the linearization holds) and random-walk Metropolis on θ given a between the HMC transitions: with a held,
-    ε(θ, a) follows θ (the data-constrained part refits), so θ is not pinned by ε as in the non-centered Gibbs sweep."""
-    from ..methods._metropolis import _stable_cholesky
-    from .collapsed import CollapsedGMRF
 
-    chains, warm, draws = params["chains"], params["warmup"], params["iterations"]
-    n = post.npix
-    n2 = n * n
-    col = CollapsedGMRF(post)
-    h = post.start()[-3:]
-    for _ in range(3):  # Gauss–Newton: re-linearize at the linearized model's mean image at the mode of θ
-        h, _ = col.mode(h)
-        hh = h.unsqueeze(0)
-        _, chol = col.neg_log_posterior(hh)
-        col.linearize(col.unit_image(hh, col.conditional_mean(hh, chol))[0])
-    mode, laplace = col.mode(h)
-    gen = ctx.generator(61)
-    start = mode + torch.randn((chains, 3), generator=gen, dtype=torch.float64) @ _stable_cholesky(laplace).T
-    bad = ~torch.isfinite(col.neg_log_posterior(start)[0])
-    start[bad] = mode
-    box: dict[str, Any] = {"h": start, "cov": laplace, "log_scale": math.log(2.38 / math.sqrt(3.0)), "adapt": True,
-                           "rates": []}
+class _LinearizedMove:
+    """A move of θ = (log σ, log ρ, log F) for closures (linear link) that is not pinned by ε: the closure residuals
+    linearized at an image u₀ make the model linear-Gaussian in ε given θ (:class:`.collapsed.CollapsedGMRF`), with exact
+    draws ``ε = ε(θ, a)`` (Matheron's map of auxiliary normals a). On the extended target
+    ``π(θ, a) ∝ p̃(θ | y) N(a; 0, I) w(θ, ε(θ, a))``, ``w = p(y | ε) / p̃(y | ε)`` (exact over linearized likelihood),
+    whose (θ, ε) marginal is the exact posterior, one transition (1) draws a | θ, ε (Gaussian on the affine set
+    ε(θ, a) = ε), (2) moves θ by random-walk Metropolis given a, ε following as ε(θ', a) (the data-constrained part refits
+    to θ'). Both steps leave the extended target invariant (an auxiliary-variable / pseudo-marginal construction:
+    Andrieu & Roberts, Ann. Stat. 37 (2009) 697); where the linearization holds, w ≈ 1 and θ moves as on its marginal.
+    The linearization point and the proposal covariance are updated only in warm-up (:meth:`update`)."""
 
-    def refresh() -> None:
-        box["U"], box["chol"] = col.neg_log_posterior(box["h"])
-        box["L"] = _stable_cholesky(box["cov"])
+    def __init__(self, post: GMRFPosterior, mode: torch.Tensor, gen: torch.Generator):
+        from ..methods._metropolis import _stable_cholesky
+        from .collapsed import CollapsedGMRF
 
-    refresh()
-    eye = torch.eye(col.d, dtype=torch.float64)
+        self._chol = _stable_cholesky
+        self.col = CollapsedGMRF(post)
+        self.n2 = post.npix**2
+        self.gen = gen
+        self.col.linearize(self.col.unit_image(mode[-3:].unsqueeze(0), mode[: self.n2].unsqueeze(0))[0])
+        _, self.cov = self.col.mode(mode[-3:].clone())
+        self.L = self._chol(self.cov)
+        self.log_scale = math.log(2.38 / math.sqrt(3.0))
 
-    def potential(a: torch.Tensor) -> torch.Tensor:  # −log π(a | θ)
-        eps = col.field_of(box["h"], box["chol"], a)
-        return 0.5 * (a * a).sum(-1) - col.log_weight(box["h"], eps)
-
-    def theta_moves(a: torch.Tensor, moves: int = 3) -> torch.Tensor:
-        """Random-walk Metropolis on θ | a, target ``p̃(θ | y) w(θ, ε(θ, a))``; a is left unchanged."""
+    def update(self, draws: torch.Tensor) -> None:
+        """Warm-up: re-linearize at the mean unit image of parameter draws (n, d); the proposal covariance from their θ
+        (shrunk towards the previous one)."""
         with torch.no_grad():
-            h, U, chol = box["h"], box["U"], box["chol"]
-            current = U - col.log_weight(h, col.field_of(h, chol, a))
-            for _ in range(moves):
-                z = torch.randn((chains, 3), generator=gen, dtype=torch.float64)
-                proposal = h + math.exp(box["log_scale"]) * z @ box["L"].T
-                U_new, chol_new = col.neg_log_posterior(proposal)
-                ok = torch.isfinite(U_new)
-                chol_new = torch.where(ok[:, None, None], chol_new, eye)
-                value = U_new - col.log_weight(proposal, col.field_of(proposal, chol_new, a))
-                log_alpha = torch.nan_to_num(current - value, nan=-math.inf).clamp(max=0.0)
-                take = (torch.log(torch.rand(chains, generator=gen, dtype=torch.float64)) < log_alpha) & ok
-                h = torch.where(take[:, None], proposal, h)
-                U = torch.where(take, U_new, U)
-                chol = torch.where(take[:, None, None], chol_new, chol)
-                current = torch.where(take, value, current)
-                rate = float(log_alpha.exp().mean())
-                box["rates"].append(rate)
-                if box["adapt"]:  # Robbins–Monro towards acceptance 0.3
-                    box["log_scale"] = min(box["log_scale"] + 0.05 * (rate - 0.3), math.log(3.0))
-            box["h"], box["U"], box["chol"] = h, U, chol
-        return a
+            self.col.linearize(self.col.unit_image(draws[:, -3:], draws[:, : self.n2]).mean(0))
+            hs = draws[:, -3:]
+            self.cov = (len(hs) * torch.cov(hs.T) + 10.0 * self.cov) / (len(hs) + 10.0)
+            self.L = self._chol(self.cov)
 
-    def unit_images(a: torch.Tensor) -> torch.Tensor:
-        return col.unit_image(box["h"], col.field_of(box["h"], box["chol"], a))
-
-    hmc_kw: dict[str, Any] = {"trajectory": params["trajectory"], "max_leapfrog": params["max_leapfrog"],
-                              "between": theta_moves}
-    a = ctx.randn((chains, n2 + col.d), dtype=torch.float64, offset=67)
-    initial, windows, terminal = warmup_windows(warm)
-    step: Any = 0.5
-    phases: list[dict[str, float]] = []
-    total = warm + draws
-    done = 0
-
-    def run_phase(a, length, keep, offset):
-        window_u: list[torch.Tensor] = []
-        window_h: list[torch.Tensor] = []
-
-        def collect(v, k):
-            if keep:
-                with torch.no_grad():
-                    window_u.append(unit_images(v))
-                    window_h.append(box["h"].clone())
-
-        a, new_step, acc = hmc(potential, a, ctx, iterations=length, adapt=True, step=step, record=collect,
-                               progress=(done, total), offset=offset, **hmc_kw)
-        phases.append({"transitions": length, "step": float(new_step.mean()), "acceptance": float(acc.mean())})
-        return a, new_step, window_u, window_h
-
-    a, step, _, _ = run_phase(a, initial, False, 1)
-    done += initial
-    for j, length in enumerate(windows):
-        a, step, window_u, window_h = run_phase(a, length, True, 2 + j)
-        done += length
-        # re-linearize at the window's mean image; the θ proposal from the window's draws (shrunk to the previous one)
-        col.linearize(torch.cat(window_u, 0).mean(0))
-        hs = torch.cat(window_h, 0)
-        box["cov"] = (len(hs) * torch.cov(hs.T) + 10.0 * box["cov"]) / (len(hs) + 10.0)
-        refresh()
-    if terminal:
-        a, step, _, _ = run_phase(a, terminal, False, 2 + len(windows))
-    box["adapt"] = False
-    box["rates"] = []
-    images = torch.empty((chains, draws, n, n), dtype=torch.float32)
-    hypers = torch.empty((chains, draws, 3), dtype=torch.float64)
-
-    def record(v, k):
-        with torch.no_grad():
-            eps = col.field_of(box["h"], box["chol"], v)
-            images[:, k - 1] = post.image(torch.cat([eps, box["h"]], -1)).float()
-            hypers[:, k - 1] = box["h"]
-        if k % 50 == 0 or k == draws:
-            ctx.keep(images[:, :k].mean((0, 1)), iteration=warm + k)
-
-    a, step, acceptance = hmc(potential, a, ctx, iterations=draws, adapt=False, step=step, progress=(warm, total),
-                              record=record, offset=99, **hmc_kw)
-    flat = images.reshape(-1, n, n)
-    mean, std = flat.mean(0), flat.std(0)
-    pick = torch.linspace(0, draws - 1, max(1, math.ceil(params["n_samples"] / chains))).round().long()
-    samples = images[:, pick].transpose(0, 1).reshape(-1, n, n)[: params["n_samples"]]
-    if not (torch.isfinite(mean).all() and torch.isfinite(std).all()):
-        raise ValueError("gmrf_hmc produced non-finite images; check the noise sigmas and the field of view.")
-    info: dict[str, Any] = {
-        "chains": chains, "warmup": warm, "iterations": draws, "std_from": "chain", "sampler": "collapsed_linearized",
-        "step_size": float(step.mean()), "acceptance": float(acceptance.mean()),
-        "acceptance_per_chain": [round(float(r), 3) for r in acceptance],
-        "leapfrog_steps": int(torch.clamp(torch.ceil(params["trajectory"] / step), 1, params["max_leapfrog"]).max()),
-        "warmup_phases": phases,
-        "hyperparameter_acceptance": float(sum(box["rates"]) / max(len(box["rates"]), 1)),
-        "hyperparameter_mode": [float(v) for v in mode], "data_dimension": col.d,
-        "total_flux_prior": post.flux0, "wall_seconds": time.perf_counter() - t0, "data": "closures",
-    }
-    if draws >= 4:
-        info["mixing"] = mixing_summary(images.numpy())
-        hyper = mixing_summary(hypers.numpy())
-        info["mixing_hyperparameters"] = {"rhat_max": hyper["rhat_max"], "ess_min": hyper["ess_min"],
-                                          "rhat": [round(float(r), 4) for r in split_rhat(hypers.numpy())],
-                                          "ess": [round(float(e), 1) for e in effective_sample_size(hypers.numpy())]}
-    hflat = hypers.reshape(-1, 3)
-    info["sigma_log_intensity"] = float(hflat[:, 0].exp().median())
-    info["correlation_length_uas"] = float(hflat[:, 1].exp().median()) * post.fwd.fov_uas / n
-    info["total_flux"] = float(hflat[:, 2].exp().median())
-    return Estimate(mean.to(ctx.device), std.to(ctx.device), samples.to(ctx.device), info)
+    def __call__(self, theta: torch.Tensor, adapt: bool) -> tuple[torch.Tensor, float]:
+        col, n2, gen = self.col, self.n2, self.gen
+        chains = theta.shape[0]
+        h, eps = theta[:, -3:], theta[:, :n2]
+        U, chol = col.neg_log_posterior(h)
+        ok0 = torch.isfinite(U)
+        eye = torch.eye(col.d, dtype=theta.dtype)
+        chol = torch.where(ok0[:, None, None], chol, eye)
+        a = col.aux_given_field(h, chol, eps, gen)
+        current = U - col.log_weight(h, eps)
+        proposal = h + math.exp(self.log_scale) * torch.randn((chains, 3), generator=gen, dtype=theta.dtype) @ self.L.T
+        U_new, chol_new = col.neg_log_posterior(proposal)
+        ok = torch.isfinite(U_new) & ok0
+        chol_new = torch.where(ok[:, None, None], chol_new, eye)
+        eps_new = col.field_of(proposal, chol_new, a)
+        value = U_new - col.log_weight(proposal, eps_new)
+        log_alpha = torch.nan_to_num(current - value, nan=-math.inf).clamp(max=0.0)
+        take = (torch.log(torch.rand(chains, generator=gen, dtype=theta.dtype)) < log_alpha) & ok
+        theta = theta.clone()
+        theta[:, :n2] = torch.where(take[:, None], eps_new, eps)
+        theta[:, -3:] = torch.where(take[:, None], proposal, h)
+        rate = float(torch.where(ok, log_alpha.exp(), torch.zeros_like(log_alpha)).mean())
+        if adapt:  # Robbins–Monro towards acceptance 0.3
+            self.log_scale = min(self.log_scale + 0.1 * (rate - 0.3), math.log(3.0))
+        return theta, rate
