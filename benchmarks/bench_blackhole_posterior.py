@@ -89,7 +89,9 @@ def main() -> None:
                   f"{i['mixing']['rhat_max']:6.3f} {i['mixing_hyperparameters']['rhat_max']:7.3f} "
                   f"{min(i['mixing']['ess_min'], i['mixing_hyperparameters']['ess_min']):8.0f} {seconds:7.1f} {cpu:7.1f}  "
                   f"σ {i['sigma_log_intensity']:.2f} ρ {i['correlation_length_uas']:.0f} µas F {i['total_flux']:.3f} "
-                  f"acc {i['acceptance']:.2f} {i.get('sampler', '')} L {i.get('leapfrog_steps', '–')}", flush=True)
+                  f"acc {i['acceptance']:.2f} {i.get('sampler', '')} L {i.get('leapfrog_steps', '–')}"
+                  + (f" θ-move acc {i['linearized_move_acceptance']:.2f}" if i.get("linearized_move_acceptance") else ""),
+                  flush=True)
 
 
 def _best_shift(image: np.ndarray, truth: np.ndarray) -> tuple[int, int]:

@@ -74,7 +74,7 @@ def test_conditional_draws_have_the_closed_form_moments(model):
     assert float(exact[0]) < 0.05 * float(v[0] @ v[0])  # and the data shrink it well below the prior's
 
 
-def test_gmrf_hmc_collapses_on_visibilities_only():
+def test_gmrf_hmc_collapses_on_visibilities():
     truth = bh.models.ring(NPIX, FOV)
     obs = bh.simulate(truth, FOV, seed=0)
     A, noise = bh.Interferometer(obs, NPIX, FOV), ni.noise.Gaussian(obs.sigma)
@@ -87,3 +87,65 @@ def test_gmrf_hmc_collapses_on_visibilities_only():
     assert bh.nxcorr_aligned(rec.mean, truth) > 0.9 and (rec.std > 0).all()
     with pytest.raises(ValueError, match="collapsed"):
         ni.reconstruct(obs.vis, A, "gmrf_hmc", noise=noise, sampler="collapsed", link="softplus")
+
+
+@pytest.fixture(scope="module")
+def closure_model():
+    obs = bh.simulate(bh.models.ring(NPIX, FOV), FOV, gain_error=0.1, phase_error=True, seed=0)
+    A = bh.Closures(obs, NPIX, FOV)
+    mean_image = bh.gaussian_image(NPIX, FOV, 40.0) + 0.3 * bh.models.ring(NPIX, FOV)
+    post = GMRFPosterior(torch.as_tensor(A.data), A, ni.noise.Gaussian(A.sigma), prior_fwhm_uas=80.0, order=1,
+                         total_flux=None, flux_uncertainty=0.1, link="linear", mean_image=mean_image, systematic=0.0)
+    col = CollapsedGMRF(post)
+    g = torch.Generator().manual_seed(3)
+    col.linearize(col.unit_image(torch.tensor([[-1.0, 0.5, 0.0]], dtype=torch.float64),
+                                 torch.randn(1, NPIX * NPIX, generator=g, dtype=torch.float64))[0])  # not at m
+    return post, col
+
+
+@pytest.mark.parametrize("hyper", [(-0.5, 1.0, math.log(0.55)), (-1.5, 0.2, math.log(0.7))])
+def test_closure_linearization_and_weight_give_the_exact_joint(closure_model, hyper):
+    """Closures: for every ε, the exact joint (what HMC samples) = the linearized model's marginal of θ + its
+    conditional of ε − the log weight (exact over linearized likelihood), with the scale-free likelihood (F enters
+    through its prior only): the identity the exact correction of the linearized collapsed sampler rests on."""
+    post, col = closure_model
+    h = torch.tensor([hyper], dtype=torch.float64)
+    K = post.field(torch.eye(NPIX * NPIX, dtype=torch.float64).reshape(-1, NPIX, NPIX), h[0, 1]).reshape(
+        NPIX * NPIX, -1)
+    B = math.exp(hyper[0]) * col.G @ K.T  # σ G K: no F on closures
+    Lam = torch.eye(NPIX * NPIX, dtype=torch.float64) + B.T @ B
+    value, chol = col.neg_log_posterior(h)
+    mu = col.conditional_mean(h, chol)[0]
+    assert torch.allclose(mu, torch.linalg.solve(Lam, B.T @ col.y), atol=1e-8)
+    half_logdet = float(torch.log(chol[0].diagonal()).sum())
+    g = torch.Generator().manual_seed(4)
+    weights = []
+    for scale in (0.0, 0.3, 1.0):
+        eps = mu + scale * torch.randn(NPIX * NPIX, generator=g, dtype=torch.float64)
+        joint = float(post(torch.cat([eps, h[0]]).unsqueeze(0))[0])
+        log_w = float(col.log_weight(h, eps.unsqueeze(0))[0])
+        conditional = 0.5 * float((eps - mu) @ Lam @ (eps - mu))
+        assert joint + log_w - conditional + half_logdet == pytest.approx(float(value[0]), rel=1e-9, abs=1e-6)
+        weights.append(log_w)
+    assert weights[2] != pytest.approx(0.0, abs=1e-3)  # the closures are not linear: the weight does matter
+    # Matheron's map of auxiliary normals is linear in them and lands on the conditional mean at aux = 0
+    aux = torch.zeros(1, NPIX * NPIX + col.d, dtype=torch.float64)
+    assert torch.allclose(col.field_of(h, chol, aux)[0], mu, atol=1e-10)
+    # the auxiliary normals drawn given ε map back to ε (the Gibbs step of the linearized move)
+    eps = mu + torch.randn(NPIX * NPIX, generator=g, dtype=torch.float64)
+    aux = col.aux_given_field(h.repeat(2, 1), chol.repeat(2, 1, 1), eps.repeat(2, 1), g)
+    assert torch.allclose(col.field_of(h.repeat(2, 1), chol.repeat(2, 1, 1), aux), eps.repeat(2, 1), atol=1e-8)
+    assert not torch.allclose(aux[0], aux[1])
+
+
+def test_gmrf_hmc_moves_closure_hyperparameters_by_the_linearized_model():
+    truth = bh.models.ring(NPIX, FOV)
+    obs = bh.simulate(truth, FOV, gain_error=0.1, phase_error=True, seed=0)
+    A = bh.Closures(obs, NPIX, FOV)
+    rec = ni.reconstruct(A.data, A, "gmrf_hmc", noise=ni.noise.Gaussian(A.sigma), seed=0, iterations=20, warmup=20,
+                         chains=2, n_samples=8, systematic=0.0, max_leapfrog=16)
+    i = rec.info
+    assert i["sampler"] == "hmc_within_gibbs_linearized" and i["data"] == "closures"
+    assert rec.samples.shape == (8, NPIX, NPIX) and np.isfinite(i["mixing_hyperparameters"]["rhat_max"])
+    assert 0 < i["acceptance"] <= 1 and 0 < i["linearized_move_acceptance"] <= 1
+    assert bh.nxcorr_aligned(rec.mean, truth) > 0.7 and (rec.std > 0).all() and np.isfinite(rec.samples).all()

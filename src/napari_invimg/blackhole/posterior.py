@@ -11,7 +11,11 @@ is the total flux and not traded against σ. On complex visibilities with the li
 default there) the field is integrated out: given θ = (σ, ρ, F) the model is linear-Gaussian in ε, so θ is sampled
 from its marginal posterior ``p(θ) N(ỹ; F a, I + F²σ² G K_ρ² Gᵀ)`` by adaptive Metropolis (one data-space Cholesky
 per evaluation) and ε | θ, y is drawn exactly after every transition (:mod:`.collapsed`; Rue & Held 2005, §4.1).
-Otherwise (closures, or a nonlinear link: ``sampler="hmc"``) the sampler is HMC-within-Gibbs: HMC moves ε with (σ, ρ, F) held (given
+On closure quantities with the linear link (``sampler="auto"``) the sampler is HMC-within-Gibbs (below) with one more
+move of (σ, ρ, F): the closure residuals are linearized at a mean image, the linearized model is collapsed the same
+way, and θ moves given the auxiliary normals of its exact draws of ε, corrected to the exact posterior by an importance
+weight inside the chain (:class:`_LinearizedMove`).
+Otherwise (a nonlinear link, or ``sampler="hmc"``) the sampler is HMC-within-Gibbs: HMC moves ε with (σ, ρ, F) held (given
 them the image is linear in ε), and between its transitions (σ, ρ, F) move by Metropolis on their non-centered
 conditionals (:meth:`GMRFPosterior.hyper_moves`) and (σ, ρ) by ASIS interweaving steps with the field σK_ρε held fixed
 (:meth:`GMRFPosterior.interweave`). ``K_ρ`` the stationary filter whose power
@@ -209,7 +213,10 @@ class GMRFPosterior:
 
     def residuals(self, theta: torch.Tensor) -> torch.Tensor:
         """Whitened data residuals (…, m): ``[Re, Im](Ax − y)/σ``, or ``2 sin(Δψ/2)/σ_ψ`` and ``Δa/σ_a``."""
-        x = self.image(theta)
+        return self.residuals_of_image(self.image(theta))
+
+    def residuals_of_image(self, x: torch.Tensor) -> torch.Tensor:
+        """The whitened data residuals of :meth:`residuals` for images x (…, N, N)."""
         if self.matrix is not None:
             ri = x.reshape(*x.shape[:-2], -1) @ self.matrix
             if not self.closures:
@@ -310,8 +317,9 @@ class GMRFHMC(Method):
         Param("trajectory", float, 1.5, 0.1, 10.0, doc="HMC trajectory length in whitened units"),
         Param("max_leapfrog", int, 48, 1, 1024, doc="most leapfrog steps per transition"),
         Param("sampler", str, "auto", choices=SAMPLERS,
-              doc="collapsed: (σ, ρ, F) from their marginal (ε integrated out), then ε exactly (visibilities, linear "
-                  "link only); hmc: HMC-within-Gibbs on ε and (σ, ρ, F); auto: collapsed where it applies"),
+              doc="collapsed: (σ, ρ, F) from their marginal (ε integrated out), then ε exactly (visibilities; on "
+                  "closures through their linearization with an exact correction; linear link only); hmc: "
+                  "HMC-within-Gibbs on ε and (σ, ρ, F); auto: collapsed where it applies"),
     )
 
     def run(self, y, A, noise, ctx: Context, **params: Any) -> Estimate:
@@ -331,8 +339,8 @@ class GMRFHMC(Method):
                                  total_flux=params["total_flux"], flux_uncertainty=params["flux_uncertainty"],
                                  systematic=params["systematic"], link=params["link"], mean_image=mean_image)
             if params["sampler"] == "collapsed" and not _collapsible(post):
-                raise ValueError("sampler='collapsed' needs visibilities (the Interferometer) and link='linear'.")
-            if params["sampler"] != "hmc" and _collapsible(post):
+                raise ValueError("sampler='collapsed' needs link='linear'.")
+            if params["sampler"] != "hmc" and _collapsible(post) and not post.closures:
                 return _run_collapsed(post, ctx, params, t0)
             n = post.npix
             start = post.start()
@@ -355,6 +363,10 @@ class GMRFHMC(Method):
                 return 2.4 / m.frozen_information.sqrt() * torch.tensor([1.0, 1.0, 1.0], dtype=post.dtype)
 
             box["scales"] = hyper_scales(metric)
+            linear = None  # closures with the linear link: θ also moves given the linearized model's auxiliary normals
+            if post.closures and _collapsible(post) and params["sampler"] != "hmc":
+                linear = _LinearizedMove(post, mode, gen)
+                box["linear_rates"] = []
 
             def between(v: torch.Tensor) -> torch.Tensor:
                 with torch.no_grad():
@@ -366,6 +378,9 @@ class GMRFHMC(Method):
                     box["rates"].append(rate)
                     if params["interweave"]:
                         theta = post.interweave(theta, gen)
+                    if linear is not None:
+                        theta, linear_rate = linear(theta, adapt=box["adapt"])
+                        box["linear_rates"].append(linear_rate)
                     return m.to_w(theta)
 
             hmc_kw: dict[str, Any] = {"trajectory": params["trajectory"], "max_leapfrog": params["max_leapfrog"],
@@ -399,12 +414,15 @@ class GMRFHMC(Method):
                 draws_theta = torch.cat(window, 0)
                 pick = draws_theta[torch.linspace(0, len(draws_theta) - 1, min(4, len(draws_theta))).round().long()]
                 box["metric"] = fisher_metric(post.residuals, pick, post.prior_curvature(), draws_theta.mean(0), frozen=3)
+                if linear is not None:
+                    linear.update(draws_theta)
                 w = box["metric"].to_w(theta)
             if terminal:
                 w, step, _ = run_phase(w, terminal, False, 2 + len(windows))
             metric = box["metric"]
             box["adapt"] = False
             box["rates"] = []
+            box["linear_rates"] = []
             images = torch.empty((chains, draws, n, n), dtype=torch.float32)
             hypers = torch.empty((chains, draws, 3), dtype=torch.float64)
 
@@ -434,8 +452,10 @@ class GMRFHMC(Method):
             "total_flux_prior": post.flux0,
             "wall_seconds": time.perf_counter() - t0,
             "data": "closures" if post.closures else "visibilities",
-            "sampler": "hmc_within_gibbs",
+            "sampler": "hmc_within_gibbs" if linear is None else "hmc_within_gibbs_linearized",
         }
+        if linear is not None:
+            info["linearized_move_acceptance"] = float(np.mean(box["linear_rates"])) if box["linear_rates"] else None
         if draws >= 4:
             info["mixing"] = mixing_summary(images.numpy())
             hyper = mixing_summary(hypers.numpy())
@@ -448,8 +468,9 @@ class GMRFHMC(Method):
 
 
 def _collapsible(post: GMRFPosterior) -> bool:
-    """Whether the model is linear-Gaussian in ε given (σ, ρ, F): complex visibilities and the linear link."""
-    return not post.closures and post.link == "linear"
+    """Whether ε can be integrated out given (σ, ρ, F): the linear link (exactly on complex visibilities; on closures
+    through their linearization, in :class:`_LinearizedMove`)."""
+    return post.link == "linear"
 
 
 def _run_collapsed(post: GMRFPosterior, ctx: Context, params: dict[str, Any], t0: float) -> Estimate:
@@ -511,3 +532,64 @@ def _run_collapsed(post: GMRFPosterior, ctx: Context, params: dict[str, Any], t0
     info["correlation_length_uas"] = float(h[:, 1].exp().median()) * post.fwd.fov_uas / n
     info["total_flux"] = float(h[:, 2].exp().median())
     return Estimate(mean.to(ctx.device), std.to(ctx.device), samples.to(ctx.device), info)
+
+
+
+class _LinearizedMove:
+    """A move of θ = (log σ, log ρ, log F) for closures (linear link) that is not pinned by ε: the closure residuals
+    linearized at an image u₀ make the model linear-Gaussian in ε given θ (:class:`.collapsed.CollapsedGMRF`), with exact
+    draws ``ε = ε(θ, a)`` (Matheron's map of auxiliary normals a). On the extended target
+    ``π(θ, a) ∝ p̃(θ | y) N(a; 0, I) w(θ, ε(θ, a))``, ``w = p(y | ε) / p̃(y | ε)`` (exact over linearized likelihood),
+    whose (θ, ε) marginal is the exact posterior, one transition (1) draws a | θ, ε (Gaussian on the affine set
+    ε(θ, a) = ε), (2) moves θ by random-walk Metropolis given a, ε following as ε(θ', a) (the data-constrained part refits
+    to θ'). Both steps leave the extended target invariant (an auxiliary-variable / pseudo-marginal construction:
+    Andrieu & Roberts, Ann. Stat. 37 (2009) 697); where the linearization holds, w ≈ 1 and θ moves as on its marginal.
+    The linearization point and the proposal covariance are updated only in warm-up (:meth:`update`)."""
+
+    def __init__(self, post: GMRFPosterior, mode: torch.Tensor, gen: torch.Generator):
+        from ..methods._metropolis import _stable_cholesky
+        from .collapsed import CollapsedGMRF
+
+        self._chol = _stable_cholesky
+        self.col = CollapsedGMRF(post)
+        self.n2 = post.npix**2
+        self.gen = gen
+        self.col.linearize(self.col.unit_image(mode[-3:].unsqueeze(0), mode[: self.n2].unsqueeze(0))[0])
+        _, self.cov = self.col.mode(mode[-3:].clone())
+        self.L = self._chol(self.cov)
+        self.log_scale = math.log(2.38 / math.sqrt(3.0))
+
+    def update(self, draws: torch.Tensor) -> None:
+        """Warm-up: re-linearize at the mean unit image of parameter draws (n, d); the proposal covariance from their θ
+        (shrunk towards the previous one)."""
+        with torch.no_grad():
+            self.col.linearize(self.col.unit_image(draws[:, -3:], draws[:, : self.n2]).mean(0))
+            hs = draws[:, -3:]
+            self.cov = (len(hs) * torch.cov(hs.T) + 10.0 * self.cov) / (len(hs) + 10.0)
+            self.L = self._chol(self.cov)
+
+    def __call__(self, theta: torch.Tensor, adapt: bool) -> tuple[torch.Tensor, float]:
+        col, n2, gen = self.col, self.n2, self.gen
+        chains = theta.shape[0]
+        h, eps = theta[:, -3:], theta[:, :n2]
+        U, chol = col.neg_log_posterior(h)
+        ok0 = torch.isfinite(U)
+        eye = torch.eye(col.d, dtype=theta.dtype)
+        chol = torch.where(ok0[:, None, None], chol, eye)
+        a = col.aux_given_field(h, chol, eps, gen)
+        current = U - col.log_weight(h, eps)
+        proposal = h + math.exp(self.log_scale) * torch.randn((chains, 3), generator=gen, dtype=theta.dtype) @ self.L.T
+        U_new, chol_new = col.neg_log_posterior(proposal)
+        ok = torch.isfinite(U_new) & ok0
+        chol_new = torch.where(ok[:, None, None], chol_new, eye)
+        eps_new = col.field_of(proposal, chol_new, a)
+        value = U_new - col.log_weight(proposal, eps_new)
+        log_alpha = torch.nan_to_num(current - value, nan=-math.inf).clamp(max=0.0)
+        take = (torch.log(torch.rand(chains, generator=gen, dtype=theta.dtype)) < log_alpha) & ok
+        theta = theta.clone()
+        theta[:, :n2] = torch.where(take[:, None], eps_new, eps)
+        theta[:, -3:] = torch.where(take[:, None], proposal, h)
+        rate = float(torch.where(ok, log_alpha.exp(), torch.zeros_like(log_alpha)).mean())
+        if adapt:  # Robbins–Monro towards acceptance 0.3
+            self.log_scale = min(self.log_scale + 0.1 * (rate - 0.3), math.log(3.0))
+        return theta, rate
