@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from gaussian_toy import exact_coverage, make_toy
@@ -133,3 +135,34 @@ def test_pnp_admm_start_with_any_denoiser():
     assert rec.info["start"] == "pnp_admm" and np.isfinite(rec.mean).all()
     assert ni.reconstruct(y, A, "dps", noise, denoiser="gaussian_toy", iterations=2,
                           n_samples=2).info["start"] == "richardson_lucy"
+
+
+def test_cancel_during_the_first_estimate_stops_the_call():
+    """The first estimate (PnP-ADMM, itself from Richardson–Lucy) runs as a part of the call: the user's cancel stops it
+    at once, and the bar moves through it and on into the chains' steps without going back."""
+    x, A, noise, y = _learned_blur_problem()
+    calls = []
+
+    def cancel_at_once(i, total, preview):
+        calls.append((i, total))
+        return False
+
+    t0 = time.perf_counter()
+    with pytest.raises(ni.Cancelled) as exc:
+        ni.reconstruct(y, A, "dps", noise, iterations=2, n_samples=2, progress=cancel_at_once)
+    assert len(calls) == 1 and exc.value.partial is None  # no diffusion step ran
+    assert time.perf_counter() - t0 < 30
+    steps = []
+    rec = ni.reconstruct(y, A, "dps", noise, iterations=2, n_samples=2,
+                         progress=lambda i, total, preview: steps.append((i, total, preview is not None)))
+    assert rec.info["start"] == "pnp_admm" and len(steps) > 2 + 24  # PnP-ADMM's iterations report too
+    fractions = [i / total for i, total, _ in steps]
+    assert all(a <= b + 1e-9 for a, b in zip(fractions, fractions[1:])) and steps[-1][0] == steps[-1][1]
+    assert steps[-2][1] == steps[-1][1] and all(p for _, _, p in steps[-2:])  # the chains' 2 steps end the bar
+
+
+def test_cancel_during_pnp_ula_first_estimate():
+    x, A, noise, y = _learned_blur_problem()
+    with pytest.raises(ni.Cancelled) as exc:
+        ni.reconstruct(y, A, "pnp_ula", noise, iterations=16, n_samples=4, chains=1, progress=lambda *a: False)
+    assert exc.value.partial is None  # stopped inside Richardson–Lucy, before any chain step

@@ -38,7 +38,15 @@ from ._posterior import WEIGHTS, load_denoiser
 from ._prior_fit import measured_misfit, prior_fit_report
 from ._proximal import initial_gain, initial_image
 from .classical import RichardsonLucy
-from .registry import ITERATIONS, Context, Estimate, Method, Param, TileProfile
+from .registry import (
+    ITERATIONS,
+    Context,
+    Estimate,
+    Method,
+    Param,
+    TileProfile,
+    run_first_estimate,
+)
 
 __all__ = ["PnPADMM", "PnPPGD", "RED", "default_denoiser"]
 
@@ -317,8 +325,7 @@ class _Scheme:
             if not _richardson_lucy_applies(y, A, P):
                 raise ValueError(f"start='richardson_lucy' needs a real, non-negative problem (positivity=True) on one of "
                                  f"{', '.join(RichardsonLucy.operators)}; this is a {A.name}. Use start='adjoint'.")
-            defaults = {p.name: p.default for p in RichardsonLucy.params}
-            first = RichardsonLucy().run(y, A, noise, Context(ctx.device, seed=ctx.seed), **defaults).mean
+            first = run_first_estimate("richardson_lucy", y, A, noise, ctx, 0.1, iterations).mean
             P.x0 = clip(first.to(P.x0.dtype) / P.scale, P.lower, None)
         elif start == "wavelet":
             from .variational import WaveletMethod

@@ -23,7 +23,8 @@ from ..operators.base import Operator
 from ..operators.noise import NoiseModel
 from ..validation import check_seed
 
-__all__ = ["Param", "Method", "Context", "Estimate", "TileProfile", "get", "available", "info", "ITERATIONS"]
+__all__ = ["Param", "Method", "Context", "Estimate", "TileProfile", "get", "available", "info", "ITERATIONS",
+           "run_first_estimate"]
 
 METHODS = Registry("method", discover=import_submodules("napari_invimg.methods"), lazy=domain_names("method"))
 
@@ -134,6 +135,8 @@ class Context:
         self.started = time.perf_counter()
         #: previews are multiplied by this (the data scale a ``unit_range`` method runs in)
         self.output_scale = 1.0
+        #: steps reported before the run's own: those its first estimates took (:meth:`child`)
+        self._lead = 0
 
     @property
     def watched(self) -> bool:
@@ -169,7 +172,8 @@ class Context:
                                 None if samples is None else samples.detach(), dict(info))
 
     def step(self, i: int, total: int, preview: torch.Tensor | None = None) -> None:
-        """Report progress (step ``i`` of ``total``); raises :class:`Cancelled` when the callback says stop."""
+        """Report progress (step ``i`` of ``total``); raises :class:`Cancelled` when the callback says stop. After
+        first estimates (:meth:`child`) the callback sees step ``lead + i`` of ``lead + total``: the bar goes on."""
         if self._progress is None:
             return
         pv = None
@@ -178,6 +182,10 @@ class Context:
             pv = (pv.abs() if pv.is_complex() else pv).float().cpu().numpy()
             if self.output_scale != 1.0:
                 pv = pv * self.output_scale
+        self._emit(self._lead + int(i), self._lead + int(total), pv)
+
+    def _emit(self, i: int, total: int, pv: np.ndarray | None) -> None:
+        """Call the progress callback (a preview already in the caller's units); :class:`Cancelled` on ``False``."""
         if self._wants_status:
             status = {k: v[-1] for k, v in self.history.items() if v}
             answer = self._progress(int(i), int(total), pv, status=status)
@@ -185,6 +193,27 @@ class Context:
             answer = self._progress(int(i), int(total), pv)
         if answer is False:
             raise Cancelled()
+
+    def child(self, share: float, then: int) -> Context:
+        """A context for a sub-step of this run, e.g. a first estimate by another method: the same device, seed and
+        output scale; its progress fills ``share`` of this run's bar before the ``then`` steps this run reports itself
+        (which then count from there), its previews show, and a cancel stops it and this run (:class:`Cancelled`).
+        Its history, partial result and evaluation count stay its own."""
+        sub = Context(self.device, self.seed)
+        sub.output_scale = self.output_scale
+        if self._progress is None:
+            return sub
+        then = max(int(then), 1)
+        start = self._lead
+        steps = max(1, round(then * share / max(1.0 - share, 1e-3)))
+        self._lead = start + steps
+
+        def forward(i: int, total: int, preview: np.ndarray | None = None) -> None:
+            done = start + round(steps * min(max(i, 0), total) / max(total, 1))
+            self._emit(done, start + steps + then, preview)
+
+        sub._progress = forward
+        return sub
 
 
 @dataclass(frozen=True)
@@ -310,6 +339,15 @@ def available() -> list[str]:
 def get(name: str) -> type[Method]:
     """The method class registered as ``name``."""
     return METHODS.get(name)
+
+
+def run_first_estimate(name: str, y: torch.Tensor, A: Operator, noise: NoiseModel, ctx: Context, share: float,
+                       then: int, **params: Any) -> Estimate:
+    """The registered method ``name`` at its defaults (updated by ``params``) run on ``y`` as the first part of the run
+    ``ctx`` serves (a first estimate another method starts from): in a :meth:`Context.child` of ``ctx``, so that the
+    user's cancel stops it and the progress bar moves through ``share`` of the run before its own ``then`` steps."""
+    cls = get(name)
+    return cls().run(y, A, noise, ctx.child(share, then), **cls.validate(params))
 
 
 def info(name: str) -> dict[str, Any]:
