@@ -309,6 +309,13 @@ class MALA(_Langevin):
     params = _common_params(3000, 0.5, "initial step as a fraction of 1/L (tuned during burn-in)") + _PRIOR_PARAMS
 
 
+#: pnp_ula's chains run where the first estimate's robust maximum is 1 / this: a first estimate's peaks stay below the
+#: image's (blur, an early stop), and the denoiser is trained on images whose maximum is at most 1. Fluorescence
+#: deblurring 128² (1000 iterations, 1 chain; benchmarks/RESULTS.md §5): 24.8 dB at 1, 27.8 at 1.3, 28.8 at 1.5, 28.5 at
+#: 1.79 (the data's own units then, those of 2026-11-27's 28.7 dB)
+UNIT_HEADROOM = 1.5
+
+
 class PnPULA(_Langevin):
 
     @classmethod
@@ -331,9 +338,10 @@ class PnPULA(_Langevin):
     )
 
     def run(self, y, A, noise: NoiseModel, ctx: Context, **params: Any) -> Estimate:
-        """The chains run where a first estimate's robust maximum is 1 (``info["image_unit"]``), the units the
-        denoiser was trained in: the run's unit is the data's robust maximum, which puts a blurred image's peaks
-        at 2–3 (fluorescence deblurring 128²: the mean fell 28.7 → 21.9 dB when that unit came in, c6989c0)."""
+        """The chains run where a first estimate's robust maximum is 1 / :data:`UNIT_HEADROOM` (``info["image_unit"]``),
+        inside the range the denoiser was trained on: the run's unit is the data's robust maximum, which puts a blurred
+        image's peaks at 2–3 (fluorescence deblurring 128²: the mean fell 28.7 → 21.9 dB when that unit came in,
+        c6989c0; 24.9 with the first estimate's robust maximum at 1, 28.8 at 2/3)."""
         unit = self._image_unit(y, A, noise, ctx, params["iterations"]) if self.runs_in_unit_range(params) else 1.0
         if unit == 1.0:
             return super().run(y, A, noise, ctx, **params)
@@ -354,12 +362,14 @@ class PnPULA(_Langevin):
 
     @staticmethod
     def _image_unit(y, A, noise: NoiseModel, ctx: Context, iterations: int) -> float:
-        """The robust maximum of a first estimate: Richardson–Lucy stopped at the noise level where it applies (a
+        """:data:`UNIT_HEADROOM` × the robust maximum of a first estimate: Richardson–Lucy stopped at the noise level where it applies (a
         smooth estimate keeps the blur's low peaks), else the warm start. (Richardson–Lucy takes 2% of the bar
         before the chains' ``iterations``.)"""
         if RichardsonLucy.applies(y, A) and float(y.min()) >= -4 * noise.sigma_scalar - 1e-12:
-            return image_unit(run_first_estimate("richardson_lucy", y, A, noise, ctx, 0.02, iterations).mean)
-        return image_unit(warm_start(DataTerm(y, A, noise), A.ndim))
+            first = run_first_estimate("richardson_lucy", y, A, noise, ctx, 0.02, iterations).mean
+        else:
+            first = warm_start(DataTerm(y, A, noise), A.ndim)
+        return UNIT_HEADROOM * image_unit(first)
 
     def _priors(self, A, x0, likelihood, params):
         prior = DenoiserPrior(load_denoiser(params["denoiser"], params["weights"]), params["epsilon"], params["alpha"], A.ndim)
