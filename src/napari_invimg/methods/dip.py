@@ -373,11 +373,12 @@ class DIP(_UntrainedNetwork):
     label = "Deep Image Prior"
     description = (
         "x = G_θ(z), θ = Adam-argmin −log p(y | A G_θ(z)) for a skip encoder–decoder G and fixed random z; "
-        "stops itself (running variance of the iterates, or the discrepancy principle) and returns the running mean."
+        "stops itself (running variance of the iterates, or the discrepancy principle) and returns the running mean; "
+        "for a blur the image gradient is preconditioned by (|Ĥ|² + ε)^(−1/2)."
     )
     reference = (
         "Ulyanov, Vedaldi & Lempitsky, Deep Image Prior, CVPR 2018; Wang et al., Early stopping for deep image "
-        "prior, TMLR 2023."
+        "prior, TMLR 2023; Piana & Bertero, Projected Landweber method and preconditioning, Inverse Problems 13 (1997) 441."
     )
     params = (
         ITERATIONS(2000),
