@@ -1,9 +1,9 @@
 """Richardson–Lucy per-iteration cost as ratios measured in one process (for loaded machines).
 
 The FFT floors (two convolutions on the image's size and on the padded grid), our RL with its defaults (since
-2026-12-07 ``object_domain="auto"``: the cosine-transform loop for a reflect blur with a symmetric PSF, as in every case
-here) and the padded-grid loop (``object_domain="padded"``, the default before) are timed alternately, iteration by
-iteration; the 20th percentile of each is reported, with their ratios.
+2026-12-07 ``object_domain="auto"``: the cosine-transform loop for a reflect blur with a symmetric PSF in 3D; the padded grid in 2D since the lead's quiet 2-thread run of 2026-12-07 12:00 UTC), the padded-grid loop
+(``object_domain="padded"``) and the cosine-transform loop (``object_domain="boundary"``) are timed alternately,
+iteration by iteration; the 20th percentile of each is reported, with their ratios.
 
     PYTHONPATH=src python benchmarks/bench_rl_ratio.py CASE [THREADS] [cpu]    # CASE: 0, 1, 2 as in bench_rl.py
 
@@ -49,10 +49,10 @@ def skimage_rl(n):  # scikit-image's RL, seconds per iteration of a whole call (
     from skimage.restoration import richardson_lucy
     k=max(n//3,2); t=clock(); richardson_lucy(np.clip(y,0,None), psf, num_iter=k, clip=False)
     return [(clock()-t)/k]*(n//3)
-fs={'floor_img':floor(A.in_shape),'floor_grid':floor(A.grid),'new':rl(A, 'auto'),'padded':rl(A, 'padded'),'skimage':skimage_rl}
+fs={'floor_img':floor(A.in_shape),'floor_grid':floor(A.grid),'new':rl(A, 'auto'),'padded':rl(A, 'padded'),'cosine':rl(A, 'boundary'),'skimage':skimage_rl}
 n=15 if A.ndim==2 else 4
 res={k:[] for k in fs}
 for r in range(4 if A.ndim==2 else 2):
     for k,f in fs.items(): res[k]+=f(n)
 best={k:np.percentile(v,Q) for k,v in res.items()}
-print(name, torch.get_num_threads(), 'threads', 'CPU s' if clock is time.process_time else 'wall s', 'load %.1f'%__import__('os').getloadavg()[0], f'p{Q} of', len(res['new']), {k:round(v,5) for k,v in best.items()}, 'new/floor_img %.2f new/floor_grid %.2f padded/floor_grid %.2f padded/new %.2f skimage/new %.2f'%(best['new']/best['floor_img'],best['new']/best['floor_grid'],best['padded']/best['floor_grid'],best['padded']/best['new'],best['skimage']/best['new']))
+print(name, torch.get_num_threads(), 'threads', 'CPU s' if clock is time.process_time else 'wall s', 'load %.1f'%__import__('os').getloadavg()[0], f'p{Q} of', len(res['new']), {k:round(v,5) for k,v in best.items()}, 'new/floor_img %.2f new/floor_grid %.2f padded/floor_grid %.2f padded/new %.2f cosine/new %.2f skimage/new %.2f'%(best['new']/best['floor_img'],best['new']/best['floor_grid'],best['padded']/best['floor_grid'],best['padded']/best['new'],best['cosine']/best['new'],best['skimage']/best['new']))

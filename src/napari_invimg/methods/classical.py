@@ -117,7 +117,8 @@ class RichardsonLucy(Method):
         Param("object_domain", str, "auto", choices=("auto", "padded", "boundary"),
               doc="blur with reflect/zero boundary: the object on the field of view with the operator's boundary "
                   "(boundary; fast by the cosine transform for reflect and a symmetric PSF) or on the padded FFT grid "
-                  "(padded); auto: the cosine transform where it applies, else the padded grid"),
+                  "(padded); auto: the cosine transform for a 3D reflect blur with a symmetric PSF, else the padded "
+                  "grid (in 2D the padded grid's multithreaded FFTs are faster on 2 cores: benchmarks/RESULTS.md §1)"),
     )
     #: the result at a pixel depends on data within the PSF's reach times the iterations (benchmarks/bench_tiling.py)
     tile_profile = TileProfile(3.0, 0, 16)
@@ -160,7 +161,8 @@ class RichardsonLucy(Method):
             shared_offset = noise.gain > 0 and c == noise._shift()
             fits = isinstance(A, Blur) and not y.is_complex() and y.shape == A.out_shape
             grid = None
-            if fits and object_domain in ("auto", "boundary") and _ReflectDCT.applies(A):
+            cosine = fits and (object_domain == "boundary" or (object_domain == "auto" and len(A._dims) >= 3))
+            if cosine and _ReflectDCT.applies(A):
                 grid = _ReflectDCT(A, yc)  # the operator's own reflect model, diagonal in the cosine transform
             elif fits and (object_domain in ("auto", "padded") or A.boundary == "circular"):
                 grid = _BlurGrid(A, yc)
