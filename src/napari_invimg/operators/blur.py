@@ -116,9 +116,9 @@ class Blur(LinearOperator):
     borders, then blurred — natural for microscopy, no wrap-around) or ``"zero"`` (dark outside). The
     padded problem is solved on an FFT-friendly grid; for padded boundaries ``A = C F⁻¹ Ĥ F P`` with a
     padding ``P`` and a crop ``C``, and the adjoint is built from the same pieces. The boundary is the
-    forward model (simulation, and every method that calls ``A``); Richardson–Lucy keeps it for ``reflect`` with a
-    PSF symmetric about its centre (diagonal in the cosine transform, Ng, Chan & Tang 1999) and otherwise estimates
-    the object on the padded grid itself for ``reflect`` and ``zero`` (``C F⁻¹ Ĥ F`` without ``P``, Bertero &
+    forward model (simulation, and every method that calls ``A``); Richardson–Lucy keeps it for a 3D ``reflect`` blur
+    with a PSF symmetric about its centre (diagonal in the cosine transform, Ng, Chan & Tang 1999; in 2D on request,
+    ``object_domain="boundary"``) and otherwise estimates the object on the padded grid itself for ``reflect`` and ``zero`` (``C F⁻¹ Ĥ F`` without ``P``, Bertero &
     Boccacci 2005), a model that contains both boundaries, and returns the field of view.
 
     References
