@@ -533,6 +533,9 @@ class ParameterForm(Container):
                     except (ValueError, SyntaxError):
                         raise ValueError(f"Parameter {w.name!r} must be a {p['type']} (or empty for automatic); "
                                          f"got {text!r}.") from None
+                    if p["type"] == "dict" and not isinstance(v, dict):
+                        raise ValueError(f"Parameter {w.name!r} must be written as a dict, e.g. {{'wavelet': 'haar'}}, "
+                                         "or left empty.")
             out[w.name] = v
         return out
 

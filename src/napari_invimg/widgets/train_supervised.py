@@ -87,9 +87,6 @@ class TrainSupervisedWidget(Container):
     def training_options(self) -> dict[str, Any]:
         """The method's own keywords of ``train_supervised`` as set in the "training options" section."""
         options = self.option_form.values()
-        for name, value in options.items():
-            if self.option_form._schema[name]["type"] == "dict" and value is not None and not isinstance(value, dict):
-                raise ValueError(f"{name} must be written as a dict, e.g. {{'wavelet': 'haar'}}, or left empty.")
         if self.takes_validation and self.validation.value:
             options["validation_truth"] = [image_data(layer, "validation image") for layer in self.validation.value]
         return options
