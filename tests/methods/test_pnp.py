@@ -123,3 +123,21 @@ def test_mri_plug_and_play_uses_the_mri_weights_and_weights_override(tmp_path):
     assert scheme["sigma_start"] == pytest.approx(tuning["sigma_start_noise"] * tuned.info["sigma_end"] / tuned.info["scale"])
     assert ni.reconstruct(sc.kspace, sc.operator, "pnp_admm", noise=noise, iterations=2, lam=0.3,
                           start="adjoint").info["scheme"]["lam"] == 0.3
+
+
+def test_mri_wavelet_start_reports_progress_and_honours_cancel():
+    """The MRI scheme's L1-wavelet first estimate runs as a part of the call (``run_first_estimate``): the bar moves
+    through it without going back, and a cancel there stops the call before any PnP iteration."""
+    from napari_invimg import mri
+
+    sc = mri.simulate_kspace(mri.brain((32, 32), seed=3), 4, kind="poisson", acceleration=4, snr_db=30.0, seed=0)
+    noise = ni.noise.Gaussian(sc.sigma)
+    with pytest.raises(ni.Cancelled) as exc:
+        ni.reconstruct(sc.kspace, sc.operator, "pnp_admm", noise=noise, iterations=2, progress=lambda *a: False)
+    assert exc.value.partial is None
+    steps = []
+    rec = ni.reconstruct(sc.kspace, sc.operator, "pnp_admm", noise=noise, iterations=2,
+                         progress=lambda i, total, preview: steps.append((i, total)))
+    assert rec.info["scheme"]["start"] == "wavelet" and len(steps) > 2  # the wavelet run's iterations report too
+    fractions = [i / total for i, total in steps]
+    assert all(a <= b + 1e-9 for a, b in zip(fractions, fractions[1:])) and steps[-1][0] == steps[-1][1]
