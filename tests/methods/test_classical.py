@@ -281,3 +281,47 @@ def test_accelerated_rl_runs_on_shapes_whose_extrapolated_point_is_strided():
     rec = ni.reconstruct(y, A, "richardson_lucy", iterations=10, stop="none")
     assert rec.mean.shape == x.shape and np.isfinite(rec.mean).all()
     assert ni.metrics.psnr(rec.mean, x) > ni.metrics.psnr(y, x)
+
+
+@pytest.mark.parametrize("shape, psf_shape", [((40, 37), (7, 5)), ((12, 20, 18), (5, 3, 7))])
+def test_padded_grid_normalization_on_the_frame_only_equals_the_full_division(shape, psf_shape):
+    """RL on the padded grid divides by ``Aᴴ1`` only on the frame around the box where it is exactly 1: the same
+    iterates (bitwise) as the division everywhere, and the frame's slabs hold every other pixel exactly once."""
+    import torch
+
+    from napari_invimg.methods.classical import _BlurGrid
+
+    rng = np.random.default_rng(11)
+    psf = ni.psf.gaussian(psf_shape, 1.2)
+    A = ni.operators.Blur(psf, shape, boundary="reflect")
+    y = torch.from_numpy(rng.uniform(0.2, 1.0, shape).astype(np.float32))
+    noise = ni.noise.Poisson(0.01)
+    c = noise._shift()
+    grid = _BlurGrid(A, y + c)
+    assert grid.norm_frame is not None and len(grid.norm_frame) == 2 * len(shape)
+    covered = torch.zeros(A.grid)
+    for part in grid.norm_frame:
+        covered[part] += 1
+    assert bool((covered <= 1).all())
+    assert bool((grid.inv_norm[covered == 0] == 1).all()) and int((covered == 0).sum()) > 0
+
+    class Log:
+        def __init__(self):
+            self.misfits = []
+
+        def log(self, misfit, alpha):
+            self.misfits.append((misfit, alpha))
+
+        def keep(self, *args, **kwargs):
+            pass
+
+        def step(self, *args, **kwargs):
+            pass
+
+    results = []
+    for frame in (grid.norm_frame, None):
+        grid.norm_frame = frame
+        log = Log()
+        x, _, _ = grid.iterate(y + c, y, c, noise, True, log, 8, True, "none", 1.0)
+        results.append((x, log.misfits))
+    assert torch.equal(results[0][0], results[1][0]) and results[0][1] == results[1][1]
