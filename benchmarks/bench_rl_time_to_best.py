@@ -9,7 +9,12 @@ is the ratio of their 20th-percentile times (the issue's bar: ≥ 3×). ``cpu`` 
 of wall seconds: on a loaded machine with one thread that removes the time spent waiting for a core (with more
 threads it counts every thread's CPU time, including spinning, and is not meaningful).
 
-    PYTHONPATH=src python benchmarks/bench_rl_time_to_best.py CASE [THREADS] [cpu]   # CASE: 0, 1, 2 of bench_rl.py
+    PYTHONPATH=src python benchmarks/bench_rl_time_to_best.py CASE [THREADS] [cpu] [within=DB]   # CASE: 0, 1, 2
+
+``within=DB`` counts scikit-image's best as reached when ours comes within ``DB`` decibels of it (default 0: reached
+or passed). At ~100 photons (CASE 0) both RLs peak at the same PSNR after 7–8 iterations, ours a few thousandths of a
+dB lower, and then fall (noise amplification): at ``within=0`` that row has no figure, so the script then times
+each RL to its own best PSNR instead and prints that speed-up, labelled as such.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ def main() -> None:
     case = int(sys.argv[1])
     threads = int(sys.argv[2]) if len(sys.argv) > 2 else 1
     clock = time.process_time if "cpu" in sys.argv[3:] else time.perf_counter
+    within = next((float(a.split("=", 1)[1]) for a in sys.argv[3:] if a.startswith("within=")), 0.0)
     torch.set_num_threads(threads)
     from skimage.restoration import richardson_lucy
 
@@ -42,11 +48,13 @@ def main() -> None:
     ni.reconstruct(y, A, "richardson_lucy", noise=noise, iterations=horizon, stop="none",
                    progress=lambda i, n, preview: ours.append(ni.metrics.psnr(preview, x)))
     ours = np.asarray(ours)
-    reached = np.nonzero(ours >= target)[0]
+    reached = np.nonzero(ours >= target - within)[0]
+    what = f"reaches scikit-image's best (within {within:g} dB)"
     if not reached.size:
-        print(f"{name}: scikit-image's best {target:.2f} dB (iteration {k_sk}); ours peaks at {ours.max():.2f} dB "
-              f"(iteration {int(ours.argmax()) + 1}) and does not reach it: no speed-up")
-        return
+        print(f"{name}: scikit-image's best {target:.3f} dB (iteration {k_sk}); ours peaks at {ours.max():.3f} dB "
+              f"(iteration {int(ours.argmax()) + 1}) and does not reach it; timing each RL to its own best instead")
+        reached = np.array([int(ours.argmax())])
+        what = "reaches its own best"
     k_ours = int(reached[0]) + 1
     data = np.clip(y, 0, None)
 
@@ -64,8 +72,8 @@ def main() -> None:
             times[key].append(clock() - start)
     best = {k: float(np.percentile(v, 20)) for k, v in times.items()}
     print(f"{name}: {threads} thread(s), {'CPU' if clock is time.process_time else 'wall'} seconds; scikit-image best "
-          f"{target:.2f} dB at iteration {k_sk} in {best['skimage']:.3f} s; ours reaches it at iteration {k_ours} "
-          f"({ours[k_ours - 1]:.2f} dB) in {best['ours']:.3f} s; speed-up {best['skimage'] / best['ours']:.2f}×; "
+          f"{target:.3f} dB at iteration {k_sk} in {best['skimage']:.3f} s; ours {what} at iteration {k_ours} "
+          f"({ours[k_ours - 1]:.3f} dB) in {best['ours']:.3f} s; speed-up {best['skimage'] / best['ours']:.2f}×; "
           f"load {os.getloadavg()[0]:.1f}")
 
 

@@ -239,23 +239,6 @@ def _window_normalization(A: Blur) -> np.ndarray:
     return np.einsum(subscripts, *masks, psf, optimize=True)
 
 
-def _frame(inv_norm: torch.Tensor, psf_shape: tuple[int, ...], before: tuple[int, ...],
-           in_shape: tuple[int, ...]) -> list[tuple[slice, ...]] | None:
-    """The padded grid less the box where ``1 / Aᴴ1`` is exactly 1 (pixels whose PSF reach lies in the field of view),
-    as ``2·ndim`` disjoint slabs; None when that box is empty or not exactly 1 (a PSF whose sum rounds away from 1)."""
-    box = [(b + k - 1 - k // 2, b + n - k // 2) for b, n, k in zip(before, in_shape, psf_shape)]
-    if any(lo >= hi for lo, hi in box):
-        return None
-    inner = tuple(slice(lo, hi) for lo, hi in box)
-    if not bool((inv_norm[inner] == 1).all()):
-        return None
-    slabs = []
-    for d, (lo, hi) in enumerate(box):
-        for part in (slice(0, lo), slice(hi, None)):
-            slabs.append(inner[:d] + (part,))
-    return slabs
-
-
 class _BlurGrid:
     """Richardson–Lucy for a :class:`Blur` with the object estimated on the operator's padded FFT grid.
 
@@ -282,7 +265,6 @@ class _BlurGrid:
         self.circular = A.boundary == "circular"
         self.window = (Ellipsis,) + tuple(slice(b, b + n) for b, n in zip(A.before, A.in_shape))
         self.ratio_grid = torch.zeros(self.grid, dtype=dtype, device=device)  # y / Ax on the window, 0 outside
-        self.norm_frame = None
         if self.circular:
             self.inv_norm = self.support = None  # Aᴴ1 = 1: the PSF sums to 1
             self.note = "the image (periodic boundary)"
@@ -291,7 +273,6 @@ class _BlurGrid:
             support = norm > 1e-6 * float(norm.max())
             self.inv_norm = norm.clamp_(min=1e-12).reciprocal_().mul_(support)
             self.support = support.to(dtype)
-            self.norm_frame = _frame(self.inv_norm, A.psf_array.shape, A.before, A.in_shape)
             self.note = (f"the padded grid {tuple(self.grid)}: the object beyond the field of view is estimated "
                          "too (Bertero & Boccacci 2005); the result is the field of view")
 
@@ -312,9 +293,10 @@ class _BlurGrid:
         """The RL loop (Biggs–Andrews accelerated); returns (field of view of the result, iterations, reason).
 
         Besides the two FFT convolutions an iteration makes ~10 elementwise passes: the extrapolation (lerp, floor),
-        on the field of view the floor of the model, the ratio, the deviance (a ``log``, a dot product, a sum), then
-        the update (two products), the step ``g = x_new − point`` and both Biggs–Andrews dot products at once
-        (one matrix–vector product over the last two steps, while ``g`` is fresh in cache).
+        on the field of view the floor of the model, the ratio, the deviance (a ``log`` of a contiguous array, a dot
+        product, a sum), then the update (two products), the step ``g = x_new − point`` and both Biggs–Andrews dot
+        products at once (one matrix–vector product over the last two steps, while ``g`` is fresh in cache).
+        Stage by stage: ``benchmarks/bench_rl_stages.py``, benchmarks/RESULTS.md §1.
         """
         new = partial(torch.empty, self.grid, dtype=self.dtype, device=yc.device)
         window = self.window
@@ -384,10 +366,7 @@ class _BlurGrid:
                 misfit = noise.misfit(y, model - c)
             ctx.log(misfit=misfit, alpha=alpha)
             x_new = self._conv(self.ratio_grid, self.otf_conj).mul_(point)
-            if self.norm_frame is not None:  # Aᴴ1 = 1 inside: divide by it on the frame around that box only
-                for part in self.norm_frame:
-                    x_new[part].mul_(self.inv_norm[part])
-            elif self.inv_norm is not None:
+            if self.inv_norm is not None:
                 x_new.mul_(self.inv_norm)
             if measure:
                 row = k % 2  # g_k replaces g_{k−2}
@@ -456,7 +435,6 @@ class _ReflectDCT(_BlurGrid):
         self.circular = False
         self.window = (Ellipsis,)
         self.inv_norm = self.support = None  # Aᵀ1 = A1 = 1: the PSF sums to 1
-        self.norm_frame = None
         self.ratio_grid = torch.zeros(self.grid, dtype=dtype, device=device)
         self.host = _host_transforms(device)
         d = len(self.grid)
