@@ -16,8 +16,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_rl import CASES, make_case  # noqa: E402
-from napari_invimg.methods.classical import _BlurGrid  # noqa: E402
+from bench_rl import CASES, make_case
+
+from napari_invimg.methods.classical import _BlurGrid
 
 
 def main() -> None:
