@@ -10,6 +10,7 @@ scratch and from the shipped weights for a wall-time budget; PSNR gain over the 
     python benchmarks/bench_denoiser.py            # full: 4 held-out images 256², 512² self-supervised, 120 s
     python benchmarks/bench_denoiser.py --quick    # 2 images 128², 256² self-supervised, 20 s
     python benchmarks/bench_denoiser.py --heldout-list [--weights FILE ...]   # issue #14: held-out list vs BM3D
+    python benchmarks/bench_denoiser.py --heldout-list --self-ensemble          # + each net averaged over 8 flips/rotations
 """
 
 from __future__ import annotations
@@ -121,10 +122,12 @@ def table_self_supervised(size: int, seconds: float, steps: int) -> None:
     print("sec = training + denoising the whole image, wall time")
 
 
-def table_heldout_list(sigmas=(0.05, 0.1, 0.2), size: int = 128, weights: tuple[str, ...] = ()) -> None:
+def table_heldout_list(sigmas=(0.05, 0.1, 0.2), size: int = 128, weights: tuple[str, ...] = (),
+                       self_ensemble: bool = False) -> None:
     """The issue's bar: the written held-out list (``nets.corpus.heldout_images``: images no training saw),
     Gaussian noise, true σ given to all; BM3D (``pip install bm3d``, the ``bench`` extra), non-local means and
-    the learned denoiser(s): the shipped weights and any ``weights`` files."""
+    the learned denoiser(s): the shipped weights and any ``weights`` files; with ``self_ensemble`` also each of
+    them averaged over the 8 flips/90° rotations (a column named with a trailing "+")."""
     from napari_invimg.nets.corpus import heldout_images
     from napari_invimg.priors.learned import LearnedDenoiser
 
@@ -135,7 +138,9 @@ def table_heldout_list(sigmas=(0.05, 0.1, 0.2), size: int = 128, weights: tuple[
         print("note: bm3d is not installed (pip install bm3d); its column is skipped.")
     nets = {"shipped": LearnedDenoiser()}
     nets.update({f"w{i}": LearnedDenoiser(weights=w) for i, w in enumerate(weights, 1)})
-    for key, w in zip(list(nets)[1:], weights):
+    if self_ensemble:
+        nets.update({f"{key}+": LearnedDenoiser(weights=den.weights, self_ensemble=True) for key, den in list(nets.items())})
+    for key, w in zip(list(nets)[1:1 + len(weights)], weights):
         meta = nets[key].metadata
         print(f"{key} = {w}: {meta.get('architecture_version', '?')}, {meta.get('steps')} steps, "
               f"{meta.get('train_seconds')} s of training")
@@ -178,10 +183,12 @@ def main() -> None:
     ap.add_argument("--heldout-list", action="store_true",
                     help="only the held-out list against BM3D and NLM (issue #14's bar)")
     ap.add_argument("--weights", nargs="*", default=[], help="extra denoiser weights files for --heldout-list")
+    ap.add_argument("--self-ensemble", action="store_true",
+                    help="--heldout-list: also each net averaged over the 8 flips/90° rotations (columns with '+')")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.heldout_list:
-        table_heldout_list(weights=tuple(args.weights))
+        table_heldout_list(weights=tuple(args.weights), self_ensemble=args.self_ensemble)
         return
     if args.quick:
         table_heldout((0.05, 0.1, 0.2), seeds=(0, 1), shape=(128, 128))

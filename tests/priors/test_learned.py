@@ -113,3 +113,39 @@ def test_mri_weights_are_shipped_with_complete_metadata():
         tuned = ni.metrics.psnr(den(torch.from_numpy(noisy), 0.01).numpy(), clean)
         general = ni.metrics.psnr(get_denoiser("drunet")(torch.from_numpy(noisy), 0.01).numpy(), clean)
     assert tuned > general + 1.0 and tuned > ni.metrics.psnr(noisy, clean) + 3.0
+
+
+def test_dihedral_mean_symmetrizes():
+    from napari_invimg.priors.denoisers import dihedral, dihedral_mean
+
+    x = torch.arange(30.0).reshape(5, 6)
+    assert torch.equal(dihedral_mean(lambda t: 3 * t, x), 3 * x)  # an equivariant map is unchanged
+    ramp = torch.arange(5.0)[:, None] * torch.ones(5)  # a map that adds a direction: averaged away
+    out = dihedral_mean(lambda t: t + ramp, torch.zeros(5, 5))
+    assert torch.allclose(out, torch.full((5, 5), 2.0))
+    for k in range(8):  # the mean is exactly equivariant, also for a map that is not
+        f = lambda t: t ** 2 + ramp[: t.shape[-2], : t.shape[-1]]
+        y = torch.rand(5, 5, generator=torch.Generator().manual_seed(k))
+        assert torch.allclose(dihedral_mean(f, dihedral(lambda t: t, y, k)),
+                              dihedral(lambda t: t, dihedral_mean(f, y), k), atol=1e-6)
+
+
+def test_self_ensemble_equivariant_shape_dtype_and_better():
+    plain, plus = LearnedDenoiser(), LearnedDenoiser(self_ensemble=True)
+    assert not get_denoiser("drunet").self_ensemble and get_denoiser("drunet", self_ensemble=True).self_ensemble
+    (s, clean, noisy), = heldout_set([0.1], seeds=[0], shape=(40, 56))
+    x = torch.from_numpy(noisy).double()
+    with torch.no_grad():
+        out = plus(x, s)
+        assert out.shape == x.shape and out.dtype == torch.float64
+        # exactly equivariant to a 90° rotation and a flip (the plain net is not)
+        assert torch.allclose(plus(torch.rot90(x, 1), s), torch.rot90(out, 1), atol=1e-5)
+        assert torch.allclose(plus(x.flip(-2), s), out.flip(-2), atol=1e-5)
+        assert not torch.allclose(plain(torch.rot90(x, 1), s), torch.rot90(plain(x, s), 1), atol=1e-4)
+        assert ni.metrics.psnr(out.numpy(), clean) > ni.metrics.psnr(plain(x, s).numpy(), clean)
+        stack = plus(torch.stack([x, x.flip(-1)]), torch.tensor([s, 2 * s]))  # a batch with one σ per image
+        assert stack.shape == (2, 40, 56)
+        assert torch.allclose(stack[0], out, atol=1e-5)
+        assert torch.allclose(stack[1], plus(x.flip(-1), 2 * s), atol=1e-5)
+    with pytest.raises(TypeError, match="self_ensemble"):
+        LearnedDenoiser(self_ensemble=1)

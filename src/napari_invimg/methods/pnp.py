@@ -32,7 +32,7 @@ from ..operators.base import LinearOperator
 from ..operators.data_term import DataTerm
 from ..operators.noise import NoiseModel
 from ..priors.base import clip
-from ..priors.denoisers import Denoiser, denoiser_names
+from ..priors.denoisers import Denoiser, denoiser_names, dihedral
 from ..priors.learned import LearnedDenoiser
 from ._posterior import WEIGHTS, load_denoiser
 from ._prior_fit import measured_misfit, prior_fit_report
@@ -214,18 +214,6 @@ def misfit_ratio(P: _Problem, z: torch.Tensor) -> float:
     """``Σ |Az − y|²/v / (κ M)``: 1 at the noise level's expectation (``M`` measured values, ``κ`` = 2 for complex data;
     unsampled k-space does not count)."""
     return measured_misfit(P.data, z)
-
-
-def dihedral(f, x: torch.Tensor, k: int) -> torch.Tensor:
-    """``T_k⁻¹ f(T_k x)`` for the k-th (mod 8) element ``T_k`` of the flips and 90° rotations of the last two axes: a
-    learned denoiser made equivariant on average, which keeps plug-and-play from drifting (Terris, Moreau, Pustelnik &
-    Tachella, "Equivariant plug-and-play image reconstruction", CVPR 2024)."""
-    rot, flip = k % 4, (k // 4) % 2
-    t = torch.rot90(x, rot, dims=(-2, -1))
-    t = t.flip(-1) if flip else t
-    out = f(t)
-    out = out.flip(-1) if flip else out
-    return torch.rot90(out, -rot, dims=(-2, -1))
 
 
 class _Guard:

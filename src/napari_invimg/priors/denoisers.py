@@ -15,7 +15,8 @@ import torch
 
 from .._registry import Registry, import_submodules
 
-__all__ = ["Denoiser", "ProxDenoiser", "denoiser_host_round_trip", "denoiser_names", "get_denoiser", "score"]
+__all__ = ["Denoiser", "ProxDenoiser", "denoiser_host_round_trip", "denoiser_names", "dihedral", "dihedral_mean",
+           "get_denoiser", "score"]
 
 DENOISERS = Registry("denoiser", discover=import_submodules("napari_invimg.priors"))
 
@@ -83,6 +84,28 @@ def denoiser_host_round_trip(name: Any) -> str | None:
     if not isinstance(name, str) or name not in DENOISERS.names():
         return None
     return DENOISERS.get(name).host_round_trip
+
+
+def dihedral(f, x: torch.Tensor, k: int) -> torch.Tensor:
+    """``T_k⁻¹ f(T_k x)`` for the k-th (mod 8) element ``T_k`` of the flips and 90° rotations of the last two axes: a
+    learned denoiser made equivariant on average, which keeps plug-and-play from drifting (Terris, Moreau, Pustelnik &
+    Tachella, "Equivariant plug-and-play image reconstruction", CVPR 2024)."""
+    rot, flip = k % 4, (k // 4) % 2
+    t = torch.rot90(x, rot, dims=(-2, -1))
+    t = t.flip(-1) if flip else t
+    out = f(t)
+    out = out.flip(-1) if flip else out
+    return torch.rot90(out, -rot, dims=(-2, -1))
+
+
+def dihedral_mean(f, x: torch.Tensor) -> torch.Tensor:
+    """``(1/8) Σ_k T_k⁻¹ f(T_k x)`` over the 8 flips and 90° rotations of the last two axes: test-time self-ensemble,
+    an exactly flip/rotation-equivariant ``f`` at 8× the cost (Lim et al., "EDSR", CVPRW 2017; DRUNet's "+": Zhang
+    et al., IEEE TPAMI 44 (2022) 6360)."""
+    out = dihedral(f, x, 0)
+    for k in range(1, 8):
+        out = out + dihedral(f, x, k)
+    return out / 8
 
 
 def get_denoiser(name: str, **kwargs) -> Denoiser:

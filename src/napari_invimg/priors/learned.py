@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from ..nets.drunet import SmallDRUNet, load_weights, save_weights, shipped_weights
-from .denoisers import Denoiser
+from .denoisers import Denoiser, dihedral_mean
 
 __all__ = ["LearnedDenoiser", "MRIDenoiser"]
 
@@ -56,6 +56,12 @@ class LearnedDenoiser(Denoiser):
     ``x`` in the images' [0, 1] units; ``σ`` a float or a tensor of one σ per leading batch entry; σ is
     clamped to the trained range. Runs on ``x``'s device (or ``device``), without gradients unless
     ``x`` requires them (as in DPS).
+
+    ``self_ensemble=True`` averages the network over the 8 flips and 90° rotations of each slice
+    (``priors.denoisers.dihedral_mean``, DRUNet's "+"): exactly equivariant to them, 8× the network passes. Off by
+    default, and the methods (plug-and-play, RED, the samplers) build theirs without it: plug-and-play already applies
+    one transform per iteration (``equivariant``). The out-of-distribution reference in the weights' metadata is the
+    plain network's.
     """
 
     name = "drunet"
@@ -65,8 +71,13 @@ class LearnedDenoiser(Denoiser):
     shipped_file = "denoiser.pt"
 
     def __init__(self, weights: str | Path | None = None, device: str | torch.device | None = None,
-                 model: SmallDRUNet | None = None, metadata: dict[str, Any] | None = None):
+                 model: SmallDRUNet | None = None, metadata: dict[str, Any] | None = None,
+                 self_ensemble: bool = False):
+        if not isinstance(self_ensemble, bool):
+            raise TypeError(f"self_ensemble must be True or False, got {self_ensemble!r}.")
         self.weights = None if weights is None else str(weights)
+        #: average over the 8 flips/90° rotations (8× the network passes)
+        self.self_ensemble = self_ensemble
         self.device = None if device is None else torch.device(device)
         self._model = model
         self._metadata = metadata
@@ -157,8 +168,12 @@ class LearnedDenoiser(Denoiser):
         lo, hi = self.sigma_range
         sig = sig.clamp(lo, hi)
         step = max(1, _CHUNK_PIXELS // (h * w))
+
+        def net(t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+            return dihedral_mean(lambda u: model(u, s), t) if self.self_ensemble else model(t, s)
+
         with torch.set_grad_enabled(torch.is_grad_enabled() and x.requires_grad):
-            out = torch.cat([model(slices[i:i + step], sig[i:i + step]) for i in range(0, slices.shape[0], step)])
+            out = torch.cat([net(slices[i:i + step], sig[i:i + step]) for i in range(0, slices.shape[0], step)])
         return out.reshape(x.shape).to(device=x.device, dtype=x.dtype)
 
 
