@@ -85,3 +85,23 @@ def test_stack_training_and_denoise_image_in_data_units():
     assert ni.metrics.psnr((out - 100) / 1000, clean) > ni.metrics.psnr(noisy, clean) + 3
     with pytest.raises(ValueError, match="2D image or 3D stack"):
         denoise_image(np.zeros((2, 2, 8, 8)))
+
+
+def test_denoise_image_self_ensemble_by_default_and_leaves_the_denoiser_alone():
+    from napari_invimg.priors import get_denoiser
+    from napari_invimg.priors.denoisers import dihedral_mean
+
+    clean = ni.datasets.fluorescence((40, 48), seed=3)
+    noisy = (clean + 0.1 * np.random.default_rng(4).standard_normal(clean.shape)).astype(np.float32)
+    den = get_denoiser("drunet")
+    plain = denoise_image(noisy, den, sigma=0.1, normalize=False, self_ensemble=False)
+    plus = denoise_image(noisy, den, sigma=0.1, normalize=False)
+    assert not den.self_ensemble  # the caller's denoiser is not changed
+    with torch.no_grad():
+        t = torch.from_numpy(noisy)
+        assert np.allclose(plain, den(t, 0.1).numpy(), atol=1e-6)
+        assert np.allclose(plus, dihedral_mean(lambda u: den(u, 0.1), t).numpy(), atol=1e-5)
+    assert plus.dtype == plain.dtype and plus.shape == noisy.shape
+    assert ni.metrics.psnr(plus, clean) > ni.metrics.psnr(plain, clean)
+    with pytest.raises(TypeError, match="self_ensemble"):
+        denoise_image(noisy, self_ensemble="yes")

@@ -69,15 +69,25 @@ def _estimate_sigma(slices: Sequence[np.ndarray]) -> float:
 
 
 def denoise_image(image: np.ndarray, denoiser=None, sigma: float | None = None, normalize: bool = True,
-                  device: str | torch.device | None = None) -> np.ndarray:
+                  device: str | torch.device | None = None, self_ensemble: bool = True) -> np.ndarray:
     """Denoise a 2D image or a 3D stack (slice by slice) with ``denoiser`` (default: the shipped ``"drunet"``).
 
     ``normalize`` maps the 0.1–99.9 percentile range to [0, 1] for the network and back afterwards;
-    ``sigma`` (data units) is estimated from the image when ``None``.
+    ``sigma`` (data units) is estimated from the image when ``None``. ``self_ensemble`` averages a learned
+    denoiser over the 8 flips and 90° rotations (``LearnedDenoiser(self_ensemble=True)``; 8× the network passes,
+    +0.3 to +0.9 dB on the held-out list, ``benchmarks/RESULTS.md`` §3); other denoisers are used as they are.
     """
-    from ..priors.denoisers import get_denoiser
+    import copy
 
+    from ..priors.denoisers import get_denoiser
+    from ..priors.learned import LearnedDenoiser
+
+    if not isinstance(self_ensemble, bool):
+        raise TypeError(f"self_ensemble must be True or False, got {self_ensemble!r}.")
     den = get_denoiser("drunet") if denoiser is None else denoiser
+    if isinstance(den, LearnedDenoiser) and den.self_ensemble != self_ensemble:
+        den = copy.copy(den)  # the caller's denoiser keeps its setting; the copy shares its network
+        den.self_ensemble = self_ensemble
     a = np.asarray(image)
     if a.ndim not in (2, 3) or np.iscomplexobj(a):
         raise ValueError("denoise_image takes a real 2D image or 3D stack.")
