@@ -6,7 +6,7 @@ angles, seeded). Prints the aligned NXCORR with the truth, the closure χ² and 
 ``--ehtim`` (when eht-imaging is importable: the ``bench`` extra) eht-imaging's closure imager on the same data
 (``bench_blackhole.ehtim_image``, from our UVFITS file).
 
-    PYTHONPATH=src python benchmarks/bench_rml_starts.py [--random 8] [--starts 1,3] [--npix 64] [--ehtim]
+    PYTHONPATH=src python benchmarks/bench_rml_starts.py [--random 8] [--starts 1,3] [--npix 64] [--ehtim] [--repeat 3]
 
 (``--starts ''``: rml's default.) Times are CPU seconds (``time.process_time``, one thread) and wall seconds.
 """
