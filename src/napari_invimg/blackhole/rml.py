@@ -77,6 +77,45 @@ def _sigma_of(noise: NoiseModel, n: int) -> np.ndarray:
     return sigma
 
 
+class _SeparableDFT:
+    """The Interferometer's direct Fourier transform (``transform="dft"``) as two small products: its phase
+    ``2π(v_k y_r + u_k x_c)`` is a sum over rows and columns, so ``V_k = h_k Σ_r e^{2πi v_k y_r} Σ_c x_rc e^{2πi u_k x_c}``
+    (``h`` the square-pixel response). Its factors are 2 · n × K numbers instead of the K × n² matrix, which at 64²
+    (9 MB) is read from memory at every product; the same sums, regrouped (equal up to rounding)."""
+
+    def __init__(self, A: Interferometer, device: torch.device):
+        xs, ys = pixel_positions_rad(A.npix, A.fov_uas)
+        col, row = 2 * np.pi * np.outer(xs, A.u), 2 * np.pi * np.outer(ys, A.v)  # (n, K) each
+        self.k = A.u.size
+        self._float64 = {
+            "col": torch.as_tensor(np.concatenate([np.cos(col), np.sin(col)], 1), device=device),  # (n, 2K)
+            "row_cos": torch.as_tensor(A.response * np.cos(row), device=device),  # (n, K), with the response
+            "row_sin": torch.as_tensor(A.response * np.sin(row), device=device),
+        }
+        self._float64["col_t"] = self._float64["col"].T.contiguous()
+        self._by_dtype: dict[torch.dtype, dict[str, torch.Tensor]] = {}
+
+    def _factors(self, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+        if dtype not in self._by_dtype:
+            self._by_dtype[dtype] = {k: v.to(dtype) for k, v in self._float64.items()}
+        return self._by_dtype[dtype]
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(Re V, Im V)`` of images ``x`` (..., n, n) → (..., K) each (differentiable)."""
+        f = self._factors(x.dtype)
+        t = x @ f["col"]  # Σ_c x_rc (cos, sin)(2π u_k x_c): (..., n, 2K)
+        t_cos, t_sin = t[..., : self.k], t[..., self.k:]
+        return ((t_cos * f["row_cos"] - t_sin * f["row_sin"]).sum(-2),
+                (t_cos * f["row_sin"] + t_sin * f["row_cos"]).sum(-2))
+
+    def adjoint(self, g_re: torch.Tensor, g_im: torch.Tensor) -> torch.Tensor:
+        """``Re(Aᴴ g)`` for ``g = g_re + i g_im`` (..., K) → (..., n, n): the transpose of :meth:`forward`."""
+        f = self._factors(g_re.dtype)
+        g_re, g_im = g_re[..., None, :], g_im[..., None, :]
+        p = torch.cat([g_re * f["row_cos"] + g_im * f["row_sin"], g_im * f["row_cos"] - g_re * f["row_sin"]], -1)
+        return p @ f["col_t"]
+
+
 class _ClosureFit:
     """Reduced χ² of the closure phases, ``mean 2(1 − cos(ψ_obs − ψ))/σ²``, and of the log closure amplitudes,
     ``mean (a_obs − a)²/σ²``, of images ``x`` (batches on leading axes), with their gradient in closed form:
@@ -95,10 +134,15 @@ class _ClosureFit:
         self.phase_design = A.phase_design.to(dev, f64)
         self.amplitude_design = 0.5 * A.amplitude_design.to(dev, f64)
         self._phase_t, self._amplitude_t = self.phase_design.T.contiguous(), self.amplitude_design.T.contiguous()
+        self.dft = _SeparableDFT(A.interferometer, dev) if A.interferometer.transform == "dft" else None
 
     def _model(self, x: torch.Tensor):
-        v = self.interferometer.apply(x)
-        re, im = v.real.to(torch.float64), v.imag.to(torch.float64)
+        if self.dft is not None:
+            re, im = self.dft.forward(x)
+        else:
+            v = self.interferometer.apply(x)
+            re, im = v.real, v.imag
+        re, im = re.to(torch.float64), im.to(torch.float64)
         power = re * re + im * im + 1e-300
         return re, im, power, torch.atan2(im, re) @ self._phase_t, torch.log(power) @ self._amplitude_t
 
@@ -117,9 +161,13 @@ class _ClosureFit:
         la = (d_amp * d_amp * self.w_amp).sum(-1)
         g_arg = (-torch.sin(d_phase) * self.w_phase) @ self.phase_design  # ∂/∂ arg V
         g_log = (-4.0 * d_amp * self.w_amp) @ self.amplitude_design  # ∂/∂ log|V| (the design holds the ½ of log|V|²)
-        g = torch.complex((re * g_log - im * g_arg) / power, (im * g_log + re * g_arg) / power)
-        dtype = torch.complex64 if x.dtype == torch.float32 else torch.complex128
-        return cp.to(x.dtype), la.to(x.dtype), self.interferometer.apply_adjoint(g.to(dtype)).to(x.dtype)
+        g_re, g_im = (re * g_log - im * g_arg) / power, (im * g_log + re * g_arg) / power
+        if self.dft is not None:
+            g_x = self.dft.adjoint(g_re.to(x.dtype), g_im.to(x.dtype))
+        else:
+            dtype = torch.complex64 if x.dtype == torch.float32 else torch.complex128
+            g_x = self.interferometer.apply_adjoint(torch.complex(g_re, g_im).to(dtype))
+        return cp.to(x.dtype), la.to(x.dtype), g_x.to(x.dtype)
 
 
 def _once_per_image(fn: Callable[[torch.Tensor], Any]) -> Callable[[torch.Tensor], Any]:
@@ -256,6 +304,7 @@ class RMLObjective:
         prior = torch.as_tensor(gaussian_image(npix, fov, prior_fwhm_uas, 1.0), device=dev, dtype=dtype)
         self.prior = prior.clamp(min=1e-12)
         self.log_prior = torch.log(self.prior)
+        self.prior_sum = float(self.prior.sum())
         self.l1_weight = 1.0 - self.prior / self.prior.max()
         self.xs, self.ys = (torch.as_tensor(p / RAD_PER_UAS, device=dev, dtype=dtype)
                             for p in pixel_positions_rad(npix, fov))
@@ -297,6 +346,12 @@ class RMLObjective:
     @torch.no_grad()
     def penalty_and_gradient(self, z: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``Σ_k β_k R_k`` per image and its gradient with respect to ``z`` (closed form of :meth:`regularizers`)."""
+        value, g_z, g_q = self._penalty_parts(z, x)
+        return value, g_z + g_q * (x / self.flux_total)
+
+    def _penalty_parts(self, z: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(Σ_k β_k R_k, ∂/∂z at fixed q, ∂/∂q)`` with ``q = x / F``: the gradient with respect to ``z`` is
+        ``∂/∂z + q ⊙ ∂/∂q``. Few whole-image operations (each costs about as much as its arithmetic at 64²)."""
         w, n, f = self.weights, self.npix, self.flux_total
         q = x / f
         image = (-2, -1)
@@ -304,43 +359,51 @@ class RMLObjective:
         g_q = torch.zeros_like(q)  # ∂/∂q of the terms that depend on z through q only
         g_z = torch.zeros_like(q)
         if "mem" in w:
-            log_ratio = z - float(np.log(f)) - self.log_prior
-            value = value + w["mem"] * (q * (log_ratio - 1) + self.prior).sum(image)
-            g_z = g_z + w["mem"] * q * log_ratio
+            log_ratio = z - self.log_prior
+            log_ratio -= float(np.log(f))
+            value = value + w["mem"] * ((q * log_ratio).sum(image) - q.sum(image) + self.prior_sum)
+            g_z = log_ratio.mul_(q).mul_(w["mem"])
         if "tv" in w or "tsv" in w:
             dx, dy = q[..., :, 1:] - q[..., :, :-1], q[..., 1:, :] - q[..., :-1, :]
-            g_dx, g_dy = torch.zeros_like(dx), torch.zeros_like(dy)
-            if "tv" in w:
-                t = torch.sqrt(dx[..., :-1, :] ** 2 + dy[..., :, :-1] ** 2 + 1e-16)
-                value = value + w["tv"] * t.sum(image)
-                g_dx[..., :-1, :] += w["tv"] * dx[..., :-1, :] / t
-                g_dy[..., :, :-1] += w["tv"] * dy[..., :, :-1] / t
+            scale = w.get("tsv", 0.0) * n * n
             if "tsv" in w:
-                scale = w["tsv"] * n * n
-                value = value + scale * ((dx * dx).sum(image) + (dy * dy).sum(image))
-                g_dx += 2 * scale * dx
-                g_dy += 2 * scale * dy
+                value = value + scale * (torch.linalg.vecdot(dx.flatten(-2), dx.flatten(-2))
+                                         + torch.linalg.vecdot(dy.flatten(-2), dy.flatten(-2)))
+            g_dx, g_dy = dx * (2 * scale), dy * (2 * scale)
+            if "tv" in w:
+                dx_in, dy_in = dx[..., :-1, :], dy[..., :, :-1]
+                t = torch.sqrt((dx_in * dx_in).addcmul_(dy_in, dy_in).add_(1e-16))
+                value = value + w["tv"] * t.sum(image)
+                t = torch.reciprocal_(t).mul_(w["tv"])
+                g_dx[..., :-1, :].addcmul_(dx_in, t)
+                g_dy[..., :, :-1].addcmul_(dy_in, t)
             g_q[..., :, 1:] += g_dx
             g_q[..., :, :-1] -= g_dx
             g_q[..., 1:, :] += g_dy
             g_q[..., :-1, :] -= g_dy
         if "l1" in w:
             value = value + w["l1"] * (self.l1_weight * q).sum(image)
-            g_q = g_q + w["l1"] * self.l1_weight
+            g_q += w["l1"] * self.l1_weight
         if "flux" in w or "centroid" in w:
             total = q.sum(image)
+            constant = torch.zeros_like(total)
             if "flux" in w:
                 value = value + w["flux"] * (total - 1.0) ** 2
-                g_q = g_q + (2 * w["flux"] * (total - 1.0))[..., None, None]
+                constant = constant + 2 * w["flux"] * (total - 1.0)
             if "centroid" in w:
                 cx = (q.sum(-2) * self.xs).sum(-1) / total
                 cy = (q.sum(-1) * self.ys).sum(-1) / total
                 scale = w["centroid"] / self.prior_fwhm_uas**2
                 value = value + scale * (cx * cx + cy * cy)
-                g_q = g_q + (2 * scale / total)[..., None, None] * (
-                    cx[..., None, None] * (self.xs - cx[..., None, None])
-                    + cy[..., None, None] * (self.ys[:, None] - cy[..., None, None]))
-        return value, g_z + g_q * q
+                # 2 s / total · (cx (xs − cx) + cy (ys − cy)): a row vector plus a column vector
+                a = 2 * scale / total
+                constant = constant - a * (cx * cx + cy * cy)
+                row = (a * cx)[..., None] * self.xs  # (..., n): depends on the column
+                column = (a * cy)[..., None] * self.ys  # (..., n): depends on the row
+                g_q += (row + constant[..., None])[..., None, :] + column[..., :, None]
+            else:
+                g_q += constant[..., None, None]
+        return value, g_z, g_q
 
     def value_and_gradient(self, z: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
         """``(J(z) per image, reduced χ² per data term, ∇_z Σ J)``: in closed form on closure data (no autograd
@@ -352,8 +415,8 @@ class RMLObjective:
             return value.detach(), {k: v.detach() for k, v in parts.items()}, z.grad
         x = self.image(z)
         cp, la, g_x = self.closure_fit.chi2_and_gradient(x)
-        penalty, g_z = self.penalty_and_gradient(z, x)
-        gradient = g_z + g_x * x
+        penalty, g_z, g_q = self._penalty_parts(z, x)
+        gradient = g_q.div_(self.flux_total).add_(g_x).mul_(x).add_(g_z)  # ∂/∂z + x ⊙ (∂/∂q / F + ∇ₓ χ²)
         return cp + la + penalty, dict(zip(CLOSURE_TERMS, (cp, la))), gradient.masked_fill_(z > self.z_max, 0.0)
 
     def image(self, z: torch.Tensor) -> torch.Tensor:
