@@ -68,7 +68,7 @@ def check_field(sky: np.ndarray, fov_uas: float, edge_fraction: float = 0.01) ->
 class Interferometer(LinearOperator):
     """Image (npix, npix), real, Jy/pixel → complex visibilities at the observation's (u, v), by a direct
     Fourier transform with the square-pixel response; linear, ``adjoint`` is its exact transpose
-    (``Re⟨Ax, y⟩ = ⟨x, Aᴴy⟩``). ``transform``: ``dft`` (the matrix), ``nufft`` (:class:`~napari_invimg.operators.nufft.NUFFT`,
+    (``Re⟨Ax, y⟩ = ⟨x, Aᴴy⟩``). ``transform``: ``dft`` (exact, as two separable products), ``nufft`` (:class:`~napari_invimg.operators.nufft.NUFFT`,
     error ≈ 2e-5 of the largest visibility in float32, 1e-10 in float64; differentiable in torch) or ``auto`` (NUFFT above
     :data:`NUFFT_ABOVE`)."""
 
@@ -118,18 +118,19 @@ class Interferometer(LinearOperator):
                                     "to host memory and back")
         response = np.sinc(u * pixel) * np.sinc(v * pixel)
         self.response = response
-        self._by_dtype: dict[torch.dtype, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._by_dtype: dict[torch.dtype, tuple[torch.Tensor, ...]] = {}
         if transform == "nufft":
             # x_j = (o − k_j) Δ with k_j = j − ⌊N/2⌋ and o = N/2 − ½ − ⌊N/2⌋: a type-2 NUFFT of sign −1 at (2πvΔ, 2πuΔ)
             offset = npix / 2.0 - 0.5 - npix // 2
             self.nufft = NUFFT((npix, npix), np.stack([2 * np.pi * v * pixel, 2 * np.pi * u * pixel], 1))
             self._factor = torch.from_numpy(response * np.exp(2j * np.pi * offset * pixel * (u + v)))
             return
+        # the DFT's phase 2π(v_k y_r + u_k x_c) is a sum over rows and columns, so V_k = h_k Σ_r e^{2πi v_k y_r}
+        # Σ_c x_rc e^{2πi u_k x_c}: two (n, K) products instead of the K × n² matrix (read from memory at every product)
         x, y = pixel_positions_rad(npix, fov_uas)
-        phase = 2 * np.pi * (v[:, None, None] * y[None, :, None] + u[:, None, None] * x[None, None, :])
-        phase = phase.reshape(u.size, npix * npix)
-        self.matrix_real = torch.from_numpy((response[:, None] * np.cos(phase)).astype(np.float32))
-        self.matrix_imag = torch.from_numpy((response[:, None] * np.sin(phase)).astype(np.float32))
+        column, row = 2 * np.pi * np.outer(x, u), 2 * np.pi * np.outer(y, v)
+        self.dft_columns = torch.from_numpy(np.concatenate([np.cos(column), np.sin(column)], 1))  # (n, 2K)
+        self.dft_rows = torch.from_numpy(np.stack([response * np.cos(row), response * np.sin(row)]))  # (2, n, K)
 
     def to(self, device):
         self._by_dtype = {}
@@ -139,35 +140,57 @@ class Interferometer(LinearOperator):
         dtype = torch.complex64 if t.dtype in (torch.float32, torch.complex64) else torch.complex128
         return self._factor.to(t.device, dtype)
 
-    def _matrices(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        if dtype == self.matrix_real.dtype:
-            return self.matrix_real, self.matrix_imag
+    def _dft_factors(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         if dtype not in self._by_dtype:
-            self._by_dtype[dtype] = (self.matrix_real.to(dtype), self.matrix_imag.to(dtype))
+            columns = self.dft_columns.to(dtype)
+            self._by_dtype[dtype] = (columns, columns.T.contiguous(), *self.dft_rows.to(dtype).unbind(0))
         return self._by_dtype[dtype]
+
+    def forward_parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(Re V, Im V)`` of real images ``x`` (..., npix, npix) → (..., visibilities) each, differentiable:
+        ``V_k = h_k Σ_r e^{2πi v_k y_r} Σ_c x_rc e^{2πi u_k x_c}`` (``transform="dft"`` only)."""
+        if self.transform != "dft":
+            raise ValueError("forward_parts exists only with transform='dft'.")
+        columns, _, rows_cos, rows_sin = self._dft_factors(x.dtype)
+        t = x @ columns  # Σ_c x_rc (cos, sin)(2π u_k x_c): (..., n, 2K)
+        k = self.u.size
+        t_cos, t_sin = t[..., :k], t[..., k:]
+        return (t_cos * rows_cos - t_sin * rows_sin).sum(-2), (t_cos * rows_sin + t_sin * rows_cos).sum(-2)
+
+    def adjoint_parts(self, g_re: torch.Tensor, g_im: torch.Tensor) -> torch.Tensor:
+        """``Re(Aᴴ g)`` for ``g = g_re + i g_im`` (..., visibilities) → (..., npix, npix): the exact transpose of
+        :meth:`forward_parts` (``transform="dft"`` only)."""
+        if self.transform != "dft":
+            raise ValueError("adjoint_parts exists only with transform='dft'.")
+        _, columns_t, rows_cos, rows_sin = self._dft_factors(g_re.dtype)
+        g_re, g_im = g_re[..., None, :], g_im[..., None, :]
+        p = torch.cat([g_re * rows_cos + g_im * rows_sin, g_im * rows_cos - g_re * rows_sin], -1)
+        return p @ columns_t
 
     def real_matrix(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """The DFT as one real matrix ``[Re; Im]`` (2 · visibilities, npix²): ``[Re V; Im V] = M x.ravel()``
-        (``transform="dft"`` only)."""
+        (``transform="dft"`` only; built on request, K × npix² numbers)."""
         if self.transform != "dft":
             raise ValueError("The DFT matrix exists only with transform='dft'.")
-        mr, mi = self._matrices(dtype)
-        return torch.cat([mr, mi], 0)
+        columns, _, rows_cos, rows_sin = self._dft_factors(torch.float64)
+        k = self.u.size
+        c_cos, c_sin = columns[:, :k], columns[:, k:]  # (n, K), indexed by column
+        real = rows_cos.T[:, :, None] * c_cos.T[:, None, :] - rows_sin.T[:, :, None] * c_sin.T[:, None, :]
+        imag = rows_sin.T[:, :, None] * c_cos.T[:, None, :] + rows_cos.T[:, :, None] * c_sin.T[:, None, :]
+        n2 = self.npix * self.npix
+        return torch.cat([real.reshape(k, n2), imag.reshape(k, n2)], 0).to(dtype)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.transform == "nufft":
             factor = self._factor_like(x)
             return factor * self.nufft.forward(x.to(factor.dtype))
-        flat = x.reshape(*x.shape[:-2], self.npix * self.npix)
-        mr, mi = self._matrices(flat.dtype)
-        return torch.complex(flat @ mr.T, flat @ mi.T)
+        re, im = self.forward_parts(x)
+        return torch.complex(re, im)
 
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
         if self.transform == "nufft":
             return self.nufft.adjoint(self._factor_like(y).conj() * y).real
-        mr, mi = self._matrices(y.real.dtype)
-        x = y.real @ mr + y.imag @ mi
-        return x.reshape(*y.shape[:-1], self.npix, self.npix)
+        return self.adjoint_parts(y.real.contiguous(), y.imag.contiguous())
 
     def _params(self) -> dict[str, Any]:
         return {"u": self.u, "v": self.v, "npix": self.npix, "fov_uas": self.fov_uas, "transform": self.transform}

@@ -77,45 +77,6 @@ def _sigma_of(noise: NoiseModel, n: int) -> np.ndarray:
     return sigma
 
 
-class _SeparableDFT:
-    """The Interferometer's direct Fourier transform (``transform="dft"``) as two small products: its phase
-    ``2π(v_k y_r + u_k x_c)`` is a sum over rows and columns, so ``V_k = h_k Σ_r e^{2πi v_k y_r} Σ_c x_rc e^{2πi u_k x_c}``
-    (``h`` the square-pixel response). Its factors are 2 · n × K numbers instead of the K × n² matrix, which at 64²
-    (9 MB) is read from memory at every product; the same sums, regrouped (equal up to rounding)."""
-
-    def __init__(self, A: Interferometer, device: torch.device):
-        xs, ys = pixel_positions_rad(A.npix, A.fov_uas)
-        col, row = 2 * np.pi * np.outer(xs, A.u), 2 * np.pi * np.outer(ys, A.v)  # (n, K) each
-        self.k = A.u.size
-        self._float64 = {
-            "col": torch.as_tensor(np.concatenate([np.cos(col), np.sin(col)], 1), device=device),  # (n, 2K)
-            "row_cos": torch.as_tensor(A.response * np.cos(row), device=device),  # (n, K), with the response
-            "row_sin": torch.as_tensor(A.response * np.sin(row), device=device),
-        }
-        self._float64["col_t"] = self._float64["col"].T.contiguous()
-        self._by_dtype: dict[torch.dtype, dict[str, torch.Tensor]] = {}
-
-    def _factors(self, dtype: torch.dtype) -> dict[str, torch.Tensor]:
-        if dtype not in self._by_dtype:
-            self._by_dtype[dtype] = {k: v.to(dtype) for k, v in self._float64.items()}
-        return self._by_dtype[dtype]
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(Re V, Im V)`` of images ``x`` (..., n, n) → (..., K) each (differentiable)."""
-        f = self._factors(x.dtype)
-        t = x @ f["col"]  # Σ_c x_rc (cos, sin)(2π u_k x_c): (..., n, 2K)
-        t_cos, t_sin = t[..., : self.k], t[..., self.k:]
-        return ((t_cos * f["row_cos"] - t_sin * f["row_sin"]).sum(-2),
-                (t_cos * f["row_sin"] + t_sin * f["row_cos"]).sum(-2))
-
-    def adjoint(self, g_re: torch.Tensor, g_im: torch.Tensor) -> torch.Tensor:
-        """``Re(Aᴴ g)`` for ``g = g_re + i g_im`` (..., K) → (..., n, n): the transpose of :meth:`forward`."""
-        f = self._factors(g_re.dtype)
-        g_re, g_im = g_re[..., None, :], g_im[..., None, :]
-        p = torch.cat([g_re * f["row_cos"] + g_im * f["row_sin"], g_im * f["row_cos"] - g_re * f["row_sin"]], -1)
-        return p @ f["col_t"]
-
-
 class _ClosureFit:
     """Reduced χ² of the closure phases, ``mean 2(1 − cos(ψ_obs − ψ))/σ²``, and of the log closure amplitudes,
     ``mean (a_obs − a)²/σ²``, of images ``x`` (batches on leading axes), with their gradient in closed form:
@@ -134,11 +95,11 @@ class _ClosureFit:
         self.phase_design = A.phase_design.to(dev, f64)
         self.amplitude_design = 0.5 * A.amplitude_design.to(dev, f64)
         self._phase_t, self._amplitude_t = self.phase_design.T.contiguous(), self.amplitude_design.T.contiguous()
-        self.dft = _SeparableDFT(A.interferometer, dev) if A.interferometer.transform == "dft" else None
+        self.separable = A.interferometer.transform == "dft"  # (Re V, Im V) without a complex round trip
 
     def _model(self, x: torch.Tensor):
-        if self.dft is not None:
-            re, im = self.dft.forward(x)
+        if self.separable:
+            re, im = self.interferometer.forward_parts(x)
         else:
             v = self.interferometer.apply(x)
             re, im = v.real, v.imag
@@ -162,8 +123,8 @@ class _ClosureFit:
         g_arg = (-torch.sin(d_phase) * self.w_phase) @ self.phase_design  # ∂/∂ arg V
         g_log = (-4.0 * d_amp * self.w_amp) @ self.amplitude_design  # ∂/∂ log|V| (the design holds the ½ of log|V|²)
         g_re, g_im = (re * g_log - im * g_arg) / power, (im * g_log + re * g_arg) / power
-        if self.dft is not None:
-            g_x = self.dft.adjoint(g_re.to(x.dtype), g_im.to(x.dtype))
+        if self.separable:
+            g_x = self.interferometer.adjoint_parts(g_re.to(x.dtype), g_im.to(x.dtype))
         else:
             dtype = torch.complex64 if x.dtype == torch.float32 else torch.complex128
             g_x = self.interferometer.apply_adjoint(torch.complex(g_re, g_im).to(dtype))
