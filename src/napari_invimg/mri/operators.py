@@ -279,12 +279,6 @@ class GatheredCartesianMRI(MRIOperator):
         super().__init__(full.in_shape, full.coil_shape + (int(self.index.numel()),))
         self.device = full.device
         self.lines = self._line_structure(np.asarray(full.mask_array) > 0) if full._mask_h is not None else None
-        self._line_dft = None
-        if self.lines is not None:  # the rows of the orthonormal DFT along ``axis`` at the sampled lines, (L, N)
-            axis, lines = self.lines
-            n = self.in_shape[axis]
-            phase = torch.outer(lines.double(), torch.arange(n, dtype=torch.float64)) * (-2 * math.pi / n)
-            self._line_dft = torch.polar(torch.full_like(phase, 1 / math.sqrt(n)), phase)  # complex128, cast per use
 
     @staticmethod
     def _line_structure(sampled: np.ndarray) -> tuple[int, torch.Tensor] | None:
@@ -300,27 +294,16 @@ class GatheredCartesianMRI(MRIOperator):
                 return axis, torch.from_numpy(lines)
         return None
 
-    def _line_dft_as(self, like: torch.Tensor) -> torch.Tensor:
-        """The sampled lines' DFT rows (``(L, N)``, ``D[l, n] = e^{−2πi l n/N}/√N``) in ``like``'s dtype and device
-        (cached: one matrix per dtype and device)."""
-        key = (like.dtype, like.device)
-        cached = getattr(self, "_line_dft_cache", None)
-        if cached is None or cached[0] != key:
-            cached = (key, self._line_dft.to(device=like.device, dtype=like.dtype).resolve_conj())
-            self._line_dft_cache = cached
-        return cached[1]
-
     def gather(self, y: torch.Tensor) -> torch.Tensor:
         """``y[..., Ω]`` of full k-space data (leading batch axes kept)."""
         return y.reshape(y.shape[: y.ndim - self.full.ndim] + (-1,)).index_select(-1, self.index.to(y.device))
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         f = self.full
-        if self.lines is not None:  # whole lines: the DFT along ``axis`` at the L sampled lines only, then the FFT
-            axis, other = self.lines[0], (-1 if self.lines[0] == -2 else -2)
-            d = self._line_dft_as(x)  # (L, N): a matrix product, R times fewer outputs than the full FFT
-            xc = f._spread_g(x)
-            k = torch.matmul(d, xc) if axis == -2 else torch.matmul(xc, d.transpose(0, 1))
+        if self.lines is not None:  # whole lines: FFT along them, keep the sampled ones, then the pruned FFT
+            axis, lines = self.lines
+            other = -1 if axis == -2 else -2
+            k = torch.fft.fft(f._spread_g(x), dim=axis, norm="ortho").index_select(axis, lines.to(x.device))
             k = torch.fft.fft(k, dim=other, norm="ortho")
             return k.reshape(k.shape[:-2] + (-1,)).mul_(self.weights.to(device=k.device, dtype=k.real.dtype))
         if f._mask_h is None:
@@ -332,16 +315,16 @@ class GatheredCartesianMRI(MRIOperator):
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
         f = self.full
         lead = y.shape[:-1]
-        if self.lines is not None:  # the inverse DFT from the L sampled lines (Dᴴ k): no zero-filled grid
+        if self.lines is not None:
             axis, lines = self.lines
             other = -1 if axis == -2 else -2
             shape = list(self.in_shape)
             shape[axis] = int(lines.numel())
             k = (y * self.weights.to(device=y.device, dtype=y.real.dtype)).reshape(lead + tuple(shape))
             k = torch.fft.ifft(k, dim=other, norm="ortho")
-            d = self._line_dft_as(k)
-            full = torch.matmul(d.conj().transpose(0, 1), k) if axis == -2 else torch.matmul(k, d.conj())
-            return f._combine_g(full)
+            full = torch.zeros(lead + self.in_shape, dtype=k.dtype, device=k.device)
+            full.index_copy_(full.ndim + axis, lines.to(k.device), k)
+            return f._combine_g(torch.fft.ifft(full, dim=axis, norm="ortho"))
         full = torch.zeros(lead + (math.prod(self.in_shape),), dtype=y.dtype, device=y.device)
         full.index_copy_(-1, self.index.to(y.device), y * self.weights.to(device=y.device, dtype=y.real.dtype))
         full = full.reshape(lead + self.in_shape)
