@@ -255,6 +255,7 @@ def fit_network(
     restore: bool = False,
     discrepancy_of_mean: bool = False,
     precondition: float = 0.0,
+    progress_total: int | None = None,
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """Adam on ``nll(y, A(G(z + δ))) + penalty()`` with ``δ ~ N(0, input_noise²)``, stopped by a :class:`StoppingRule`.
 
@@ -266,7 +267,8 @@ def fit_network(
     returned, rather than of the current iterate (one more ``A`` per iteration; logged as ``mean_misfit``): a
     network that fits fast then does not stop while its running mean still lags behind the data.
     ``precondition`` > 0: the gradient reaching the image is filtered by :func:`gradient_preconditioner` with that
-    ``ε`` (convolution operators only; the loss, the misfit and the stopping rule are unchanged).
+    ``ε`` (convolution operators only; the loss, the misfit and the stopping rule are unchanged). ``progress_total``:
+    the steps the caller's bar counts (default ``iterations``; more when further steps follow this fit).
     """
     rule = StoppingRule(stop, tau, window, patience)
     measured = A.n_measured() * (y.numel() // max(math.prod(A.out_shape), 1))  # unsampled k-space does not count
@@ -308,7 +310,7 @@ def fit_network(
         else:
             ctx.log(loss=loss_value, misfit=misfit, variance=moments.var)
         ctx.keep(moments.mean if selected is None else selected, iteration=rule.selected or k)
-        ctx.step(k, iterations, x)
+        ctx.step(k, iterations if progress_total is None else progress_total, x)
         if rule.done:
             break
     if not rule.done:
