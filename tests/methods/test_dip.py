@@ -198,3 +198,18 @@ def test_discrepancy_target_is_the_misfit_expected_at_the_noise_level():
     assert stopped.info["stop_iteration"] == replayed.selected
     assert ni.reconstruct(y, ni.operators.Identity(x.shape), "dip", ni.noise.Gaussian(0.1), iterations=3,
                           tau=1.3).info["discrepancy_target"] == 1.3
+
+
+def test_variance_margin_stops_a_slowly_falling_variance():
+    """A running variance that keeps falling by 0.2 % per 10 iterations (the preconditioned blur path) never stops the
+    plain rule; with ``margin`` 0.02 a new minimum must be 2 % lower, so the rule selects the last such one and stops
+    ``patience`` later. ``dip`` uses margin 0.02, patience 150; the other methods keep the plain rule."""
+    its = np.arange(1, 1001)
+    history = {"misfit": [5.0] * 1000, "variance": list(0.9998 ** its)}
+    assert not StoppingRule.replay(history, "auto", window=20, patience=50).done
+    rule = StoppingRule.replay(history, "auto", window=20, patience=50, margin=0.02)
+    assert rule.done and rule.reason.startswith("running variance")
+    assert rule.selected == 21  # the next minimum 2 % lower would come ~100 iterations later, after the patience
+    defaults = {p["name"]: p["default"] for p in ni.method_info("dip")["parameters"]}
+    assert defaults["margin"] == 0.02 and defaults["patience"] == 150
+    assert "margin" not in {p["name"] for p in ni.method_info("deep_decoder")["parameters"]}
