@@ -69,7 +69,9 @@ def dip_row(name: str, kind: str, size: int, iterations: int, **params) -> dict:
     rec = ni.reconstruct(y, A, "dip", noise, seed=0, stop="none", iterations=iterations, progress=progress,
                          **params)
     seconds = (time.perf_counter() - t0) / rec.info["iterations"]
-    rule = StoppingRule.replay(rec.info["history"], "auto", settings["tau"], settings["window"], settings["patience"])
+    # the method's own target: τ × the misfit expected at the noise level (recorded also when it ran without stopping)
+    rule = StoppingRule.replay(rec.info["history"], "auto", rec.info["discrepancy_target"], settings["window"],
+                               settings["patience"], settings["margin"])
     rl = ni.reconstruct(y, A, "richardson_lucy", noise)
     best = int(np.argmax(path))
     return {

@@ -105,3 +105,35 @@ def test_bayes_dip_ensemble_is_the_mixture_of_independent_dip_fits(denoising):
     assert len(rec.info["member_stop_iterations"]) == 3
     with pytest.raises(ValueError, match="at least 2 per ensemble member"):
         ni.reconstruct(y, A, "bayes_dip", noise, n_samples=5, members=3, seed=0, **kw)
+
+
+def test_bayes_dip_members_advance_one_bar_and_leave_the_callers_context_alone(denoising):
+    """Members run in child contexts: the bar only moves forward across members (and through each member's weight-
+    posterior phase, also when its fit runs to the cap), ends full, the caller's seed is not touched, the history and
+    evaluations of every member come back, and one member gives the same arrays as before (its run's own seed)."""
+    import itertools
+
+    import torch
+
+    from napari_invimg.methods.bayesian import BayesDIP
+    from napari_invimg.methods.registry import Context
+
+    _, A, noise, y = denoising
+    params = BayesDIP.validate({"iterations": 12, "depth": 2, "width": 4, "posterior_iterations": 4, "n_samples": 4,
+                                "members": 2, "stop": "none"})
+    steps = []
+    ctx = Context(torch.device("cpu"), seed=5, progress=lambda i, total, preview: steps.append((i, total)))
+    est = BayesDIP().run(torch.as_tensor(y), A, noise, ctx, **params)
+    assert ctx.seed == 5
+    fractions = [i / total for i, total in steps]
+    assert all(b >= a for a, b in itertools.pairwise(fractions)) and fractions[-1] == 1.0
+    assert len({total for _, total in steps}) == 1  # one bar for both members
+    assert len(ctx.history["misfit"]) == 2 * 12 and len(ctx.history["posterior_loss"]) == 2 * 4
+    assert ctx.evaluations == 2 * (12 + 4 + 2)  # fit steps, posterior steps and draws of both members
+    assert est.samples.shape[0] == 4
+    # one member, seed 0: the arrays of `dip` on seed 0, as before the members ran in child contexts
+    one = ni.reconstruct(y, A, "bayes_dip", noise, iterations=12, depth=2, width=4, posterior_iterations=4,
+                         n_samples=4, members=1, seed=0)
+    dip = ni.reconstruct(y, A, "dip", noise, iterations=12, depth=2, width=4, seed=0)
+    np.testing.assert_array_equal(one.mean, dip.mean)
+    assert one.info["history"]["misfit"] == dip.info["history"]["misfit"]

@@ -176,3 +176,40 @@ def test_preconditioned_dip_fits_a_blur_sooner_and_leaves_denoising_unchanged(de
               for eps in (0.0, 0.1)}
     assert np.isfinite(misfit[0.1]).all()
     assert np.mean(misfit[0.1][-20:]) < 0.95 * np.mean(misfit[0.0][-20:])
+
+
+def test_discrepancy_target_is_the_misfit_expected_at_the_noise_level():
+    """At a few photons the mean Poisson deviance of the truth is above 1: τ = 1 alone would ask for a fit into the
+    noise. The rule's target is τ × ``noise.expected_misfit`` (exactly τ for Gaussian noise), and the method stops
+    where a replay of its logged misfits with that target stops."""
+    x = ni.datasets.fluorescence((32, 32), seed=2)
+    A = ni.operators.Identity(x.shape)
+    noise = ni.noise.PoissonGaussian(gain=0.005, sigma=0.01)  # RESULTS §4's camera: dark pixels ≈ 4 photons
+    y = ni.simulate(x, A, noise, seed=0)
+    kw = {"iterations": 80, "window": 10, "depth": 2, "width": 8, "lr": 0.05, "seed": 0}
+    path = ni.reconstruct(y, A, "dip", noise, stop="none", **kw)
+    target = path.info["discrepancy_target"]
+    assert target == pytest.approx(noise.expected_misfit(torch.as_tensor(y))) and target > 1.03
+    tau = 1.02 * min(path.info["history"]["misfit"][30:]) / target  # a τ that the path meets after the window
+    replayed = StoppingRule.replay(path.info["history"], "discrepancy", tau=tau * target, window=10)
+    assert replayed.done and replayed.reason.startswith("discrepancy")
+    stopped = ni.reconstruct(y, A, "dip", noise, stop="discrepancy", tau=tau, **kw)
+    assert stopped.info["stopped"].startswith("discrepancy")
+    assert stopped.info["stop_iteration"] == replayed.selected
+    assert ni.reconstruct(y, ni.operators.Identity(x.shape), "dip", ni.noise.Gaussian(0.1), iterations=3,
+                          tau=1.3).info["discrepancy_target"] == 1.3
+
+
+def test_variance_margin_stops_a_slowly_falling_variance():
+    """A running variance that keeps falling by 0.2 % per 10 iterations (the preconditioned blur path) never stops the
+    plain rule; with ``margin`` 0.02 a new minimum must be 2 % lower, so the rule selects the last such one and stops
+    ``patience`` later. ``dip`` uses margin 0.02, patience 150; the other methods keep the plain rule."""
+    its = np.arange(1, 1001)
+    history = {"misfit": [5.0] * 1000, "variance": list(0.9998 ** its)}
+    assert not StoppingRule.replay(history, "auto", window=20, patience=50).done
+    rule = StoppingRule.replay(history, "auto", window=20, patience=50, margin=0.02)
+    assert rule.done and rule.reason.startswith("running variance")
+    assert rule.selected == 21  # the next minimum 2 % lower would come ~100 iterations later, after the patience
+    defaults = {p["name"]: p["default"] for p in ni.method_info("dip")["parameters"]}
+    assert defaults["margin"] == 0.02 and defaults["patience"] == 150
+    assert "margin" not in {p["name"] for p in ni.method_info("deep_decoder")["parameters"]}

@@ -61,3 +61,28 @@ def test_complex_gaussian_noise_each_part_gets_sigma():
     y = ni.noise.Gaussian(0.2).sample(z, seed=0)
     assert float(y.real.std()) == pytest.approx(0.2, rel=0.03)
     assert float(y.imag.std()) == pytest.approx(0.2, rel=0.03)
+
+
+def _exact_poisson_deviance(lam: float) -> float:
+    """E[2 (k log(k/λ) − k + λ)] for k ~ Poisson(λ), summed over the pmf."""
+    import math
+
+    total, pmf = 0.0, math.exp(-lam)
+    for k in range(int(lam * 4 + 60)):
+        if k > 0:
+            pmf *= lam / k
+        total += pmf * 2 * ((k * math.log(k / lam) if k else 0.0) - k + lam)
+    return total
+
+
+def test_expected_misfit_is_one_for_gaussian_and_the_deviance_bias_at_low_counts():
+    """Gaussian: exactly 1. Poisson: the mean deviance at λ photons (≈ 1 + 1/(6λ) + 1/(6λ²) for large λ) is above 1
+    at low counts and → 1 at high counts; the estimate matches the exact expectation."""
+    z = torch.full((64, 64), 0.5)
+    assert ni.noise.Gaussian(0.1).expected_misfit(z) == 1.0
+    for photons in (4.0, 400.0):
+        noise = ni.noise.Poisson(gain=0.5 / photons)
+        expected = noise.expected_misfit(z)
+        assert expected == pytest.approx(_exact_poisson_deviance(photons), abs=0.01)
+        assert expected == noise.expected_misfit(z)  # seeded: the same value every call
+    assert ni.noise.Poisson(gain=0.5 / 4).expected_misfit(z) > 1.04

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import Cancelled
 from ..nets.dip import BayesConv, SkipNet, kl_divergence
 from ..nets.init import materialize, use_generator
 from .dip import (IN_CHANNELS, POSITIVE, STOP_PARAMS, DIPProblem, fit_network, input_noise_param, random_input,
@@ -196,25 +197,33 @@ class BayesDIP(_StochasticDIP):
             raise ValueError(f"n_samples ({n_samples}) must be at least 2 per ensemble member ({members} members).")
         problem = DIPProblem.for_operator(y, A, noise, positive)
         per_member = n_samples // members
-        seed = ctx.seed
+        # each member's share of the bar: its fit and weight-posterior steps; the bar ends on `tail` steps (combining)
+        unit = iterations + posterior_iterations
+        tail = max(1, unit // 100)
         estimates, spreads, fits = [], [], []
-        try:
-            for k in range(members):
-                # member k runs on its own seed; seeds s·K … s·K + K − 1 do not overlap between run seeds s, and with
-                # one member the run's own seed is used (the mean is then `dip`'s result, bit for bit)
-                ctx.seed = (seed * members + k) % 2**63
-                estimate, draws, info = self._member(y, A, noise, ctx, problem, per_member, iterations=iterations,
+        for k in range(members):
+            # member k runs on its own seed; seeds s·K … s·K + K − 1 do not overlap between run seeds s, and with one
+            # member the run's own seed is used (the mean is then `dip`'s result, bit for bit). Its context is a
+            # child: the caller's seed stays as it is, the bar goes on across members, the history is this run's.
+            then = (members - 1 - k) * unit + tail
+            sub = ctx.child(unit / (unit + then), then, seed=(ctx.seed * members + k) % 2**63, shared_history=True)
+            try:
+                estimate, draws, info = self._member(y, A, noise, sub, problem, per_member, iterations=iterations,
                                                      lr=lr, stop=stop, tau=tau, window=window, patience=patience,
                                                      input_noise=input_noise, width=width, depth=depth,
                                                      posterior_iterations=posterior_iterations,
                                                      posterior_lr=posterior_lr, kl_weight=kl_weight,
                                                      prior_sigma=prior_sigma)
-                estimates.append(estimate)
-                spreads.append(draws - draws.mean(0))
-                fits.append(info)
-                ctx.keep(torch.stack(estimates).mean(0), **info)
-        finally:
-            ctx.seed = seed
+            except Cancelled:
+                if ctx.partial is None:  # cancelled in the first member: its selected image so far
+                    ctx.partial = sub.partial
+                raise
+            finally:
+                ctx.evaluations += sub.evaluations
+            estimates.append(estimate)
+            spreads.append(draws - draws.mean(0))
+            fits.append(info)
+            ctx.keep(torch.stack(estimates).mean(0), **info)
         # the mixture of the members' weight posteriors: mean = the members' average, variance = the mean of their
         # spreads plus the spread of their estimates (deep ensembles with a local posterior around each member)
         estimate = torch.stack(estimates).mean(0)
@@ -227,6 +236,7 @@ class BayesDIP(_StochasticDIP):
             info["member_stop_iterations"] = [m["stop_iteration"] for m in fits]
             info["member_iterations"] = [m["iterations"] for m in fits]
         ctx.keep(estimate, std, samples, **info)
+        ctx.step(tail, tail)  # the bar's last steps: the members combined
         return Estimate(estimate, std=std, samples=samples, info=info)
 
     def _member(self, y, A, noise, ctx: Context, problem: DIPProblem, n_draws: int, *, iterations: int, lr: float,
@@ -239,7 +249,8 @@ class BayesDIP(_StochasticDIP):
         net = materialize(net, ctx.generator(offset=5, device="cpu"))
         z = random_input(ctx, (IN_CHANNELS, *problem.shape))
         estimate, info = fit_network(net, z, y, A, noise, problem, ctx, iterations=iterations, lr=lr, stop=stop,
-                                     tau=tau, window=window, patience=patience, input_noise=input_noise, restore=True)
+                                     tau=tau, window=window, patience=patience, input_noise=input_noise, restore=True,
+                                     progress_total=iterations + posterior_iterations)
         # phase 2: the weight posterior around the fitted weights
         bayes = use_generator(bayes_from_point(net, prior_sigma), ctx.generator(offset=13))
         info.update(fit_weight_posterior(bayes, z, y, A, noise, problem, ctx, iterations=posterior_iterations,

@@ -194,13 +194,17 @@ class Context:
         if answer is False:
             raise Cancelled()
 
-    def child(self, share: float, then: int) -> Context:
+    def child(self, share: float, then: int, seed: int | None = None, shared_history: bool = False) -> Context:
         """A context for a sub-step of this run, e.g. a first estimate by another method: the same device, seed and
         output scale; its progress fills ``share`` of this run's bar before the ``then`` steps this run reports itself
         (which then count from there), its previews show, and a cancel stops it and this run (:class:`Cancelled`).
-        Its history, partial result and evaluation count stay its own."""
-        sub = Context(self.device, self.seed)
+        Its partial result and evaluation count stay its own, and so does its history unless ``shared_history`` (then
+        it logs into this run's history, which a convergence plot reads live). ``seed``: the child's own seed (e.g. one
+        per ensemble member) instead of this run's; this run's seed is left as it is."""
+        sub = Context(self.device, self.seed if seed is None else seed)
         sub.output_scale = self.output_scale
+        if shared_history:
+            sub.history = self.history
         if self._progress is None:
             return sub
         then = max(int(then), 1)
