@@ -192,6 +192,28 @@ def test_neural_field_fits_upsamples_and_handles_stacks():
     assert rec3.mean.shape == stack.shape and np.isfinite(rec3.mean).all()
 
 
+def test_neural_field_siren_and_exponential_output():
+    """network="siren" (sine field, first-layer frequency std f) and output="exp" (positive, multiplicative) fit the
+    data, are reproducible for a seed without touching torch's global generator, and unknown choices are refused."""
+    from napari_invimg.nets.field import SineField
+
+    first = SineField(2, 1, torch.Generator().manual_seed(0), features=4000, frequency=0.05).layers[0].weight
+    assert float(first.std()) / (2 * np.pi) == pytest.approx(0.05, rel=0.05)
+    x = ni.datasets.fluorescence((24, 24), seed=1)
+    A, noise = ni.operators.Identity(x.shape), ni.noise.Gaussian(0.05)
+    y = ni.simulate(x, A, noise, seed=0)
+    state = torch.random.get_rng_state()
+    for kw in ({"network": "siren", "lr": 1e-3}, {"output": "exp"}):
+        rec = ni.reconstruct(y, A, "neural_field", noise=noise, iterations=120, seed=3, **kw)
+        again = ni.reconstruct(y, A, "neural_field", noise=noise, iterations=120, seed=3, **kw)
+        assert ni.metrics.psnr(rec.mean, x) > ni.metrics.psnr(y, x) + 0.5, kw
+        assert np.array_equal(rec.mean, again.mean) and rec.mean.min() >= 0, kw
+    assert torch.equal(torch.random.get_rng_state(), state)
+    for bad in ({"network": "hash"}, {"output": "relu"}):
+        with pytest.raises(ValueError):
+            ni.reconstruct(y, A, "neural_field", noise=noise, iterations=2, **bad)
+
+
 def test_unrolled_refines_a_classical_start(tmp_path):
     """start="wavelet": the untrained network returns the wavelet reconstruction itself; training moves it; a cancel
     while the pool of starts is computed keeps that untrained model."""
