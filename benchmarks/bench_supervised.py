@@ -194,12 +194,13 @@ def part_field(args) -> None:
 
     sys.path.insert(0, str(Path(__file__).parent))
     n = args.size
+    field_kw = json.loads(args.field_kw)
     names = [nm for nm in ("fluorescence", "cell") if not args.only or nm == args.only]
     for name in names:
-        for kind in ("blur", "denoise"):
+        for kind in args.kinds.split(","):
             x, A, noise, y = dip_problem(name, kind, n)
             row = {"part": "field", "case": f"{name}/{kind}", "size": n}
-            for meth, kw in (("neural_field", {}), ("dip", {"iterations": args.dip_iterations})):
+            for meth, kw in (("neural_field", field_kw), ("dip", {"iterations": args.dip_iterations})):
                 if meth not in args.field_methods.split(","):
                     continue
                 t = time.perf_counter()
@@ -219,7 +220,7 @@ def part_field(args) -> None:
         y = ni.simulate(x, D, NOISE, seed=0)
         row = {"part": "super-resolution", "case": name, "size": n, "fine": 2 * n}
         t = time.perf_counter()
-        rec = ni.reconstruct(y, D, "neural_field", noise=NOISE, seed=0, upsample=1)
+        rec = ni.reconstruct(y, D, "neural_field", noise=NOISE, seed=0, **{"upsample": 1, **field_kw})
         row["neural_field (on the fine grid via D)"] = quality(rec.mean, x)
         row["neural_field_s"] = time.perf_counter() - t
         # bicubic + RL: upsample the data, then deblur with the fine-grid PSF
@@ -252,6 +253,9 @@ def main() -> None:
     ap.add_argument("--only", default=None, help="field: only this image (fluorescence or cell)")
     ap.add_argument("--field-methods", default="neural_field,dip,sr",
                     help="field: which of neural_field, dip (the §4 cases) and sr (2× super-resolution) to run")
+    ap.add_argument("--field-kw", default="{}",
+                    help='field: neural_field parameters as JSON, e.g. \'{"network": "siren"}\' (cases and SR)')
+    ap.add_argument("--kinds", default="blur,denoise", help="field: which of the §4 problems (blur, denoise) to run")
     ap.add_argument("--start", default="cg", choices=("cg", "wavelet", "tv"),
                     help="unrolled: MoDL from CG (cg) or learned refinement of this classical reconstruction")
     ap.add_argument("--start-wavelet", default="haar", help="unrolled --start wavelet: the start's wavelet")

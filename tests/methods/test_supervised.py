@@ -192,6 +192,36 @@ def test_neural_field_fits_upsamples_and_handles_stacks():
     assert rec3.mean.shape == stack.shape and np.isfinite(rec3.mean).all()
 
 
+def test_neural_field_siren_and_exponential_output():
+    """network="siren" (sine field, first-layer frequency std f), network="grid" (trained feature grids) and
+    output="exp" (positive, multiplicative) fit the data, are reproducible for a seed without touching torch's global
+    generator, and unknown choices are refused; the grid field runs on stacks."""
+    from napari_invimg.nets.field import GridField, SineField
+
+    first = SineField(2, 1, torch.Generator().manual_seed(0), features=4000, frequency=0.05).layers[0].weight
+    assert float(first.std()) / (2 * np.pi) == pytest.approx(0.05, rel=0.05)
+    x = ni.datasets.fluorescence((24, 24), seed=1)
+    A, noise = ni.operators.Identity(x.shape), ni.noise.Gaussian(0.05)
+    y = ni.simulate(x, A, noise, seed=0)
+    state = torch.random.get_rng_state()
+    grid = GridField(2, 1, torch.Generator().manual_seed(0), (24, 24))
+    assert [tuple(g.shape[-2:]) for g in grid.grids] == [(6, 6), (6, 6), (6, 6)]  # at most one cell per 4 pixels
+    for kw in ({"network": "siren", "lr": 1e-3}, {"output": "exp"}, {"network": "grid"}):
+        rec = ni.reconstruct(y, A, "neural_field", noise=noise, iterations=120, seed=3, **kw)
+        again = ni.reconstruct(y, A, "neural_field", noise=noise, iterations=120, seed=3, **kw)
+        assert ni.metrics.psnr(rec.mean, x) > ni.metrics.psnr(y, x) + 0.5, kw
+        assert np.array_equal(rec.mean, again.mean) and rec.mean.min() >= 0, kw
+    assert torch.equal(torch.random.get_rng_state(), state)
+    for bad in ({"network": "hash"}, {"output": "relu"}):
+        with pytest.raises(ValueError):
+            ni.reconstruct(y, A, "neural_field", noise=noise, iterations=2, **bad)
+    stack = np.stack([x, x[::-1]])
+    A3 = ni.operators.Identity(stack.shape)
+    rec3 = ni.reconstruct(ni.simulate(stack, A3, noise, seed=0), A3, "neural_field", noise=noise, iterations=3,
+                          network="grid")
+    assert rec3.mean.shape == stack.shape and np.isfinite(rec3.mean).all()
+
+
 def test_unrolled_refines_a_classical_start(tmp_path):
     """start="wavelet": the untrained network returns the wavelet reconstruction itself; training moves it; a cancel
     while the pool of starts is computed keeps that untrained model."""
