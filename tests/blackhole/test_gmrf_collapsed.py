@@ -149,12 +149,13 @@ def test_gmrf_hmc_moves_closure_hyperparameters_by_the_linearized_model():
     assert rec.samples.shape == (8, NPIX, NPIX) and np.isfinite(i["mixing_hyperparameters"]["rhat_max"])
     assert 0 < i["acceptance"] <= 1 and 0 < i["linearized_move_acceptance"] <= 1
     assert bh.nxcorr_aligned(rec.mean, truth) > 0.7 and (rec.std > 0).all() and np.isfinite(rec.samples).all()
-    # the centroid prior holds every sample's position (closures alone leave it free): within 3 sd of the prior
+    # the centroid prior holds every sample's position (closures alone leave it free; without the prior the samples'
+    # centroids scatter by 0.13 px here, measured with centroid_sd=10): within 2 sd of the prior (0.05 px)
     rows = np.arange(NPIX)
     s = np.asarray(rec.samples, dtype=np.float64)
     centroids = np.stack([(s.sum(2) * rows).sum(1), (s.sum(1) * rows).sum(1)], 1) / s.sum((1, 2))[:, None]
     sd_px = 0.02 * obs.resolution_uas / (FOV / NPIX)
-    assert centroids.std(0).max() < 3 * sd_px
+    assert centroids.std(0).max() < 2 * sd_px
 
 
 def test_closure_flux_is_drawn_from_its_prior(closure_model):
