@@ -14,7 +14,10 @@ per evaluation) and ε | θ, y is drawn exactly after every transition (:mod:`.c
 On closure quantities with the linear link (``sampler="auto"``) the sampler is HMC-within-Gibbs (below) with one more
 move of (σ, ρ, F): the closure residuals are linearized at a mean image, the linearized model is collapsed the same
 way, and θ moves given the auxiliary normals of its exact draws of ε, corrected to the exact posterior by an importance
-weight inside the chain (:class:`_LinearizedMove`).
+weight inside the chain (:class:`_LinearizedMove`). Closures fix neither the total flux nor the position: F is drawn
+from its prior after every transition (its exact conditional), and a Gaussian prior on the image centroid about m's
+(sd ``centroid_sd`` × the nominal resolution; eht-imaging's centre-of-mass term) fixes the position, which otherwise
+only m anchors and the samples jitter in (RESULTS.md §7: on the ring a third of the pixel variance).
 Otherwise (a nonlinear link, or ``sampler="hmc"``) the sampler is HMC-within-Gibbs: HMC moves ε with (σ, ρ, F) held (given
 them the image is linear in ε), and between its transitions (σ, ρ, F) move by Metropolis on their non-centered
 conditionals (:meth:`GMRFPosterior.hyper_moves`) and (σ, ρ) by ASIS interweaving steps with the field σK_ρε held fixed
@@ -69,7 +72,8 @@ class GMRFPosterior:
 
     def __init__(self, y: torch.Tensor, A: Operator, noise: NoiseModel, *, prior_fwhm_uas: float, order: int,
                  total_flux: float | None, flux_uncertainty: float, systematic: float = 0.0, link: str = "log",
-                 dtype: torch.dtype = torch.float64, mean_image: np.ndarray | None = None):
+                 dtype: torch.dtype = torch.float64, mean_image: np.ndarray | None = None,
+                 centroid_sd: float = 0.02):
         fwd = A.interferometer if isinstance(A, Closures) else A
         if not isinstance(fwd, Interferometer):
             raise TypeError(f"gmrf_hmc images with the Interferometer or Closures operators, not {A.name}.")
@@ -111,6 +115,15 @@ class GMRFPosterior:
             raise ValueError(f"link must be one of {LINKS}, got {link!r}.")
         self.link = link
         self.m = torch.as_tensor(mean / mean.sum(), dtype=dtype)
+        # closures do not see the image's position (closure phases are invariant to a shift): fix the gauge by a
+        # Gaussian prior on the centroid at m's, sd ``centroid_sd`` × the nominal resolution (eht-imaging's "cm"
+        # regularizer, Chael et al. 2018 §3.3); with the linear link Σx = F exactly, so it is linear in ε
+        rows = torch.arange(n, dtype=dtype)
+        self.pixel_rows = rows
+        self.centroid_m = torch.stack([(self.m.sum(1) * rows).sum(), (self.m.sum(0) * rows).sum()])
+        if not centroid_sd > 0:
+            raise ValueError(f"centroid_sd must be positive, got {centroid_sd}.")
+        self.centroid_sd_px = float(centroid_sd) * math.exp(self.rho0)
         k = torch.fft.fftfreq(n, dtype=dtype)
         lam = 4 * torch.sin(math.pi * k)[:, None] ** 2 + 4 * torch.sin(math.pi * k[: n // 2 + 1])[None, :] ** 2
         self.lam = lam  # Laplacian eigenvalues on the rfft2 grid
@@ -196,6 +209,16 @@ class GMRFPosterior:
                 rate[j] += take.double().mean() / moves
         return theta, rate
 
+    def draw_flux(self, theta: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """Closures: a Gibbs draw of log F from its conditional, which is its prior ``N(log F₀, s_F²)`` (closure phases
+        and log closure amplitudes do not change when the image is scaled, and ε, σ, ρ are a priori independent of F)."""
+        if not self.closures:
+            raise ValueError("The total flux has its prior as conditional only on closure quantities.")
+        theta = theta.clone()
+        theta[..., -1] = math.log(self.flux0) + self.flux_sd * torch.randn(theta.shape[:-1], generator=gen,
+                                                                           dtype=theta.dtype)
+        return theta
+
     def image(self, theta: torch.Tensor) -> torch.Tensor:
         """The image of parameter vectors (…, d) under the link (module docstring)."""
         n = self.npix
@@ -230,9 +253,20 @@ class GMRFPosterior:
             k = self.k
             phase = 2 * torch.sin((z[..., :k] - self.y[:k]) / 2) / self.sigma[:k]
             amp = (z[..., k:] - self.y[k:]) / self.sigma[k:]
-            return torch.cat([phase, amp], -1)
+            return torch.cat([phase, amp, self.centroid_residuals(x)], -1)
         diff = vis.to(self.y.dtype) - self.y
         return torch.cat([diff.real / self.sigma, diff.imag / self.sigma], -1)
+
+    def centroid(self, x: torch.Tensor) -> torch.Tensor:
+        """The centroid (row, column) in pixels of images x (…, N, N): ``Σ r x / Σ x``."""
+        total = x.sum((-2, -1))
+        return torch.stack([(x.sum(-1) * self.pixel_rows).sum(-1), (x.sum(-2) * self.pixel_rows).sum(-1)], -1) / \
+            total[..., None]
+
+    def centroid_residuals(self, x: torch.Tensor) -> torch.Tensor:
+        """Closures: the whitened offset of the centroid from the mean image's, ``(c(x) − c(m)) / s_c`` (…, 2): the
+        position prior that fixes the gauge the closure quantities leave free."""
+        return (self.centroid(x) - self.centroid_m) / self.centroid_sd_px
 
     def prior(self, theta: torch.Tensor) -> torch.Tensor:
         n2 = self.npix**2
@@ -284,8 +318,9 @@ class GMRFHMC(Method):
         "image blurred to the resolution, or a Gaussian; the linear field carries no flux), "
         "with its strength σ, correlation length ρ and the total flux F sampled with ε (HMC on ε, metric: Gauss–Newton "
         "at the chains, re-estimated in warm-up windows; Metropolis and ASIS moves of σ, ρ, F between). Data: complex visibilities, or closure phases + log closure "
-        "amplitudes. On visibilities with the linear link ε is integrated out: (σ, ρ, F) from their marginal by "
-        "adaptive Metropolis, then ε exactly given them. Returns mean, std, samples, split-R̂ and ESS."
+        "amplitudes (with a prior on the centroid, which closures leave free). On visibilities with the linear link ε is "
+        "integrated out: (σ, ρ, F) from their marginal by adaptive Metropolis, then ε exactly given them. Returns mean, "
+        "std, samples, split-R̂ and ESS."
     )
     reference = ("Tiede, JOSS 7 (2022) 4457 (Comrade.jl); EHT Collaboration 2024, A&A 681, A79; Neal, Handbook of "
                  "MCMC (2011) ch. 5; Hoffman & Gelman, JMLR 15 (2014) 1593; Rue & Held, Gaussian Markov Random "
@@ -314,6 +349,9 @@ class GMRFHMC(Method):
               doc="fractional systematic error added in quadrature to every visibility's sigma (EHT practice: 1–5%)"),
         Param("interweave", bool, True,
               doc="after each HMC transition, also move σ and ρ with the field σK_ρε held fixed (ASIS)"),
+        Param("centroid_sd", float, 0.02, 1e-4, 10.0,
+              doc="closures: sd of the image centroid about the mean image's, in units of the nominal resolution "
+                  "(closures do not fix the position; this fixes the gauge)"),
         Param("trajectory", float, 1.5, 0.1, 10.0, doc="HMC trajectory length in whitened units"),
         Param("max_leapfrog", int, 48, 1, 1024, doc="most leapfrog steps per transition"),
         Param("sampler", str, "auto", choices=SAMPLERS,
@@ -337,7 +375,8 @@ class GMRFHMC(Method):
                 mean_image = blur_to_resolution(pilot.mean.detach().cpu().numpy(), fwd.fov_uas, res)
             post = GMRFPosterior(y, A, noise, prior_fwhm_uas=params["prior_fwhm_uas"], order=params["order"],
                                  total_flux=params["total_flux"], flux_uncertainty=params["flux_uncertainty"],
-                                 systematic=params["systematic"], link=params["link"], mean_image=mean_image)
+                                 systematic=params["systematic"], link=params["link"], mean_image=mean_image,
+                                 centroid_sd=params["centroid_sd"])
             if params["sampler"] == "collapsed" and not _collapsible(post):
                 raise ValueError("sampler='collapsed' needs link='linear'.")
             if params["sampler"] != "hmc" and _collapsible(post) and not post.closures:
@@ -381,6 +420,8 @@ class GMRFHMC(Method):
                     if linear is not None:
                         theta, linear_rate = linear(theta, adapt=box["adapt"])
                         box["linear_rates"].append(linear_rate)
+                    if post.closures:  # closures are free of F: its conditional is its prior, drawn exactly
+                        theta = post.draw_flux(theta, gen)
                     return m.to_w(theta)
 
             hmc_kw: dict[str, Any] = {"trajectory": params["trajectory"], "max_leapfrog": params["max_leapfrog"],
@@ -459,7 +500,9 @@ class GMRFHMC(Method):
         if draws >= 4:
             info["mixing"] = mixing_summary(images.numpy())
             hyper = mixing_summary(hypers.numpy())
-            info["mixing_hyperparameters"] = {"rhat_max": hyper["rhat_max"], "ess_min": hyper["ess_min"]}
+            info["mixing_hyperparameters"] = {"rhat_max": hyper["rhat_max"], "ess_min": hyper["ess_min"],
+                                              "rhat": [round(float(r), 4) for r in split_rhat(hypers.numpy())],
+                                              "ess": [round(float(e), 1) for e in effective_sample_size(hypers.numpy())]}
         h = hypers.reshape(-1, 3)
         info["sigma_log_intensity"] = float(h[:, 0].exp().median())
         info["correlation_length_uas"] = float(h[:, 1].exp().median()) * post.fwd.fov_uas / n
