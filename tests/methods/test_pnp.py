@@ -121,6 +121,10 @@ def test_mri_plug_and_play_uses_the_mri_weights_and_weights_override(tmp_path):
     scheme, tuning = tuned.info["scheme"], sc.operator.plug_and_play_defaults()
     assert scheme["start"] == "wavelet" and scheme["lam"] == tuning["lam"] == 1.0
     assert scheme["sigma_start"] == pytest.approx(tuning["sigma_start_noise"] * tuned.info["sigma_end"] / tuned.info["scale"])
+    last = max(tuning["sigma_end_noise"] * tuned.info["sigma_end"] / tuned.info["scale"], 1e-3)
+    assert scheme["sigma_last"] == pytest.approx(last) and tuning["sigma_end_noise"] < 1
+    four = ni.reconstruct(sc.kspace, sc.operator, "pnp_admm", noise=noise, iterations=24, start="adjoint")
+    assert four.info["scheme"]["averaged"] == tuning["average"] == 8  # the mean of the last 8 iterates
     assert ni.reconstruct(sc.kspace, sc.operator, "pnp_admm", noise=noise, iterations=2, lam=0.3,
                           start="adjoint").info["scheme"]["lam"] == 0.3
 
