@@ -15,7 +15,8 @@ from 1.6 dB below TV to 1.7 dB above it on the held-out images (benchmarks/RESUL
 with a learned denoiser carry ``info["prior_fit"]`` (misfit ratio, out-of-distribution score, warning) and
 ``info["scheme"]`` (the start, first level, injection and the number of iterates averaged). On complex images (MRI)
 the learned denoiser sees the image with the phase of its low-resolution centre removed (``phase``; MRI brain 8 coils,
-Poisson 8×: 26.1 → 28.3 dB, RESULTS §6), without injection or averaging there. An operator may name its own
+Poisson 8×: 26.1 → 28.3 dB, RESULTS §6), without injection there and without averaging unless the operator asks for
+it (the MRI operators average the last 8 iterates). An operator may name its own
 learned denoiser and scheme (``preferred_denoiser``, ``plug_and_play_defaults``): the MRI operators take the network
 fine-tuned on MR magnitudes (``"drunet_mri"``), the L1-wavelet start, a first level of a few times the noise and
 λ = 1 (RESULTS §6, issue #14). RED takes the same scheme at one
