@@ -49,7 +49,7 @@ from napari_invimg._device import resolve_device
 from napari_invimg.nets import corpus
 from napari_invimg.nets.drunet import SmallDRUNet, load_weights, save_weights, shipped_weights
 from napari_invimg.nets.ood import SIGMA_REF, reference_statistics
-from napari_invimg.nets.training import SIGMA_RANGE, PatchSampler, add_noise, heldout_set
+from napari_invimg.nets.training import SIGMA_RANGE, PatchSampler, add_noise, heldout_set, undersampling_error
 
 #: the network trained by default (``--arch v2``): 2×2 pixel unshuffle, then a 4-level bias-free UNet
 ARCHS = {
@@ -145,8 +145,9 @@ def make_sampler(args) -> tuple[PatchSampler, str]:
     """The training crops' sampler; the generated corpus is cached in ``--ckpt-dir`` (a restart skips making it)."""
     started = time.perf_counter()
     if args.corpus == "mri":
-        cache = Path(args.ckpt_dir) / f"corpus-mri-{args.procedural}-{args.seed}.npz"
-        sources: tuple[str, ...] = ("ellipses", "brain", "residual")
+        flat = f"-flat{args.flat_ellipses}" if args.flat_ellipses else ""
+        cache = Path(args.ckpt_dir) / f"corpus-mri-{args.procedural}-{args.seed}{flat}.npz"
+        sources: tuple[str, ...] = ("ellipses", "brain", "residual") + (("flat",) if args.flat_ellipses else ())
     else:
         cache = Path(args.ckpt_dir) / f"corpus-{args.procedural}-{args.fluorescence}-{args.seed}.npz"
         sources = ("dead_leaves", "cells", "fluorescence", "natural")
@@ -157,7 +158,7 @@ def make_sampler(args) -> tuple[PatchSampler, str]:
         if args.corpus == "mri":
             from napari_invimg import mri
 
-            data = mri.training_magnitudes(n=args.procedural, seed=args.seed)
+            data = mri.training_magnitudes(n=args.procedural, seed=args.seed, flat=args.flat_ellipses)
         else:
             data = corpus.training_images(procedural=args.procedural, fluorescence=args.fluorescence, seed=args.seed)
         flat = {f"{k}/{i}": im for k, ims in data.items() for i, im in enumerate(ims)}
@@ -239,6 +240,8 @@ def train(args, argv) -> None:
             group["lr"] = rate(step)
         x = sampler.sample(args.batch, generator).to(device)
         y, s = add_noise(x, sigma_range, generator, poisson_fraction=args.poisson_fraction)
+        if args.undersampling_fraction > 0:
+            y = undersampling_error(x.cpu(), y, s.cpu(), generator, fraction=args.undersampling_fraction)
         loss = model.loss(y, x, s)
         value = float(loss.detach())
         step += 1
@@ -336,7 +339,9 @@ def export(args, argv) -> None:
             "corpus": kind, "init": targs.get("init"), "init_steps": shipped_meta.get("steps") if before else None,
             "init_command": shipped_meta.get("command") if before else None,
             "data": f"{ck['data']}; " + ("Gaussian noise" if targs.get("poisson_fraction", 0.3) == 0 else
-                                          "Gaussian + Poisson-Gaussian noise"),
+                                          "Gaussian + Poisson-Gaussian noise") +
+                    (f"; a share {targs['undersampling_fraction']} of the samples also with an undersampling error of "
+                     f"their noise level (nets.training.undersampling_error)" if targs.get("undersampling_fraction") else ""),
             "heldout": (f"never trained on: skimage {', '.join(corpus.HELDOUT_NATURAL)}; fluorescence seeds 0-7; "
                         f"procedural seeds >= {corpus.HELDOUT_SEED}") if kind == "general" else
                        (f"never trained on: Shepp-Logan, mri.brain seeds 0 (test) and 1 (tuning), random_ellipses seeds "
@@ -368,6 +373,11 @@ def main(argv: list[str] | None = None) -> None:
                     help="dead-leaves + cell-like training images (--corpus mri: the number of MR-like images)")
     ap.add_argument("--corpus", choices=("general", "mri"), default="general",
                     help="general: the shipped denoiser's corpus; mri: MR-like magnitudes (mri.training_magnitudes)")
+    ap.add_argument("--flat-ellipses", type=int, default=0,
+                    help="--corpus mri: add this many piecewise-constant images (mri.flat_ellipses) to the corpus")
+    ap.add_argument("--undersampling-fraction", type=float, default=0.0,
+                    help="share of samples that also get an edge-bound undersampling error of their noise level "
+                         "(nets.training.undersampling_error; for the MRI weights)")
     ap.add_argument("--init", default=None, help="weights file to start from (fine-tuning; not used on --resume)")
     ap.add_argument("--sigma-min", type=float, default=SIGMA_RANGE[0], help="least training noise level")
     ap.add_argument("--sigma-max", type=float, default=SIGMA_RANGE[1], help="largest training noise level")

@@ -95,7 +95,7 @@ def test_pnp_takes_a_users_weights_file(tmp_path):
         ni.reconstruct(y, A, "pnp_pgd", noise=noise, denoiser="tv", weights=str(mine), iterations=2)
 
 
-def test_mri_plug_and_play_uses_the_mri_weights_and_weights_override(tmp_path):
+def test_mri_plug_and_play_uses_the_mri_weights_and_weights_override(tmp_path, monkeypatch):
     """MRI operators name the denoiser fine-tuned on MR magnitudes (``preferred_denoiser``); a ``weights`` file replaces
     it, and other operators keep the general one."""
     import shutil
@@ -121,6 +121,14 @@ def test_mri_plug_and_play_uses_the_mri_weights_and_weights_override(tmp_path):
     scheme, tuning = tuned.info["scheme"], sc.operator.plug_and_play_defaults()
     assert scheme["start"] == "wavelet" and scheme["lam"] == tuning["lam"] == 1.0
     assert scheme["sigma_start"] == pytest.approx(tuning["sigma_start_noise"] * tuned.info["sigma_end"] / tuned.info["scale"])
+    last = max(tuning.get("sigma_end_noise", 1.0) * tuned.info["sigma_end"] / tuned.info["scale"], 1e-3)
+    assert scheme["sigma_last"] == pytest.approx(last)
+    four = ni.reconstruct(sc.kspace, sc.operator, "pnp_admm", noise=noise, iterations=24, start="adjoint")
+    assert four.info["scheme"]["averaged"] == tuning["average"] == 8  # the mean of the last 8 iterates
+    monkeypatch.setitem(mri.operators.PLUG_AND_PLAY, "sigma_end_noise", 0.5)  # an operator may end below the noise
+    low = ni.reconstruct(sc.kspace, sc.operator, "pnp_admm", noise=noise, iterations=2).info
+    assert low["scheme"]["sigma_last"] == pytest.approx(max(0.5 * low["sigma_end"] / low["scale"], 1e-3))
+    assert low["scheme"]["sigma_last"] < scheme["sigma_last"]
     assert ni.reconstruct(sc.kspace, sc.operator, "pnp_admm", noise=noise, iterations=2, lam=0.3,
                           start="adjoint").info["scheme"]["lam"] == 0.3
 

@@ -77,6 +77,17 @@ def test_random_phantoms_and_the_mr_training_corpus():
     tests = [mri.shepp_logan((48, 48)), np.abs(mri.brain((48, 48), seed=0)), np.abs(mri.brain((48, 48), seed=1))]
     for im in data["ellipses"] + data["brain"]:
         assert all(im.shape != t.shape or not np.allclose(im, t, atol=1e-3) for t in tests)
+    flat = mri.training_magnitudes(n=8, shape=(48, 48), flat=3)["flat"]
+    assert len(flat) == 3 and all(not np.allclose(im, tests[0], atol=1e-3) for im in flat)
+
+
+def test_flat_ellipses_are_piecewise_constant():
+    """No texture, bias or blur: a handful of distinct values, deterministic, in [0, 1]."""
+    f = mri.flat_ellipses((96, 96), seed=3)
+    assert f.dtype == np.float32 and 0 <= f.min() and f.max() == pytest.approx(1.0)
+    assert 3 <= len(np.unique(f)) <= 40
+    np.testing.assert_array_equal(f, mri.flat_ellipses((96, 96), seed=3))
+    assert not np.array_equal(f, mri.flat_ellipses((96, 96), seed=4))
 
 
 def test_h5_reader_fastmri_layout(tmp_path):

@@ -107,6 +107,7 @@ def test_mri_weights_are_shipped_with_complete_metadata():
     assert meta["corpus"] == "mri" and "--corpus mri" in meta["command"]
     assert meta["sigma_range"][0] <= 0.002 and 0.05 <= meta["sigma_range"][1] <= 0.2
     assert "Shepp-Logan" in meta["heldout"] and "seeds 0" in meta["heldout"]
+    assert "flat" in meta["data"] and "--flat-ellipses" in meta["command"]  # piecewise-constant images (RESULTS §6)
     clean = np.ascontiguousarray(mri.random_ellipses((256, 256), seed=1_000_003)[64:192, 64:192])
     noisy = clean + 0.01 * np.random.default_rng(0).standard_normal(clean.shape).astype(np.float32)
     with torch.no_grad():

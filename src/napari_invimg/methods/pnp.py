@@ -15,7 +15,8 @@ from 1.6 dB below TV to 1.7 dB above it on the held-out images (benchmarks/RESUL
 with a learned denoiser carry ``info["prior_fit"]`` (misfit ratio, out-of-distribution score, warning) and
 ``info["scheme"]`` (the start, first level, injection and the number of iterates averaged). On complex images (MRI)
 the learned denoiser sees the image with the phase of its low-resolution centre removed (``phase``; MRI brain 8 coils,
-Poisson 8×: 26.1 → 28.3 dB, RESULTS §6), without injection or averaging there. An operator may name its own
+Poisson 8×: 26.1 → 28.3 dB, RESULTS §6), without injection there and without averaging unless the operator asks for
+it (the MRI operators average the last 8 iterates). An operator may name its own
 learned denoiser and scheme (``preferred_denoiser``, ``plug_and_play_defaults``): the MRI operators take the network
 fine-tuned on MR magnitudes (``"drunet_mri"``), the L1-wavelet start, a first level of a few times the noise and
 λ = 1 (RESULTS §6, issue #14). RED takes the same scheme at one
@@ -144,8 +145,9 @@ class _Problem:
         #: noise level of the measurement in normalized units (the last denoiser level)
         self.sigma_noise = float(v.mean().sqrt()) if noise_level is None else float(noise_level) / self.scale
 
-    def schedule(self, sigma_start: float, n: int) -> list[float]:
-        end = max(self.sigma_noise, 1e-3)
+    def schedule(self, sigma_start: float, n: int, end_factor: float = 1.0) -> list[float]:
+        """``n`` levels falling geometrically from ``sigma_start`` to ``end_factor`` × the noise level (at least 1e-3)."""
+        end = max(end_factor * self.sigma_noise, 1e-3)
         start = max(sigma_start, end)
         if n == 1:
             return [end]
@@ -297,15 +299,15 @@ class _Scheme:
                  equivariant: bool, phase: str = "keep", positivity: bool = True, lam: float | None = None,
                  operator_tuned: bool = True):
         complex_image = A.in_complex  # the image, not the data: visibilities are complex, the sky is real
+        #: the operator's measured choices for a learned denoiser (MRI: the L1-wavelet start, a low first level)
+        tuned = A.plug_and_play_defaults() if P.learned and operator_tuned else {}
         if noise_injection is None:
             noise_injection = 0.0 if complex_image else 0.5
         if average is None:
-            average = 1 if complex_image else 8
+            average = int(tuned.get("average", 1 if complex_image else 8))
         self.phase = "removed" if (phase == "remove" or (phase == "auto" and P.learned)) and complex_image else None
         if self.phase:
             P.remove_phase(positivity)
-        #: the operator's measured choices for a learned denoiser (MRI: the L1-wavelet start, a low first level)
-        tuned = A.plug_and_play_defaults() if P.learned and operator_tuned else {}
         rl = start == "richardson_lucy" or (start == "auto" and P.learned and _richardson_lucy_applies(y, A, P))
         if start == "auto" and not rl:
             start = tuned.get("start", "adjoint")
@@ -327,7 +329,7 @@ class _Scheme:
             s0 = tuned["sigma_start_noise"] * P.sigma_noise
         else:
             s0 = 0.07 if rl else 0.2
-        self.sigmas = P.schedule(s0, iterations)
+        self.sigmas = P.schedule(s0, iterations, float(tuned.get("sigma_end_noise", 1.0)))
         self.injection = float(noise_injection) if P.learned else 0.0
         self.generator = ctx.generator(offset=14) if self.injection > 0 else None
         self.average = max(1, min(int(average), len(self.sigmas) // 3)) if P.learned else 1
@@ -358,8 +360,8 @@ class _Scheme:
         return z if self.count == 0 else self.sum / self.count
 
     def info(self) -> dict[str, Any]:
-        return {"start": self.start, "sigma_start": self.sigmas[0], "lam": self.lam, "noise_injection": self.injection,
-                "averaged": self.count, "phase": self.phase}
+        return {"start": self.start, "sigma_start": self.sigmas[0], "sigma_last": self.sigmas[-1], "lam": self.lam,
+                "noise_injection": self.injection, "averaged": self.count, "phase": self.phase}
 
 
 def prior_fit(P: _Problem, estimate: torch.Tensor) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from .coils import birdcage
 from .masks import mask as make_mask
 from .operators import CartesianMRI
 
-__all__ = ["shepp_logan", "brain", "random_ellipses", "training_magnitudes", "TEST_PHANTOMS", "simulate_kspace",
+__all__ = ["shepp_logan", "brain", "random_ellipses", "flat_ellipses", "training_magnitudes", "TEST_PHANTOMS", "simulate_kspace",
            "SimulatedScan", "noise_sigma_for_snr"]
 
 #: the benchmark's test images (RESULTS §6): never in a training corpus (:func:`training_magnitudes`)
@@ -159,13 +159,48 @@ def random_ellipses(shape: tuple[int, int] = (256, 256), seed: int = 0) -> np.nd
     return (img / max(float(img.max()), 1e-12)).astype(np.float32)
 
 
-def training_magnitudes(n: int = 64, shape: tuple[int, int] = (256, 256), seed: int = 0) -> dict[str, list[np.ndarray]]:
+def flat_ellipses(shape: tuple[int, int] = (256, 256), seed: int = 0) -> np.ndarray:
+    """A random piecewise-constant head-like image in [0, 1] (real, float32): exactly flat regions, hard edges.
+
+    Like Shepp–Logan (additive ellipses in a thin bright ring, sampled at the pixel centers) but random: a head
+    ellipse with a skull ring 2–8 % of the field thick, a darker inside, then 3–16 inner ellipses, some of them tiny
+    (1–3 % of the field) and some nested, of signed intensity 0.02–0.4, no texture, no bias field, no blur — what
+    :func:`random_ellipses` does not cover. Deterministic for a given ``seed``.
+    """
+    shape = tuple(int(s) for s in shape)
+    rng = np.random.default_rng(seed)
+    y, x = _coords(shape)
+    img = np.zeros(shape)
+    a, b = rng.uniform(0.5, 0.95), rng.uniform(0.6, 0.98)
+    x0, y0, phi = rng.uniform(-0.05, 0.05), rng.uniform(-0.05, 0.05), rng.uniform(-25, 25)
+    img[_ellipse(y, x, a, b, x0, y0, phi)] += 1.0
+    t = rng.uniform(0.02, 0.08)
+    img[_ellipse(y, x, a - t, b - t, x0, y0 - rng.uniform(0, 0.03), phi)] -= rng.uniform(0.5, 0.95)
+    centers: list[tuple[float, float, float]] = []
+    for _ in range(int(rng.integers(3, 17))):
+        if centers and rng.random() < 0.3:  # nested in an earlier ellipse
+            cx, cy, r0 = centers[int(rng.integers(len(centers)))]
+            r = r0 * rng.uniform(0.2, 0.7)
+        else:
+            r = (a - t) * (rng.uniform(0.02, 0.06) if rng.random() < 0.35 else rng.uniform(0.06, 0.45))
+            cx = x0 + rng.uniform(-1, 1) * (a - t - r) * 0.9
+            cy = y0 + rng.uniform(-1, 1) * (b - t - r) * 0.9
+        centers.append((cx, cy, r))
+        img[_ellipse(y, x, r, r * rng.uniform(0.3, 1.0), cx, cy, rng.uniform(0, 180))] += \
+            rng.choice([-1, 1]) * rng.uniform(0.02, 0.4)
+    img = np.clip(img, 0, None)
+    return (img / max(float(img.max()), 1e-12)).astype(np.float32)
+
+
+def training_magnitudes(n: int = 64, shape: tuple[int, int] = (256, 256), seed: int = 0,
+                        flat: int = 0) -> dict[str, list[np.ndarray]]:
     """MR-like training images for a denoiser, by source, none of them a test image (:data:`TEST_PHANTOMS`):
 
     ``ellipses`` (:func:`random_ellipses`, seeds ``seed·10⁵ + k``, half of ``n``), ``brain`` (magnitudes of
     :func:`brain` seeds 2, 3, … — seed 0 is the benchmark's test image, seed 1 the tuning image — at sizes from
     0.75× to 1.5× ``shape``, a quarter of ``n``), ``residual`` (the small signed imaginary part a phase-removed
-    image keeps: ``m·sin δ``, δ a smooth field of std 0.02–0.15 rad, a quarter of ``n``).
+    image keeps: ``m·sin δ``, δ a smooth field of std 0.02–0.15 rad, a quarter of ``n``); with ``flat`` > 0 also
+    ``flat`` piecewise-constant images (:func:`flat_ellipses`, seeds ``seed·10⁵ + 50 000 + k``).
     """
     base = int(seed) * 100_000
     n_ell, n_brain = n // 2, n // 4
@@ -181,7 +216,10 @@ def training_magnitudes(n: int = 64, shape: tuple[int, int] = (256, 256), seed: 
         m = (ellipses if k % 2 else brains)[k % len(ellipses if k % 2 else brains)]
         delta = rng.uniform(0.02, 0.15) * _smooth_field(m.shape, rng.uniform(0.05, 0.3), rng)
         residual.append((m * np.sin(delta)).astype(np.float32))
-    return {"ellipses": ellipses, "brain": brains, "residual": residual}
+    out = {"ellipses": ellipses, "brain": brains, "residual": residual}
+    if flat > 0:
+        out["flat"] = [flat_ellipses(shape, seed=base + 50_000 + k) for k in range(int(flat))]
+    return out
 
 
 def noise_sigma_for_snr(kspace_clean: np.ndarray, measured: np.ndarray, snr_db: float) -> float:

@@ -179,7 +179,9 @@ class LinearOperator(Operator):
         """The annealed plug-and-play schemes' settings (PnP-ADMM, PnP-HQS) measured best on this operator's images,
         used where the user leaves them empty: ``start`` (the first estimate of ``start="auto"`` where Richardson–Lucy
         does not apply), ``sigma_start_noise`` (the first denoiser level as a multiple of the noise level, for an
-        empty ``sigma_start``) and ``lam`` (for an empty ``lam``). Empty (the default): the schemes' own defaults."""
+        empty ``sigma_start``), ``sigma_end_noise`` (the last level as a multiple of the noise level; 1 if absent),
+        ``average`` (the number of last iterates averaged, for an empty ``average``) and ``lam`` (for an empty ``lam``).
+        Empty (the default): the schemes' own defaults."""
         return {}
 
     def primal_dual_steps(self, regularizer: Any) -> dict[str, float]:
