@@ -130,12 +130,11 @@ class DataTerm:
         return self.noise.grad(self.y, z)
 
     def expected_discrepancy(self, z: torch.Tensor, seed: int = 0) -> float:
-        """``E[D(z)]`` if ``z`` were the true mean, by simulating the camera once at ``z`` (exact for Gaussian
-        noise; at low photon counts the Poisson deviance expectation falls well below ``M``)."""
+        """``E[D(z)] = M · E[misfit]`` if ``z`` were the true mean (:meth:`NoiseModel.expected_misfit`, exact for
+        Gaussian noise; the Poisson deviance's expectation departs from ``M`` at low photon counts)."""
         if self.gaussian:
             return float(self.measured)
-        simulated = self.noise.sample(z.clamp(min=0), seed=seed)
-        return self.noise.misfit(simulated, z) * self.measured  # mean deviance per value × M
+        return self.noise.expected_misfit(z, seed=seed) * self.measured  # mean deviance per value × M
 
     def discrepancy(self, z: torch.Tensor) -> float:
         """``D(z) = M · misfit`` (≈ ``M`` when ``z`` is the true mean)."""
