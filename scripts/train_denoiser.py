@@ -49,7 +49,7 @@ from napari_invimg._device import resolve_device
 from napari_invimg.nets import corpus
 from napari_invimg.nets.drunet import SmallDRUNet, load_weights, save_weights, shipped_weights
 from napari_invimg.nets.ood import SIGMA_REF, reference_statistics
-from napari_invimg.nets.training import SIGMA_RANGE, PatchSampler, add_noise, heldout_set, undersampling_error
+from napari_invimg.nets.training import SIGMA_RANGE, PatchSampler, add_noise, heldout_set
 
 #: the network trained by default (``--arch v2``): 2×2 pixel unshuffle, then a 4-level bias-free UNet
 ARCHS = {
@@ -240,8 +240,6 @@ def train(args, argv) -> None:
             group["lr"] = rate(step)
         x = sampler.sample(args.batch, generator).to(device)
         y, s = add_noise(x, sigma_range, generator, poisson_fraction=args.poisson_fraction)
-        if args.undersampling_fraction > 0:
-            y = undersampling_error(x.cpu(), y, s.cpu(), generator, fraction=args.undersampling_fraction)
         loss = model.loss(y, x, s)
         value = float(loss.detach())
         step += 1
@@ -339,9 +337,7 @@ def export(args, argv) -> None:
             "corpus": kind, "init": targs.get("init"), "init_steps": shipped_meta.get("steps") if before else None,
             "init_command": shipped_meta.get("command") if before else None,
             "data": f"{ck['data']}; " + ("Gaussian noise" if targs.get("poisson_fraction", 0.3) == 0 else
-                                          "Gaussian + Poisson-Gaussian noise") +
-                    (f"; a share {targs['undersampling_fraction']} of the samples also with an undersampling error of "
-                     f"their noise level (nets.training.undersampling_error)" if targs.get("undersampling_fraction") else ""),
+                                          "Gaussian + Poisson-Gaussian noise"),
             "heldout": (f"never trained on: skimage {', '.join(corpus.HELDOUT_NATURAL)}; fluorescence seeds 0-7; "
                         f"procedural seeds >= {corpus.HELDOUT_SEED}") if kind == "general" else
                        (f"never trained on: Shepp-Logan, mri.brain seeds 0 (test) and 1 (tuning), random_ellipses seeds "
@@ -375,9 +371,6 @@ def main(argv: list[str] | None = None) -> None:
                     help="general: the shipped denoiser's corpus; mri: MR-like magnitudes (mri.training_magnitudes)")
     ap.add_argument("--flat-ellipses", type=int, default=0,
                     help="--corpus mri: add this many piecewise-constant images (mri.flat_ellipses) to the corpus")
-    ap.add_argument("--undersampling-fraction", type=float, default=0.0,
-                    help="share of samples that also get an edge-bound undersampling error of their noise level "
-                         "(nets.training.undersampling_error; for the MRI weights)")
     ap.add_argument("--init", default=None, help="weights file to start from (fine-tuning; not used on --resume)")
     ap.add_argument("--sigma-min", type=float, default=SIGMA_RANGE[0], help="least training noise level")
     ap.add_argument("--sigma-max", type=float, default=SIGMA_RANGE[1], help="largest training noise level")

@@ -105,26 +105,3 @@ def test_denoise_image_self_ensemble_by_default_and_leaves_the_denoiser_alone():
     assert ni.metrics.psnr(plus, clean) > ni.metrics.psnr(plain, clean)
     with pytest.raises(TypeError, match="self_ensemble"):
         denoise_image(noisy, self_ensemble="yes")
-
-
-def test_undersampling_error_sits_on_edges_at_the_noise_level():
-    """The structured error is zero on flat patches, sits on the edges, has about σ·c rms where it acts, and only the
-    chosen share of the samples gets it."""
-    from napari_invimg.nets.training import undersampling_error
-
-    x = torch.zeros(4, 1, 32, 32)
-    x[:, :, 8:24, 8:24] = 0.5
-    x[3] = 0.3  # flat: no error
-    g = torch.Generator().manual_seed(0)
-    sigma = torch.full((4,), 0.01)
-    y = undersampling_error(x, x.clone(), sigma, g, fraction=1.0, strength=(1.0, 1.0))
-    e = (y - x)[:, 0]
-    assert float(e[3].abs().max()) < 1e-6
-    edge = torch.zeros(32, 32, dtype=torch.bool)
-    edge[5:27, 5:27] = True
-    edge[11:21, 11:21] = False
-    for k in range(3):
-        assert float((e[k][edge] ** 2).sum()) > 0.6 * float((e[k] ** 2).sum())  # ghosts of line masks spread some
-        assert 0.001 < float(e[k].abs().max()) < 0.1
-    y0 = undersampling_error(x, x.clone(), sigma, torch.Generator().manual_seed(0), fraction=0.0)
-    assert torch.equal(y0, x)

@@ -27,7 +27,7 @@ from ..errors import Cancelled
 from .drunet import SmallDRUNet, load_weights, log_uniform, save_weights
 from .init import build
 
-__all__ = ["PatchSampler", "add_noise", "undersampling_error", "blind_spot", "fit", "train_denoiser", "denoise_image", "normalize_image", "heldout_set",
+__all__ = ["PatchSampler", "add_noise", "blind_spot", "fit", "train_denoiser", "denoise_image", "normalize_image", "heldout_set",
            "SIGMA_RANGE", "HELDOUT_SEEDS"]
 
 #: noise levels the shipped network is trained on (images in [0, 1])
@@ -190,68 +190,6 @@ def add_noise(clean: torch.Tensor, sigma_range: tuple[float, float], generator: 
         sigma = sigma.clone()
         sigma[pick] = (gain * x.mean(dim=(1, 2, 3)) + read * read).sqrt().clamp(min=sigma_range[0])
     return noisy, sigma
-
-
-def _variable_density_mask(n: int, size: int, acceleration: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """(n, size, size) random Cartesian k-space masks (DC at [0, 0], unshifted): half of them variable-density points
-    (probability ∝ (ρ + 0.05)^−d, d in [1, 3]), half of them equispaced lines with a fully sampled center band."""
-    f = torch.fft.fftfreq(size) * 2  # ρ in [−1, 1)
-    rho = (f[:, None] ** 2 + f[None, :] ** 2).sqrt()
-    out = torch.empty(n, size, size)
-    for i in range(n):
-        r = float(acceleration[i])
-        if float(torch.rand((), generator=generator)) < 0.5:
-            d = 1 + 2 * float(torch.rand((), generator=generator))
-            w = (rho + 0.05) ** -d
-            p = (w / w.mean() / r).clamp(max=1)
-            out[i] = (torch.rand(size, size, generator=generator) < p).float()
-        else:
-            step = max(2, round(r))
-            offset = int(torch.randint(0, step, (), generator=generator))
-            rows = (torch.arange(size) + offset) % step == 0
-            rows |= f.abs() < 0.08
-            line = rows[:, None].expand(size, size)
-            out[i] = (line if float(torch.rand((), generator=generator)) < 0.5 else line.T).float()
-    return out
-
-
-def undersampling_error(clean: torch.Tensor, noisy: torch.Tensor, sigma: torch.Tensor, generator: torch.Generator,
-                        fraction: float = 0.5, strength: tuple[float, float] = (0.3, 1.5)) -> torch.Tensor:
-    """Add to a share ``fraction`` of ``noisy`` (N, 1, H, W) the kind of error an undersampled MR reconstruction
-    leaves: ``e = Re F⁻¹[(1 − M) ⊙ F(h * x)]``, ``h`` a random zero-mean kernel (≤ 7 px: the error sits on the edges,
-    flat regions keep none), ``M`` a random k-space mask (variable-density points or lines, 3–10×: the part of it
-    the data cannot fix), scaled to an rms of ``c·σ`` (``c`` log-uniform in ``strength``) over the pixels it touches.
-
-    The noise level given with such a sample stays σ: the network learns to remove edge-bound structured errors of
-    its level too (cf. training on artifacts of undersampled reconstructions, e.g. Jin et al., IEEE TIP 26 (2017)
-    4509; here a cheap analytic stand-in).
-    """
-    n, _, h, w = clean.shape
-    pick = torch.rand(n, generator=generator) < fraction
-    if not bool(pick.any()):
-        return noisy
-    idx = torch.nonzero(pick).flatten()
-    m = len(idx)
-    x = clean[idx, 0].double()
-    size = 7
-    grid = torch.arange(size) - size // 2
-    width = 0.7 + 1.3 * torch.rand(m, 1, 1, generator=generator)
-    window = torch.exp(-(grid[None, :, None] ** 2 + grid[None, None, :] ** 2) / (2 * width**2))
-    kern = torch.randn(m, size, size, generator=generator) * window
-    kern = kern - window * (kern.sum(dim=(1, 2), keepdim=True) / window.sum(dim=(1, 2), keepdim=True))  # zero mean
-    k_full = torch.zeros(m, h, w)
-    k_full[:, :size, :size] = kern
-    k_full = torch.roll(k_full, shifts=(-(size // 2), -(size // 2)), dims=(1, 2))  # centered at pixel 0
-    acceleration = 3 + 7 * torch.rand(m, generator=generator)
-    mask = _variable_density_mask(m, h, acceleration, generator) if h == w else torch.zeros(m, h, w)
-    err = torch.fft.ifft2((1 - mask) * torch.fft.fft2(k_full.double()) * torch.fft.fft2(x)).real
-    active = err.abs() > 0.1 * err.abs().amax(dim=(1, 2), keepdim=True)
-    rms = ((err**2 * active).sum(dim=(1, 2)) / active.sum(dim=(1, 2)).clamp(min=1)).sqrt()
-    c = log_uniform(m, *strength, generator).double()
-    scale = torch.where(rms > 1e-9, c * sigma[idx].double().cpu() / rms.clamp(min=1e-9), torch.zeros_like(rms))
-    out = noisy.clone()
-    out[idx, 0] = out[idx, 0] + (scale.view(-1, 1, 1) * err).to(out.dtype).to(out.device)
-    return out
 
 
 def blind_spot(noisy: torch.Tensor, fraction: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
