@@ -173,12 +173,14 @@ class Interferometer(LinearOperator):
         if self.transform != "dft":
             raise ValueError("The DFT matrix exists only with transform='dft'.")
         columns, _, rows_cos, rows_sin = self._dft_factors(torch.float64)
-        k = self.u.size
-        c_cos, c_sin = columns[:, :k], columns[:, k:]  # (n, K), indexed by column
-        real = rows_cos.T[:, :, None] * c_cos.T[:, None, :] - rows_sin.T[:, :, None] * c_sin.T[:, None, :]
-        imag = rows_sin.T[:, :, None] * c_cos.T[:, None, :] + rows_cos.T[:, :, None] * c_sin.T[:, None, :]
-        n2 = self.npix * self.npix
-        return torch.cat([real.reshape(k, n2), imag.reshape(k, n2)], 0).to(dtype)
+        k, n = self.u.size, self.npix
+        c_cos, c_sin = columns[:, :k].T, columns[:, k:].T  # (K, n), indexed by column
+        out = torch.empty(2 * k, n * n, dtype=dtype, device=columns.device)
+        for r in range(n):  # one image row at a time: (K, n) temporaries, never K × n² in float64
+            rc, rs = rows_cos[r][:, None], rows_sin[r][:, None]
+            out[:k, r * n:(r + 1) * n] = rc * c_cos - rs * c_sin
+            out[k:, r * n:(r + 1) * n] = rs * c_cos + rc * c_sin
+        return out
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.transform == "nufft":
