@@ -139,12 +139,14 @@ class NoiseModel:
         model = (z + c).clamp_(min=1e-12 * self.gain)  # 1e-12 photons
         return self.deviance(counts, model, counts / model, count)
 
-    def expected_misfit(self, z: torch.Tensor, measured: int | None = None, seed: int = 0) -> float:
+    def expected_misfit(self, z: torch.Tensor, measured: int | None = None, seed: int = 0,
+                        draws: int | None = None) -> float:
         """``E[misfit(y', z)]`` for data ``y'`` drawn from this model with mean ``z``: what :meth:`misfit` reaches when a
         model explains data down to the noise. Exactly 1 for Gaussian noise; for Poisson(-Gaussian) noise the mean
         deviance exceeds 1 at low counts (``≈ 1 + 1/(6λ) + 1/(6λ²)`` for ``λ`` photons, Zanella et al., Inverse
         Problems 25 (2009) 045010), estimated here from draws around ``max(z, 0)`` (seeded; enough draws for ~2¹⁸
-        values). A discrepancy target ``τ ·`` this is met at the noise level whatever the counts.
+        values; ``draws`` fixes their number, e.g. 1 inside an iteration that re-estimates it often). A discrepancy
+        target ``τ ·`` this is met at the noise level whatever the counts.
         """
         if self.gain == 0:
             return 1.0
@@ -152,8 +154,11 @@ class NoiseModel:
         if z.is_complex():
             raise ValueError("Poisson noise needs real, non-negative data; this operator produces complex data.")
         mean = z.detach().float().clamp(min=0)
-        draws = int(min(64, max(4, -(-2**18 // max(mean.numel(), 1)))))
-        total = sum(self.misfit(self.sample(mean, seed=seed + j), mean, measured) for j in range(draws))
+        if draws is None:
+            draws = int(min(64, max(4, -(-2**18 // max(mean.numel(), 1)))))
+        elif int(draws) < 1:
+            raise ValueError(f"expected_misfit needs at least one draw, got {draws}.")
+        total = sum(self.misfit(self.sample(mean, seed=seed + j), mean, measured) for j in range(int(draws)))
         return float(total / draws)
 
     def deviance(self, counts: torch.Tensor, model: torch.Tensor, ratio: torch.Tensor,
