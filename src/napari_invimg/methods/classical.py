@@ -125,10 +125,18 @@ class RichardsonLucy(Method):
 
     @staticmethod
     def offset_for(y_min: float, noise: NoiseModel) -> float:
-        """Background added to data and model so that the data (least value ``y_min``) are non-negative
-        (shifted Poisson)."""
+        """Background added to data and model (shifted Poisson).
+
+        Poisson–Gaussian noise: the noise model's own shift ``σ²/g`` (Snyder, Hammoud & White, JOSA A 10 (1993)
+        1014), data below ``−σ²/g`` counting as zero — so RL maximizes the noise model's likelihood exactly (its
+        deviance clips the shifted data at zero too). Otherwise (pure Poisson, Gaussian): what makes the data (least
+        value ``y_min``) non-negative. (Until 2026-12-07 the Poisson–Gaussian offset was also raised to ``−y_min``: one
+        read-noise outlier then set a background 3–5× the noise model's at ~100 photons, which slowed RL's multiplicative
+        steps by about one iteration and lowered its best PSNR; benchmarks/RESULTS.md §1.)"""
         c = noise.sigma_scalar**2 / noise.gain if noise.gain > 0 else 0.0
-        return max(c, -y_min * (1 + 1e-6)) if y_min < 0 else c  # relative: no floor in the data's units
+        if c > 0:
+            return c
+        return -y_min * (1 + 1e-6) if y_min < 0 else 0.0  # relative: no floor in the data's units
 
     @classmethod
     def resolve_globals(cls, pilot, y, noise: NoiseModel, params: dict[str, Any], frames: int = 1) -> dict[str, Any]:
@@ -213,7 +221,7 @@ def _flat_dot(a: torch.Tensor, b: torch.Tensor) -> float:
 _SETUP: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _cached(A: Blur, key: str, make) -> np.ndarray:
+def _cached(A: Blur, key, make):
     entry = _SETUP.setdefault(A, {})
     if key not in entry:
         entry[key] = make(A)
@@ -239,6 +247,20 @@ def _window_normalization(A: Blur) -> np.ndarray:
     return np.einsum(subscripts, *masks, psf, optimize=True)
 
 
+def _grid_tensors(A: Blur, device: torch.device, dtype: torch.dtype):
+    """The padded grid's OTF, its conjugate, ``1/Aᴴ1`` (zero off the support) and the support's indicator (both
+    ``None`` for a circular blur, where ``Aᴴ1 = 1``)."""
+    cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
+    otf = A.otf.to(device=device, dtype=cdtype)
+    otf_conj = otf.conj().resolve_conj()
+    if A.boundary == "circular":
+        return otf, otf_conj, None, None
+    norm = torch.from_numpy(_cached(A, "window", _window_normalization)).to(device=device, dtype=dtype)
+    support = norm > 1e-6 * float(norm.max())
+    inv_norm = norm.clamp_(min=1e-12).reciprocal_().mul_(support)
+    return otf, otf_conj, inv_norm, support.to(dtype)
+
+
 class _BlurGrid:
     """Richardson–Lucy for a :class:`Blur` with the object estimated on the operator's padded FFT grid.
 
@@ -259,20 +281,15 @@ class _BlurGrid:
         device = yc.device
         self.grid, self.dims, self.dtype = A.grid, A._dims, dtype
         self.size = math.prod(self.grid)
-        cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
-        self.otf = A.otf.to(device=device, dtype=cdtype)
-        self.otf_conj = self.otf.conj().resolve_conj()
         self.circular = A.boundary == "circular"
         self.window = (Ellipsis,) + tuple(slice(b, b + n) for b, n in zip(A.before, A.in_shape))
         self.ratio_grid = torch.zeros(self.grid, dtype=dtype, device=device)  # y / Ax on the window, 0 outside
+        # read-only per-operator tensors, cached per device and dtype (a 2D set-up cost ~2 ms, a fifth of an iteration)
+        self.otf, self.otf_conj, self.inv_norm, self.support = _cached(
+            A, ("grid", str(device), dtype), lambda op: _grid_tensors(op, device, dtype))
         if self.circular:
-            self.inv_norm = self.support = None  # Aᴴ1 = 1: the PSF sums to 1
             self.note = "the image (periodic boundary)"
         else:
-            norm = torch.from_numpy(_cached(A, "window", _window_normalization)).to(device=device, dtype=dtype)
-            support = norm > 1e-6 * float(norm.max())
-            self.inv_norm = norm.clamp_(min=1e-12).reciprocal_().mul_(support)
-            self.support = support.to(dtype)
             self.note = (f"the padded grid {tuple(self.grid)}: the object beyond the field of view is estimated "
                          "too (Bertero & Boccacci 2005); the result is the field of view")
 
@@ -333,6 +350,10 @@ class _BlurGrid:
         else:
             delta, counts, inv_counts, shift_term, floor = 0.0, yc, None, None, tiny
         counts_sum = float(counts.sum())
+        counts_flat, log_flat = counts.reshape(-1), log_buf.reshape(-1)
+        # the first iteration's point is flat: A x is flat on the field of view (its value times the PSF's sum, up to
+        # the support's 1e-6 tail), so that iteration needs no forward convolution
+        flat_model = max(start * float(self.otf.reshape(-1)[0].real) + c, floor)
         reason, k = "iterations", 0
         for k in range(1, iterations + 1):
             alpha = 0.0
@@ -346,21 +367,26 @@ class _BlurGrid:
                 point = v
             else:
                 point = x
-            model = self._conv(point, self.otf, c)[window].clamp_(min=floor)  # A x + c, a view of the grid
+            if k == 1 and point is x:
+                model = log_buf.fill_(flat_model)  # (log_buf is written only after the model's last use)
+                model_total = n * flat_model
+            else:
+                model = self._conv(point, self.otf, c)[window].clamp_(min=floor)  # A x + c, a view of the grid
+                model_total = None
             shared_log = poisson and inv_counts is None
             torch.div(yc, model, out=ratio_log if shared_log else ratio)
             if poisson:
                 # mean Poisson deviance (2/g) Σ[a log(a/b) − a + b] / n of the shifted data a and model b by a
                 # vectorized log, a dot product and a sum (xlogy is ~3× slower)
-                fitted_sum = self._total(model) - n * delta  # Σ b
+                fitted_sum = (self._total(model) if model_total is None else model_total) - n * delta  # Σ b
                 if shared_log:  # the RL ratio is a / b
                     torch.log(ratio_log, out=log_buf)
-                    ylogr = float(torch.dot(counts.reshape(-1), log_buf.reshape(-1)))
+                    ylogr = float(torch.dot(counts_flat, log_flat))
                     if ratio_log is not ratio:
                         ratio.copy_(ratio_log)
                 else:  # Σ a log(a / b) = −Σ a log(b / a) with b / a = (A x + c) / a − δ / a
                     torch.addcmul(shift_term, model, inv_counts, out=log_buf).log_()
-                    ylogr = -float(torch.dot(counts.reshape(-1), log_buf.reshape(-1)))
+                    ylogr = -float(torch.dot(counts_flat, log_flat))
                 misfit = 2 * (ylogr - counts_sum + fitted_sum) / (noise.gain * n)
             else:
                 misfit = noise.misfit(y, model - c)
@@ -377,8 +403,9 @@ class _BlurGrid:
                     next_alpha = products[1 - row] / max(step_norm, 1e-30)
                 step_norm = products[row]
             x_prev, x = x, x_new
-            ctx.keep(x[window], iteration=k)
-            ctx.step(k, iterations, x[window])
+            field = x[window]
+            ctx.keep(field, iteration=k)
+            ctx.step(k, iterations, field)
             if stop == "discrepancy" and misfit <= tau and k > 1:
                 reason = f"discrepancy {misfit:.3g} ≤ {tau:g}"
                 x = x_prev  # the iterate whose data fit reached the noise level
