@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 import napari_invimg as ni
 
@@ -281,3 +282,59 @@ def test_accelerated_rl_runs_on_shapes_whose_extrapolated_point_is_strided():
     rec = ni.reconstruct(y, A, "richardson_lucy", iterations=10, stop="none")
     assert rec.mean.shape == x.shape and np.isfinite(rec.mean).all()
     assert ni.metrics.psnr(rec.mean, x) > ni.metrics.psnr(y, x)
+
+
+def test_poisson_gaussian_offset_is_the_noise_models_shift():
+    from napari_invimg.methods.classical import RichardsonLucy
+
+    shift = 0.02**2 / 0.01
+    # a read-noise outlier below −σ²/g no longer raises the background: the data below it count as zero, as in the
+    # noise model's own likelihood and deviance
+    assert RichardsonLucy.offset_for(-0.5, ni.noise.PoissonGaussian(0.01, 0.02)) == pytest.approx(shift)
+    assert RichardsonLucy.offset_for(0.3, ni.noise.PoissonGaussian(0.01, 0.02)) == pytest.approx(shift)
+    # without a shift (pure Poisson, Gaussian) the offset still lifts the data to zero
+    assert RichardsonLucy.offset_for(-0.5, ni.noise.Poisson(0.01)) == pytest.approx(0.5, rel=1e-5)
+    assert RichardsonLucy.offset_for(-0.5, ni.noise.Gaussian(0.1)) == pytest.approx(0.5, rel=1e-5)
+    assert RichardsonLucy.offset_for(0.3, ni.noise.Poisson(0.01)) == 0.0
+
+
+def test_richardson_lucy_grid_is_the_shorter_fast_length_and_changes_nothing(monkeypatch):
+    from napari_invimg.methods import classical
+
+    rng = np.random.default_rng(3)
+    psf = ni.psf.gaussian((7, 7), 1.2)
+    y = rng.uniform(0.2, 1.0, (49, 30)).astype(np.float32)
+    A = ni.operators.Blur(psf, y.shape, boundary="reflect")
+    assert A.grid == (60, 36) and classical._rl_grid(A) == (56, 36)  # 55 → 56 = 2³·7 instead of 60
+    assert classical._even_smooth7(542) == 560 and classical._even_smooth7(286) == 288
+    kwargs = dict(noise=ni.noise.Poisson(0.01), iterations=8, stop="none", object_domain="padded")
+    short = ni.reconstruct(y, A, "richardson_lucy", **kwargs)
+    assert "(56, 36)" in short.info["object_domain"]
+    monkeypatch.setattr(classical, "_rl_grid", lambda op: tuple(op.grid))
+    wide = ni.reconstruct(y, A, "richardson_lucy", **kwargs)
+    assert "(60, 36)" in wide.info["object_domain"]
+    # any grid ≥ n + k − 1 is the same model: equal up to float32 rounding (amplified by the extrapolation on noise)
+    np.testing.assert_allclose(short.mean, wide.mean, rtol=1e-3, atol=1e-4 * float(np.abs(wide.mean).max()))
+    np.testing.assert_allclose(short.info["history"]["misfit"], wide.info["history"]["misfit"], rtol=1e-4)
+
+
+def test_richardson_lucy_first_iteration_without_the_forward_convolution(monkeypatch):
+    from napari_invimg.methods import classical
+
+    rng = np.random.default_rng(4)
+    psf = ni.psf.gaussian((9, 7), 1.5)
+    y = rng.uniform(0.2, 1.0, (33, 28)).astype(np.float32)
+    for boundary, domain in (("reflect", "padded"), ("circular", "auto"), ("reflect", "boundary")):
+        A = ni.operators.Blur(psf, y.shape, boundary=boundary)
+        calls = []
+        grid = classical._ReflectDCT if domain == "boundary" else classical._BlurGrid
+        original = grid._conv
+        monkeypatch.setattr(grid, "_conv", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+        rec = ni.reconstruct(y, A, "richardson_lucy", noise=ni.noise.Poisson(0.01), iterations=3, stop="none",
+                             object_domain=domain)
+        monkeypatch.undo()
+        assert len(calls) == 5  # 1 + 2 + 2 convolutions
+        # the first misfit equals the deviance of the flat model computed directly
+        start = float(y.mean())
+        assert rec.info["history"]["misfit"][0] == pytest.approx(
+            ni.noise.Poisson(0.01).misfit(torch.from_numpy(y), torch.full(y.shape, start)), rel=1e-4)

@@ -216,8 +216,8 @@ def _flat_dot(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(torch.dot(a.reshape(-1), b.reshape(-1)))
 
 
-#: per-operator set-up of RL (the padded grid's normalization, the cosine transform's eigenvalues), computed once per
-#: operator: a Blur does not change after construction
+#: per-operator set-up of RL (the padded grid's normalization, OTFs and support per device and dtype, the cosine
+#: transform's eigenvalues), computed once per operator: a Blur does not change after construction
 _SETUP: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -344,7 +344,8 @@ class _BlurGrid:
                 tiny: float | None = None):
         """The RL loop (Biggs–Andrews accelerated); returns (field of view of the result, iterations, reason).
 
-        Besides the two FFT convolutions an iteration makes ~10 elementwise passes: the extrapolation (lerp, floor),
+        The first iteration's point is flat, so its model is known without the forward convolution. Besides the two
+        FFT convolutions an iteration makes ~10 elementwise passes: the extrapolation (lerp, floor),
         on the field of view the floor of the model, the ratio, the deviance (a ``log`` of a contiguous array, a dot
         product, a sum), then the update (two products), the step ``g = x_new − point`` and both Biggs–Andrews dot
         products at once (one matrix–vector product over the last two steps, while ``g`` is fresh in cache).
