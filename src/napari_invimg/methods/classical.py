@@ -110,7 +110,8 @@ class RichardsonLucy(Method):
         Param("stop", str, "discrepancy", choices=("discrepancy", "none"), doc="stop when the data are fitted to the noise"),
         Param("tau", float, 1.0, 0.1, 10.0, doc="discrepancy target (misfit per pixel)"),
         Param("offset", float, None, 0.0, None,
-              doc="background added to data and model (empty: from the noise model and the data's minimum)"),
+              doc="background added to data and model (empty: the noise model's shift σ²/g; without one, what lifts "
+                  "the data's minimum to zero)"),
         Param("extrapolation", tuple, None,
               doc="Biggs–Andrews weights α₁, α₂, … (empty: computed each iteration from the whole image; a tiled run "
                   "fixes them on its pilot)"),
@@ -264,7 +265,7 @@ def _rl_grid(A: Blur) -> tuple[int, ...]:
     """RL's padded grid: per axis the shorter of the operator's grid (2·3·5-smooth, scipy's ``next_fast_len``) and the
     least even 2·3·5·7-smooth length ``≥ n + k − 1``. Any grid ``≥ n + k − 1`` gives the same model (the object's
     support reaches ``k // 2`` beyond the field of view; nothing wraps into the window), and MKL's real FFTs of
-    560² took 0.6–0.75× the time of the operator's 576² (512² / 31², 1–2 threads; benchmarks/RESULTS.md §1)."""
+    560² took 0.45–0.9× the time of the operator's 576² (512² / 31², 1–2 threads, loaded machine; benchmarks/RESULTS.md §1)."""
     if A.boundary == "circular":
         return tuple(A.grid)
     return tuple(min(g, _even_smooth7(n + k - 1)) for g, n, k in zip(A.grid, A.in_shape, A.psf_array.shape))
