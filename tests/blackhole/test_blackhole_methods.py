@@ -125,3 +125,35 @@ def test_interferometer_separable_dft_is_the_direct_fourier_sum():
     assert float((re * r.real + im * r.imag).sum()) == pytest.approx(float((x * back).sum()), rel=1e-12)
     with pytest.raises(ValueError, match="dft"):
         bh.Interferometer(bh.simulate(truth, 160.0, seed=2), 24, 160.0, transform="nufft").forward_parts(x)
+
+
+def test_rml_final_scale_reweights_only_the_last_round():
+    from napari_invimg.blackhole.rml import RMLObjective, _minimize
+    from napari_invimg.methods.registry import Context
+
+    truth = bh.models.get("ring", 16, 160.0)
+    C = bh.Closures(bh.simulate(truth, 160.0, gain_error=0.1, phase_error=True, seed=2), 16, 160.0)
+    params = {"data": "closures", "prior_fwhm_uas": 80.0, "total_flux": None, "mem": 0.1, "tv": 0.05, "tsv": 0.05,
+              "l1": 0.0, "flux": 1.0, "centroid": 100.0, "blur_uas": None, "systematic": 0.0}
+    objective = RMLObjective(torch.as_tensor(C.data), C, ni.noise.Gaussian(C.sigma), **params)
+    before = dict(objective.weights)
+    runs = {}
+    for scale in (1.0, 4.0):
+        x, chi2, _, value = _minimize(objective, Context(torch.device("cpu"), 0), 20, 2, objective.start(),
+                                      final_scale=scale)
+        assert objective.weights == before  # restored after the round
+        z = torch.log(x)
+        runs[scale] = (x, float(objective.penalty(z, x)), float(sum(chi2.values())), float(value))
+    (x1, pen1, chi1, j1), (x4, pen4, chi4, j4) = runs[1.0], runs[4.0]
+    assert torch.isfinite(x4).all() and not torch.equal(x1, x4)
+    # the last round minimized J with the image regularizers × 4 (the J returned is that one), then the weights are back
+    regs = objective.regularizers(torch.log(x4), x4)
+    scaled = sum(w * (4.0 if k in ("mem", "tv", "tsv", "l1") else 1.0) * float(regs[k]) for k, w in before.items())
+    assert j4 == pytest.approx(chi4 + scaled, rel=1e-4) and j1 == pytest.approx(chi1 + pen1, rel=1e-4)
+    # one round: nothing to reweight, the same image as without
+    one = [_minimize(objective, Context(torch.device("cpu"), 0), 10, 1, objective.start(), final_scale=s)[0]
+           for s in (1.0, 4.0)]
+    assert torch.equal(one[0], one[1])
+    kw = {"noise": ni.noise.Gaussian(C.sigma), "iterations": 5, "rounds": 2, "starts": 1}
+    default, doubled = (ni.reconstruct(C.data, C, "rml", **kw, **extra) for extra in ({}, {"final_scale": 2.0}))
+    assert default.info["final_scale"] == 2.0 and np.array_equal(default.mean, doubled.mean)  # closures: 2 by default

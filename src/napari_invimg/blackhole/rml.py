@@ -412,7 +412,7 @@ class RMLObjective:
 
 
 def minimize(objective: RMLObjective, ctx: Context, iterations: int, rounds: int, start_jitter: float = 0.0,
-             starts: int = 1) -> tuple[torch.Tensor, dict, int]:
+             starts: int = 1, final_scale: float = 1.0) -> tuple[torch.Tensor, dict, int]:
     """:func:`_minimize` from ``starts`` starting images at once (one batch), keeping the best.
 
     The first start is the plain (or ``start_jitter``) prior image, the others the prior image times
@@ -428,7 +428,7 @@ def minimize(objective: RMLObjective, ctx: Context, iterations: int, rounds: int
         jitters = [start_jitter] + [max(start_jitter, 0.1)] * (starts - 1)
         z0 = torch.stack([z0 + j * ctx.randn(tuple(z0.shape), dtype=z0.dtype, offset=31 + 7 * s).to(z0.device)
                           for s, j in enumerate(jitters)])
-    x, chi2, total_its, value = _minimize(objective, ctx, iterations, rounds, z0)
+    x, chi2, total_its, value = _minimize(objective, ctx, iterations, rounds, z0, final_scale=final_scale)
     if x.ndim == 2:
         ctx.log(**{"start objective": float(value)})
         return x, {k: float(v) for k, v in chi2.items()}, total_its
@@ -466,8 +466,8 @@ def _iteration_callback(objective: RMLObjective, ctx: Context, accepted: dict, r
     return on_iteration
 
 
-def _minimize(objective: RMLObjective, ctx: Context, iterations: int, rounds: int,
-              z0: torch.Tensor) -> tuple[torch.Tensor, dict, int, torch.Tensor]:
+def _minimize(objective: RMLObjective, ctx: Context, iterations: int, rounds: int, z0: torch.Tensor,
+              final_scale: float = 1.0) -> tuple[torch.Tensor, dict, int, torch.Tensor]:
     """``rounds`` of L-BFGS-B on ``J``, each from the previous image blurred (the EHT imaging loop), the first from
     the log-image ``z0`` (a batch of starts on leading axes: their ``J`` are summed, they share the steps);
     returns the images, their reduced χ² per data term, the number of iterations run and their ``J``.
@@ -475,7 +475,9 @@ def _minimize(objective: RMLObjective, ctx: Context, iterations: int, rounds: in
     L-BFGS-B (scipy's, unbounded; Byrd, Lu, Nocedal & Zhu 1995, as eht-imaging) with the value and gradient of ``J``
     from torch (:meth:`RMLObjective.value_and_gradient`; :meth:`RMLObjective.image` keeps trial steps finite), for
     ``iterations`` per round (no convergence test: ``J`` still falls slowly at the end of a round, and over-fitting
-    rounds lose NXCORR, RESULTS.md §7)."""
+    rounds lose NXCORR, RESULTS.md §7). ``final_scale``: the last of several rounds runs with the image
+    regularizers' weights (:data:`SCALED_IN_FINAL_ROUND`) times this; its ``J`` (returned, and compared between starts)
+    is then the one with those weights."""
     from scipy.optimize import minimize as scipy_minimize
 
     chunk = 20
@@ -498,32 +500,45 @@ def _minimize(objective: RMLObjective, ctx: Context, iterations: int, rounds: in
             raise _NonFinite
         return value, gradient
 
-    for r in range(rounds):
-        if r > 0:
-            z0 = objective.restart(x)
-        accepted = {"z": z0.to(torch.float64).cpu().numpy().ravel(), "n": 0}
+    weights = dict(objective.weights)
+    try:
+        for r in range(rounds):
+            if r > 0:
+                z0 = objective.restart(x)
+            if r == rounds - 1 and r > 0 and final_scale != 1.0:
+                objective.weights = {k: w * (final_scale if k in SCALED_IN_FINAL_ROUND else 1.0)
+                                     for k, w in weights.items()}
+            accepted = {"z": z0.to(torch.float64).cpu().numpy().ravel(), "n": 0}
 
-        on_iteration = _iteration_callback(objective, ctx, accepted, r, chunk, total_steps, progress, as_tensor, shape)
+            on_iteration = _iteration_callback(objective, ctx, accepted, r, chunk, total_steps, progress, as_tensor,
+                                               shape)
 
-        try:
-            result = scipy_minimize(value_and_gradient, accepted["z"], jac=True, method="L-BFGS-B",
-                                    callback=on_iteration,
-                                    options={"maxiter": iterations, "maxcor": memory, "ftol": 0.0, "gtol": 0.0,
-                                             "maxfun": 4 * iterations + 20})
-            final = result.x
-        except _NonFinite:  # a trial point overflowed: keep the last accepted image
-            final = accepted["z"]
-        iterations_run += accepted["n"]
-        with torch.no_grad():
-            z = as_tensor(np.asarray(final, dtype=np.float64))
-            value, parts = objective(z)
-            x = objective.image(z)
-        chi2 = dict(parts)
+            try:
+                result = scipy_minimize(value_and_gradient, accepted["z"], jac=True, method="L-BFGS-B",
+                                        callback=on_iteration,
+                                        options={"maxiter": iterations, "maxcor": memory, "ftol": 0.0, "gtol": 0.0,
+                                                 "maxfun": 4 * iterations + 20})
+                final = result.x
+            except _NonFinite:  # a trial point overflowed: keep the last accepted image
+                final = accepted["z"]
+            iterations_run += accepted["n"]
+            with torch.no_grad():
+                z = as_tensor(np.asarray(final, dtype=np.float64))
+                value, parts = objective(z)
+                x = objective.image(z)
+            chi2 = dict(parts)
+    finally:
+        objective.weights = weights
     return x, chi2, iterations_run, value
 
 
+#: the regularizers whose weights ``final_scale`` multiplies in the last round (flux and centroid are constraints)
+SCALED_IN_FINAL_ROUND = ("mem", "tv", "tsv", "l1")
+
 #: rml's defaults on closure-only data (RESULTS.md §7, 2026-12-07): iterations per round at 32² pixels
-CLOSURE_DEFAULTS = {"rounds": 3, "iterations": 150, "starts": 3}
+#: and, from 2026-12-07 (helper ``rmlring``), the last round with the MEM/TV/TSV/L1 weights doubled (``final_scale``),
+#: chosen on the random family of ``benchmarks/bench_rml_starts.py``, not on §7's models
+CLOSURE_DEFAULTS = {"rounds": 3, "iterations": 150, "starts": 3, "final_scale": 2.0}
 
 
 def closure_iterations(npix: int) -> int:
@@ -554,6 +569,9 @@ RML_PARAMS = (
     Param("starts", int, None, 1, 32,
           doc="starting images run as one batch, the one with the least objective kept (empty: 1 on visibilities, "
               "3 on closures, whose objective is multimodal)"),
+    Param("final_scale", float, None, 0.0, 10.0,
+          doc="the last of several rounds with the MEM/TV/TSV/L1 weights times this (empty: 1 on visibilities, 2 on "
+              "closures, where a smoother last round is the better image)"),
     Param("start_jitter", float, 0.0, 0.0, 2.0,
           doc="std of a random log-perturbation of the starting image (0: the prior image itself); to probe how much "
               "the image depends on the start"),
@@ -569,7 +587,8 @@ class RML(Method):
     description = (
         "argmin_x Σ α χ²(data) + β_mem KL(x‖prior) + β_tv TV + β_tsv TSV + β_l1 L1 + flux + centroid, x = exp(z) > 0, "
         "by L-BFGS-B; rounds restart from the blurred previous image. Data: visibilities, amplitudes + closure "
-        "phases, or closure quantities only (3 starts as one batch, the least objective kept)."
+        "phases, or closure quantities only (3 starts as one batch, the least objective kept; the last round with "
+        "doubled MEM/TV/TSV weights)."
     )
     reference = ("Chael et al. 2016, ApJ 829, 11; Chael et al. 2018, ApJ 857, 23; EHT Collaboration 2019, "
                  "ApJL 875, L4 (Paper IV).")
@@ -583,16 +602,22 @@ class RML(Method):
               ) + RML_PARAMS[1:]
 
     def run(self, y, A, noise, ctx: Context, **params) -> Estimate:
-        # closure-only data: three starts of 3 rounds × 150 iterations, as one batch (RESULTS.md §7, 2026-12-07)
+        # closure-only data: three starts of 3 rounds × 150 iterations, as one batch, the last round twice as
+        # regularized (RESULTS.md §7, 2026-12-07)
         closures_only = isinstance(A, Closures) or params["data"] == "closures"
         rounds = params["rounds"] or (CLOSURE_DEFAULTS["rounds"] if closures_only else 2)
         npix = (A.interferometer if isinstance(A, Closures) else A).npix
         iterations = params["iterations"] or (closure_iterations(npix) if closures_only else 500)
         starts = params["starts"] or (CLOSURE_DEFAULTS["starts"] if closures_only else 1)
+        final_scale = params["final_scale"]
+        if final_scale is None:
+            final_scale = CLOSURE_DEFAULTS["final_scale"] if closures_only else 1.0
         with single_thread():
             objective = RMLObjective(y, A, noise, **{k: params[k] for k in _OBJECTIVE_KEYS})
-            x, chi2, iterations_run = minimize(objective, ctx, iterations, rounds, params["start_jitter"], starts)
+            x, chi2, iterations_run = minimize(objective, ctx, iterations, rounds, params["start_jitter"], starts,
+                                               final_scale=final_scale)
         return Estimate(x.float(), info={"iterations": iterations_run, "rounds": rounds, "starts": starts,
+                                         "final_scale": final_scale,
                                          "objective": min(ctx.history["start objective"]),
                                          "start_objectives": list(ctx.history["start objective"]),
                                          "total_flux": objective.flux_total, "reduced_chi2": chi2,
