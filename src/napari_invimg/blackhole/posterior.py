@@ -352,7 +352,7 @@ class GMRFHMC(Method):
         Param("centroid_sd", float, 0.02, 1e-4, 10.0,
               doc="closures: sd of the image centroid about the mean image's, in units of the nominal resolution "
                   "(closures do not fix the position; this fixes the gauge)"),
-        Param("linearized_moves", int, 3, 1, 100,
+        Param("linearized_moves", int, 1, 1, 100,
               doc="closures: moves of (σ, ρ) given the linearized model's auxiliary normals after every transition "
                   "(the moves that free the correlation length; one Cholesky of the data covariance each)"),
         Param("trajectory", float, 1.5, 0.1, 10.0, doc="HMC trajectory length in whitened units"),
