@@ -200,3 +200,24 @@ def test_closure_centroid_prior_fixes_the_position(closure_model, model):
     assert post.residuals(torch.cat([e1, h]).unsqueeze(0)).shape[-1] == n_closures + 2
     vis_post, _ = model
     assert vis_post.residuals(vis_post.start().unsqueeze(0)).shape[-1] == 2 * vis_post.y.shape[0]
+
+
+def test_linearized_move_proposes_sigma_and_rho_only(closure_model):
+    """The closure θ-move: several moves per call, of (log σ, log ρ) only (F is free of the closures and drawn from its
+    prior elsewhere); accepted chains carry ε = ε(θ', a), a finite state of the exact target; warm-up adapts the scale."""
+    from napari_invimg.blackhole.posterior import _LinearizedMove
+
+    post, _ = closure_model
+    g = torch.Generator().manual_seed(11)
+    mode = post.start()
+    mode[: NPIX * NPIX] = 0.1 * torch.randn(NPIX * NPIX, generator=g, dtype=torch.float64)
+    move = _LinearizedMove(post, mode, g, moves=3)
+    assert move.cov.shape == (2, 2) and move.moves == 3
+    theta = mode.repeat(6, 1)
+    theta[:, -3] += 0.2 * torch.randn(6, generator=g, dtype=torch.float64)
+    scale = move.log_scale
+    new, rate = move(theta, adapt=True)
+    assert torch.equal(new[:, -1], theta[:, -1]) and 0 < rate <= 1 and move.log_scale != scale
+    moved = (new[:, -3:-1] != theta[:, -3:-1]).any(1)
+    assert moved.any() and torch.isfinite(post(new)).all()
+    assert not torch.allclose(new[moved, : NPIX * NPIX], theta[moved, : NPIX * NPIX])

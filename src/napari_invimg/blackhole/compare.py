@@ -2,7 +2,9 @@
 
 Closure quantities do not fix the absolute position of the source, so images are compared after the
 integer-pixel shift that maximizes their normalized cross-correlation (the convention of
-eht-imaging's ``Image.compare_images``; EHT Collaboration 2019, ApJL 875, L4, §6).
+eht-imaging's ``Image.compare_images``; EHT Collaboration 2019, ApJL 875, L4, §6). A posterior on closures fixes
+the position by a prior on the centroid (``gmrf_hmc``): its truth is the truth moved, by a sub-pixel shift, to the
+same centroid (:func:`shift_to_centroid`), the gauge the posterior is defined in.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from scipy.signal import fftconvolve
 
 from ..uncertainty import Reconstruction
 
-__all__ = ["nxcorr_aligned", "blur_to_resolution", "blur_reconstruction"]
+__all__ = ["nxcorr_aligned", "blur_to_resolution", "blur_reconstruction", "centroid", "shift_to_centroid"]
 
 
 def nxcorr_aligned(image: np.ndarray, truth: np.ndarray) -> float:
@@ -49,3 +51,31 @@ def blur_reconstruction(rec: Reconstruction, fov_uas: float, resolution_uas: flo
     samples = np.stack([blur_to_resolution(s, fov_uas, resolution_uas) for s in np.asarray(rec.samples)])
     info = {**rec.info, "std_from": "samples", "blurred_to_uas": float(resolution_uas)}
     return Reconstruction(samples.mean(0), samples.std(0, ddof=1), samples, info)
+
+
+def centroid(image: np.ndarray) -> np.ndarray:
+    """The centroid (row, column) in pixels of an image (…, N, M): ``Σ r x / Σ x``."""
+    x = np.asarray(image, dtype=np.float64)
+    total = x.sum((-2, -1))
+    if np.any(total == 0) or not np.all(np.isfinite(total)):
+        raise ValueError("The centroid needs an image with finite, nonzero total flux.")
+    rows, cols = np.arange(x.shape[-2]), np.arange(x.shape[-1])
+    return np.stack([(x.sum(-1) * rows).sum(-1), (x.sum(-2) * cols).sum(-1)], -1) / total[..., None]
+
+
+def shift_to_centroid(truth: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``truth`` moved by the sub-pixel shift that puts its centroid at ``target`` (row, column): ``x'(r) = x(r − d)``,
+    ``d = target − c(x)``, by a Fourier phase ramp on a grid zero-padded to twice the size (no wrap-around). The
+    gauge of a closure posterior whose centroid has a prior (closure phases are invariant to a shift)."""
+    x = np.asarray(truth, dtype=np.float64)
+    n, m = x.shape
+    d = np.asarray(target, dtype=np.float64) - centroid(x)
+    if not np.all(np.abs(d) < np.array([n, m]) / 2):
+        raise ValueError(f"A shift of {d.round(2).tolist()} px moves the image out of its field.")
+    r0, c0 = n // 2, m // 2  # the image in the middle of a grid twice its size: no wrap-around for |d| < N/2
+    padded = np.zeros((2 * n, 2 * m))
+    padded[r0:r0 + n, c0:c0 + m] = x
+    kr, kc = np.fft.fftfreq(2 * n), np.fft.fftfreq(2 * m)
+    ramp = np.exp(-2j * np.pi * (kr[:, None] * d[0] + kc[None, :] * d[1]))
+    moved = np.real(np.fft.ifft2(np.fft.fft2(padded) * ramp))
+    return moved[r0:r0 + n, c0:c0 + m]

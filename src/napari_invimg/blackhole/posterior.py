@@ -352,6 +352,9 @@ class GMRFHMC(Method):
         Param("centroid_sd", float, 0.02, 1e-4, 10.0,
               doc="closures: sd of the image centroid about the mean image's, in units of the nominal resolution "
                   "(closures do not fix the position; this fixes the gauge)"),
+        Param("linearized_moves", int, 1, 1, 100,
+              doc="closures: moves of (σ, ρ) given the linearized model's auxiliary normals after every transition "
+                  "(the moves that free the correlation length; one Cholesky of the data covariance each)"),
         Param("trajectory", float, 1.5, 0.1, 10.0, doc="HMC trajectory length in whitened units"),
         Param("max_leapfrog", int, 48, 1, 1024, doc="most leapfrog steps per transition"),
         Param("sampler", str, "auto", choices=SAMPLERS,
@@ -404,7 +407,7 @@ class GMRFHMC(Method):
             box["scales"] = hyper_scales(metric)
             linear = None  # closures with the linear link: θ also moves given the linearized model's auxiliary normals
             if post.closures and _collapsible(post) and params["sampler"] != "hmc":
-                linear = _LinearizedMove(post, mode, gen)
+                linear = _LinearizedMove(post, mode, gen, moves=params["linearized_moves"])
                 box["linear_rates"] = []
 
             def between(v: torch.Tensor) -> torch.Tensor:
@@ -589,7 +592,7 @@ class _LinearizedMove:
     Andrieu & Roberts, Ann. Stat. 37 (2009) 697); where the linearization holds, w ≈ 1 and θ moves as on its marginal.
     The linearization point and the proposal covariance are updated only in warm-up (:meth:`update`)."""
 
-    def __init__(self, post: GMRFPosterior, mode: torch.Tensor, gen: torch.Generator):
+    def __init__(self, post: GMRFPosterior, mode: torch.Tensor, gen: torch.Generator, moves: int = 1):
         from ..methods._metropolis import _stable_cholesky
         from .collapsed import CollapsedGMRF
 
@@ -597,21 +600,27 @@ class _LinearizedMove:
         self.col = CollapsedGMRF(post)
         self.n2 = post.npix**2
         self.gen = gen
+        self.moves = int(moves)
         self.col.linearize(self.col.unit_image(mode[-3:].unsqueeze(0), mode[: self.n2].unsqueeze(0))[0])
-        _, self.cov = self.col.mode(mode[-3:].clone())
+        _, cov = self.col.mode(mode[-3:].clone())
+        # only (log σ, log ρ) are proposed: closures are free of F, whose conditional is its prior and which is drawn
+        # exactly after every transition (a random walk in F would only lower the acceptance of σ and ρ)
+        self.cov = cov[:2, :2]
         self.L = self._chol(self.cov)
-        self.log_scale = math.log(2.38 / math.sqrt(3.0))
+        self.log_scale = math.log(2.38 / math.sqrt(2.0))
 
     def update(self, draws: torch.Tensor) -> None:
-        """Warm-up: re-linearize at the mean unit image of parameter draws (n, d); the proposal covariance from their θ
-        (shrunk towards the previous one)."""
+        """Warm-up: re-linearize at the mean unit image of parameter draws (n, d); the proposal covariance of
+        (log σ, log ρ) from their draws (shrunk towards the previous one)."""
         with torch.no_grad():
             self.col.linearize(self.col.unit_image(draws[:, -3:], draws[:, : self.n2]).mean(0))
-            hs = draws[:, -3:]
+            hs = draws[:, -3:-1]
             self.cov = (len(hs) * torch.cov(hs.T) + 10.0 * self.cov) / (len(hs) + 10.0)
             self.L = self._chol(self.cov)
 
     def __call__(self, theta: torch.Tensor, adapt: bool) -> tuple[torch.Tensor, float]:
+        """``moves`` transitions (fresh auxiliary normals each); the current state's marginal, Cholesky factor and
+        weight are carried from one to the next. Returns the parameters and the mean acceptance probability."""
         col, n2, gen = self.col, self.n2, self.gen
         chains = theta.shape[0]
         h, eps = theta[:, -3:], theta[:, :n2]
@@ -619,20 +628,28 @@ class _LinearizedMove:
         ok0 = torch.isfinite(U)
         eye = torch.eye(col.d, dtype=theta.dtype)
         chol = torch.where(ok0[:, None, None], chol, eye)
-        a = col.aux_given_field(h, chol, eps, gen)
         current = U - col.log_weight(h, eps)
-        proposal = h + math.exp(self.log_scale) * torch.randn((chains, 3), generator=gen, dtype=theta.dtype) @ self.L.T
-        U_new, chol_new = col.neg_log_posterior(proposal)
-        ok = torch.isfinite(U_new) & ok0
-        chol_new = torch.where(ok[:, None, None], chol_new, eye)
-        eps_new = col.field_of(proposal, chol_new, a)
-        value = U_new - col.log_weight(proposal, eps_new)
-        log_alpha = torch.nan_to_num(current - value, nan=-math.inf).clamp(max=0.0)
-        take = (torch.log(torch.rand(chains, generator=gen, dtype=theta.dtype)) < log_alpha) & ok
+        rates = []
+        for _ in range(self.moves):
+            a = col.aux_given_field(h, chol, eps, gen)
+            proposal = h.clone()
+            proposal[:, :2] += math.exp(self.log_scale) * torch.randn((chains, 2), generator=gen,
+                                                                      dtype=theta.dtype) @ self.L.T
+            U_new, chol_new = col.neg_log_posterior(proposal)
+            ok = torch.isfinite(U_new) & ok0
+            chol_new = torch.where(ok[:, None, None], chol_new, eye)
+            eps_new = col.field_of(proposal, chol_new, a)
+            value = U_new - col.log_weight(proposal, eps_new)
+            log_alpha = torch.nan_to_num(current - value, nan=-math.inf).clamp(max=0.0)
+            take = (torch.log(torch.rand(chains, generator=gen, dtype=theta.dtype)) < log_alpha) & ok
+            eps = torch.where(take[:, None], eps_new, eps)
+            h = torch.where(take[:, None], proposal, h)
+            chol = torch.where(take[:, None, None], chol_new, chol)
+            current = torch.where(take, value, current)
+            rate = float(torch.where(ok, log_alpha.exp(), torch.zeros_like(log_alpha)).mean())
+            rates.append(rate)
+            if adapt:  # Robbins–Monro towards acceptance 0.3
+                self.log_scale = min(self.log_scale + 0.1 * (rate - 0.3), math.log(3.0))
         theta = theta.clone()
-        theta[:, :n2] = torch.where(take[:, None], eps_new, eps)
-        theta[:, -3:] = torch.where(take[:, None], proposal, h)
-        rate = float(torch.where(ok, log_alpha.exp(), torch.zeros_like(log_alpha)).mean())
-        if adapt:  # Robbins–Monro towards acceptance 0.3
-            self.log_scale = min(self.log_scale + 0.1 * (rate - 0.3), math.log(3.0))
-        return theta, rate
+        theta[:, :n2], theta[:, -3:] = eps, h
+        return theta, float(np.mean(rates))
