@@ -7,7 +7,7 @@ PnP-ADMM as before issue #14 (``guard=False, equivariant=False``); "guarded" is 
 divergence monitor and per-iteration flips/rotations); ``--lam`` sets λ of the guarded run (default 0.23). Cells: PSNR (dB); last columns: the guarded run's
 ``info["prior_fit"]`` (misfit ratio, out-of-distribution score, warning?) and its restarts.
 
-    PYTHONPATH=src python benchmarks/bench_pnp_guard.py [--size 128] [--weights FILE] [--images heldout|validation] [--red]
+    PYTHONPATH=src python benchmarks/bench_pnp_guard.py [--size 128] [--weights FILE] [--images heldout|validation] [--red] [--trace]
 
 ``--images validation``: images for choosing the scheme's defaults, never the bar's test images (helper ``bm3d4``,
 RESULTS §3): procedural cells (seeds HELDOUT_SEED+1, +2) and dead leaves (HELDOUT_SEED+1), fluorescence seeds 4 and 5
@@ -57,6 +57,9 @@ def main() -> None:
     ap.add_argument("--weights", default="", help="denoiser weights file for PnP (empty: shipped)")
     ap.add_argument("--images", choices=("four", "heldout", "validation"), default="four")
     ap.add_argument("--red", action="store_true", help="also run `red` at its defaults (bar: ≥ TV − 0.5 dB on every image)")
+    ap.add_argument("--trace", action="store_true",
+                    help="also print the PSNR of every progress preview of the guarded run (the first estimate's, then "
+                         "one per PnP iteration; the last is the mean of the last iterates)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     if args.images == "heldout":
@@ -87,7 +90,15 @@ def main() -> None:
         row, secs, info = {}, {}, {}
         for label, (method, params) in runs.items():
             t = time.perf_counter()
-            rec = ni.reconstruct(y, A, method, noise=noise, **params)
+            trace: list[float] = []
+            watch = None
+            if args.trace and label == "PnP guarded":
+                def watch(i, n, preview, x=x, trace=trace):
+                    if preview is not None:
+                        trace.append(psnr(preview, x))
+            rec = ni.reconstruct(y, A, method, noise=noise, progress=watch, **params)
+            if trace:
+                print(f"  trace {name}: " + " ".join(f"{v:.2f}" for v in trace), flush=True)
             secs[label] = time.perf_counter() - t
             row[label] = psnr(rec.mean, x)
             info[label] = rec.info
