@@ -98,6 +98,13 @@ def test_learned_scheme_starts_from_richardson_lucy_injects_seeded_noise_and_ave
     # after the Richardson–Lucy start the levels end at half the noise level (RESULTS §3, helper bm3d4)
     assert RL_START_END_NOISE == 0.5
     assert scheme["sigma_last"] == pytest.approx(max(0.5 * rec.info["sigma_end"] / rec.info["scale"], 1e-3))
+    # inpainting keeps the noise level (its plug_and_play_defaults): the missing pixels have no data
+    mask = np.ones(y.shape, bool)
+    mask[::3] = False
+    M = ni.operators.Inpainting(mask)
+    inp = ni.reconstruct(M(y), M, "pnp_pgd", noise=noise, denoiser="drunet", iterations=2).info
+    assert inp["scheme"]["start"] == "richardson_lucy"
+    assert inp["scheme"]["sigma_last"] == pytest.approx(max(inp["sigma_end"] / inp["scale"], 1e-3))
     again = ni.reconstruct(y, A, "pnp_admm", noise=noise, denoiser="drunet", iterations=6, seed=3)
     other = ni.reconstruct(y, A, "pnp_admm", noise=noise, denoiser="drunet", iterations=6, seed=4)
     assert np.array_equal(again.mean, rec.mean) and not np.array_equal(other.mean, rec.mean)  # the injection is seeded
