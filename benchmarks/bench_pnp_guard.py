@@ -7,7 +7,12 @@ PnP-ADMM as before issue #14 (``guard=False, equivariant=False``); "guarded" is 
 divergence monitor and per-iteration flips/rotations); ``--lam`` sets λ of the guarded run (default 0.23). Cells: PSNR (dB); last columns: the guarded run's
 ``info["prior_fit"]`` (misfit ratio, out-of-distribution score, warning?) and its restarts.
 
-    PYTHONPATH=src python benchmarks/bench_pnp_guard.py [--size 128] [--weights FILE] [--images heldout] [--red]
+    PYTHONPATH=src python benchmarks/bench_pnp_guard.py [--size 128] [--weights FILE] [--images heldout|validation] [--red] [--trace]
+
+``--images validation``: images for choosing the scheme's defaults, never the bar's test images (helper ``bm3d4``,
+RESULTS §3): procedural cells (seeds HELDOUT_SEED+1, +2) and dead leaves (HELDOUT_SEED+1), fluorescence seeds 4 and 5
+(never trained on), and the training images ``brick``, ``gravel``, ``clock`` (seen by the denoiser, not by the PnP
+bar); 128² centre crops of 256² images.
 
 ``--images heldout``: the bar's set (issue #14): the held-out list of ``nets.corpus.heldout_images`` (five scikit-image
 images, fluorescence seeds 0 and 1, held-out dead leaves and cells) plus the synthetic fluorescence (seed 3); the
@@ -34,24 +39,41 @@ def crop(a: np.ndarray, n: int) -> np.ndarray:
     return np.ascontiguousarray(a[r:r + n, c:c + n], dtype=np.float32)
 
 
+def validation_images(size: int) -> dict[str, np.ndarray]:
+    """Images for choosing plug-and-play defaults: neither the bar's held-out test images nor their seeds."""
+    from napari_invimg.nets.corpus import HELDOUT_SEED, cells, dead_leaves
+
+    big = {f"cells-{HELDOUT_SEED + i}": cells((256, 256), seed=HELDOUT_SEED + i) for i in (1, 2)}
+    big[f"dead_leaves-{HELDOUT_SEED + 1}"] = dead_leaves((256, 256), seed=HELDOUT_SEED + 1)
+    big.update({f"fluorescence-{s}": ni.datasets.fluorescence((256, 256), seed=s) for s in (4, 5)})
+    big.update({name: bundled_image(name) for name in ("brick", "gravel", "clock")})
+    return {k: crop(v, size) for k, v in big.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--lam", type=float, default=0.23, help="λ of the guarded run")
     ap.add_argument("--weights", default="", help="denoiser weights file for PnP (empty: shipped)")
-    ap.add_argument("--images", choices=("four", "heldout"), default="four")
+    ap.add_argument("--images", choices=("four", "heldout", "validation"), default="four")
     ap.add_argument("--red", action="store_true", help="also run `red` at its defaults (bar: ≥ TV − 0.5 dB on every image)")
+    ap.add_argument("--trace", action="store_true",
+                    help="also print the PSNR of every progress preview of the guarded run (the first estimate's, then "
+                         "one per PnP iteration; the last is the mean of the last iterates)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     if args.images == "heldout":
         from napari_invimg.nets.corpus import heldout_images
 
         images = {k: v.astype(np.float32) for k, v in heldout_images(args.size).items()}
+    elif args.images == "validation":
+        images = validation_images(args.size)
     else:
         images = {name: crop(bundled_image(name), args.size) for name in ("moon", "coins", "camera")}
-    images["fluorescence"] = ni.datasets.fluorescence((args.size, args.size), seed=3)
+    if args.images != "validation":
+        images["fluorescence"] = ni.datasets.fluorescence((args.size, args.size), seed=3)
     plain = {"guard": False, "equivariant": False, "lam": 0.23, "weights": args.weights}
-    if args.images == "heldout":  # the default before the #14 changes of the scheme
+    if args.images != "four":  # the default before the #14 changes of the scheme
         plain.update(start="adjoint", sigma_start=0.2, noise_injection=0.0, average=1)
     runs = {"RL": ("richardson_lucy", {}), "TV": ("tv", {}),
             "PnP plain": ("pnp_admm", plain),
@@ -68,7 +90,15 @@ def main() -> None:
         row, secs, info = {}, {}, {}
         for label, (method, params) in runs.items():
             t = time.perf_counter()
-            rec = ni.reconstruct(y, A, method, noise=noise, **params)
+            trace: list[float] = []
+            watch = None
+            if args.trace and label == "PnP guarded":
+                def watch(i, n, preview, x=x, trace=trace):
+                    if preview is not None:
+                        trace.append(psnr(preview, x))
+            rec = ni.reconstruct(y, A, method, noise=noise, progress=watch, **params)
+            if trace:
+                print(f"  trace {name}: " + " ".join(f"{v:.2f}" for v in trace), flush=True)
             secs[label] = time.perf_counter() - t
             row[label] = psnr(rec.mean, x)
             info[label] = rec.info

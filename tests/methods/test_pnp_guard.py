@@ -6,7 +6,7 @@ import torch
 
 import napari_invimg as ni
 from napari_invimg import datasets
-from napari_invimg.methods.pnp import _Guard, _Problem, dihedral
+from napari_invimg.methods.pnp import RL_START_END_NOISE, _Guard, _Problem, dihedral
 from napari_invimg.metrics import psnr
 
 
@@ -95,13 +95,24 @@ def test_learned_scheme_starts_from_richardson_lucy_injects_seeded_noise_and_ave
     scheme = rec.info["scheme"]
     assert scheme["start"] == "richardson_lucy" and scheme["noise_injection"] == 0.5
     assert scheme["averaged"] == 2  # at most a third of the 6 iterations
+    # after the Richardson–Lucy start the levels end at half the noise level (RESULTS §3, helper bm3d4)
+    assert RL_START_END_NOISE == 0.5
+    assert scheme["sigma_last"] == pytest.approx(max(0.5 * rec.info["sigma_end"] / rec.info["scale"], 1e-3))
+    # inpainting keeps the noise level (its plug_and_play_defaults): the missing pixels have no data
+    mask = np.ones(y.shape, bool)
+    mask[::3] = False
+    M = ni.operators.Inpainting(mask)
+    inp = ni.reconstruct(M(y), M, "pnp_pgd", noise=noise, denoiser="drunet", iterations=2).info
+    assert inp["scheme"]["start"] == "richardson_lucy"
+    assert inp["scheme"]["sigma_last"] == pytest.approx(max(inp["sigma_end"] / inp["scale"], 1e-3))
     again = ni.reconstruct(y, A, "pnp_admm", noise=noise, denoiser="drunet", iterations=6, seed=3)
     other = ni.reconstruct(y, A, "pnp_admm", noise=noise, denoiser="drunet", iterations=6, seed=4)
     assert np.array_equal(again.mean, rec.mean) and not np.array_equal(other.mean, rec.mean)  # the injection is seeded
     plain = ni.reconstruct(y, A, "pnp_pgd", noise=noise, denoiser="drunet", iterations=6, start="adjoint",
                            noise_injection=0.0, average=1)
     scheme = dict(plain.info["scheme"])
-    assert 0 < scheme.pop("sigma_last") < 0.2  # the last level: the noise level
+    last = scheme.pop("sigma_last")
+    assert 0 < last < 0.2 and last == pytest.approx(max(plain.info["sigma_end"] / plain.info["scale"], 1e-3))  # the noise level
     assert scheme == {"start": "adjoint", "sigma_start": 0.2, "lam": 0.23, "noise_injection": 0.0, "averaged": 1,
                       "phase": None}
     # classical denoisers keep the plain DPIR scheme

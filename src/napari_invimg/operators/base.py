@@ -179,7 +179,8 @@ class LinearOperator(Operator):
         """The annealed plug-and-play schemes' settings (PnP-ADMM, PnP-HQS) measured best on this operator's images,
         used where the user leaves them empty: ``start`` (the first estimate of ``start="auto"`` where Richardson–Lucy
         does not apply), ``sigma_start_noise`` (the first denoiser level as a multiple of the noise level, for an
-        empty ``sigma_start``), ``sigma_end_noise`` (the last level as a multiple of the noise level; 1 if absent),
+        empty ``sigma_start``), ``sigma_end_noise`` (the last level as a multiple of the noise level; if absent
+        0.5 after the Richardson–Lucy start, else 1),
         ``average`` (the number of last iterates averaged, for an empty ``average``) and ``lam`` (for an empty ``lam``).
         Empty (the default): the schemes' own defaults."""
         return {}

@@ -48,6 +48,12 @@ class Inpainting(LinearOperator):
     def norm(self, iterations: int = 30, seed: int = 0) -> float:
         return 1.0
 
+    def plug_and_play_defaults(self) -> dict[str, Any]:
+        """The last denoiser level at the noise level: the missing pixels have no data, and ending at half of it (the
+        default after the Richardson–Lucy start) cost PnP-HQS 0.74 dB on 50 % inpainting (benchmarks/RESULTS.md §3,
+        helper ``bm3d4``)."""
+        return {"sigma_end_noise": 1.0}
+
     def _params(self) -> dict[str, Any]:
         return {"mask": self.mask_array}
 
