@@ -10,6 +10,7 @@ same centroid (:func:`shift_to_centroid`), the gauge the posterior is defined in
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage as ndi
 from scipy.ndimage import gaussian_filter
 from scipy.signal import fftconvolve
 
@@ -75,7 +76,5 @@ def shift_to_centroid(truth: np.ndarray, target: np.ndarray) -> np.ndarray:
     r0, c0 = n // 2, m // 2  # the image in the middle of a grid twice its size: no wrap-around for |d| < N/2
     padded = np.zeros((2 * n, 2 * m))
     padded[r0:r0 + n, c0:c0 + m] = x
-    kr, kc = np.fft.fftfreq(2 * n), np.fft.fftfreq(2 * m)
-    ramp = np.exp(-2j * np.pi * (kr[:, None] * d[0] + kc[None, :] * d[1]))
-    moved = np.real(np.fft.ifft2(np.fft.fft2(padded) * ramp))
+    moved = np.real(np.fft.ifft2(ndi.fourier_shift(np.fft.fft2(padded), d)))  # as operators.psf.from_bead
     return moved[r0:r0 + n, c0:c0 + m]
