@@ -31,6 +31,31 @@ def test_gaussian_projection_closed_form_and_weighted(complex_data):
     assert mu0 == 0.0 and torch.equal(inside, v)
 
 
+@pytest.mark.parametrize("complex_data", [False, True])
+def test_dual_update_is_the_moreau_complement_of_the_projection(complex_data):
+    """``project_dual(v, s, δ) = v − s P(v/s)``: the two-pass closed form equals the projection's, μ included; weighted
+    and inside-the-ball cases too."""
+    g = torch.Generator().manual_seed(1)
+    shape = (40, 30)
+    dtype = torch.complex128 if complex_data else torch.float64
+    y = torch.randn(shape, generator=g, dtype=dtype)
+    v = y + 3 * torch.randn(shape, generator=g, dtype=dtype)
+    fid = DataTerm(y, ni.operators.Identity(shape), ni.noise.Gaussian(0.5))
+    step = 0.7
+    delta = 0.5 * fid.discrepancy(v / step)
+    z, mu = fid.project(v / step, delta, 1.0)
+    dual, mu_dual = fid.project_dual(v.clone(), step, delta, 1.0)
+    assert mu_dual == pytest.approx(mu, rel=1e-10) and mu > 0
+    assert torch.allclose(dual, v - step * z, rtol=1e-10, atol=1e-12)
+    assert float(dual.abs().max()) > 0
+    w = 0.2 + torch.rand(shape, generator=g, dtype=torch.float64)
+    zw, muw = fid.project(v / (step * w), delta, 1.0, weights=w)
+    dual_w, mu_w = fid.project_dual(v, step, delta, 1.0, weights=w)
+    assert mu_w == muw and torch.allclose(dual_w, v - step * w * zw)
+    inside, mu0 = fid.project_dual(v.clone(), step, 2 * fid.discrepancy(v / step), 1.0)
+    assert mu0 == 0.0 and float(inside.abs().max()) == 0.0
+
+
 def test_measured_count_of_operators():
     mask = np.zeros((16, 16), bool)
     mask[:, ::4] = True

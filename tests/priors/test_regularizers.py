@@ -216,3 +216,27 @@ def test_wavelet_dual_projection_is_the_magnitude_formula(complex_values):
     got = reg.project_dual(p)
     assert torch.allclose(got, expected, rtol=1e-12, atol=1e-15)
     assert float(got.abs().max()) > 0
+
+
+@pytest.mark.parametrize("complex_values", [False, True])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_tv_dual_projection_is_the_group_norm_formula(complex_values, weighted):
+    """TV's projection by one real factor per pixel equals p · min(1, w/‖p‖), zeros and pixel weights included."""
+    from napari_invimg.priors import TotalVariation
+
+    reg = TotalVariation(2)
+    g = torch.Generator().manual_seed(4)
+    p = torch.randn((2, 16, 16), generator=g, dtype=torch.float64)
+    if complex_values:
+        p = torch.complex(p, torch.randn((2, 16, 16), generator=g, dtype=torch.float64))
+    p[:, :2] = 0  # exact zeros stay zero
+    w = torch.ones(16, 16, dtype=torch.float64)
+    if weighted:
+        w = 0.3 + torch.rand((16, 16), generator=g, dtype=torch.float64)
+        reg.pixel_weights = w
+    norm = (p.abs() ** 2).sum(0).sqrt()
+    expected = p * torch.minimum(torch.ones(()), w / norm.clamp(min=1e-30))
+    got = reg.project_dual(p)
+    assert torch.allclose(got, expected, rtol=1e-12, atol=1e-15)
+    assert float((got.abs() ** 2).sum(0).sqrt().max()) == pytest.approx(float(w.max() if weighted else 1.0), rel=0.5)
+    assert bool(((got.abs() ** 2).sum(0).sqrt() <= w * (1 + 1e-12)).all())

@@ -185,11 +185,10 @@ def primal_dual(
             v1 = (torch.add if relaxed else torch.Tensor.add_)(y1, Kn1, alpha=2 * s1).sub_(Kx1, alpha=s1)
         else:
             v1 = torch.mul(Kn1, 2).sub_(Kx1).mul_(s1w).add_(y1)
-        if constrained:
-            z, mu_p = data.project(v1 / s1w, delta, mu_hint, weights)
+        if constrained:  # v1 is a fresh buffer (or y1's, about to be replaced): updated in place where it can be
+            y1_new, mu_p = data.project_dual(v1, s1, delta, mu_hint, weights)
             mu = mu_p * s1  # the multiplier of nll at the saddle point: λ = 1/μ
             mu_hint = mu_p if mu_p > 0 else mu_hint
-            y1_new = v1 - s1w * z
         else:
             y1_new = v1 - s1w * data.prox_nll(v1 / s1w, 1.0 / s1w)
         v2 = (torch.add if relaxed else torch.Tensor.add_)(y2, Kw2, alpha=s2)

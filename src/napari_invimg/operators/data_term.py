@@ -206,6 +206,23 @@ class DataTerm:
         mu = math.exp(hi)
         return self.prox_nll(v, mu), mu
 
+    def project_dual(self, v: torch.Tensor, step: float, delta: float, mu0: float,
+                     weights: torch.Tensor | None = None) -> tuple[torch.Tensor, float]:
+        """The dual update of the constraint ``{D ≤ δ}`` (Moreau): ``v − s ⊙ P(v / s)`` with ``s = step · p``
+        (``p`` = ``weights``, else 1) and ``P`` :meth:`project`; returns it with ``P``'s multiplier ``μ``. Gaussian
+        noise with one ``σ`` and no weights: ``r · max(0, 1 − (δ / D_s)^{1/2})``, ``r = v − s y``, ``D_s = ‖r‖²/(s²κσ²)``
+        in two passes, written into ``v`` (which is then returned); else through :meth:`project` (``v`` kept)."""
+        if self.gaussian and weights is None and isinstance(self.sigma2, float):
+            r = v.sub_(self.y, alpha=step)
+            total = _norm(r) ** 2 / (step * step * self.kappa * self.sigma2)
+            if total <= delta:
+                return r.zero_(), 0.0
+            ratio = math.sqrt(total / delta)  # 1 + μ/σ²
+            return r.mul_(1.0 - 1.0 / ratio), (ratio - 1.0) * self.sigma2
+        sw = step if weights is None else step * weights
+        z, mu = self.project(v / sw, delta, mu0, weights)
+        return v - sw * z, mu
+
     def _project_gaussian(self, v: torch.Tensor, delta: float,
                           weights: torch.Tensor | None) -> tuple[torch.Tensor, float]:
         r = v - self.y

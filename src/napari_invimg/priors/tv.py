@@ -55,8 +55,13 @@ class TotalVariation(AnalysisRegularizer):
         return (n if self.pixel_weights is None else n * self.pixel_weights).sum()
 
     def project_dual(self, p: torch.Tensor) -> torch.Tensor:
-        n = group_norm(p)
-        return p / (n if self.pixel_weights is None else n / self.pixel_weights).clamp(min=1.0)
+        """``p_k · min(1, w_k/‖p_k‖)`` (``w`` the pixel weights, else 1), as one real factor per pixel: a complex
+        division by the norms costs ~6× a multiplication on CPU."""
+        squares = p.real.square() + p.imag.square() if p.is_complex() else p.square()
+        n2 = squares.sum(dim=0)
+        if self.pixel_weights is None:
+            return p * torch.rsqrt(n2.clamp(min=1.0))
+        return p * torch.rsqrt(n2.clamp(min=1e-37)).mul(self.pixel_weights).clamp(max=1.0)
 
     @property
     def pixelwise(self) -> bool:
