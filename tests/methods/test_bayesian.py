@@ -65,7 +65,7 @@ def test_bayes_from_point_copies_the_fitted_network():
     plain = materialize(plain, gen)
     with torch.no_grad():  # norms away from their initial values, so that copying them is tested
         for m in plain.modules():
-            if isinstance(m, torch.nn.GroupNorm):
+            if isinstance(m, torch.nn.InstanceNorm2d):
                 m.weight.uniform_(0.5, 1.5, generator=gen)
                 m.bias.uniform_(-0.5, 0.5, generator=gen)
     bayes = bayes_from_point(plain, prior_sigma=0.1, init_sigma=1e-8)
