@@ -9,14 +9,18 @@ import napari_invimg as ni
 from napari_invimg.operators import DataTerm
 
 
-@pytest.mark.parametrize("complex_data", [False, True])
-def test_gaussian_projection_closed_form_and_weighted(complex_data):
-    g = torch.Generator().manual_seed(0)
+def _gaussian_problem(seed: int, dtype: torch.dtype):
+    """Data y, a point v far from it and the data term of y under Gaussian noise σ = 0.5 (Identity, 40 × 30)."""
+    g = torch.Generator().manual_seed(seed)
     shape = (40, 30)
-    dtype = torch.complex64 if complex_data else torch.float32
     y = torch.randn(shape, generator=g, dtype=dtype)
     v = y + 3 * torch.randn(shape, generator=g, dtype=dtype)
-    fid = DataTerm(y, ni.operators.Identity(shape), ni.noise.Gaussian(0.5))
+    return g, shape, y, v, DataTerm(y, ni.operators.Identity(shape), ni.noise.Gaussian(0.5))
+
+
+@pytest.mark.parametrize("complex_data", [False, True])
+def test_gaussian_projection_closed_form_and_weighted(complex_data):
+    g, shape, y, v, fid = _gaussian_problem(0, torch.complex64 if complex_data else torch.float32)
     delta = 0.5 * fid.discrepancy(v)
     z, mu = fid.project(v, delta, 1.0)
     assert fid.discrepancy(z) == pytest.approx(delta, rel=1e-4) and mu > 0
@@ -35,12 +39,7 @@ def test_gaussian_projection_closed_form_and_weighted(complex_data):
 def test_dual_update_is_the_moreau_complement_of_the_projection(complex_data):
     """``project_dual(v, s, δ) = v − s P(v/s)``: the two-pass closed form equals the projection's, μ included; weighted
     and inside-the-ball cases too."""
-    g = torch.Generator().manual_seed(1)
-    shape = (40, 30)
-    dtype = torch.complex128 if complex_data else torch.float64
-    y = torch.randn(shape, generator=g, dtype=dtype)
-    v = y + 3 * torch.randn(shape, generator=g, dtype=dtype)
-    fid = DataTerm(y, ni.operators.Identity(shape), ni.noise.Gaussian(0.5))
+    g, shape, y, v, fid = _gaussian_problem(1, torch.complex128 if complex_data else torch.float64)
     step = 0.7
     delta = 0.5 * fid.discrepancy(v / step)
     z, mu = fid.project(v / step, delta, 1.0)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..operators.base import Operator
-from ..operators.blur import Blur
+from ..operators.blur import Blur, transfer_function
 from ..operators.kernels import conjugate_gradient, discrepancy_search
 from ..operators.noise import Gaussian, NoiseModel
 from ..priors.differences import laplacian
@@ -275,11 +275,7 @@ def _grid_otf(A: Blur, grid: tuple[int, ...]) -> torch.Tensor:
     """The PSF's transfer function on ``grid`` (rfft layout, the PSF centred on the origin), as the operator's own."""
     if tuple(grid) == tuple(A.grid):
         return A.otf
-    ks = A.psf_array.shape
-    big = np.zeros(grid, dtype=np.float64)
-    big[tuple(slice(0, k) for k in ks)] = A.psf_array
-    big = np.roll(big, shift=tuple(-(k // 2) for k in ks), axis=tuple(range(len(ks))))
-    return torch.from_numpy(np.fft.rfftn(big).astype(np.complex64))
+    return transfer_function(A.psf_array, grid)
 
 
 def _grid_tensors(A: Blur, grid: tuple[int, ...], device: torch.device, dtype: torch.dtype):

@@ -10,7 +10,7 @@ import torch
 
 from .base import LinearOperator
 
-__all__ = ["Identity", "Blur", "BOUNDARIES", "Circulant", "validate_psf"]
+__all__ = ["Identity", "Blur", "BOUNDARIES", "Circulant", "validate_psf", "transfer_function"]
 
 BOUNDARIES = ("circular", "reflect", "zero")
 #: a PSF whose sum is at most this fraction of its absolute sum is refused (it sums to about zero)
@@ -109,6 +109,16 @@ def _pad_index(n: int, before: int, total: int, mode: str) -> tuple[torch.Tensor
     return torch.from_numpy(idx.astype(np.int64)), torch.from_numpy(valid)
 
 
+
+def transfer_function(psf: np.ndarray, grid: tuple[int, ...]) -> torch.Tensor:
+    """The PSF's transfer function on an FFT ``grid`` (rfft layout, complex64), the kernel centered on the grid's
+    origin: ``Ĥ = F(roll(pad(h), −k // 2))``."""
+    ks = psf.shape
+    big = np.zeros(grid, dtype=np.float64)
+    big[tuple(slice(0, k) for k in ks)] = psf
+    big = np.roll(big, shift=tuple(-(k // 2) for k in ks), axis=tuple(range(len(ks))))
+    return torch.from_numpy(np.fft.rfftn(big).astype(np.complex64))
+
 class Blur(LinearOperator):
     """Convolution with a point-spread function: ``A x = h * x`` (2D or 3D).
 
@@ -143,11 +153,7 @@ class Blur(LinearOperator):
         else:
             self.before = tuple(k // 2 for k in ks)
             self.grid = tuple(_fast_len(s + k - 1) for s, k in zip(shape, ks))
-        # transfer function of the kernel centered on the origin of the FFT grid
-        big = np.zeros(self.grid, dtype=np.float64)
-        big[tuple(slice(0, k) for k in ks)] = self.psf_array
-        big = np.roll(big, shift=tuple(-(k // 2) for k in ks), axis=tuple(range(d)))
-        self.otf = torch.from_numpy(np.fft.rfftn(big).astype(np.complex64))
+        self.otf = transfer_function(self.psf_array, self.grid)
         self._dims = tuple(range(-d, 0))
         self._index = []
         self._valid = []
