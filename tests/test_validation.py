@@ -255,3 +255,30 @@ def test_reported_iterations_do_not_exceed_the_budget(problem, method, lam):
     extra = {} if method == "richardson_lucy" else {"lam": lam}
     rec = ni.reconstruct(y, A, method, noise=noise, iterations=10, **extra)
     assert 1 <= rec.info["iterations"] <= 10
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.complex64])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_check_finite_finds_one_bad_value_in_a_tensor(dtype, bad):
+    from napari_invimg.validation import check_finite
+    t = torch.rand(1000, dtype=dtype)
+    check_finite(t)
+    t[637] = bad
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        check_finite(t)
+
+
+def test_check_finite_accepts_finite_values_whose_sum_overflows():
+    from napari_invimg.validation import check_finite
+    check_finite(torch.full((10,), 3e38, dtype=torch.float32))  # the float32 sum is inf; every value is finite
+    check_finite(torch.full((10,), 1e308, dtype=torch.float64))
+    check_finite(torch.arange(5))
+
+
+@pytest.mark.parametrize("t", [torch.rand(300, 301), torch.randn(70, dtype=torch.complex64), torch.tensor([1e30, 2e30]),
+                               torch.arange(7)])
+def test_data_scale_is_the_rms_in_double_precision(t):
+    from napari_invimg.validation import data_scale
+    z = t.to(torch.complex128 if t.is_complex() else torch.float64)
+    assert data_scale(t) == pytest.approx(float(z.abs().pow(2).mean().sqrt()), rel=1e-12)
+    assert data_scale(torch.zeros(4)) == 1.0

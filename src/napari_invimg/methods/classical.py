@@ -164,8 +164,10 @@ class RichardsonLucy(Method):
             offset: float | None, extrapolation: tuple[float, ...] | None,
             object_domain: str = "auto") -> Estimate:
         with torch.no_grad():
-            c = self.offset_for(float(y.min()), noise) if offset is None else offset
-            yc = (y + c).clamp(min=0)
+            c = offset
+            if c is None:  # the noise model's shift σ²/g; the data's minimum (a pass) only where it has none
+                c = self.offset_for(0.0, noise) or self.offset_for(float(y.min()), noise)
+            yc = torch.add(y, c).clamp_(min=0)
             tiny = 1e-12 * data_scale(yc)  # floors relative to the data: the result does not depend on their units
             shared_offset = noise.gain > 0 and c == noise._shift()
             fits = isinstance(A, Blur) and not y.is_complex() and y.shape == A.out_shape
@@ -352,8 +354,9 @@ class _BlurGrid:
         window = self.window
         if tiny is None:  # floors relative to the data: the result does not depend on their units
             tiny = 1e-12 * data_scale(yc)
-        # data floored at ``tiny``: y/Ax > 0, so the deviance's log needs no clamp (a change of 1e-12 of the scale)
-        yc = yc.clamp(min=tiny)
+        # data floored at ``tiny``: y/Ax > 0, so the deviance's log needs no clamp (a change of 1e-12 of the scale);
+        # in place: ``run`` hands over its own shifted copy of the data
+        yc = yc.clamp_(min=tiny)
         start = max(float(yc.mean()), 1e6 * tiny)
         x = (torch.full(self.grid, start, dtype=self.dtype, device=yc.device) if self.support is None
              else self.support * start)
@@ -363,14 +366,17 @@ class _BlurGrid:
         steps = torch.empty((2, self.size), dtype=self.dtype, device=yc.device) if measure else None
         step_norm = None  # ⟨g_{k−1}, g_{k−1}⟩
         next_alpha = None  # ⟨g_k, g_{k−1}⟩ / ⟨g_{k−1}, g_{k−1}⟩
-        log_buf = torch.empty_like(yc)
         ratio = self.ratio_grid[window]
         # the ratio for the deviance's log: contiguous (torch's log of a strided view, the padded grid's window, is
-        # not vectorized: ~3× slower at 512²), copied into the grid's window after
+        # not vectorized: ~3× slower at 512²), copied into the grid's window, then its log taken in place
         ratio_log = ratio if ratio.is_contiguous() else torch.empty_like(yc)
         n = yc.numel()
         # the noise model's deviance needs its own shift s: data y + s against the model A x + c − δ, δ = c − s
         poisson = noise.gain > 0
+        shared_log = poisson and shared_offset  # the deviance's log is that of the RL ratio
+        # a separate buffer for the log (and the first iteration's flat model) unless the log can overwrite the
+        # contiguous copy of the ratio (one buffer of the data's size less: fewer first-touch page faults)
+        log_buf = None if shared_log and ratio_log is not ratio else torch.empty_like(yc)
         if poisson and not shared_offset:
             delta = c - noise._shift()
             counts = (y + noise._shift()).clamp(min=0)
@@ -383,7 +389,8 @@ class _BlurGrid:
         else:
             delta, counts, inv_counts, shift_term, floor = 0.0, yc, None, None, tiny
         counts_sum = float(counts.sum())
-        counts_flat, log_flat = counts.reshape(-1), log_buf.reshape(-1)
+        counts_flat = counts.reshape(-1)
+        log_flat = (ratio_log if log_buf is None else log_buf).reshape(-1)
         # the first iteration's point is flat: A x is flat on the field of view (its value times the PSF's sum, up to
         # the support's 1e-6 tail), so that iteration needs no forward convolution
         flat_model = max(start * float(self.otf.reshape(-1)[0].real) + c, floor)
@@ -400,23 +407,22 @@ class _BlurGrid:
                 point = v
             else:
                 point = x
-            if k == 1 and point is x:
-                model = log_buf.fill_(flat_model)  # (log_buf is written only after the model's last use)
+            if k == 1 and point is x:  # a flat model: the scalar itself where only the ratio and its log need it
+                model = flat_model if log_buf is None else log_buf.fill_(flat_model)  # (log_buf: written after)
                 model_total = n * flat_model
             else:
                 model = self._conv(point, self.otf, c)[window].clamp_(min=floor)  # A x + c, a view of the grid
                 model_total = None
-            shared_log = poisson and inv_counts is None
             torch.div(yc, model, out=ratio_log if shared_log else ratio)
             if poisson:
                 # mean Poisson deviance (2/g) Σ[a log(a/b) − a + b] / n of the shifted data a and model b by a
                 # vectorized log, a dot product and a sum (xlogy is ~3× slower)
                 fitted_sum = (self._total(model) if model_total is None else model_total) - n * delta  # Σ b
                 if shared_log:  # the RL ratio is a / b
-                    torch.log(ratio_log, out=log_buf)
-                    ylogr = float(torch.dot(counts_flat, log_flat))
                     if ratio_log is not ratio:
                         ratio.copy_(ratio_log)
+                    torch.log(ratio_log, out=log_flat.view(ratio_log.shape))
+                    ylogr = float(torch.dot(counts_flat, log_flat))
                 else:  # Σ a log(a / b) = −Σ a log(b / a) with b / a = (A x + c) / a − δ / a
                     torch.addcmul(shift_term, model, inv_counts, out=log_buf).log_()
                     ylogr = -float(torch.dot(counts_flat, log_flat))
