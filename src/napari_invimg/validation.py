@@ -119,11 +119,12 @@ def data_scale(y) -> float:
         # Σ|z|² accumulated in double precision by BLAS dot products over blocks of 2¹⁶ values (torch's float64
         # ``vector_norm`` took 40 ms at 64×256², 1 thread, the blocks 8 ms; benchmarks/RESULTS.md §1, helper `rl100`)
         flat = (torch.view_as_real(z.resolve_conj()) if z.is_complex() else z).reshape(-1)
-        total = 0.0
+        device = torch.device("cpu") if flat.device.type == "mps" else flat.device  # (no float64 on mps)
+        total = torch.zeros((), dtype=torch.float64, device=device)  # one synchronization at the end
         for block in flat.split(1 << 16):
-            block = block.to(torch.float64)
-            total += float(torch.dot(block, block))
-        s = math.sqrt(total / z.numel()) if z.numel() else 0.0
+            block = block.to(device=device, dtype=torch.float64)
+            total += torch.dot(block, block)
+        s = math.sqrt(float(total) / z.numel()) if z.numel() else 0.0
     else:
         s = float(np.sqrt(np.mean(np.abs(np.asarray(y, dtype=np.complex128 if np.iscomplexobj(y) else np.float64))
                                   ** 2)))
