@@ -9,6 +9,9 @@ where there is one: 560² instead of 576² for 512² / 31²; ``_rl_grid``).
 
     PYTHONPATH=src python benchmarks/bench_rl_ratio.py CASE [THREADS] [cpu]    # CASE: 0, 1, 2 as in bench_rl.py
 
+Each case runs in its own process, and the floor's 20th percentile moved by up to 1.33× between processes on the quiet
+machine: compare the two 2D cases with ``bench_rl_same_floor.py`` (one process, one floor).
+
 ``cpu`` times process CPU seconds instead of wall seconds: with one thread on a loaded machine that leaves out the
 time spent waiting for a core (memory contention still counts); with more threads it counts every thread's CPU time.
 
