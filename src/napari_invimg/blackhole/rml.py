@@ -27,6 +27,7 @@ from ..operators.base import Operator
 from ..operators.noise import NoiseModel
 from .arrays import RAD_PER_UAS
 from .closures import closure_design, closure_phases, closure_sigmas
+from .compare import nxcorr_aligned
 from .operators import (
     Closures,
     Interferometer,
@@ -35,7 +36,7 @@ from .operators import (
     zero_baseline_flux,
 )
 
-__all__ = ["RML", "blur_image", "data_terms", "normalized_residuals", "single_thread"]
+__all__ = ["RML", "blur_image", "data_terms", "data_tolerance", "normalized_residuals", "select_start", "single_thread"]
 
 
 #: precision of the optimization (float32 halves the cost of the DFT; L-BFGS converges the same here)
@@ -411,14 +412,40 @@ class RMLObjective:
         return torch.log(start * (self.flux_total / start.sum((-2, -1), keepdim=True)))
 
 
+def data_tolerance(objective: RMLObjective) -> float:
+    """``√(Σ_d 2/n_d)``: the standard deviation of ``Σ_d χ²_d`` (reduced) under the noise at the true image. Two
+    images whose ``J`` differ by less are not told apart by the data."""
+    return float(np.sqrt(sum(2.0 / max(n, 1) for _, _, n in objective.terms)))
+
+
+def select_start(images: torch.Tensor, values: torch.Tensor, tolerance: float) -> int:
+    """The start to keep: the least ``J``, unless three or more starts lie within ``tolerance`` of it; then among
+    those, the one whose image agrees best with theirs (largest summed aligned NXCORR, ties to the least ``J``).
+
+    When the data cannot rank the starts (``J`` within the χ² noise), the least ``J`` is decided by the regularizers
+    alone, and on closures those can prefer a start that moved a faint component's flux into a halo (RESULTS.md
+    §7, 2026-12-07, helper ``rmldbl``); the image most starts agree on is then the safer one (the medoid)."""
+    values = torch.where(torch.isfinite(values), values, torch.full_like(values, float("inf")))
+    least = int(torch.argmin(values))
+    near = [i for i in range(len(values)) if float(values[i]) <= float(values[least]) + tolerance]
+    if len(near) < 3:
+        return least
+    pictures = [images[i].detach().cpu().double().numpy() for i in near]
+    agreement = [sum(nxcorr_aligned(pictures[a], pictures[b]) for b in range(len(near)) if b != a)
+                 for a in range(len(near))]
+    return near[max(range(len(near)), key=lambda a: (round(agreement[a], 12), -float(values[near[a]])))]
+
+
 def minimize(objective: RMLObjective, ctx: Context, iterations: int, rounds: int, start_jitter: float = 0.0,
              starts: int = 1, final_scale: float = 1.0) -> tuple[torch.Tensor, dict, int]:
-    """:func:`_minimize` from ``starts`` starting images at once (one batch), keeping the best.
+    """:func:`_minimize` from ``starts`` starting images at once (one batch), keeping one (:func:`select_start`).
 
     The first start is the plain (or ``start_jitter``) prior image, the others the prior image times
-    ``exp(0.1 ε)`` with their own ε. The kept image has the least ``J`` (data fit plus regularizers) at the end.
-    The closure objective is multimodal (RESULTS.md §7): a few starts are the cheap guard against a poor local
-    optimum, and as a batch they share the per-operation costs that dominate small images.
+    ``exp(0.1 ε)`` with their own ε. The kept image has the least ``J`` (data fit plus regularizers) at the end,
+    unless three or more starts are within the χ² noise of it (:func:`data_tolerance`): then the one most like
+    the others among those. The closure objective is multimodal (RESULTS.md §7): a few starts are the cheap
+    guard against a poor local optimum, and as a batch they share the per-operation costs that dominate small
+    images. The index of the kept start is logged as ``kept start``.
 
     The jitter breaks the point symmetry of the Gaussian start: the visibilities of a centro-symmetric image
     are real, its closure phases exactly 0 or π, and there the closure-phase term is stationary (a saddle
@@ -430,12 +457,12 @@ def minimize(objective: RMLObjective, ctx: Context, iterations: int, rounds: int
                           for s, j in enumerate(jitters)])
     x, chi2, total_its, value = _minimize(objective, ctx, iterations, rounds, z0, final_scale=final_scale)
     if x.ndim == 2:
-        ctx.log(**{"start objective": float(value)})
+        ctx.log(**{"start objective": float(value), "kept start": 0})
         return x, {k: float(v) for k, v in chi2.items()}, total_its
-    value = torch.where(torch.isfinite(value), value, torch.full_like(value, float("inf")))
     for v in value:
         ctx.log(**{"start objective": float(v)})
-    best = int(torch.argmin(value))
+    best = select_start(x, value, data_tolerance(objective))
+    ctx.log(**{"kept start": best})
     return x[best], {k: float(v[best]) for k, v in chi2.items()}, total_its
 
 
@@ -567,8 +594,9 @@ RML_PARAMS = (
     Param("blur_uas", float, None, 0.0, 1000.0, doc="restart blur FWHM in µas (empty: nominal resolution)"),
     Param("systematic", float, 0.0, 0.0, 1.0, doc="fractional systematic error added to visibility sigmas"),
     Param("starts", int, None, 1, 32,
-          doc="starting images run as one batch, the one with the least objective kept (empty: 1 on visibilities, "
-              "3 on closures, whose objective is multimodal)"),
+          doc="starting images run as one batch, the one with the least objective kept, or when three or more are "
+              "within the χ² noise of it, the one most like those (empty: 1 on visibilities, 3 on closures, whose "
+              "objective is multimodal)"),
     Param("final_scale", float, None, 0.0, 10.0,
           doc="the last of several rounds with the MEM/TV/TSV/L1 weights times this (empty: 1 on visibilities, 2 on "
               "closures, where a smoother last round is the better image)"),
@@ -587,8 +615,8 @@ class RML(Method):
     description = (
         "argmin_x Σ α χ²(data) + β_mem KL(x‖prior) + β_tv TV + β_tsv TSV + β_l1 L1 + flux + centroid, x = exp(z) > 0, "
         "by L-BFGS-B; rounds restart from the blurred previous image. Data: visibilities, amplitudes + closure "
-        "phases, or closure quantities only (3 starts as one batch, the least objective kept; the last round with "
-        "doubled MEM/TV/TSV weights)."
+        "phases, or closure quantities only (3 starts as one batch, the least objective kept unless three are within "
+        "the χ² noise of it, then the one most like the others; the last round with doubled MEM/TV/TSV weights)."
     )
     reference = ("Chael et al. 2016, ApJ 829, 11; Chael et al. 2018, ApJ 857, 23; EHT Collaboration 2019, "
                  "ApJL 875, L4 (Paper IV).")
@@ -616,10 +644,10 @@ class RML(Method):
             objective = RMLObjective(y, A, noise, **{k: params[k] for k in _OBJECTIVE_KEYS})
             x, chi2, iterations_run = minimize(objective, ctx, iterations, rounds, params["start_jitter"], starts,
                                                final_scale=final_scale)
+        kept, objectives = int(ctx.history["kept start"][-1]), list(ctx.history["start objective"][-starts:])
         return Estimate(x.float(), info={"iterations": iterations_run, "rounds": rounds, "starts": starts,
-                                         "final_scale": final_scale,
-                                         "objective": min(ctx.history["start objective"]),
-                                         "start_objectives": list(ctx.history["start objective"]),
+                                         "final_scale": final_scale, "kept_start": kept,
+                                         "objective": objectives[kept], "start_objectives": objectives,
                                          "total_flux": objective.flux_total, "reduced_chi2": chi2,
                                          "data": [name for name, _, _ in objective.terms],
                                          "image_flux": float(x.sum())})
