@@ -235,7 +235,7 @@ def test_wavelet_step_growth_on_line_masks_reaches_the_same_solution():
     sc = mri.simulate_kspace(mri.shepp_logan((48, 48)), 4, kind="equispaced", acceleration=4, snr_db=30, seed=0)
     wavelet = WaveletSparsity(2, wavelet="haar")
     steps = sc.operator.primal_dual_steps(wavelet)
-    assert steps["max_step"] > steps["step"]
+    assert steps["max_step"] > steps["step"] and steps["growth"] > 1 and steps["growth_slack"] > 0
     fixed = {k: v for k, v in steps.items() if k != "max_step"}
     A, gather = sc.operator.compact()
     sp = scale_problem(torch.from_numpy(sc.kspace), ni.noise.Gaussian(sc.sigma))
@@ -249,3 +249,7 @@ def test_wavelet_step_growth_on_line_masks_reaches_the_same_solution():
     assert info_grown["lam"] == pytest.approx(info_ref["lam"], rel=0.05)
     with pytest.raises(ValueError, match="max_step"):
         primal_dual(data, wavelet, x0, None, 0.8, None, 5, 1e-6, step=0.15, max_step=0.1)
+    with pytest.raises(ValueError, match="growth"):
+        primal_dual(data, wavelet, x0, None, 0.8, None, 5, 1e-6, step=0.15, max_step=0.6, growth=1.0)
+    with pytest.raises(ValueError, match="growth_slack"):
+        primal_dual(data, wavelet, x0, None, 0.8, None, 5, 1e-6, step=0.15, max_step=0.6, growth_slack=-0.1)

@@ -91,8 +91,12 @@ def initial_image(y: torch.Tensor, A: LinearOperator, lower: float | None, gain:
 #: same stationarity ``‖Kᴴy‖/‖x‖``, not sooner)
 REFERENCE_STEP = 0.05
 
-#: :func:`primal_dual`'s ``max_step``: τ grows while the misfit is within this fraction of its target
+#: :func:`primal_dual`'s ``max_step``: τ grows while the misfit is within this fraction of its target (the default of
+#: ``growth_slack``)
 STEP_GROWTH_SLACK = 0.03
+
+#: :func:`primal_dual`'s ``max_step``: τ grows by this factor at a time (the default of ``growth``)
+STEP_GROWTH = 1.5
 
 
 def _real(t: torch.Tensor) -> torch.Tensor:
@@ -122,6 +126,8 @@ def primal_dual(
     step: float = REFERENCE_STEP,
     data_share: float = 0.5,
     max_step: float | None = None,
+    growth_slack: float = STEP_GROWTH_SLACK,
+    growth: float = STEP_GROWTH,
 ) -> tuple[torch.Tensor, dict]:
     """Chambolle–Pock on ``min_x F(Ax) + λ R(x) + ι(x ≥ lower)``, or with ``lam=None`` on the constrained
     ``min R(x) s.t. D(Ax) ≤ target · E[D]`` (the expected discrepancy at the current ``Ax``); step sizes balanced
@@ -130,10 +136,10 @@ def primal_dual(
     primal_dual_steps`); ``step`` is the primal step τ (σ = 0.49/τ) and ``data_share`` the part of the step budget
     τσ‖K̃‖² < 1 given to the data block (½: balanced). ``tol`` bounds the relative change of x per iteration at the
     reference step τ = 0.05 (a larger step scales it), i.e. the stationarity ``τ₀‖Kᴴy‖/‖x‖`` wherever no bound is
-    active. ``max_step`` (constrained form only; default: ``step``, fixed) lets τ grow ×1.5 (σ = 0.49/τ following)
-    at each tenth iteration where the misfit is within ``STEP_GROWTH_SLACK`` of its target, up to ``max_step``: once
-    the data constraint holds, what is left is the prior's slow modes, which a larger primal step moves faster;
-    finitely many step changes keep the convergence of the fixed-step iteration. Returns ``x`` (the last ``x̃``) and
+    active. ``max_step`` (constrained form only; default: ``step``, fixed) lets τ grow ×``growth`` (σ = 0.49/τ
+    following) at each tenth iteration where the misfit is within ``growth_slack`` of its target, up to ``max_step``:
+    once the data constraint (nearly) holds, what is left is the prior's slow modes, which a larger primal step moves
+    faster; finitely many step changes keep the convergence of the fixed-step iteration. Returns ``x`` (the last ``x̃``) and
     ``{"lam", "iterations", "step"}`` (the final τ)."""
     if not (0 < relaxation < 2 and step > 0 and 0 < data_share < 1):
         raise ValueError(f"primal_dual needs 0 < relaxation < 2, step > 0 and 0 < data_share < 1, got {relaxation}, "
@@ -141,6 +147,8 @@ def primal_dual(
     max_step = step if max_step is None else float(max_step)
     if max_step < step:
         raise ValueError(f"primal_dual needs max_step ≥ step, got {max_step} < {step}.")
+    if not (growth > 1 and growth_slack >= 0):
+        raise ValueError(f"primal_dual needs growth > 1 and growth_slack ≥ 0, got {growth} and {growth_slack}.")
     A, constrained = data.A, lam is None
     # diagonal preconditioning of the data block (Pock & Chambolle 2011): dual steps ∝ the operator's
     # measurement weights P (e.g. density compensation), with ‖P^{1/2}A‖² in place of ‖A‖²
@@ -175,9 +183,9 @@ def primal_dual(
         change = _norm(x - x_new) / max(_norm(x_new), 1e-30) * (REFERENCE_STEP / tau)
         Kn1 = A.apply(x_new)
         if constrained and k % 10 == 1:
-            if grow and k > 1 and tau < max_step and data.discrepancy(Kn1) <= (1 + STEP_GROWTH_SLACK) * delta:
+            if grow and k > 1 and tau < max_step and data.discrepancy(Kn1) <= (1 + growth_slack) * delta:
                 # the constraint (nearly) holds: a larger primal step from here on (σ = 0.49/τ), the duals stand
-                tau = min(tau * 1.5, max_step)
+                tau = min(tau * growth, max_step)
                 sigma, s1, s2, s1w = dual_steps(tau)
             delta = target * data.expected_discrepancy(Kn1)
         Kw2 = reg.analysis(torch.mul(x_new, 2).sub_(x))

@@ -186,10 +186,10 @@ class LinearOperator(Operator):
         return {}
 
     def primal_dual_steps(self, regularizer: Any) -> dict[str, float]:
-        """Keyword arguments ``step`` (the primal step τ), ``relaxation`` (ρ), ``data_share`` (and ``max_step``) for the primal–dual
-        solver with this ``regularizer`` where they were measured to converge faster than the defaults (τ = 0.05,
-        ρ = 1, ½); the stopping tolerance is measured per reference step, so they change the path, not the
-        stationarity at the stop. Empty (the default) for the plain iteration."""
+        """Keyword arguments ``step`` (the primal step τ), ``relaxation`` (ρ), ``data_share`` (and ``max_step``,
+        ``growth_slack``, ``growth``) for the primal–dual solver with this ``regularizer`` where they were measured to
+        converge faster than the defaults (τ = 0.05, ρ = 1, ½); the stopping tolerance is measured per reference step,
+        so they change the path, not the stationarity at the stop. Empty (the default) for the plain iteration."""
         return {}
 
     def compact(self) -> tuple[LinearOperator, Callable[[torch.Tensor], torch.Tensor]]:
