@@ -82,7 +82,8 @@ class RichardsonLucy(Method):
     name = "richardson_lucy"
     label = "Richardson–Lucy"
     description = (
-        "Poisson maximum likelihood x ← x · Aᵀ(y / Ax) / Aᵀ1, accelerated by Biggs–Andrews vector extrapolation; "
+        "Poisson maximum likelihood x ← x · Aᵀ(y / Ax) / Aᵀ1, accelerated by Biggs–Andrews vector extrapolation and "
+        "over-relaxed first steps (the correction squared in the first 3 iterations); "
         "stops itself when the Poisson deviance (or χ² for Gaussian noise) reaches the noise level. With a "
         "reflect blur whose PSF is symmetric about its centre the blur is diagonal in the cosine transform (two "
         "image-size transforms per convolution); otherwise, with a reflect or zero blur, the object is estimated on "
@@ -91,6 +92,7 @@ class RichardsonLucy(Method):
     reference = (
         "Richardson, JOSA 62 (1972) 55; Lucy, AJ 79 (1974) 745; Biggs & Andrews, Appl. Opt. 36 (1997) 1766; "
         "Bertero et al., Inverse Problems 26 (2010) 105004 (discrepancy principle for Poisson data); "
+        "Lanteri, Roche, Cuevas & Aime, Signal Process. 81 (2001) 945 (relaxed multiplicative steps); "
         "Bertero & Boccacci, A&A 437 (2005) 369 (boundary effects); Ng, Chan & Tang, SIAM J. Sci. Comput. 21 "
         "(1999) 851 (reflective boundary and the cosine transform)."
     )
@@ -225,11 +227,10 @@ class RichardsonLucy(Method):
 def _relaxed(correction: torch.Tensor, k: int, relax: tuple[float, int]) -> torch.Tensor:
     """The RL correction ``r = Aᵀ(y/Ax)/Aᵀ1`` raised in place to the relaxation exponent ``ω`` in the first iterations.
 
-    Over-relaxed multiplicative step ``x ← x · r^ω`` (Lanteri, Roche, Cuevas & Aime, Signal Process. 81 (2001) 945;
-    Llacer & Núñez, in The Restoration of HST Images and Spectra (1990) 62), ``1 ≤ ω ≤ 2``: in the first iterations,
-    far from the fit, it takes the long steps plain RL needs several iterations for. ``r`` is clamped at zero first
-    (the FFT convolution's rounding can leave −1e-8 where the data are zero). Chosen on validation images
-    (benchmarks/RESULTS.md §1): ω = 2 for 3 iterations."""
+    Over-relaxed multiplicative step ``x ← x · r^ω``, ``1 ≤ ω ≤ 2`` (Lanteri, Roche, Cuevas & Aime, Signal Process. 81
+    (2001) 945): in the first iterations, far from the fit, it takes the long steps plain RL needs several iterations
+    for. ``r`` is clamped at zero first (the FFT convolution's rounding can leave −1e-8 where the data are zero), so the
+    power is defined. Chosen on validation images (benchmarks/RESULTS.md §1): ω = 2 for 3 iterations."""
     omega, count = relax
     if k > count or omega == 1.0:
         return correction
