@@ -158,7 +158,8 @@ def _reference_accelerated_rl(y, psf, grid, c, shift, gain, iterations, operator
     """Biggs–Andrews accelerated RL on the padded grid (float64, direct convolutions), with the mean Poisson
     deviance of the shifted data y + s against the model A v + c − (c − s) at each extrapolated point v.
     ``operators``: (forward, adjoint) of another model (the object then lives on the data's grid). The first
-    ``relax[1]`` steps are over-relaxed, x ← v · (Aᵀ(y/Av)/Aᵀ1)^ω with ω = ``relax[0]``."""
+    ``relax[1]`` steps are over-relaxed, x ← v · (Aᵀ(y/Av)/Aᵀ1)^ω with ω = ``relax[0]``, without extrapolation; the
+    next one extrapolates with the fixed weight 0.5."""
     forward, adjoint = operators or _reference_grid_operators(psf, grid, y.shape)
     norm = adjoint(np.ones_like(y))
     support = norm > 1e-6 * norm.max()
@@ -168,7 +169,9 @@ def _reference_accelerated_rl(y, psf, grid, c, shift, gain, iterations, operator
     x_prev, steps, deviances, alphas = x, [], [], []
     for k in range(1, iterations + 1):
         alpha = 0.0
-        if len(steps) >= 2:
+        if relax[0] != 1.0 and k <= relax[1] + 1:  # none during the relaxed steps, then a fixed 0.5 once
+            alpha = 0.5 if k == relax[1] + 1 else 0.0
+        elif len(steps) >= 2:
             alpha = float(np.clip(np.vdot(steps[-1], steps[-2]) / np.vdot(steps[-2], steps[-2]), 0.0, 0.95))
         v = np.maximum(x + alpha * (x - x_prev), 1e-12) if alpha > 0 else x
         model = forward(v) + c
@@ -202,8 +205,9 @@ def test_accelerated_richardson_lucy_and_its_deviance_equal_a_reference(noise, o
     np.testing.assert_allclose(history["alpha"], alphas, rtol=1e-3, atol=1e-4)
     np.testing.assert_allclose(history["misfit"], deviances, rtol=1e-4)
     window = tuple(slice(b, b + n) for b, n in zip(A.before, y.shape))
-    # float32 against float64: the squared (over-relaxed) first steps double the rounding of pixels driven near zero
-    np.testing.assert_allclose(rec.mean, ref[window], rtol=2e-3, atol=5e-5)
+    # float32 against float64: the squared (over-relaxed) first steps amplify the rounding of pixels driven near zero
+    # (1e-4 of the data's scale: a pixel of 2.5e-3 differs by 7e-5 after 10 iterations; the histories above agree)
+    np.testing.assert_allclose(rec.mean, ref[window], rtol=2e-3, atol=1e-4)
 
 
 def _reference_reflect_operators(psf: np.ndarray, shape: tuple[int, ...]):
@@ -250,7 +254,7 @@ def test_reflect_richardson_lucy_by_the_cosine_transform_equals_a_reference(shap
     for rec in results:
         np.testing.assert_allclose(rec.info["history"]["alpha"], alphas, rtol=1e-3, atol=1e-4)
         np.testing.assert_allclose(rec.info["history"]["misfit"], deviances, rtol=1e-4)
-        np.testing.assert_allclose(rec.mean, ref, rtol=2e-3, atol=5e-5)  # (see above)
+        np.testing.assert_allclose(rec.mean, ref, rtol=2e-3, atol=1e-4)  # (see above)
     # an asymmetric PSF has no cosine-transform diagonal: the padded grid
     skew = psf.copy()
     skew[(0,) * len(shape)] *= 3

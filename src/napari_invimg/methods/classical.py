@@ -200,6 +200,8 @@ class RichardsonLucy(Method):
                 alpha = 0.0
                 if extrapolation is not None:
                     alpha = extrapolation[k - 1] if k <= len(extrapolation) else 0.0
+                elif acceleration and 0 < relax[1] and k <= relax[1] + 1 and relax[0] != 1.0:
+                    alpha = _weight_after_relaxation(k, relax)
                 elif acceleration and g_prev2 is not None:
                     alpha = _flat_dot(g_prev, g_prev2) / max(_flat_dot(g_prev2, g_prev2), 1e-30)
                     alpha = min(max(alpha, 0.0), 0.95)
@@ -237,6 +239,18 @@ def _relaxed(correction: torch.Tensor, k: int, relax: tuple[float, int]) -> torc
     if omega == 2.0:
         return correction.clamp_(min=0).square_()
     return correction.clamp_(min=0).pow_(omega)
+
+
+#: Biggs–Andrews weight of the first plain step after the over-relaxed ones (chosen on validation images, §1)
+WEIGHT_AFTER_RELAXATION = 0.5
+
+
+def _weight_after_relaxation(k: int, relax: tuple[float, int]) -> float:
+    """The extrapolation weight in iterations ``1 … n + 1`` of an over-relaxed start (``n = relax[1]`` steps with
+    ``ω = relax[0] ≠ 1``): none during the relaxed steps, whose successive steps alternate in sign (an ω = 2 step
+    overshoots, the next corrects it) so the measured weight ⟨g_k, g_{k−1}⟩/‖g_{k−1}‖² is clipped to zero; then a fixed
+    ``WEIGHT_AFTER_RELAXATION`` along ``x_n − x_{n−1}`` on the first plain step; measured weights from the step after."""
+    return WEIGHT_AFTER_RELAXATION if k == relax[1] + 1 else 0.0
 
 
 def _flat_dot(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -423,6 +437,8 @@ class _BlurGrid:
             alpha = 0.0
             if extrapolation is not None:  # weights fixed by a tiled run's pilot
                 alpha = extrapolation[k - 1] if k <= len(extrapolation) else 0.0
+            elif measure and 0 < relax[1] and k <= relax[1] + 1 and relax[0] != 1.0:
+                alpha = _weight_after_relaxation(k, relax)
             elif next_alpha is not None:
                 alpha = min(max(next_alpha, 0.0), 0.95)
             # Biggs–Andrews extrapolation v = x + α (x − x_prev)
