@@ -9,7 +9,10 @@ is the ratio of their 20th-percentile times (the issue's bar: ≥ 3×). ``cpu`` 
 of wall seconds: on a loaded machine with one thread that removes the time spent waiting for a core (with more
 threads it counts every thread's CPU time, including spinning, and is not meaningful).
 
-    PYTHONPATH=src python benchmarks/bench_rl_time_to_best.py CASE [THREADS] [cpu] [within=DB]   # CASE: 0, 1, 2
+    PYTHONPATH=src python benchmarks/bench_rl_time_to_best.py CASE [THREADS] [cpu] [within=DB] [before=NAME:VALUE]
+
+``before=NAME:VALUE`` also times our call with that parameter changed (e.g. ``before=relaxation:1``, RL before its
+over-relaxed first steps), alternated with the others in the same process: a before/after under the same load.
 
 ``within=DB`` counts scikit-image's best as reached when ours comes within ``DB`` decibels of it (default 0: reached
 or passed). At ~100 photons (CASE 0) both RLs peak at the same PSNR after 7–8 iterations, ours a few thousandths of a
@@ -36,6 +39,10 @@ def main() -> None:
     threads = int(sys.argv[2]) if len(sys.argv) > 2 else 1
     clock = time.process_time if "cpu" in sys.argv[3:] else time.perf_counter
     within = next((float(a.split("=", 1)[1]) for a in sys.argv[3:] if a.startswith("within=")), 0.0)
+    before = next((a.split("=", 1)[1].split(":", 1) for a in sys.argv[3:] if a.startswith("before=")), None)
+    variants = {"ours": {}}
+    if before is not None:
+        variants["before"] = {before[0]: float(before[1])}
     torch.set_num_threads(threads)
     from skimage.restoration import richardson_lucy
 
@@ -44,37 +51,45 @@ def main() -> None:
     horizon = 50 if case == 1 else 14  # scikit-image peaks after 34 / 7–8 iterations on these cases
     sk_psnr, _ = skimage_path(y, psf, x, horizon)
     target, k_sk = float(sk_psnr.max()), int(sk_psnr.argmax()) + 1
-    ours = []
-    ni.reconstruct(y, A, "richardson_lucy", noise=noise, iterations=horizon, stop="none",
-                   progress=lambda i, n, preview: ours.append(ni.metrics.psnr(preview, x)))
-    ours = np.asarray(ours)
-    reached = np.nonzero(ours >= target - within)[0]
-    what = f"reaches scikit-image's best (within {within:g} dB)"
-    if not reached.size:
-        print(f"{name}: scikit-image's best {target:.3f} dB (iteration {k_sk}); ours peaks at {ours.max():.3f} dB "
-              f"(iteration {int(ours.argmax()) + 1}) and does not reach it; timing each RL to its own best instead")
-        reached = np.array([int(ours.argmax())])
-        what = "reaches its own best"
-    k_ours = int(reached[0]) + 1
+    k_of, psnr_of, what_of = {}, {}, {}
+    for key, kwargs in variants.items():
+        ours = []
+        ni.reconstruct(y, A, "richardson_lucy", noise=noise, iterations=horizon, stop="none", **kwargs,
+                       progress=lambda i, n, preview: ours.append(ni.metrics.psnr(preview, x)))
+        ours = np.asarray(ours)
+        reached = np.nonzero(ours >= target - within)[0]
+        what_of[key] = f"reaches scikit-image's best (within {within:g} dB)"
+        if not reached.size:
+            print(f"{name} ({key}): scikit-image's best {target:.3f} dB (iteration {k_sk}); ours peaks at "
+                  f"{ours.max():.3f} dB (iteration {int(ours.argmax()) + 1}) and does not reach it; timing each RL to its "
+                  "own best instead")
+            reached = np.array([int(ours.argmax())])
+            what_of[key] = "reaches its own best"
+        k_of[key] = int(reached[0]) + 1
+        psnr_of[key] = float(ours[k_of[key] - 1])
     data = np.clip(y, 0, None)
 
     def skimage_call() -> None:
         richardson_lucy(data, psf, num_iter=k_sk, clip=False)
 
-    def our_call() -> None:
-        ni.reconstruct(y, A, "richardson_lucy", noise=noise, iterations=k_ours, stop="none")
+    def our_call(key: str):
+        return lambda: ni.reconstruct(y, A, "richardson_lucy", noise=noise, iterations=k_of[key], stop="none",
+                                      **variants[key])
 
-    times = {"skimage": [], "ours": []}
+    calls = [("skimage", skimage_call)] + [(key, our_call(key)) for key in variants]
+    times = {key: [] for key, _ in calls}
     for _ in range(5 if A.ndim == 2 else 2):
-        for key, call in (("skimage", skimage_call), ("ours", our_call)):
+        for key, call in calls:
             start = clock()
             call()
             times[key].append(clock() - start)
     best = {k: float(np.percentile(v, 20)) for k, v in times.items()}
-    print(f"{name}: {threads} thread(s), {'CPU' if clock is time.process_time else 'wall'} seconds; scikit-image best "
-          f"{target:.3f} dB at iteration {k_sk} in {best['skimage']:.3f} s; ours {what} at iteration {k_ours} "
-          f"({ours[k_ours - 1]:.3f} dB) in {best['ours']:.3f} s; speed-up {best['skimage'] / best['ours']:.2f}×; "
-          f"load {os.getloadavg()[0]:.1f}")
+    for key in variants:
+        label = "ours" if key == "ours" else f"ours with {before[0]}={before[1]}"
+        print(f"{name}: {threads} thread(s), {'CPU' if clock is time.process_time else 'wall'} seconds; scikit-image "
+              f"best {target:.3f} dB at iteration {k_sk} in {best['skimage']:.3f} s; {label} {what_of[key]} at "
+              f"iteration {k_of[key]} ({psnr_of[key]:.3f} dB) in {best[key]:.3f} s; speed-up "
+              f"{best['skimage'] / best[key]:.2f}×; load {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -210,8 +210,8 @@ def test_tiles_in_flight_and_pilot_stay_within_the_untiled_memory(monkeypatch, t
     from napari_invimg.methods import registry
 
     psf, noise = ni.psf.gaussian((7, 7), (1.3, 1.3)), ni.noise.Gaussian(0.01)
-    y = ni.simulate(ni.datasets.fluorescence((192, 192), seed=1).astype(np.float32),
-                    ni.operators.Blur(psf, (192, 192)), noise, seed=0)
+    y = ni.simulate(ni.datasets.fluorescence((256, 256), seed=1).astype(np.float32),
+                    ni.operators.Blur(psf, (256, 256)), noise, seed=0)
     A = ni.operators.Blur(psf, (8, 8))
     cls = registry.get("richardson_lucy")
     monkeypatch.setattr(tiling, "_workers", lambda client: (4, 2.0**40))  # 4 slots, plenty of memory

@@ -103,41 +103,48 @@ def _reference_grid_operators(psf: np.ndarray, grid: tuple[int, ...], shape: tup
     return forward, adjoint
 
 
-def _reference_padded_grid_rl(y: np.ndarray, psf: np.ndarray, grid: tuple[int, int], c: float, iterations: int):
+def _reference_padded_grid_rl(y: np.ndarray, psf: np.ndarray, grid: tuple[int, int], c: float, iterations: int,
+                              relax: tuple[float, int] = (2.0, 3)):
     """Bertero & Boccacci (2005) RL written independently: the object on ``grid``, the data the centre of the
-    full linear convolution (scipy, float64, no FFT); x ← x · Aᵀ(y/Ax) / Aᵀ1 on pixels with Aᵀ1 > 1e-6 max."""
+    full linear convolution (scipy, float64, no FFT); x ← x · (Aᵀ(y/Ax) / Aᵀ1)^ω on pixels with Aᵀ1 > 1e-6 max,
+    ω = ``relax[0]`` in the first ``relax[1]`` iterations (over-relaxed steps), then 1."""
     forward, adjoint = _reference_grid_operators(psf, grid, y.shape)
     norm = adjoint(np.ones_like(y))
     support = norm > 1e-6 * norm.max()
     yc = np.clip(y + c, 0, None)
     x = np.where(support, max(yc.mean(), 1e-6), 0.0)
-    for _ in range(iterations):
+    for k in range(1, iterations + 1):
         model = np.maximum(forward(x) + c, 1e-12)
-        x = np.where(support, x * adjoint(yc / model) / np.where(support, norm, 1.0), 0.0)
+        correction = np.maximum(adjoint(yc / model) / np.where(support, norm, 1.0), 0.0)
+        x = np.where(support, x * correction ** (relax[0] if k <= relax[1] else 1.0), 0.0)
     return x
 
 
-@pytest.mark.parametrize("boundary", ["reflect", "zero"])
-def test_richardson_lucy_on_the_padded_grid_equals_a_reference(boundary):
+@pytest.mark.parametrize("boundary, relax", [("reflect", (2.0, 3)), ("zero", (2.0, 3)), ("reflect", (1.0, 0)),
+                                             ("zero", (1.5, 5))])
+def test_richardson_lucy_on_the_padded_grid_equals_a_reference(boundary, relax):
     rng = np.random.default_rng(3)
     psf = ni.psf.gaussian((7, 5), 1.3).astype(np.float64)
     psf /= psf.sum()
     y = rng.uniform(0.2, 1.0, (20, 23))
     A = ni.operators.Blur(psf, y.shape, boundary=boundary)
     rec = ni.reconstruct(y.astype(np.float32), A, "richardson_lucy", noise=ni.noise.Poisson(1.0), iterations=8,
-                         stop="none", acceleration=False, offset=0.05, object_domain="padded")
-    ref = _reference_padded_grid_rl(y, psf, A.grid, 0.05, 8)
+                         stop="none", acceleration=False, offset=0.05, object_domain="padded",
+                         relaxation=relax[0], relaxed_iterations=relax[1])
+    ref = _reference_padded_grid_rl(y, psf, A.grid, 0.05, 8, relax)
     window = tuple(slice(b, b + n) for b, n in zip(A.before, y.shape))
     np.testing.assert_allclose(rec.mean, ref[window], rtol=2e-4, atol=1e-6)
     assert "padded grid" in rec.info["object_domain"]
     # accelerated, it fits the data at least as well in the same number of iterations
     fast = ni.reconstruct(y.astype(np.float32), A, "richardson_lucy", noise=ni.noise.Poisson(1.0), iterations=8,
-                          stop="none", offset=0.05, object_domain="padded")
+                          stop="none", offset=0.05, object_domain="padded", relaxation=relax[0],
+                          relaxed_iterations=relax[1])
     assert fast.info["history"]["misfit"][-1] <= rec.info["history"]["misfit"][-1] + 1e-6
 
     # the operator's own boundary model on the field of view stays available
     own = ni.reconstruct(y.astype(np.float32), A, "richardson_lucy", noise=ni.noise.Poisson(1.0), iterations=8,
-                         stop="none", acceleration=False, offset=0.05, object_domain="boundary")
+                         stop="none", acceleration=False, offset=0.05, object_domain="boundary",
+                         relaxation=relax[0], relaxed_iterations=relax[1])
     expected = "cosine transform" if boundary == "reflect" else "the operator's domain"  # the PSF is symmetric
     assert expected in own.info["object_domain"] and own.mean.shape == y.shape
     assert np.abs(own.mean - rec.mean).max() > 1e-4  # a different model near the borders
@@ -147,10 +154,12 @@ def test_richardson_lucy_on_the_padded_grid_equals_a_reference(boundary):
         assert rec.info["history"]["misfit"][0] == pytest.approx(own.info["history"]["misfit"][0], rel=1e-4)
 
 
-def _reference_accelerated_rl(y, psf, grid, c, shift, gain, iterations, operators=None):
+def _reference_accelerated_rl(y, psf, grid, c, shift, gain, iterations, operators=None, relax=(2.0, 3)):
     """Biggs–Andrews accelerated RL on the padded grid (float64, direct convolutions), with the mean Poisson
     deviance of the shifted data y + s against the model A v + c − (c − s) at each extrapolated point v.
-    ``operators``: (forward, adjoint) of another model (the object then lives on the data's grid)."""
+    ``operators``: (forward, adjoint) of another model (the object then lives on the data's grid). The first
+    ``relax[1]`` steps are over-relaxed, x ← v · (Aᵀ(y/Av)/Aᵀ1)^ω with ω = ``relax[0]``, without extrapolation; the
+    next one extrapolates with the fixed weight 0.5."""
     forward, adjoint = operators or _reference_grid_operators(psf, grid, y.shape)
     norm = adjoint(np.ones_like(y))
     support = norm > 1e-6 * norm.max()
@@ -158,9 +167,11 @@ def _reference_accelerated_rl(y, psf, grid, c, shift, gain, iterations, operator
     counts = np.clip(y + shift, 0, None)
     x = np.where(support, yc.mean(), 0.0)
     x_prev, steps, deviances, alphas = x, [], [], []
-    for _ in range(iterations):
+    for k in range(1, iterations + 1):
         alpha = 0.0
-        if len(steps) >= 2:
+        if relax[0] != 1.0 and k <= relax[1] + 1:  # none during the relaxed steps, then a fixed 0.5 once
+            alpha = 0.5 if k == relax[1] + 1 else 0.0
+        elif len(steps) >= 2:
             alpha = float(np.clip(np.vdot(steps[-1], steps[-2]) / np.vdot(steps[-2], steps[-2]), 0.0, 0.95))
         v = np.maximum(x + alpha * (x - x_prev), 1e-12) if alpha > 0 else x
         model = forward(v) + c
@@ -168,7 +179,8 @@ def _reference_accelerated_rl(y, psf, grid, c, shift, gain, iterations, operator
         deviances.append(2 * np.sum(np.where(counts > 0, counts * np.log(np.where(counts > 0, counts, 1) / b), 0)
                                     - counts + b) / (gain * y.size))
         alphas.append(alpha)
-        x_new = np.where(support, v * adjoint(yc / model) / np.where(support, norm, 1.0), 0.0)
+        correction = np.maximum(adjoint(yc / model) / np.where(support, norm, 1.0), 0.0)
+        x_new = np.where(support, v * correction ** (relax[0] if k <= relax[1] else 1.0), 0.0)
         steps.append(x_new - v)
         x_prev, x = x, x_new
     return x, np.array(deviances), np.array(alphas)
@@ -193,7 +205,9 @@ def test_accelerated_richardson_lucy_and_its_deviance_equal_a_reference(noise, o
     np.testing.assert_allclose(history["alpha"], alphas, rtol=1e-3, atol=1e-4)
     np.testing.assert_allclose(history["misfit"], deviances, rtol=1e-4)
     window = tuple(slice(b, b + n) for b, n in zip(A.before, y.shape))
-    np.testing.assert_allclose(rec.mean, ref[window], rtol=2e-3, atol=1e-5)
+    # float32 against float64: the squared (over-relaxed) first steps amplify the rounding of pixels driven near zero
+    # (1e-4 of the data's scale: a pixel of 2.5e-3 differs by 7e-5 after 10 iterations; the histories above agree)
+    np.testing.assert_allclose(rec.mean, ref[window], rtol=2e-3, atol=1e-4)
 
 
 def _reference_reflect_operators(psf: np.ndarray, shape: tuple[int, ...]):
@@ -240,7 +254,7 @@ def test_reflect_richardson_lucy_by_the_cosine_transform_equals_a_reference(shap
     for rec in results:
         np.testing.assert_allclose(rec.info["history"]["alpha"], alphas, rtol=1e-3, atol=1e-4)
         np.testing.assert_allclose(rec.info["history"]["misfit"], deviances, rtol=1e-4)
-        np.testing.assert_allclose(rec.mean, ref, rtol=2e-3, atol=1e-5)
+        np.testing.assert_allclose(rec.mean, ref, rtol=2e-3, atol=1e-4)  # (see above)
     # an asymmetric PSF has no cosine-transform diagonal: the padded grid
     skew = psf.copy()
     skew[(0,) * len(shape)] *= 3
@@ -338,3 +352,18 @@ def test_richardson_lucy_first_iteration_without_the_forward_convolution(monkeyp
         start = float(y.mean())
         assert rec.info["history"]["misfit"][0] == pytest.approx(
             ni.noise.Poisson(0.01).misfit(torch.from_numpy(y), torch.full(y.shape, start)), rel=1e-4)
+
+
+def test_over_relaxed_first_steps_reach_a_low_count_image_sooner():
+    """RL's default over-relaxed first steps x ← x · r² (3 iterations) come nearer the ground truth after 4 iterations
+    than plain RL (ω = 1) on a ~100-photon blurred image, and a relaxation outside [1, 2] is refused."""
+    x = ni.datasets.fluorescence((96, 96), seed=11)
+    psf = ni.psf.gaussian((15, 15), 2.0)
+    A = ni.operators.Blur(psf, x.shape, boundary="reflect")
+    noise = ni.noise.PoissonGaussian(gain=0.01, sigma=0.01)
+    y = ni.simulate(x, A, noise, seed=12)
+    psnr = {rel: ni.metrics.psnr(ni.reconstruct(y, A, "richardson_lucy", noise=noise, iterations=4, stop="none",
+                                                relaxation=rel).mean, x) for rel in (1.0, 2.0)}
+    assert psnr[2.0] > psnr[1.0] + 0.3
+    with pytest.raises(ValueError, match="relaxation"):
+        ni.reconstruct(y, A, "richardson_lucy", noise=noise, iterations=2, relaxation=2.5)
