@@ -18,6 +18,11 @@ The bundled models ring, crescent, double were used while choosing the defaults;
 
     PYTHONPATH=src python benchmarks/bench_blackhole_posterior.py [--npix 32] [--models ring,crescent,double,jet,asym]
         [--data vis,closures] [--iterations 400 --warmup 300] [--systematic 0] [--no-interweave] [--sampler hmc]
+        [--mean-threshold 0.1] [--linearized-moves 1]
+
+Models: ring, crescent, double, jet, asym; double2 (held out: 40 µas, −30°); randomK (the K-th model of
+``bench_rml_starts.random_family``, held out). "haze": the median share of a sample's flux outside the source (the
+blurred truth above 5% of its peak).
 """
 
 from __future__ import annotations
@@ -35,6 +40,13 @@ FOV = 160.0
 
 
 def sky(name: str, npix: int) -> np.ndarray:
+    if name.startswith("random"):  # randomN: the N-th model of bench_rml_starts's random family (held out)
+        from bench_rml_starts import random_family
+
+        k = int(name[6:])
+        return random_family(k + 1, npix)[k][1]
+    if name == "double2":  # held out: another double (helper closure4's)
+        return bh.models.double(npix, FOV, separation_uas=40, pa_deg=-30, fwhm_uas=(20, 14), ratio=0.7)
     if name == "asym":  # held out: an m-ring brightest in the north-east, with a second-order asymmetry
         return bh.models.mring(npix, FOV, diameter_uas=40.0, beta=(0.25 - 0.2j, -0.1), pa_deg=45.0, blur_uas=10.0)
     return bh.models.get(name, npix, FOV)
@@ -53,6 +65,9 @@ def main() -> None:
                              "simulated data have thermal noise only)")
     parser.add_argument("--no-interweave", action="store_true", help="HMC only (no ASIS moves of σ, ρ)")
     parser.add_argument("--mean-image", default=None, choices=("gaussian", "rml"), help="gmrf_hmc's mean image")
+    parser.add_argument("--save", default=None, help="folder to write each run's samples, mean and truth to (.npz)")
+    parser.add_argument("--mean-threshold", type=float, default=None, help="gmrf_hmc's mean_threshold")
+    parser.add_argument("--linearized-moves", type=int, default=None, help="gmrf_hmc's linearized_moves (closures)")
     parser.add_argument("--sampler", default=None, choices=("auto", "collapsed", "hmc"),
                         help="gmrf_hmc's sampler (auto: ε integrated out on visibilities, HMC-within-Gibbs on closures)")
     args = parser.parse_args()
@@ -61,6 +76,10 @@ def main() -> None:
                             ("systematic", args.systematic)) if v is not None}
     if args.mean_image:
         kw["mean_image"] = args.mean_image
+    if args.mean_threshold is not None:
+        kw["mean_threshold"] = args.mean_threshold
+    if args.linearized_moves is not None:
+        kw["linearized_moves"] = args.linearized_moves
     if args.sampler:
         kw["sampler"] = args.sampler
     if args.no_interweave:
@@ -93,6 +112,16 @@ def main() -> None:
                 blurred = bh.blur_to_resolution(truth, FOV, res)
                 gauge = f" truth moved ({offset[0]:+.2f}, {offset[1]:+.2f}) px to the mean's centroid"
             smooth = bh.blur_reconstruction(rec, FOV, res)
+            source = blurred > 0.05 * blurred.max()  # haze: the share of the samples' flux outside the source
+            flux = np.asarray(rec.samples, dtype=np.float64).sum((-2, -1))
+            haze = np.asarray(rec.samples, dtype=np.float64)[:, ~source].sum(-1) / flux
+            # calibration within the source: the 90% quantile of |mean − truth| / std of the blurred posterior (1.64
+            # if calibrated; below: too wide)
+            z = np.abs(np.asarray(smooth.mean) - blurred) / np.maximum(np.asarray(smooth.std), 1e-30)
+            z90 = float(np.quantile(z[source], 0.9))
+            if args.save:
+                np.savez_compressed(f"{args.save}/{name}_{data}.npz", samples=np.asarray(rec.samples), truth=truth,
+                                    mean=np.asarray(rec.mean), std=np.asarray(rec.std))
             i = rec.info
             print(f"{name:9s} {data:9s} {bh.nxcorr_aligned(rec.mean, truth):7.3f} {bh.nxcorr_aligned(rec.mean, blurred):8.3f} "
                   f"{cov(smooth, blurred):6.3f} {corr(smooth, blurred):7.2f} {cov(rec, truth):6.3f} "
@@ -102,6 +131,8 @@ def main() -> None:
                   f"acc {i['acceptance']:.2f} {i.get('sampler', '')} L {i.get('leapfrog_steps', '–')}"
                   + (f" θ-move acc {i['linearized_move_acceptance']:.2f}" if i.get("linearized_move_acceptance") else "")
                   + f" R̂ (σ, ρ, F) {i['mixing_hyperparameters'].get('rhat')} ESS {i['mixing_hyperparameters'].get('ess')}"
+                  + f" haze {100 * np.median(haze):.1f}% (truth {100 * truth[~source].sum() / truth.sum():.1f}%)"
+                  + f" z90 source {z90:.2f}"
                   + gauge,
                   flush=True)
 

@@ -5,7 +5,8 @@ correlation length sampled with the image, by Hamiltonian Monte Carlo.
     F · softmax(log m + σ f)  ("log", Comrade.jl's log-intensity raster);   f = K_ρ ε,   ε ~ N(0, I),
     log σ ~ N(0, 1),  log ρ ~ N(log r, 1),  log F ~ N(log F₀, s_F²)
 
-``m`` is a mean image of unit flux (rml's image blurred to the nominal resolution, ``mean_image="rml"``, the default;
+``m`` is a mean image of unit flux (rml's image blurred to the nominal resolution without its flux below
+``mean_threshold`` of the blurred peak, :func:`compact_mean_image`, ``mean_image="rml"``, the default;
 or a Gaussian of FWHM ``prior_fwhm_uas``); in the linear link the field is made flux-free (``f − Σmf/Σm``) so that F
 is the total flux and not traded against σ. On complex visibilities with the linear link (``sampler="auto"``, the
 default there) the field is integrated out: given θ = (σ, ρ, F) the model is linear-Gaussian in ε, so θ is sampled
@@ -54,7 +55,7 @@ from ..uncertainty import effective_sample_size, mixing_summary, split_rhat
 from .operators import Closures, Interferometer, gaussian_image
 from .rml import _sigma_of, resolve_total_flux, single_thread
 
-__all__ = ["GMRFHMC", "LINKS", "SAMPLERS", "GMRFPosterior"]
+__all__ = ["GMRFHMC", "LINKS", "SAMPLERS", "GMRFPosterior", "compact_mean_image"]
 
 #: how the image follows from the field f: ``linear`` F m (1 + f); ``softplus`` F m softplus_β(1 + f) (positive, with
 #: a bounded second derivative, so HMC's step is not throttled as by the exponential); ``log`` F softmax(log m + f)
@@ -290,6 +291,24 @@ class GMRFPosterior:
         return theta
 
 
+def compact_mean_image(image: np.ndarray, fov_uas: float, resolution_uas: float, threshold: float) -> np.ndarray:
+    """A mean image m for the field from a point estimate (rml's): ``m = B(x ⊙ 1[Bx > t·max Bx])``, ``B`` the blur to
+    the nominal resolution, ``t`` = ``threshold`` (0: ``m = Bx``). The point estimate's low-level haze (on closures
+    rml leaves 10–30% of its flux off the source: flux on scales the long baselines resolve out changes only the
+    zero-spacing flux, which closures do not see) is left out, so that the posterior, whose linear link scales the
+    field by m, does not inherit it (RESULTS.md §7, helper ``closure5``; eht-imaging's ``threshold`` of a prior image,
+    Chael et al., ApJ 857 (2018) 23, §4)."""
+    from .compare import blur_to_resolution
+
+    x = np.maximum(np.asarray(image, dtype=np.float64), 0.0)
+    blurred = blur_to_resolution(x, fov_uas, resolution_uas).astype(np.float64)
+    if not threshold > 0:
+        return blurred
+    if not blurred.max() > 0:
+        raise ValueError("The point estimate for the mean image has no positive flux.")
+    return blur_to_resolution(x * (blurred > threshold * blurred.max()), fov_uas, resolution_uas).astype(np.float64)
+
+
 def _mode(post: GMRFPosterior, theta0: torch.Tensor, iterations: int) -> torch.Tensor:
     """A mode of the posterior by L-BFGS from ``theta0`` (the last finite iterate if a line search overflows)."""
     theta = theta0.clone().requires_grad_(True)
@@ -338,7 +357,11 @@ class GMRFHMC(Method):
         Param("n_samples", int, 100, 2, 100000, doc="samples returned (thinned, all chains)"),
         Param("prior_fwhm_uas", float, 80.0, 1.0, 10000.0, doc="FWHM of the Gaussian mean image (µas)"),
         Param("mean_image", str, "rml", choices=("gaussian", "rml"),
-              doc="the field's mean image m: the Gaussian of prior_fwhm_uas, or rml's image blurred to the resolution"),
+              doc="the field's mean image m: the Gaussian of prior_fwhm_uas, or rml's image (without its haze, "
+                  "mean_threshold) blurred to the resolution"),
+        Param("mean_threshold", float, 0.1, 0.0, 0.9,
+              doc="mean_image='rml': rml's flux where its blurred image is below this fraction of its peak is left "
+                  "out of m (rml's low-level haze, which closures cannot remove; 0 keeps it)"),
         Param("order", int, 1, 1, 3, doc="order of the GMRF precision (1: (κ² + Δ), Comrade's; 2: smoother)"),
         Param("total_flux", float, None, 0.0, None, doc="prior total flux F₀ in Jy (empty: from the shortest baselines)"),
         Param("flux_uncertainty", float, 0.1, 1e-3, 2.0, doc="prior std of log F (closures leave the flux to it)"),
@@ -369,13 +392,13 @@ class GMRFHMC(Method):
         with single_thread():
             mean_image = None
             if params["mean_image"] == "rml":  # rml's image blurred to the nominal resolution
-                from .compare import blur_to_resolution
                 from .rml import RML
 
                 pilot = RML().run(y, A, noise, ctx, **RML.validate({}))
                 fwd = A.interferometer if isinstance(A, Closures) else A
                 res = fwd.obs.resolution_uas if fwd.obs is not None else params["prior_fwhm_uas"] / 3
-                mean_image = blur_to_resolution(pilot.mean.detach().cpu().numpy(), fwd.fov_uas, res)
+                mean_image = compact_mean_image(pilot.mean.detach().cpu().numpy(), fwd.fov_uas, res,
+                                                params["mean_threshold"])
             post = GMRFPosterior(y, A, noise, prior_fwhm_uas=params["prior_fwhm_uas"], order=params["order"],
                                  total_flux=params["total_flux"], flux_uncertainty=params["flux_uncertainty"],
                                  systematic=params["systematic"], link=params["link"], mean_image=mean_image,
