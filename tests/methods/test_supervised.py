@@ -175,7 +175,7 @@ def test_neural_field_fits_upsamples_and_handles_stacks():
     x = ni.datasets.fluorescence((32, 32), seed=1)
     A, noise = ni.operators.Identity(x.shape), ni.noise.Gaussian(0.05)
     y = ni.simulate(x, A, noise, seed=0)
-    rec = ni.reconstruct(y, A, "neural_field", noise=noise, iterations=300)
+    rec = ni.reconstruct(y, A, "neural_field", noise=noise, iterations=300, members=2)
     assert ni.metrics.psnr(rec.mean, x) > ni.metrics.psnr(y, x) + 2
     # the discrepancy is tested on the returned running mean, which lags behind the iterate
     h, k = rec.info["history"], rec.info["stop_iteration"]
@@ -190,6 +190,29 @@ def test_neural_field_fits_upsamples_and_handles_stacks():
     A3 = ni.operators.Identity(stack.shape)
     rec3 = ni.reconstruct(ni.simulate(stack, A3, noise), A3, "neural_field", noise=noise, iterations=5)
     assert rec3.mean.shape == stack.shape and np.isfinite(rec3.mean).all()
+
+
+def test_neural_field_ensemble_of_independent_fields():
+    """members > 1: independent fields (own frequencies and weights), each fitted to the data alone; the mean is
+    returned with their spread, labeled an ensemble; the stop tests the returned mean; members=1 is one field."""
+    x = ni.datasets.fluorescence((24, 24), seed=1)
+    A, noise = ni.operators.Identity(x.shape), ni.noise.Gaussian(0.05)
+    y = ni.simulate(x, A, noise, seed=0)
+    assert ni.method_info("neural_field")["uncertainty"] == "ensemble"
+    rec = ni.reconstruct(y, A, "neural_field", noise=noise, iterations=60, members=3, stop="none", seed=2)
+    assert rec.samples.shape == (3, 24, 24) and rec.info["members"] == 3
+    np.testing.assert_allclose(rec.mean, rec.samples.mean(0), atol=1e-6)
+    np.testing.assert_allclose(rec.std, rec.samples.std(0, ddof=1), rtol=1e-4, atol=1e-7)
+    assert np.isfinite(rec.std).all() and rec.std.mean() > 0
+    # the members differ (independent draws), and the mean of three beats the average member
+    member_psnr = [ni.metrics.psnr(s, x) for s in rec.samples]
+    assert max(member_psnr) - min(member_psnr) > 0.01 and ni.metrics.psnr(rec.mean, x) > np.mean(member_psnr)
+    assert np.isclose(noise.misfit(torch.as_tensor(y), torch.as_tensor(rec.mean)), rec.info["history"]["mean_misfit"][-1],
+                      rtol=1e-3)
+    single = ni.reconstruct(y, A, "neural_field", noise=noise, iterations=60, members=1, stop="none", seed=2)
+    assert single.std is None and single.samples is None
+    np.testing.assert_array_equal(ni.reconstruct(y, A, "neural_field", noise=noise, iterations=60, members=3,
+                                                 stop="none", seed=2).mean, rec.mean)
 
 
 def test_neural_field_siren_and_exponential_output():
@@ -207,8 +230,8 @@ def test_neural_field_siren_and_exponential_output():
     grid = GridField(2, 1, torch.Generator().manual_seed(0), (24, 24))
     assert [tuple(g.shape[-2:]) for g in grid.grids] == [(6, 6), (6, 6), (6, 6)]  # at most one cell per 4 pixels
     for kw in ({"network": "siren", "lr": 1e-3}, {"output": "exp"}, {"network": "grid", "lr": 2e-3}):
-        rec = ni.reconstruct(y, A, "neural_field", noise=noise, iterations=120, seed=3, **kw)
-        again = ni.reconstruct(y, A, "neural_field", noise=noise, iterations=120, seed=3, **kw)
+        rec = ni.reconstruct(y, A, "neural_field", noise=noise, iterations=120, seed=3, members=1, **kw)
+        again = ni.reconstruct(y, A, "neural_field", noise=noise, iterations=120, seed=3, members=1, **kw)
         assert ni.metrics.psnr(rec.mean, x) > ni.metrics.psnr(y, x) + 0.5, kw
         assert np.array_equal(rec.mean, again.mean) and rec.mean.min() >= 0, kw
     assert torch.equal(torch.random.get_rng_state(), state)

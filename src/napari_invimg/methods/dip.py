@@ -260,6 +260,7 @@ def fit_network(
     precondition: float = 0.0,
     progress_total: int | None = None,
     margin: float = 0.0,
+    members: bool = False,
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """Adam on ``nll(y, A(G(z + δ))) + penalty()`` with ``δ ~ N(0, input_noise²)``, stopped by a :class:`StoppingRule`.
 
@@ -273,7 +274,10 @@ def fit_network(
     ``precondition`` > 0: the gradient reaching the image is filtered by :func:`gradient_preconditioner` with that
     ``ε`` (convolution operators only; the loss, the misfit and the stopping rule are unchanged). ``progress_total``:
     the steps the caller's bar counts (default ``iterations``; more when further steps follow this fit). ``margin``:
-    how far below the selected running variance a new minimum must lie (:class:`StoppingRule`).
+    how far below the selected running variance a new minimum must lie (:class:`StoppingRule`). ``members``: the
+    network's batch holds independent members (an ensemble): the loss is the sum of their ``nll``s (each fits the data
+    alone), the iterate and the returned running mean are their mean, and the selected running means of all members
+    are returned as ``(members, *shape)`` (the caller takes their mean and spread).
     """
     measured = A.n_measured() * (y.numel() // max(math.prod(A.out_shape), 1))  # unsampled k-space does not count
     # τ is relative to the misfit that explaining the data down to the noise gives: 1 for Gaussian noise, more for
@@ -295,9 +299,15 @@ def fit_network(
         zin = z
         if input_noise > 0:
             zin = z + input_noise * torch.randn(z.shape, generator=gen, device=gen.device).to(z.device)
-        x = problem.image(net(zin))[0]
-        fit = A.apply(x if preconditioner is None else _PreconditionGradient.apply(x, preconditioner))
-        nll = noise.nll(y, fit)
+        if members:  # each member fits the data alone; the iterate is their mean
+            stack = problem.image(net(zin))
+            nll = sum(noise.nll(y, A.apply(xm)) for xm in stack)
+            x = stack.detach().mean(0)
+            fit = A.apply(x)
+        else:
+            x = problem.image(net(zin))[0]
+            fit = A.apply(x if preconditioner is None else _PreconditionGradient.apply(x, preconditioner))
+            nll = noise.nll(y, fit)
         loss = nll + penalty() if penalty is not None else nll
         loss.backward()
         optimizer.step()
@@ -307,8 +317,9 @@ def fit_network(
             raise ValueError("The network fit diverged (non-finite loss); lower the learning rate.")
         with torch.no_grad():
             misfit = noise.misfit(y, fit.detach(), measured)
-            moments.update(x)
-            mean_misfit = noise.misfit(y, A.apply(moments.mean), measured) if discrepancy_of_mean else misfit
+            moments.update(stack if members else x)
+            current = moments.mean.mean(0) if members else moments.mean
+            mean_misfit = noise.misfit(y, A.apply(current), measured) if discrepancy_of_mean else misfit
         rule.update(k, mean_misfit, moments.var)
         if rule.improved:
             selected = moments.mean
@@ -318,7 +329,8 @@ def fit_network(
             ctx.log(loss=loss_value, misfit=misfit, variance=moments.var, mean_misfit=mean_misfit)
         else:
             ctx.log(loss=loss_value, misfit=misfit, variance=moments.var)
-        ctx.keep(moments.mean if selected is None else selected, iteration=rule.selected or k)
+        kept = moments.mean if selected is None else selected
+        ctx.keep(kept.mean(0) if members else kept, iteration=rule.selected or k)
         ctx.step(k, iterations if progress_total is None else progress_total, x)
         if rule.done:
             break

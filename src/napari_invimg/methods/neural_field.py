@@ -16,6 +16,12 @@ image then gets a smooth field (the network fits its low band before the noise),
 The MLP is narrow (64 units): fitted by gradient descent, a wide coordinate network behaves nearly as a fixed,
 shift-invariant kernel smoother of the data (its neural tangent kernel), which cannot be sharp at a spot and flat on
 the background at once; a narrower one learns its features and denoises sparse images better (RESULTS §13).
+By default ``MEMBERS`` independent fields (their own random frequencies and weights) are fitted side by side, each
+to the data alone, and the result is their mean, stopped when the mean's misfit reaches the discrepancy target; the
+std is their spread, labeled an ensemble (not a posterior). One field's iterates follow one smooth path, so its
+running mean barely averages anything (+0.1 dB over its best iterate; DIP's, made different by its input noise,
++2.1 dB); independently started fields fit the noise differently and their mean cancels much of it (RESULTS §13,
+2026-12-07, helper nfield5). ``members=1`` is the single field.
 Options: ``network="siren"`` (sine activations) or ``"grid"`` (Fourier features plus trained multi-resolution feature
 grids, a local, non-stationary encoding), ``output="exp"`` (multiplicative positivity); none beat the default on the
 validation images (RESULTS §13, 2026-12-07, helper nfield3).
@@ -33,15 +39,18 @@ from torch import nn
 
 from ..nets.field import FourierField, GridField, SineField, grid_coordinates
 from .dip import POSITIVE, STOP_PARAMS, DIPProblem, fit_network
+from .ensemble import Ensemble
 from .registry import ITERATIONS, Context, Estimate, Method, Param
 
-__all__ = ["NeuralField", "signal_bandwidth", "automatic_frequency", "BANDWIDTH_FRACTION", "FALLBACK_FREQUENCY"]
+__all__ = ["NeuralField", "MEMBERS", "signal_bandwidth", "automatic_frequency", "BANDWIDTH_FRACTION", "FALLBACK_FREQUENCY"]
 
 #: Fourier-feature std as a fraction of the data's signal bandwidth (chosen on validation images that are not the
 #: benchmark's: the moon, coins and a fluorescence image of another seed; RESULTS §13, 2026-12-07 nfield)
 BANDWIDTH_FRACTION = 0.13
 #: the scale where the data are not an image on a grid proportional to the field's (cycles per pixel)
 FALLBACK_FREQUENCY = 0.03
+#: independent fields averaged by default (the ensemble's mean and spread)
+MEMBERS = 4
 #: the automatic scale is kept within these bounds (cycles per pixel)
 FREQUENCY_BOUNDS = (0.004, 0.1)
 
@@ -130,12 +139,27 @@ class _FieldImage(nn.Module):
         return F.avg_pool2d(out, k) if len(self.shape) == 2 else F.avg_pool3d(out, (1, k, k))
 
 
+class _FieldEnsemble(nn.Module):
+    """Independent fields evaluated together: :meth:`forward` and :meth:`fine` give ``(members, C, *shape)``."""
+
+    def __init__(self, images: list[_FieldImage]):
+        super().__init__()
+        self.images = nn.ModuleList(images)
+
+    def forward(self, coords: torch.Tensor) -> torch.Tensor:
+        return torch.cat([m(coords) for m in self.images], dim=0)
+
+    def fine(self, coords: torch.Tensor) -> torch.Tensor:
+        return torch.cat([m.fine(coords) for m in self.images], dim=0)
+
+
 class NeuralField(Method):
     name = "neural_field"
     label = "Neural field (Fourier features)"
     description = (
         "x = x_θ(r), a Fourier-feature MLP of the pixel coordinates, θ = Adam-argmin −log p(y | A x_θ); stops itself "
-        "like DIP (discrepancy of the returned running mean); upsample > 1 evaluates the field on a finer grid (the data term sees it averaged back)."
+        "like DIP (discrepancy of the returned running mean); returns the mean of independently started fields "
+        "(spread: ensemble); upsample > 1 evaluates the field on a finer grid (the data term sees it averaged back)."
     )
     reference = ("Tancik et al., Fourier features let networks learn high frequency functions in low dimensional "
                  "domains, NeurIPS 2020; Sun et al., CoIL, IEEE TCI 7 (2021) 1400.")
@@ -163,15 +187,17 @@ class NeuralField(Method):
         # (validation image fluorescence seed 7, 128²: denoise 31.15 → 31.96 dB, blur 32.99 → 32.81; RESULTS §13, nfield3)
         Param("width", int, 64, 4, 2048, doc="hidden units per layer"),
         Param("layers", int, 3, 1, 12, doc="hidden layers"),
+        Param("members", int, MEMBERS, 1, 64, doc="independent fields (own random frequencies and weights), each fitted "
+              "to the data; the result is their mean, the std their spread (an ensemble, not a posterior)"),
     )
-    returns_std = False
-    uncertainty = None
+    returns_std = True
+    uncertainty = "ensemble"
     needs_adjoint = False
     complex_images = True
 
     def run(self, y, A, noise, ctx: Context, iterations: int, positive: bool, lr: float, stop: str, tau: float,
             window: int, patience: int, output: str, upsample: int, frequency: float | None, network: str, features: int, width: int,
-            layers: int) -> Estimate:
+            layers: int, members: int) -> Estimate:
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}.")
         base = DIPProblem.for_operator(y, A, noise, positive)
@@ -183,16 +209,18 @@ class NeuralField(Method):
         if network not in NETWORKS:
             raise ValueError(f"network must be one of {tuple(NETWORKS)}, got {network!r}.")
         extent = {"extent": tuple(A.in_shape)} if network == "grid" else {}
-        field = NETWORKS[network](A.ndim, problem.out_channels, ctx.generator(offset=11), features=features,
-                                  frequency=frequency, width=width, layers=layers, **extent)
-        net = _FieldImage(field, tuple(A.in_shape), upsample)
+        # member k from its own stream (member 0 as a single field's); the data's frequency scale is shared
+        net = _FieldEnsemble([_FieldImage(NETWORKS[network](
+            A.ndim, problem.out_channels, ctx.generator(offset=11 + 101 * k), features=features, frequency=frequency,
+            width=width, layers=layers, **extent), tuple(A.in_shape), upsample) for k in range(members)])
         coords = grid_coordinates(tuple(A.in_shape), upsample, ctx.device)[None]
-        x, info = fit_network(net, coords, y, A, noise, problem, ctx, iterations=iterations, lr=lr, stop=stop,
-                              tau=tau, window=window, patience=patience, input_noise=0.0, restore=upsample > 1,
-                              discrepancy_of_mean=True)
+        stack, info = fit_network(net, coords, y, A, noise, problem, ctx, iterations=iterations, lr=lr, stop=stop,
+                                  tau=tau, window=window, patience=patience, input_noise=0.0, restore=upsample > 1,
+                                  discrepancy_of_mean=True, members=True)
         if upsample > 1:
             with torch.no_grad():
-                x = problem.image(net.fine(coords))[0]
-        info.update(parameters=sum(p.numel() for p in field.parameters()), upsample=upsample,
+                stack = problem.image(net.fine(coords))
+        x = stack.mean(0)
+        info.update(parameters=sum(p.numel() for p in net.parameters()), upsample=upsample, members=members,
                     grid_shape=list(x.shape), frequency=float(frequency), frequency_from=chosen)
-        return Estimate(x, info=info)
+        return Estimate(x, std=Ensemble._spread(stack), samples=stack if members > 1 else None, info=info)
