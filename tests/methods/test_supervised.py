@@ -177,10 +177,12 @@ def test_neural_field_fits_upsamples_and_handles_stacks():
     y = ni.simulate(x, A, noise, seed=0)
     rec = ni.reconstruct(y, A, "neural_field", noise=noise, iterations=300, members=2)
     assert ni.metrics.psnr(rec.mean, x) > ni.metrics.psnr(y, x) + 2
-    # the discrepancy is tested on the returned running mean, which lags behind the iterate
+    # the discrepancy is tested on the members' running means (the last to arrive), which lag behind the iterates;
+    # the returned mean of the members then fits at least as well (the misfit is convex)
     h, k = rec.info["history"], rec.info["stop_iteration"]
-    assert rec.info["stopped"].startswith("discrepancy") and h["mean_misfit"][k - 1] <= 1.0
-    assert all(m > 1.0 for m in h["mean_misfit"][20:k - 1]) and min(h["misfit"][20:k]) <= 1.0
+    assert rec.info["stopped"].startswith("discrepancy") and h["member_misfit"][k - 1] <= 1.0
+    assert all(m > 1.0 for m in h["member_misfit"][20:k - 1]) and min(h["misfit"][20:k]) <= 1.0
+    assert h["mean_misfit"][k - 1] <= h["member_misfit"][k - 1]
     assert np.isclose(ni.noise.Gaussian(0.05).misfit(torch.as_tensor(y), torch.as_tensor(rec.mean)),
                       h["mean_misfit"][k - 1], rtol=1e-3)
     D = ni.operators.Downsampling((32, 32), factor=2)

@@ -277,7 +277,11 @@ def fit_network(
     how far below the selected running variance a new minimum must lie (:class:`StoppingRule`). ``members``: the
     network's batch holds independent members (an ensemble): the loss is the sum of their ``nll``s (each fits the data
     alone), the iterate and the returned running mean are their mean, and the selected running means of all members
-    are returned as ``(members, *shape)`` (the caller takes their mean and spread).
+    are returned as ``(members, *shape)`` (the caller takes their mean and spread); with ``discrepancy_of_mean`` the
+    discrepancy waits for the last member: the largest misfit of the members' running means (logged as
+    ``member_misfit``) is tested, as their mean's misfit falls below the target while slower members still lag
+    (validation fluorescence seed 7, 128² denoising, 4 fields: stop at 277 with 33.07 dB on the mean's misfit, at 330
+    with 34.1 dB on the last member's; RESULTS §13, nfield5).
     """
     measured = A.n_measured() * (y.numel() // max(math.prod(A.out_shape), 1))  # unsampled k-space does not count
     # τ is relative to the misfit that explaining the data down to the noise gives: 1 for Gaussian noise, more for
@@ -320,13 +324,17 @@ def fit_network(
             moments.update(stack if members else x)
             current = moments.mean.mean(0) if members else moments.mean
             mean_misfit = noise.misfit(y, A.apply(current), measured) if discrepancy_of_mean else misfit
-        rule.update(k, mean_misfit, moments.var)
+            tested = mean_misfit
+            if members and discrepancy_of_mean:
+                tested = max(noise.misfit(y, A.apply(m), measured) for m in moments.mean)
+        rule.update(k, tested, moments.var)
         if rule.improved:
             selected = moments.mean
             if restore:
                 selected_state = {name: t.detach().clone() for name, t in net.state_dict().items()}
         if discrepancy_of_mean:
-            ctx.log(loss=loss_value, misfit=misfit, variance=moments.var, mean_misfit=mean_misfit)
+            ctx.log(loss=loss_value, misfit=misfit, variance=moments.var, mean_misfit=mean_misfit,
+                    **({"member_misfit": tested} if members else {}))
         else:
             ctx.log(loss=loss_value, misfit=misfit, variance=moments.var)
         kept = moments.mean if selected is None else selected

@@ -17,8 +17,8 @@ The MLP is narrow (64 units): fitted by gradient descent, a wide coordinate netw
 shift-invariant kernel smoother of the data (its neural tangent kernel), which cannot be sharp at a spot and flat on
 the background at once; a narrower one learns its features and denoises sparse images better (RESULTS §13).
 By default ``MEMBERS`` independent fields (their own random frequencies and weights) are fitted side by side, each
-to the data alone, and the result is their mean, stopped when the mean's misfit reaches the discrepancy target; the
-std is their spread, labeled an ensemble (not a posterior). One field's iterates follow one smooth path, so its
+to the data alone, and the result is their mean, stopped when every member's running mean has reached the
+discrepancy target; the std is their spread, labeled an ensemble (not a posterior). One field's iterates follow one smooth path, so its
 running mean barely averages anything (+0.1 dB over its best iterate; DIP's, made different by its input noise,
 +2.1 dB); independently started fields fit the noise differently and their mean cancels much of it (RESULTS §13,
 2026-12-07, helper nfield5). ``members=1`` is the single field.
