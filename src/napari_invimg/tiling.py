@@ -74,9 +74,11 @@ def tile_halo(A: Operator, method: str, params: dict[str, Any] | None = None) ->
     fixed margin and the method's own reach (e.g. a denoiser's receptive field, on its grid along the last two axes)."""
     cls = registry.get(method)
     profile = _profile(cls)
-    field, grid = cls.tile_reach(cls.tile_params(A, params or {}))
+    checked = cls.tile_params(A, params or {})
+    field, grid = cls.tile_reach(checked)
     extra = profile.min_halo + field
-    halo = [int(math.ceil(profile.halo_factor * h)) + extra for h in A.halo()]
+    factor = cls.tile_halo_factor(checked)
+    halo = [int(math.ceil(factor * h)) + extra for h in A.halo()]
     return tuple(_on_grid(h, grid) if i >= A.ndim - 2 else h for i, h in enumerate(halo))
 
 

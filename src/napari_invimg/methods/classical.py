@@ -83,7 +83,7 @@ class RichardsonLucy(Method):
     label = "Richardson–Lucy"
     description = (
         "Poisson maximum likelihood x ← x · Aᵀ(y / Ax) / Aᵀ1, accelerated by Biggs–Andrews vector extrapolation and "
-        "over-relaxed first steps (the correction squared in the first 3 iterations); "
+        "optionally over-relaxed first steps (relaxation = 2: the correction squared in the first 3 iterations); "
         "stops itself when the Poisson deviance (or χ² for Gaussian noise) reaches the noise level. With a "
         "reflect blur whose PSF is symmetric about its centre the blur is diagonal in the cosine transform (two "
         "image-size transforms per convolution); otherwise, with a reflect or zero blur, the object is estimated on "
@@ -114,9 +114,10 @@ class RichardsonLucy(Method):
         Param("offset", float, None, 0.0, None,
               doc="background added to data and model (empty: the noise model's shift σ²/g; without one, what lifts "
                   "the data's minimum to zero)"),
-        Param("relaxation", float, 2.0, 1.0, 2.0,
-              doc="exponent ω of the first steps x ← x · (Aᵀ(y/Ax)/Aᵀ1)^ω (over-relaxed RL; 1: plain RL): fewer "
-                  "iterations to the best PSNR at low counts (benchmarks/RESULTS.md §1)"),
+        Param("relaxation", float, 1.0, 1.0, 2.0,
+              doc="exponent ω of the first steps x ← x · (Aᵀ(y/Ax)/Aᵀ1)^ω (over-relaxed RL; 1: plain RL). 2 reaches the "
+                  "best PSNR in fewer iterations at low counts but stops 0.6–1.3 dB lower on smooth images "
+                  "(benchmarks/RESULTS.md §1)"),
         Param("relaxed_iterations", int, 3, 0, 20, doc="how many first iterations take the relaxed step"),
         Param("extrapolation", tuple, None,
               doc="Biggs–Andrews weights α₁, α₂, … (empty: computed each iteration from the whole image; a tiled run "
@@ -128,8 +129,14 @@ class RichardsonLucy(Method):
                   "grid (in 2D the padded grid's multithreaded FFTs are faster on 2 cores: benchmarks/RESULTS.md §1)"),
     )
     #: the result at a pixel depends on data within the PSF's reach times the iterations (benchmarks/bench_tiling.py);
-    #: 4.5 (was 3) since the over-relaxed first steps, which double a tile border's error per step (tests/test_tiling.py)
-    tile_profile = TileProfile(4.5, 0, 16)
+    tile_profile = TileProfile(3.0, 0, 16)
+
+    @classmethod
+    def tile_halo_factor(cls, params: dict[str, Any]) -> float:
+        """3, or ``RELAXED_HALO_FACTOR`` with over-relaxed first steps, which amplify a tile border's error (with 3
+        tiled and untiled results differed by 2–6e-3 of the data's range; tests/test_tiling.py)."""
+        relaxed = float(params.get("relaxation", 1.0)) != 1.0 and int(params.get("relaxed_iterations", 3)) > 0
+        return RELAXED_HALO_FACTOR if relaxed else cls.tile_profile.halo_factor
 
     @staticmethod
     def offset_for(y_min: float, noise: NoiseModel) -> float:
@@ -169,7 +176,7 @@ class RichardsonLucy(Method):
 
     def run(self, y, A, noise, ctx: Context, iterations: int, acceleration: bool, stop: str, tau: float,
             offset: float | None, extrapolation: tuple[float, ...] | None,
-            object_domain: str = "auto", relaxation: float = 2.0, relaxed_iterations: int = 3) -> Estimate:
+            object_domain: str = "auto", relaxation: float = 1.0, relaxed_iterations: int = 3) -> Estimate:
         if not 1.0 <= relaxation <= 2.0:
             raise ValueError(f"relaxation must be in [1, 2] (the step's exponent), got {relaxation!r}.")
         relax = (float(relaxation), int(relaxed_iterations))
@@ -241,6 +248,9 @@ def _relaxed(correction: torch.Tensor, k: int, relax: tuple[float, int]) -> torc
         return correction.clamp_(min=0).square_()
     return correction.clamp_(min=0).pow_(omega)
 
+
+#: RL's tile halo factor with over-relaxed first steps (3 without)
+RELAXED_HALO_FACTOR = 4.5
 
 #: Biggs–Andrews weight of the first plain step after the over-relaxed ones (chosen on validation images, §1)
 WEIGHT_AFTER_RELAXATION = 0.5

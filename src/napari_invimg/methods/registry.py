@@ -317,6 +317,12 @@ class Method(ABC):
         return params
 
     @classmethod
+    def tile_halo_factor(cls, params: dict[str, Any]) -> float:
+        """The operator's halo times this is the tile halo (before :meth:`tile_reach`); the profile's, unless a
+        parameter widens how far a tile border's error travels."""
+        return cls.tile_profile.halo_factor
+
+    @classmethod
     def tile_reach(cls, params: dict[str, Any]) -> tuple[int, int]:
         """(extra halo in pixels, grid the tiles must start on along the last two axes) beyond the operator's."""
         return 0, 1
