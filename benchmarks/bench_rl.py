@@ -47,21 +47,56 @@ def make_case(name: str):
     return x, psf, A, noise, y
 
 
-def fft_floor(shape, psf, repeats: int = 5) -> float:
-    """Seconds for two FFT convolutions of the image's size (the least any RL iteration must do)."""
+def floor_timer(shape, psf, clock=time.perf_counter):
+    """``f(n)``: ``n`` timings (by ``clock``) of two FFT convolutions on ``shape`` (the least any RL iteration on that
+    grid must do)."""
     dims = tuple(range(-len(shape), 0))
     x = torch.rand(shape)
     big = np.zeros(shape, dtype=np.float32)
     big[tuple(slice(0, k) for k in psf.shape)] = psf
     otf = torch.fft.rfftn(torch.from_numpy(big), dim=dims)
-    best = np.inf
-    for _ in range(repeats):
-        t = time.perf_counter()
-        for _ in range(2):
-            z = torch.fft.irfftn(torch.fft.rfftn(x, dim=dims) * otf, s=shape, dim=dims)
-        best = min(best, time.perf_counter() - t)
-    del z
-    return best
+
+    def timings(n: int) -> list[float]:
+        ts = []
+        for _ in range(n):
+            t = clock()
+            for _ in range(2):
+                torch.fft.irfftn(torch.fft.rfftn(x, dim=dims) * otf, s=shape, dim=dims)
+            ts.append(clock() - t)
+        return ts
+    return timings
+
+
+def fft_floor(shape, psf, repeats: int = 5) -> float:
+    """Seconds for two FFT convolutions of the image's size (the least any RL iteration must do)."""
+    return min(floor_timer(shape, psf)(repeats))
+
+
+class IterationClock:
+    """A stand-in for the method's context that records the ``clock`` at the end of every iteration."""
+
+    def __init__(self, clock):
+        self.clock, self.ts = clock, [clock()]
+
+    def log(self, **_):
+        pass
+
+    def keep(self, *_, **__):
+        pass
+
+    def step(self, *_, **__):
+        self.ts.append(self.clock())
+
+
+def rl_timer(y, A, noise, clock=time.perf_counter, **params):
+    """``f(n)``: the seconds of RL's iterations 2 … n + 1 (the first has one convolution), stop off, with ``params``."""
+    from napari_invimg.methods.classical import RichardsonLucy
+
+    def timings(n: int) -> list[float]:
+        c = IterationClock(clock)
+        RichardsonLucy().run(y, A, noise, c, n + 1, True, "none", 1.0, None, None, **params)
+        return list(np.diff(c.ts)[2:])
+    return timings
 
 
 def skimage_path(y, psf, x, iterations):

@@ -20,36 +20,16 @@ times the iteration counts to scikit-image's best PSNR (``bench_rl.py`` (b)) giv
 """
 import sys, time, numpy as np, torch
 sys.path.insert(0, __import__('os').path.dirname(__import__('os').path.abspath(__file__)))
-import napari_invimg as ni
-from napari_invimg.methods.classical import RichardsonLucy, _rl_grid
-from bench_rl import make_case, CASES
+from napari_invimg.methods.classical import _rl_grid
+from bench_rl import make_case, CASES, floor_timer, rl_timer
 torch.set_num_threads(int(sys.argv[2]) if len(sys.argv)>2 else 1)
 clock=time.process_time if 'cpu' in sys.argv[3:] else time.perf_counter
 name=list(CASES)[int(sys.argv[1])]
 x, psf, A, noise, y = make_case(name)
 yt=torch.from_numpy(np.asarray(y,dtype=np.float32))
 Q=20
-def floor(shape):
-    dims=tuple(range(-len(shape),0)); xx=torch.rand(shape); big=np.zeros(shape,np.float32); big[tuple(slice(0,k) for k in psf.shape)]=psf
-    otf=torch.fft.rfftn(torch.from_numpy(big),dim=dims)
-    def f(n):
-        ts=[]
-        for _ in range(n):
-            t=clock()
-            for _ in range(2): z=torch.fft.irfftn(torch.fft.rfftn(xx,dim=dims)*otf,s=shape,dim=dims)
-            ts.append(clock()-t)
-        return ts
-    return f
-class _Ctx:
-    def __init__(s): s.ts=[clock()]
-    def log(s,**k): pass
-    def keep(s,*a,**k): pass
-    def step(s,*a,**k): s.ts.append(clock())
-def rl(op, domain="auto"):
-    def f(n):
-        c=_Ctx(); RichardsonLucy().run(yt, op, noise, c, n+1, True, "none", 1.0, None, None, object_domain=domain)
-        return list(np.diff(c.ts)[2:])
-    return f
+def floor(shape): return floor_timer(shape, psf, clock)
+def rl(op, domain="auto"): return rl_timer(yt, op, noise, clock, object_domain=domain)
 def skimage_rl(n):  # scikit-image's RL, seconds per iteration of a whole call (it has no per-iteration hook)
     from skimage.restoration import richardson_lucy
     k=max(n//3,2); t=clock(); richardson_lucy(np.clip(y,0,None), psf, num_iter=k, clip=False)

@@ -17,25 +17,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_rl import CASES, make_case  # noqa: E402
+from bench_rl import CASES, floor_timer, make_case, rl_timer  # noqa: E402
 
-from napari_invimg.methods.classical import RichardsonLucy, _rl_grid  # noqa: E402
-
-
-class _Clock:
-    """A context that records the time of every iteration's end."""
-
-    def __init__(self, clock):
-        self.clock, self.ts = clock, [clock()]
-
-    def log(self, **_):
-        pass
-
-    def keep(self, *_, **__):
-        pass
-
-    def step(self, *_, **__):
-        self.ts.append(self.clock())
+from napari_invimg.methods.classical import _rl_grid  # noqa: E402
 
 
 def main() -> None:
@@ -48,31 +32,9 @@ def main() -> None:
         _, psf, A, noise, y = make_case(name)
         cases[name] = (A, noise, torch.from_numpy(np.asarray(y, np.float32)))
     A = cases[list(CASES)[0]][0]
-    grid, dims = _rl_grid(A), tuple(range(-A.ndim, 0))
-    field = torch.rand(grid)
-    kernel = np.zeros(grid, np.float32)
-    kernel[tuple(slice(0, k) for k in psf.shape)] = psf
-    otf = torch.fft.rfftn(torch.from_numpy(kernel), dim=dims)
-
-    def floor(n):
-        ts = []
-        for _ in range(n):
-            t = clock()
-            for _ in range(2):
-                torch.fft.irfftn(torch.fft.rfftn(field, dim=dims) * otf, s=grid, dim=dims)
-            ts.append(clock() - t)
-        return ts
-
-    def rl(name):
-        A, noise, y = cases[name]
-
-        def f(n):
-            c = _Clock(clock)
-            RichardsonLucy().run(y, A, noise, c, n + 1, True, "none", 1.0, None, None)
-            return list(np.diff(c.ts)[2:])  # iterations 2 onwards (the first has one convolution)
-        return f
-
-    timers = {"floor": floor, **{name: rl(name) for name in cases}}
+    grid = _rl_grid(A)  # both cases share the PSF (``psf`` of the loop)
+    timers = {"floor": floor_timer(grid, psf, clock), **{name: rl_timer(y, A, noise, clock)
+                                                         for name, (A, noise, y) in cases.items()}}
     times = {k: [] for k in timers}
     for _ in range(rounds):
         for k, f in timers.items():

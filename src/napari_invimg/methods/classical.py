@@ -128,7 +128,7 @@ class RichardsonLucy(Method):
                   "(padded); auto: the cosine transform for a 3D reflect blur with a symmetric PSF, else the padded "
                   "grid (in 2D the padded grid's multithreaded FFTs are faster on 2 cores: benchmarks/RESULTS.md §1)"),
     )
-    #: the result at a pixel depends on data within the PSF's reach times the iterations (benchmarks/bench_tiling.py);
+    #: the result at a pixel depends on data within the PSF's reach times the iterations (benchmarks/bench_tiling.py)
     tile_profile = TileProfile(3.0, 0, 16)
 
     @classmethod
@@ -177,9 +177,7 @@ class RichardsonLucy(Method):
     def run(self, y, A, noise, ctx: Context, iterations: int, acceleration: bool, stop: str, tau: float,
             offset: float | None, extrapolation: tuple[float, ...] | None,
             object_domain: str = "auto", relaxation: float = 1.0, relaxed_iterations: int = 3) -> Estimate:
-        if not 1.0 <= relaxation <= 2.0:
-            raise ValueError(f"relaxation must be in [1, 2] (the step's exponent), got {relaxation!r}.")
-        relax = (float(relaxation), int(relaxed_iterations))
+        relax = (float(relaxation), int(relaxed_iterations))  # bounds [1, 2] checked by the Param
         with torch.no_grad():
             c = offset
             if c is None:  # the noise model's shift σ²/g; the data's minimum (a pass) only where it has none
@@ -208,7 +206,7 @@ class RichardsonLucy(Method):
                 alpha = 0.0
                 if extrapolation is not None:
                     alpha = extrapolation[k - 1] if k <= len(extrapolation) else 0.0
-                elif acceleration and 0 < relax[1] and k <= relax[1] + 1 and relax[0] != 1.0:
+                elif acceleration and _weight_after_relaxation(k, relax) is not None:
                     alpha = _weight_after_relaxation(k, relax)
                 elif acceleration and g_prev2 is not None:
                     alpha = _flat_dot(g_prev, g_prev2) / max(_flat_dot(g_prev2, g_prev2), 1e-30)
@@ -256,12 +254,16 @@ RELAXED_HALO_FACTOR = 4.5
 WEIGHT_AFTER_RELAXATION = 0.5
 
 
-def _weight_after_relaxation(k: int, relax: tuple[float, int]) -> float:
+def _weight_after_relaxation(k: int, relax: tuple[float, int]) -> float | None:
     """The extrapolation weight in iterations ``1 … n + 1`` of an over-relaxed start (``n = relax[1]`` steps with
     ``ω = relax[0] ≠ 1``): none during the relaxed steps, whose successive steps alternate in sign (an ω = 2 step
     overshoots, the next corrects it) so the measured weight ⟨g_k, g_{k−1}⟩/‖g_{k−1}‖² is clipped to zero; then a fixed
-    ``WEIGHT_AFTER_RELAXATION`` along ``x_n − x_{n−1}`` on the first plain step; measured weights from the step after."""
-    return WEIGHT_AFTER_RELAXATION if k == relax[1] + 1 else 0.0
+    ``WEIGHT_AFTER_RELAXATION`` along ``x_n − x_{n−1}`` on the first plain step. ``None`` outside such a start (plain
+    RL, or iteration > n + 1): the measured weights apply."""
+    omega, count = relax
+    if omega == 1.0 or count <= 0 or k > count + 1:
+        return None
+    return WEIGHT_AFTER_RELAXATION if k == count + 1 else 0.0
 
 
 def _flat_dot(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -448,7 +450,7 @@ class _BlurGrid:
             alpha = 0.0
             if extrapolation is not None:  # weights fixed by a tiled run's pilot
                 alpha = extrapolation[k - 1] if k <= len(extrapolation) else 0.0
-            elif measure and 0 < relax[1] and k <= relax[1] + 1 and relax[0] != 1.0:
+            elif measure and _weight_after_relaxation(k, relax) is not None:
                 alpha = _weight_after_relaxation(k, relax)
             elif next_alpha is not None:
                 alpha = min(max(next_alpha, 0.0), 0.95)

@@ -109,7 +109,6 @@ def _pad_index(n: int, before: int, total: int, mode: str) -> tuple[torch.Tensor
     return torch.from_numpy(idx.astype(np.int64)), torch.from_numpy(valid)
 
 
-
 def transfer_function(psf: np.ndarray, grid: tuple[int, ...]) -> torch.Tensor:
     """The PSF's transfer function on an FFT ``grid`` (rfft layout, complex64), the kernel centered on the grid's
     origin: ``Ĥ = F(roll(pad(h), −k // 2))``."""
@@ -118,6 +117,7 @@ def transfer_function(psf: np.ndarray, grid: tuple[int, ...]) -> torch.Tensor:
     big[tuple(slice(0, k) for k in ks)] = psf
     big = np.roll(big, shift=tuple(-(k // 2) for k in ks), axis=tuple(range(len(ks))))
     return torch.from_numpy(np.fft.rfftn(big).astype(np.complex64))
+
 
 class Blur(LinearOperator):
     """Convolution with a point-spread function: ``A x = h * x`` (2D or 3D).
