@@ -20,6 +20,7 @@ from ..nets.dip import BayesConv, SkipNet, kl_divergence
 from ..nets.init import materialize, use_generator
 from .dip import (IN_CHANNELS, POSITIVE, STOP_PARAMS, DIPProblem, fit_network, input_noise_param, random_input,
                   refuse_kspace, skip_widths)
+from .ensemble import sample_std
 from .registry import ITERATIONS, Context, Estimate, Method, Param
 
 __all__ = ["BayesDIP", "MCDropoutDIP", "bayes_from_point", "draw_samples", "fit_weight_posterior"]
@@ -66,9 +67,7 @@ class _StochasticDIP(Method):
                               window=window, patience=patience, input_noise=input_noise, penalty=penalty,
                               restore=True)
         samples = draw_samples(net, z, problem, n_samples, ctx)
-        mean = samples.mean(0)
-        centered = samples - mean
-        std = (centered.abs() ** 2).mean(0).sqrt() if samples.is_complex() else centered.std(0)
+        mean, std = samples.mean(0), sample_std(samples)
         info["parameters"] = sum(p.numel() for p in net.parameters())
         ctx.keep(mean, std, samples, **info)
         return Estimate(mean, std=std, samples=samples, info=info)

@@ -15,9 +15,18 @@ import torch
 from . import registry
 from .registry import Context, Estimate, Method, Param
 
-__all__ = ["Ensemble"]
+__all__ = ["Ensemble", "sample_std"]
 
 _STEPS_PER_MEMBER = 1000
+
+
+def sample_std(stack: torch.Tensor) -> torch.Tensor | None:
+    """Standard deviation over the first axis (samples, members), ``None`` for fewer than two: ``√(Σ|x_i − x̄|²/(n−1))``
+    for real images, the modulus deviation ``√(Σ|x_i − x̄|²/n)`` for complex ones."""
+    if stack.shape[0] < 2:
+        return None
+    centered = stack - stack.mean(0)
+    return (centered.abs() ** 2).mean(0).sqrt() if stack.is_complex() else centered.std(0)
 
 
 class Ensemble(Method):
@@ -92,9 +101,9 @@ class Ensemble(Method):
             members.append(est.mean.detach())
             ctx.log(member_seed=seed, **({"member_lam": params["lam"]} if vary == "lam" else {}))
             stack = torch.stack(members)
-            ctx.keep(stack.mean(0), self._spread(stack), stack, members=len(members))
+            ctx.keep(stack.mean(0), sample_std(stack), stack, members=len(members))
         samples = torch.stack(members)
-        std = self._spread(samples)
+        std = sample_std(samples)
         info: dict[str, Any] = {"base_method": base_method, "vary": vary, "members": n_samples,
                                 "member_seeds": [s for s, _ in settings]}
         if vary == "lam":
@@ -102,14 +111,6 @@ class Ensemble(Method):
         if float(std.max()) == 0.0:
             info["note"] = f"all runs of {base_method!r} gave the same image: it does not depend on the {vary}."
         return Estimate(samples.mean(0), std=std, samples=samples, info=info)
-
-    @staticmethod
-    def _spread(stack: torch.Tensor) -> torch.Tensor | None:
-        """Standard deviation over the first axis (of the modulus deviation for complex images)."""
-        if stack.shape[0] < 2:
-            return None
-        centered = stack - stack.mean(0)
-        return (centered.abs() ** 2).mean(0).sqrt() if stack.is_complex() else centered.std(0)
 
     @staticmethod
     def _lambdas(run_member, fixed: dict[str, Any], n: int, low: float | None, high: float | None,

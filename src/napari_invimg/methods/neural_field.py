@@ -39,7 +39,7 @@ from torch import nn
 
 from ..nets.field import FourierField, GridField, SineField, grid_coordinates
 from .dip import POSITIVE, STOP_PARAMS, DIPProblem, fit_network
-from .ensemble import Ensemble
+from .ensemble import sample_std
 from .registry import ITERATIONS, Context, Estimate, Method, Param
 
 __all__ = ["NeuralField", "MEMBERS", "signal_bandwidth", "automatic_frequency", "BANDWIDTH_FRACTION", "FALLBACK_FREQUENCY"]
@@ -223,4 +223,4 @@ class NeuralField(Method):
         x = stack.mean(0)
         info.update(parameters=sum(p.numel() for p in net.parameters()), upsample=upsample, members=members,
                     grid_shape=list(x.shape), frequency=float(frequency), frequency_from=chosen)
-        return Estimate(x, std=Ensemble._spread(stack), samples=stack if members > 1 else None, info=info)
+        return Estimate(x, std=sample_std(stack), samples=stack if members > 1 else None, info=info)

@@ -34,6 +34,7 @@ from ..nets.unet import UNet, UnrolledNet, from_channels, init_weights, to_chann
 from ..operators.base import Operator, from_spec
 from ..operators.noise import NoiseModel
 from ._perturb import perturb_operator
+from .ensemble import sample_std
 from .registry import (
     Context,
     Estimate,
@@ -801,7 +802,7 @@ class Care(Method):
                 ctx.step(k + 1, 8, outs[-1])
         stack = torch.stack(outs)
         mean = stack.mean(0)
-        std = (stack - mean).abs().pow(2).mean(0).sqrt() if stack.is_complex() else stack.std(0)
+        std = sample_std(stack)
         return Estimate(mean, std=std, info={"offset": o, "scale": s, "training": _summary(meta),
                                              "operator_matches_training": _operator_matches(A, meta),
                                              "spread": "8 flips/rotations of the input (test-time augmentation)"})
