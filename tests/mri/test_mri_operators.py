@@ -151,7 +151,7 @@ def test_gathered_cartesian_on_whole_lines_prunes_the_fft_and_agrees(axis):
         mask[picked, :] = weights[:, None]
     full = mri.CartesianMRI(mask, coil_maps=_cplx(rng, (3,) + shape))
     A, gather = full.compact()
-    assert A.lines is not None and A.lines[0] == axis
+    assert A.lines is not None and A.lines[0] == axis and A.hybrid  # constant weight along each line: hybrid space
     x = torch.from_numpy(_cplx(rng, shape)).to(torch.complex128)
     y = torch.from_numpy(_cplx(rng, A.out_shape)).to(torch.complex128)
     np.testing.assert_allclose(A._forward(x).numpy(), gather(full._forward(x)).numpy(), atol=1e-10)
@@ -160,6 +160,20 @@ def test_gathered_cartesian_on_whole_lines_prunes_the_fft_and_agrees(axis):
     lhs = torch.vdot(A._forward(x).reshape(-1), y.reshape(-1))
     rhs = torch.vdot(x.reshape(-1), A._adjoint(y).reshape(-1))
     assert abs(lhs - rhs) <= 1e-10 * abs(lhs)
+    # hybrid space is a unitary change of the data: norms kept, to_kspace undoes it, k-space views agree
+    kk = A._take(k)
+    assert not torch.allclose(gather(k), kk)
+    assert float(gather(k).abs().norm()) == pytest.approx(float(kk.abs().norm()), rel=1e-10)
+    np.testing.assert_allclose(A.to_kspace(gather(k)).numpy(), kk.numpy(), atol=1e-10)
+    np.testing.assert_allclose(A.combine_rss(gather(k)).numpy(), full.combine_rss(k).numpy(), atol=1e-10)
+    assert A.estimate_noise(gather(k)) == pytest.approx(full.estimate_noise(k), rel=1e-6)
+    # a weight that varies along a line: no hybrid space, the pruned FFT along the lines as before
+    varying = mask.copy()
+    varying[(slice(None), picked[0]) if axis == -1 else (picked[0], slice(None))] *= np.linspace(0.5, 1.5, shape[axis - 1 if axis == -1 else -1])
+    B, gather_b = mri.CartesianMRI(varying, coil_maps=full.coil_maps_array).compact()
+    assert B.lines is not None and not B.hybrid
+    kb = mri.CartesianMRI(varying, coil_maps=full.coil_maps_array)._forward(x)
+    np.testing.assert_allclose(B._forward(x).numpy(), gather_b(kb).numpy(), atol=1e-10)
 
 
 def test_variational_methods_on_gathered_kspace_equal_the_full_operator():

@@ -339,6 +339,12 @@ class GatheredCartesianMRI(MRIOperator):
     updates, projections, residuals) touches the R-times fewer measured values only, while the FFTs stay
     on the full grid; forward and adjoint gather and scatter the sampled points. The problem solved is the
     same: the unsampled values of ``y`` and ``A x`` are zero in :class:`CartesianMRI`.
+
+    On a 2D mask of whole lines whose weight is constant along each line (equispaced phase encodes) the output is
+    in hybrid space instead: the sampled lines Fourier-transformed back along their length, ``T y`` with ``T`` the
+    (centred, orthonormal) inverse DFT along the lines — unitary, so norms, white noise and the solvers' iterates
+    are those of k-space, while the forward and adjoint need no FFT along the lines (:meth:`gather` applies ``T``,
+    :meth:`to_kspace` undoes it).
     """
 
     coil_energy = COIL_ENERGY
@@ -354,6 +360,21 @@ class GatheredCartesianMRI(MRIOperator):
         super().__init__(full.in_shape, full.coil_shape + (int(self.index.numel()),))
         self.device = full.device
         self.lines = self._line_structure(np.asarray(full.mask_array) > 0) if full._mask_h is not None else None
+        # hybrid space on lines of constant weight: T = ifft(h_along ⊙ ·) along the lines removes the FFT along them
+        # and the ±1 modulation h_along; what is left per line is m h_across (a (1, L) or (L, 1) weight)
+        self.hybrid = False
+        if self.lines is not None:
+            axis, lines = self.lines
+            other = -1 if axis == -2 else -2
+            m_lines = full.mask.index_select(axis, lines)
+            if bool((m_lines == m_lines.narrow(other, 0, 1)).all()):
+                n = full.in_shape[other]
+                h_along = (-1.0) ** (n // 2) * (1.0 - 2.0 * (torch.arange(n) % 2))
+                shape = [1, 1]
+                shape[other] = n
+                self.h_along = h_along.reshape(shape).contiguous()
+                self.line_weights = (full._mask_h.index_select(axis, lines).narrow(other, 0, 1) * h_along[0]).contiguous()
+                self.hybrid = True
 
     @staticmethod
     def _line_structure(sampled: np.ndarray) -> tuple[int, torch.Tensor] | None:
@@ -369,12 +390,41 @@ class GatheredCartesianMRI(MRIOperator):
                 return axis, torch.from_numpy(lines)
         return None
 
-    def gather(self, y: torch.Tensor) -> torch.Tensor:
+    def _take(self, y: torch.Tensor) -> torch.Tensor:
         """``y[..., Ω]`` of full k-space data (leading batch axes kept)."""
         return y.reshape(y.shape[: y.ndim - self.full.ndim] + (-1,)).index_select(-1, self.index.to(y.device))
 
+    def _lines_shape(self, y: torch.Tensor) -> tuple[int, ...]:
+        axis, lines = self.lines
+        shape = list(self.in_shape)
+        shape[axis] = int(lines.numel())
+        return y.shape[:-1] + tuple(shape)
+
+    def gather(self, y: torch.Tensor) -> torch.Tensor:
+        """This operator's data from full k-space data: ``y[..., Ω]``, and on lines in hybrid space ``T y[..., Ω]``
+        (the inverse DFT along the lines, :class:`GatheredCartesianMRI`)."""
+        k = self._take(y)
+        if not self.hybrid:
+            return k
+        other = -1 if self.lines[0] == -2 else -2
+        u = k.reshape(self._lines_shape(k)) * self.h_along.to(device=k.device, dtype=k.real.dtype)
+        return torch.fft.ifft(u, dim=other, norm="ortho").reshape(k.shape)
+
+    def to_kspace(self, y: torch.Tensor) -> torch.Tensor:
+        """The sampled k-space values ``y[..., Ω]`` of this operator's data (undoes ``T`` in hybrid space)."""
+        if not self.hybrid:
+            return y
+        other = -1 if self.lines[0] == -2 else -2
+        k = torch.fft.fft(y.reshape(self._lines_shape(y)), dim=other, norm="ortho")
+        return (k * self.h_along.to(device=k.device, dtype=k.real.dtype)).reshape(y.shape)
+
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         f = self.full
+        if self.hybrid:  # hybrid space: the FFT across the lines, keep the sampled ones, weight them
+            axis, lines = self.lines
+            k = torch.fft.fft(f._spread_g(x), dim=axis, norm="ortho").index_select(axis, lines.to(x.device))
+            k = k.mul_(self.line_weights.to(device=k.device, dtype=k.real.dtype))
+            return k.reshape(k.shape[:-2] + (-1,))
         if self.lines is not None:  # whole lines: FFT along them, keep the sampled ones, then the pruned FFT
             axis, lines = self.lines
             other = -1 if axis == -2 else -2
@@ -390,6 +440,12 @@ class GatheredCartesianMRI(MRIOperator):
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
         f = self.full
         lead = y.shape[:-1]
+        if self.hybrid:
+            axis, lines = self.lines
+            k = y.reshape(self._lines_shape(y)) * self.line_weights.to(device=y.device, dtype=y.real.dtype)
+            full = self._zero_grid(lead + self.in_shape, k)
+            full.index_copy_(full.ndim + axis, lines.to(k.device), k)
+            return f._combine_g(torch.fft.ifft(full, dim=axis, norm="ortho"))
         if self.lines is not None:
             axis, lines = self.lines
             other = -1 if axis == -2 else -2
@@ -434,10 +490,14 @@ class GatheredCartesianMRI(MRIOperator):
         return self.full.n_measured()
 
     def _radius(self) -> torch.Tensor:
-        return self.gather(self.full._radius())
+        return self._take(self.full._radius())
+
+    def estimate_noise(self, y) -> float:
+        t = y if isinstance(y, torch.Tensor) else torch.from_numpy(np.asarray(y))
+        return super().estimate_noise(self.to_kspace(t))
 
     def combine_rss(self, y: torch.Tensor) -> torch.Tensor:
-        return self.full.combine_rss(self._scatter(y))
+        return self.full.combine_rss(self._scatter(self.to_kspace(y)))
 
     def _scatter(self, y: torch.Tensor) -> torch.Tensor:
         full = torch.zeros(y.shape[:-1] + (math.prod(self.in_shape),), dtype=y.dtype, device=y.device)
