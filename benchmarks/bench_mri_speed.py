@@ -10,6 +10,7 @@ Prints iterations, PSNR and seconds of both paths and their ratio; the two are t
 /tmp/base``) on the default (gathered) path: each (tree, case, method) runs in its own subprocess, the two trees
 alternately, ``--repeats`` times; the table gives iterations, PSNR, the median wall seconds of each and their ratio,
 and the CPU seconds of the process (``time.process_time``: with one thread, what a quiet machine's wall clock shows).
+``--coil-energy E`` runs this tree's side with coil compression ``coil_energy=E`` (off by default; RESULTS §6).
 """
 
 
@@ -45,16 +46,19 @@ def full_grid(A):
     return B
 
 
-def run_one(case: str, method: str) -> dict:
-    """One timed reconstruction (after a 3-iteration warm-up) on the default path."""
+def run_one(case: str, method: str, coil_energy: float | None = None) -> dict:
+    """One timed reconstruction (after a 3-iteration warm-up) on the default path (``coil_energy``: that coil
+    compression instead of the default)."""
     sc = scan_for(case)
     noise = ni.noise.Gaussian(sc.sigma)
-    ni.reconstruct(sc.kspace, sc.operator, method, noise=noise, iterations=3, **METHODS[method])
+    kw = {**METHODS[method], **({} if coil_energy is None else {"coil_energy": coil_energy})}
+    ni.reconstruct(sc.kspace, sc.operator, method, noise=noise, iterations=3, **kw)
     t, cpu = time.perf_counter(), time.process_time()
-    rec = ni.reconstruct(sc.kspace, sc.operator, method, noise=noise, **METHODS[method])
+    rec = ni.reconstruct(sc.kspace, sc.operator, method, noise=noise, **kw)
     seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
     return {"s": seconds, "cpu": cpu, "iterations": rec.info["iterations"], "file": ni.__file__,
-            "psnr": ni.metrics.psnr(np.abs(rec.mean), np.abs(sc.image))}
+            "psnr": ni.metrics.psnr(np.abs(rec.mean), np.abs(sc.image)),
+            "coils": rec.info.get("coil_compression", {}).get("coils")}
 
 
 def compare(args) -> None:
@@ -71,8 +75,10 @@ def compare(args) -> None:
             for _ in range(args.repeats):
                 for name, src in trees.items():
                     env = {**os.environ, "PYTHONPATH": src, "OMP_NUM_THREADS": str(args.threads)}
+                    extra = ["--coil-energy", str(args.coil_energy)] if args.coil_energy and name == "this tree" else []
                     res = subprocess.run([sys.executable, __file__, "--one", case, method, "--threads",
-                                          str(args.threads)], capture_output=True, text=True, env=env, check=False)
+                                          str(args.threads)] + extra, capture_output=True, text=True, env=env,
+                                         check=False)
                     if res.returncode != 0:
                         raise RuntimeError(res.stderr[-3000:])
                     r = json.loads(res.stdout.strip().splitlines()[-1])
@@ -81,8 +87,9 @@ def compare(args) -> None:
             b, n = runs["baseline"], runs["this tree"]
             sb, sn = float(np.median([r["s"] for r in b])), float(np.median([r["s"] for r in n]))
             cb, cn = float(np.median([r["cpu"] for r in b])), float(np.median([r["cpu"] for r in n]))
+            coils = f" ({n[0]['coils']} coils)" if args.coil_energy else ""
             print(f"| {case} | {method} | {b[0]['iterations']} / {n[0]['iterations']} | {b[0]['psnr']:.2f} | "
-                  f"{n[0]['psnr']:.2f} | {sb:.2f} | {sn:.2f} | {sb / sn:.2f}× | {cb:.2f} | {cn:.2f} |", flush=True)
+                  f"{n[0]['psnr']:.2f}{coils} | {sb:.2f} | {sn:.2f} | {sb / sn:.2f}× | {cb:.2f} | {cn:.2f} |", flush=True)
 
 
 def main() -> None:
@@ -92,11 +99,13 @@ def main() -> None:
     parser.add_argument("--methods", default="wavelet,tv")
     parser.add_argument("--baseline", help="another tree's src folder: compare with it (subprocesses)")
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--coil-energy", type=float,
+                        help="with --baseline: this tree with this coil compression (the tv/wavelet coil_energy)")
     parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.one:
-        print(json.dumps(run_one(*args.one)))
+        print(json.dumps(run_one(*args.one, coil_energy=args.coil_energy)))
         return
     if args.baseline:
         compare(args)

@@ -151,7 +151,7 @@ def test_gathered_cartesian_on_whole_lines_prunes_the_fft_and_agrees(axis):
         mask[picked, :] = weights[:, None]
     full = mri.CartesianMRI(mask, coil_maps=_cplx(rng, (3,) + shape))
     A, gather = full.compact()
-    assert A.lines is not None and A.lines[0] == axis
+    assert A.lines is not None and A.lines[0] == axis and A.hybrid  # constant weight along each line: hybrid space
     x = torch.from_numpy(_cplx(rng, shape)).to(torch.complex128)
     y = torch.from_numpy(_cplx(rng, A.out_shape)).to(torch.complex128)
     np.testing.assert_allclose(A._forward(x).numpy(), gather(full._forward(x)).numpy(), atol=1e-10)
@@ -160,6 +160,20 @@ def test_gathered_cartesian_on_whole_lines_prunes_the_fft_and_agrees(axis):
     lhs = torch.vdot(A._forward(x).reshape(-1), y.reshape(-1))
     rhs = torch.vdot(x.reshape(-1), A._adjoint(y).reshape(-1))
     assert abs(lhs - rhs) <= 1e-10 * abs(lhs)
+    # hybrid space is a unitary change of the data: norms kept, to_kspace undoes it, k-space views agree
+    kk = A._take(k)
+    assert not torch.allclose(gather(k), kk)
+    assert float(gather(k).abs().norm()) == pytest.approx(float(kk.abs().norm()), rel=1e-10)
+    np.testing.assert_allclose(A.to_kspace(gather(k)).numpy(), kk.numpy(), atol=1e-10)
+    np.testing.assert_allclose(A.combine_rss(gather(k)).numpy(), full.combine_rss(k).numpy(), atol=1e-10)
+    assert A.estimate_noise(gather(k)) == pytest.approx(full.estimate_noise(k), rel=1e-6)
+    # a weight that varies along a line: no hybrid space, the pruned FFT along the lines as before
+    varying = mask.copy()
+    varying[(slice(None), picked[0]) if axis == -1 else (picked[0], slice(None))] *= np.linspace(0.5, 1.5, shape[axis - 1 if axis == -1 else -1])
+    B, gather_b = mri.CartesianMRI(varying, coil_maps=full.coil_maps_array).compact()
+    assert B.lines is not None and not B.hybrid
+    kb = mri.CartesianMRI(varying, coil_maps=full.coil_maps_array)._forward(x)
+    np.testing.assert_allclose(B._forward(x).numpy(), gather_b(kb).numpy(), atol=1e-10)
 
 
 def test_variational_methods_on_gathered_kspace_equal_the_full_operator():
@@ -253,3 +267,100 @@ def test_wavelet_step_growth_on_line_masks_reaches_the_same_solution():
         primal_dual(data, wavelet, x0, None, 0.8, None, 5, 1e-6, step=0.15, max_step=0.6, growth=1.0)
     with pytest.raises(ValueError, match="growth_slack"):
         primal_dual(data, wavelet, x0, None, 0.8, None, 5, 1e-6, step=0.15, max_step=0.6, growth_slack=-0.1)
+
+
+def _low_rank_scan(n_coils: int = 8, rank: int = 4, snr_db: float | None = 30.0, kind: str = "poisson"):
+    """A 48² brain scan whose ``n_coils`` maps are mixtures of ``rank`` birdcage maps: the coils span ``rank``
+    dimensions, so compressing to ``rank`` virtual coils drops noise only."""
+    rng = np.random.default_rng(5)
+    x = mri.brain((48, 48), seed=1)
+    mix = (rng.standard_normal((n_coils, rank)) + 1j * rng.standard_normal((n_coils, rank))) / np.sqrt(2 * rank)
+    maps = np.tensordot(mix, mri.birdcage(rank, x.shape), axes=1).astype(np.complex64)
+    m = mri.mask(kind, x.shape, 4.0, None, 0)
+    A = mri.CartesianMRI(m, maps)
+    clean = A.forward(x.astype(np.complex64))
+    sigma = mri.noise_sigma_for_snr(clean, m > 0, snr_db) if snr_db is not None else 0.0
+    noise = np.random.default_rng(6).standard_normal((2,) + clean.shape) * sigma
+    y = (clean + (noise[0] + 1j * noise[1]) * (np.broadcast_to(m, clean.shape) > 0)).astype(np.complex64)
+    return x, A, y, sigma
+
+
+def test_coil_compression_is_exact_when_the_dropped_coils_hold_no_signal():
+    """Noise-free data from 8 coils spanning 4 dimensions: ``compressed`` keeps 4 virtual coils (the rest hold no
+    energy), ``Uᴴ`` maps the data onto the compressed operator's output exactly, the misfit of any image is unchanged,
+    and a reconstruction with a given λ is the same image; ``energy = 1`` is the operator itself."""
+    x, A, y, _ = _low_rank_scan(snr_db=None)
+    G, gather = A.compact()
+    yt = gather(torch.from_numpy(y))
+    sigma = 1e-3 * float(yt.abs().max())
+    assert G.compressed(yt, sigma, 1.0) == (G, yt, {"coils": 8, "of": 8, "energy": 1.0})
+    B, yc, info = G.compressed(yt, sigma, 0.9999)
+    assert (info["coils"], info["of"]) == (4, 8) and info["energy"] > 0.9999
+    assert isinstance(B, mri.GatheredCartesianMRI) and B.n_coils == 4 and B.n_measured() == A.n_measured() // 2
+    xt = torch.from_numpy(x.astype(np.complex64))
+    torch.testing.assert_close(B.apply(xt), yc, atol=1e-4 * float(yc.abs().max()), rtol=0)
+    z = torch.from_numpy(mri.brain((48, 48), seed=3).astype(np.complex64))  # another image: same misfit
+    full_r, comp_r = float((G.apply(z) - yt).abs().norm()), float((B.apply(z) - yc).abs().norm())
+    assert comp_r == pytest.approx(full_r, rel=1e-4)
+    noise = ni.noise.Gaussian(sigma)
+    kw = dict(noise=noise, lam=0.02, iterations=150, tol=1e-7)
+    full = ni.reconstruct(y, A, "tv", coil_energy=1.0, **kw)
+    comp = ni.reconstruct(y, A, "tv", coil_energy=0.9999, **kw)
+    assert comp.info["coil_compression"]["coils"] == 4 and full.info["coil_compression"]["coils"] == 8
+    assert comp.info["iterations"] == full.info["iterations"]
+    assert float(np.abs(comp.mean - full.mean).max()) < 1e-3 * float(np.abs(full.mean).max())
+
+
+def test_coil_compression_keeps_the_discrepancy_principle_and_the_image():
+    """Noisy data from 8 coils spanning 4 dimensions: compressed to 4 virtual coils, the discrepancy target leaves out
+    the dropped coils' noise (τM − (M − M')), so λ and the image stay those of the full problem; counting the target
+    on the kept values alone (τM') would regularize more (measured: λ ×1.5, −0.7 dB)."""
+    from napari_invimg.methods._proximal import initial_image, primal_dual, scale_problem
+    from napari_invimg.priors.tv import TotalVariation
+
+    x, A, y, sigma = _low_rank_scan()
+    noise = ni.noise.Gaussian(sigma)
+    full = ni.reconstruct(y, A, "tv", noise=noise, coil_energy=1.0, tol=1e-6, iterations=600)
+    comp = ni.reconstruct(y, A, "tv", noise=noise, coil_energy=0.999, tol=1e-6, iterations=600)
+    assert (comp.info["coil_compression"]["coils"], comp.info["coil_compression"]["of"]) == (4, 8)
+    assert comp.info["lam"] == pytest.approx(full.info["lam"], rel=0.05)
+    p_full, p_comp = (ni.metrics.psnr(np.abs(r.mean), np.abs(x)) for r in (full, comp))
+    assert abs(p_comp - p_full) < 0.1, (p_full, p_comp)
+    # the naive target on the compressed data: a much larger λ
+    G, gather = A.compact()
+    sp = scale_problem(torch.from_numpy(y), noise)
+    B, yc, _ = G.compressed(gather(sp.y), sp.noise.sigma, 0.999)
+    data = ni.operators.DataTerm(yc, B, sp.noise, measured=B.n_measured())
+    xn, naive = primal_dual(data, TotalVariation(2), initial_image(yc, B, None), None, 0.8, None, 600, 1e-6)
+    assert naive["lam"] / sp.scale > 1.3 * full.info["lam"]
+    assert ni.metrics.psnr(np.abs(xn.numpy() * sp.scale), np.abs(x)) < p_full - 0.3
+
+
+def test_coil_compression_default_option_info_and_checks():
+    """Off by default on Cartesian data (every coil kept, reported in ``info``); ``coil_energy`` < 1 keeps fewer
+    virtual coils on the 8-coil birdcage (0.9999: 7 of 8, within 0.1 dB; 0.995 measured 3 coils, −1.4 dB); the radial operator compresses the same way; single-coil
+    data report nothing; energies outside (0, 1] are refused."""
+    x = mri.brain((48, 48), seed=1)
+    sc = mri.simulate_kspace(x, 8, kind="poisson", acceleration=4, snr_db=30, seed=0)
+    noise = ni.noise.Gaussian(sc.sigma)
+    ref = ni.reconstruct(sc.kspace, sc.operator, "tv", noise=noise)
+    assert ref.info["coil_compression"] == {"coils": 8, "of": 8, "energy": 1.0}
+    comp = ni.reconstruct(sc.kspace, sc.operator, "wavelet", noise=noise, coil_energy=0.9999)
+    assert 1 <= comp.info["coil_compression"]["coils"] < 8 and comp.info["coil_compression"]["energy"] >= 0.9999
+    wav = ni.reconstruct(sc.kspace, sc.operator, "wavelet", noise=noise)
+    assert ni.metrics.psnr(np.abs(comp.mean), np.abs(x)) > ni.metrics.psnr(np.abs(wav.mean), np.abs(x)) - 0.1
+    single = mri.simulate_kspace(x, 1, kind="poisson", acceleration=4, snr_db=30, seed=0)
+    assert "coil_compression" not in ni.reconstruct(single.kspace, single.operator, "tv",
+                                                     noise=ni.noise.Gaussian(single.sigma), iterations=5).info
+    traj = mri.radial_trajectory(24, 96)
+    R = mri.NonCartesianMRI(traj, (48, 48), coil_maps=sc.coil_maps)
+    yr = R.forward(x.astype(np.complex64))
+    n = np.random.default_rng(2).standard_normal((2,) + yr.shape)
+    yr = (yr + 0.01 * np.abs(yr).max() * (n[0] + 1j * n[1])).astype(np.complex64)
+    rad = ni.reconstruct(yr, R, "tv", noise=ni.noise.Gaussian(0.01 * float(np.abs(yr).max())), coil_energy=0.99,
+                         iterations=30)
+    assert rad.info["coil_compression"]["coils"] < 8 and np.isfinite(rad.mean).all()
+    with pytest.raises(ValueError, match="coil energy"):
+        sc.operator.compressed(torch.from_numpy(sc.kspace), sc.sigma, 0.0)
+    with pytest.raises(ValueError):
+        ni.reconstruct(sc.kspace, sc.operator, "tv", noise=noise, coil_energy=1.5)

@@ -199,6 +199,17 @@ class LinearOperator(Operator):
         operator itself and the identity."""
         return self, lambda y: y
 
+    def compressed(self, y: torch.Tensor, sigma: float, energy: float | None = None,
+                   min_share: float = 0.0) -> tuple[LinearOperator, torch.Tensor, dict[str, Any]]:
+        """A smaller problem for white Gaussian noise of standard deviation ``sigma``: ``(U A, U y, info)`` with ``U`` a
+        coisometry (``U Uᴴ = I``) onto the fewest channels of the data that keep ``energy`` of their signal energy
+        (``None``: the operator's default; 1: all of it) and at least ``min_share`` of the measured values. The noise
+        ``U n`` is white with the same σ, and ``‖y − Ax‖² = ‖U(y − Ax)‖² + ‖(I − UᴴU)(y − Ax)‖²``, whose second term
+        holds only noise when the dropped channels carry no signal (then the two problems differ by a constant).
+        ``info`` says what was kept (empty where the operator has nothing to compress). The default: the operator
+        itself, the data and ``{}`` (the multi-coil MRI operators compress their coils)."""
+        return self, y, {}
+
     def gram_preconditioner(self, scale: float, shift: float) -> Callable[[torch.Tensor], torch.Tensor] | None:
         """A Hermitian positive definite approximation of ``(scale·AᴴA + shift·I)⁻¹`` on images, for
         preconditioned CG in data steps (e.g. a Fourier-domain inverse for a convolution); ``None`` (the
