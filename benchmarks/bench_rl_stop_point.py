@@ -82,6 +82,8 @@ def stop_points(x, A, noise, y) -> dict[str, float]:
     before = previews[k - 2]  # x_{k−1}: what RL returns
     if not np.allclose(np.asarray(rec.mean), before, atol=1e-6 * float(np.abs(before).max())):
         raise RuntimeError("RL's result is not x_{k−1}")
+    if alpha != 0 and k < 3:  # x_{k−2} would be the start, which has no preview (plain RL measures α from k = 3)
+        raise RuntimeError("an extrapolated point at iteration 2")
     point = before if alpha == 0 else np.clip(before + alpha * (before - previews[k - 3]), 0, None)
     return {"k": k, "alpha": alpha, "today": psnr(rec.mean, x), "point": psnr(point, x), "next": psnr(previews[k - 1], x)}
 
@@ -93,7 +95,7 @@ def main() -> None:
              "fluorescence": fluorescence_cases, "bars": bar_cases}[which]()
     print(f"RL at its defaults, discrepancy stop at iteration k; PSNR (dB) of x_(k-1) (returned today), v_k (the point "
           f"whose fit reached the noise level) and x_k; load {os.getloadavg()[0]:.1f}")
-    print(f"| case | k | α_k | x_(k−1), today | v_k | v_k − today | x_k | x_k − today |\n|---|---|---|---|---|---|---|---|")
+    print("| case | k | α_k | x_(k−1), today | v_k | v_k − today | x_k | x_k − today |\n|---|---|---|---|---|---|---|---|")
     deltas = []
     for name, x, A, noise, y in cases:
         r = stop_points(x, A, noise, y)
