@@ -1,16 +1,17 @@
-"""Richardson–Lucy's discrepancy stop: which image it returns, against the point whose data fit it measured.
+"""Richardson–Lucy's discrepancy stop: the point whose data fit it measured against the iterates around it.
 
 With Biggs–Andrews acceleration RL evaluates the data fit (the Poisson deviance per pixel) at the extrapolated point
 ``v_k = x_{k−1} + α_k (x_{k−1} − x_{k−2})`` (clamped at zero), the only image whose model ``A v_k`` it computes. When
-that fit first reaches the noise level (``misfit ≤ τ``) the default stop returns ``x_{k−1}``, whose own fit was never
-measured (it is ``v_k`` only where ``α_k = 0``). This script compares, at the default settings, the PSNR of
+that fit first reaches the noise level (``misfit ≤ τ``) RL returns ``v_k`` (since 2026-12-08, helper ``rl6``); before,
+it returned ``x_{k−1}``, whose own fit was never measured (it is ``v_k`` only where ``α_k = 0``). This script compares,
+at the default settings, the PSNR of
 
-* ``x_{k−1}`` (what RL returns today),
-* ``v_k`` (the point whose fit reached the noise level; rebuilt here from the progress previews and ``α_k`` of
-  ``info["history"]["alpha"]``, on the field of view), and
-* ``x_k`` (the RL step from ``v_k``, the last preview),
+* ``v_k`` (RL's result),
+* ``x_{k−1}`` (the earlier result: ``k − 1`` iterations replayed with the run's weights and 0 for the result's), and
+* ``x_k`` (one RL step from ``v_k``, replayed likewise),
 
-on the image sets below, all from the public API (no change to the method).
+on the image sets below, from the public API. It also checks that the replay with the run's own weights (what a tiled
+run does) gives RL's result.
 
     PYTHONPATH=src python benchmarks/bench_rl_stop_point.py [heldout|validation|fluorescence|bars] [THREADS]
 
@@ -72,20 +73,21 @@ def bar_cases():
 
 
 def stop_points(x, A, noise, y) -> dict[str, float]:
-    previews: list[np.ndarray] = []
-    rec = ni.reconstruct(y, A, "richardson_lucy", noise=noise,
-                         progress=lambda i, n, p: previews.append(np.array(p, dtype=np.float32, copy=True)))
+    rec = ni.reconstruct(y, A, "richardson_lucy", noise=noise)
     k = int(rec.info["iterations"])
     if not str(rec.info["stopped"]).startswith("discrepancy"):
         raise RuntimeError(f"no discrepancy stop within {k} iterations")
-    alpha = float(rec.info["history"]["alpha"][k - 1])
-    before = previews[k - 2]  # x_{k−1}: what RL returns
-    if not np.allclose(np.asarray(rec.mean), before, atol=1e-6 * float(np.abs(before).max())):
-        raise RuntimeError("RL's result is not x_{k−1}")
-    if alpha != 0 and k < 3:  # x_{k−2} would be the start, which has no preview (plain RL measures α from k = 3)
-        raise RuntimeError("an extrapolated point at iteration 2")
-    point = before if alpha == 0 else np.clip(before + alpha * (before - previews[k - 3]), 0, None)
-    return {"k": k, "alpha": alpha, "today": psnr(rec.mean, x), "point": psnr(point, x), "next": psnr(previews[k - 1], x)}
+    alpha = tuple(float(a) for a in rec.info["history"]["alpha"])  # α_1 … α_k
+
+    def replay(n: int, last: float) -> np.ndarray:  # n iterations with the run's weights, the result's weight last
+        return ni.reconstruct(y, A, "richardson_lucy", noise=noise, iterations=n, stop="none",
+                              extrapolation=alpha[:n] + (last,)).mean
+
+    same = replay(k - 1, alpha[k - 1])
+    if not np.allclose(same, rec.mean, atol=1e-5 * float(np.abs(rec.mean).max())):
+        raise RuntimeError("the replay with the run's weights does not give RL's result")
+    return {"k": k, "alpha": alpha[k - 1], "point": psnr(rec.mean, x), "before": psnr(replay(k - 1, 0.0), x),
+            "next": psnr(replay(k, 0.0), x)}
 
 
 def main() -> None:
@@ -93,16 +95,16 @@ def main() -> None:
     torch.set_num_threads(int(sys.argv[2]) if len(sys.argv) > 2 else 1)
     cases = {"heldout": lambda: small_cases("heldout"), "validation": lambda: small_cases("validation"),
              "fluorescence": fluorescence_cases, "bars": bar_cases}[which]()
-    print(f"RL at its defaults, discrepancy stop at iteration k; PSNR (dB) of x_(k-1) (returned today), v_k (the point "
-          f"whose fit reached the noise level) and x_k; load {os.getloadavg()[0]:.1f}")
-    print("| case | k | α_k | x_(k−1), today | v_k | v_k − today | x_k | x_k − today |\n|---|---|---|---|---|---|---|---|")
+    print(f"RL at its defaults, discrepancy stop at iteration k; PSNR (dB) of v_k (RL's result: the point whose fit "
+          f"reached the noise level), x_(k-1) (the result before 2026-12-08) and x_k; load {os.getloadavg()[0]:.1f}")
+    print("| case | k | α_k | v_k | x_(k−1) | v_k − x_(k−1) | x_k | x_k − x_(k−1) |\n|---|---|---|---|---|---|---|---|")
     deltas = []
     for name, x, A, noise, y in cases:
         r = stop_points(x, A, noise, y)
-        deltas.append(r["point"] - r["today"])
-        print(f"| {name} | {r['k']} | {r['alpha']:.2f} | {r['today']:.2f} | {r['point']:.2f} | {r['point'] - r['today']:+.2f} "
-              f"| {r['next']:.2f} | {r['next'] - r['today']:+.2f} |", flush=True)
-    print(f"v_k − today: mean {np.mean(deltas):+.3f} dB, least {np.min(deltas):+.3f} dB")
+        deltas.append(r["point"] - r["before"])
+        print(f"| {name} | {r['k']} | {r['alpha']:.2f} | {r['point']:.2f} | {r['before']:.2f} | "
+              f"{r['point'] - r['before']:+.2f} | {r['next']:.2f} | {r['next'] - r['before']:+.2f} |", flush=True)
+    print(f"v_k − x_(k−1): mean {np.mean(deltas):+.3f} dB, least {np.min(deltas):+.3f} dB")
 
 
 if __name__ == "__main__":
