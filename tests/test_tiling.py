@@ -31,7 +31,9 @@ def test_tiled_rl_matches_untiled_with_default_halo(blurred):
     assert rec.info["tiling"]["halo"][1:] == list(tile_halo(A_small, "richardson_lucy"))[1:]
     tiled = rec.mean.compute()
     resolved = rec.info["tiling"]["resolved_params"]
-    assert resolved["stop"] == "none" and len(resolved["extrapolation"]) == resolved["iterations"]
+    # the pilot's weights of its iterations and of the result (the point extrapolated after the last one)
+    assert resolved["stop"] == "none" and len(resolved["extrapolation"]) == resolved["iterations"] + 1
+    assert resolved["extrapolation"][-1] > 0
     ref = ni.reconstruct(y, ni.operators.Blur(psf, y.shape), "richardson_lucy", noise=noise, **resolved).mean
     assert np.abs(tiled - ref).max() <= 1e-3 * _range(y)
     # a halo much thinner than the PSF's reach does show seams: the bound above is not vacuous

@@ -34,6 +34,25 @@ def test_richardson_lucy_stops_on_the_discrepancy(blurred):
     assert rec.mean.min() >= 0
 
 
+
+def test_richardson_lucy_returns_the_point_whose_fit_reached_the_noise_level(blurred):
+    """On a discrepancy stop RL returns the extrapolated point whose deviance it measured at or below τ (before
+    2026-12-08: the iterate before it, whose fit was never measured), and a run of n iterations returns what its n-th
+    preview showed (the point extrapolated after iteration n)."""
+    x, _, noise, _ = blurred
+    A = ni.operators.Blur(ni.psf.gaussian((11, 11), 1.6), x.shape, boundary="reflect")  # symmetric: cosine transform
+    y = ni.simulate(x, A, noise, seed=1)
+    rec = ni.reconstruct(y, A, "richardson_lucy", noise=noise, object_domain="boundary")  # the object is the image
+    assert rec.info["stopped"].startswith("discrepancy") and rec.info["result_weight"] > 0.1
+    fit = noise.misfit(torch.from_numpy(y), A.apply(torch.from_numpy(rec.mean)))
+    assert fit == pytest.approx(rec.info["history"]["misfit"][-1], rel=1e-3) and fit <= 1.0
+    previews = []
+    ni.reconstruct(y, A, "richardson_lucy", noise=noise, iterations=6, stop="none",
+                   progress=lambda i, n, p: previews.append(np.array(p, copy=True)))
+    four = ni.reconstruct(y, A, "richardson_lucy", noise=noise, iterations=4, stop="none")
+    np.testing.assert_allclose(four.mean, previews[3], rtol=1e-6, atol=1e-7)
+    assert np.abs(previews[4] - previews[3]).max() > 1e-3  # (the previews move)
+
 def test_3d_stack_and_inpainting_and_downsampling():
     x = ni.datasets.fluorescence((12, 32, 32), seed=0)
     A = ni.operators.Blur(ni.psf.gaussian((5, 7, 7), (1.0, 1.2, 1.2)), x.shape)
@@ -159,7 +178,8 @@ def _reference_accelerated_rl(y, psf, grid, c, shift, gain, iterations, operator
     deviance of the shifted data y + s against the model A v + c − (c − s) at each extrapolated point v.
     ``operators``: (forward, adjoint) of another model (the object then lives on the data's grid). The first
     ``relax[1]`` steps are over-relaxed, x ← v · (Aᵀ(y/Av)/Aᵀ1)^ω with ω = ``relax[0]``, without extrapolation; the
-    next one extrapolates with the fixed weight 0.5."""
+    next one extrapolates with the fixed weight 0.5. The result is the point extrapolated after the last iteration
+    with the weight the next iteration would take (returned with the deviances, the weights and that weight)."""
     forward, adjoint = operators or _reference_grid_operators(psf, grid, y.shape)
     norm = adjoint(np.ones_like(y))
     support = norm > 1e-6 * norm.max()
@@ -167,12 +187,16 @@ def _reference_accelerated_rl(y, psf, grid, c, shift, gain, iterations, operator
     counts = np.clip(y + shift, 0, None)
     x = np.where(support, yc.mean(), 0.0)
     x_prev, steps, deviances, alphas = x, [], [], []
-    for k in range(1, iterations + 1):
-        alpha = 0.0
+
+    def weight(k):
         if relax[0] != 1.0 and k <= relax[1] + 1:  # none during the relaxed steps, then a fixed 0.5 once
-            alpha = 0.5 if k == relax[1] + 1 else 0.0
-        elif len(steps) >= 2:
-            alpha = float(np.clip(np.vdot(steps[-1], steps[-2]) / np.vdot(steps[-2], steps[-2]), 0.0, 0.95))
+            return 0.5 if k == relax[1] + 1 else 0.0
+        if len(steps) >= 2:
+            return float(np.clip(np.vdot(steps[-1], steps[-2]) / np.vdot(steps[-2], steps[-2]), 0.0, 0.95))
+        return 0.0
+
+    for k in range(1, iterations + 1):
+        alpha = weight(k)
         v = np.maximum(x + alpha * (x - x_prev), 1e-12) if alpha > 0 else x
         model = forward(v) + c
         b = model - (c - shift)
@@ -183,7 +207,9 @@ def _reference_accelerated_rl(y, psf, grid, c, shift, gain, iterations, operator
         x_new = np.where(support, v * correction ** (relax[0] if k <= relax[1] else 1.0), 0.0)
         steps.append(x_new - v)
         x_prev, x = x, x_new
-    return x, np.array(deviances), np.array(alphas)
+    alpha = weight(iterations + 1)
+    result = np.maximum(x + alpha * (x - x_prev), 1e-12) if alpha > 0 else x
+    return result, np.array(deviances), np.array(alphas), alpha
 
 
 @pytest.mark.parametrize("noise, offset", [(ni.noise.Poisson(0.01), None),  # the RL offset is the noise model's
@@ -200,10 +226,12 @@ def test_accelerated_richardson_lucy_and_its_deviance_equal_a_reference(noise, o
     c = rec.info["offset"]
     shift = noise.sigma_scalar ** 2 / noise.gain
     assert (c == shift) == (offset is None)
-    ref, deviances, alphas = _reference_accelerated_rl(y, psf, A.grid, c, shift, noise.gain, 10,
-                                                       relax=(relaxation, 3))
+    ref, deviances, alphas, last = _reference_accelerated_rl(y, psf, A.grid, c, shift, noise.gain, 10,
+                                                             relax=(relaxation, 3))
     history = rec.info["history"]
-    assert max(alphas) > 0.2  # the extrapolation is exercised
+    assert max(alphas) > 0.2 and last > 0.2  # the extrapolation is exercised, the result's too
+    # (the squared steps' float32 rounding, see below, moves the eleventh weight by ~2e-3)
+    assert rec.info["result_weight"] == pytest.approx(last, rel=1e-3 if relaxation == 1.0 else 5e-3, abs=1e-4)
     np.testing.assert_allclose(history["alpha"], alphas, rtol=1e-3, atol=1e-4)
     np.testing.assert_allclose(history["misfit"], deviances, rtol=1e-4)
     window = tuple(slice(b, b + n) for b, n in zip(A.before, y.shape))
@@ -252,11 +280,12 @@ def test_reflect_richardson_lucy_by_the_cosine_transform_equals_a_reference(shap
         assert ("cosine transform" if host else "mirrored FFT") in rec.info["object_domain"]
         results.append(rec)
     c = results[0].info["offset"]
-    ref, deviances, alphas = _reference_accelerated_rl(y, psf, None, c, shift, noise.gain, 10,
-                                                       operators=_reference_reflect_operators(psf, shape),
-                                                       relax=(relaxation, 3))
-    assert max(alphas) > 0.2  # the extrapolation is exercised
+    ref, deviances, alphas, last = _reference_accelerated_rl(y, psf, None, c, shift, noise.gain, 10,
+                                                             operators=_reference_reflect_operators(psf, shape),
+                                                             relax=(relaxation, 3))
+    assert max(alphas) > 0.2 and last > 0.2  # the extrapolation is exercised, the result's too
     for rec in results:
+        assert rec.info["result_weight"] == pytest.approx(last, rel=1e-3 if relaxation == 1.0 else 5e-3, abs=1e-4)
         np.testing.assert_allclose(rec.info["history"]["alpha"], alphas, rtol=1e-3, atol=1e-4)
         np.testing.assert_allclose(rec.info["history"]["misfit"], deviances, rtol=1e-4)
         np.testing.assert_allclose(rec.mean, ref, rtol=2e-3, atol=1e-5 if relaxation == 1.0 else 1e-4)  # (see above)
