@@ -254,6 +254,20 @@ def test_fourier_field_keeps_its_encoding_between_calls(monkeypatch):
     assert len(calls) == 3
 
 
+def test_neural_field_stops_on_the_discrepancy_alone():
+    """The default stop is the discrepancy of the members' running means, without DIP's running-variance rule; where
+    the noise is given too low the target is never met and the fit runs all its iterations (reported as such)."""
+    assert {p["name"]: p["default"] for p in ni.method_info("neural_field")["parameters"]}["stop"] == "discrepancy"
+    x = ni.datasets.fluorescence((24, 24), seed=1)
+    A, noise = ni.operators.Identity(x.shape), ni.noise.Gaussian(0.05)
+    y = ni.simulate(x, A, noise, seed=0)
+    rec = ni.reconstruct(y, A, "neural_field", noise=noise, iterations=400, members=2, seed=1)
+    assert rec.info["stopped"].startswith("discrepancy") and rec.info["iterations"] == rec.info["stop_iteration"] < 400
+    low = ni.reconstruct(y, A, "neural_field", noise=ni.noise.Gaussian(0.005), iterations=40, members=2, seed=1)
+    assert low.info["iterations"] == 40 and low.info["stopped"] == "maximum of 40 iterations"
+    assert np.isfinite(low.mean).all() and min(low.info["history"]["member_misfit"]) > 1.0
+
+
 def test_neural_field_siren_and_exponential_output():
     """network="siren" (sine field, first-layer frequency std f), network="grid" (trained feature grids) and
     output="exp" (positive, multiplicative) fit the data, are reproducible for a seed without touching torch's global
