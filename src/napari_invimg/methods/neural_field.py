@@ -173,8 +173,8 @@ class NeuralField(Method):
         Param("lr", float, 0.001, 1e-5, 1.0, doc="Adam learning rate", log_scale=True),
         # the discrepancy alone: the ensemble's running variance is no stopping signal for fields (it dips and rises
         # again while the members still fit the image); with "auto" it stopped both validation images early (fluorescence
-        # seeds 4 and 7, 128² denoising: iterations 279 and 219, 29.1 and 27.6 dB, where the discrepancy gives 32.6 and
-        # 33.4 dB; RESULTS §13, nfield6)
+        # seeds 4 and 7, 128² denoising: iterations 279 and 219, 29.1 and 27.6 dB, where the discrepancy gives 32.8 and
+        # 33.5 dB; RESULTS §13, nfield6)
         Param("stop", str, "discrepancy", choices=STOP_RULES,
               doc="discrepancy: stop when every member's running mean explains the data to the noise level (if that is "
                   "never reached: the running mean after all iterations); auto: also the running variance "
