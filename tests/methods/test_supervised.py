@@ -231,7 +231,7 @@ def test_fourier_field_keeps_its_encoding_between_calls(monkeypatch):
     first = field(r)
     assert torch.equal(field(r[:]), first) and len(calls) == 1  # a view of the same memory: kept
     fresh = field.layers[0](original(field, r))
-    for i, lin in enumerate(field.layers[1:]):
+    for lin in field.layers[1:]:
         fresh = lin(torch.relu(fresh))
     assert torch.equal(first, fresh)
     other = r + 0.5
