@@ -175,7 +175,7 @@ def test_neural_field_fits_upsamples_and_handles_stacks():
     x = ni.datasets.fluorescence((32, 32), seed=1)
     A, noise = ni.operators.Identity(x.shape), ni.noise.Gaussian(0.05)
     y = ni.simulate(x, A, noise, seed=0)
-    rec = ni.reconstruct(y, A, "neural_field", noise=noise, iterations=300, members=2)
+    rec = ni.reconstruct(y, A, "neural_field", noise=noise, iterations=800, members=2)
     assert ni.metrics.psnr(rec.mean, x) > ni.metrics.psnr(y, x) + 2
     # the discrepancy is tested on the members' running means (the last to arrive), which lag behind the iterates;
     # the returned mean of the members then fits at least as well (the misfit is convex)
@@ -215,6 +215,57 @@ def test_neural_field_ensemble_of_independent_fields():
     assert single.std is None and single.samples is None
     np.testing.assert_array_equal(ni.reconstruct(y, A, "neural_field", noise=noise, iterations=60, members=3,
                                                  stop="none", seed=2).mean, rec.mean)
+
+
+def test_fourier_field_keeps_its_encoding_between_calls(monkeypatch):
+    """The fixed Fourier features are computed once per coordinate grid: the same output as computing them afresh, a new
+    encoding for other coordinates, for coordinates changed in place and for a changed B; a 60-iteration fit encodes its
+    grid once per member; trained encodings (GridField) are not kept."""
+    from napari_invimg.nets.field import FourierField, GridField, grid_coordinates
+
+    field = FourierField(2, 1, torch.Generator().manual_seed(0), features=16, width=8)
+    r = grid_coordinates((12, 12))
+    calls = []
+    original = FourierField.encode
+    monkeypatch.setattr(FourierField, "encode", lambda self, c: calls.append(1) or original(self, c))
+    first = field(r)
+    assert torch.equal(field(r[:]), first) and len(calls) == 1  # a view of the same memory: kept
+    fresh = field.layers[0](original(field, r))
+    for lin in field.layers[1:]:
+        fresh = lin(torch.relu(fresh))
+    assert torch.equal(first, fresh)
+    other = r + 0.5
+    at_other = field(other)
+    assert not torch.allclose(at_other, first) and len(calls) == 2
+    r.add_(0.5)  # changed in place: recomputed
+    assert torch.equal(field(r), at_other) and len(calls) == 3
+    with torch.no_grad():
+        field.B.mul_(2.0)
+    field(r)
+    assert len(calls) == 4
+    grid = GridField(2, 1, torch.Generator().manual_seed(0), (12, 12), features=8, width=8)
+    calls.clear()
+    grid(r), grid(r)
+    assert len(calls) == 2
+    x = ni.datasets.fluorescence((24, 24), seed=1)
+    A, noise = ni.operators.Identity(x.shape), ni.noise.Gaussian(0.05)
+    calls.clear()
+    ni.reconstruct(ni.simulate(x, A, noise, seed=0), A, "neural_field", noise=noise, iterations=60, stop="none", members=3)
+    assert len(calls) == 3
+
+
+def test_neural_field_stops_on_the_discrepancy_alone():
+    """The default stop is the discrepancy of the members' running means, without DIP's running-variance rule; where
+    the noise is given too low the target is never met and the fit runs all its iterations (reported as such)."""
+    assert {p["name"]: p["default"] for p in ni.method_info("neural_field")["parameters"]}["stop"] == "discrepancy"
+    x = ni.datasets.fluorescence((24, 24), seed=1)
+    A, noise = ni.operators.Identity(x.shape), ni.noise.Gaussian(0.05)
+    y = ni.simulate(x, A, noise, seed=0)
+    rec = ni.reconstruct(y, A, "neural_field", noise=noise, iterations=800, members=2, seed=1)
+    assert rec.info["stopped"].startswith("discrepancy") and rec.info["iterations"] == rec.info["stop_iteration"] < 800
+    low = ni.reconstruct(y, A, "neural_field", noise=ni.noise.Gaussian(0.005), iterations=40, members=2, seed=1)
+    assert low.info["iterations"] == 40 and low.info["stopped"] == "maximum of 40 iterations"
+    assert np.isfinite(low.mean).all() and min(low.info["history"]["member_misfit"]) > 1.0
 
 
 def test_neural_field_siren_and_exponential_output():

@@ -55,10 +55,29 @@ class FourierField(nn.Module):
         proj = 2 * math.pi * r @ self.B.T
         return torch.cat([proj.sin(), proj.cos()], dim=1)
 
+    def _encoded(self, r: torch.Tensor, start: int, chunk: int) -> torch.Tensor:
+        """:meth:`encode` of ``r[start:start + chunk]``, kept between calls on the same coordinates where the encoding
+        has no trained parameters (``B`` is fixed): a fit evaluates the field on one grid hundreds of times, and the
+        sines and cosines were ~30 % of a 128² step (RESULTS §13, nfield6). Autograd keeps the first layer's input for
+        the weight gradient anyway, so the cache does not raise the peak memory of a step."""
+        if self.extra_features():  # trained encodings (GridField's grids) are evaluated every time
+            return self.encode(r[start:start + chunk])
+        cache = self.__dict__.setdefault("_encoding_cache", {})
+        # the same coordinates, unchanged (a view of the same memory, same version), and the same B; the cache holds
+        # the tensor it was computed from, so that memory is not freed and reused by other coordinates
+        key = (r.data_ptr(), r.shape, r.stride(), r.dtype, r.device, r._version, self.B.data_ptr(), self.B._version, chunk)
+        if cache.get("key") != key:
+            cache.clear()
+            cache.update(key=key, held=(r, self.B))
+        if start not in cache:
+            with torch.no_grad():
+                cache[start] = self.encode(r[start:start + chunk])
+        return cache[start]
+
     def forward(self, r: torch.Tensor, chunk: int = 2**17) -> torch.Tensor:
         outs = []
         for start in range(0, r.shape[0], chunk):
-            h = self.encode(r[start:start + chunk])
+            h = self._encoded(r, start, chunk)
             for i, lin in enumerate(self.layers):
                 h = lin(h)
                 if i < len(self.layers) - 1:
