@@ -182,6 +182,7 @@ def main() -> None:
                   f"acc {i['acceptance']:.2f} {i.get('sampler', '')} L {i.get('leapfrog_steps', '–')}"
                   + (f" θ-move acc {i['linearized_move_acceptance']:.2f}" if i.get("linearized_move_acceptance") else "")
                   + f" R̂ (σ, ρ, F) {i['mixing_hyperparameters'].get('rhat')} ESS {i['mixing_hyperparameters'].get('ess')}"
+                  + f" σ, ρ, F 5/50/95%: {list(i.get('hyperparameter_intervals', {}).values())}"
                   + f" haze {100 * sc['haze']:.1f}% (truth {100 * sc['haze_truth']:.1f}%)"
                   + f" z90 source {sc['z90']:.2f}" + unit + gauge,
                   flush=True)

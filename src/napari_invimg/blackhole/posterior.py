@@ -533,7 +533,18 @@ class GMRFHMC(Method):
         info["sigma_log_intensity"] = float(h[:, 0].exp().median())
         info["correlation_length_uas"] = float(h[:, 1].exp().median()) * post.fwd.fov_uas / n
         info["total_flux"] = float(h[:, 2].exp().median())
+        info["hyperparameter_intervals"] = _hyper_intervals(h, post)
         return Estimate(mean.to(ctx.device), std.to(ctx.device), samples.to(ctx.device), info)
+
+
+def _hyper_intervals(h: torch.Tensor, post: GMRFPosterior) -> dict[str, list[float]]:
+    """The posterior's 5%, 50% and 95% quantiles of σ, ρ (µas) and F from the draws ``h`` (n, 3) of (log σ, log ρ,
+    log F): how far the data moved them from their priors."""
+    q = torch.tensor([0.05, 0.5, 0.95], dtype=h.dtype)
+    names = ("sigma_log_intensity", "correlation_length_uas", "total_flux")
+    scales = (1.0, post.fwd.fov_uas / post.npix, 1.0)
+    return {name: [round(float(v) * s, 4) for v in torch.quantile(h[:, j].exp(), q)]
+            for j, (name, s) in enumerate(zip(names, scales))}
 
 
 def _collapsible(post: GMRFPosterior) -> bool:
@@ -600,6 +611,7 @@ def _run_collapsed(post: GMRFPosterior, ctx: Context, params: dict[str, Any], t0
     info["sigma_log_intensity"] = float(h[:, 0].exp().median())
     info["correlation_length_uas"] = float(h[:, 1].exp().median()) * post.fwd.fov_uas / n
     info["total_flux"] = float(h[:, 2].exp().median())
+    info["hyperparameter_intervals"] = _hyper_intervals(h, post)
     return Estimate(mean.to(ctx.device), std.to(ctx.device), samples.to(ctx.device), info)
 
 
