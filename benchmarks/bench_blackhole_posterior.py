@@ -15,7 +15,8 @@ the compact double's error; RESULTS.md §7). Closures do not measure the total f
 ±10% prior, a common scale of every pixel that holds ≈ 90% of the blurred variance, so the per-pixel coverage of one
 truth (cov B) is decided by one draw of that scale (RESULTS.md §7, helper ``closure5``). Closures are therefore also
 scored in the flux gauge the data fix (``bh.unit_flux``: samples and truth each scaled to unit flux; cov U, corr U,
-z90 U, with the source and the background apart), the flux on its own (is the truth's flux inside the samples' 90%
+z90 U, with the source and the background apart), in the closure gauge (``bh.closure_gauge``: also every sample moved
+to the mean's centroid, as the truth is; cov G …), the flux on its own (is the truth's flux inside the samples' 90%
 flux interval, ``bh.flux_interval``), and cov B averaged over truth fluxes drawn from the flux prior.
 
 The bundled models ring, crescent, double were used while choosing the defaults; ``jet`` (core + jet) and
@@ -66,8 +67,9 @@ def score(rec, truth: np.ndarray, res: float, *, unit: bool, flux_prior: tuple[f
     of |mean − truth| / std of the blurred posterior (1.64 if calibrated); haze: the median share of a sample's flux
     outside the source. With ``unit`` (closures) also the unit-flux gauge (``bh.unit_flux``: samples and truth each
     divided by their total flux, the part closures inform): cov U overall / in the source / in the background, corr U,
-    z90 U; the flux's own interval (``bh.flux_interval``) and whether it holds the truth's flux (z: its offset in
-    posterior sds of log F); and cov B averaged over truth fluxes drawn from the flux prior ``(F₀, sd of log F)``
+    z90 U; the same in the closure gauge (``bh.closure_gauge``: also every sample moved to the mean's centroid, whose
+    spread is the centroid prior's): cov G, corr G, z90 G; the flux's own interval (``bh.flux_interval``) and whether
+    it holds the truth's flux (z: its offset in posterior sds of log F); and cov B averaged over truth fluxes drawn from the flux prior ``(F₀, sd of log F)``
     (what the per-pixel coverage is when the truth's flux is a draw of the prior, not one fixed value)."""
     cov, corr = ni.diagnostics.coverage, ni.diagnostics.std_error_correlation
     blurred = bh.blur_to_resolution(truth, FOV, res)
@@ -85,16 +87,18 @@ def score(rec, truth: np.ndarray, res: float, *, unit: bool, flux_prior: tuple[f
            "haze": float(np.median(samples[:, ~source].sum(-1) / flux)),
            "haze_truth": float(truth[~source].sum() / truth.sum())}
     if unit:
-        smooth_u = bh.blur_reconstruction(bh.unit_flux(rec), FOV, res)
         blurred_u = bh.blur_to_resolution(truth / truth.sum(), FOV, res)
-        half = ni.diagnostics.interval_halfwidth(smooth_u, level)
-        inside = np.abs(np.asarray(smooth_u.mean) - blurred_u) <= half
+        for key, post in (("u", bh.unit_flux(rec)), ("g", bh.closure_gauge(rec, bh.centroid(rec.mean)))):
+            smooth_u = bh.blur_reconstruction(post, FOV, res)
+            half = ni.diagnostics.interval_halfwidth(smooth_u, level)
+            inside = np.abs(np.asarray(smooth_u.mean) - blurred_u) <= half
+            out.update({f"cov_{key}": float(inside.mean()), f"cov_{key}_source": float(inside[source].mean()),
+                        f"cov_{key}_background": float(inside[~source].mean()), f"corr_{key}": corr(smooth_u, blurred_u),
+                        f"z90_{key}": z90(smooth_u, blurred_u)})
         lo, hi = bh.flux_interval(rec, level)
         true_flux = float(truth.sum())
         log_flux = np.log(flux)
-        out.update(cov_u=float(inside.mean()), cov_u_source=float(inside[source].mean()),
-                   cov_u_background=float(inside[~source].mean()), corr_u=corr(smooth_u, blurred_u),
-                   z90_u=z90(smooth_u, blurred_u), flux=true_flux, flux_lo=lo, flux_hi=hi,
+        out.update(flux=true_flux, flux_lo=lo, flux_hi=hi,
                    flux_covered=bool(lo <= true_flux <= hi),
                    flux_z=float((np.log(true_flux) - log_flux.mean()) / log_flux.std(ddof=1)))
         flux0, flux_sd = flux_prior
@@ -170,7 +174,9 @@ def main() -> None:
                        flux_prior=(rec.info.get("total_flux_prior"), kw.get("flux_uncertainty", 0.1)))
             i = rec.info
             unit = (f" | unit-flux gauge: cov U {sc['cov_u']:.3f} (source {sc['cov_u_source']:.3f}, background "
-                    f"{sc['cov_u_background']:.3f}) corr U {sc['corr_u']:.2f} z90 U {sc['z90_u']:.2f}; flux "
+                    f"{sc['cov_u_background']:.3f}) corr U {sc['corr_u']:.2f} z90 U {sc['z90_u']:.2f}; closure gauge "
+                    f"(+ samples at one centroid): cov G {sc['cov_g']:.3f} (source {sc['cov_g_source']:.3f}, background "
+                    f"{sc['cov_g_background']:.3f}) corr G {sc['corr_g']:.2f} z90 G {sc['z90_g']:.2f}; flux "
                     f"{sc['flux']:.3f} in [{sc['flux_lo']:.3f}, {sc['flux_hi']:.3f}]: "
                     f"{'covered' if sc['flux_covered'] else 'NOT covered'} (z {sc['flux_z']:+.2f}); cov B averaged over "
                     f"the flux prior {sc['cov_b_flux_prior']:.3f}") if data == "closures" else ""

@@ -81,3 +81,22 @@ def test_unit_flux_removes_the_common_flux_scale_and_flux_interval_scores_it_alo
     bad[3] = 0.0
     with pytest.raises(ValueError, match="positive total flux"):
         bh.unit_flux(Reconstruction(rec.mean, rec.std, bad, {}))
+
+
+def test_closure_gauge_removes_a_shift_and_a_scale_that_the_closures_do_not_see():
+    """Samples that differ only by a sub-pixel shift (a centroid prior's spread) and a flux factor are one image in
+    the closure gauge: every sample at the target centroid with unit flux, the std ~0 where unit_flux alone keeps the
+    translation's spread."""
+    rng = np.random.default_rng(2)
+    img = bh.models.double(32, 160.0).astype(np.float64)
+    c = bh.centroid(img)
+    samples = np.stack([f * bh.shift_to_centroid(img, c + d) for f, d in
+                        zip(0.6 * np.exp(0.1 * rng.standard_normal(30)), 0.15 * rng.standard_normal((30, 2)))])
+    rec = Reconstruction(samples.mean(0), samples.std(0, ddof=1), samples, {"std_from": "chain"})
+    gauge = bh.closure_gauge(rec)
+    assert np.allclose(bh.centroid(gauge.samples), bh.centroid(rec.mean), atol=2e-3)
+    np.testing.assert_allclose(gauge.samples.sum((-2, -1)), 1.0, rtol=1e-9)
+    assert gauge.std.max() < 0.02 * bh.unit_flux(rec).std.max()
+    np.testing.assert_allclose(gauge.mean, bh.shift_to_centroid(img, bh.centroid(rec.mean)) / img.sum(),
+                               atol=1e-3 * img.max() / img.sum())
+    assert gauge.info["gauge"] == "centroid_unit_flux"

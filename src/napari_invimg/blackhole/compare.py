@@ -7,7 +7,8 @@ the position by a prior on the centroid (``gmrf_hmc``): its truth is the truth m
 same centroid (:func:`shift_to_centroid`), the gauge the posterior is defined in. Closure quantities do not fix the
 total flux either (they are ratios of visibilities): the part of a closure posterior the data inform is the image of
 unit flux (:func:`unit_flux`), and the flux, whose posterior is its prior, is scored on its own
-(:func:`flux_interval`).
+(:func:`flux_interval`); :func:`closure_gauge` also puts every sample at one centroid (the position's spread is the
+centroid prior's, which the truth, moved to that centroid, does not have).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from scipy.signal import fftconvolve
 from ..uncertainty import Reconstruction
 
 __all__ = ["nxcorr_aligned", "blur_to_resolution", "blur_reconstruction", "centroid", "shift_to_centroid", "unit_flux",
-           "flux_interval"]
+           "flux_interval", "closure_gauge"]
 
 
 def nxcorr_aligned(image: np.ndarray, truth: np.ndarray) -> float:
@@ -115,3 +116,19 @@ def flux_interval(rec: Reconstruction, level: float = 0.9) -> tuple[float, float
     flux = _total_fluxes(rec)
     lo, hi = np.quantile(flux, [(1 - level) / 2, (1 + level) / 2])
     return float(lo), float(hi)
+
+
+def closure_gauge(rec: Reconstruction, target: np.ndarray | None = None) -> Reconstruction:
+    """The part of a closure posterior that closure quantities inform: every sample moved by a sub-pixel shift
+    (:func:`shift_to_centroid`) to one centroid ``target`` (row, column; default the posterior mean's) and divided by
+    its total flux (:func:`unit_flux`), with the mean and std over those. Closure phases are invariant to a shift and
+    closure amplitudes to a scale, so a sample's position and flux are its priors' (``gmrf_hmc``: the centroid prior,
+    sd ``centroid_sd``, and the ±10% flux prior); compare with the truth moved to ``target`` and divided by its flux,
+    which has neither spread. Needs the samples."""
+    _total_fluxes(rec)
+    samples = np.asarray(rec.samples, dtype=np.float64)
+    target = centroid(rec.mean) if target is None else np.asarray(target, dtype=np.float64)
+    moved = np.stack([shift_to_centroid(x, target) for x in samples])
+    moved /= moved.sum((-2, -1), keepdims=True)  # after the shift: the little it moves off the field is not counted
+    info = {**rec.info, "std_from": "samples", "gauge": "centroid_unit_flux"}
+    return Reconstruction(moved.mean(0), moved.std(0, ddof=1), moved, info)
