@@ -368,7 +368,8 @@ class GMRFHMC(Method):
                   "out of m (rml's low-level haze, which closures cannot remove; 0 keeps it)"),
         Param("mean_blur", float, 1.0, 0.1, 4.0,
               doc="mean_image='rml': FWHM of the blur of m as a fraction of the nominal resolution (1: at the "
-                  "resolution; below: a sharper m, closer to the data, so that σ measures less deconvolution)"),
+                  "resolution; below: a sharper m, closer to the data; 0.5 raised NXCORR on rings but lost the "
+                  "coverage of doubles on closures, RESULTS §7)"),
         Param("order", int, 1, 1, 3, doc="order of the GMRF precision (1: (κ² + Δ), Comrade's; 2: smoother)"),
         Param("total_flux", float, None, 0.0, None, doc="prior total flux F₀ in Jy (empty: from the shortest baselines)"),
         Param("flux_uncertainty", float, 0.1, 1e-3, 2.0, doc="prior std of log F (closures leave the flux to it)"),
