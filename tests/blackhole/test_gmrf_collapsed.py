@@ -86,6 +86,9 @@ def test_gmrf_hmc_collapses_on_visibilities():
     assert np.isfinite(i["mixing"]["rhat_max"]) and np.isfinite(i["mixing_hyperparameters"]["rhat_max"])
     assert 0 < i["acceptance"] <= 1 and i["total_flux"] == pytest.approx(0.6, rel=0.05)
     assert bh.nxcorr_aligned(rec.mean, truth) > 0.9 and (rec.std > 0).all()
+    q = i["hyperparameter_intervals"]  # 5/50/95% of σ, ρ (µas), F
+    assert set(q) == {"sigma_log_intensity", "correlation_length_uas", "total_flux"}
+    assert all(lo < mid < hi for lo, mid, hi in q.values()) and q["total_flux"][1] == pytest.approx(i["total_flux"], rel=0.01)
     with pytest.raises(ValueError, match="collapsed"):
         ni.reconstruct(obs.vis, A, "gmrf_hmc", noise=noise, sampler="collapsed", link="softplus")
 
@@ -150,6 +153,11 @@ def test_gmrf_hmc_moves_closure_hyperparameters_by_the_linearized_model():
     assert rec.samples.shape == (8, NPIX, NPIX) and np.isfinite(i["mixing_hyperparameters"]["rhat_max"])
     assert 0 < i["acceptance"] <= 1 and 0 < i["linearized_move_acceptance"] <= 1
     assert bh.nxcorr_aligned(rec.mean, truth) > 0.7 and (rec.std > 0).all() and np.isfinite(rec.samples).all()
+    # closures leave the flux to its ±10% prior: its 90% interval spans exp(2 × 1.645 × 0.1) = 1.39, the samples' too
+    lo, mid, hi = i["hyperparameter_intervals"]["total_flux"]
+    assert 1.2 < hi / lo < 1.6 and lo < i["total_flux_prior"] < hi
+    f_lo, f_hi = bh.flux_interval(rec, 0.9)
+    assert 1.1 < f_hi / f_lo < 1.8
     # the centroid prior holds every sample's position (closures alone leave it free; without the prior the samples'
     # centroids scatter by 0.13 px here, measured with centroid_sd=10): within 2 sd of the prior (0.05 px)
     rows = np.arange(NPIX)

@@ -93,6 +93,15 @@ def test_compact_mean_image_leaves_out_a_haze_and_keeps_the_source():
     assert np.allclose(compact_mean_image(source, FOV, res, 0.0), blurred_source, atol=1e-6)
     with pytest.raises(ValueError, match="no positive flux"):
         compact_mean_image(np.zeros((n, n)), FOV, res, 0.1)
+    # blur: m blurred to a fraction of the resolution (the support still chosen at the resolution): sharper, closer
+    # to the unblurred source, the same haze cut
+    sharp = compact_mean_image(hazy, FOV, res, 0.1, blur=0.5)
+    assert sharp.max() > 1.2 * m.max() and share(sharp) < 0.06
+    assert bh.nxcorr_aligned(sharp, source) > bh.nxcorr_aligned(m, source) + 0.01
+    assert np.allclose(compact_mean_image(source, FOV, res, 0.0, blur=0.5), bh.blur_to_resolution(source, FOV, res / 2),
+                       atol=1e-6)
+    with pytest.raises(ValueError, match="blur"):
+        compact_mean_image(hazy, FOV, res, 0.1, blur=0.0)
 
 
 def test_gmrf_hmc_refuses_other_operators():

@@ -4,7 +4,11 @@ Closure quantities do not fix the absolute position of the source, so images are
 integer-pixel shift that maximizes their normalized cross-correlation (the convention of
 eht-imaging's ``Image.compare_images``; EHT Collaboration 2019, ApJL 875, L4, §6). A posterior on closures fixes
 the position by a prior on the centroid (``gmrf_hmc``): its truth is the truth moved, by a sub-pixel shift, to the
-same centroid (:func:`shift_to_centroid`), the gauge the posterior is defined in.
+same centroid (:func:`shift_to_centroid`), the gauge the posterior is defined in. Closure quantities do not fix the
+total flux either (they are ratios of visibilities): the part of a closure posterior the data inform is the image of
+unit flux (:func:`unit_flux`), and the flux, whose posterior is its prior, is scored on its own
+(:func:`flux_interval`); :func:`closure_gauge` also puts every sample at one centroid (the position's spread is the
+centroid prior's, which the truth, moved to that centroid, does not have).
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from scipy.signal import fftconvolve
 
 from ..uncertainty import Reconstruction
 
-__all__ = ["nxcorr_aligned", "blur_to_resolution", "blur_reconstruction", "centroid", "shift_to_centroid"]
+__all__ = ["nxcorr_aligned", "blur_to_resolution", "blur_reconstruction", "centroid", "shift_to_centroid", "unit_flux",
+           "flux_interval", "closure_gauge"]
 
 
 def nxcorr_aligned(image: np.ndarray, truth: np.ndarray) -> float:
@@ -78,3 +83,52 @@ def shift_to_centroid(truth: np.ndarray, target: np.ndarray) -> np.ndarray:
     padded[r0:r0 + n, c0:c0 + m] = x
     moved = np.real(np.fft.ifft2(ndi.fourier_shift(np.fft.fft2(padded), d)))  # as operators.psf.from_bead
     return moved[r0:r0 + n, c0:c0 + m]
+
+
+def _total_fluxes(rec: Reconstruction) -> np.ndarray:
+    if rec.samples is None or len(rec.samples) < 2:
+        raise ValueError("The flux gauge needs the posterior's samples (at least two); choose a method that returns them.")
+    flux = np.asarray(rec.samples, dtype=np.float64).sum((-2, -1))
+    if not (np.all(np.isfinite(flux)) and np.all(flux > 0)):
+        raise ValueError("Every sample needs a finite, positive total flux to be scaled to unit flux.")
+    return flux
+
+
+def unit_flux(rec: Reconstruction) -> Reconstruction:
+    """The posterior in the flux gauge of closure quantities: every sample ``x_s`` divided by its total flux,
+    ``x_s / Σ x_s``, with the mean and std taken over those (a sample-wise, nonlinear map, so from the samples, not
+    from the std). Closure phases and log closure amplitudes do not change when the image is scaled, so they inform
+    only this unit-flux image; the flux's posterior is its prior, and its spread, shared by every pixel, is scored on
+    its own (:func:`flux_interval`) — as the position, which closures do not fix either, is scored in the centroid
+    gauge (:func:`shift_to_centroid`). Compare with the truth divided by its own flux. Needs the samples."""
+    flux = _total_fluxes(rec)
+    samples = np.asarray(rec.samples, dtype=np.float64) / flux[:, None, None]
+    info = {**rec.info, "std_from": "samples", "gauge": "unit_flux"}
+    return Reconstruction(samples.mean(0), samples.std(0, ddof=1), samples, info)
+
+
+def flux_interval(rec: Reconstruction, level: float = 0.9) -> tuple[float, float]:
+    """The central ``level`` interval of the total flux ``Σ x`` over the posterior's samples: the quantiles
+    ``(1 − level)/2`` and ``(1 + level)/2`` of the samples' fluxes. With :func:`unit_flux` this splits a closure
+    posterior's interval into the part the data fix and the flux, whose interval is its prior's."""
+    if not 0 < level < 1:
+        raise ValueError("level must lie in (0, 1).")
+    flux = _total_fluxes(rec)
+    lo, hi = np.quantile(flux, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+def closure_gauge(rec: Reconstruction, target: np.ndarray | None = None) -> Reconstruction:
+    """The part of a closure posterior that closure quantities inform: every sample moved by a sub-pixel shift
+    (:func:`shift_to_centroid`) to one centroid ``target`` (row, column; default the posterior mean's) and divided by
+    its total flux (:func:`unit_flux`), with the mean and std over those. Closure phases are invariant to a shift and
+    closure amplitudes to a scale, so a sample's position and flux are its priors' (``gmrf_hmc``: the centroid prior,
+    sd ``centroid_sd``, and the ±10% flux prior); compare with the truth moved to ``target`` and divided by its flux,
+    which has neither spread. Needs the samples."""
+    _total_fluxes(rec)
+    samples = np.asarray(rec.samples, dtype=np.float64)
+    target = centroid(rec.mean) if target is None else np.asarray(target, dtype=np.float64)
+    moved = np.stack([shift_to_centroid(x, target) for x in samples])
+    moved /= moved.sum((-2, -1), keepdims=True)  # after the shift: the little it moves off the field is not counted
+    info = {**rec.info, "std_from": "samples", "gauge": "centroid_unit_flux"}
+    return Reconstruction(moved.mean(0), moved.std(0, ddof=1), moved, info)

@@ -291,22 +291,26 @@ class GMRFPosterior:
         return theta
 
 
-def compact_mean_image(image: np.ndarray, fov_uas: float, resolution_uas: float, threshold: float) -> np.ndarray:
-    """A mean image m for the field from a point estimate (rml's): ``m = B(x ⊙ 1[Bx > t·max Bx])``, ``B`` the blur to
-    the nominal resolution, ``t`` = ``threshold`` (0: ``m = Bx``). The point estimate's low-level haze (on closures
+def compact_mean_image(image: np.ndarray, fov_uas: float, resolution_uas: float, threshold: float,
+                       blur: float = 1.0) -> np.ndarray:
+    """A mean image m for the field from a point estimate (rml's): ``m = B_b(x ⊙ 1[Bx > t·max Bx])``, ``B`` the blur to
+    the nominal resolution, ``B_b`` to ``blur`` × the resolution, ``t`` = ``threshold`` (0: ``m = B_b x``). The point estimate's low-level haze (on closures
     rml leaves 10–30% of its flux off the source: flux on scales the long baselines resolve out changes only the
     zero-spacing flux, which closures do not see) is left out, so that the posterior, whose linear link scales the
     field by m, does not inherit it (RESULTS.md §7, helper ``closure5``; eht-imaging's ``threshold`` of a prior image,
     Chael et al., ApJ 857 (2018) 23, §4)."""
     from .compare import blur_to_resolution
 
+    if not blur > 0:
+        raise ValueError(f"The mean image's blur must be a positive fraction of the resolution, got {blur}.")
     x = np.maximum(np.asarray(image, dtype=np.float64), 0.0)
-    blurred = blur_to_resolution(x, fov_uas, resolution_uas).astype(np.float64)
     if not threshold > 0:
-        return blurred
+        return blur_to_resolution(x, fov_uas, blur * resolution_uas).astype(np.float64)
+    blurred = blur_to_resolution(x, fov_uas, resolution_uas).astype(np.float64)
     if not blurred.max() > 0:
         raise ValueError("The point estimate for the mean image has no positive flux.")
-    return blur_to_resolution(x * (blurred > threshold * blurred.max()), fov_uas, resolution_uas).astype(np.float64)
+    return blur_to_resolution(x * (blurred > threshold * blurred.max()), fov_uas,
+                              blur * resolution_uas).astype(np.float64)
 
 
 def _mode(post: GMRFPosterior, theta0: torch.Tensor, iterations: int) -> torch.Tensor:
@@ -362,6 +366,10 @@ class GMRFHMC(Method):
         Param("mean_threshold", float, 0.1, 0.0, 0.9,
               doc="mean_image='rml': rml's flux where its blurred image is below this fraction of its peak is left "
                   "out of m (rml's low-level haze, which closures cannot remove; 0 keeps it)"),
+        Param("mean_blur", float, 1.0, 0.1, 4.0,
+              doc="mean_image='rml': FWHM of the blur of m as a fraction of the nominal resolution (1: at the "
+                  "resolution; below: a sharper m, closer to the data; 0.5 raised NXCORR on rings but lost the "
+                  "coverage of doubles on closures, RESULTS §7)"),
         Param("order", int, 1, 1, 3, doc="order of the GMRF precision (1: (κ² + Δ), Comrade's; 2: smoother)"),
         Param("total_flux", float, None, 0.0, None, doc="prior total flux F₀ in Jy (empty: from the shortest baselines)"),
         Param("flux_uncertainty", float, 0.1, 1e-3, 2.0, doc="prior std of log F (closures leave the flux to it)"),
@@ -398,7 +406,7 @@ class GMRFHMC(Method):
                 fwd = A.interferometer if isinstance(A, Closures) else A
                 res = fwd.obs.resolution_uas if fwd.obs is not None else params["prior_fwhm_uas"] / 3
                 mean_image = compact_mean_image(pilot.mean.detach().cpu().numpy(), fwd.fov_uas, res,
-                                                params["mean_threshold"])
+                                                params["mean_threshold"], params["mean_blur"])
             post = GMRFPosterior(y, A, noise, prior_fwhm_uas=params["prior_fwhm_uas"], order=params["order"],
                                  total_flux=params["total_flux"], flux_uncertainty=params["flux_uncertainty"],
                                  systematic=params["systematic"], link=params["link"], mean_image=mean_image,
@@ -533,7 +541,18 @@ class GMRFHMC(Method):
         info["sigma_log_intensity"] = float(h[:, 0].exp().median())
         info["correlation_length_uas"] = float(h[:, 1].exp().median()) * post.fwd.fov_uas / n
         info["total_flux"] = float(h[:, 2].exp().median())
+        info["hyperparameter_intervals"] = _hyper_intervals(h, post)
         return Estimate(mean.to(ctx.device), std.to(ctx.device), samples.to(ctx.device), info)
+
+
+def _hyper_intervals(h: torch.Tensor, post: GMRFPosterior) -> dict[str, list[float]]:
+    """The posterior's 5%, 50% and 95% quantiles of σ, ρ (µas) and F from the draws ``h`` (n, 3) of (log σ, log ρ,
+    log F): how far the data moved them from their priors."""
+    q = torch.tensor([0.05, 0.5, 0.95], dtype=h.dtype)
+    names = ("sigma_log_intensity", "correlation_length_uas", "total_flux")
+    scales = (1.0, post.fwd.fov_uas / post.npix, 1.0)
+    return {name: [round(float(v) * s, 4) for v in torch.quantile(h[:, j].exp(), q)]
+            for j, (name, s) in enumerate(zip(names, scales))}
 
 
 def _collapsible(post: GMRFPosterior) -> bool:
@@ -600,6 +619,7 @@ def _run_collapsed(post: GMRFPosterior, ctx: Context, params: dict[str, Any], t0
     info["sigma_log_intensity"] = float(h[:, 0].exp().median())
     info["correlation_length_uas"] = float(h[:, 1].exp().median()) * post.fwd.fov_uas / n
     info["total_flux"] = float(h[:, 2].exp().median())
+    info["hyperparameter_intervals"] = _hyper_intervals(h, post)
     return Estimate(mean.to(ctx.device), std.to(ctx.device), samples.to(ctx.device), info)
 
 
