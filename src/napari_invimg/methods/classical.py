@@ -204,17 +204,6 @@ class RichardsonLucy(Method):
             point = x
             g_prev = g_prev2 = None
             alpha, reason, k = 0.0, "iterations", 0
-
-            def weight(j: int) -> float:
-                """The Biggs–Andrews weight of iteration ``j`` (0 where none applies)."""
-                if extrapolation is not None:
-                    return extrapolation[j - 1] if j <= len(extrapolation) else 0.0
-                if acceleration and _weight_after_relaxation(j, relax) is not None:
-                    return _weight_after_relaxation(j, relax)
-                if acceleration and g_prev2 is not None:
-                    return min(max(_flat_dot(g_prev, g_prev2) / max(_flat_dot(g_prev2, g_prev2), 1e-30), 0.0), 0.95)
-                return 0.0
-
             for k in range(1, iterations + 1):
                 model = torch.add(A.apply(point), c).clamp_(min=tiny)
                 ratio = torch.div(yc, model)
@@ -229,7 +218,9 @@ class RichardsonLucy(Method):
                     g_prev2, g_prev = g_prev, x_new - point
                 x_prev, x = x, x_new
                 # Biggs–Andrews extrapolation of the next iteration, v = x + α (x − x_prev): the result if none follows
-                alpha = weight(k + 1)
+                measured = (_flat_dot(g_prev, g_prev2) / max(_flat_dot(g_prev2, g_prev2), 1e-30)
+                            if acceleration and g_prev2 is not None else None)
+                alpha = _extrapolation_weight(k + 1, extrapolation, acceleration, relax, measured)
                 point = torch.lerp(x_prev, x, 1.0 + alpha).clamp_(min=tiny) if alpha > 0 else x
                 ctx.keep(point, iteration=k)
                 ctx.step(k, iterations, point)
@@ -269,6 +260,22 @@ def _weight_after_relaxation(k: int, relax: tuple[float, int]) -> float | None:
     if omega == 1.0 or count <= 0 or k > count + 1:
         return None
     return WEIGHT_AFTER_RELAXATION if k == count + 1 else 0.0
+
+
+def _extrapolation_weight(k: int, extrapolation: tuple[float, ...] | None, acceleration: bool,
+                          relax: tuple[float, int], measured: float | None) -> float:
+    """The Biggs–Andrews weight α of iteration ``k`` (``v_k = x_{k−1} + α (x_{k−1} − x_{k−2})``; Biggs & Andrews,
+    Appl. Opt. 36 (1997) 1766): the fixed ``extrapolation[k − 1]`` of a tiled run's pilot (0 past them), else the
+    over-relaxed start's (:func:`_weight_after_relaxation`), else the ``measured`` ⟨g_{k−1}, g_{k−2}⟩/‖g_{k−2}‖²
+    clipped to [0, 0.95] (0 without acceleration or before two steps)."""
+    if extrapolation is not None:
+        return extrapolation[k - 1] if k <= len(extrapolation) else 0.0
+    if not acceleration:
+        return 0.0
+    relaxed = _weight_after_relaxation(k, relax)
+    if relaxed is not None:
+        return relaxed
+    return 0.0 if measured is None else min(max(measured, 0.0), 0.95)
 
 
 def _flat_dot(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -501,13 +508,7 @@ class _BlurGrid:
                 step_norm = products[row]
             x_prev, x = x, x_new
             # the next iteration's point v = x + α (x − x_prev), extrapolated now: the result if none follows
-            alpha = 0.0
-            if extrapolation is not None:  # weights fixed by a tiled run's pilot
-                alpha = extrapolation[k] if k < len(extrapolation) else 0.0
-            elif measure and _weight_after_relaxation(k + 1, relax) is not None:
-                alpha = _weight_after_relaxation(k + 1, relax)
-            elif next_alpha is not None:
-                alpha = min(max(next_alpha, 0.0), 0.95)
+            alpha = _extrapolation_weight(k + 1, extrapolation, acceleration, relax, next_alpha)
             if alpha > 0:
                 point = torch.lerp(x_prev, x, 1.0 + alpha, out=v).clamp_(min=tiny)
             else:
