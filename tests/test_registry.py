@@ -83,3 +83,13 @@ def test_methods_for_an_operator_class_name_is_the_list_for_an_operator():
     assert "wiener" not in ni.api.methods_for("CartesianMRI") and "cg_sense" in ni.api.methods_for("CartesianMRI")
     with pytest.raises(ValueError, match="Unknown operator type 'Nope'"):
         ni.api.methods_for("Nope")
+
+
+def test_a_parameter_names_the_operators_it_acts_on():
+    """MRI coil compression is described as acting on the MRI operators only; an unrestricted parameter on all."""
+    described = {p["name"]: p for p in registry.info("tv")["parameters"]}
+    assert set(described["coil_energy"]["operators"]) >= {"CartesianMRI", "NonCartesianMRI"}
+    assert described["lam"]["operators"] is None
+    restricted = registry.Param("x", float, 1.0, operators=("CartesianMRI",))
+    assert restricted.applies_to("CartesianMRI") and not restricted.applies_to("Blur")
+    assert registry.Param("y", float, 1.0).applies_to("Blur")

@@ -114,6 +114,21 @@ def test_parameter_form_follows_the_schema():
     assert form.values()["lam"] == pytest.approx(0.01) and form.values()["iterations"] == 7
 
 
+def test_form_shows_mri_coil_compression_only_for_mri_data(viewer, measurement):
+    """``coil_energy`` acts on multi-coil MRI operators only: hidden for a deconvolution, shown for a k-space."""
+    widget = _widget(viewer, measurement, method="tv")
+    assert widget.method.value == "tv" and "lam" in widget.params.values()
+    assert "coil_energy" not in widget.params.values()
+    scan = ni.mri.simulate_kspace(ni.mri.shepp_logan((32, 32)), n_coils=4, acceleration=2.0, seed=0)
+    meta = {"invimg": {"operator": scan.operator.spec(), "noise": ni.noise.Gaussian(scan.sigma).spec(),
+                       "kspace": scan.kspace}}
+    kspace = viewer.add_image(np.abs(scan.kspace), name="k-space", metadata=meta)
+    widget.measurement.value = kspace
+    widget.method.value = "tv"
+    assert widget.operator_kind().endswith("MRI")
+    assert widget.params.values()["coil_energy"] is None  # shown, empty = the operator's default
+
+
 def test_error_inside_the_worker_leaves_no_layer(viewer, qtbot, errors):
     """A method that cannot use the layer's operator fails in the worker: an error notification, no layer."""
     x = ni.datasets.fluorescence((32, 32), seed=0)

@@ -31,7 +31,11 @@ METHODS = Registry("method", discover=import_submodules("napari_invimg.methods")
 
 @dataclass(frozen=True)
 class Param:
-    """One parameter of a method: name, type, default (``None`` = chosen automatically), bounds, help."""
+    """One parameter of a method: name, type, default (``None`` = chosen automatically), bounds, help.
+
+    ``operators``: the operator kinds (class names) the parameter acts on, ``None`` = every one; a form hides the
+    parameter for other forward models (e.g. MRI coil compression on a deconvolution).
+    """
 
     name: str
     type: type
@@ -41,6 +45,11 @@ class Param:
     choices: tuple | None = None
     doc: str = ""
     log_scale: bool = False
+    operators: tuple[str, ...] | None = None
+
+    def applies_to(self, operator_kind: str) -> bool:
+        """Whether the parameter acts on a forward model of class name ``operator_kind``."""
+        return self.operators is None or operator_kind in self.operators
 
     def coerce(self, value: Any) -> Any:
         if value is None:
@@ -88,6 +97,7 @@ class Param:
             "choices": list(self.choices) if self.choices else None,
             "doc": self.doc,
             "log_scale": self.log_scale,
+            "operators": list(self.operators) if self.operators else None,
         }
 
 

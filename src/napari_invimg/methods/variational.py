@@ -50,7 +50,8 @@ COMMON_PARAMS = (
     Param("tol", float, 1e-4, 1e-8, 1e-1, doc="stop when the relative change of x falls below this", log_scale=True),
     Param("coil_energy", float, None, 0.5, 1.0,
           doc="multi-coil MRI: share of the k-space signal energy kept by coil compression (fewer virtual coils, "
-              "faster; 1: all coils; empty: the operator's default)"),
+              "faster; 1: all coils; empty: the operator's default)",
+          operators=("CartesianMRI", "GatheredCartesianMRI", "NonCartesianMRI")),
 )
 
 Z_WEIGHT = Param("z_weight", float, 1.0, 0.0, 10.0,

@@ -37,6 +37,7 @@ __all__ = [
     "operator_from_metadata",
     "noise_from_metadata",
     "ordered_methods",
+    "form_parameters",
     "preferred_methods",
     "is_measurement",
     "result_part",
@@ -381,6 +382,12 @@ PREFERRED_METHODS = {
     "Interferometer": ("rml", "clean"),
     "Closures": ("rml",),
 }
+
+
+def form_parameters(parameters: Sequence[dict[str, Any]], operator_kind: str) -> list[dict[str, Any]]:
+    """The parameters (:meth:`Param.describe` dicts) a form shows for a forward model of class ``operator_kind``:
+    those that act on it (``operators`` empty or naming it), e.g. no MRI coil compression on a deconvolution."""
+    return [p for p in parameters if not p.get("operators") or operator_kind in p["operators"]]
 
 
 def preferred_methods(names: Sequence[str], operator_kind: str) -> list[str]:

@@ -22,7 +22,7 @@ from .. import blackhole, method_info, reconstruct
 from ..methods import registry
 from ..operators.noise import Gaussian
 from ._layout import Section, fit_dock, report_label
-from ._models import ParameterForm, ordered_methods, preferred_layer
+from ._models import ParameterForm, form_parameters, ordered_methods, preferred_layer
 from ._runner import LayerInfo, RunControls, Task, assessment, report_error, run_reconstruction
 from .uvfits_reader import FOV_UAS, NPIX, UNIT, image_geometry, observation_name, observation_of
 
@@ -95,7 +95,8 @@ class BlackHoleImagingWidget(Container):
     def _method_changed(self, *_: Any) -> None:
         """Show the chosen method's parameters at the registry's defaults ('data' is the data combo's)."""
         parameters = method_info(self.method.value)["parameters"] if self.method.value else []
-        self.form.set_schema([p for p in parameters if p["name"] != "data"])
+        kind = _operator_class(self.data.value).__name__
+        self.form.set_schema([p for p in form_parameters(parameters, kind) if p["name"] != "data"])
 
     def _observation_changed(self, *_: Any) -> None:
         layer = self.observation.value

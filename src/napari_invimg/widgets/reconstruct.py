@@ -24,6 +24,7 @@ from ._models import (
     ParameterForm,
     build_operator,
     device_choices,
+    form_parameters,
     is_measurement,
     layer_combo,
     noise_from_metadata,
@@ -212,7 +213,7 @@ class ReconstructWidget(Container):
             self.about.value = "no registered method fits this forward model"
             return
         info = method_info(name)
-        self.params.set_schema(info["parameters"])
+        self.params.set_schema(form_parameters(info["parameters"], self.operator_kind()))
         kind = info["uncertainty"]
         self.about.value = f"returns std ({kind})" if info["returns_std"] else "returns a mean image"
         if self._lazy_measurement():
