@@ -40,10 +40,10 @@ def test_bayes_conv_kl_matches_formula_and_monte_carlo():
     layer.weight_mu.data.normal_(0, 0.3)
     layer.weight_rho.data.uniform_(-3, 0)
     layer.bias_mu.data.normal_(0, 0.3)
-    kl = float(layer.kl())
+    kl = float(layer.kl().detach())
     # closed form, written per element from the two Gaussians' log densities
-    mu = torch.cat([layer.weight_mu.flatten(), layer.bias_mu.flatten()]).double()
-    sd = torch.cat([layer.weight_sigma.flatten(), layer.bias_sigma.flatten()]).double()
+    mu = torch.cat([layer.weight_mu.flatten(), layer.bias_mu.flatten()]).double().detach()
+    sd = torch.cat([layer.weight_sigma.flatten(), layer.bias_sigma.flatten()]).double().detach()
     formula = float((torch.log(0.5 / sd) + (sd**2 + mu**2) / (2 * 0.25) - 0.5).sum())
     assert kl == pytest.approx(formula, rel=1e-5)
     # Monte-Carlo: E_q[log q(w) − log p(w)]
@@ -52,7 +52,7 @@ def test_bayes_conv_kl_matches_formula_and_monte_carlo():
     w = q.sample((20000,))
     mc = float((q.log_prob(w) - p.log_prob(w)).sum(1).mean())
     assert mc == pytest.approx(kl, rel=0.03)
-    assert float(kl_divergence(torch.nn.Sequential(layer, torch.nn.ReLU()))) == pytest.approx(kl, rel=1e-6)
+    assert float(kl_divergence(torch.nn.Sequential(layer, torch.nn.ReLU())).detach()) == pytest.approx(kl, rel=1e-6)
 
 
 def test_local_reparametrisation_matches_weight_sampling():
@@ -61,8 +61,8 @@ def test_local_reparametrisation_matches_weight_sampling():
     layer = BayesConv(2, 3, 3, ndim=2)
     layer.weight_rho.data.uniform_(-2, -1)
     x = torch.rand(1, 2, 5, 5)
-    mean, var = layer.moments(x)
     with torch.no_grad():
+        mean, var = layer.moments(x)
         draws = torch.stack([
             torch.nn.functional.conv2d(
                 x, layer.weight_mu + layer.weight_sigma * torch.randn_like(layer.weight_mu),
@@ -73,7 +73,7 @@ def test_local_reparametrisation_matches_weight_sampling():
         zscore = (stack.mean(0) - mean) / (var / stack.shape[0]).sqrt()  # ≈ N(0, 1) per element
         assert float(zscore.abs().mean()) < 1.0 and float(zscore.abs().max()) < 5
         assert float((stack.var(0) / var - 1).abs().mean()) < 0.06
-    assert math.isfinite(float(layer.kl()))
+    assert math.isfinite(float(layer.kl().detach()))
 
 
 def test_bayes_conv_draws_one_weight_tensor_per_image_without_local_reparametrization():
@@ -89,10 +89,10 @@ def test_bayes_conv_draws_one_weight_tensor_per_image_without_local_reparametriz
         per_pixel = layer(x[:2])
         layer.local_reparametrization = False
         shared = layer(x)
+        mean, var = layer.moments(x[:1])
     assert float(per_pixel[0].std(dim=(1, 2)).min()) > 1e-3  # per-pixel noise
     assert float(shared.std(dim=(2, 3)).max()) < 1e-6  # one weight draw per image
     assert float((shared[0] - shared[1]).abs().max()) > 1e-3  # a new draw per image
-    mean, var = layer.moments(x[:1])
     assert torch.allclose(shared.mean(0), mean[0], atol=4 * float(var.max().sqrt()) / 20)
     assert float((shared.var(0) / var[0] - 1).abs().mean()) < 0.25
 
