@@ -79,6 +79,26 @@ def test_negative_data_with_a_poisson_model_is_refused(problem, method):
         ni.reconstruct(y - 0.3, A, method, noise=noise, **FAST[method])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_poisson_floor_is_six_read_noise_sigmas_less_a_tolerance_of_the_largest_magnitude(dtype):
+    """``check_counts`` refuses data below −6σ − 1e-6 · max|y| and accepts them above (both read from one pass)."""
+    from napari_invimg.validation import check_counts
+
+    y = np.full((16, 16), 0.5, dtype)
+    y[3, 4] = 1000.0  # max |y|: the tolerance is 1e-3
+    for noise, floor in ((ni.noise.PoissonGaussian(gain=0.01, sigma=0.01), -0.06 - 1e-3),
+                         (ni.noise.Poisson(0.01), -1e-3)):
+        for data in (y, torch.from_numpy(y)):
+            data[7, 2] = floor * 0.99
+            check_counts(data, noise)
+            data[7, 2] = floor * 1.01
+            with pytest.raises(ValueError, match="Poisson camera"):
+                check_counts(data, noise)
+    y[3, 4], y[5, 5] = 0.5, -2000.0  # the largest magnitude negative (and far below any floor): refused
+    with pytest.raises(ValueError, match="goes down to -2000"):
+        check_counts(y, ni.noise.Poisson(0.01))
+
+
 def test_read_noise_below_zero_is_accepted_and_an_estimated_model_falls_back(problem, monkeypatch):
     _, A, noise, y = problem
     dark = ni.simulate(np.zeros(SHAPE, np.float32), A, noise, seed=1)  # read noise dips below zero

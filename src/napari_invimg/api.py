@@ -90,7 +90,8 @@ def reconstruct(
         ``None``: cuda if available, then mps, else cpu.
     progress : callable, optional
         ``progress(step, total, preview)``; returning ``False`` cancels and raises :class:`Cancelled`,
-        whose ``partial`` holds the best result so far.
+        whose ``partial`` holds the best result so far. ``preview`` may share memory with the method's working
+        arrays (RL's iterates are updated in place): copy it to keep it beyond the call.
     calibration : Calibration or float, optional
         A factor on the standard deviation from :func:`napari_invimg.diagnostics.calibrate`.
     **params

@@ -162,8 +162,9 @@ def check_counts(y, noise: Any, what: str = "measurement") -> None:
     if t.is_complex():
         raise ValueError(f"A Poisson noise model needs real data (intensities); the {what} is complex. "
                          "Use ni.noise.Gaussian.")
-    low = float(t.min())
-    floor = -POISSON_FLOOR_SIGMAS * noise.sigma_scalar - 1e-6 * float(t.abs().max())
+    # the least and the largest value in one pass (max |y| = max(−min, max)): no |y| copy of the data
+    low, high = (float(v) for v in torch.aminmax(t))
+    floor = -POISSON_FLOOR_SIGMAS * noise.sigma_scalar - 1e-6 * max(-low, high)
     if low < floor:
         raise ValueError(
             f"The {what} goes down to {low:.4g}, below what a Poisson camera with gain {noise.gain:.4g} and read noise "
