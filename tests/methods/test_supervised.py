@@ -201,7 +201,8 @@ def test_neural_field_ensemble_of_independent_fields():
     A, noise = ni.operators.Identity(x.shape), ni.noise.Gaussian(0.05)
     y = ni.simulate(x, A, noise, seed=0)
     assert ni.method_info("neural_field")["uncertainty"] == "ensemble"
-    rec = ni.reconstruct(y, A, "neural_field", noise=noise, iterations=60, members=3, stop="none", seed=2)
+    # width 64: 60 iterations fit these members into the image (the default 32-unit members are slower to start)
+    rec = ni.reconstruct(y, A, "neural_field", noise=noise, iterations=60, members=3, stop="none", seed=2, width=64)
     assert rec.samples.shape == (3, 24, 24) and rec.info["members"] == 3
     np.testing.assert_allclose(rec.mean, rec.samples.mean(0), atol=1e-6)
     np.testing.assert_allclose(rec.std, rec.samples.std(0, ddof=1), rtol=1e-4, atol=1e-7)
@@ -211,10 +212,32 @@ def test_neural_field_ensemble_of_independent_fields():
     assert max(member_psnr) - min(member_psnr) > 0.01 and ni.metrics.psnr(rec.mean, x) > np.mean(member_psnr)
     assert np.isclose(noise.misfit(torch.as_tensor(y), torch.as_tensor(rec.mean)), rec.info["history"]["mean_misfit"][-1],
                       rtol=1e-3)
-    single = ni.reconstruct(y, A, "neural_field", noise=noise, iterations=60, members=1, stop="none", seed=2)
+    single = ni.reconstruct(y, A, "neural_field", noise=noise, iterations=60, members=1, stop="none", seed=2, width=64)
     assert single.std is None and single.samples is None
     np.testing.assert_array_equal(ni.reconstruct(y, A, "neural_field", noise=noise, iterations=60, members=3,
-                                                 stop="none", seed=2).mean, rec.mean)
+                                                 stop="none", seed=2, width=64).mean, rec.mean)
+
+
+def test_neural_field_members_are_narrow_mlps():
+    """The default member is a 32-unit MLP (WIDTH): the registry's default, the parameters the run reports (each member
+    256 Fourier inputs → 32 → 32 → 32 → 1), and ``width`` still sets it; a narrow ensemble denoises a sparse image."""
+    from napari_invimg.methods.neural_field import WIDTH
+
+    assert WIDTH == 32 and {p["name"]: p["default"] for p in ni.method_info("neural_field")["parameters"]}["width"] == WIDTH
+    x = ni.datasets.fluorescence((32, 32), seed=5)
+    A, noise = ni.operators.Identity(x.shape), ni.noise.Gaussian(0.05)
+    y = ni.simulate(x, A, noise, seed=0)
+
+    def count(width, features=128, layers=3):
+        dims = [2 * features] + [width] * layers + [1]
+        return sum(a * b + b for a, b in zip(dims[:-1], dims[1:]))
+
+    short = ni.reconstruct(y, A, "neural_field", noise=noise, iterations=2, members=3)
+    assert short.info["parameters"] == 3 * count(32)
+    assert ni.reconstruct(y, A, "neural_field", noise=noise, iterations=2, members=3, width=64).info["parameters"] == 3 * count(64)
+    rec = ni.reconstruct(y, A, "neural_field", noise=noise, iterations=1200, members=2, seed=0)
+    assert rec.info["stopped"].startswith("discrepancy")
+    assert ni.metrics.psnr(rec.mean, x) > ni.metrics.psnr(y, x) + 3
 
 
 def test_fourier_field_keeps_its_encoding_between_calls(monkeypatch):
@@ -282,7 +305,8 @@ def test_neural_field_siren_and_exponential_output():
     state = torch.random.get_rng_state()
     grid = GridField(2, 1, torch.Generator().manual_seed(0), (24, 24))
     assert [tuple(g.shape[-2:]) for g in grid.grids] == [(6, 6), (6, 6), (6, 6)]  # at most one cell per 4 pixels
-    for kw in ({"network": "siren", "lr": 1e-3}, {"output": "exp"}, {"network": "grid", "lr": 2e-3}):
+    # width 64 (the default before nfield7): 120 iterations of a 32-unit exponential-output field stay below the data
+    for kw in ({"network": "siren", "lr": 1e-3}, {"output": "exp", "width": 64}, {"network": "grid", "lr": 2e-3}):
         rec = ni.reconstruct(y, A, "neural_field", noise=noise, iterations=120, seed=3, members=1, **kw)
         again = ni.reconstruct(y, A, "neural_field", noise=noise, iterations=120, seed=3, members=1, **kw)
         assert ni.metrics.psnr(rec.mean, x) > ni.metrics.psnr(y, x) + 0.5, kw

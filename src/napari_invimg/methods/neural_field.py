@@ -15,7 +15,7 @@ The Fourier-feature scale (std of the frequencies ``B``) is chosen per image fro
 signal bandwidth ``f_s`` of the data (the lowest frequency at which their ring-averaged power spectrum falls to
 twice the noise floor, :func:`signal_bandwidth`) times a fixed fraction, ``f = BANDWIDTH_FRACTION · f_s``. A smooth
 image then gets a smooth field (the network fits its low band before the noise), a detailed one a sharper field.
-The MLP is narrow (64 units): fitted by gradient descent, a wide coordinate network behaves nearly as a fixed,
+The MLP is narrow (``WIDTH`` = 32 units): fitted by gradient descent, a wide coordinate network behaves nearly as a fixed,
 shift-invariant kernel smoother of the data (its neural tangent kernel), which cannot be sharp at a spot and flat on
 the background at once; a narrower one learns its features and denoises sparse images better (RESULTS §13).
 By default ``MEMBERS`` independent fields (their own random frequencies and weights) are fitted side by side, each
@@ -44,7 +44,7 @@ from .dip import POSITIVE, STOP_PARAMS, STOP_RULES, DIPProblem, fit_network
 from .ensemble import sample_std
 from .registry import ITERATIONS, Context, Estimate, Method, Param
 
-__all__ = ["NeuralField", "MEMBERS", "signal_bandwidth", "automatic_frequency", "BANDWIDTH_FRACTION", "FALLBACK_FREQUENCY"]
+__all__ = ["NeuralField", "MEMBERS", "WIDTH", "signal_bandwidth", "automatic_frequency", "BANDWIDTH_FRACTION", "FALLBACK_FREQUENCY"]
 
 #: Fourier-feature std as a fraction of the data's signal bandwidth (chosen on validation images that are not the
 #: benchmark's: the moon, coins and a fluorescence image of another seed; RESULTS §13, 2026-12-07 nfield)
@@ -53,6 +53,8 @@ BANDWIDTH_FRACTION = 0.13
 FALLBACK_FREQUENCY = 0.03
 #: independent fields averaged by default (the ensemble's mean and spread)
 MEMBERS = 4
+#: hidden units per layer of each member's MLP (narrow: the fields learn their features; RESULTS §13, nfield3, nfield7)
+WIDTH = 32
 #: the automatic scale is kept within these bounds (cycles per pixel)
 FREQUENCY_BOUNDS = (0.004, 0.1)
 
@@ -194,9 +196,12 @@ class NeuralField(Method):
               "features plus trained multi-resolution feature grids (8 cells per axis to one cell per 4 pixels: local, "
               "not stationary; Müller et al.)"),
         Param("features", int, 128, 4, 2048, doc="number of random Fourier frequencies"),
-        # 64, not 128: a narrower MLP is less of a fixed (stationary) kernel smoother and denoises spotty images better
-        # (validation image fluorescence seed 7, 128²: denoise 31.15 → 31.96 dB, blur 32.99 → 32.81; RESULTS §13, nfield3)
-        Param("width", int, 64, 4, 2048, doc="hidden units per layer"),
+        # 32, not 64 (nor 128 before): a narrower MLP is less of a fixed (stationary) kernel smoother and denoises
+        # spotty images better (one field, validation fluorescence seed 7, 128²: 128 → 64 denoise 31.15 → 31.96 dB;
+        # nfield3). For the 4-field ensemble at lr 5e-4 (validation fluorescence seeds 4 and 7, 128², at the
+        # discrepancy stop) 64 → 32: denoise 33.01 → 33.27 and 34.20 → 34.33 dB, blur 31.93 → 32.05 and 31.41 → 32.31
+        # dB (later stops: 1.3–1.5× the iterations at about half the CPU per iteration; RESULTS §13, nfield7)
+        Param("width", int, WIDTH, 4, 2048, doc="hidden units per layer"),
         Param("layers", int, 3, 1, 12, doc="hidden layers"),
         Param("members", int, MEMBERS, 1, 64, doc="independent fields (own random frequencies and weights), each fitted "
               "to the data; the result is their mean, the std their spread (an ensemble, not a posterior)"),
