@@ -225,7 +225,8 @@ class BayesDIP(_StochasticDIP):
               "the mean is their average (each costs one DIP run)"),
         # the weight posterior's std is DIP's own edge map and misses the texture DIP smoothed away; the learned
         # prior's posterior puts spread there: std–error correlation +0.04 on the tuning images, +0.09 on photographs
-        # the denoiser never saw (RESULTS.md §5, helper `bdip7`); diffpir's 16 draws cost a few % of the DIP fit
+        # the denoiser never saw (RESULTS.md §5, helper `bdip7`); diffpir's 16 draws cost a few % of the DIP fit.
+        # Chosen on blurs: on §5's 50% inpainting it over-covers (0.994; 0.965 without)
         Param("learned_share", float, 0.4, 0.0, 1.0, doc="w: share of the variance from the learned prior, "
               "std² = (1 − w) s² + w m², m² = mean square distance of diffpir's draws from the mean (0: the weight "
               "posterior alone; skipped where diffpir cannot run)"),
