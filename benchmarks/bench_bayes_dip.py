@@ -10,6 +10,11 @@ largest difference (0 expected). With ``members`` > 1 (the mean is the average o
 run for the DIP column.
 
     PYTHONPATH=src python benchmarks/bench_bayes_dip.py --threads 1 [--images camera128,coffee] [--check-dip]
+
+``--params '{"learned_share": 0}'`` gives the weight posterior's std alone (before helper ``bdip7``'s default 0.4 mixed
+in the learned prior's posterior, RESULTS.md §5). ``motorcycle`` (the left view of scikit-image's
+``stereo_motorcycle``, central square) and ``ihc`` (``immunohistochemistry``) are photographs the learned denoiser never
+saw (``nets.corpus``: ``coffee``, ``chelsea``, ``astronaut`` and ``rocket`` are in its training set).
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ import napari_invimg as ni
 
 ROLES = {"camera128": "§5 bar case", "coins": "tuning", "astronaut": "tuning", "rocket": "tuning",
          "moon": "earlier held out", "coffee": "held out",
-         "chelsea": "held out"}
+         "chelsea": "held out", "motorcycle": "held out (also from the denoiser)",
+         "ihc": "held out (also from the denoiser)"}
 
 
 def image(name: str, n: int) -> np.ndarray:
@@ -34,6 +40,11 @@ def image(name: str, n: int) -> np.ndarray:
 
     if name == "camera":
         a = ni.datasets.camera()
+    elif name in ("motorcycle", "ihc"):
+        a = color.rgb2gray(data.stereo_motorcycle()[0] if name == "motorcycle" else data.immunohistochemistry())
+        h, w = a.shape
+        m = min(h, w)
+        a = a[(h - m) // 2:(h - m) // 2 + m, (w - m) // 2:(w - m) // 2 + m]  # the central square
     elif name in ("astronaut", "chelsea", "coffee", "rocket"):
         a = color.rgb2gray(getattr(data, name)())
     else:

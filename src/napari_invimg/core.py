@@ -19,7 +19,7 @@ from .operators.base import Operator
 from .operators.noise import Gaussian, NoiseModel, estimate
 from .priors.denoisers import denoiser_host_round_trip
 from .uncertainty import Reconstruction
-from .validation import check_counts, check_data, check_noise, check_seed, data_scale
+from .validation import check_counts, check_data, check_noise, check_seed, unit_range_scale
 
 __all__ = ["check_data", "check_call", "provenance", "calibrated", "reconstruct_array", "noise_for"]
 
@@ -71,15 +71,6 @@ def _numpy(t: torch.Tensor | None) -> np.ndarray | None:
     if t is None:
         return None
     return t.detach().cpu().numpy()
-
-
-def _unit_range_scale(y: torch.Tensor) -> float:
-    """Robust maximum of ``|y|`` (its 99.5th percentile; the RMS if that is zero): the unit of a ``unit_range``
-    method's run. It scales with the data, so the result times it does not depend on the data's units."""
-    a = y.abs().reshape(-1).double()
-    k = max(1, int(round(0.995 * a.numel())))
-    s = float(a.kthvalue(k).values)
-    return s if s > 0 else data_scale(y)
 
 
 def noise_for(y, A: Operator, noise: NoiseModel | None) -> tuple[NoiseModel, str, str | None]:
@@ -136,7 +127,7 @@ def reconstruct_array(y, A: Operator, method: str = "richardson_lucy", noise: No
     scale = 1.0
     unit_range = cls.runs_in_unit_range(params)
     if unit_range:  # the method's prior works on images in ≈[0, 1]: run in those units, then restore
-        scale = _unit_range_scale(yt)
+        scale = unit_range_scale(yt)
         yt, noise_run = yt / scale, noise.scaled(1.0 / scale)
     else:
         noise_run = noise

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 __all__ = ["check_finite", "check_shape", "check_seed", "check_data", "check_noise", "check_counts",
-           "data_scale", "fresh_seed", "POISSON_FLOOR_SIGMAS"]
+           "data_scale", "unit_range_scale", "fresh_seed", "POISSON_FLOOR_SIGMAS"]
 
 #: Poisson(-Gaussian) data may dip below zero by read noise only: values below −6σ (σ the read noise) are
 #: not counts of this camera (a subtracted offset that was too large, or data that are not intensities)
@@ -129,6 +129,16 @@ def data_scale(y) -> float:
         s = float(np.sqrt(np.mean(np.abs(np.asarray(y, dtype=np.complex128 if np.iscomplexobj(y) else np.float64))
                                   ** 2)))
     return s if s > 0 and np.isfinite(s) else 1.0
+
+
+def unit_range_scale(y: torch.Tensor) -> float:
+    """Robust maximum of ``|y|`` (its 99.5th percentile; the RMS if that is zero): the unit of a ``unit_range``
+    method's run (``core.py``; also ``bayes_dip``'s learned-prior draws). It scales with the data, so the result
+    times it does not depend on the data's units."""
+    a = y.abs().reshape(-1).double()
+    k = max(1, int(round(0.995 * a.numel())))
+    s = float(a.kthvalue(k).values)
+    return s if s > 0 else data_scale(y)
 
 
 def check_noise(noise: Any, out_shape: tuple[int, ...]) -> None:

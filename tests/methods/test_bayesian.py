@@ -92,7 +92,8 @@ def test_bayes_dip_ensemble_is_the_mixture_of_independent_dip_fits(denoising):
     member's estimate plus its own weight-posterior spread, and the std holds the members' disagreement."""
     x, A, noise, y = denoising
     kw = {"iterations": 20, "depth": 2, "width": 4}
-    rec = ni.reconstruct(y, A, "bayes_dip", noise, posterior_iterations=5, n_samples=6, members=3, seed=1, **kw)
+    rec = ni.reconstruct(y, A, "bayes_dip", noise, posterior_iterations=5, n_samples=6, members=3, seed=1,
+                         learned_share=0.0, **kw)  # the members' own spreads (the learned share mixes in another)
     dips = [ni.reconstruct(y, A, "dip", noise, seed=3 + k, **kw).mean for k in range(3)]
     np.testing.assert_allclose(rec.mean, np.mean(dips, 0), atol=1e-6)
     assert rec.samples.shape == (6, *x.shape) and rec.info["members"] == 3
@@ -120,7 +121,7 @@ def test_bayes_dip_members_advance_one_bar_and_leave_the_callers_context_alone(d
 
     _, A, noise, y = denoising
     params = BayesDIP.validate({"iterations": 12, "depth": 2, "width": 4, "posterior_iterations": 4, "n_samples": 4,
-                                "members": 2, "stop": "none"})
+                                "members": 2, "stop": "none", "learned_share": 0.0})
     steps = []
     ctx = Context(torch.device("cpu"), seed=5, progress=lambda i, total, preview: steps.append((i, total)))
     est = BayesDIP().run(torch.as_tensor(y), A, noise, ctx, **params)
@@ -137,3 +138,65 @@ def test_bayes_dip_members_advance_one_bar_and_leave_the_callers_context_alone(d
     dip = ni.reconstruct(y, A, "dip", noise, iterations=12, depth=2, width=4, seed=0)
     np.testing.assert_array_equal(one.mean, dip.mean)
     assert one.info["history"]["misfit"] == dip.info["history"]["misfit"]
+
+
+def test_mix_learned_spread_is_the_variance_mix_around_the_estimate():
+    """std² = (1 − w) s² + w m² exactly; the samples stay centered on the estimate; w = 0 is the weight posterior's
+    spread alone and w = 1 the learned draws' spread alone."""
+    import torch
+
+    from napari_invimg.methods.bayesian import mix_learned_spread
+
+    gen = torch.Generator().manual_seed(0)
+    estimate = torch.rand((6, 5), generator=gen)
+    spread = torch.randn((8, 6, 5), generator=gen) * 0.1
+    spread -= spread.mean(0)
+    learned = estimate + 0.05 + torch.randn((3, 6, 5), generator=gen) * 0.2  # biased: m² holds its offset too
+    s2 = (spread ** 2).sum(0) / 7
+    m2 = ((learned - estimate) ** 2).mean(0)
+    for w in (0.0, 0.4, 1.0):
+        samples, std = mix_learned_spread(estimate, spread, learned, w)
+        torch.testing.assert_close(std ** 2, (1 - w) * s2 + w * m2)
+        torch.testing.assert_close(samples.mean(0), estimate)
+        assert samples.shape == spread.shape
+    samples, _ = mix_learned_spread(estimate, spread, learned, 0.0)
+    torch.testing.assert_close(samples, estimate + spread)
+    samples, std = mix_learned_spread(estimate, spread, learned, 1.0)
+    assert float((std - ((learned - estimate) ** 2).mean(0).sqrt()).abs().max()) < 1e-6
+    assert float((std - s2.sqrt()).abs().max()) > 0.01  # the learned part is not the weight posterior's
+    with pytest.raises(ValueError, match=r"learned_share must lie in \[0, 1\]"):
+        mix_learned_spread(estimate, spread, learned, 1.5)
+
+
+@pytest.fixture(scope="module")
+def blurred():
+    x = ni.datasets.camera()[::8, ::8][:32, :32].astype(np.float32)
+    x = (x - x.min()) / (x.max() - x.min())
+    A = ni.operators.Blur(ni.psf.gaussian((7, 7), sigma=1.0), x.shape)
+    noise = ni.noise.Gaussian(0.05)
+    return x, A, noise, ni.simulate(x, A, noise, seed=2)
+
+
+def test_bayes_dip_learned_share_mixes_diffpir_draws_in_the_datas_units(blurred, monkeypatch):
+    """The mean stays DIP's; the std is the mix of the weight posterior's and diffpir's spread about it (diffpir run
+    as ni.reconstruct runs it), in the data's units; without the learned denoiser the share is skipped, and said so."""
+    _, A, noise, y = blurred
+    kw = {"iterations": 30, "posterior_iterations": 8, "n_samples": 8, "depth": 2, "width": 4, "seed": 0}
+    assert ni.method_info("bayes_dip")["parameters"][-1]["name"] == "learned_share"
+    off = ni.reconstruct(y, A, "bayes_dip", noise, learned_share=0.0, **kw)
+    on = ni.reconstruct(y, A, "bayes_dip", noise, learned_share=0.4, **kw)
+    np.testing.assert_array_equal(on.mean, off.mean)
+    np.testing.assert_allclose(on.samples.mean(0), on.mean, atol=1e-5)
+    assert on.info["learned_share"] == 0.4 and off.info["learned_share"] == 0.0
+    learned = ni.reconstruct(y, A, "diffpir", noise, seed=0)
+    m2 = ((learned.samples - on.mean) ** 2).mean(0)
+    np.testing.assert_allclose(on.std ** 2, 0.6 * off.std ** 2 + 0.4 * m2, rtol=1e-3, atol=1e-8)
+    # the data in other units: the same result in those units
+    scaled = ni.reconstruct(10 * y, A, "bayes_dip", noise.scaled(10.0), learned_share=0.4, **kw)
+    np.testing.assert_allclose(scaled.std / 10, on.std, rtol=2e-3, atol=1e-6)
+    import napari_invimg.priors as priors
+
+    monkeypatch.setattr(priors, "denoiser_names", lambda: ("tv", "wavelet"))
+    skipped = ni.reconstruct(y, A, "bayes_dip", noise, learned_share=0.4, **kw)
+    np.testing.assert_array_equal(skipped.std, off.std)
+    assert skipped.info["learned_share"] == 0.0 and "not installed" in skipped.info["learned_share_skipped"]
