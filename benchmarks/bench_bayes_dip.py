@@ -11,8 +11,8 @@ run for the DIP column.
 
     PYTHONPATH=src python benchmarks/bench_bayes_dip.py --threads 1 [--images camera128,coffee] [--check-dip]
 
-``--params '{"learned_share": 0}'`` gives the weight posterior's std alone (before helper ``bdip7``'s default 0.4 mixed
-in the learned prior's posterior, RESULTS.md §5). ``motorcycle`` (the left view of scikit-image's
+The default ``learned_share`` is 0 (the weight posterior's std alone); ``--params '{"learned_share": 0.4}'`` mixes in
+the learned prior's posterior (helper ``bdip7``, RESULTS.md §5; an option: it over-covers §5's inpainting case). ``motorcycle`` (the left view of scikit-image's
 ``stereo_motorcycle``, central square) and ``ihc`` (``immunohistochemistry``) are photographs the learned denoiser never
 saw (``nets.corpus``: ``coffee``, ``chelsea``, ``astronaut`` and ``rocket`` are in its training set).
 """
