@@ -242,55 +242,43 @@ class DeepDecoder(nn.Module):
 
 
 class HalfResolution(nn.Module):
-    """A generator run at half the image's resolution: ``out = W * σ(up(g₁, …, g_K)) + shuffle(r₁, …, r_{2^d C})``.
+    """A generator run at half the image's resolution: ``out = up(g₀) + shuffle(g₁, …, g_{2^d})``.
 
     ``net`` (a fully convolutional generator whose last layer is ``net.head``, fed an input of :meth:`input_size`)
-    returns ``K + 2^d C`` maps at half the size per axis. The first ``K`` (``smooth_channels``) are upsampled
-    (bilinear/trilinear) to ``shape``, passed through a LeakyReLU and mixed into ``C`` = ``out_channels`` maps by a 1×1
-    convolution ``W`` at full resolution (the only full-resolution layer; with ``smooth_channels=0`` the first ``C`` maps
-    are upsampled as they are). The other ``2^d C`` maps are the sub-pixel values of a full-resolution residual (the
-    pixel shuffle of Shi et al., CVPR 2016, in ``d`` = 2 or 3 dimensions), cropped to ``shape``. :meth:`zero_residual`
-    zeroes the residual's rows of the last layer, so that the fit starts smooth and adds sub-pixel detail where the
-    data's gradient asks for it. Any image is reachable (the residual has one value per pixel); the prior on the finest
-    scale differs from a full-resolution network's. In 2D one step costs ≈ 0.36–0.5× the full network's (RESULTS §4, dip7).
+    returns ``(1 + 2^d) C`` maps at half the size per axis; the first ``C`` are upsampled (bilinear/trilinear) to
+    ``shape`` and the other ``2^d C`` are the sub-pixel values of a full-resolution residual (the pixel shuffle of
+    Shi et al., CVPR 2016, in ``d`` = 2 or 3 dimensions), cropped to ``shape``. :meth:`zero_residual` zeroes the
+    residual's rows of the last layer, so that the fit starts as a smooth half-resolution image and adds sub-pixel
+    detail only where the data's gradient asks for it. Every convolution runs at half the resolution or below: in
+    2D ≈ 0.36× the time of one step of the full-resolution network (RESULTS §4, dip7). Any image is reachable (the
+    residual has one value per pixel); the prior on the finest scale differs from the full network's.
     """
 
-    def __init__(self, net: nn.Module, shape: tuple[int, ...], out_channels: int, smooth_channels: int = 0):
+    def __init__(self, net: nn.Module, shape: tuple[int, ...], out_channels: int):
         super().__init__()
         self.net = net
         self.shape = tuple(int(s) for s in shape)
         self.ndim = _check_ndim(len(self.shape))
         self.out_channels = out_channels
-        self.smooth_channels = smooth_channels
         self.mode = "bilinear" if self.ndim == 2 else "trilinear"
-        if smooth_channels:
-            self.mix = (nn.Conv2d if self.ndim == 2 else nn.Conv3d)(smooth_channels, out_channels, 1)
 
     def input_size(self) -> tuple[int, ...]:
         """Spatial size of the input: half the image's, rounded up."""
         return tuple((s + 1) // 2 for s in self.shape)
 
-    @staticmethod
-    def maps(ndim: int, out_channels: int, smooth_channels: int = 0) -> int:
-        """How many maps ``net`` must return: ``K + 2^d C`` (``K`` = ``C`` without smooth channels)."""
-        return (smooth_channels or out_channels) + out_channels * 2**ndim
-
     def zero_residual(self) -> None:
         """Zero the residual's rows of ``net.head``: the output starts as the upsampled smooth part."""
-        head, k = self.net.head, self.smooth_channels or self.out_channels
+        head, c = self.net.head, self.out_channels
         with torch.no_grad():
-            head.weight[k:].zero_()
+            head.weight[c:].zero_()
             if head.bias is not None:
-                head.bias[k:].zero_()
+                head.bias[c:].zero_()
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         out = self.net(z)
         c, d = self.out_channels, self.ndim
-        k = self.smooth_channels or c
-        smooth = F.interpolate(out[:, :k], size=self.shape, mode=self.mode, align_corners=False)
-        if self.smooth_channels:
-            smooth = self.mix(F.leaky_relu(smooth, 0.2))
-        r = out[:, k:]
+        smooth = F.interpolate(out[:, :c], size=self.shape, mode=self.mode, align_corners=False)
+        r = out[:, c:]
         b, half = r.shape[0], r.shape[2:]
         # (B, C·2^d, *half) → (B, C, 2, …, 2, *half) → (B, C, half₀, 2, half₁, 2, …) → (B, C, *2·half), cropped
         r = r.reshape(b, c, *(2,) * d, *half)
