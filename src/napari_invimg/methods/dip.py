@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..nets.dip import DeepDecoder, HalfResolution, SkipNet
+from ..nets.dip import DeepDecoder, SkipNet
 from ..nets.init import materialize
 from ..operators.base import Operator
 from ..operators.noise import NoiseModel
@@ -391,8 +391,6 @@ class _UntrainedNetwork(Method):
         with torch.device("meta"):  # no draws from torch's global generator: initialized from the run's own
             net, in_shape = self.build(problem, **arch)
         net = materialize(net, ctx.generator(offset=5, device="cpu"))
-        if isinstance(net, HalfResolution):
-            net.zero_residual()
         z = random_input(ctx, in_shape)
         x, info = fit_network(net, z, y, A, noise, problem, ctx, iterations=iterations, lr=lr, stop=stop, tau=tau,
                               window=window, patience=patience, input_noise=input_noise, precondition=precondition,
@@ -434,19 +432,10 @@ class DIP(_UntrainedNetwork):
                   "a blur attenuates are fitted sooner (0: off; no effect on other operators)"),
         Param("width", int, 16, 2, 256, doc="channels of the finest level (deeper levels: ×1, ×2, ×4)"),
         Param("depth", int, 4, 1, 7, doc="number of down/up-sampling levels"),
-        Param("resolution", str, "full", choices=("full", "half"),
-              doc="half: the network runs at half the resolution per axis (an upsampled smooth image plus a sub-pixel "
-                  "residual, ≈ 0.36× the time per iteration in 2D; RESULTS §4, dip7)"),
     )
 
-    def build(self, problem: DIPProblem, width: int, depth: int, resolution: str = "full"
-              ) -> tuple[nn.Module, tuple[int, ...]]:
-        ndim, c = len(problem.shape), problem.out_channels
-        if resolution == "half":
-            inner = SkipNet(IN_CHANNELS, c * (1 + 2**ndim), ndim, skip_widths(width, depth), skip=4)
-            net = HalfResolution(inner, problem.shape, c)
-            return net, (IN_CHANNELS, *net.input_size())
-        net = SkipNet(IN_CHANNELS, c, ndim, skip_widths(width, depth), skip=4)
+    def build(self, problem: DIPProblem, width: int, depth: int) -> tuple[nn.Module, tuple[int, ...]]:
+        net = SkipNet(IN_CHANNELS, problem.out_channels, len(problem.shape), skip_widths(width, depth), skip=4)
         return net, (IN_CHANNELS, *problem.shape)
 
 

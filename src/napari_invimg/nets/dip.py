@@ -2,8 +2,6 @@
 
 * :class:`SkipNet` — encoder–decoder with skip connections (Ulyanov et al., CVPR 2018), narrow enough
   that one Adam step on 256×256 takes a fraction of a second on two CPU cores.
-* :class:`HalfResolution` — a generator run at half the resolution per axis: its smooth output upsampled plus a
-  pixel-shuffled sub-pixel residual (Shi et al., CVPR 2016), zero at the start (``dip(resolution="half")``).
 * :class:`DeepDecoder` — under-parameterized decoder: upsampling and 1×1 convolutions only
   (Heckel & Hand, ICLR 2019).
 * :class:`BayesConv` — a convolution whose weights are independent Gaussians ``N(μ, softplus(ρ)²)``,
@@ -20,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["BayesConv", "SkipNet", "DeepDecoder", "HalfResolution", "kl_divergence", "LAYERS"]
+__all__ = ["BayesConv", "SkipNet", "DeepDecoder", "kl_divergence", "LAYERS"]
 
 #: the kinds of convolution layer a :class:`SkipNet` can be built from
 LAYERS = ("plain", "bayes", "dropout")
@@ -239,49 +237,3 @@ class DeepDecoder(nn.Module):
             h = F.interpolate(conv(h), size=size, mode=self.mode, align_corners=False)
             h = norm(F.relu(h))
         return self.head(h)
-
-
-class HalfResolution(nn.Module):
-    """A generator run at half the image's resolution: ``out = up(g₀) + shuffle(g₁, …, g_{2^d})``.
-
-    ``net`` (a fully convolutional generator whose last layer is ``net.head``, fed an input of :meth:`input_size`)
-    returns ``(1 + 2^d) C`` maps at half the size per axis; the first ``C`` are upsampled (bilinear/trilinear) to
-    ``shape`` and the other ``2^d C`` are the sub-pixel values of a full-resolution residual (the pixel shuffle of
-    Shi et al., CVPR 2016, in ``d`` = 2 or 3 dimensions), cropped to ``shape``. :meth:`zero_residual` zeroes the
-    residual's rows of the last layer, so that the fit starts as a smooth half-resolution image and adds sub-pixel
-    detail only where the data's gradient asks for it. Every convolution runs at half the resolution or below: in
-    2D ≈ 0.36× the time of one step of the full-resolution network (RESULTS §4, dip7). Any image is reachable (the
-    residual has one value per pixel); the prior on the finest scale differs from the full network's.
-    """
-
-    def __init__(self, net: nn.Module, shape: tuple[int, ...], out_channels: int):
-        super().__init__()
-        self.net = net
-        self.shape = tuple(int(s) for s in shape)
-        self.ndim = _check_ndim(len(self.shape))
-        self.out_channels = out_channels
-        self.mode = "bilinear" if self.ndim == 2 else "trilinear"
-
-    def input_size(self) -> tuple[int, ...]:
-        """Spatial size of the input: half the image's, rounded up."""
-        return tuple((s + 1) // 2 for s in self.shape)
-
-    def zero_residual(self) -> None:
-        """Zero the residual's rows of ``net.head``: the output starts as the upsampled smooth part."""
-        head, c = self.net.head, self.out_channels
-        with torch.no_grad():
-            head.weight[c:].zero_()
-            if head.bias is not None:
-                head.bias[c:].zero_()
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        out = self.net(z)
-        c, d = self.out_channels, self.ndim
-        smooth = F.interpolate(out[:, :c], size=self.shape, mode=self.mode, align_corners=False)
-        r = out[:, c:]
-        b, half = r.shape[0], r.shape[2:]
-        # (B, C·2^d, *half) → (B, C, 2, …, 2, *half) → (B, C, half₀, 2, half₁, 2, …) → (B, C, *2·half), cropped
-        r = r.reshape(b, c, *(2,) * d, *half)
-        order = [0, 1] + [j for i in range(d) for j in (2 + d + i, 2 + i)]
-        r = r.permute(order).reshape(b, c, *(2 * h for h in half))
-        return smooth + r[(..., *(slice(0, s) for s in self.shape))]
