@@ -3,7 +3,9 @@ import math
 import pytest
 import torch
 
-from napari_invimg.nets.dip import BayesConv, DeepDecoder, SkipNet, kl_divergence
+import torch.nn.functional as F
+
+from napari_invimg.nets.dip import BayesConv, DeepDecoder, HalfResolution, SkipNet, binomial_smooth, kl_divergence
 
 
 @pytest.mark.parametrize("ndim,shape", [(2, (37, 50)), (3, (6, 20, 24))])
@@ -25,6 +27,78 @@ def test_stochastic_layers_give_different_images(layer):
     with torch.no_grad():
         a, b = net(z), net(z)
     assert (a - b).abs().max() > 1e-4
+
+
+class _Maps(torch.nn.Module):
+    """The identity generator with a ``head``: the half-resolution maps are the input itself."""
+
+    def __init__(self, channels: int, ndim: int):
+        super().__init__()
+        self.head = (torch.nn.Conv2d if ndim == 2 else torch.nn.Conv3d)(channels, channels, 1)
+
+    def forward(self, z):
+        return z
+
+
+def test_binomial_smooth_removes_the_checkerboard_and_keeps_constants():
+    i = torch.arange(6)[:, None] + torch.arange(7)[None, :]
+    checkerboard = ((-1.0) ** i)[None, None]
+    assert float(binomial_smooth(checkerboard).abs().max()) == 0.0
+    torch.testing.assert_close(binomial_smooth(torch.full((1, 2, 4, 5, 6), 3.0)), torch.full((1, 2, 4, 5, 6), 3.0))
+    impulse = torch.zeros(1, 1, 5, 5)
+    impulse[0, 0, 2, 2] = 1.0
+    out = binomial_smooth(impulse)[0, 0]
+    assert float(out[2, 2]) == 0.25 and float(out[1, 2]) == 0.125 and float(out[1, 1]) == 0.0625
+    assert float(out.sum()) == 1.0
+
+
+def test_half_resolution_is_an_upsample_plus_a_pixel_shuffled_residual():
+    gen = torch.Generator().manual_seed(0)
+    net = HalfResolution(_Maps(5, 2), (6, 8), 1)
+    assert net.input_size() == (3, 4)
+    z = torch.randn(2, 5, 3, 4, generator=gen)
+    up = F.interpolate(z[:, :1], size=(6, 8), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(net(z), up + binomial_smooth(F.pixel_shuffle(z[:, 1:], 2)))
+    # odd sizes: the input is rounded up, the output cropped; sub-pixel (0, 1) of half-pixel (i, j) is pixel (2i, 2j+1)
+    odd = HalfResolution(_Maps(5, 2), (5, 7), 1)
+    assert odd.input_size() == (3, 4)
+    r = torch.zeros(1, 5, 3, 4)
+    r[0, 2, 1, 2] = 1.0
+    out = odd(r)
+    assert out.shape == (1, 1, 5, 7) and float(out[0, 0, 2, 5]) == 0.25
+    assert float(out[0, 0, 2, 4]) == 0.125 and float(out[0, 0, :, :4].abs().sum()) == 0.0  # smoothed around (2, 5)
+    # 3D: 8 sub-pixel maps per output channel, sub-pixel (a, b, c) = channel 1 + 4a + 2b + c
+    net3 = HalfResolution(_Maps(9, 3), (4, 5, 6), 1)
+    r3 = torch.zeros(1, 9, 2, 3, 3)
+    r3[0, 1 + 4 * 0 + 2 * 1 + 1, 0, 1, 1] = 1.0
+    out3 = net3(r3)
+    # voxel (0, 3, 3): on the first slice (reflected edge: 0.5 along z) and inside in y and x (0.5 · 0.5)
+    assert out3.shape == (1, 1, 4, 5, 6) and float(out3[0, 0, 0, 3, 3]) == 0.125 and float(out3.max()) == 0.125
+
+
+def test_half_resolution_mixes_smooth_maps_at_full_resolution():
+    gen = torch.Generator().manual_seed(1)
+    net = HalfResolution(_Maps(3 + 4, 2), (6, 8), 1, smooth_channels=3)
+    assert HalfResolution.maps(2, 1, 3) == 7 and HalfResolution.maps(3, 2, 0) == 2 + 16
+    z = torch.randn(1, 7, 3, 4, generator=gen)
+    up = F.interpolate(z[:, :3], size=(6, 8), mode="bilinear", align_corners=False)
+    expected = F.conv2d(F.leaky_relu(up, 0.2), net.mix.weight, net.mix.bias) + binomial_smooth(F.pixel_shuffle(z[:, 3:], 2))
+    torch.testing.assert_close(net(z), expected)
+    net.zero_residual()
+    assert float(net.net.head.weight[3:].abs().sum()) == 0 and float(net.net.head.weight[:3].abs().sum()) > 0
+
+
+def test_half_resolution_starts_smooth_and_learns_a_residual():
+    torch.manual_seed(0)
+    inner = SkipNet(4, 1 + 4, 2, widths=(4, 8), skip=2)
+    net = HalfResolution(inner, (16, 16), 1)
+    net.zero_residual()
+    z = torch.rand(1, 4, 8, 8)
+    out = net(z)
+    smooth = F.interpolate(inner(z)[:, :1], size=(16, 16), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(out, smooth)  # the residual is zero at the start ...
+    (out - torch.rand(1, 1, 16, 16)).pow(2).sum().backward()
+    assert float(inner.head.weight.grad[1:].abs().sum()) > 0  # ... and learns from the first step
 
 
 def test_deep_decoder_is_under_parameterized():
