@@ -126,6 +126,7 @@ def main() -> None:
     parser.add_argument("--save", default=None, help="folder to write each run's samples, mean and truth to (.npz)")
     parser.add_argument("--mean-threshold", type=float, default=None, help="gmrf_hmc's mean_threshold")
     parser.add_argument("--mean-blur", type=float, default=None, help="gmrf_hmc's mean_blur")
+    parser.add_argument("--high-frequency-gain", type=float, default=None, help="gmrf_hmc's high_frequency_gain")
     parser.add_argument("--linearized-moves", type=int, default=None, help="gmrf_hmc's linearized_moves (closures)")
     parser.add_argument("--sampler", default=None, choices=("auto", "collapsed", "hmc"),
                         help="gmrf_hmc's sampler (auto: ε integrated out on visibilities, HMC-within-Gibbs on closures)")
@@ -139,6 +140,8 @@ def main() -> None:
         kw["mean_threshold"] = args.mean_threshold
     if args.mean_blur is not None:
         kw["mean_blur"] = args.mean_blur
+    if args.high_frequency_gain is not None:
+        kw["high_frequency_gain"] = args.high_frequency_gain
     if args.linearized_moves is not None:
         kw["linearized_moves"] = args.linearized_moves
     if args.sampler:
