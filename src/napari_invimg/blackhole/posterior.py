@@ -23,7 +23,11 @@ Otherwise (a nonlinear link, or ``sampler="hmc"``) the sampler is HMC-within-Gib
 them the image is linear in ε), and between its transitions (σ, ρ, F) move by Metropolis on their non-centered
 conditionals (:meth:`GMRFPosterior.hyper_moves`) and (σ, ρ) by ASIS interweaving steps with the field σK_ρε held fixed
 (:meth:`GMRFPosterior.interweave`). ``K_ρ`` the stationary filter whose power
-spectrum is the order-``order`` Matérn / GMRF one, ``(κ² + λ(k))^{-order}`` with ``κ = 1/ρ`` (ρ in pixels) and
+spectrum is the order-``order`` Matérn / GMRF one, ``(κ² + λ(k))^{-order}`` — times ``1 + g (1 − |B̂(k)|²)``,
+``B̂`` the transfer function of the blur to the nominal resolution and ``g`` = ``high_frequency_gain`` (10 on
+closures): the mean image is blurred to the resolution, so the structure it lacks lies beyond it, and without the
+gain the one σ that the long baselines fix is carried at full strength into the unmeasured low frequencies, making
+the band 1.3–2.3× too wide (RESULTS.md §7, helpers ``closure6``, ``closure7``) — with ``κ = 1/ρ`` (ρ in pixels) and
 ``λ(k) = 4 sin²(πk₁/N) + 4 sin²(πk₂/N)`` the eigenvalues of the grid Laplacian (periodic grid), normalized to
 unit variance per pixel, ``r`` the nominal resolution in pixels and ``F₀`` the zero-baseline flux. The
 non-centered form (ε, σ, ρ, F sampled jointly; Papaspiliopoulos, Roberts & Sköld, Stat. Sci. 22 (2007) 59) is the
@@ -69,7 +73,12 @@ SOFTPLUS_BETA = 5.0
 class GMRFPosterior:
     """The negative log-posterior of the module docstring on parameter vectors ``θ = [ε (N²), log σ, log ρ,
     log F]`` (batches: (chains, N² + 3)), and the whitened data residuals whose half squared norm is the
-    negative log-likelihood."""
+    negative log-likelihood.
+
+    ``mean_floor``: m is kept above this fraction of its peak (times the Gaussian of ``prior_fwhm_uas``), so that the
+    linear link can put flux everywhere. ``amplitude_image``: with the linear link, the field's amplitude a apart from
+    the mean, ``x = F (m + σ a ⊙ P_a K_ρ ε)``, ``P_a f = f − Σaf/Σa`` (default a = m: ``F m (1 + σ P K_ρ ε)``).
+    ``high_frequency_gain`` g: the spectrum of ``K_ρ`` times ``1 + g (1 − |B̂(k)|²)`` (module docstring)."""
 
     def __init__(self, y: torch.Tensor, A: Operator, noise: NoiseModel, *, prior_fwhm_uas: float, order: int,
                  total_flux: float | None, flux_uncertainty: float, systematic: float = 0.0, link: str = "log",
@@ -398,9 +407,11 @@ class GMRFHMC(Method):
               doc="mean_image='rml': FWHM of the blur of m as a fraction of the nominal resolution (1: at the "
                   "resolution; below: a sharper m, closer to the data; 0.5 raised NXCORR on rings but lost the "
                   "coverage of doubles on closures, RESULTS §7)"),
-        Param("high_frequency_gain", float, 0.0, 0.0, 1000.0,
+        Param("high_frequency_gain", float, None, 0.0, 1000.0,
               doc="the field's prior power beyond the nominal resolution raised by 1 + g (1 − |B̂(k)|²), B̂ the "
-                  "resolution blur's transfer function: the structure a mean image blurred to the resolution lacks"),
+                  "resolution blur's transfer function: the structure a mean image blurred to the resolution lacks, "
+                  "so that σ, set by the data's long baselines, is not carried at full strength into the "
+                  "unmeasured low frequencies (empty: 10 on closures, 0 on visibilities; RESULTS §7, closure7)"),
         Param("order", int, 1, 1, 3, doc="order of the GMRF precision (1: (κ² + Δ), Comrade's; 2: smoother)"),
         Param("total_flux", float, None, 0.0, None, doc="prior total flux F₀ in Jy (empty: from the shortest baselines)"),
         Param("flux_uncertainty", float, 0.1, 1e-3, 2.0, doc="prior std of log F (closures leave the flux to it)"),
@@ -443,7 +454,7 @@ class GMRFHMC(Method):
                                  total_flux=params["total_flux"], flux_uncertainty=params["flux_uncertainty"],
                                  systematic=params["systematic"], link=params["link"], mean_image=mean_image,
                                  centroid_sd=params["centroid_sd"],
-                                 high_frequency_gain=params["high_frequency_gain"])
+                                 high_frequency_gain=_high_frequency_gain(params["high_frequency_gain"], A))
             if params["sampler"] == "collapsed" and not _collapsible(post):
                 raise ValueError("sampler='collapsed' needs link='linear'.")
             if params["sampler"] != "hmc" and _collapsible(post) and not post.closures:
@@ -561,6 +572,7 @@ class GMRFHMC(Method):
             "wall_seconds": time.perf_counter() - t0,
             "data": "closures" if post.closures else "visibilities",
             "sampler": "hmc_within_gibbs" if linear is None else "hmc_within_gibbs_linearized",
+            "high_frequency_gain": post.high_frequency_gain,
         }
         if linear is not None:
             info["linearized_move_acceptance"] = float(np.mean(box["linear_rates"])) if box["linear_rates"] else None
@@ -576,6 +588,18 @@ class GMRFHMC(Method):
         info["total_flux"] = float(h[:, 2].exp().median())
         info["hyperparameter_intervals"] = _hyper_intervals(h, post)
         return Estimate(mean.to(ctx.device), std.to(ctx.device), samples.to(ctx.device), info)
+
+
+#: the default ``high_frequency_gain`` on closures (chosen on the random family of ``bench_rml_starts``, RESULTS §7)
+CLOSURE_HIGH_FREQUENCY_GAIN = 10.0
+
+
+def _high_frequency_gain(value: float | None, A: Operator) -> float:
+    """The gain of the prior power beyond the resolution: ``value``, or (empty) 10 on closures and 0 on visibilities
+    (on visibilities the collapsed sampler's coverage was calibrated without it and it was not re-measured)."""
+    if value is not None:
+        return float(value)
+    return CLOSURE_HIGH_FREQUENCY_GAIN if isinstance(A, Closures) else 0.0
 
 
 def _hyper_intervals(h: torch.Tensor, post: GMRFPosterior) -> dict[str, list[float]]:
@@ -641,6 +665,7 @@ def _run_collapsed(post: GMRFPosterior, ctx: Context, params: dict[str, Any], t0
         "acceptance_independence": run["acceptance_independence"],
         "hyperparameter_mode": [float(v) for v in mode], "data_dimension": col.d,
         "total_flux_prior": post.flux0, "wall_seconds": time.perf_counter() - t0, "data": "visibilities",
+        "high_frequency_gain": post.high_frequency_gain,
     }
     if draws >= 4:
         info["mixing"] = mixing_summary(images.numpy())
