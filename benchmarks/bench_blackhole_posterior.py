@@ -24,7 +24,7 @@ The bundled models ring, crescent, double were used while choosing the defaults;
 
     PYTHONPATH=src python benchmarks/bench_blackhole_posterior.py [--npix 32] [--models ring,crescent,double,jet,asym]
         [--data vis,closures] [--iterations 400 --warmup 300] [--systematic 0] [--no-interweave] [--sampler hmc]
-        [--mean-threshold 0.1] [--linearized-moves 1]
+        [--mean-threshold 0.1] [--linearized-moves 3] [--high-frequency-gain 10]
 
 Models: ring, crescent, double, jet, asym; double2 (held out: 40 µas, −30°); randomK (the K-th model of
 ``bench_rml_starts.random_family``, held out). "haze": the median share of a sample's flux outside the source (the
