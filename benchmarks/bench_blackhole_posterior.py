@@ -24,7 +24,7 @@ The bundled models ring, crescent, double were used while choosing the defaults;
 
     PYTHONPATH=src python benchmarks/bench_blackhole_posterior.py [--npix 32] [--models ring,crescent,double,jet,asym]
         [--data vis,closures] [--iterations 400 --warmup 300] [--systematic 0] [--no-interweave] [--sampler hmc]
-        [--mean-threshold 0.1] [--linearized-moves 1]
+        [--mean-threshold 0.1] [--linearized-moves 3] [--high-frequency-gain 10]
 
 Models: ring, crescent, double, jet, asym; double2 (held out: 40 µas, −30°); randomK (the K-th model of
 ``bench_rml_starts.random_family``, held out). "haze": the median share of a sample's flux outside the source (the
@@ -126,6 +126,7 @@ def main() -> None:
     parser.add_argument("--save", default=None, help="folder to write each run's samples, mean and truth to (.npz)")
     parser.add_argument("--mean-threshold", type=float, default=None, help="gmrf_hmc's mean_threshold")
     parser.add_argument("--mean-blur", type=float, default=None, help="gmrf_hmc's mean_blur")
+    parser.add_argument("--high-frequency-gain", type=float, default=None, help="gmrf_hmc's high_frequency_gain")
     parser.add_argument("--linearized-moves", type=int, default=None, help="gmrf_hmc's linearized_moves (closures)")
     parser.add_argument("--sampler", default=None, choices=("auto", "collapsed", "hmc"),
                         help="gmrf_hmc's sampler (auto: ε integrated out on visibilities, HMC-within-Gibbs on closures)")
@@ -139,6 +140,8 @@ def main() -> None:
         kw["mean_threshold"] = args.mean_threshold
     if args.mean_blur is not None:
         kw["mean_blur"] = args.mean_blur
+    if args.high_frequency_gain is not None:
+        kw["high_frequency_gain"] = args.high_frequency_gain
     if args.linearized_moves is not None:
         kw["linearized_moves"] = args.linearized_moves
     if args.sampler:

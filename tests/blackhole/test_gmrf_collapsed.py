@@ -229,3 +229,70 @@ def test_linearized_move_proposes_sigma_and_rho_only(closure_model):
     moved = (new[:, -3:-1] != theta[:, -3:-1]).any(1)
     assert moved.any() and torch.isfinite(post(new)).all()
     assert not torch.allclose(new[moved, : NPIX * NPIX], theta[moved, : NPIX * NPIX])
+
+
+@pytest.mark.parametrize("gain, amplitude", [(10.0, None), (0.0, "ring"), (5.0, "ring")])
+def test_amplitude_image_and_high_frequency_gain_keep_the_exact_closure_identity(gain, amplitude):
+    """The field's amplitude a apart from the mean m (x = F (m + σ a ⊙ P_a K ε)) and the prior power beyond the
+    resolution raised by 1 + g (1 − |B̂|²): the image stays affine in ε with Σx = F, and the linearized collapsed
+    model (G = J A P_a, the boosted spectrum) still gives the exact joint for every ε — which fails if the collapsed
+    model and the image disagree on a or on the spectrum."""
+    obs = bh.simulate(bh.models.ring(NPIX, FOV), FOV, gain_error=0.1, phase_error=True, seed=0)
+    A = bh.Closures(obs, NPIX, FOV)
+    mean_image = bh.gaussian_image(NPIX, FOV, 40.0) + 0.3 * bh.models.ring(NPIX, FOV)
+    amp = None if amplitude is None else bh.gaussian_image(NPIX, FOV, 60.0) + bh.models.ring(NPIX, FOV)
+    post = GMRFPosterior(torch.as_tensor(A.data), A, ni.noise.Gaussian(A.sigma), prior_fwhm_uas=80.0, order=1,
+                         total_flux=None, flux_uncertainty=0.1, link="linear", mean_image=mean_image, systematic=0.0,
+                         amplitude_image=amp, high_frequency_gain=gain)
+    assert (amplitude is None) == (post.a is post.m)
+    col = CollapsedGMRF(post)
+    g = torch.Generator().manual_seed(5)
+    h = torch.tensor([[-0.7, 0.8, math.log(0.6)]], dtype=torch.float64)
+    e1, e2 = (torch.randn(NPIX * NPIX, generator=g, dtype=torch.float64) for _ in range(2))
+    x = [post.image(torch.cat([e, h[0]]).unsqueeze(0))[0] for e in (e1, e2, 0.5 * (e1 + e2))]
+    assert torch.allclose(x[2], 0.5 * (x[0] + x[1]), atol=1e-12)  # affine in ε
+    assert float(x[0].sum()) == pytest.approx(0.6, rel=1e-9)  # the field carries no flux
+    # the field's deviation from F m is a ⊙ (something): zero where a is scaled away
+    dev = (x[0] - 0.6 * post.m) / post.a
+    assert float(dev.abs().max()) < 50 and float(dev.std()) > 0.05
+    col.linearize(col.unit_image(h, e1.unsqueeze(0))[0])
+    K = post.field(torch.eye(NPIX * NPIX, dtype=torch.float64).reshape(-1, NPIX, NPIX), h[0, 1]).reshape(
+        NPIX * NPIX, -1)
+    B = math.exp(float(h[0, 0])) * col.G @ K.T
+    Lam = torch.eye(NPIX * NPIX, dtype=torch.float64) + B.T @ B
+    value, chol = col.neg_log_posterior(h)
+    assert torch.allclose(col.data_covariance(h[:, 1])[0], col.G @ K @ K.T @ col.G.T, rtol=1e-9, atol=1e-9)
+    mu = col.conditional_mean(h, chol)[0]
+    half_logdet = float(torch.log(chol[0].diagonal()).sum())
+    for scale in (0.0, 0.5):
+        eps = mu + scale * torch.randn(NPIX * NPIX, generator=g, dtype=torch.float64)
+        joint = float(post(torch.cat([eps, h[0]]).unsqueeze(0))[0])
+        log_w = float(col.log_weight(h, eps.unsqueeze(0))[0])
+        conditional = 0.5 * float((eps - mu) @ Lam @ (eps - mu))
+        assert joint + log_w - conditional + half_logdet == pytest.approx(float(value[0]), rel=1e-9, abs=1e-6)
+
+
+def test_high_frequency_gain_moves_the_field_power_beyond_the_resolution():
+    """g lowers the prior power below the resolution (|k| < 1/(4 FWHM), where the blurred mean image keeps its
+    structure) against the rest (unit variance per pixel kept);
+    g = 0 is the plain GMRF spectrum; a negative gain and a floor outside [0, 1) are refused."""
+    obs = bh.simulate(bh.models.ring(NPIX, FOV), FOV, seed=0)
+    kw = dict(prior_fwhm_uas=80.0, order=1, total_flux=None, flux_uncertainty=0.1, link="linear")
+    args = (torch.as_tensor(obs.vis), bh.Interferometer(obs, NPIX, FOV), ni.noise.Gaussian(obs.sigma))
+    t = torch.tensor(math.log(2.0), dtype=torch.float64)
+    k = torch.fft.fftfreq(NPIX, dtype=torch.float64)
+    low = (k[:, None] ** 2 + k[: NPIX // 2 + 1][None, :] ** 2).sqrt() < 0.25 / math.exp(GMRFPosterior(*args, **kw).rho0)
+    shares = []
+    for gain in (0.0, 3.0, 10.0):
+        post = GMRFPosterior(*args, high_frequency_gain=gain, **kw)
+        spec, w = post._spectrum(t)
+        assert float((spec * w).sum()) / NPIX**2 == pytest.approx(1.0, rel=1e-12)  # unit variance per pixel
+        shares.append(float((spec * w)[low].sum() / (spec * w).sum()))
+        g = torch.Generator().manual_seed(0)
+        f = post.field(torch.randn((300, NPIX, NPIX), generator=g, dtype=torch.float64), t)
+        assert float(f.var()) == pytest.approx(1.0, rel=0.05)
+    assert shares[0] > shares[1] > shares[2] and shares[2] < 0.5 * shares[0]  # 0.22, 0.10, 0.07 at 16²
+    with pytest.raises(ValueError, match="high_frequency_gain"):
+        GMRFPosterior(*args, high_frequency_gain=-1.0, **kw)
+    with pytest.raises(ValueError, match="mean_floor"):
+        GMRFPosterior(*args, mean_image=bh.models.ring(NPIX, FOV), mean_floor=1.0, **kw)

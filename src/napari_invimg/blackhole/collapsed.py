@@ -45,6 +45,7 @@ class CollapsedGMRF:
         self.npix, self.n2 = n, n * n
         self.energy_floor = float(energy_floor)
         self.mv = post.m.reshape(-1).to(torch.float64)
+        self.av = post.a.reshape(-1).to(torch.float64)  # the field's amplitude (= m unless given apart)
         self.log_flux0 = math.log(post.flux0)
         #: whether the data scale with the total flux F (visibilities) or not (closures: scale-free)
         self.flux_scales = not post.closures
@@ -63,9 +64,9 @@ class CollapsedGMRF:
     def _set_model(self, J: torch.Tensor, y: torch.Tensor, a: torch.Tensor) -> None:
         """The whitened linear model ``r = F a + F σ G K_ρ ε − ỹ`` with ``G = J M P`` from the whitened Jacobian ``J``
         (data, N²) of the residuals with respect to the image, and the Fourier factor Q of G."""
-        n, mv = self.npix, self.mv
-        Jm = J @ mv
-        self.G = J * mv - Jm[:, None] * mv[None, :] / mv.sum()  # J M P  (data, N²)
+        n, av = self.npix, self.av
+        Ja = J @ av
+        self.G = J * av - Ja[:, None] * av[None, :] / av.sum()  # J A P  (data, N²), A = diag(a) (a = m by default)
         self.a, self.y = a, y
         d = self.G.shape[0]
         self.d = d

@@ -23,7 +23,11 @@ Otherwise (a nonlinear link, or ``sampler="hmc"``) the sampler is HMC-within-Gib
 them the image is linear in ε), and between its transitions (σ, ρ, F) move by Metropolis on their non-centered
 conditionals (:meth:`GMRFPosterior.hyper_moves`) and (σ, ρ) by ASIS interweaving steps with the field σK_ρε held fixed
 (:meth:`GMRFPosterior.interweave`). ``K_ρ`` the stationary filter whose power
-spectrum is the order-``order`` Matérn / GMRF one, ``(κ² + λ(k))^{-order}`` with ``κ = 1/ρ`` (ρ in pixels) and
+spectrum is the order-``order`` Matérn / GMRF one, ``(κ² + λ(k))^{-order}`` — times ``1 + g (1 − |B̂(k)|²)``,
+``B̂`` the transfer function of the blur to the nominal resolution and ``g`` = ``high_frequency_gain`` (10 on
+closures): the mean image is blurred to the resolution, so the structure it lacks lies beyond it, and without the
+gain the one σ that the long baselines fix is carried at full strength into the unmeasured low frequencies, making
+the band 1.3–2.3× too wide (RESULTS.md §7, helpers ``closure6``, ``closure7``) — with ``κ = 1/ρ`` (ρ in pixels) and
 ``λ(k) = 4 sin²(πk₁/N) + 4 sin²(πk₂/N)`` the eigenvalues of the grid Laplacian (periodic grid), normalized to
 unit variance per pixel, ``r`` the nominal resolution in pixels and ``F₀`` the zero-baseline flux. The
 non-centered form (ε, σ, ρ, F sampled jointly; Papaspiliopoulos, Roberts & Sköld, Stat. Sci. 22 (2007) 59) is the
@@ -69,12 +73,18 @@ SOFTPLUS_BETA = 5.0
 class GMRFPosterior:
     """The negative log-posterior of the module docstring on parameter vectors ``θ = [ε (N²), log σ, log ρ,
     log F]`` (batches: (chains, N² + 3)), and the whitened data residuals whose half squared norm is the
-    negative log-likelihood."""
+    negative log-likelihood.
+
+    ``mean_floor``: m is kept above this fraction of its peak (times the Gaussian of ``prior_fwhm_uas``), so that the
+    linear link can put flux everywhere. ``amplitude_image``: with the linear link, the field's amplitude a apart from
+    the mean, ``x = F (m + σ a ⊙ P_a K_ρ ε)``, ``P_a f = f − Σaf/Σa`` (default a = m: ``F m (1 + σ P K_ρ ε)``).
+    ``high_frequency_gain`` g: the spectrum of ``K_ρ`` times ``1 + g (1 − |B̂(k)|²)`` (module docstring)."""
 
     def __init__(self, y: torch.Tensor, A: Operator, noise: NoiseModel, *, prior_fwhm_uas: float, order: int,
                  total_flux: float | None, flux_uncertainty: float, systematic: float = 0.0, link: str = "log",
                  dtype: torch.dtype = torch.float64, mean_image: np.ndarray | None = None,
-                 centroid_sd: float = 0.02):
+                 centroid_sd: float = 0.02, mean_floor: float = 0.01, amplitude_image: np.ndarray | None = None,
+                 high_frequency_gain: float = 0.0):
         fwd = A.interferometer if isinstance(A, Closures) else A
         if not isinstance(fwd, Interferometer):
             raise TypeError(f"gmrf_hmc images with the Interferometer or Closures operators, not {A.name}.")
@@ -107,7 +117,10 @@ class GMRFPosterior:
             if given.shape != (n, n) or not np.isfinite(given).all() or not given.max() > 0:
                 raise ValueError(f"The mean image must be a finite ({n}, {n}) image with positive flux.")
             given = np.maximum(given, 0.0)
-            mean = np.maximum(given / given.sum(), 0.01 * given.max() / given.sum() * mean / mean.max())
+            if not 0 <= mean_floor < 1:
+                raise ValueError(f"mean_floor must lie in [0, 1), got {mean_floor}.")
+            floor = max(float(mean_floor), 1e-6)  # m > 0 everywhere: the linear link scales the field by m
+            mean = np.maximum(given / given.sum(), floor * given.max() / given.sum() * mean / mean.max())
         self.mu = torch.as_tensor(np.log(np.maximum(mean, 1e-300)), dtype=dtype)
         res = fwd.obs.resolution_uas if fwd.obs is not None else prior_fwhm_uas / 3
         self.rho0 = math.log(res / (fwd.fov_uas / n))
@@ -116,6 +129,18 @@ class GMRFPosterior:
             raise ValueError(f"link must be one of {LINKS}, got {link!r}.")
         self.link = link
         self.m = torch.as_tensor(mean / mean.sum(), dtype=dtype)
+        # the field's amplitude a (linear link: x = F (m + σ a ⊙ P_a f)); a = m unless an amplitude image is given
+        self.a = self.m
+        if amplitude_image is not None:
+            if link != "linear":
+                raise ValueError("An amplitude image other than the mean applies to the linear link only.")
+            amp = np.asarray(amplitude_image, dtype=np.float64)
+            if amp.shape != (n, n) or not np.isfinite(amp).all() or not amp.max() > 0:
+                raise ValueError(f"The amplitude image must be a finite ({n}, {n}) image with positive flux.")
+            amp = np.maximum(amp, 0.0)
+            floor = max(float(mean_floor), 1e-6)
+            amp = np.maximum(amp / amp.sum(), floor * amp.max() / amp.sum() * mean / mean.max())
+            self.a = torch.as_tensor(amp / amp.sum(), dtype=dtype)
         # closures do not see the image's position (closure phases are invariant to a shift): fix the gauge by a
         # Gaussian prior on the centroid at m's, sd ``centroid_sd`` × the nominal resolution (eht-imaging's "cm"
         # regularizer, Chael et al. 2018 §3.3); with the linear link Σx = F exactly, so it is linear in ε
@@ -128,6 +153,16 @@ class GMRFPosterior:
         k = torch.fft.fftfreq(n, dtype=dtype)
         lam = 4 * torch.sin(math.pi * k)[:, None] ** 2 + 4 * torch.sin(math.pi * k[: n // 2 + 1])[None, :] ** 2
         self.lam = lam  # Laplacian eigenvalues on the rfft2 grid
+        # the prior power beyond the resolution raised by 1 + g (1 − |B̂(k)|²), B̂ the transfer function of the blur to
+        # the nominal resolution (FWHM e^{rho0} px): the power a blurred mean image lacks (RESULTS §7, helper closure7)
+        if not (math.isfinite(high_frequency_gain) and high_frequency_gain >= 0):
+            raise ValueError(f"high_frequency_gain must be finite and non-negative, got {high_frequency_gain}.")
+        self.high_frequency_gain = float(high_frequency_gain)
+        self.boost = None
+        if self.high_frequency_gain > 0:
+            k2 = k[:, None] ** 2 + k[: n // 2 + 1][None, :] ** 2
+            blur2 = torch.exp(-2 * (math.pi * math.exp(self.rho0)) ** 2 * k2 / (4 * math.log(2)))
+            self.boost = 1 + self.high_frequency_gain * (1 - blur2)
         self.d = n * n + 3
 
     # -- the model ------------------------------------------------------------------------------------
@@ -142,6 +177,8 @@ class GMRFPosterior:
         columns 1 … ⌈N/2⌉−1 stand for two columns each), and those column multiplicities."""
         kappa2 = torch.exp(-2 * log_rho)[..., None, None]
         spec = (kappa2 + self.lam) ** (-self.order)
+        if self.boost is not None:
+            spec = spec * self.boost
         n = self.npix
         weights = torch.full((n // 2 + 1,), 2.0, dtype=spec.dtype)
         weights[0] = 1.0
@@ -227,8 +264,8 @@ class GMRFPosterior:
         log_sigma, log_rho, log_flux = theta[..., -3], theta[..., -2], theta[..., -1]
         f = torch.exp(log_sigma)[..., None, None] * self.field(eps, log_rho)
         if self.link == "linear":  # the field carries no flux (Σ m f = 0): F is the total flux, not traded against σ
-            f = f - (self.m * f).sum((-2, -1), keepdim=True) / self.m.sum()
-            return torch.exp(log_flux)[..., None, None] * self.m * (1 + f)
+            f = f - (self.a * f).sum((-2, -1), keepdim=True) / self.a.sum()
+            return torch.exp(log_flux)[..., None, None] * (self.m + self.a * f)
         if self.link == "softplus":
             return torch.exp(log_flux)[..., None, None] * self.m * F.softplus(1 + f, beta=SOFTPLUS_BETA)
         z = self.mu + f
@@ -370,6 +407,11 @@ class GMRFHMC(Method):
               doc="mean_image='rml': FWHM of the blur of m as a fraction of the nominal resolution (1: at the "
                   "resolution; below: a sharper m, closer to the data; 0.5 raised NXCORR on rings but lost the "
                   "coverage of doubles on closures, RESULTS §7)"),
+        Param("high_frequency_gain", float, None, 0.0, 1000.0,
+              doc="the field's prior power beyond the nominal resolution raised by 1 + g (1 − |B̂(k)|²), B̂ the "
+                  "resolution blur's transfer function: the structure a mean image blurred to the resolution lacks, "
+                  "so that σ, set by the data's long baselines, is not carried at full strength into the "
+                  "unmeasured low frequencies (empty: 10 on closures, 0 on visibilities; RESULTS §7, closure7)"),
         Param("order", int, 1, 1, 3, doc="order of the GMRF precision (1: (κ² + Δ), Comrade's; 2: smoother)"),
         Param("total_flux", float, None, 0.0, None, doc="prior total flux F₀ in Jy (empty: from the shortest baselines)"),
         Param("flux_uncertainty", float, 0.1, 1e-3, 2.0, doc="prior std of log F (closures leave the flux to it)"),
@@ -383,9 +425,10 @@ class GMRFHMC(Method):
         Param("centroid_sd", float, 0.02, 1e-4, 10.0,
               doc="closures: sd of the image centroid about the mean image's, in units of the nominal resolution "
                   "(closures do not fix the position; this fixes the gauge)"),
-        Param("linearized_moves", int, 1, 1, 100,
+        Param("linearized_moves", int, 3, 1, 100,
               doc="closures: moves of (σ, ρ) given the linearized model's auxiliary normals after every transition "
-                  "(the moves that free the correlation length; one Cholesky of the data covariance each)"),
+                  "(the moves that free the correlation length; one Cholesky of the data covariance each; 3 against "
+                  "1: R̂ of σ, ρ ≤ 1.008 and 1.4–2× their ESS per CPU second at 1.33× the time, RESULTS §7)"),
         Param("trajectory", float, 1.5, 0.1, 10.0, doc="HMC trajectory length in whitened units"),
         Param("max_leapfrog", int, 48, 1, 1024, doc="most leapfrog steps per transition"),
         Param("sampler", str, "auto", choices=SAMPLERS,
@@ -410,7 +453,8 @@ class GMRFHMC(Method):
             post = GMRFPosterior(y, A, noise, prior_fwhm_uas=params["prior_fwhm_uas"], order=params["order"],
                                  total_flux=params["total_flux"], flux_uncertainty=params["flux_uncertainty"],
                                  systematic=params["systematic"], link=params["link"], mean_image=mean_image,
-                                 centroid_sd=params["centroid_sd"])
+                                 centroid_sd=params["centroid_sd"],
+                                 high_frequency_gain=_high_frequency_gain(params["high_frequency_gain"], A))
             if params["sampler"] == "collapsed" and not _collapsible(post):
                 raise ValueError("sampler='collapsed' needs link='linear'.")
             if params["sampler"] != "hmc" and _collapsible(post) and not post.closures:
@@ -528,6 +572,7 @@ class GMRFHMC(Method):
             "wall_seconds": time.perf_counter() - t0,
             "data": "closures" if post.closures else "visibilities",
             "sampler": "hmc_within_gibbs" if linear is None else "hmc_within_gibbs_linearized",
+            "high_frequency_gain": post.high_frequency_gain,
         }
         if linear is not None:
             info["linearized_move_acceptance"] = float(np.mean(box["linear_rates"])) if box["linear_rates"] else None
@@ -543,6 +588,18 @@ class GMRFHMC(Method):
         info["total_flux"] = float(h[:, 2].exp().median())
         info["hyperparameter_intervals"] = _hyper_intervals(h, post)
         return Estimate(mean.to(ctx.device), std.to(ctx.device), samples.to(ctx.device), info)
+
+
+#: the default ``high_frequency_gain`` on closures (chosen on the random family of ``bench_rml_starts``, RESULTS §7)
+CLOSURE_HIGH_FREQUENCY_GAIN = 10.0
+
+
+def _high_frequency_gain(value: float | None, A: Operator) -> float:
+    """The gain of the prior power beyond the resolution: ``value``, or (empty) 10 on closures and 0 on visibilities
+    (on visibilities the collapsed sampler's coverage was calibrated without it and it was not re-measured)."""
+    if value is not None:
+        return float(value)
+    return CLOSURE_HIGH_FREQUENCY_GAIN if isinstance(A, Closures) else 0.0
 
 
 def _hyper_intervals(h: torch.Tensor, post: GMRFPosterior) -> dict[str, list[float]]:
@@ -608,6 +665,7 @@ def _run_collapsed(post: GMRFPosterior, ctx: Context, params: dict[str, Any], t0
         "acceptance_independence": run["acceptance_independence"],
         "hyperparameter_mode": [float(v) for v in mode], "data_dimension": col.d,
         "total_flux_prior": post.flux0, "wall_seconds": time.perf_counter() - t0, "data": "visibilities",
+        "high_frequency_gain": post.high_frequency_gain,
     }
     if draws >= 4:
         info["mixing"] = mixing_summary(images.numpy())
