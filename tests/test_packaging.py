@@ -28,6 +28,8 @@ def test_floors_the_code_needs_and_optional_extras():
     assert hard["zarr"] == "zarr>=3.0.8"  # zarr 3 API; 3.0.0-3.0.7 are yanked (zarr.load() deleted data)
     assert "psfmodels" in _names(PROJECT["optional-dependencies"]["psfmodels"])
     assert "distributed" in _names(PROJECT["optional-dependencies"]["distributed"])
+    # numexpr only times Richardson–Lucy's fused passes (benchmarks/bench_rl_fused.py): slower than torch's, not used
+    assert "numexpr" not in hard and "numexpr" in _names(PROJECT["optional-dependencies"]["bench"])
 
 
 def test_the_package_works_without_the_optional_extras():
