@@ -15,6 +15,12 @@ The default ``learned_share`` is 0 (the weight posterior's std alone); ``--param
 the learned prior's posterior (helper ``bdip7``, RESULTS.md §5; an option: it over-covers §5's inpainting case). ``motorcycle`` (the left view of scikit-image's
 ``stereo_motorcycle``, central square) and ``ihc`` (``immunohistochemistry``) are photographs the learned denoiser never
 saw (``nets.corpus``: ``coffee``, ``chelsea``, ``astronaut`` and ``rocket`` are in its training set).
+
+``--extrapolated-texture 0.03,1`` (helper ``bdip8``, RESULTS.md §5; an experiment, not a method option) adds after each
+row one row per scale c with std² = std² + c·t², where t² is the variance of the band the blur removed, predicted
+from ``y`` alone: the local energy of ``y`` in the band just inside the data's cutoff k_c (deconvolved, noise power
+subtracted), extrapolated beyond k_c with a power spectrum ∝ |k|^−α fitted to ``y`` (:func:`extrapolated_texture`;
+c = 1 is the extrapolation's own scale). Gaussian noise and ``Blur`` operators only.
 """
 
 from __future__ import annotations
@@ -62,12 +68,78 @@ def make_case(name: str):
     return x, A, noise, ni.simulate(x, A, noise, seed=2)
 
 
+def _mirror_filter(img: np.ndarray, response) -> tuple[np.ndarray, float]:
+    """``img`` filtered by the radial frequency response ``response(|k|, grid)`` on a mirror-padded grid (no
+    wrap-around edges), and the filter's noise gain Σ|f|²/N² (the filtered white noise's variance per unit σ²)."""
+    n0, n1 = img.shape
+    p = np.pad(img, ((n0 // 2, n0 // 2), (n1 // 2, n1 // 2)), mode="symmetric")
+    k = np.hypot(*np.meshgrid(np.fft.fftfreq(p.shape[0]), np.fft.fftfreq(p.shape[1]), indexing="ij"))
+    f = response(k, p.shape)
+    out = np.real(np.fft.ifft2(np.fft.fft2(p) * f))[n0 // 2:n0 // 2 + n0, n1 // 2:n1 // 2 + n1]
+    return out, float((np.abs(f) ** 2).sum() / p.size)
+
+
+def _otf(psf: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """|Ĥ| of the centered PSF on ``grid`` (full FFT layout)."""
+    big = np.zeros(grid)
+    big[:psf.shape[0], :psf.shape[1]] = psf
+    big = np.roll(big, (-(psf.shape[0] // 2), -(psf.shape[1] // 2)), axis=(0, 1))
+    return np.abs(np.fft.fft2(big))
+
+
+def extrapolated_texture(y: np.ndarray, psf: np.ndarray, sigma: float, *, band=(0.5, 1.0), window: float = 3.0,
+                         snr: float = 4.0) -> tuple[np.ndarray, dict]:
+    """Predicted local variance t² of the image content beyond the data's cutoff, from ``y`` alone.
+
+    Fit P_x(k) = a |k|^−α to the radially averaged power of ``y`` (mirror-padded, Hann window) divided by |Ĥ|²,
+    on the annuli where the signal exceeds (snr − 1)·σ²; the data's cutoff k_c is where a k^−α |Ĥ(k)|² = σ². The
+    local energy of ``y`` in the band [band₀ k_c, band₁ k_c), deconvolved (filter 1/Ĥ in the band), averaged with a
+    Gaussian window, less the filtered noise power and floored at 0, estimates the local energy E_B of that band of
+    ``x``; under a locally scaled power law the energy beyond k_c is R·E_B with R = Σ_{|k| ≥ k_c} |k|^−α /
+    Σ_B |k|^−α. Returns R·E_B and the fit (α, k_c, R). (Field 1987, Ruderman 1994: natural images' 1/|k|^α spectra.)
+    """
+    from scipy.ndimage import gaussian_filter
+
+    y = np.asarray(y, dtype=np.float64)
+    n0, n1 = y.shape
+    grid = (2 * (n0 // 2) + n0, 2 * (n1 // 2) + n1)
+    h = _otf(np.asarray(psf, dtype=np.float64), grid)
+    p = np.pad(y - y.mean(), ((n0 // 2, n0 // 2), (n1 // 2, n1 // 2)), mode="symmetric")
+    win = np.outer(np.hanning(grid[0]), np.hanning(grid[1]))
+    power = np.abs(np.fft.fft2(p * win)) ** 2 / (win ** 2).sum()
+    k = np.hypot(*np.meshgrid(np.fft.fftfreq(grid[0]), np.fft.fftfreq(grid[1]), indexing="ij"))
+    ks, ps = [], []
+    edges = np.linspace(0.02, 0.5, 25)
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (k >= lo) & (k < hi)
+        signal = power[m].mean() - sigma ** 2
+        if signal > (snr - 1) * sigma ** 2:
+            ks.append(np.sqrt(lo * hi))
+            ps.append(signal / np.mean(h[m] ** 2))
+    if len(ks) < 3:
+        raise ValueError("Too little signal above the noise to fit a power spectrum.")
+    slope, icpt = np.polyfit(np.log(ks), np.log(ps), 1)
+    alpha = -slope
+    centers = np.sqrt(edges[:-1] * edges[1:])
+    log_h2 = [np.log(max(np.mean(h[(k >= lo) & (k < hi)] ** 2), 1e-300)) for lo, hi in zip(edges[:-1], edges[1:])]
+    fine = np.linspace(0.01, 0.5, 500)
+    signal = np.exp(icpt) * fine ** -alpha * np.exp(np.interp(fine, centers, log_h2))
+    kc = float(fine[np.argmax(signal < sigma ** 2)]) if np.any(signal < sigma ** 2) else 0.5
+    inside = (k >= band[0] * kc) & (k < band[1] * kc)
+    yb, gain = _mirror_filter(y, lambda kk, shape: np.where(inside, 1.0 / np.maximum(h, 1e-6), 0.0))
+    energy = np.maximum(gaussian_filter(yb ** 2, window) - sigma ** 2 * gain, 0.0)
+    kr = np.where(k > 0, k, 1.0) ** -alpha
+    ratio = float(kr[(k >= kc) & (k > 0)].sum() / kr[inside].sum())
+    return ratio * energy, {"alpha": float(alpha), "kc": kc, "R": ratio}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--images", default="camera128,coins,moon,coffee,chelsea")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--params", default="{}", help="bayes_dip parameters as JSON (default: its defaults)")
     ap.add_argument("--check-dip", action="store_true", help="also run dip and compare its result with the mean")
+    ap.add_argument("--extrapolated-texture", default="", help="scales c: also print std² + c·t² rows (see above)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     params = json.loads(args.params)
@@ -94,6 +166,16 @@ def main() -> None:
                                                             if not ok) + ")"
         print(f"| {name} | {ROLES.get(name, '')} | {dip_psnr:.2f} ({rec.info['stop_iteration']}) | {psnr:.2f} "
               f"({psnr - dip_psnr:+.2f}) | {cov:.3f} | {corr:.3f} | {verdict} | {seconds:.0f} |", flush=True)
+        for c in (float(v) for v in args.extrapolated_texture.split(",") if v):
+            t2, fit = extrapolated_texture(np.asarray(y), A.psf_array, float(noise.sigma))
+            extra = ni.Reconstruction(rec.mean, std=np.sqrt(np.asarray(rec.std, np.float64) ** 2 + c * t2)
+                                      .astype(np.float32), samples=rec.samples, info=rec.info)
+            cov_c = ni.diagnostics.coverage(extra, x, 0.9)
+            corr_c = ni.diagnostics.std_error_correlation(extra, x)
+            ok = [psnr >= dip_psnr - 1, 0.80 <= cov_c <= 0.97, corr_c >= 0.4]
+            print(f"| {name} + {c:g}·t² (α {fit['alpha']:.2f}, k_c {fit['kc']:.3f}, R {fit['R']:.2f}; t alone "
+                  f"{np.corrcoef(np.sqrt(t2).ravel(), np.abs(rec.mean - x).ravel())[0, 1]:.3f}) | | | | {cov_c:.3f} | "
+                  f"{corr_c:.3f} | {'yes' if all(ok) else 'no'} | |", flush=True)
 
 
 if __name__ == "__main__":
