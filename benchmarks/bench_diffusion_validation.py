@@ -53,12 +53,13 @@ def main() -> None:
                         help="indices into VALIDATION")
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the samplers' noise")
     parser.add_argument("--settings", nargs="+", default=["{}"], help="JSON dicts of parameters ({} = defaults)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cases = [VALIDATION[int(i)] for i in args.cases.split(",")]
     print(f"# Diffusion validation — {time.strftime('%Y-%m-%d %H:%M')}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, {args.samples} samples, {args.size}²")
+          f"{torch.get_num_threads()} threads, {args.samples} samples, {args.size}², seed {args.seed}")
     print("\n| case | method | setting | PSNR | coverage 90% | std–error corr | network evals | CPU s |")
     print("|---|---|---|---|---|---|---|---|")
     summary: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
@@ -68,7 +69,7 @@ def main() -> None:
             for s in args.settings:
                 params = json.loads(s)
                 c = time.process_time()
-                rec = ni.reconstruct(y, A, m, noise, seed=0, n_samples=args.samples, **params)
+                rec = ni.reconstruct(y, A, m, noise, seed=args.seed, n_samples=args.samples, **params)
                 cpu = time.process_time() - c
                 p, cov = ni.metrics.psnr(rec.mean, x), ni.diagnostics.coverage(rec, x, 0.9)
                 corr = ni.diagnostics.std_error_correlation(rec, x)
