@@ -6,9 +6,10 @@ geometrically from ``sigma_max`` to ``sigma_min``; all ``n_samples`` chains go t
 together (in batches), and the network is fully convolutional, so any image size works. By default the chains
 start at a first estimate plus noise and take 8 steps (16 samples: 144 network passes instead of 816 / 496 from pure
 noise; benchmarks/RESULTS.md §5, issue #20): with the learned denoiser on real images, PnP-ADMM's result plus noise
-of ``sigma_max`` = 0.08 (about its error) down to 0.02, in the units where that estimate's robust maximum is 1
-(the posterior mean then beats the plug-and-play estimate: RESULTS §5, issue #14); else Richardson–Lucy or a smooth
-warm start plus noise of 0.3 down to 0.01.
+of ``sigma_max`` = 0.08 (about its error) down to 0.02 (DiffPIR: 0.04, with λ = 0.5, which widens its otherwise too
+narrow spread), in the units where that estimate's robust maximum is 1 (the posterior mean then beats the
+plug-and-play estimate: RESULTS §5, issues #14, #20); else Richardson–Lucy or a smooth warm start plus noise of 0.3
+down to 0.01.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ class _Diffusion(Method):
         origin, how = self._origin(y, A, noise, ctx, params, warm, level, den)
         # after a plug-and-play estimate the chains start closer (its error on RESULTS §5's cases: 0.03–0.12 of the
         # unit range) and stop earlier; after Richardson–Lucy, the warm start or noise: the wider schedule
-        tuned = START_DEFAULTS["pnp_admm" if how == "pnp_admm" else "other"]
+        tuned = START_DEFAULTS[self.name]["pnp_admm" if how == "pnp_admm" else "other"]
         # a denoiser trained on images in [0, 1] sees the image in those units: the run's unit (the data's robust
         # maximum, core.py) puts a blurred image's peaks at 2–3, where the schedule's σ and the network are off
         # (fluorescence deblurring 128², 30 steps from noise: 29.1 → 25.6 dB when that unit came in, c6989c0)
@@ -116,6 +117,7 @@ class _Diffusion(Method):
             "start_network_evaluations": start_passes,
             "likelihood": "gaussian" if noise.gain == 0 else "gaussian approximation of poisson-gaussian",
             "image_unit": unit,
+            **{k: params[k] for k in tuned if not k.startswith("sigma")},  # dps: guidance; diffpir: lam
             **fit,
         }
         return Estimate(mean, std, samples, info)
@@ -159,10 +161,15 @@ class _Diffusion(Method):
         return den(x, sigma, state["ndim"])
 
 
-#: the schedule (and DPS's guidance) that an empty parameter takes, by the chains' start
-START_DEFAULTS: dict[str, dict[str, float]] = {
-    "pnp_admm": {"sigma_max": 0.08, "sigma_min": 0.02, "guidance": 1.0},
-    "other": {"sigma_max": 0.3, "sigma_min": 0.01, "guidance": 1.5},
+#: the schedule (and DPS's guidance ζ, DiffPIR's λ) that an empty parameter takes, by method and the chains' start.
+#: DiffPIR from PnP-ADMM stops at σ_min 0.04 with λ 0.5: on the validation cases (benchmarks/
+#: bench_diffusion_validation.py, other images than the scored ones) its 90% interval covered 0.68 on fluorescence
+#: deblurring with 0.02 / 1.5, 0.85 with these, at +0.1–0.2 dB (RESULTS §5, 2026-12-08, helper `diff8`)
+START_DEFAULTS: dict[str, dict[str, dict[str, float]]] = {
+    "dps": {"pnp_admm": {"sigma_max": 0.08, "sigma_min": 0.02, "guidance": 1.0},
+            "other": {"sigma_max": 0.3, "sigma_min": 0.01, "guidance": 1.5}},
+    "diffpir": {"pnp_admm": {"sigma_max": 0.08, "sigma_min": 0.04, "lam": 0.5},
+                "other": {"sigma_max": 0.3, "sigma_min": 0.01, "lam": 1.5}},
 }
 
 _COMMON = (
@@ -176,7 +183,8 @@ _COMMON = (
               "images), Richardson–Lucy ('auto' where it applies otherwise), the smooth warm start, or pure noise "
               "('noise', with sigma_max ≥ the image's spread)"),
     Param("sigma_min", float, None, 1e-5, 1.0, log_scale=True,
-          doc="last noise level (then one final denoising); empty: 0.02 after a pnp_admm start, else 0.01"),
+          doc="last noise level (then one final denoising); empty: after a pnp_admm start 0.02 (dps) / 0.04 "
+              "(diffpir), else 0.01"),
     WEIGHTS,
 )
 
@@ -237,7 +245,8 @@ class DiffPIR(_Diffusion):
     )
     reference = "Zhu, Zhang, Liang, Cao, Wen, Timofte & Van Gool, CVPR Workshops 2023 (DiffPIR)."
     params = (Param("iterations", int, 8, 1, 10000, doc="diffusion steps"),) + _COMMON + (
-        Param("lam", float, 1.5, 1e-3, 1e4, doc="λ: weight of the prior in the data step (ρ = λ/σ²)", log_scale=True),
+        Param("lam", float, None, 1e-3, 1e4, log_scale=True,
+              doc="λ: weight of the prior in the data step (ρ = λ/σ²); empty: 0.5 after a pnp_admm start, else 1.5"),
         Param("zeta", float, 0.8, 0.0, 1.0, doc="ζ: share of fresh noise in each step (1: fully stochastic)"),
         Param("cg_iterations", int, 10, 1, 200, doc="conjugate-gradient iterations of the data step"),
     )
