@@ -112,6 +112,7 @@ class GMRFPosterior:
         self.flux0 = resolve_total_flux(y, A, total_flux)
         self.flux_sd = float(flux_uncertainty)
         mean = gaussian_image(n, fwd.fov_uas, prior_fwhm_uas, 1.0)
+        broad = mean  # the Gaussian of prior_fwhm_uas: the shape of the floors below
         if mean_image is not None:  # a data-driven mean (e.g. rml's image blurred to the resolution), kept positive
             given = np.asarray(mean_image, dtype=np.float64)
             if given.shape != (n, n) or not np.isfinite(given).all() or not given.max() > 0:
@@ -139,7 +140,7 @@ class GMRFPosterior:
                 raise ValueError(f"The amplitude image must be a finite ({n}, {n}) image with positive flux.")
             amp = np.maximum(amp, 0.0)
             floor = max(float(mean_floor), 1e-6)
-            amp = np.maximum(amp / amp.sum(), floor * amp.max() / amp.sum() * mean / mean.max())
+            amp = np.maximum(amp / amp.sum(), floor * amp.max() / amp.sum() * broad / broad.max())
             self.a = torch.as_tensor(amp / amp.sum(), dtype=dtype)
         # closures do not see the image's position (closure phases are invariant to a shift): fix the gauge by a
         # Gaussian prior on the centroid at m's, sd ``centroid_sd`` × the nominal resolution (eht-imaging's "cm"
