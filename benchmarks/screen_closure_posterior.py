@@ -13,7 +13,8 @@ Options: g=G (high_frequency_gain, default 10); r=R (field amplitude a = m (1_S 
 S = m > t·max m) or r=grid (log r on a grid with prior N(0, 1), the draws a mixture over the grid weighted by the
 marginal with the Laplace volume of (σ, ρ)); t=T (0.05); amp=1 (amplitude = the proxy's posterior mean, clipped at 0)
 with ab=B (that amplitude blurred to B × the resolution); bw=W (the gain's blur at W × the resolution); mb=B
-(``mean_blur``); rc=C (the prior centre of ρ at C × the resolution); a1=1 (amplitude = the mean image at blur 1 while the mean is at ``mb``).
+(``mean_blur``); rc=C (the prior centre of ρ at C × the resolution); af=K (the amplitude plus K × m's peak × a
+Gaussian of 80 µas: an additive broad part); a1=1 (amplitude = the mean image at blur 1 while the mean is at ``mb``).
 """
 
 import sys, time, math
@@ -48,7 +49,7 @@ def draws_of(post, col, th, chol, n, gen):
     eps = col.draw_field(h, ch, gen)
     return post.image(torch.cat([eps, h], -1)).numpy()
 
-def run(name, seed, g=10.0, r=None, t=0.05, ndraw=300, npix=32, verbose=True, amp_iter=0, amp_blur=0.0, bw=1.0, mb=1.0, a1=False, rc=1.0):
+def run(name, seed, g=10.0, r=None, t=0.05, ndraw=300, npix=32, verbose=True, amp_iter=0, amp_blur=0.0, bw=1.0, mb=1.0, a1=False, rc=1.0, af=0.0):
     cpu = time.process_time()
     truth = sky(name, npix)
     obs = bh.simulate(truth, FOV, gain_error=0.1, phase_error=True, seed=seed)
@@ -74,7 +75,11 @@ def run(name, seed, g=10.0, r=None, t=0.05, ndraw=300, npix=32, verbose=True, am
     _GP = GMRFPosterior
     GP = lambda *a, **k: rebuild(_GP(*a, **k))
     if r is None:
-        post = GP(y, A, noise, amplitude_image=m1 if a1 else None, **kw)
+        amp = m1 if a1 else None
+        if af > 0:  # an additive broad part of the amplitude: af × m's peak × the Gaussian of 80 µas
+            broad = bh.gaussian_image(npix, FOV, 80.0)
+            amp = (m1 if a1 else m) + af * m.max() * broad / broad.max()
+        post = GP(y, A, noise, amplitude_image=amp, **kw)
         col, th, U, chol, lv = fit(post)
         for _ in range(amp_iter):  # the field's amplitude = the posterior mean unit image (clipped at 0, blurred by amp_blur × res)
             _, ch0 = col.neg_log_posterior(th[None])
@@ -109,7 +114,7 @@ def run(name, seed, g=10.0, r=None, t=0.05, ndraw=300, npix=32, verbose=True, am
     inside = np.abs(np.asarray(sm.mean) - bu) <= ni.diagnostics.interval_halfwidth(sm, 0.9)
     near = (bu <= 0.05 * bu.max()) & (bu > 0.005 * bu.max()); far = bu <= 0.005 * bu.max()
     extra += f" | near {inside[near].mean():.3f} ({near.mean():.2f} of px) far {inside[far].mean():.3f} ({far.mean():.2f})"
-    line = (f"{name:9s} s{seed} g{g:g} r{r} t{t} amp{amp_iter}/{amp_blur} bw{bw} mb{mb} a1{int(a1)} rc{rc}: covG {sc['cov_g']:.3f} ({sc['cov_g_source']:.3f}/{sc['cov_g_background']:.3f}) "
+    line = (f"{name:9s} s{seed} g{g:g} r{r} t{t} amp{amp_iter}/{amp_blur} bw{bw} mb{mb} a1{int(a1)} rc{rc} af{af}: covG {sc['cov_g']:.3f} ({sc['cov_g_source']:.3f}/{sc['cov_g_background']:.3f}) "
             f"z90G {sc['z90_g']:.2f} corrG {sc['corr_g']:.2f} NX {sc['nxcorr_b']:.3f} {extra} cpu {time.process_time() - cpu:.1f}")
     if verbose:
         print(line, flush=True)
@@ -122,4 +127,4 @@ if __name__ == "__main__":
     r = opts.get("r"); r = None if r is None else (r if r == "grid" else float(r))
     for mname in models:
         for s in seeds:
-            run(mname, s, g=g, r=r, t=t, amp_iter=int(opts.get('amp', 0)), amp_blur=float(opts.get('ab', 0)), bw=float(opts.get('bw', 1)), mb=float(opts.get('mb', 1)), a1=bool(int(opts.get('a1', 0))), rc=float(opts.get('rc', 1)))
+            run(mname, s, g=g, r=r, t=t, amp_iter=int(opts.get('amp', 0)), amp_blur=float(opts.get('ab', 0)), bw=float(opts.get('bw', 1)), mb=float(opts.get('mb', 1)), a1=bool(int(opts.get('a1', 0))), rc=float(opts.get('rc', 1)), af=float(opts.get('af', 0)))

@@ -77,8 +77,8 @@ class GMRFPosterior:
 
     ``mean_floor``: m is kept above this fraction of its peak (times the Gaussian of ``prior_fwhm_uas``), so that the
     linear link can put flux everywhere. ``amplitude_image``: with the linear link, the field's amplitude a apart from
-    the mean, ``x = F (m + σ a ⊙ P_a K_ρ ε)``, ``P_a f = f − Σaf/Σa`` (default a = m: ``F m (1 + σ P K_ρ ε)``), floored like m (``mean_floor`` of its peak times
-    the Gaussian of ``prior_fwhm_uas``), so that a = m reproduces the default.
+    the mean, ``x = F (m + σ a ⊙ P_a K_ρ ε)``, ``P_a f = f − Σaf/Σa`` (default a = m: ``F m (1 + σ P K_ρ ε)``),
+    floored like m (``mean_floor`` of its peak times the Gaussian of ``prior_fwhm_uas``: a = m gives the default).
     ``high_frequency_gain`` g: the spectrum of ``K_ρ`` times ``1 + g (1 − |B̂(k)|²)`` (module docstring)."""
 
     def __init__(self, y: torch.Tensor, A: Operator, noise: NoiseModel, *, prior_fwhm_uas: float, order: int,
