@@ -272,6 +272,25 @@ def test_amplitude_image_and_high_frequency_gain_keep_the_exact_closure_identity
         assert joint + log_w - conditional + half_logdet == pytest.approx(float(value[0]), rel=1e-9, abs=1e-6)
 
 
+def test_amplitude_image_equal_to_the_mean_gives_the_default_model():
+    """An amplitude image equal to the mean image is floored like the mean (a fraction of its peak times the broad
+    Gaussian), so it gives the default model a = m — also where a compact mean image is zero and only the floor is
+    left (before 2026-12-08 the amplitude's floor was taken relative to the already-floored mean: 100× lower in the far
+    background, where the band then shrank to nothing; RESULTS §7, helper closure8)."""
+    obs = bh.simulate(bh.models.ring(NPIX, FOV), FOV, gain_error=0.1, phase_error=True, seed=0)
+    A = bh.Closures(obs, NPIX, FOV)
+    compact = bh.models.ring(NPIX, FOV)  # zero far from the ring: only the floor is left there
+    assert (compact == 0).mean() > 0.3
+    kw = dict(prior_fwhm_uas=80.0, order=1, total_flux=None, flux_uncertainty=0.1, link="linear", systematic=0.0,
+              mean_image=compact)
+    args = (torch.as_tensor(A.data), A, ni.noise.Gaussian(A.sigma))
+    post = GMRFPosterior(*args, **kw)
+    same = GMRFPosterior(*args, amplitude_image=compact, **kw)
+    assert same.a is not same.m
+    assert torch.allclose(same.a, post.m, rtol=1e-12, atol=0.0)
+    assert float(same.a.min()) > 0
+
+
 def test_high_frequency_gain_moves_the_field_power_beyond_the_resolution():
     """g lowers the prior power below the resolution (|k| < 1/(4 FWHM), where the blurred mean image keeps its
     structure) against the rest (unit variance per pixel kept);

@@ -77,7 +77,8 @@ class GMRFPosterior:
 
     ``mean_floor``: m is kept above this fraction of its peak (times the Gaussian of ``prior_fwhm_uas``), so that the
     linear link can put flux everywhere. ``amplitude_image``: with the linear link, the field's amplitude a apart from
-    the mean, ``x = F (m + σ a ⊙ P_a K_ρ ε)``, ``P_a f = f − Σaf/Σa`` (default a = m: ``F m (1 + σ P K_ρ ε)``).
+    the mean, ``x = F (m + σ a ⊙ P_a K_ρ ε)``, ``P_a f = f − Σaf/Σa`` (default a = m: ``F m (1 + σ P K_ρ ε)``),
+    floored like m (``mean_floor`` of its peak times the Gaussian of ``prior_fwhm_uas``: a = m gives the default).
     ``high_frequency_gain`` g: the spectrum of ``K_ρ`` times ``1 + g (1 − |B̂(k)|²)`` (module docstring)."""
 
     def __init__(self, y: torch.Tensor, A: Operator, noise: NoiseModel, *, prior_fwhm_uas: float, order: int,
@@ -112,6 +113,7 @@ class GMRFPosterior:
         self.flux0 = resolve_total_flux(y, A, total_flux)
         self.flux_sd = float(flux_uncertainty)
         mean = gaussian_image(n, fwd.fov_uas, prior_fwhm_uas, 1.0)
+        broad = mean  # the Gaussian of prior_fwhm_uas: the shape of the floors below
         if mean_image is not None:  # a data-driven mean (e.g. rml's image blurred to the resolution), kept positive
             given = np.asarray(mean_image, dtype=np.float64)
             if given.shape != (n, n) or not np.isfinite(given).all() or not given.max() > 0:
@@ -139,7 +141,7 @@ class GMRFPosterior:
                 raise ValueError(f"The amplitude image must be a finite ({n}, {n}) image with positive flux.")
             amp = np.maximum(amp, 0.0)
             floor = max(float(mean_floor), 1e-6)
-            amp = np.maximum(amp / amp.sum(), floor * amp.max() / amp.sum() * mean / mean.max())
+            amp = np.maximum(amp / amp.sum(), floor * amp.max() / amp.sum() * broad / broad.max())
             self.a = torch.as_tensor(amp / amp.sum(), dtype=dtype)
         # closures do not see the image's position (closure phases are invariant to a shift): fix the gauge by a
         # Gaussian prior on the centroid at m's, sd ``centroid_sd`` × the nominal resolution (eht-imaging's "cm"
