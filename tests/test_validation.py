@@ -302,3 +302,18 @@ def test_data_scale_is_the_rms_in_double_precision(t):
     z = t.to(torch.complex128 if t.is_complex() else torch.float64)
     assert data_scale(t) == pytest.approx(float(z.abs().pow(2).mean().sqrt()), rel=1e-12)
     assert data_scale(torch.zeros(4)) == 1.0
+
+
+def test_unit_range_scale_scales_with_the_data_and_refuses_non_finite_or_empty_data():
+    """The unit of a unit-range run (``bayes_dip``'s learned draws too): 10× data, 10× unit; all-zero data: 1 (no
+    scale to take); a NaN, an infinity or no values is our ValueError, not a silent 1 or an IndexError."""
+    from napari_invimg.validation import unit_range_scale
+
+    y = torch.rand(32, 32, generator=torch.Generator().manual_seed(0))
+    assert unit_range_scale(10 * y) == pytest.approx(10 * unit_range_scale(y), rel=1e-6)
+    assert unit_range_scale(torch.zeros(4, 4)) == 1.0
+    for bad in (torch.tensor([1.0, float("nan"), 2.0]), torch.tensor([1.0, float("inf")])):
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            unit_range_scale(bad)
+    with pytest.raises(ValueError, match="no values"):
+        unit_range_scale(torch.zeros(0))
