@@ -132,6 +132,13 @@ def test_deep_decoder_is_under_parameterized():
     assert sum(p.numel() for p in net.parameters()) < 64 * 64
 
 
+def test_deep_decoder_refuses_an_image_too_small_for_its_levels():
+    """Its first normalized maps are the image divided by 2^(levels − 1); one pixel there is our ValueError."""
+    assert DeepDecoder((9, 1), levels=4)(torch.rand(1, 64, 1, 1)).shape == (1, 1, 9, 1)  # 2 × 1 at the first norm
+    with pytest.raises(ValueError, match=r"too small for 5 levels.*levels"):
+        DeepDecoder((16, 16), levels=5)
+
+
 def test_bayes_conv_kl_matches_formula_and_monte_carlo():
     torch.manual_seed(0)
     layer = BayesConv(3, 2, 3, ndim=2, prior_sigma=0.5)

@@ -235,6 +235,9 @@ class DeepDecoder(nn.Module):
         self.channels = channels
         # sizes from coarse to fine: each level doubles (capped at the image size)
         self.sizes = [tuple(max(1, math.ceil(s / 2**k)) for s in self.shape) for k in range(levels, -1, -1)]
+        if math.prod(self.sizes[1]) < 2:  # the first normalized maps: instance normalization needs two pixels
+            raise ValueError(f"An image of {' × '.join(map(str, self.shape))} pixels is too small for {levels} levels "
+                             "of the Deep Decoder: its first level would be one pixel; lower levels.")
         conv = nn.Conv2d if self.ndim == 2 else nn.Conv3d
         norm = nn.InstanceNorm2d if self.ndim == 2 else nn.InstanceNorm3d
         self.convs = nn.ModuleList(conv(channels, channels, 1) for _ in range(levels))
