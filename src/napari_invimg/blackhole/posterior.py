@@ -436,11 +436,12 @@ class GMRFHMC(Method):
               doc="after each HMC transition, also move σ and ρ with the field σK_ρε held fixed (ASIS)"),
         Param("centroid_sd", float, 0.02, 1e-4, 10.0,
               doc="closures: sd of the image centroid about the mean image's, in units of the nominal resolution "
-                  "(closures do not fix the position; this fixes the gauge)"),
+                  "(closures do not fix the position; this fixes the gauge)", operators=("Closures",)),
         Param("linearized_moves", int, 3, 1, 100,
               doc="closures: moves of (σ, ρ) given the linearized model's auxiliary normals after every transition "
                   "(the moves that free the correlation length; one Cholesky of the data covariance each; 3 against "
-                  "1: R̂ of σ, ρ ≤ 1.008 and 1.4–2× their ESS per CPU second at 1.33× the time, RESULTS §7)"),
+                  "1: R̂ of σ, ρ ≤ 1.008 and 1.4–2× their ESS per CPU second at 1.33× the time, RESULTS §7)",
+              operators=("Closures",)),
         Param("trajectory", float, 1.5, 0.1, 10.0, doc="HMC trajectory length in whitened units"),
         Param("max_leapfrog", int, 48, 1, 1024, doc="most leapfrog steps per transition"),
         Param("sampler", str, "auto", choices=SAMPLERS,
