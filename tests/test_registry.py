@@ -124,3 +124,15 @@ def test_a_parameter_given_for_an_operator_it_does_not_act_on_is_said_in_info_an
     assert not restricted.applies_to(ni.operators.Identity((4, 4)))
     assert registry.get("tv").ignored_params(A, {"coil_energy": 0.7, "lam": 2.0}) == {
         "coil_energy": given.info["ignored_params"]["coil_energy"]}
+
+
+def test_a_boolean_parameter_refuses_words_it_does_not_know():
+    """'yes'/'no', 'true'/'false', 'on'/'off', '1'/'0' (any case) and 0/1 are read as booleans; a misspelt word or
+    another number is refused (it was read as False, or True for any non-zero number, silently)."""
+    p = registry.Param("positive", bool, True)
+    for value, expected in (("Yes", True), ("off", False), ("FALSE", False), ("1", True), (0, False), (1.0, True),
+                            (True, True), (np.bool_(False), False)):
+        assert p.coerce(value) is expected, value
+    for value in ("flase", "", "maybe", 2, float("nan"), 0.5):
+        with pytest.raises(ValueError, match="'positive' must be"):
+            p.coerce(value)

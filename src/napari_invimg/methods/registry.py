@@ -29,6 +29,10 @@ __all__ = ["Param", "Method", "Context", "Estimate", "TileProfile", "get", "avai
 METHODS = Registry("method", discover=import_submodules("napari_invimg.methods"), lazy=domain_names("method"))
 
 
+#: the words a boolean parameter reads (any case)
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
 @dataclass(frozen=True)
 class Param:
     """One parameter of a method: name, type, default (``None`` = chosen automatically), bounds, help.
@@ -71,7 +75,12 @@ class Param:
         try:
             if self.type is bool:
                 if isinstance(value, str):
-                    value = value.lower() in ("1", "true", "yes", "on")
+                    word = value.strip().lower()
+                    if word not in _TRUE + _FALSE:
+                        raise ValueError
+                    value = word in _TRUE
+                elif not isinstance(value, (bool, np.bool_)) and value not in (0, 1):
+                    raise ValueError  # 2, 0.5 or NaN is no yes or no
                 v = bool(value)
             elif self.type is int:
                 if isinstance(value, float) and not float(value).is_integer():
