@@ -75,3 +75,27 @@ def test_bounded_memory_reaches_the_tiler_and_the_output_recipe(case, monkeypatc
         recipe = json.loads(recipe) if isinstance(recipe, str) else recipe
         assert recipe["tiling"]["pilot"] == pilot
         assert np.isfinite(np.asarray(ni.io.imread(out).data)).all()
+
+
+def test_run_replays_a_half_resolution_dip_on_an_odd_image_and_reports_a_too_small_one(tmp_path, capsys):
+    """``dip(resolution="half")`` from a recipe on an odd-sized image reproduces the API's result; a recipe whose
+    depth the image is too small for fails that input with our message (exit code 1), not a torch error."""
+    y = np.random.default_rng(0).uniform(0.2, 1.0, (7, 37)).astype(np.float32)
+    A = ni.operators.Identity(y.shape)
+    rec = ni.reconstruct(y, A, "dip", ni.noise.Gaussian(0.05), resolution="half", iterations=3, width=4, depth=3)
+    ni.io.imwrite(tmp_path / "thin.ome.tif", y, pixel_size_um=0.1)
+    ni.io.save_recipe(rec, tmp_path / "recipe.json")
+    assert main(["run", str(tmp_path / "recipe.json"), str(tmp_path / "thin.ome.tif"), "-o",
+                 str(tmp_path / "out.ome.tif"), "-q"]) == 0
+    np.testing.assert_array_equal(ni.io.imread(tmp_path / "out.ome.tif").data, rec.mean)
+    tiny = ni.reconstruct(y[:, :16], ni.operators.Identity((7, 16)), "dip", ni.noise.Gaussian(0.05),
+                          resolution="half", iterations=3, width=4, depth=2)
+    ni.io.save_recipe(tiny, tmp_path / "deep.json")
+    recipe = (tmp_path / "deep.json").read_text().replace('"depth": 2', '"depth": 5')
+    (tmp_path / "deep.json").write_text(recipe)
+    ni.io.imwrite(tmp_path / "short.ome.tif", y[:, :16], pixel_size_um=0.1)
+    capsys.readouterr()
+    assert main(["run", str(tmp_path / "deep.json"), str(tmp_path / "short.ome.tif"), "-o",
+                 str(tmp_path / "short_out.ome.tif"), "-q"]) == 1
+    captured = capsys.readouterr()
+    assert "too small for 4 levels" in captured.out + captured.err

@@ -128,3 +128,33 @@ def test_folded_rhat_flags_chains_that_differ_in_spread_only():
     assert full[4] > bulk[4] + 0.05  # the wide chain is invisible to the bulk R̂, not to the folded one
     summary = ni.diagnostics.mixing_summary(x)
     assert summary["ess_tail_min"] > 0 and summary["rhat_max"] == pytest.approx(full.max())
+
+
+def test_std_error_correlation_is_unit_free_zero_for_a_constant_map_and_refuses_bad_maps():
+    """The correlation does not depend on the data's units; a constant std or error map points at nothing (0, as
+    documented); a NaN in the maps or the truth, or a truth or std of another shape (numpy would broadcast it
+    silently), is our ValueError naming the cause."""
+    rng = np.random.default_rng(0)
+    x = rng.random((16, 16)).astype(np.float32)
+    mean = x + 0.1 * rng.standard_normal(x.shape).astype(np.float32)
+    std = (np.abs(mean - x) + 0.05 * rng.random(x.shape)).astype(np.float32)
+    rec = ni.Reconstruction(mean=mean, std=std)
+    r = ni.diagnostics.std_error_correlation(rec, x)
+    assert 0.5 < r <= 1.0
+    assert ni.diagnostics.std_error_correlation(ni.Reconstruction(mean=10 * mean, std=10 * std), 10 * x) == \
+        pytest.approx(r, rel=1e-5)
+    assert ni.diagnostics.std_error_correlation(ni.Reconstruction(mean=mean, std=np.full_like(std, 0.3)), x) == 0.0
+    assert ni.diagnostics.std_error_correlation(ni.Reconstruction(mean=x, std=std), x) == 0.0
+    bad_std = std.copy()
+    bad_std[3, 4] = np.nan
+    with pytest.raises(ValueError, match="std.*NaN or infinite"):
+        ni.diagnostics.std_error_correlation(ni.Reconstruction(mean=mean, std=bad_std), x)
+    bad_x = x.copy()
+    bad_x[0, 0] = np.inf
+    for check in (ni.diagnostics.std_error_correlation, ni.diagnostics.coverage):
+        with pytest.raises(ValueError, match="truth.*NaN or infinite"):
+            check(rec, bad_x)
+        with pytest.raises(ValueError, match="shape"):
+            check(rec, x[:, :1])
+    with pytest.raises(ValueError, match="shape"):
+        ni.diagnostics.std_error_correlation(ni.Reconstruction(mean=mean, std=std[:1]), x)

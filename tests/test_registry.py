@@ -93,3 +93,46 @@ def test_a_parameter_names_the_operators_it_acts_on():
     restricted = registry.Param("x", float, 1.0, operators=("CartesianMRI",))
     assert restricted.applies_to("CartesianMRI") and not restricted.applies_to("Blur")
     assert registry.Param("y", float, 1.0).applies_to("Blur")
+
+
+def test_a_parameter_given_for_an_operator_it_does_not_act_on_is_said_in_info_and_a_warning():
+    """The API accepts coil compression on a deconvolution (a recipe may carry it) but does not change anything with
+    it: a value other than the default is recorded in ``info["ignored_params"]`` with a warning; at its default
+    nothing is said. ``applies_to`` also takes an operator, or a class, whose base class is named."""
+    import warnings
+
+    import napari_invimg as ni
+
+    y = ni.datasets.fluorescence((16, 16), seed=0)
+    A = ni.operators.Blur(ni.psf.gaussian((5, 5), 1.0), y.shape)
+    noise = ni.noise.Gaussian(0.05)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing said at the default
+        plain = ni.reconstruct(y, A, "tv", noise, iterations=3)
+    assert "ignored_params" not in plain.info
+    with pytest.warns(UserWarning, match="coil_energy.*does not act on Blur"):
+        given = ni.reconstruct(y, A, "tv", noise, iterations=3, coil_energy=0.7)
+    assert set(given.info["ignored_params"]) == {"coil_energy"}
+    assert "CartesianMRI" in given.info["ignored_params"]["coil_energy"]
+    np.testing.assert_array_equal(given.mean, plain.mean)  # ignored indeed
+
+    class MyBlur(ni.operators.Blur):
+        pass
+
+    restricted = registry.Param("x", float, 1.0, operators=("Blur",))
+    assert restricted.applies_to(MyBlur) and restricted.applies_to(A) and not restricted.applies_to("MyBlur")
+    assert not restricted.applies_to(ni.operators.Identity((4, 4)))
+    assert registry.get("tv").ignored_params(A, {"coil_energy": 0.7, "lam": 2.0}) == {
+        "coil_energy": given.info["ignored_params"]["coil_energy"]}
+
+
+def test_a_boolean_parameter_refuses_words_it_does_not_know():
+    """'yes'/'no', 'true'/'false', 'on'/'off', '1'/'0' (any case) and 0/1 are read as booleans; a misspelt word or
+    another number is refused (it was read as False, or True for any non-zero number, silently)."""
+    p = registry.Param("positive", bool, True)
+    for value, expected in (("Yes", True), ("off", False), ("FALSE", False), ("1", True), (0, False), (1.0, True),
+                            (True, True), (np.bool_(False), False)):
+        assert p.coerce(value) is expected, value
+    for value in ("flase", "", "maybe", 2, float("nan"), 0.5):
+        with pytest.raises(ValueError, match="'positive' must be"):
+            p.coerce(value)

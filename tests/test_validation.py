@@ -255,6 +255,49 @@ def test_two_runs_in_threads_equal_the_runs_alone(problem, method):
     assert np.array_equal(out[1], alone[0]) and np.array_equal(out[2], alone[1])
 
 
+#: options added in later sessions, run like the methods above: (method, settings)
+OPTIONS = {
+    "dip-half": ("dip", dict(FAST["dip"], resolution="half")),
+    "bayes_dip-learned_share": ("bayes_dip", dict(FAST["bayes_dip"], learned_share=0.4)),
+    "neural_field-members": ("neural_field", dict(FAST["neural_field"], members=2)),
+}
+
+
+@pytest.mark.parametrize("option", sorted(OPTIONS))
+def test_options_are_unit_free_seeded_and_thread_safe(problem, option):
+    """An option's mean and std scale with the data (1e-6 and 1e3), the same seed gives the same bits alone and in
+    a thread beside another run, and torch's and numpy's global streams are left alone."""
+    _, A, noise, y = problem
+    method, kw = OPTIONS[option]
+    torch.manual_seed(123)
+    np.random.seed(123)
+    expected = torch.rand(3), np.random.rand(3)
+    torch.manual_seed(123)
+    np.random.seed(123)
+    base = ni.reconstruct(y, A, method, noise=noise, seed=1, **kw)
+    assert torch.equal(torch.rand(3), expected[0]) and np.array_equal(np.random.rand(3), expected[1])
+    for s in (1e-6, 1e3):
+        rec = ni.reconstruct(y * s, A, method, noise=_scaled(noise, s), seed=1, **kw)
+        for got, ref in ((rec.mean, base.mean), (rec.std, base.std)):
+            if ref is None:  # dip returns no std
+                assert got is None
+                continue
+            assert np.abs(got / s - ref).max() < 2e-3 * np.abs(ref).max(), f"{option} at scale {s}"
+    out: dict[int, ni.Reconstruction] = {}
+
+    def run(s):
+        out[s] = ni.reconstruct(y, A, method, noise=noise, seed=s, **kw)
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert np.array_equal(out[1].mean, base.mean)
+    assert (base.std is None and out[1].std is None) or np.array_equal(out[1].std, base.std)
+    assert not np.array_equal(out[2].mean, base.mean)
+
+
 @pytest.mark.parametrize("method", ["dip", "ula"])
 def test_seed_none_is_fresh_and_recorded(problem, method):
     _, A, noise, y = problem
@@ -302,3 +345,18 @@ def test_data_scale_is_the_rms_in_double_precision(t):
     z = t.to(torch.complex128 if t.is_complex() else torch.float64)
     assert data_scale(t) == pytest.approx(float(z.abs().pow(2).mean().sqrt()), rel=1e-12)
     assert data_scale(torch.zeros(4)) == 1.0
+
+
+def test_unit_range_scale_scales_with_the_data_and_refuses_non_finite_or_empty_data():
+    """The unit of a unit-range run (``bayes_dip``'s learned draws too): 10× data, 10× unit; all-zero data: 1 (no
+    scale to take); a NaN, an infinity or no values is our ValueError, not a silent 1 or an IndexError."""
+    from napari_invimg.validation import unit_range_scale
+
+    y = torch.rand(32, 32, generator=torch.Generator().manual_seed(0))
+    assert unit_range_scale(10 * y) == pytest.approx(10 * unit_range_scale(y), rel=1e-6)
+    assert unit_range_scale(torch.zeros(4, 4)) == 1.0
+    for bad in (torch.tensor([1.0, float("nan"), 2.0]), torch.tensor([1.0, float("inf")])):
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            unit_range_scale(bad)
+    with pytest.raises(ValueError, match="no values"):
+        unit_range_scale(torch.zeros(0))

@@ -4,6 +4,7 @@ the pieces both paths share: the checks of a call, its provenance (``info``) and
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +22,7 @@ from .priors.denoisers import denoiser_host_round_trip
 from .uncertainty import Reconstruction
 from .validation import check_counts, check_data, check_noise, check_seed, unit_range_scale
 
-__all__ = ["check_data", "check_call", "provenance", "calibrated", "reconstruct_array", "noise_for"]
+__all__ = ["check_data", "check_call", "note_ignored", "provenance", "calibrated", "reconstruct_array", "noise_for"]
 
 
 def check_call(method: str, A: Operator, params: dict[str, Any], calibration: Any = None
@@ -37,6 +38,15 @@ def check_call(method: str, A: Operator, params: dict[str, Any], calibration: An
     if reason:
         raise ValueError(reason)
     return cls, cls.validate(params)
+
+
+def note_ignored(cls: type[registry.Method], A: Operator, params: dict[str, Any], info: dict[str, Any]) -> None:
+    """Parameters given for an operator they do not act on (:meth:`Method.ignored_params`): recorded in
+    ``info["ignored_params"]`` and said in a warning; nothing when there are none."""
+    ignored = cls.ignored_params(A, params)
+    if ignored:
+        info["ignored_params"] = ignored
+        warnings.warn("; ".join(ignored.values()) + ".", UserWarning, stacklevel=4)
 
 
 def provenance(cls: type[registry.Method], params: dict[str, Any], operator: Any, noise: NoiseModel, noise_source: str,
@@ -136,6 +146,7 @@ def reconstruct_array(y, A: Operator, method: str = "richardson_lucy", noise: No
     info = provenance(cls, params, A.spec(), noise, noise_source, seed, dev)
     if noise_warning:
         info["noise_warning"] = noise_warning
+    note_ignored(cls, A, params, info)
     if unit_range:
         info["data_scale"] = scale
     host = [note for note in (getattr(A, "host_round_trip", None), denoiser_host_round_trip(params.get("denoiser")))

@@ -13,6 +13,7 @@ from ._device import to_tensor
 from .operators.base import LinearOperator, Operator, from_spec
 from .operators.noise import Gaussian, NoiseModel
 from .uncertainty import Reconstruction, effective_sample_size, mixing_summary, split_rhat
+from .validation import check_finite
 
 __all__ = [
     "data_informed_split",
@@ -78,18 +79,33 @@ def interval_halfwidth(rec: Reconstruction, level: float = 0.9) -> np.ndarray:
 
 def coverage(rec: Reconstruction, x, level: float = 0.9) -> float:
     """Fraction of pixels whose truth ``x`` lies in the central ``level`` interval (see :func:`interval_halfwidth`)."""
-    x = np.asarray(x)
-    if x.shape != rec.mean.shape:
-        raise ValueError(f"The ground truth {x.shape} and the reconstruction {rec.mean.shape} differ in shape.")
-    err = np.abs(np.asarray(rec.mean) - x)
+    err = _truth_error(rec, x)
     return float(np.mean(err <= interval_halfwidth(rec, level)))
 
 
+def _truth_error(rec: Reconstruction, x) -> np.ndarray:
+    """``|mean − x|`` once the truth ``x`` and the std are checked: of the mean's shape (numpy would broadcast a row or
+    a column silently) and finite (a NaN would count as an uncovered pixel or make the correlation NaN)."""
+    x, mean = np.asarray(x), np.asarray(rec.mean)
+    if x.shape != mean.shape:
+        raise ValueError(f"The ground truth {x.shape} and the reconstruction {mean.shape} differ in shape.")
+    check_finite(x, "ground truth")
+    check_finite(mean, "reconstruction's mean")
+    if rec.std is not None:
+        std = np.asarray(rec.std)
+        if std.shape != mean.shape:
+            raise ValueError(f"The std {std.shape} and the mean {mean.shape} of the reconstruction differ in shape.")
+        check_finite(std, "reconstruction's std")
+    return np.abs(mean - x)
+
+
 def std_error_correlation(rec: Reconstruction, x) -> float:
-    """Pearson correlation between the std map and the absolute error map (does the std point at errors?)."""
+    """Pearson correlation between the std map and the absolute error map (does the std point at errors?); 0 when
+    either map is constant (a constant std points at nothing, and the correlation is undefined). ``ValueError`` for
+    a truth or std of another shape than the mean, or a NaN or infinity in them."""
     if rec.std is None:
         raise ValueError("This reconstruction has no standard deviation.")
-    err = np.abs(np.asarray(rec.mean) - np.asarray(x)).ravel().astype(np.float64)
+    err = _truth_error(rec, x).ravel().astype(np.float64)
     s = np.asarray(rec.std).ravel().astype(np.float64)
     if np.ptp(err) == 0 or np.ptp(s) == 0:  # a constant map points at nothing (exact test: float32 std of equal values ≠ 0)
         return 0.0

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from ._device import resolve_device
-from .core import calibrated, check_call, provenance, reconstruct_array
+from .core import calibrated, check_call, note_ignored, provenance, reconstruct_array
 from .errors import Cancelled
 from .methods import registry
 from .methods.registry import TileProfile
@@ -554,6 +554,7 @@ def reconstruct_tiled(
         result, boundary = execute_tiles(y, plan, cls, noise, params, seed, device)
         info = provenance(cls, user_params, plan.specs[0] if len(plan.specs) == 1 else plan.specs, noise,
                           noise_source, seed, device)
+        note_ignored(cls, first, user_params, info)
         info["tiling"] = {"tile_shape": list(plan.tile), "halo": list(plan.depth), "tiles": int(np.prod(result.numblocks)),
                           "boundary": boundary, "pilot_shape": list(plan.pilot_tile), "resolved_params": params,
                           "pilot": pilot, "channel_axis": plan.channel_axis, "in_flight": plan.in_flight,

@@ -134,7 +134,11 @@ def data_scale(y) -> float:
 def unit_range_scale(y: torch.Tensor) -> float:
     """Robust maximum of ``|y|`` (its 99.5th percentile; the RMS if that is zero): the unit of a ``unit_range``
     method's run (``core.py``; also ``bayes_dip``'s learned-prior draws). It scales with the data, so the result
-    times it does not depend on the data's units."""
+    times it does not depend on the data's units. ``ValueError`` for data with no values or a NaN or infinity (the
+    percentile would silently become 1)."""
+    if y.numel() == 0:
+        raise ValueError("The data have no values: there is no scale to take.")
+    check_finite(y, "data")
     a = y.abs().reshape(-1).double()
     k = max(1, int(round(0.995 * a.numel())))
     s = float(a.kthvalue(k).values)

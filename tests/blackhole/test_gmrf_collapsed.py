@@ -315,3 +315,23 @@ def test_high_frequency_gain_moves_the_field_power_beyond_the_resolution():
         GMRFPosterior(*args, high_frequency_gain=-1.0, **kw)
     with pytest.raises(ValueError, match="mean_floor"):
         GMRFPosterior(*args, mean_image=bh.models.ring(NPIX, FOV), mean_floor=1.0, **kw)
+
+
+@pytest.mark.parametrize("bad", [
+    {"mean_floor": float("nan")}, {"mean_floor": float("inf")}, {"mean_floor": -0.5}, {"flux_uncertainty": 0.0},
+    {"flux_uncertainty": -0.1}, {"systematic": -0.02}, {"systematic": float("nan")}, {"order": 0},
+    {"prior_fwhm_uas": 0.0}, {"high_frequency_gain": float("inf")},
+], ids=lambda d: "-".join(f"{k}={v}" for k, v in d.items()))
+def test_gmrf_posterior_refuses_bad_scalars_naming_them(bad):
+    """Every scalar of the model is checked where it is given, also where the API's bounds do not guard it (the class
+    is public): a NaN floor made the amplitude image NaN and a zero flux sd the posterior NaN, a negative systematic
+    error or floor was silently taken as its square or as 1e-6; now each is a ValueError naming the argument."""
+    obs = bh.simulate(bh.models.ring(NPIX, FOV), FOV, seed=0)
+    kw = dict(prior_fwhm_uas=80.0, order=1, total_flux=None, flux_uncertainty=0.1, link="linear",
+              amplitude_image=bh.models.ring(NPIX, FOV))
+    args = (torch.as_tensor(obs.vis), bh.Interferometer(obs, NPIX, FOV), ni.noise.Gaussian(obs.sigma))
+    post = GMRFPosterior(*args, **kw)
+    assert math.isfinite(float(post(post.start()[None])))
+    name = next(iter(bad))
+    with pytest.raises(ValueError, match=name):
+        GMRFPosterior(*args, **{**kw, **bad})

@@ -246,3 +246,20 @@ def test_half_resolution_dip_fits_a_blur_with_a_half_size_network():
     y3 = ni.simulate(x3, B, noise, seed=0)
     rec3 = ni.reconstruct(y3, B, "dip", noise, iterations=10, depth=2, width=4, resolution="half")
     assert rec3.mean.shape == x3.shape and np.isfinite(rec3.mean).all()
+
+
+@pytest.mark.parametrize("resolution", ["full", "half"])
+def test_dip_takes_odd_thin_and_one_slice_images_and_refuses_too_small_ones_clearly(resolution):
+    """Odd sizes, one-pixel-high images and one-slice stacks reconstruct at their own size; an image too small for the
+    network's levels is refused with a ValueError that says to lower ``depth`` (not a torch error)."""
+    noise = ni.noise.Gaussian(0.05)
+    kw = {"iterations": 3, "width": 4, "resolution": resolution}
+    for shape, depth in (((63, 65), 4), ((1, 40), 4), ((2, 40), 3), ((1, 12, 14), 2), ((8, 8), 2)):
+        y = np.random.default_rng(0).uniform(0.2, 1.0, shape).astype(np.float32)
+        rec = ni.reconstruct(y, ni.operators.Identity(shape), "dip", noise, depth=depth, **kw)
+        assert rec.mean.shape == shape and np.isfinite(rec.mean).all(), shape
+    y = np.random.default_rng(0).uniform(0.2, 1.0, (8, 8)).astype(np.float32)
+    for method in ("dip", "bayes_dip"):
+        extra = kw if method == "dip" else {"iterations": 3, "width": 4, "posterior_iterations": 2, "n_samples": 2}
+        with pytest.raises(ValueError, match="too small for .* levels.*depth"):
+            ni.reconstruct(y, ni.operators.Identity((8, 8)), method, noise, depth=4, **extra)

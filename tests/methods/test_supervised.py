@@ -166,6 +166,9 @@ def test_neural_field_frequency_from_the_data_spectrum():
         automatic_frequency(coarse, ni.operators.Identity((32, 32)), noise)[0] / 2)
     samples = torch.as_tensor(np.random.default_rng(1).normal(0, 1, 100))  # data not on the field's grid
     assert automatic_frequency(samples, A, noise)[0] == FALLBACK_FREQUENCY
+    thin = ni.operators.Identity((1, 40))  # an image, but too thin for a spectrum: said so
+    f, why = automatic_frequency(torch.ones(1, 40), thin, noise)
+    assert f == FALLBACK_FREQUENCY and "fewer than 8" in why
     rec = ni.reconstruct(y, A, "neural_field", noise=noise, iterations=3)
     assert rec.info["frequency"] == pytest.approx(f_detailed) and rec.info["frequency_from"] == how
     assert ni.reconstruct(y, A, "neural_field", noise=noise, iterations=3, frequency=0.05).info["frequency_from"] == "given"

@@ -52,6 +52,29 @@ def test_binomial_smooth_removes_the_checkerboard_and_keeps_constants():
     assert float(out.sum()) == 1.0
 
 
+def test_binomial_smooth_leaves_one_pixel_axes_alone():
+    """A one-pixel axis (a 1×N image's half-resolution residual, a one-slice stack) has no neighbours to reflect:
+    the filter acts along the other axes only, as [1, 2, 1]/4 on a constant (a one-pixel signal) would."""
+    gen = torch.Generator().manual_seed(0)
+    row = torch.rand(1, 2, 1, 9, generator=gen)
+    expected = binomial_smooth(row.expand(1, 2, 3, 9).contiguous())[:, :, 1:2]  # three equal rows: the middle one
+    torch.testing.assert_close(binomial_smooth(row), expected)
+    stack = torch.rand(1, 1, 1, 6, 7, generator=gen)
+    torch.testing.assert_close(binomial_smooth(stack)[:, :, 0], binomial_smooth(stack[:, :, 0]))
+    pixel = torch.rand(1, 3, 1, 1, generator=gen)
+    torch.testing.assert_close(binomial_smooth(pixel), pixel)
+
+
+def test_skipnet_refuses_an_input_too_small_for_its_levels():
+    """Each level halves the size (rounded up); a coarsest level of one pixel cannot be instance-normalized: ours is
+    a ValueError that names the size and the levels, not torch's message about spatial elements."""
+    net = SkipNet(4, 1, 2, widths=(4, 4, 4, 4), skip=2)
+    assert net(torch.rand(1, 4, 17, 8)).shape == (1, 1, 17, 8)  # coarsest level 2 × 1
+    for size in ((16, 16), (8, 8), (1, 1)):
+        with pytest.raises(ValueError, match=r"too small for 4 levels.*depth"):
+            net(torch.rand(1, 4, *size))
+
+
 def test_half_resolution_is_an_upsample_plus_a_pixel_shuffled_residual():
     gen = torch.Generator().manual_seed(0)
     net = HalfResolution(_Maps(5, 2), (6, 8), 1)
@@ -107,6 +130,13 @@ def test_deep_decoder_is_under_parameterized():
     out = net(torch.rand(1, *net.input_shape()))
     assert out.shape == (1, 1, 64, 64)
     assert sum(p.numel() for p in net.parameters()) < 64 * 64
+
+
+def test_deep_decoder_refuses_an_image_too_small_for_its_levels():
+    """Its first normalized maps are the image divided by 2^(levels − 1); one pixel there is our ValueError."""
+    assert DeepDecoder((9, 1), levels=4)(torch.rand(1, 64, 1, 1)).shape == (1, 1, 9, 1)  # 2 × 1 at the first norm
+    with pytest.raises(ValueError, match=r"too small for 5 levels.*levels"):
+        DeepDecoder((16, 16), levels=5)
 
 
 def test_bayes_conv_kl_matches_formula_and_monte_carlo():

@@ -99,3 +99,25 @@ def test_a_dropped_uvfits_is_imaged(viewer, qtbot, errors, tmp_path):
     qtbot.waitUntil(lambda: task.done, timeout=120_000)
     assert errors == [] and task.error is None
     assert np.isfinite(viewer.layers["dropped · rml mean"].data).all()
+
+
+def test_the_imaging_form_shows_closure_parameters_for_closures_only(viewer):
+    """``linearized_moves`` and ``centroid_sd`` act on closures: the form shows them when the data are closures and
+    hides them for visibilities, following the data choice while the method stays; the API records them as ignored
+    on visibilities."""
+    imaging = BlackHoleImagingWidget(viewer)
+    imaging.data.value = "visibilities"
+    imaging.method.value = "gmrf_hmc"
+    shown = {w.name for w in imaging.form}
+    assert "linearized_moves" not in shown and "centroid_sd" not in shown and "high_frequency_gain" in shown
+    imaging.data.value = "closures only"
+    assert imaging.method.value == "gmrf_hmc"
+    assert {"linearized_moves", "centroid_sd"} <= {w.name for w in imaging.form}
+    imaging.data.value = "visibilities"
+    assert "linearized_moves" not in {w.name for w in imaging.form}
+    from napari_invimg.methods import registry
+
+    method = registry.get("gmrf_hmc")
+    assert set(method.ignored_params(ni.blackhole.Interferometer, {"linearized_moves": 5, "centroid_sd": 0.02})) == {
+        "linearized_moves"}
+    assert method.ignored_params(ni.blackhole.Closures, {"linearized_moves": 5}) == {}

@@ -70,13 +70,28 @@ SAMPLERS = ("auto", "collapsed", "hmc")
 SOFTPLUS_BETA = 5.0
 
 
+def _check_scalars(*, prior_fwhm_uas: float, order: int, flux_uncertainty: float, systematic: float,
+                   mean_floor: float, high_frequency_gain: float) -> None:
+    """``ValueError`` naming the first of :class:`GMRFPosterior`'s scalars that is out of its range (NaN included)."""
+    checks = (("prior_fwhm_uas", prior_fwhm_uas, "positive", lambda v: v > 0),
+              ("order", order, "an integer ≥ 1", lambda v: v >= 1 and float(v).is_integer()),
+              ("flux_uncertainty", flux_uncertainty, "positive", lambda v: v > 0),
+              ("systematic", systematic, "non-negative", lambda v: v >= 0),
+              ("mean_floor", mean_floor, "in [0, 1)", lambda v: 0 <= v < 1),
+              ("high_frequency_gain", high_frequency_gain, "non-negative", lambda v: v >= 0))
+    for name, value, what, ok in checks:
+        if not (math.isfinite(float(value)) and ok(float(value))):
+            raise ValueError(f"{name} must be finite and {what}, got {value}.")
+
+
 class GMRFPosterior:
     """The negative log-posterior of the module docstring on parameter vectors ``θ = [ε (N²), log σ, log ρ,
     log F]`` (batches: (chains, N² + 3)), and the whitened data residuals whose half squared norm is the
     negative log-likelihood.
 
     ``mean_floor``: m is kept above this fraction of its peak (times the Gaussian of ``prior_fwhm_uas``), so that the
-    linear link can put flux everywhere. ``amplitude_image``: with the linear link, the field's amplitude a apart from
+    linear link can put flux everywhere (a given mean or amplitude image's negative values are set to 0 first).
+    ``amplitude_image``: with the linear link, the field's amplitude a apart from
     the mean, ``x = F (m + σ a ⊙ P_a K_ρ ε)``, ``P_a f = f − Σaf/Σa`` (default a = m: ``F m (1 + σ P K_ρ ε)``),
     floored like m (``mean_floor`` of its peak times the Gaussian of ``prior_fwhm_uas``: a = m gives the default).
     ``high_frequency_gain`` g: the spectrum of ``K_ρ`` times ``1 + g (1 − |B̂(k)|²)`` (module docstring)."""
@@ -89,6 +104,8 @@ class GMRFPosterior:
         fwd = A.interferometer if isinstance(A, Closures) else A
         if not isinstance(fwd, Interferometer):
             raise TypeError(f"gmrf_hmc images with the Interferometer or Closures operators, not {A.name}.")
+        _check_scalars(prior_fwhm_uas=prior_fwhm_uas, order=order, flux_uncertainty=flux_uncertainty,
+                       systematic=systematic, mean_floor=mean_floor, high_frequency_gain=high_frequency_gain)
         self.A, self.fwd, self.dtype = A, fwd, dtype
         self.closures = isinstance(A, Closures)
         n = fwd.npix
@@ -119,8 +136,6 @@ class GMRFPosterior:
             if given.shape != (n, n) or not np.isfinite(given).all() or not given.max() > 0:
                 raise ValueError(f"The mean image must be a finite ({n}, {n}) image with positive flux.")
             given = np.maximum(given, 0.0)
-            if not 0 <= mean_floor < 1:
-                raise ValueError(f"mean_floor must lie in [0, 1), got {mean_floor}.")
             floor = max(float(mean_floor), 1e-6)  # m > 0 everywhere: the linear link scales the field by m
             mean = np.maximum(given / given.sum(), floor * given.max() / given.sum() * mean / mean.max())
         self.mu = torch.as_tensor(np.log(np.maximum(mean, 1e-300)), dtype=dtype)
@@ -157,8 +172,6 @@ class GMRFPosterior:
         self.lam = lam  # Laplacian eigenvalues on the rfft2 grid
         # the prior power beyond the resolution raised by 1 + g (1 − |B̂(k)|²), B̂ the transfer function of the blur to
         # the nominal resolution (FWHM e^{rho0} px): the power a blurred mean image lacks (RESULTS §7, helper closure7)
-        if not (math.isfinite(high_frequency_gain) and high_frequency_gain >= 0):
-            raise ValueError(f"high_frequency_gain must be finite and non-negative, got {high_frequency_gain}.")
         self.high_frequency_gain = float(high_frequency_gain)
         self.boost = None
         if self.high_frequency_gain > 0:
@@ -426,11 +439,12 @@ class GMRFHMC(Method):
               doc="after each HMC transition, also move σ and ρ with the field σK_ρε held fixed (ASIS)"),
         Param("centroid_sd", float, 0.02, 1e-4, 10.0,
               doc="closures: sd of the image centroid about the mean image's, in units of the nominal resolution "
-                  "(closures do not fix the position; this fixes the gauge)"),
+                  "(closures do not fix the position; this fixes the gauge)", operators=("Closures",)),
         Param("linearized_moves", int, 3, 1, 100,
               doc="closures: moves of (σ, ρ) given the linearized model's auxiliary normals after every transition "
                   "(the moves that free the correlation length; one Cholesky of the data covariance each; 3 against "
-                  "1: R̂ of σ, ρ ≤ 1.008 and 1.4–2× their ESS per CPU second at 1.33× the time, RESULTS §7)"),
+                  "1: R̂ of σ, ρ ≤ 1.008 and 1.4–2× their ESS per CPU second at 1.33× the time, RESULTS §7)",
+              operators=("Closures",)),
         Param("trajectory", float, 1.5, 0.1, 10.0, doc="HMC trajectory length in whitened units"),
         Param("max_leapfrog", int, 48, 1, 1024, doc="most leapfrog steps per transition"),
         Param("sampler", str, "auto", choices=SAMPLERS,

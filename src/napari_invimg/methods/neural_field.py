@@ -91,9 +91,11 @@ def automatic_frequency(y: torch.Tensor, A, noise) -> tuple[float, str]:
     to the field's pixels where ``y`` lies on a grid proportional to it (a binning operator), else the fallback."""
     lateral_in, lateral_y = tuple(A.in_shape)[-2:], tuple(y.shape)[-2:]
     ratios = [ny / nx for ny, nx in zip(lateral_y, lateral_in)]
-    if (y.ndim != len(A.in_shape) or len(lateral_y) < 2 or min(lateral_y) < 8
+    if (y.ndim != len(A.in_shape) or len(lateral_y) < 2
             or not math.isclose(ratios[0], ratios[1], rel_tol=1e-6) or ratios[0] > 1):
         return FALLBACK_FREQUENCY, "fallback (the data are not an image on the field's grid)"
+    if min(lateral_y) < 8:
+        return FALLBACK_FREQUENCY, "fallback (fewer than 8 data pixels along an axis: no spectrum to read)"
     with torch.no_grad():
         floor = float(noise.variance(y.real if y.is_complex() else y).mean())
     bandwidth = signal_bandwidth(y, floor) * ratios[0]
@@ -204,7 +206,7 @@ class NeuralField(Method):
         Param("width", int, WIDTH, 4, 2048, doc="hidden units per layer"),
         Param("layers", int, 3, 1, 12, doc="hidden layers"),
         Param("members", int, MEMBERS, 1, 64, doc="independent fields (own random frequencies and weights), each fitted "
-              "to the data; the result is their mean, the std their spread (an ensemble, not a posterior)"),
+              "to the data; the result is their mean, the std their spread (an ensemble, not a posterior; 1: no std)"),
     )
     returns_std = True
     uncertainty = "ensemble"

@@ -29,12 +29,18 @@ __all__ = ["Param", "Method", "Context", "Estimate", "TileProfile", "get", "avai
 METHODS = Registry("method", discover=import_submodules("napari_invimg.methods"), lazy=domain_names("method"))
 
 
+#: the words a boolean parameter reads (any case)
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
 @dataclass(frozen=True)
 class Param:
     """One parameter of a method: name, type, default (``None`` = chosen automatically), bounds, help.
 
     ``operators``: the operator kinds (class names) the parameter acts on, ``None`` = every one; a form hides the
-    parameter for other forward models (e.g. MRI coil compression on a deconvolution).
+    parameter for other forward models (e.g. MRI coil compression on a deconvolution), and the API accepts it there
+    but records a value other than the default in ``info["ignored_params"]``, with a warning
+    (:meth:`Method.ignored_params`).
     """
 
     name: str
@@ -47,9 +53,15 @@ class Param:
     log_scale: bool = False
     operators: tuple[str, ...] | None = None
 
-    def applies_to(self, operator_kind: str) -> bool:
-        """Whether the parameter acts on a forward model of class name ``operator_kind``."""
-        return self.operators is None or operator_kind in self.operators
+    def applies_to(self, operator_kind: str | Operator | type[Operator]) -> bool:
+        """Whether the parameter acts on a forward model: a class name, or an operator or operator class (then a base
+        class's name counts too: a subclass of ``CartesianMRI`` is one)."""
+        if self.operators is None:
+            return True
+        if isinstance(operator_kind, str):
+            return operator_kind in self.operators
+        kind = operator_kind if isinstance(operator_kind, type) else type(operator_kind)
+        return any(c.__name__ in self.operators for c in kind.__mro__)
 
     def coerce(self, value: Any) -> Any:
         if value is None:
@@ -63,7 +75,12 @@ class Param:
         try:
             if self.type is bool:
                 if isinstance(value, str):
-                    value = value.lower() in ("1", "true", "yes", "on")
+                    word = value.strip().lower()
+                    if word not in _TRUE + _FALSE:
+                        raise ValueError
+                    value = word in _TRUE
+                elif not isinstance(value, (bool, np.bool_)) and value not in (0, 1):
+                    raise ValueError  # 2, 0.5 or NaN is no yes or no
                 v = bool(value)
             elif self.type is int:
                 if isinstance(value, float) and not float(value).is_integer():
@@ -288,6 +305,16 @@ class Method(ABC):
                 f"Method {cls.name!r} has no parameter {', '.join(map(repr, unknown))}; it accepts {sorted(known)}."
             )
         return {name: p.coerce(params.get(name, p.default)) for name, p in known.items()}
+
+    @classmethod
+    def ignored_params(cls, A: Operator | type[Operator], params: dict[str, Any]) -> dict[str, str]:
+        """``{name: why}`` for the parameters in ``params`` given a value other than their default that do not act on
+        ``A`` (:attr:`Param.operators`): the run accepts them and changes nothing with them."""
+        kind = A.__name__ if isinstance(A, type) else A.name
+        return {p.name: f"{p.name}={params[p.name]!r} does not act on {kind} (only on {', '.join(p.operators)}); "
+                        "it was ignored"
+                for p in cls.params
+                if p.name in params and params[p.name] != p.default and not p.applies_to(A)}
 
     @classmethod
     def runs_in_unit_range(cls, params: dict[str, Any]) -> bool:

@@ -194,7 +194,19 @@ class SkipNet(nn.Module):
         self.head = make(widths[0], out_channels, 1)
         self.skip_width = skip
 
+    def check_size(self, size: tuple[int, ...], what: str | None = None) -> None:
+        """``ValueError`` when an input of spatial ``size`` is too small for the levels: each halves it (rounded up),
+        and instance normalization needs at least two pixels at the coarsest one. ``what``: the input, in words."""
+        coarsest = tuple(size)
+        for _ in self.down:
+            coarsest = tuple((s + 1) // 2 for s in coarsest)
+        if math.prod(coarsest) < 2:
+            what = what or f"An image of {' × '.join(map(str, size))} pixels"
+            raise ValueError(f"{what} is too small for {len(self.down)} levels of the network: the coarsest would be "
+                             "one pixel; lower depth (each level halves the size) or give a larger image.")
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        self.check_size(tuple(z.shape[2:]))
         inputs, h = [], z
         for down in self.down:
             inputs.append(h)
@@ -223,6 +235,9 @@ class DeepDecoder(nn.Module):
         self.channels = channels
         # sizes from coarse to fine: each level doubles (capped at the image size)
         self.sizes = [tuple(max(1, math.ceil(s / 2**k)) for s in self.shape) for k in range(levels, -1, -1)]
+        if math.prod(self.sizes[1]) < 2:  # the first normalized maps: instance normalization needs two pixels
+            raise ValueError(f"An image of {' × '.join(map(str, self.shape))} pixels is too small for {levels} levels "
+                             "of the Deep Decoder: its first level would be one pixel; lower levels.")
         conv = nn.Conv2d if self.ndim == 2 else nn.Conv3d
         norm = nn.InstanceNorm2d if self.ndim == 2 else nn.InstanceNorm3d
         self.convs = nn.ModuleList(conv(channels, channels, 1) for _ in range(levels))
@@ -287,6 +302,10 @@ class HalfResolution(nn.Module):
                 head.bias[k:].zero_()
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.net, SkipNet):
+            half = tuple(z.shape[2:])
+            self.net.check_size(half, f"An image of {' × '.join(map(str, self.shape))} pixels (run at half "
+                                      f"resolution, {' × '.join(map(str, half))})")
         out = self.net(z)
         c, d = self.out_channels, self.ndim
         k = self.smooth_channels or c
@@ -307,12 +326,18 @@ def binomial_smooth(r: torch.Tensor) -> torch.Tensor:
 
     Its response ``∏ cos²(π f_i)`` is 1 at ``f = 0`` and 0 at the Nyquist frequency: applied to the sub-pixel residual of
     :class:`HalfResolution` it removes the checkerboard that a blur cannot see (and the data therefore cannot correct).
+    Along an axis of one pixel (a 1×N image, a one-slice stack) it is the identity.
     """
     d = r.ndim - 2
     k = torch.tensor([0.25, 0.5, 0.25], dtype=r.dtype, device=r.device)
-    kernel = k
-    for _ in range(d - 1):
-        kernel = kernel[..., None] * k
-    kernel = kernel.expand(r.shape[1], 1, *(3,) * d)
+    one = torch.ones(1, dtype=r.dtype, device=r.device)
+    # a one-pixel axis has nothing to reflect: there the filter is [1] (what [1, 2, 1]/4 does to a constant)
+    sizes = r.shape[2:]
+    ks = [k if s > 1 else one for s in sizes]
+    kernel = ks[0]
+    for ki in ks[1:]:
+        kernel = kernel[..., None] * ki
+    kernel = kernel.expand(r.shape[1], 1, *kernel.shape)
     conv = F.conv2d if d == 2 else F.conv3d
-    return conv(F.pad(r, (1, 1) * d, mode="reflect"), kernel, groups=r.shape[1])
+    pad = tuple(p for s in reversed(sizes) for p in ((1, 1) if s > 1 else (0, 0)))
+    return conv(F.pad(r, pad, mode="reflect"), kernel, groups=r.shape[1])

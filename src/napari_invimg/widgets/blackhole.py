@@ -70,7 +70,7 @@ class BlackHoleImagingWidget(Container):
         for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
             event.connect(lambda _e: self._layers_changed())
         self.observation.changed.connect(self._observation_changed)
-        self.data.changed.connect(lambda _v: self.method.reset_choices())
+        self.data.changed.connect(self._data_changed)
         self.method.changed.connect(self._method_changed)
         self._layers_changed()
         self._method_changed()
@@ -91,6 +91,11 @@ class BlackHoleImagingWidget(Container):
             chosen = preferred_layer(self.viewer, found, want=lambda layer: observation_of(layer) is not None)
             if chosen is not None:
                 self.observation.value = chosen
+
+    def _data_changed(self, *_: Any) -> None:
+        """The methods for the new data, and the form for its operator (closure-only parameters come and go)."""
+        self.method.reset_choices()
+        self._method_changed()
 
     def _method_changed(self, *_: Any) -> None:
         """Show the chosen method's parameters at the registry's defaults ('data' is the data combo's)."""
