@@ -106,6 +106,11 @@ def test_bayes_dip_ensemble_is_the_mixture_of_independent_dip_fits(denoising):
     assert len(rec.info["member_stop_iterations"]) == 3
     with pytest.raises(ValueError, match="at least 2 per ensemble member"):
         ni.reconstruct(y, A, "bayes_dip", noise, n_samples=5, members=3, seed=0, **kw)
+    with pytest.warns(UserWarning, match="draws 6 samples, not 7: 2 per ensemble member"):
+        rec7 = ni.reconstruct(y, A, "bayes_dip", noise, posterior_iterations=5, n_samples=7, members=3, seed=1,
+                              learned_share=0.0, **kw)
+    assert rec7.samples.shape == (6, *x.shape) and rec7.info["n_samples"] == 6
+    np.testing.assert_allclose(rec7.samples.mean(0), rec7.mean, atol=1e-5)  # the mixture's mean, as with 6
 
 
 def test_bayes_dip_members_advance_one_bar_and_leave_the_callers_context_alone(denoising):

@@ -113,8 +113,10 @@ def test_the_imaging_form_shows_closure_parameters_for_closures_only(viewer):
     imaging.data.value = "closures only"
     assert imaging.method.value == "gmrf_hmc"
     assert {"linearized_moves", "centroid_sd"} <= {w.name for w in imaging.form}
+    imaging.form.set_values({"high_frequency_gain": 3.5})
     imaging.data.value = "visibilities"
     assert "linearized_moves" not in {w.name for w in imaging.form}
+    assert imaging.form.values()["high_frequency_gain"] == 3.5  # a value typed in both forms is kept
     from napari_invimg.methods import registry
 
     method = registry.get("gmrf_hmc")

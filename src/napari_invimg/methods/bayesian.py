@@ -10,6 +10,7 @@ variance mixes the weight posterior's with the learned prior's (``learned_share`
 from __future__ import annotations
 
 import math
+import warnings
 from abc import abstractmethod
 from typing import Any
 
@@ -243,7 +244,11 @@ class BayesDIP(_StochasticDIP):
         if n_samples < 2 * members:
             raise ValueError(f"n_samples ({n_samples}) must be at least 2 per ensemble member ({members} members).")
         problem = DIPProblem.for_operator(y, A, noise, positive)
+        # equal draws per member, so that the samples' mean is the members' average (the mixture's mean)
         per_member = n_samples // members
+        if per_member * members != n_samples:
+            warnings.warn(f"bayes_dip draws {per_member * members} samples, not {n_samples}: {per_member} per ensemble "
+                          f"member ({members} members).", UserWarning, stacklevel=2)
         # each member's share of the bar: its fit and weight-posterior steps; the bar ends on `tail` steps (combining)
         unit = iterations + posterior_iterations
         tail = max(1, unit // 100)
@@ -279,6 +284,7 @@ class BayesDIP(_StochasticDIP):
         std = ((centered.abs() ** 2).sum(0) / max(len(samples) - 1, 1)).sqrt()
         info = dict(fits[0])
         info["members"] = members
+        info["n_samples"] = len(samples)
         skipped = self._learned_skip(A) if learned_share > 0 else None
         if learned_share > 0 and skipped is None:
             ctx.keep(estimate, std, samples, **info)  # what Cancel shows during the learned draws

@@ -93,9 +93,17 @@ class BlackHoleImagingWidget(Container):
                 self.observation.value = chosen
 
     def _data_changed(self, *_: Any) -> None:
-        """The methods for the new data, and the form for its operator (closure-only parameters come and go)."""
+        """The methods for the new data, and the form for its operator (closure-only parameters come and go); while
+        the method stays, the values typed for parameters both forms show are kept."""
+        method = self.method.value
+        try:
+            typed = self.form.values()
+        except ValueError:  # a half-typed number: the new form starts from the defaults
+            typed = {}
         self.method.reset_choices()
         self._method_changed()
+        if self.method.value == method:
+            self.form.set_values(typed)
 
     def _method_changed(self, *_: Any) -> None:
         """Show the chosen method's parameters at the registry's defaults ('data' is the data combo's)."""
