@@ -157,3 +157,16 @@ def test_gaussian_image_narrower_than_a_pixel_keeps_its_flux():
     np.testing.assert_allclose(point[7:9, 7:9], 0.375)
     with pytest.raises(ValueError, match="FWHM"):
         bh.gaussian_image(16, 160.0, float("nan"))
+
+
+def test_closure_snr_cut_and_model_grids_are_checked(obs):
+    with pytest.raises(ValueError, match="min_snr"):
+        bh.Closures(obs, npix=16, fov_uas=160.0, min_snr=float("nan"))  # kept every baseline before
+    with pytest.raises(ValueError, match="min_snr = 1e"):
+        bh.Closures(obs, npix=16, fov_uas=160.0, min_snr=1e9)  # the cause is the cut, not the array
+    with pytest.raises(ValueError, match="field of view"):
+        bh.models.get("ring", 16, float("nan"))  # a NaN image before
+    with pytest.raises(ValueError, match="pixels"):
+        bh.models.ring(npix=0)
+    with pytest.raises(ValueError, match="resolution"):
+        bh.blur_to_resolution(bh.models.ring(npix=16), 160.0, float("nan"))

@@ -285,13 +285,16 @@ class Closures(Operator):
     def __init__(self, obs: Observation, npix: int = 64, fov_uas: float = 160.0, min_snr: float = 3.0):
         if not isinstance(obs, Observation):
             raise ValueError("Closures needs an Observation (with station names per visibility).")
+        if not (np.isfinite(min_snr) and min_snr >= 0):
+            raise ValueError(f"min_snr must be a finite signal-to-noise ratio ≥ 0, got {min_snr}.")
         self.interferometer = Interferometer(obs, npix, fov_uas)
         self.obs = obs
         self.min_snr = float(min_snr)
         design = closure_design(obs, min_snr=min_snr)
         if design.n_phases == 0:
-            raise ValueError("The observation has no closed triangle of baselines (three stations observing "
-                             "together), so it has no closure phases.")
+            weak = f" with every baseline at |V|/σ ≥ min_snr = {min_snr:g}" if min_snr > 0 else ""
+            raise ValueError(f"The observation has no closed triangle of baselines (three stations observing "
+                             f"together){weak}, so it has no closure phases.")
         self.design = design
         self.n_phases, self.n_amplitudes = design.n_phases, design.n_amplitudes
         super().__init__((int(npix), int(npix)), (self.n_phases + self.n_amplitudes,))
