@@ -31,3 +31,17 @@ def test_gmst_and_bad_schedule():
         bh.coverage("EHT2017", 12.5, 12.4, elevation_min_deg=89.0)
     with pytest.raises(ValueError, match="YYYY-MM-DD"):
         bh.coverage(date="11/04/2017")
+
+
+def test_non_finite_schedule_and_simulation_inputs_are_named():
+    # NaN passed every `<= 0` test: a NaN frequency went through, a NaN duration died in numpy's arange
+    for kw, match in ((dict(freq_ghz=float("nan")), "frequency"), (dict(duration_hours=float("nan")), "duration_hours"),
+                      (dict(start_hours=float("inf")), "start_hours"), (dict(elevation_min_deg=float("nan")), "elevation"),
+                      (dict(elevation_min_deg=95.0), "elevation")):
+        with pytest.raises(ValueError, match=match):
+            bh.coverage(**kw)
+    sky = bh.models.ring(npix=32)
+    with pytest.raises(ValueError, match="gain amplitude error"):
+        bh.simulate(sky, gain_error=float("nan"))  # ran without gains before
+    with pytest.raises(ValueError, match="seed"):
+        bh.simulate(sky, seed=-1)

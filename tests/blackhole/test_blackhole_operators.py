@@ -119,3 +119,54 @@ def test_scan_averaging_of_integrations():
     ratio = coarse.sigma / np.array([per_baseline[p] for p in zip(coarse.station1, coarse.station2)])
     np.testing.assert_allclose(ratio, 1 / np.sqrt(10), rtol=1e-6)  # ten 60 s integrations per 10-min scan
     np.testing.assert_allclose(coarse.integration_s, 600.0)
+
+
+def test_grid_noise_and_averaging_values_are_checked(obs):
+    # a fractional pixel count is not truncated silently; NaN / infinite fields of view are refused
+    for npix, fov, match in ((16.5, 160.0, "whole number"), ("x", 160.0, "whole number"), (True, 160.0, "whole"),
+                             (16, float("nan"), "finite"), (16, float("inf"), "finite"), (16, "wide", "number")):
+        with pytest.raises(ValueError, match=match):
+            bh.Interferometer(obs, npix=npix, fov_uas=fov)
+    assert bh.Interferometer(obs, npix=16.0, fov_uas=160).npix == 16
+    with pytest.raises(ValueError, match="freq_hz"):
+        bh.Observation([0.0], ["A"], ["B"], [1e9], [0.0], [1 + 0j], [0.1], freq_hz=0.0)
+    with pytest.raises(ValueError, match="bandwidth_hz"):
+        bh.Observation([0.0], ["A"], ["B"], [1e9], [0.0], [1 + 0j], [0.1], bandwidth_hz=float("nan"))
+    for seconds in (float("nan"), float("inf"), 0.0):
+        with pytest.raises(ValueError, match="averaging time"):
+            obs.average(seconds)
+    with pytest.raises(ValueError, match="Bandwidth"):
+        bh.thermal_sigma(1000.0, 1000.0, float("nan"), 10.0)
+    with pytest.raises(ValueError, match="SEFD"):
+        bh.thermal_sigma(1000.0, -1.0, 2e9, 10.0)
+    with pytest.raises(ValueError, match="amplitude error"):
+        bh.apply_station_gains(obs, float("nan"))
+
+
+def test_gaussian_image_narrower_than_a_pixel_keeps_its_flux():
+    # the usual case is the sampled Gaussian, normalized
+    x, y = bh.operators.pixel_positions_rad(16, 160.0)
+    s = 40.0 / (2 * np.sqrt(2 * np.log(2))) * bh.arrays.RAD_PER_UAS
+    g = np.exp(-(x[None, :] ** 2 + y[:, None] ** 2) / (2 * s * s))
+    np.testing.assert_array_equal(bh.gaussian_image(16, 160.0, 40.0, 2.0), 2.0 * g / g.sum())
+    # 80 µas in 20 000 µas pixels underflowed to 0/0 (NaN priors in rml and gmrf_hmc): now the flux sits on the
+    # four pixels around the centre, with a warning
+    with pytest.warns(RuntimeWarning, match="below one pixel"):
+        point = bh.gaussian_image(16, 320000.0, 80.0, 1.5)
+    assert np.isfinite(point).all() and point.sum() == pytest.approx(1.5)
+    np.testing.assert_allclose(point[7:9, 7:9], 0.375)
+    with pytest.raises(ValueError, match="FWHM"):
+        bh.gaussian_image(16, 160.0, float("nan"))
+
+
+def test_closure_snr_cut_and_model_grids_are_checked(obs):
+    with pytest.raises(ValueError, match="min_snr"):
+        bh.Closures(obs, npix=16, fov_uas=160.0, min_snr=float("nan"))  # kept every baseline before
+    with pytest.raises(ValueError, match="min_snr = 1e"):
+        bh.Closures(obs, npix=16, fov_uas=160.0, min_snr=1e9)  # the cause is the cut, not the array
+    with pytest.raises(ValueError, match="field of view"):
+        bh.models.get("ring", 16, float("nan"))  # a NaN image before
+    with pytest.raises(ValueError, match="pixels"):
+        bh.models.ring(npix=0)
+    with pytest.raises(ValueError, match="resolution"):
+        bh.blur_to_resolution(bh.models.ring(npix=16), 160.0, float("nan"))

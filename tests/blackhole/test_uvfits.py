@@ -65,3 +65,50 @@ def test_uvfits_with_ehtim(obs, tmp_path, capfd):
     np.testing.assert_allclose(vis[1], vis[0], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(sigma[1], sigma[0], rtol=1e-4)
     np.testing.assert_allclose(u[1], u[0], rtol=1e-6)
+
+
+def _rewrite(path, out, change):
+    from astropy.io import fits
+
+    with fits.open(path) as h:
+        hdus = fits.HDUList([x.copy() for x in h])
+    change(hdus)
+    hdus.writeto(out)
+    return out
+
+
+def _drop_an_column(name):
+    from astropy.io import fits
+
+    def change(h):
+        t = h["AIPS AN"]
+        h["AIPS AN"] = fits.BinTableHDU.from_columns([c for c in t.columns if c.name != name], header=t.header,
+                                                     name="AIPS AN")
+    return change
+
+
+def test_uvfits_damaged_tables_and_values(obs, tmp_path):
+    good = obs.save_uvfits(tmp_path / "good.uvfits")
+    for column in ("ANNAME", "NOSTA"):
+        bad = _rewrite(good, tmp_path / f"no_{column}.uvfits", _drop_an_column(column))
+        with pytest.raises(ValueError, match=f"no {column} column"):
+            bh.load_uvfits(bad)
+    # without station positions the visibilities still load (imaging uses u, v), with a warning
+    bad = _rewrite(good, tmp_path / "no_xyz.uvfits", _drop_an_column("STABXYZ"))
+    with pytest.warns(RuntimeWarning, match="STABXYZ"):
+        back = bh.load_uvfits(bad)
+    assert len(back) == len(obs) and not back.stations.xyz.any()
+
+    def zero_freq(h):
+        h["AIPS AN"].header["FREQ"] = 0.0
+    with pytest.raises(ValueError, match="frequency"):
+        bh.load_uvfits(_rewrite(good, tmp_path / "freq0.uvfits", zero_freq))
+
+    # a NaN value or an infinite weight under a positive weight is damage, not a flag: the row goes, with a warning
+    # (an infinite weight used to become σ ≈ 1e-154, which outweighed every other visibility)
+    def damage(h):
+        h[0].data.data[0, ..., 0] = np.nan
+        h[0].data.data[1, ..., 2] = np.inf
+    with pytest.warns(RuntimeWarning, match="4 correlations"):
+        back = bh.load_uvfits(_rewrite(good, tmp_path / "damaged.uvfits", damage))
+    assert len(back) == len(obs) - 2 and np.isfinite(back.vis).all() and back.sigma.min() > 0.5 * obs.sigma.min()

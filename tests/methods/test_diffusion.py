@@ -184,3 +184,18 @@ def test_cancel_during_pnp_ula_first_estimate():
     with pytest.raises(ni.Cancelled) as exc:
         ni.reconstruct(y, A, "pnp_ula", noise, iterations=16, n_samples=4, chains=1, progress=lambda *a: False)
     assert exc.value.partial is None  # stopped inside Richardson–Lucy, before any chain step
+
+
+def test_dps_bad_setups_are_named():
+    x, A, noise, y = _learned_blur_problem()
+    # DPS needs the denoiser's gradient: a proximal denoiser ran under no_grad and torch raised its own error
+    with pytest.raises(ValueError, match="not differentiable"):
+        ni.reconstruct(y, A, "dps", noise, denoiser="tv", iterations=2, n_samples=1)
+    # an explicit sigma_max below the start's default sigma_min names where that sigma_min came from
+    with pytest.raises(ValueError, match="sigma_min came from the defaults after a 'pnp_admm' start"):
+        ni.reconstruct(y, A, "diffpir", noise, iterations=2, n_samples=1, sigma_max=0.03)
+    # a one-pixel image (far below the network's receptive field) with one sample: finite (its spread was NaN)
+    one = ni.operators.Identity((1, 1))
+    for method in ("dps", "diffpir"):
+        rec = ni.reconstruct(np.array([[0.5]], np.float32), one, method, noise, iterations=2, n_samples=1)
+        assert np.isfinite(rec.mean).all() and np.isfinite(rec.std).all(), method

@@ -57,3 +57,21 @@ def test_ensemble_cancel_keeps_the_members_so_far(deblurring):
     partial = caught.value.partial
     assert partial.samples.shape == (2, *x.shape) and partial.std is not None
     assert steps == sorted(steps)
+
+
+def test_ensemble_over_diffpir_lam_spans_the_starts_default(deblurring):
+    from napari_invimg.priors import denoiser_names
+
+    if "drunet" not in denoiser_names():
+        pytest.skip("the learned denoiser is not in this build")
+    _, A, noise, y = deblurring
+    base = '{"iterations": 2, "n_samples": 2, "start": "richardson_lucy"}'
+    # diffpir's empty λ is its start's (1.5 after Richardson–Lucy): the members span 1.5 ÷/× lam_spread
+    rec = ni.reconstruct(y, A, "ensemble", noise, base_method="diffpir", vary="lam", n_samples=3, lam_spread=2.0,
+                         base_params=base, seed=0)
+    np.testing.assert_allclose(rec.info["member_lams"], [0.75, 1.5, 3.0])
+    assert np.isfinite(rec.mean).all() and rec.std.max() > 0
+    # a span leaving diffpir's λ range [1e-3, 1e4] names lam_spread (it failed inside a member, on 'lam')
+    with pytest.raises(ValueError, match="lam_spread=1e\\+06"):
+        ni.reconstruct(y, A, "ensemble", noise, base_method="diffpir", vary="lam", n_samples=2, lam_spread=1e6,
+                       base_params=base)

@@ -191,8 +191,14 @@ def coverage(
         raise ValueError(f"Right ascension must be in hours, 0 to 24; got {ra_hours}.")
     if not -90.0 <= dec_deg <= 90.0:
         raise ValueError(f"Declination must be in degrees, -90 to 90; got {dec_deg}.")
-    if freq_ghz <= 0:
-        raise ValueError("The observing frequency must be positive (GHz).")
+    if not (np.isfinite(freq_ghz) and freq_ghz > 0):
+        raise ValueError(f"The observing frequency must be positive and finite (GHz), got {freq_ghz}.")
+    for name, value in (("start_hours", start_hours), ("duration_hours", duration_hours),
+                        ("scan_minutes", scan_minutes), ("interval_minutes", interval_minutes)):
+        if not np.isfinite(value):
+            raise ValueError(f"The schedule's {name} must be a finite number, got {value}.")
+    if not 0.0 <= elevation_min_deg < 90.0:
+        raise ValueError(f"The elevation limit must be in degrees, 0 to 90; got {elevation_min_deg}.")
     if duration_hours <= 0 or scan_minutes <= 0 or interval_minutes < scan_minutes:
         raise ValueError("The schedule needs a positive duration and scan length, and an interval ≥ the scan length.")
     centers = start_hours + (np.arange(0.0, duration_hours * 60.0 - scan_minutes + 1e-9, interval_minutes)

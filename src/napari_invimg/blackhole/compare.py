@@ -39,6 +39,9 @@ def nxcorr_aligned(image: np.ndarray, truth: np.ndarray) -> float:
 
 def blur_to_resolution(truth: np.ndarray, fov_uas: float, resolution_uas: float) -> np.ndarray:
     """The truth convolved with a circular Gaussian whose FWHM is the nominal resolution."""
+    if not (np.isfinite(fov_uas) and fov_uas > 0 and np.isfinite(resolution_uas) and resolution_uas > 0):
+        raise ValueError(f"The field of view and the resolution must be positive and finite (µas), got {fov_uas} and "
+                         f"{resolution_uas}.")
     pixel = fov_uas / truth.shape[-1]
     return gaussian_filter(np.asarray(truth, dtype=np.float64),
                            resolution_uas / (2 * np.sqrt(2 * np.log(2))) / pixel).astype(np.float32)

@@ -19,6 +19,11 @@ _FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 
 
 def _grid(npix: int, fov_uas: float):
+    if isinstance(npix, bool) or not float(npix).is_integer() or npix < 1:
+        raise ValueError(f"A sky model needs a whole, positive number of pixels, got {npix!r}.")
+    npix = int(npix)
+    if not (np.isfinite(fov_uas) and fov_uas > 0):
+        raise ValueError(f"A sky model needs a positive, finite field of view (µas), got {fov_uas}.")
     n = npix * _SUPER
     d = fov_uas / n
     pos = (n / 2.0 - 0.5 - np.arange(n)) * d

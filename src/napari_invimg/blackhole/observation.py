@@ -14,6 +14,7 @@ INTTIM; DATA axes (COMPLEX, STOKES, FREQ, IF, RA, DEC) with [re, im, weight]; an
 from __future__ import annotations
 
 import datetime as _dt
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -77,6 +78,10 @@ class Observation:
         for k in ("time", "u", "v", "vis"):
             if not np.all(np.isfinite(getattr(self, k))):
                 raise ValueError(f"The observation's {k} column contains NaN or infinite values; flag those rows.")
+        for k in ("freq_hz", "bandwidth_hz"):
+            value = getattr(self, k)
+            if not (np.isfinite(value) and value > 0):
+                raise ValueError(f"The observation's {k} must be positive and finite (Hz), got {value}.")
         if np.any(self.station1 == self.station2):
             raise ValueError("An observation row pairs a station with itself (an autocorrelation); remove it.")
         if self.integration_s is not None:
@@ -128,8 +133,8 @@ class Observation:
     def average(self, seconds: float) -> Observation:
         """Coherent, inverse-variance weighted average per baseline over bins of ``seconds``
         (``V̄ = Σ wᵢVᵢ / Σ wᵢ``, ``σ̄ = (Σ wᵢ)^-½``, ``wᵢ = σᵢ⁻²``; u, v, time averaged with the same weights)."""
-        if seconds <= 0:
-            raise ValueError("The averaging time must be positive (seconds).")
+        if not (np.isfinite(seconds) and seconds > 0):
+            raise ValueError(f"The averaging time must be positive and finite (seconds), got {seconds}.")
         pair = np.char.add(np.char.add(self.station1, "-"), self.station2)
         bins = np.floor(self.time * 3600.0 / seconds).astype(np.int64)
         keys, inverse = np.unique(np.stack([np.unique(pair, return_inverse=True)[1], bins]), axis=1,
@@ -161,8 +166,10 @@ class Observation:
 def thermal_sigma(sefd1, sefd2, bandwidth_hz: float, seconds, efficiency: float = 0.88,
                   polarizations: int = 2) -> np.ndarray:
     """Radiometer equation ``σ = √(SEFD₁ SEFD₂) / (η √(2 Δν τ)) / √n_pol`` (Jy, per real/imaginary part)."""
-    if bandwidth_hz <= 0 or np.any(np.asarray(seconds) <= 0):
-        raise ValueError("Bandwidth and integration time must be positive.")
+    for what, value in (("Bandwidth", bandwidth_hz), ("Integration time", seconds), ("SEFD", sefd1), ("SEFD", sefd2),
+                        ("Efficiency", efficiency), ("Number of polarizations", polarizations)):
+        if not np.all(np.isfinite(np.asarray(value, dtype=np.float64)) & (np.asarray(value, dtype=np.float64) > 0)):
+            raise ValueError(f"{what} must be positive and finite, got {value}.")
     return np.sqrt(np.asarray(sefd1) * np.asarray(sefd2)) / (efficiency * np.sqrt(2.0 * bandwidth_hz * np.asarray(seconds))) \
         / np.sqrt(polarizations)
 
@@ -172,7 +179,7 @@ def apply_station_gains(obs: Observation, amplitude_error: float = 0.0, random_p
     """Corrupt visibilities with station gains ``V₁₂ → g₁ g₂* V₁₂`` drawn independently per station and scan:
     ``|g| = 1 + amplitude_error · N(0, 1)`` (clipped at 0.05), phase uniform on [0, 2π) when ``random_phase``.
     Returns the corrupted observation and the gains per station (one value per scan)."""
-    if amplitude_error < 0:
+    if not (np.isfinite(amplitude_error) and amplitude_error >= 0):
         raise ValueError("The gain amplitude error is a non-negative fraction (0.1 = 10%).")
     rng = np.random.default_rng(seed)
     scan = obs.scan_index()
@@ -356,9 +363,15 @@ def load_uvfits(path: str | Path) -> Observation:
         codes = stokes0 + stokes_step * np.arange(arr.shape[2])
         if arr.shape[-1] < 3:
             raise ValueError(f"{path.name} has visibilities without weights (COMPLEX axis of length {arr.shape[-1]}).")
-        re, im, wt = arr[..., 0], arr[..., 1], np.nan_to_num(arr[..., 2])
-        wt = np.where(np.isfinite(re) & np.isfinite(im) & (wt > 0), wt, 0.0)
+        re, im, wt = arr[..., 0], arr[..., 1], arr[..., 2]
+        # a correlation with a positive weight but a NaN/infinite value or an infinite weight is damaged, not
+        # flagged: it is dropped like a flagged one, and counted for the warning below
+        damaged = (np.isfinite(wt) & (wt > 0) & ~(np.isfinite(re) & np.isfinite(im))) | np.isposinf(wt)
+        wt = np.where(np.isfinite(re) & np.isfinite(im) & np.isfinite(wt) & (wt > 0), wt, 0.0)
         re, im = np.nan_to_num(re), np.nan_to_num(im)
+        if damaged.any():
+            warnings.warn(f"{path.name}: {int(damaged.sum())} correlations with a positive weight have a NaN or "
+                          "infinite value or weight; they are treated as flagged.", RuntimeWarning, stacklevel=2)
 
         def channel_average(p):
             w = wt[:, :, p]
@@ -402,11 +415,23 @@ def load_uvfits(path: str | Path) -> Observation:
         an = hdus["AIPS AN"].data if "AIPS AN" in hdus else None
         if an is None:
             raise ValueError(f"{path.name} has no AIPS AN antenna table, so its stations are unknown.")
+        missing = [c for c in ("ANNAME", "NOSTA") if c not in an.names]
+        if missing:
+            raise ValueError(f"{path.name}'s AIPS AN table has no {' or '.join(missing)} column, so its stations "
+                             "are unknown.")
         names = np.char.strip(np.asarray(an["ANNAME"]).astype(str))
         numbers = np.asarray(an["NOSTA"], dtype=np.int64)
-        xyz = np.asarray(an["STABXYZ"], dtype=np.float64)
+        if "STABXYZ" in an.names:
+            xyz = np.asarray(an["STABXYZ"], dtype=np.float64).reshape(len(names), 3)
+        else:
+            warnings.warn(f"{path.name}'s AIPS AN table has no STABXYZ column; station positions are set to zero "
+                          "(imaging uses only u, v).", RuntimeWarning, stacklevel=2)
+            xyz = np.zeros((len(names), 3))
         sefd = np.asarray(an["SEFD"], dtype=np.float64) if "SEFD" in an.names else np.zeros(len(names))
         freq = float(hdus["AIPS AN"].header.get("FREQ", h[f"CRVAL{axes['FREQ']}"]))
+        if not (np.isfinite(freq) and freq > 0):
+            raise ValueError(f"{path.name} gives a reference frequency of {freq} Hz (AIPS AN FREQ, else the FREQ "
+                             "axis); u and v cannot be converted to wavelengths.")
         nchan = int(np.prod(arr.shape[1:2]))
         bandwidth = abs(float(h.get(f"CDELT{axes['FREQ']}", 0.0))) * nchan
         ra_deg = h.get("OBSRA", h.get(f"CRVAL{axes['RA']}") if "RA" in axes else 0.0)

@@ -11,6 +11,7 @@ type-1 NUFFT (finufft: Barnett, Magland & af Klinteberg, SIAM J Sci Comput 41 (2
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -40,18 +41,48 @@ def pixel_positions_rad(npix: int, fov_uas: float) -> tuple[np.ndarray, np.ndarr
 def gaussian_image(npix: int, fov_uas: float, fwhm_uas: float, flux: float = 1.0,
                    center_uas: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
     """A circular Gaussian of ``fwhm_uas`` and total ``flux`` centered at (x, y) offsets ``center_uas``."""
+    if not (np.isfinite(fwhm_uas) and fwhm_uas > 0):
+        raise ValueError(f"A Gaussian image needs a positive, finite FWHM in µas, got {fwhm_uas}.")
     x, y = pixel_positions_rad(npix, fov_uas)
     s = fwhm_uas / (2.0 * np.sqrt(2.0 * np.log(2.0))) * RAD_PER_UAS
-    g = np.exp(-((x[None, :] - center_uas[0] * RAD_PER_UAS) ** 2 + (y[:, None] - center_uas[1] * RAD_PER_UAS) ** 2)
-               / (2 * s * s))
+    exponent = -((x[None, :] - center_uas[0] * RAD_PER_UAS) ** 2 + (y[:, None] - center_uas[1] * RAD_PER_UAS) ** 2) \
+        / (2 * s * s)
+    g = np.exp(exponent)
+    if not g.sum() > 1e-300:
+        # narrower than a pixel and off the pixel centres, every sample underflows: shift the exponent so that the
+        # nearest pixels carry the flux (the same image wherever the plain form is finite)
+        warnings.warn(f"The Gaussian's FWHM ({fwhm_uas:g} µas) is far below one pixel ({fov_uas / npix:g} µas): it is "
+                      "imaged as a point on the nearest pixels; use a smaller field of view or more pixels.",
+                      RuntimeWarning, stacklevel=2)
+        g = np.exp(exponent - exponent.max())
     return flux * g / g.sum()
+
+
+def check_grid(npix, fov_uas) -> tuple[int, float]:
+    """``(npix, fov_uas)`` as (int, float): a whole number of pixels ≥ 8 and a positive, finite field of view in
+    µas, else a :class:`ValueError` naming the value."""
+    try:
+        whole = float(npix).is_integer() and not isinstance(npix, bool)
+    except (TypeError, ValueError):
+        whole = False
+    if not whole:
+        raise ValueError(f"The number of pixels across the field must be a whole number, got {npix!r}.")
+    try:
+        fov = float(fov_uas)
+    except (TypeError, ValueError):
+        raise ValueError(f"The field of view must be a number of micro-arcseconds, got {fov_uas!r}.") from None
+    if int(npix) < 8:
+        raise ValueError(f"Use at least 8 pixels across the field; got {int(npix)}.")
+    if not (np.isfinite(fov) and fov > 0):
+        raise ValueError(f"The field of view must be positive and finite (micro-arcseconds), got {fov_uas!r}.")
+    return int(npix), fov
 
 
 def check_field(sky: np.ndarray, fov_uas: float, edge_fraction: float = 0.01) -> None:
     """Raise ``ValueError`` when the field of view cannot hold the source: more than ``edge_fraction`` of
     the flux lies in the outer two-pixel frame of ``sky``, or the image has no positive flux."""
-    if fov_uas <= 0:
-        raise ValueError("The field of view must be positive (micro-arcseconds).")
+    if not (np.isfinite(fov_uas) and fov_uas > 0):
+        raise ValueError(f"The field of view must be positive and finite (micro-arcseconds), got {fov_uas}.")
     total = float(np.abs(sky).sum())
     if total <= 0:
         raise ValueError("The sky model has no flux (all zero).")
@@ -85,11 +116,7 @@ class Interferometer(LinearOperator):
         v = np.asarray(v, dtype=np.float64).ravel()
         if u.size == 0 or u.size != v.size:
             raise ValueError("Interferometer needs as many u as v coordinates, at least one.")
-        npix, fov_uas = int(npix), float(fov_uas)
-        if npix < 8:
-            raise ValueError(f"Use at least 8 pixels across the field; got {npix}.")
-        if fov_uas <= 0:
-            raise ValueError("The field of view must be positive (micro-arcseconds).")
+        npix, fov_uas = check_grid(npix, fov_uas)
         super().__init__((npix, npix), (u.size,))
         self.obs = obs
         self.npix, self.fov_uas = npix, fov_uas
@@ -258,13 +285,16 @@ class Closures(Operator):
     def __init__(self, obs: Observation, npix: int = 64, fov_uas: float = 160.0, min_snr: float = 3.0):
         if not isinstance(obs, Observation):
             raise ValueError("Closures needs an Observation (with station names per visibility).")
+        if not (np.isfinite(min_snr) and min_snr >= 0):
+            raise ValueError(f"min_snr must be a finite signal-to-noise ratio ≥ 0, got {min_snr}.")
         self.interferometer = Interferometer(obs, npix, fov_uas)
         self.obs = obs
         self.min_snr = float(min_snr)
         design = closure_design(obs, min_snr=min_snr)
         if design.n_phases == 0:
-            raise ValueError("The observation has no closed triangle of baselines (three stations observing "
-                             "together), so it has no closure phases.")
+            weak = f" with every baseline at |V|/σ ≥ min_snr = {min_snr:g}" if min_snr > 0 else ""
+            raise ValueError(f"The observation has no closed triangle of baselines (three stations observing "
+                             f"together){weak}, so it has no closure phases.")
         self.design = design
         self.n_phases, self.n_amplitudes = design.n_phases, design.n_amplitudes
         super().__init__((int(npix), int(npix)), (self.n_phases + self.n_amplitudes,))

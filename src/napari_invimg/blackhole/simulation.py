@@ -40,6 +40,10 @@ def simulate(
     if not np.all(np.isfinite(sky)):
         raise ValueError("The sky model contains NaN or infinite values.")
     check_field(sky, fov_uas)
+    if not (np.isfinite(gain_error) and gain_error >= 0):
+        raise ValueError(f"The gain amplitude error is a non-negative fraction (0.1 = 10%), got {gain_error}.")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"The seed must be a non-negative whole number, got {seed!r}.")
     schedule = {"scan_minutes": 10.0, "interval_minutes": 30.0, **schedule}
     cov = coverage(**schedule)
     arr, scan_minutes, ra_hours, dec_deg = cov.array, schedule["scan_minutes"], cov.ra_hours, cov.dec_deg

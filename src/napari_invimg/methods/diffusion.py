@@ -45,6 +45,12 @@ def noise_schedule(steps: int, sigma_max: float, sigma_min: float) -> list[float
     return [sigma_max * r**i for i in range(steps + 1)]
 
 
+def _spread(warm: torch.Tensor) -> float:
+    """The warm start's standard deviation (of the modulus when complex); 0 for a one-pixel image."""
+    w = warm.abs() if warm.is_complex() else warm
+    return float(w.std()) if w.numel() > 1 else 0.0
+
+
 class _Diffusion(Method):
     """Shared loop: batches of samples walk down the schedule; subclasses make one step."""
 
@@ -82,11 +88,16 @@ class _Diffusion(Method):
         if unit != 1.0:
             y, noise = y / unit, noise.scaled(1.0 / unit)
             likelihood, warm, origin, level = DataTerm(y, A, noise), warm / unit, origin / unit, level / unit
+        defaulted = [k for k in ("sigma_max", "sigma_min") if params.get(k) is None]
         params = {**params, **{k: v for k, v in tuned.items() if params.get(k) is None}}
+        if defaulted and not params["sigma_max"] > params["sigma_min"]:
+            raise ValueError(f"sigma_max={params['sigma_max']:g} must exceed sigma_min={params['sigma_min']:g}; "
+                             f"{' and '.join(defaulted)} came from the defaults after a {how!r} start "
+                             f"(START_DEFAULTS); give {' and '.join(defaulted)} to match.")
         schedule = noise_schedule(steps, params["sigma_max"], params["sigma_min"])
         start_passes = params.pop("_start_passes", 0)
         state: dict[str, Any] = {"likelihood": likelihood, "denoiser": den, "ndim": A.ndim, "params": params,
-                                 "network": start_passes, "backward": 0, "spread": float((warm.abs() if warm.is_complex() else warm).std())}
+                                 "network": start_passes, "backward": 0, "spread": _spread(warm)}
         gen = ctx.generator(23)
         batches = [min(BATCH, n - b) for b in range(0, n, BATCH)]
         xs = [origin + schedule[0] * complex_randn((b,) + tuple(A.in_shape), warm, gen) for b in batches]
@@ -218,6 +229,10 @@ class DPS(_Diffusion):
         with torch.enable_grad():
             xg = x.detach().requires_grad_(True)
             x0 = self._denoise(xg, sigma, state)
+            if not x0.requires_grad:
+                raise ValueError(f"dps back-propagates through the denoiser, and {state['params']['denoiser']!r} is "
+                                 "not differentiable (a proximal denoiser); use diffpir, or a learned denoiser such "
+                                 "as 'drunet'.")
             lik.evaluations += x.shape[0]
             r = A.apply(x0) - lik.y
             nll = 0.5 * (r.abs() ** 2 / var).sum()

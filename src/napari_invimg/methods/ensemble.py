@@ -93,6 +93,13 @@ class Ensemble(Method):
 
         if vary == "lam":
             lams = self._lambdas(run_member, fixed, n_samples, lam_low, lam_high, lam_spread)
+            bounds = next(p for p in base.params if p.name == "lam")
+            if (bounds.low is not None and lams[0] < bounds.low) or (bounds.high is not None and lams[-1] > bounds.high):
+                raise ValueError(f"The members' λ span [{lams[0]:.3g}, {lams[-1]:.3g}] (lam_low/lam_high, else the "
+                                 f"automatic λ ÷/× lam_spread={lam_spread:g}) leaves {base_method}'s λ range "
+                                 f"[{bounds.low or 0:g}, {'∞' if bounds.high is None else format(bounds.high, 'g')}]; "
+                                 "give lam_low and lam_high inside it or a "
+                                 "smaller lam_spread.")
             settings = [(ctx.seed, {**fixed, "lam": float(lam)}) for lam in lams]
         else:
             settings = [(ctx.seed + k, fixed) for k in range(n_samples)]
