@@ -56,6 +56,20 @@ def test_the_docks_show_the_prior_fit_warning(problem):
     assert fine.info["prior_fit"]["warning"] is None and not any("misfits" in line for line in assessment(fine))
 
 
+def test_the_docks_say_which_parameters_were_ignored(problem):
+    """A parameter given for a forward model it does not act on (a recipe's ``coil_energy`` on a blur) is named next
+    to the result."""
+    from napari_invimg.widgets._runner import assessment
+
+    _, A, noise, y = problem
+    with pytest.warns(UserWarning, match="coil_energy"):
+        rec = ni.reconstruct(y, A, "tv", noise=noise, iterations=4, coil_energy=0.9)
+    lines = assessment(rec)
+    assert any(line.startswith("⚠ coil_energy=0.9 does not act on") for line in lines)
+    assert not any("does not act on" in line for line in assessment(ni.reconstruct(y, A, "tv", noise=noise,
+                                                                                    iterations=4)))
+
+
 def test_mri_misfit_counts_only_measured_kspace():
     """The misfit ratio is per measured value (κ = 2 for complex data): unsampled k-space does not dilute it by 1/R."""
     from napari_invimg import mri

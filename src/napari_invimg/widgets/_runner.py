@@ -167,7 +167,9 @@ DEGENERATE_NOISE_FRACTION = 1e-5
 def assessment(rec: Reconstruction, data_range: float | None = None) -> list[str]:
     """Warnings a user should see next to a result: a degenerate noise estimate, a sampler that did not mix
     (split-R̂, ESS with a verdict), a learned prior outside its data (``info["prior_fit"]["warning"]``), a run
-    cancelled before any sample. Each is one sentence; an empty list means nothing to say."""
+    cancelled before any sample, parameters ignored for this forward model (``info["ignored_params"]``, e.g. from a
+    recipe) and a learned share that could not run (``info["learned_share_skipped"]``). Each is one sentence; an empty
+    list means nothing to say."""
     info = rec.info or {}
     out: list[str] = []
     noise = info.get("noise") or {}
@@ -193,6 +195,10 @@ def assessment(rec: Reconstruction, data_range: float | None = None) -> list[str
     prior_fit = info.get("prior_fit") or {}
     if prior_fit.get("warning"):
         out.append(f"⚠ {prior_fit['warning']}")
+    for why in (info.get("ignored_params") or {}).values():
+        out.append(f"⚠ {why}.")
+    if info.get("learned_share_skipped"):
+        out.append(f"⚠ The learned share was not used: {info['learned_share_skipped']}")
     if info.get("burn_in_only"):
         out.append("⚠ Cancelled before any posterior sample (e.g. during burn-in): the layer shows the sampler's "
                    "current state, not a posterior mean.")
