@@ -1,5 +1,7 @@
 """MRI operators: adjoint identities with complex inputs, FFT convention, autograd, batches, spec round trip."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -364,3 +366,24 @@ def test_coil_compression_default_option_info_and_checks():
         sc.operator.compressed(torch.from_numpy(sc.kspace), sc.sigma, 0.0)
     with pytest.raises(ValueError):
         ni.reconstruct(sc.kspace, sc.operator, "tv", noise=noise, coil_energy=1.5)
+
+
+def test_operator_inputs_that_are_not_numbers_and_silent_coils():
+    """Masks and trajectories that are not numbers get our message, not numpy's; a coil whose map is all zero
+    contributes nothing (its k-space is ignored): a warning names it."""
+    with pytest.raises(ValueError, match="sampling mask"):
+        mri.CartesianMRI([[1, "a"], [1, 1]])
+    with pytest.raises(ValueError, match="(?i)trajectory"):
+        mri.NonCartesianMRI([["a", 1.0]], (8, 8))
+    with pytest.raises(ValueError, match="(?i)coil maps"):
+        mri.CartesianMRI(np.ones((8, 8), bool), coil_maps=np.full((2, 8, 8), "x"))
+    maps = mri.birdcage(3, (8, 8))
+    maps[1] = 0
+    with pytest.warns(UserWarning, match="coil 1 is all zero"):
+        A = mri.CartesianMRI(np.ones((8, 8), bool), coil_maps=maps)
+    assert A.n_coils == 3
+    with pytest.warns(UserWarning, match="coil 1 is all zero"):
+        mri.NonCartesianMRI(mri.radial_trajectory(4, 16), (8, 8), coil_maps=maps)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mri.CartesianMRI(np.ones((8, 8), bool), coil_maps=mri.birdcage(3, (8, 8)))
