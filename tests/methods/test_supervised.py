@@ -418,6 +418,10 @@ def test_training_input_faults_get_our_messages(tmp_path):
             ni.train_supervised("care", pairs=[(lo, hi)], **{**kw, name: value})
     with pytest.raises(OSError, match="is a folder"):
         ni.train_supervised("care", pairs=[(lo, hi)], **{**kw, "out": tmp_path})
+    with pytest.raises(ValueError, match="noise="):
+        ni.train_supervised("unrolled", truth=[hi], operator=ni.operators.Identity(hi.shape), **kw)
+    with pytest.raises(ValueError, match="operator="):
+        ni.train_supervised("unrolled", truth=[hi], noise=ni.noise.Gaussian(0.1), **kw)
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written, no temporary left
 
 

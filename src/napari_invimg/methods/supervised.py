@@ -304,6 +304,9 @@ class _UnrolledData:
     """Batches ``(y, x, A_k)`` for the unrolled network: an operator of the family per step, scaled data."""
 
     def __init__(self, truth, A: Operator, noise: NoiseModel, patch: int, batch: int, psf_range: float):
+        if A is None or noise is None:
+            raise ValueError("The unrolled network trains on pairs simulated through the forward model: give "
+                             "operator= and noise= (the noise model of the data).")
         if not A.linear:
             raise ValueError("The unrolled network needs a linear forward model with an adjoint.")
         if truth is None:
