@@ -387,3 +387,22 @@ def test_operator_inputs_that_are_not_numbers_and_silent_coils():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         mri.CartesianMRI(np.ones((8, 8), bool), coil_maps=mri.birdcage(3, (8, 8)))
+
+
+def test_kspace_of_every_precision_gives_the_same_image_and_real_kspace_is_refused():
+    """complex64, complex128, numpy's clongdouble and torch's complex32 k-space: the same result (float32 rounding);
+    real k-space of any precision: our ValueError."""
+    x = mri.brain((16, 16)).astype(np.complex64)
+    sc = mri.simulate_kspace(x, 2, kind="equispaced", acceleration=4, snr_db=30.0, seed=0)
+    noise = ni.noise.Gaussian(sc.sigma)
+    ref = ni.reconstruct(sc.kspace, sc.operator, "tv", noise=noise, iterations=5).mean
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "ComplexHalf support is experimental")
+        half = torch.from_numpy(sc.kspace).to(torch.complex32)
+    for k in (sc.kspace.astype(np.complex128), sc.kspace.astype(np.clongdouble), half):
+        rec = ni.reconstruct(k, sc.operator, "tv", noise=noise, iterations=5).mean
+        tol = 2e-3 if isinstance(k, torch.Tensor) else 1e-5  # complex32 keeps 11 bits
+        assert rec.dtype == np.complex64 and np.abs(rec - ref).max() <= tol * np.abs(ref).max()
+    for dtype in (np.float16, np.float32, np.float64):
+        with pytest.raises(ValueError, match="must be complex"):
+            ni.reconstruct(sc.kspace.real.astype(dtype), sc.operator, "tv", noise=noise, iterations=5)
