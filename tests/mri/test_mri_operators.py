@@ -387,6 +387,9 @@ def test_operator_inputs_that_are_not_numbers_and_silent_coils():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         mri.CartesianMRI(np.ones((8, 8), bool), coil_maps=mri.birdcage(3, (8, 8)))
+    traj = mri.radial_trajectory(4, 16)
+    with pytest.raises(ValueError, match="density weights are all zero"):  # was a zero image from adjoint/cg_sense
+        mri.NonCartesianMRI(traj, (8, 8), density=np.zeros(len(traj)))
 
 
 def test_kspace_of_every_precision_gives_the_same_image_and_real_kspace_is_refused():

@@ -600,6 +600,9 @@ class NonCartesianMRI(MRIOperator):
         dens = np.asarray(density, dtype=np.float32).reshape(-1)
         if dens.shape[0] != traj.shape[0] or not np.isfinite(dens).all() or np.any(dens < 0):
             raise ValueError(f"The density weights must be {traj.shape[0]} finite non-negative numbers, one per sample.")
+        if not np.any(dens):
+            raise ValueError("The density weights are all zero: the density-compensated adjoint and CG-SENSE would ignore "
+                             "every sample (give positive weights, or None to compute them).")
         self.density_array = dens
         self.density = torch.from_numpy(dens)
         super().__init__(shape, self.coil_shape + (traj.shape[0],))
