@@ -445,6 +445,12 @@ def test_weights_files_faults_atomic_write_and_no_global_rng(tmp_path, monkeypat
         torch.save(b, tmp_path / name)
         with pytest.raises(ValueError, match=name):
             load_supervised(tmp_path / name)
+    (tmp_path / "garbage.pt").write_bytes(b"not a torch file")
+    (tmp_path / "half.pt").write_bytes(p.read_bytes()[:200])
+    for name in ("garbage.pt", "half.pt"):
+        with pytest.raises(ValueError, match=name) as err:
+            load_supervised(tmp_path / name)
+        assert "weights_only" not in str(err.value) and len(str(err.value)) < 400
     before = p.read_bytes()
 
     def fail(*args, **kwargs):
