@@ -461,3 +461,18 @@ def test_weights_files_faults_atomic_write_and_no_global_rng(tmp_path, monkeypat
         ni.train_supervised("care", pairs=[(lo, hi)], out=p, seed=1, **kw)
     assert p.read_bytes() == before
     assert not [f for f in tmp_path.iterdir() if f.name.startswith(".")]
+
+
+def test_unrolled_on_mri_says_whether_the_acceleration_is_the_trained_one(tmp_path):
+    from napari_invimg import mri
+    n = 16
+    truth = [mri.brain((n, n), seed=s).astype(np.complex64) for s in (1, 2)]
+    sc = mri.simulate_kspace(truth[0], 2, kind="equispaced", acceleration=4, snr_db=30.0, seed=0)
+    noise = ni.noise.Gaussian(sc.sigma)
+    p = ni.train_supervised("unrolled", truth=truth, operator=sc.operator, noise=noise, steps=1, width=8, depth=2,
+                            batch_size=2, iterations=2, out=tmp_path / "u.pt")
+    assert load_supervised(p)[1]["operator_acceleration"] == pytest.approx(sc.acceleration)
+    for R, same in ((4, True), (8, False)):
+        other = mri.simulate_kspace(truth[1], 2, kind="equispaced", acceleration=R, snr_db=30.0, seed=3)
+        rec = ni.reconstruct(other.kspace, other.operator, "unrolled", noise=noise, weights=str(p))
+        assert rec.info["operator_matches_training"] is same and np.isfinite(rec.mean).all()

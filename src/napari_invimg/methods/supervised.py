@@ -664,6 +664,7 @@ def train_supervised(method: str, pairs: Sequence[tuple[np.ndarray, np.ndarray]]
             "unrolled": "data and image divided by the 99.8th percentile of |Aᴴy|"}[method],
         "operator": _plain(operator.spec()) if operator is not None else None,
         "operator_type": operator.name if operator is not None else None,
+        "operator_acceleration": float(operator.acceleration) if hasattr(operator, "acceleration") else None,
         "noise": _plain(noise.spec()) if noise is not None else None,
         "psf_range": float(psf_range) if method == "unrolled" else None, "ndim": data.images[0].ndim,
         "start": start, "start_params": dict(start_params or {}), "start_pool": int(start_pool) if start != "cg" else None,
@@ -768,7 +769,8 @@ WEIGHTS = Param("weights", str, "", doc="weights file from ni.train_supervised (
 
 
 def _operator_matches(A: Operator, meta: dict[str, Any]) -> bool | None:
-    """Whether ``A`` is the operator the network was trained for (PSF compared where both have one)."""
+    """Whether ``A`` is the operator the network was trained for (PSF compared where both have one; a Cartesian MRI
+    mask's acceleration within 10 %, the mask itself is not compared: unrolled trains on masks drawn anew)."""
     spec = meta.get("operator") or {}
     if not spec:
         return None
@@ -779,6 +781,9 @@ def _operator_matches(A: Operator, meta: dict[str, Any]) -> bool | None:
     if isinstance(psf, list) and mine is not None:
         a = np.asarray(psf, dtype=np.float32)
         return bool(a.shape == np.shape(mine) and np.allclose(a, mine, atol=1e-6))
+    trained, mine = meta.get("operator_acceleration"), getattr(A, "acceleration", None)
+    if trained and mine is not None and not math.isclose(float(trained), float(mine), rel_tol=0.1):
+        return False
     return True
 
 
