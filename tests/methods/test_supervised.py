@@ -461,6 +461,13 @@ def test_weights_files_faults_atomic_write_and_no_global_rng(tmp_path, monkeypat
         ni.train_supervised("care", pairs=[(lo, hi)], out=p, seed=1, **kw)
     assert p.read_bytes() == before
     assert not [f for f in tmp_path.iterdir() if f.name.startswith(".")]
+    monkeypatch.undo()
+    image = tmp_path / "image.tif"  # the output path taken by a file of another kind: left as it was
+    image.write_bytes(b"II*\x00" + bytes(60))
+    with pytest.raises(OSError, match="image.tif"):
+        ni.train_supervised("care", pairs=[(lo, hi)], out=image, **kw)
+    assert image.read_bytes() == b"II*\x00" + bytes(60)
+    assert ni.train_supervised("care", pairs=[(lo, hi)], out=p, seed=1, **kw) == p and p.read_bytes() != before
 
 
 def test_unrolled_on_mri_says_whether_the_acceleration_is_the_trained_one(tmp_path):

@@ -102,19 +102,17 @@ def _plain(value: Any, limit: int = 4096) -> Any:
 
 # -- weights files ----------------------------------------------------------------------------------------------
 def save_supervised(model: torch.nn.Module, path: str | Path, method: str, metadata: dict[str, Any]) -> Path:
-    """Write ``model`` (float32) and plain ``metadata`` to ``path`` atomically (a temporary name, then a rename)."""
+    """Write ``model`` (float32) and plain ``metadata`` to ``path`` atomically (a temporary name, then a rename, by
+    :func:`~napari_invimg.io._image.atomic_output`: an existing file is replaced only when it is a torch file)."""
+    from ..io._image import atomic_output  # floor 1
+
     path = Path(path)
     _check_output(path, method)
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     blob = {"format": FORMAT, "method": method, "config": dict(model.config), "state_dict": state,
             "metadata": json.loads(json.dumps(_plain(metadata)))}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_output(path, kind="torch") as tmp:
         torch.save(blob, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
@@ -124,6 +122,9 @@ def _check_output(path: Path, method: str) -> None:
         raise OSError(f"Cannot save weights to {path}: the folder {path.parent} does not exist.")
     if path.is_dir():
         raise OSError(f"Cannot save weights to {path}: it is a folder; give a file name such as {path / (method + '.pt')}.")
+    from ..io._image import check_replaceable  # floor 1
+
+    check_replaceable(path, "torch", True)  # before training: a file of another kind at ``path`` is never replaced
 
 
 def _build_quietly(build: Callable[[], torch.nn.Module]) -> torch.nn.Module:
