@@ -117,13 +117,15 @@ def save_supervised(model: torch.nn.Module, path: str | Path, method: str, metad
 
 
 def _check_output(path: Path, method: str) -> None:
-    """An ``OSError`` naming the cause when weights cannot be written to ``path`` (no folder, or a folder itself)."""
+    """An ``OSError`` naming the cause when weights cannot be written to ``path``: no folder, or ``path`` taken by a
+    folder or a file of another kind (:class:`~napari_invimg.io.OutputExistsError`, also a ``ValueError``)."""
     if not path.parent.is_dir():
         raise OSError(f"Cannot save weights to {path}: the folder {path.parent} does not exist.")
-    if path.is_dir():
-        raise OSError(f"Cannot save weights to {path}: it is a folder; give a file name such as {path / (method + '.pt')}.")
-    from ..io._image import check_replaceable  # floor 1
+    from ..io._image import OutputExistsError, check_replaceable  # floor 1
 
+    if path.is_dir():  # an OSError and a ValueError, as every writer's refusal
+        raise OutputExistsError(f"Cannot save weights to {path}: it is a folder; give a file name such as "
+                                f"{path / (method + '.pt')}.")
     check_replaceable(path, "torch", True)  # before training: a file of another kind at ``path`` is never replaced
 
 
