@@ -412,7 +412,7 @@ def test_training_input_faults_get_our_messages(tmp_path):
         ni.train_supervised("care", pairs=[(lo, hi.astype(np.complex64))], **kw)
     with pytest.raises(ValueError, match="all real or all complex"):
         ni.train_supervised("care", pairs=[(lo, hi), (lo.astype(np.complex64), hi.astype(np.complex64))], **kw)
-    for name, value in (("batch_size", 0), ("batch_size", -1), ("width", 0), ("depth", -2), ("patch", 0),
+    for name, value in (("batch_size", 0), ("batch_size", -1), ("width", 0), ("depth", -2), ("depth", 5), ("patch", 0),
                         ("lr", float("nan")), ("lr", -1e-3), ("iterations", 0), ("validation_every", -1)):
         with pytest.raises(ValueError, match=name):
             ni.train_supervised("care", pairs=[(lo, hi)], **{**kw, name: value})

@@ -537,6 +537,15 @@ def _check_count(name: str, value: Any, low: int) -> None:
         raise ValueError(f"{name} must be a whole number ≥ {low} (or None for the default), got {value!r}.")
 
 
+def _check_depth(depth: int, patch: tuple[int, ...]) -> None:
+    """The U-Net halves Y and X ``depth`` times (and doubles its channels each time): refuse a depth that pools the
+    training crops below one pixel, before its ``width · 2^depth`` channels take the memory."""
+    side = min(patch[-2:])
+    if 2 ** int(depth) > side:
+        raise ValueError(f"depth={depth} halves the {side}-pixel training crops {depth} times; use depth ≤ "
+                         f"{max(int(math.log2(side)), 1)} (or larger images / patch).")
+
+
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     mse = float(((a - b).abs() ** 2).mean())
     rng = float(b.abs().max() - (0 if b.is_complex() else b.min()))
@@ -619,10 +628,12 @@ def train_supervised(method: str, pairs: Sequence[tuple[np.ndarray, np.ndarray]]
     gval = torch.Generator().manual_seed(int(seed) + 1)
     if method == "care":
         data = _CareData(pairs, truth, operator, noise, patch, batch_size or 8, int(seed))
+        _check_depth(depth or 3, data.patch)
         model: torch.nn.Module = _build_quietly(lambda: UNet(data.ndim, data.channels, data.channels, width or 32,
                                                              depth or 3))
     else:
         data = _UnrolledData(truth, operator, noise, patch, batch_size or 4, psf_range)
+        _check_depth(depth or 2, data.patch)
         data.augment = bool(augment)
         model = _build_quietly(lambda: UnrolledNet(operator.ndim, bool(operator.in_complex), iterations, width or 24,
                                                     depth or 2, start=start, start_params=start_params))
