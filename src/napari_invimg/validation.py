@@ -81,7 +81,8 @@ def check_seed(seed: Any) -> int:
 def check_data(a, shape: tuple[int, ...], complex_: bool, what: str) -> np.ndarray | torch.Tensor:
     """Validate an array against an operator's expected shape and type; clear ``ValueError`` otherwise.
 
-    Half-precision data are accepted and widened to float32 (the FFTs have no float16 kernels on CPU).
+    Half-precision data are accepted and widened to float32 (the FFTs have no float16 kernels on CPU), extended
+    precision (numpy's ``longdouble``/``clongdouble``, which torch cannot hold) narrowed to float64/complex128.
     """
     if a is None:
         raise ValueError(f"No {what} given.")
@@ -93,8 +94,12 @@ def check_data(a, shape: tuple[int, ...], complex_: bool, what: str) -> np.ndarr
         raise ValueError(f"The {what} must be numeric, got dtype {arr.dtype}.")
     if is_tensor and arr.dtype in (torch.float16, torch.bfloat16):
         arr = arr.float()
+    elif is_tensor and arr.dtype == torch.complex32:
+        arr = arr.to(torch.complex64)
     elif not is_tensor and arr.dtype == np.float16:
         arr = arr.astype(np.float32)
+    elif not is_tensor and arr.dtype.kind in "fc" and arr.dtype.itemsize > (16 if arr.dtype.kind == "c" else 8):
+        arr = arr.astype(np.complex128 if arr.dtype.kind == "c" else np.float64)
     if tuple(arr.shape) != tuple(shape):
         if arr.ndim == len(shape) + 1 and arr.shape[-1] in (3, 4) and tuple(arr.shape[:-1]) == tuple(shape):
             raise ValueError(f"The {what} looks like an RGB(A) image {tuple(arr.shape)}; convert it to gray first.")

@@ -62,12 +62,18 @@ def _write(kind: str, path: Path, small_obs=None) -> None:
         from napari_invimg.nets.drunet import SmallDRUNet, save_weights
 
         save_weights(SmallDRUNet(channels=(4, 8), blocks=1), path)
+    elif kind == "supervised":
+        from napari_invimg.methods.supervised import save_supervised
+        from napari_invimg.nets.unet import UNet
+
+        save_supervised(UNet(width=2, depth=1), path, "care", {})
     else:
         raise AssertionError(kind)
 
 
 _NAMES = {"tif": "results.tif", "ome.tif": "results.ome.tif", "ome.zarr": "results.ome.zarr", "zarr": "plain.zarr",
-          "recipe": "recipe.json", "h5": "scan.h5", "uvfits": "obs.uvfits", "weights": "denoiser.pt"}
+          "recipe": "recipe.json", "h5": "scan.h5", "uvfits": "obs.uvfits", "weights": "denoiser.pt",
+          "supervised": "care.pt"}
 
 
 def _foreign_folder(path: Path) -> None:
@@ -213,6 +219,14 @@ def _make_broken(case: str, tmp_path: Path, small_obs) -> tuple[Path, callable]:
         p = tmp_path / "truncated.h5"
         p.write_bytes(good[: int(len(good) * cut)])
         return p, ni.mri.load
+    if case == "truncated.care.pt":
+        from napari_invimg.methods.supervised import load_supervised
+
+        _write("supervised", tmp_path / "good.pt")
+        good = (tmp_path / "good.pt").read_bytes()
+        p = tmp_path / "truncated.care.pt"
+        p.write_bytes(good[: len(good) // 2])
+        return p, load_supervised
     if case == "truncated.npy":
         np.save(tmp_path / "good.npy", _kspace())
         good = (tmp_path / "good.npy").read_bytes()
@@ -225,7 +239,7 @@ def _make_broken(case: str, tmp_path: Path, small_obs) -> tuple[Path, callable]:
 BROKEN = ["text.tif", "truncated.tif:0.002", "truncated.tif:0.5", "truncated.tif:0.999", "truncated.ome.tif:0.5",
           "missing.zarr", "empty.zarr", "damaged.zarr", "truncated.uvfits:0.1", "truncated.uvfits:0.33",
           "truncated.uvfits:0.65", "truncated.uvfits:0.86", "truncated.uvfits:0.999", "truncated.h5:0.5",
-          "truncated.h5:0.99", "truncated.npy"]
+          "truncated.h5:0.99", "truncated.npy", "truncated.care.pt"]
 
 
 @pytest.mark.parametrize("case", BROKEN)

@@ -395,3 +395,91 @@ def test_unrolled_moving_pool_held_out_validation_and_best_weights(tmp_path):
     with pytest.raises(ValueError, match="unrolled network's training"):
         ni.train_supervised("care", truth=phantoms, operator=scan.operator, noise=nm, steps=1,
                             out=tmp_path / "x.pt", augment=True)
+
+
+def test_training_input_faults_get_our_messages(tmp_path):
+    """Empty, too small or mixed real/complex pairs, bad sizes and a folder as the output: a ValueError/OSError of
+    ours naming the cause, never torch's."""
+    rng = np.random.default_rng(0)
+    hi = rng.random((16, 16)).astype(np.float32)
+    lo = hi + 0.1 * rng.standard_normal(hi.shape).astype(np.float32)
+    kw = dict(steps=1, out=tmp_path / "w.pt", width=8, depth=2, patch=16, batch_size=2)
+    with pytest.raises(ValueError, match="No training pairs"):
+        ni.train_supervised("care", pairs=[], **kw)
+    with pytest.raises(ValueError, match="at least 8"):
+        ni.train_supervised("care", pairs=[(lo[:1], hi[:1])], **kw)
+    with pytest.raises(ValueError, match="all real or all complex"):
+        ni.train_supervised("care", pairs=[(lo, hi.astype(np.complex64))], **kw)
+    with pytest.raises(ValueError, match="all real or all complex"):
+        ni.train_supervised("care", pairs=[(lo, hi), (lo.astype(np.complex64), hi.astype(np.complex64))], **kw)
+    for name, value in (("batch_size", 0), ("batch_size", -1), ("width", 0), ("depth", -2), ("depth", 5), ("patch", 0),
+                        ("lr", float("nan")), ("lr", -1e-3), ("iterations", 0), ("validation_every", -1)):
+        with pytest.raises(ValueError, match=name):
+            ni.train_supervised("care", pairs=[(lo, hi)], **{**kw, name: value})
+    with pytest.raises(OSError, match="is a folder"):
+        ni.train_supervised("care", pairs=[(lo, hi)], **{**kw, "out": tmp_path})
+    with pytest.raises(ValueError, match="noise="):
+        ni.train_supervised("unrolled", truth=[hi], operator=ni.operators.Identity(hi.shape), **kw)
+    with pytest.raises(ValueError, match="operator="):
+        ni.train_supervised("unrolled", truth=[hi], noise=ni.noise.Gaussian(0.1), **kw)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written, no temporary left
+
+
+def test_weights_files_faults_atomic_write_and_no_global_rng(tmp_path, monkeypatch):
+    """A damaged weights file gives a ValueError naming it; a failed write leaves the old file as it was; neither
+    training nor loading moves torch's global generator."""
+    rng = np.random.default_rng(0)
+    hi = rng.random((16, 16)).astype(np.float32)
+    lo = hi + 0.1 * rng.standard_normal(hi.shape).astype(np.float32)
+    kw = dict(steps=1, width=8, depth=2, patch=16, batch_size=2)
+    state = torch.get_rng_state()
+    p = ni.train_supervised("care", pairs=[(lo, hi)], out=tmp_path / "w.pt", **kw)
+    load_supervised(p, "care")
+    assert torch.equal(state, torch.get_rng_state())
+    blob = torch.load(p, weights_only=True)
+    broken = {"nostate.pt": {k: v for k, v in blob.items() if k != "state_dict"},
+              "config.pt": {**blob, "config": {"bogus": 1}},
+              "shapes.pt": {**blob, "state_dict": {k: v[..., :1] for k, v in blob["state_dict"].items()}},
+              "method.pt": {**blob, "method": "nothing"}}
+    for name, b in broken.items():
+        torch.save(b, tmp_path / name)
+        with pytest.raises(ValueError, match=name):
+            load_supervised(tmp_path / name)
+    (tmp_path / "garbage.pt").write_bytes(b"not a torch file")
+    (tmp_path / "half.pt").write_bytes(p.read_bytes()[:200])
+    for name in ("garbage.pt", "half.pt"):
+        with pytest.raises(ValueError, match=name) as err:
+            load_supervised(tmp_path / name)
+        assert "weights_only" not in str(err.value) and len(str(err.value)) < 400
+    before = p.read_bytes()
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", fail)
+    with pytest.raises(OSError, match="disk full"):
+        ni.train_supervised("care", pairs=[(lo, hi)], out=p, seed=1, **kw)
+    assert p.read_bytes() == before
+    assert not [f for f in tmp_path.iterdir() if f.name.startswith(".")]
+    monkeypatch.undo()
+    image = tmp_path / "image.tif"  # the output path taken by a file of another kind: left as it was
+    image.write_bytes(b"II*\x00" + bytes(60))
+    with pytest.raises(OSError, match="image.tif"):
+        ni.train_supervised("care", pairs=[(lo, hi)], out=image, **kw)
+    assert image.read_bytes() == b"II*\x00" + bytes(60)
+    assert ni.train_supervised("care", pairs=[(lo, hi)], out=p, seed=1, **kw) == p and p.read_bytes() != before
+
+
+def test_unrolled_on_mri_says_whether_the_acceleration_is_the_trained_one(tmp_path):
+    from napari_invimg import mri
+    n = 16
+    truth = [mri.brain((n, n), seed=s).astype(np.complex64) for s in (1, 2)]
+    sc = mri.simulate_kspace(truth[0], 2, kind="equispaced", acceleration=4, snr_db=30.0, seed=0)
+    noise = ni.noise.Gaussian(sc.sigma)
+    p = ni.train_supervised("unrolled", truth=truth, operator=sc.operator, noise=noise, steps=1, width=8, depth=2,
+                            batch_size=2, iterations=2, out=tmp_path / "u.pt")
+    assert load_supervised(p)[1]["operator_acceleration"] == pytest.approx(sc.acceleration)
+    for R, same in ((4, True), (8, False)):
+        other = mri.simulate_kspace(truth[1], 2, kind="equispaced", acceleration=R, snr_db=30.0, seed=3)
+        rec = ni.reconstruct(other.kspace, other.operator, "unrolled", noise=noise, weights=str(p))
+        assert rec.info["operator_matches_training"] is same and np.isfinite(rec.mean).all()

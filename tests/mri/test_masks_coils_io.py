@@ -116,3 +116,15 @@ def test_h5_reader_fastmri_layout(tmp_path):
         f.create_dataset("kspace", data=np.zeros((1, 2, 4, 4), np.complex64))
     with pytest.raises(ValueError, match="all zero"):
         mri.load(tmp_path / "zero.h5")
+
+
+def test_simulation_and_espirit_refuse_non_finite_input():
+    with pytest.raises(ValueError, match="finite"):
+        mri.simulate_kspace(np.full((16, 16), np.nan), 2)
+    with pytest.raises(ValueError, match="SNR"):
+        mri.simulate_kspace(mri.brain((16, 16)), 2, snr_db=float("nan"))
+    k = mri.simulate_kspace(mri.brain((32, 32)).astype(np.complex64), 4, kind="equispaced", acceleration=2,
+                            seed=0).kspace
+    k[:, 16, 16] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        mri.espirit(k)

@@ -1,5 +1,7 @@
 """MRI operators: adjoint identities with complex inputs, FFT convention, autograd, batches, spec round trip."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -364,3 +366,46 @@ def test_coil_compression_default_option_info_and_checks():
         sc.operator.compressed(torch.from_numpy(sc.kspace), sc.sigma, 0.0)
     with pytest.raises(ValueError):
         ni.reconstruct(sc.kspace, sc.operator, "tv", noise=noise, coil_energy=1.5)
+
+
+def test_operator_inputs_that_are_not_numbers_and_silent_coils():
+    """Masks and trajectories that are not numbers get our message, not numpy's; a coil whose map is all zero
+    contributes nothing (its k-space is ignored): a warning names it."""
+    with pytest.raises(ValueError, match="sampling mask"):
+        mri.CartesianMRI([[1, "a"], [1, 1]])
+    with pytest.raises(ValueError, match="(?i)trajectory"):
+        mri.NonCartesianMRI([["a", 1.0]], (8, 8))
+    with pytest.raises(ValueError, match="(?i)coil maps"):
+        mri.CartesianMRI(np.ones((8, 8), bool), coil_maps=np.full((2, 8, 8), "x"))
+    maps = mri.birdcage(3, (8, 8))
+    maps[1] = 0
+    with pytest.warns(UserWarning, match="coil 1 is all zero"):
+        A = mri.CartesianMRI(np.ones((8, 8), bool), coil_maps=maps)
+    assert A.n_coils == 3
+    with pytest.warns(UserWarning, match="coil 1 is all zero"):
+        mri.NonCartesianMRI(mri.radial_trajectory(4, 16), (8, 8), coil_maps=maps)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mri.CartesianMRI(np.ones((8, 8), bool), coil_maps=mri.birdcage(3, (8, 8)))
+    traj = mri.radial_trajectory(4, 16)
+    with pytest.raises(ValueError, match="density weights are all zero"):  # was a zero image from adjoint/cg_sense
+        mri.NonCartesianMRI(traj, (8, 8), density=np.zeros(len(traj)))
+
+
+def test_kspace_of_every_precision_gives_the_same_image_and_real_kspace_is_refused():
+    """complex64, complex128, numpy's clongdouble and torch's complex32 k-space: the same result (float32 rounding);
+    real k-space of any precision: our ValueError."""
+    x = mri.brain((16, 16)).astype(np.complex64)
+    sc = mri.simulate_kspace(x, 2, kind="equispaced", acceleration=4, snr_db=30.0, seed=0)
+    noise = ni.noise.Gaussian(sc.sigma)
+    ref = ni.reconstruct(sc.kspace, sc.operator, "tv", noise=noise, iterations=5).mean
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "ComplexHalf support is experimental")
+        half = torch.from_numpy(sc.kspace).to(torch.complex32)
+    for k in (sc.kspace.astype(np.complex128), sc.kspace.astype(np.clongdouble), half):
+        rec = ni.reconstruct(k, sc.operator, "tv", noise=noise, iterations=5).mean
+        tol = 2e-3 if isinstance(k, torch.Tensor) else 1e-5  # complex32 keeps 11 bits
+        assert rec.dtype == np.complex64 and np.abs(rec - ref).max() <= tol * np.abs(ref).max()
+    for dtype in (np.float16, np.float32, np.float64):
+        with pytest.raises(ValueError, match="must be complex"):
+            ni.reconstruct(sc.kspace.real.astype(dtype), sc.operator, "tv", noise=noise, iterations=5)

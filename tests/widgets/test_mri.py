@@ -102,3 +102,28 @@ def test_pnp_defaults_in_the_dock_are_the_librarys(viewer):
     defaults = registry.get("pnp_admm").validate({})
     assert shown and registry.get("pnp_admm").validate(shown) == defaults
     assert shown["phase"] == "auto" and shown["noise_injection"] is None and shown["average"] is None
+
+
+def test_faulty_kspace_layers_are_reported_by_name(viewer, qtbot, errors):
+    """k-space with NaN, real k-space and an image for the simulation with NaN: our message shown, no layer added."""
+    sc = mri.simulate_kspace(mri.brain((32, 32)).astype(np.complex64), 2, kind="equispaced", acceleration=2, seed=0)
+    bad = sc.kspace.copy()
+    bad[0, 16, 16] = np.nan
+    w = MRIWidget(viewer)
+    for name, k, message in (("nan", bad, "NaN"), ("real", sc.kspace.real.copy(), "complex")):
+        layer = viewer.add_image(np.abs(k), name=f"{name} · k-space",
+                                 metadata={"invimg": {"kspace": k, "mask": sc.mask, "coil_maps": sc.coil_maps}})
+        w.kspace.reset_choices()
+        w.kspace.value = layer
+        w.maps.value = "simulated (true)"
+        w.method.value = "adjoint"
+        n_layers, before = len(viewer.layers), len(errors)
+        task = w.reconstruct()
+        if task is not None:
+            qtbot.waitUntil(lambda: task.done, timeout=60_000)
+        assert len(errors) == before + 1 and message in errors[-1], errors
+        assert len(viewer.layers) == n_layers
+    image = viewer.add_image(np.full((32, 32), np.nan, np.float32), name="broken")
+    w.source.reset_choices()
+    w.source.value = image
+    assert w.simulate() is None and "NaN" in errors[-1] and "broken" in errors[-1]

@@ -102,21 +102,39 @@ def _plain(value: Any, limit: int = 4096) -> Any:
 
 # -- weights files ----------------------------------------------------------------------------------------------
 def save_supervised(model: torch.nn.Module, path: str | Path, method: str, metadata: dict[str, Any]) -> Path:
-    """Write ``model`` (float32) and plain ``metadata`` to ``path`` atomically (a temporary name, then a rename)."""
+    """Write ``model`` (float32) and plain ``metadata`` to ``path`` atomically (a temporary name, then a rename, by
+    :func:`~napari_invimg.io._image.atomic_output`: an existing file is replaced only when it is a torch file)."""
+    from ..io._image import atomic_output  # floor 1
+
     path = Path(path)
-    if not path.parent.is_dir():
-        raise OSError(f"Cannot save weights to {path}: the folder {path.parent} does not exist.")
+    _check_output(path, method)
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     blob = {"format": FORMAT, "method": method, "config": dict(model.config), "state_dict": state,
             "metadata": json.loads(json.dumps(_plain(metadata)))}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_output(path, kind="torch") as tmp:
         torch.save(blob, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
+
+
+def _check_output(path: Path, method: str) -> None:
+    """An ``OSError`` naming the cause when weights cannot be written to ``path``: no folder, or ``path`` taken by a
+    folder or a file of another kind (:class:`~napari_invimg.io.OutputExistsError`, also a ``ValueError``)."""
+    if not path.parent.is_dir():
+        raise OSError(f"Cannot save weights to {path}: the folder {path.parent} does not exist.")
+    from ..io._image import OutputExistsError, check_replaceable  # floor 1
+
+    if path.is_dir():  # an OSError and a ValueError, as every writer's refusal
+        raise OutputExistsError(f"Cannot save weights to {path}: it is a folder; give a file name such as "
+                                f"{path / (method + '.pt')}.")
+    check_replaceable(path, "torch", True)  # before training: a file of another kind at ``path`` is never replaced
+
+
+def _build_quietly(build: Callable[[], torch.nn.Module]) -> torch.nn.Module:
+    """``build()`` with torch's global generator restored afterwards: the layers' default initialization draws from
+    it, and the weights are set afterwards anyway (from a seeded generator or a file), so no caller's random stream
+    moves."""
+    with torch.random.fork_rng(devices=[]):
+        return build()
 
 
 def load_supervised(path: str | Path, method: str | None = None, device: str | torch.device = "cpu"
@@ -126,11 +144,18 @@ def load_supervised(path: str | Path, method: str | None = None, device: str | t
         raise ValueError(f"{method or 'This method'!r} needs trained weights: make them with "
                          f"ni.train_supervised({method or 'care'!r}, ...) and pass weights=<file>.")
     blob = read_weights_file(path, FORMAT, "supervised")
-    if method is not None and blob["method"] != method:
-        raise ValueError(f"{path} holds weights for {blob['method']!r}, not {method!r}.")
-    config = dict(blob["config"])
-    model: torch.nn.Module = UNet(**config) if blob["method"] == "care" else UnrolledNet(**config)
-    model.load_state_dict(blob["state_dict"])
+    kind = blob.get("method")
+    if method is not None and kind != method:
+        raise ValueError(f"{path} holds weights for {kind!r}, not {method!r}.")
+    try:
+        if kind not in SUPERVISED_METHODS:
+            raise ValueError(f"unknown method {kind!r}")
+        config = dict(blob["config"])
+        model: torch.nn.Module = _build_quietly(lambda: UNet(**config) if kind == "care" else UnrolledNet(**config))
+        model.load_state_dict(blob["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # a missing field, a wrong config or tensor shape
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{path} is a damaged supervised weights file ({detail}).") from None
     model.eval()
     return model.to(device), dict(blob.get("metadata", {}))
 
@@ -197,6 +222,8 @@ class _CareData:
                     raise ValueError(f"A pair's images differ in shape: {low.shape} and {high.shape}.")
                 lows.append(low)
                 highs.append(high)
+            if not lows:
+                raise ValueError("No training pairs were given: pairs=[(low, high), ...] is empty.")
             self.kind = "acquired"
             self.images = [torch.from_numpy(h) for h in highs]
             self.inputs = [torch.from_numpy(lo) for lo in lows]
@@ -234,8 +261,14 @@ class _CareData:
         self.ndim = self.images[0].ndim
         if any(im.ndim != self.ndim for im in self.images):
             raise ValueError("The ground-truth images must all be 2D or all be 3D.")
+        if len({t.is_complex() for t in self.images + getattr(self, "inputs", [])}) > 1:
+            raise ValueError("The training images must be all real or all complex (a mix gives the network a varying "
+                             "number of channels).")
         self.complex = bool(self.images[0].is_complex()) or (self.mode == "adjoint" and A.in_complex)
         lateral = min(min(im.shape[-2:]) for im in self.images)
+        if self.mode == "measurement" and lateral < 8:
+            raise ValueError(f"Training on crops needs images of at least 8 × 8 pixels; the smallest has a side of "
+                             f"{lateral} pixels.")
         p = max(8, min(int(patch), lateral) // 8 * 8)
         self.patch = (p, p) if self.ndim == 2 else (min(16, min(im.shape[0] for im in self.images)), p, p)
         self.crops = _Crops(self.patch)
@@ -274,6 +307,9 @@ class _UnrolledData:
     """Batches ``(y, x, A_k)`` for the unrolled network: an operator of the family per step, scaled data."""
 
     def __init__(self, truth, A: Operator, noise: NoiseModel, patch: int, batch: int, psf_range: float):
+        if A is None or noise is None:
+            raise ValueError("The unrolled network trains on pairs simulated through the forward model: give "
+                             "operator= and noise= (the noise model of the data).")
         if not A.linear:
             raise ValueError("The unrolled network needs a linear forward model with an adjoint.")
         if truth is None:
@@ -492,6 +528,24 @@ def unrolled_scale(u: torch.Tensor) -> float:
 
 
 # -- training ---------------------------------------------------------------------------------------------------
+def _check_count(name: str, value: Any, low: int) -> None:
+    """A ``ValueError`` naming ``name`` unless ``value`` is ``None`` (the default) or a whole number ≥ ``low``."""
+    if value is None:
+        return
+    whole = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    if not (whole or (isinstance(value, float) and value.is_integer())) or value < low:
+        raise ValueError(f"{name} must be a whole number ≥ {low} (or None for the default), got {value!r}.")
+
+
+def _check_depth(depth: int, patch: tuple[int, ...]) -> None:
+    """The U-Net halves Y and X ``depth`` times (and doubles its channels each time): refuse a depth that pools the
+    training crops below one pixel, before its ``width · 2^depth`` channels take the memory."""
+    side = min(patch[-2:])
+    if 2 ** int(depth) > side:
+        raise ValueError(f"depth={depth} halves the {side}-pixel training crops {depth} times; use depth ≤ "
+                         f"{max(int(math.log2(side)), 1)} (or larger images / patch).")
+
+
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     mse = float(((a - b).abs() ** 2).mean())
     rng = float(b.abs().max() - (0 if b.is_complex() else b.min()))
@@ -561,20 +615,28 @@ def train_supervised(method: str, pairs: Sequence[tuple[np.ndarray, np.ndarray]]
     steps = DEFAULT_STEPS[method] if steps is None else int(steps)
     if steps < 1:
         raise ValueError("steps must be at least 1.")
+    for name, value, low in (("batch_size", batch_size, 1), ("width", width, 1), ("depth", depth, 1),
+                             ("patch", patch, 8), ("iterations", iterations, 1), ("validation_every", validation_every, 1),
+                             ("start_pool", start_pool, 1)):
+        _check_count(name, value, low)
+    if lr is not None and not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr (the learning rate) must be a finite number > 0, got {lr!r}.")
     out = Path(out)
-    if not out.parent.is_dir():
-        raise OSError(f"Cannot save weights to {out}: the folder {out.parent} does not exist.")
+    _check_output(out, method)
     dev = resolve_device(device)
     g = torch.Generator().manual_seed(int(seed))
     gval = torch.Generator().manual_seed(int(seed) + 1)
     if method == "care":
         data = _CareData(pairs, truth, operator, noise, patch, batch_size or 8, int(seed))
-        model: torch.nn.Module = UNet(data.ndim, data.channels, data.channels, width or 32, depth or 3)
+        _check_depth(depth or 3, data.patch)
+        model: torch.nn.Module = _build_quietly(lambda: UNet(data.ndim, data.channels, data.channels, width or 32,
+                                                             depth or 3))
     else:
         data = _UnrolledData(truth, operator, noise, patch, batch_size or 4, psf_range)
+        _check_depth(depth or 2, data.patch)
         data.augment = bool(augment)
-        model = UnrolledNet(operator.ndim, bool(operator.in_complex), iterations, width or 24, depth or 2,
-                            start=start, start_params=start_params)
+        model = _build_quietly(lambda: UnrolledNet(operator.ndim, bool(operator.in_complex), iterations, width or 24,
+                                                    depth or 2, start=start, start_params=start_params))
     init_weights(model, g)
     if isinstance(model, UnrolledNet):
         model.zero_refinement()
@@ -616,6 +678,7 @@ def train_supervised(method: str, pairs: Sequence[tuple[np.ndarray, np.ndarray]]
             "unrolled": "data and image divided by the 99.8th percentile of |Aᴴy|"}[method],
         "operator": _plain(operator.spec()) if operator is not None else None,
         "operator_type": operator.name if operator is not None else None,
+        "operator_acceleration": float(operator.acceleration) if hasattr(operator, "acceleration") else None,
         "noise": _plain(noise.spec()) if noise is not None else None,
         "psf_range": float(psf_range) if method == "unrolled" else None, "ndim": data.images[0].ndim,
         "start": start, "start_params": dict(start_params or {}), "start_pool": int(start_pool) if start != "cg" else None,
@@ -720,7 +783,8 @@ WEIGHTS = Param("weights", str, "", doc="weights file from ni.train_supervised (
 
 
 def _operator_matches(A: Operator, meta: dict[str, Any]) -> bool | None:
-    """Whether ``A`` is the operator the network was trained for (PSF compared where both have one)."""
+    """Whether ``A`` is the operator the network was trained for (PSF compared where both have one; a Cartesian MRI
+    mask's acceleration within 10 %, the mask itself is not compared: unrolled trains on masks drawn anew)."""
     spec = meta.get("operator") or {}
     if not spec:
         return None
@@ -731,6 +795,9 @@ def _operator_matches(A: Operator, meta: dict[str, Any]) -> bool | None:
     if isinstance(psf, list) and mine is not None:
         a = np.asarray(psf, dtype=np.float32)
         return bool(a.shape == np.shape(mine) and np.allclose(a, mine, atol=1e-6))
+    trained, mine = meta.get("operator_acceleration"), getattr(A, "acceleration", None)
+    if trained and mine is not None and not math.isclose(float(trained), float(mine), rel_tol=0.1):
+        return False
     return True
 
 

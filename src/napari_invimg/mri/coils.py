@@ -127,6 +127,8 @@ def espirit(kspace, calib: tuple[int, int] | None = None, kernel: int = 6, thres
         raise ValueError(f"ESPIRiT needs 2D multi-coil k-space of shape (coils, Y, X), got shape {k.shape}.")
     if not np.any(k):
         raise ValueError("The k-space is all zero.")
+    if not np.isfinite(k).all():
+        raise ValueError("The k-space contains NaN or infinite values; ESPIRiT needs finite calibration data.")
     nc, ny, nx = k.shape
     cy, cx = calibration_region(k, max_readout) if calib is None else (int(calib[0]), int(calib[1]))
     ky_, kx_ = min(kernel, cy), min(kernel, cx)

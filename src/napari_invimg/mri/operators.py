@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import threading
+import warnings
 from abc import abstractmethod
 from typing import Any
 
@@ -85,6 +86,8 @@ def _check_maps(coil_maps, shape: tuple[int, ...]) -> np.ndarray | None:
     if coil_maps is None:
         return None
     maps = np.asarray(coil_maps)
+    if maps.dtype.kind not in "biufc":
+        raise ValueError(f"The coil maps must be numbers (complex sensitivities), got an array of {maps.dtype}.")
     if maps.ndim == len(shape):  # one coil given without its coil axis
         maps = maps[None]
     if maps.ndim != len(shape) + 1 or tuple(maps.shape[1:]) != tuple(shape):
@@ -95,6 +98,10 @@ def _check_maps(coil_maps, shape: tuple[int, ...]) -> np.ndarray | None:
         raise ValueError("The coil maps contain NaN or infinite values.")
     if not np.any(maps):
         raise ValueError("The coil maps are all zero.")
+    silent = [c for c in range(maps.shape[0]) if not np.any(maps[c])]
+    for c in silent:  # S_c = 0: the forward model predicts zero for that coil, its data never enter a solution
+        warnings.warn(f"The map of coil {c} is all zero: that coil sees nothing in the forward model and its k-space "
+                      "data are ignored (check the coil maps or leave that coil out).", UserWarning, stacklevel=4)
     return maps.astype(np.complex64)
 
 
@@ -226,6 +233,8 @@ class CartesianMRI(MRIOperator):
 
     def __init__(self, mask, coil_maps=None):
         m = np.asarray(mask)
+        if m.dtype.kind not in "biufc":
+            raise ValueError(f"The sampling mask must hold numbers (True / 1 = sampled), got an array of {m.dtype}.")
         if m.ndim not in (2, 3) or m.size == 0:
             raise ValueError(f"The sampling mask must be 2D (Y, X) or 3D (Z, Y, X), got shape {m.shape}.")
         if np.iscomplexobj(m) or not np.isfinite(m).all() or (m.dtype != bool and np.any(m < 0)):
@@ -572,7 +581,10 @@ class NonCartesianMRI(MRIOperator):
                        "and back (cuFINUFFT is not used)")
 
     def __init__(self, trajectory, shape: tuple[int, ...], coil_maps=None, density=None):
-        traj = np.asarray(trajectory, dtype=np.float64)
+        try:
+            traj = np.asarray(trajectory, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError("The trajectory must be an (M, d) array of numbers (radians per pixel).") from None
         shape = tuple(int(s) for s in shape)
         if len(shape) not in (2, 3) or min(shape) < 2:
             raise ValueError(f"The image shape must be 2D or 3D with at least 2 pixels per axis, got {shape}.")
@@ -588,6 +600,9 @@ class NonCartesianMRI(MRIOperator):
         dens = np.asarray(density, dtype=np.float32).reshape(-1)
         if dens.shape[0] != traj.shape[0] or not np.isfinite(dens).all() or np.any(dens < 0):
             raise ValueError(f"The density weights must be {traj.shape[0]} finite non-negative numbers, one per sample.")
+        if not np.any(dens):
+            raise ValueError("The density weights are all zero: the density-compensated adjoint and CG-SENSE would ignore "
+                             "every sample (give positive weights, or None to compute them).")
         self.density_array = dens
         self.density = torch.from_numpy(dens)
         super().__init__(shape, self.coil_shape + (traj.shape[0],))

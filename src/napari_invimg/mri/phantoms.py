@@ -258,6 +258,10 @@ def simulate_kspace(image, n_coils: int = 8, mask=None, kind: str = "equispaced"
         raise ValueError(f"The image must be 2D or 3D, got shape {x.shape}.")
     if n_coils < 1:
         raise ValueError("The number of coils must be at least 1.")
+    if x.dtype.kind not in "biufc" or not np.isfinite(x).all():
+        raise ValueError("The image must hold finite numbers (no NaN or infinite values).")
+    if snr_db is not None and not math.isfinite(float(snr_db)):
+        raise ValueError(f"The SNR must be a finite number of dB (or None for no noise), got {snr_db}.")
     x = x.astype(np.complex64)
     m = make_mask(kind, x.shape, acceleration, center_fraction, seed) if mask is None else np.asarray(mask)
     if m.shape != x.shape:

@@ -166,7 +166,11 @@ def read_weights_file(path, file_format: str, what: str) -> dict[str, Any]:
     except FileNotFoundError:
         raise ValueError(f"No {what} weights file at {path}.") from None
     except Exception as exc:  # unpickling errors of every kind
-        raise ValueError(f"{path} is not a {what} weights file ({exc}).") from None
+        text = str(exc).strip()
+        # torch's weights-only refusal is a page of advice (including to turn the safety off): say what it means
+        detail = ("not a torch file of tensors and plain values" if text.startswith("Weights only load failed")
+                  else text.splitlines()[0][:200] if text else type(exc).__name__)
+        raise ValueError(f"{path} is not a {what} weights file ({detail}).") from None
     if not isinstance(blob, dict) or blob.get("format") != file_format:
         raise ValueError(f"{path} is not a napari-invimg {what} weights file.")
     return blob
