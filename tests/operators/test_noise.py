@@ -86,3 +86,19 @@ def test_expected_misfit_is_one_for_gaussian_and_the_deviance_bias_at_low_counts
         assert expected == pytest.approx(_exact_poisson_deviance(photons), abs=0.01)
         assert expected == noise.expected_misfit(z)  # seeded: the same value every call
     assert ni.noise.Poisson(gain=0.5 / 4).expected_misfit(z) > 1.04
+
+
+def test_poisson_sampling_refuses_nan_and_overflowing_rates():
+    noise = ni.noise.Poisson(1.0)
+    with pytest.raises(ValueError, match="NaN"):
+        noise.sample(np.full((4, 4), np.nan))
+    with pytest.raises(ValueError, match="photons per pixel"):
+        noise.sample(np.full((4, 4), 1e30))
+    y = noise.sample(np.full((4, 4), 1e6), seed=1)
+    assert np.isfinite(y).all() and (y > 0).all()
+
+
+def test_noise_from_spec_refuses_a_non_dict():
+    from napari_invimg.operators.noise import from_spec
+    with pytest.raises(TypeError, match="noise spec"):
+        from_spec(None)

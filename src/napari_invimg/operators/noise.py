@@ -19,6 +19,9 @@ from ..validation import check_seed
 __all__ = ["NoiseModel", "Gaussian", "Poisson", "PoissonGaussian", "estimate", "from_spec"]
 
 
+POISSON_MAX_RATE = 1e18  # torch.poisson overflows int64 above ~9.2e18 photons (returns −9.2e18)
+
+
 def _generator(seed: int | None, device: torch.device) -> torch.Generator:
     g = torch.Generator(device=device if device.type != "mps" else "cpu")
     g.manual_seed(check_seed(seed))  # None: a fresh seed
@@ -71,8 +74,13 @@ class NoiseModel:
         if self.gain > 0:
             if t.is_complex():
                 raise ValueError("Poisson noise needs real, non-negative data; this operator produces complex data.")
+            if not bool(torch.isfinite(t).all()):
+                raise ValueError("Poisson noise needs a finite image; it contains NaN or infinite values.")
             if bool((t < 0).any()):
                 raise ValueError("Poisson noise needs a non-negative image (photon counts); clip or offset the image first.")
+            if bool((t / self.gain > POISSON_MAX_RATE).any()):
+                raise ValueError(f"Poisson noise: the image asks for more than {POISSON_MAX_RATE:.0e} photons per pixel "
+                                 f"(max {float(t.max()) / self.gain:.3g}); is the gain {self.gain:g} in the image's units?")
             y = torch.poisson((t / self.gain).double(), generator=g).to(t.dtype) * self.gain
         else:
             y = t.clone()
@@ -228,6 +236,8 @@ _NOISE_TYPES = {c.__name__: c for c in (Gaussian, Poisson, PoissonGaussian)}
 
 def from_spec(spec: dict[str, Any]) -> NoiseModel:
     """Rebuild a noise model from :meth:`NoiseModel.spec`."""
+    if not isinstance(spec, dict):
+        raise TypeError(f"A noise spec is a dict such as {{'type': 'Gaussian', 'sigma': 0.1}}, got {type(spec).__name__}.")
     kind = spec.get("type")
     if kind == "Gaussian":
         return Gaussian(spec["sigma"])

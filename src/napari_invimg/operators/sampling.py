@@ -67,6 +67,10 @@ class Downsampling(LinearOperator):
 
     def __init__(self, shape: tuple[int, ...], factor: int = 2, psf=None, boundary: str = "reflect"):
         shape = tuple(int(s) for s in shape)
+        if isinstance(factor, (bool, np.bool_)) or not isinstance(factor, (int, float, np.integer, np.floating)):
+            raise TypeError(f"The downsampling factor must be a positive integer, got {type(factor).__name__}.")
+        if not (np.isfinite(factor) and float(factor) == int(factor)):
+            raise ValueError(f"The downsampling factor must be a positive integer, got {factor}.")
         factor = int(factor)
         if factor < 1:
             raise ValueError("The downsampling factor must be a positive integer.")
@@ -139,8 +143,14 @@ class CompressedSensing(LinearOperator):
     def __init__(self, shape: tuple[int, ...], m: int | float, seed: int = 0):
         shape = tuple(int(s) for s in shape)
         n = int(np.prod(shape))
-        if isinstance(m, float) and 0 < m <= 1:
-            m = int(round(m * n))
+        if isinstance(m, (bool, np.bool_)) or not isinstance(m, (int, float, np.integer, np.floating)):
+            raise TypeError(f"Compressed sensing needs a number of measurements or a fraction, got {type(m).__name__}.")
+        if not np.isfinite(m):
+            raise ValueError(f"Compressed sensing needs a finite number of measurements, got {m}.")
+        if isinstance(m, (float, np.floating)) and 0 < m <= 1:
+            m = int(round(float(m) * n))
+        elif float(m) != int(m):
+            raise ValueError(f"Compressed sensing needs a whole number of measurements or a fraction in (0, 1]; got {m}.")
         m = int(m)
         if not 1 <= m <= n:
             raise ValueError(f"Compressed sensing needs 1 <= m <= {n} measurements (or a fraction in (0, 1]); got {m}.")
