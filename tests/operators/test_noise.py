@@ -102,3 +102,19 @@ def test_noise_from_spec_refuses_a_non_dict():
     from napari_invimg.operators.noise import from_spec
     with pytest.raises(TypeError, match="noise spec"):
         from_spec(None)
+
+
+def test_estimate_warns_on_a_constant_image_and_checks_the_model_first():
+    with pytest.warns(UserWarning, match="no measurable noise"):
+        n = ni.noise.estimate(np.full((16, 16), 5.0))
+    assert 0 < n.sigma <= 1e-7 * 5.0  # floored relative to the data, finite
+    with pytest.raises(ValueError, match="model must be"):
+        ni.noise.estimate(np.random.default_rng(0).random(64), model="foo")  # 1D used to skip the check
+
+
+@pytest.mark.parametrize("shape", [(1, 100), (1, 1, 100), (1, 32, 32)])
+def test_estimate_on_singleton_axes_is_finite_and_scales_with_the_units(shape):
+    y = np.random.default_rng(0).normal(0.0, 0.1, shape)
+    a, b = ni.noise.estimate(y), ni.noise.estimate(10 * y)
+    assert np.isfinite(a.sigma) and 0.05 < a.sigma < 0.2  # a (1, N) row tiled into no 2×2 block gave NaN
+    assert b.sigma == pytest.approx(10 * a.sigma, rel=1e-6)

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -274,9 +275,12 @@ def estimate(y, model: str = "auto") -> NoiseModel:
     intensity (Foi et al., IEEE TIP 17 (2008) 1737). ``"auto"`` picks Poisson–Gaussian when the fitted
     gain explains a clear share of the variance, else Gaussian.
     """
+    if model not in ("auto", "gaussian", "poisson_gaussian"):
+        raise ValueError(f"model must be 'auto', 'gaussian' or 'poisson_gaussian', got {model!r}.")
     a = np.asarray(y)
     if a.size < 16:
         raise ValueError("Too few pixels to estimate the noise.")
+    a = a.reshape([n for n in a.shape if n > 1] or [1])  # a (1, N) row is a 1D signal, not an empty 2×2 tiling
     if np.iscomplexobj(a):
         a = np.concatenate([a.real.ravel(), a.imag.ravel()]) if a.ndim == 1 else a.real
     a = a.astype(np.float64)
@@ -287,10 +291,15 @@ def estimate(y, model: str = "auto") -> NoiseModel:
     floor = 1e-8 * (unit if unit > 0 else 1.0)
     if a.ndim == 1:
         det = np.diff(a) / np.sqrt(2)
-        return Gaussian(max(1.4826 * np.median(np.abs(det - np.median(det))), floor))
-    detail, mean = _haar_detail(a)
-    sigma_all = 1.4826 * np.median(np.abs(detail))
-    if model == "gaussian":
+        sigma_all = 1.4826 * np.median(np.abs(det - np.median(det)))
+    else:
+        detail, mean = _haar_detail(a)
+        sigma_all = 1.4826 * np.median(np.abs(detail))
+    if not sigma_all > floor:
+        warnings.warn("noise.estimate: the image's finest details hold no measurable noise (a constant, synthetic or "
+                      f"quantized-flat image); the noise is floored at {floor:.3g} (1e-8 of its RMS). Give the noise "
+                      "model if you know it.", UserWarning, stacklevel=2)
+    if model == "gaussian" or a.ndim == 1:
         return Gaussian(max(sigma_all, floor))
     # bin local means by quantile, robust variance per bin
     m, dd = mean.ravel(), detail.ravel()
@@ -311,6 +320,4 @@ def estimate(y, model: str = "auto") -> NoiseModel:
         # var0 is the variance at intensity 0; a camera offset can push it below zero
         sigma = float(np.sqrt(var0)) if var0 > 0 else floor
         return PoissonGaussian(gain=float(max(gain, floor)), sigma=max(sigma, floor))
-    if model not in ("auto", "poisson_gaussian"):
-        raise ValueError(f"model must be 'auto', 'gaussian' or 'poisson_gaussian', got {model!r}.")
     return Gaussian(max(sigma_all, floor))
