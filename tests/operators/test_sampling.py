@@ -37,3 +37,19 @@ def test_compressed_sensing_takes_numpy_fractions_and_is_seeded():
 def test_inpainting_refuses_empty_or_non_boolean_masks(mask):
     with pytest.raises(ValueError, match="mask"):
         Inpainting(mask)
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "a"])
+def test_sampling_patterns_refuse_bad_seeds_with_our_message(seed):
+    from napari_invimg.operators import random_mask
+    with pytest.raises(ValueError, match="seed must be"):
+        random_mask((8, 8), 0.5, seed)
+    with pytest.raises(ValueError, match="seed must be"):
+        CompressedSensing((8, 8), 10, seed=seed)
+
+
+def test_a_fresh_compressed_sensing_seed_is_recorded_and_rebuilds_the_same_operator():
+    a = CompressedSensing((8, 8), 20, seed=None)
+    b = CompressedSensing((8, 8), 20, seed=a.seed)
+    x = np.random.default_rng(0).random((8, 8)).astype(np.float32)
+    assert np.array_equal(a.forward(x), b.forward(x))

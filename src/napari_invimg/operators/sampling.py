@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..validation import check_seed
 from .base import LinearOperator
 from .blur import Blur
 
@@ -17,7 +18,7 @@ def random_mask(shape: tuple[int, ...], fraction: float = 0.5, seed: int = 0) ->
     """Boolean mask with ``fraction`` of the pixels measured (True), drawn uniformly at random."""
     if not 0 < fraction <= 1:
         raise ValueError("The measured fraction must lie in (0, 1].")
-    return np.random.default_rng(seed).random(tuple(shape)) < fraction
+    return np.random.default_rng(check_seed(seed)).random(tuple(shape)) < fraction
 
 
 class Inpainting(LinearOperator):
@@ -155,8 +156,8 @@ class CompressedSensing(LinearOperator):
         if not 1 <= m <= n:
             raise ValueError(f"Compressed sensing needs 1 <= m <= {n} measurements (or a fraction in (0, 1]); got {m}.")
         super().__init__(shape, (m,))
-        self.m, self.seed = m, int(seed)
-        rng = np.random.default_rng(seed)
+        self.m, self.seed = m, check_seed(seed)  # None: a fresh seed, kept in the spec to rebuild the same matrix
+        rng = np.random.default_rng(self.seed)
         self.signs = torch.from_numpy(rng.choice([-1.0, 1.0], size=shape).astype(np.float32))
         self.index = torch.from_numpy(np.sort(rng.choice(n, size=m, replace=False)).astype(np.int64))
         self.dct = [torch.from_numpy(_dct_matrix(s).astype(np.float32)) for s in shape]
