@@ -150,3 +150,9 @@ def test_resample_check_and_otf_refuse_bad_voxels_and_psfs():
     with pytest.raises(ValueError, match="positive"):
         ni.psf.otf(np.zeros((3, 3)))
     assert np.isfinite(ni.psf.otf(h)).all()
+
+
+@pytest.mark.parametrize("shape", [9.5, (9, 8.5), (float("nan"), 9), (0, 9), (2, 2, 2, 2), "9"])
+def test_psf_shapes_must_be_whole_positive_sizes(shape):
+    with pytest.raises(ValueError, match="PSF shape"):
+        ni.psf.gaussian(shape, 1.0)

@@ -19,7 +19,11 @@ WIDEFIELD_MODELS = ("born_wolf", "richards_wolf", "gibson_lanni", "vectorial")
 
 
 def _as_shape(shape: int | Sequence[int]) -> tuple[int, ...]:
-    shape = (int(shape),) * 2 if np.isscalar(shape) else tuple(int(s) for s in shape)
+    sizes = (shape,) * 2 if np.isscalar(shape) else tuple(shape)
+    if not all(isinstance(s, (int, np.integer)) or (isinstance(s, (float, np.floating)) and float(s).is_integer())
+               for s in sizes):
+        raise ValueError(f"A PSF shape has whole-number sizes, got {sizes}.")
+    shape = tuple(int(s) for s in sizes)
     if len(shape) not in (2, 3) or min(shape) < 1:
         raise ValueError(f"A PSF shape has 2 or 3 positive sizes, got {shape}.")
     return shape
