@@ -118,3 +118,10 @@ def test_estimate_on_singleton_axes_is_finite_and_scales_with_the_units(shape):
     a, b = ni.noise.estimate(y), ni.noise.estimate(10 * y)
     assert np.isfinite(a.sigma) and 0.05 < a.sigma < 0.2  # a (1, N) row tiled into no 2×2 block gave NaN
     assert b.sigma == pytest.approx(10 * a.sigma, rel=1e-6)
+
+
+@pytest.mark.parametrize("make", [lambda: ni.noise.Gaussian(True), lambda: ni.noise.Poisson(True),
+                                  lambda: ni.noise.Gaussian("0.1"), lambda: ni.noise.Gaussian(np.ones((2, 2), bool))])
+def test_noise_parameters_are_numbers_not_flags_or_text(make):
+    with pytest.raises(TypeError, match="is a number"):
+        make()  # Gaussian(True) was a silent sigma of 1

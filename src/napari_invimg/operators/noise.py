@@ -35,6 +35,9 @@ class NoiseModel:
     gain: float = 0.0
 
     def __init__(self, gain: float = 0.0, sigma=0.0):
+        for name, value in (("gain", gain), ("sigma", sigma)):
+            if isinstance(value, (bool, np.bool_, str)) or getattr(value, "dtype", np.dtype(float)).kind == "b":
+                raise TypeError(f"The noise {name} is a number (or a σ map), got {value!r}.")
         sig = np.asarray(sigma, dtype=np.float64)
         if np.any(~np.isfinite(sig)) or np.any(sig < 0):
             raise ValueError("The noise sigma must be finite and non-negative.")
