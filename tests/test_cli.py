@@ -99,3 +99,20 @@ def test_run_replays_a_half_resolution_dip_on_an_odd_image_and_reports_a_too_sma
                  str(tmp_path / "short_out.ome.tif"), "-q"]) == 1
     captured = capsys.readouterr()
     assert "too small for 4 levels" in captured.out + captured.err
+
+
+def test_python_dash_m_runs_the_command_line():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import napari_invimg
+
+    env = {**os.environ, "PYTHONPATH": str(Path(napari_invimg.__file__).parents[1]), "OMP_NUM_THREADS": "1"}
+    ok = subprocess.run([sys.executable, "-m", "napari_invimg", "--help"], capture_output=True, text=True, env=env,
+                        timeout=120)
+    assert ok.returncode == 0 and "recipe" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "napari_invimg", "run"], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert bad.returncode == 2 and "required" in bad.stderr

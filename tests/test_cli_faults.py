@@ -59,3 +59,32 @@ def test_tiff_output_keeps_the_recipe(case, monkeypatch):
     assert main(["run", "recipe.json", "cell.ome.tif", "-o", "result.ome.tif", "-q"]) == 0
     recipe = ni.io.imread("result.ome.tif").metadata["attrs"]["invimg"]
     assert recipe["method"] == "richardson_lucy" and recipe["params"]["iterations"] == 3
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"method": "richardson_lucyy"}, "Unknown method 'richardson_lucyy'"),
+    ({"method": 5}, "'method' must be a method's name"),
+    ({"params": {"iterations": 3, "foo": 1}}, "has no parameter 'foo'"),
+    ({"params": {"iterations": "ten"}}, "Parameter 'iterations'"),
+    ({"params": [3]}, "'params' must map"),
+])
+def test_a_bad_recipe_is_a_usage_error_before_any_input_is_read(case, change, message, capsys, monkeypatch):
+    import json
+    monkeypatch.chdir(case)
+    recipe = {**json.loads((case / "recipe.json").read_text()), **change}
+    (case / "bad_recipe.json").write_text(json.dumps(recipe))
+    before = _tree(case)
+    code = main(["run", "bad_recipe.json", "cell.ome.tif", "-o", "out.ome.zarr", "-q"])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE and "bad recipe" in err and message in err
+    assert _tree(case) == before and not (case / "out.ome.zarr").exists()
+
+
+def test_an_image_or_a_folder_in_the_recipe_s_place_is_a_usage_error(case, capsys, monkeypatch):
+    monkeypatch.chdir(case)
+    (case / "a_folder").mkdir(exist_ok=True)
+    for recipe, message in (("cell.ome.tif", "not a text (JSON) file"), ("a_folder", "is a folder")):
+        code = main(["run", recipe, "cell.tif", "-o", "out.ome.zarr", "-q"])
+        err = capsys.readouterr().err
+        assert code == EXIT_USAGE and message in err
+    assert not (case / "out.ome.zarr").exists()

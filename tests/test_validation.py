@@ -360,3 +360,18 @@ def test_unit_range_scale_scales_with_the_data_and_refuses_non_finite_or_empty_d
             unit_range_scale(bad)
     with pytest.raises(ValueError, match="no values"):
         unit_range_scale(torch.zeros(0))
+
+
+def test_a_pure_poisson_model_on_non_integer_counts_is_run_with_a_warning_in_info():
+    x = ni.datasets.fluorescence((32, 32), seed=2).astype(np.float64)
+    A = ni.operators.Blur(ni.psf.gaussian((5, 5), 1.0), x.shape)
+    counts = ni.simulate(50 * x, A, ni.noise.Poisson(1.0), seed=1)
+    import warnings as _warnings
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("error")
+        rec = ni.reconstruct(counts, A, "richardson_lucy", noise=ni.noise.Poisson(1.0), iterations=2)
+        scaled = ni.reconstruct(0.02 * counts, A, "richardson_lucy", noise=ni.noise.Poisson(0.02), iterations=2)
+    assert "noise_warning" not in rec.info and "noise_warning" not in scaled.info  # counts × gain: silent
+    with pytest.warns(UserWarning, match="whole number of photons"):
+        bad = ni.reconstruct(counts / counts.max(), A, "richardson_lucy", noise=ni.noise.Poisson(1.0), iterations=2)
+    assert "whole number of photons" in bad.info["noise_warning"] and np.isfinite(bad.mean).all()

@@ -200,12 +200,21 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+def _check_method(recipe: dict[str, Any]) -> None:
+    """A :class:`ValueError` for a recipe whose method is unknown or whose parameters that method does not take
+    (or of the wrong type), before any input is read: a recipe fault is a usage error (exit code 2), not each file's."""
+    from .methods.registry import get
+
+    get(recipe["method"]).validate(recipe.get("params", {}))
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from .io import load_recipe
 
     try:
         recipe = load_recipe(args.recipe)
-    except ValueError as exc:
+        _check_method(recipe)
+    except (ValueError, OSError) as exc:
         print(f"napari-invimg: bad recipe: {exc}", file=sys.stderr)
         return EXIT_USAGE
     files = _expand(args.inputs)

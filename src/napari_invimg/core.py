@@ -20,7 +20,7 @@ from .operators.base import Operator
 from .operators.noise import Gaussian, NoiseModel, estimate
 from .priors.denoisers import denoiser_host_round_trip
 from .uncertainty import Reconstruction
-from .validation import check_counts, check_data, check_noise, check_seed, unit_range_scale
+from .validation import check_counts, check_data, check_noise, check_seed, counts_warning, unit_range_scale
 
 __all__ = ["check_data", "check_call", "note_ignored", "provenance", "calibrated", "reconstruct_array", "noise_for"]
 
@@ -93,7 +93,10 @@ def noise_for(y, A: Operator, noise: NoiseModel | None) -> tuple[NoiseModel, str
     if noise is not None:
         check_noise(noise, A.out_shape)
         check_counts(y, noise)
-        return noise, "given", None
+        warning = counts_warning(y, noise)
+        if warning:
+            warnings.warn(warning, UserWarning, stacklevel=3)
+        return noise, "given", warning
     sigma = A.estimate_noise(y)  # operators that know where their data hold only noise (else None)
     if sigma is not None:
         return Gaussian(sigma), "estimated", None

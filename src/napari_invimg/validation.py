@@ -189,3 +189,22 @@ def check_counts(y, noise: Any, what: str = "measurement") -> None:
             f"The {what} goes down to {low:.4g}, below what a Poisson camera with gain {noise.gain:.4g} and read noise "
             f"σ {noise.sigma_scalar:.4g} can record (≈ {floor:.4g}): these are not photon counts. Add the camera offset "
             f"back (or subtract a smaller one), or use noise=ni.noise.Gaussian(σ) for background-subtracted data.")
+
+
+def counts_warning(y, noise: Any) -> str | None:
+    """A warning (or ``None``) when a pure Poisson model (``σ = 0``) is given for data that are not whole numbers of
+    photons: ``y / gain`` should be integers (to a float tolerance) on at least 99 % of the pixels. Normalized,
+    flat-fielded or background-subtracted data, or a wrong gain, fail it; the run goes on with the given model."""
+    if noise.gain <= 0 or noise.sigma_scalar > 0:
+        return None
+    t = y if isinstance(y, torch.Tensor) else torch.as_tensor(np.asarray(y))
+    if t.is_complex() or t.numel() == 0:
+        return None
+    r = t.detach().double() / noise.gain
+    off = (r - torch.round(r)).abs() > 1e-3 + 1e-5 * r.abs()
+    share = float(off.double().mean())
+    if share <= 0.01:
+        return None
+    return (f"A pure Poisson model with gain {noise.gain:.4g} was given, but y / gain is not a whole number of photons on "
+            f"{100 * share:.0f} % of the pixels (normalized, flat-fielded or processed data, or another gain?): the "
+            "likelihood assumes photon counts. Give the camera's gain, or ni.noise.PoissonGaussian / ni.noise.estimate.")

@@ -64,3 +64,18 @@ def test_ni_replay_stays_the_function_after_the_cli_imports_its_module():
             "from napari_invimg import _replay\n"
             "assert callable(ni.replay) and ni.replay is _replay.replay, ni.replay\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_load_recipe_warns_about_unknown_keys(tmp_path):
+    import json
+    import warnings as _warnings
+
+    x = ni.datasets.fluorescence((16, 16), seed=0).astype(np.float32)
+    A = ni.operators.Blur(ni.psf.gaussian((3, 3), 1.0), x.shape)
+    ni.io.save_recipe(ni.reconstruct(x, A, "richardson_lucy", iterations=2), tmp_path / "r.json")
+    raw = json.loads((tmp_path / "r.json").read_text())
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("error")
+        ni.io.load_recipe(raw)  # a saved recipe loads without a warning
+    with pytest.warns(UserWarning, match="sed"):
+        ni.io.load_recipe({**raw, "sed": 3})  # a misspelt seed keeps its default: say so

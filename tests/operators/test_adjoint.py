@@ -91,3 +91,17 @@ def test_preconditioned_cg_solves_the_same_system_in_fewer_steps():
         steps[name] = count[0]
     assert float((sols["plain"] - sols["preconditioned"]).norm() / sols["plain"].norm()) < 1e-5
     assert steps["preconditioned"] < 0.5 * steps["plain"], steps
+
+
+def test_from_spec_and_forward_name_bad_input_in_our_words():
+    import pytest as _pytest
+
+    from napari_invimg.operators import Blur, from_spec
+    with _pytest.raises(ValueError, match=r"does not fit Blur\(psf, shape, boundary\).*'psf'"):
+        from_spec({"type": "Blur"})  # was a bare KeyError
+    with _pytest.raises(ValueError, match="does not fit Blur"):
+        from_spec({"type": "Blur", "psf": [[1.0]], "shape": [4, 4], "foo": 1})
+    A = Blur(np.ones((3, 3)), (8, 8))
+    with _pytest.raises(TypeError, match="expects numeric images"):
+        A.forward(np.full((8, 8), "a"))  # was torch's "can't convert np.ndarray of type numpy.str_"
+    assert A.forward(np.ones((8, 8), bool)).dtype == np.float32

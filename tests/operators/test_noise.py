@@ -86,3 +86,42 @@ def test_expected_misfit_is_one_for_gaussian_and_the_deviance_bias_at_low_counts
         assert expected == pytest.approx(_exact_poisson_deviance(photons), abs=0.01)
         assert expected == noise.expected_misfit(z)  # seeded: the same value every call
     assert ni.noise.Poisson(gain=0.5 / 4).expected_misfit(z) > 1.04
+
+
+def test_poisson_sampling_refuses_nan_and_overflowing_rates():
+    noise = ni.noise.Poisson(1.0)
+    with pytest.raises(ValueError, match="NaN"):
+        noise.sample(np.full((4, 4), np.nan))
+    with pytest.raises(ValueError, match="photons per pixel"):
+        noise.sample(np.full((4, 4), 1e30))
+    y = noise.sample(np.full((4, 4), 1e6), seed=1)
+    assert np.isfinite(y).all() and (y > 0).all()
+
+
+def test_noise_from_spec_refuses_a_non_dict():
+    from napari_invimg.operators.noise import from_spec
+    with pytest.raises(TypeError, match="noise spec"):
+        from_spec(None)
+
+
+def test_estimate_warns_on_a_constant_image_and_checks_the_model_first():
+    with pytest.warns(UserWarning, match="no measurable noise"):
+        n = ni.noise.estimate(np.full((16, 16), 5.0))
+    assert 0 < n.sigma <= 1e-7 * 5.0  # floored relative to the data, finite
+    with pytest.raises(ValueError, match="model must be"):
+        ni.noise.estimate(np.random.default_rng(0).random(64), model="foo")  # 1D used to skip the check
+
+
+@pytest.mark.parametrize("shape", [(1, 100), (1, 1, 100), (1, 32, 32)])
+def test_estimate_on_singleton_axes_is_finite_and_scales_with_the_units(shape):
+    y = np.random.default_rng(0).normal(0.0, 0.1, shape)
+    a, b = ni.noise.estimate(y), ni.noise.estimate(10 * y)
+    assert np.isfinite(a.sigma) and 0.05 < a.sigma < 0.2  # a (1, N) row tiled into no 2×2 block gave NaN
+    assert b.sigma == pytest.approx(10 * a.sigma, rel=1e-6)
+
+
+@pytest.mark.parametrize("make", [lambda: ni.noise.Gaussian(True), lambda: ni.noise.Poisson(True),
+                                  lambda: ni.noise.Gaussian("0.1"), lambda: ni.noise.Gaussian(np.ones((2, 2), bool))])
+def test_noise_parameters_are_numbers_not_flags_or_text(make):
+    with pytest.raises(TypeError, match="is a number"):
+        make()  # Gaussian(True) was a silent sigma of 1

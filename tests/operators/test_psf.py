@@ -112,3 +112,47 @@ def test_richards_wolf_matches_psfmodels_vectorial(na, n):
     (lateral, axial), (ref_lateral, ref_axial) = widths(ours), widths(ref)
     assert lateral == pytest.approx(ref_lateral, rel=0.05)
     assert axial == pytest.approx(ref_axial, rel=0.05)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"wavelength_um": float("nan")}, {"wavelength_um": float("inf")}, {"pixel_size_um": float("nan")},
+    {"pixel_size_um": float("inf")}, {"ni": float("inf")}, {"ns": float("nan"), "model": "gibson_lanni"},
+    {"ns": -1.0}, {"pixel_size_um": 0.0}, {"wavelength_um": 0.0}, {"na": 1.6},
+])
+@pytest.mark.parametrize("model", ["born_wolf", "richards_wolf"])
+def test_widefield_refuses_non_finite_optics(kwargs, model):
+    kwargs = {"model": model, **kwargs}
+    with pytest.raises(ValueError, match="finite|positive|numerical aperture"):
+        ni.psf.widefield(9, **kwargs)
+    with pytest.raises(TypeError, match="wavelength_um must be a number"):
+        ni.psf.widefield(9, wavelength_um="0.5")
+
+
+def test_widefield_3d_refuses_an_infinite_z_step():
+    with pytest.raises(ValueError, match="z_step_um must be finite"):
+        ni.psf.widefield((3, 9, 9), z_step_um=float("inf"))
+
+
+@pytest.mark.parametrize("sigma", [float("nan"), float("inf"), 0.0, -1.0, (1.0, 2.0, 3.0)])
+def test_gaussian_refuses_bad_sigma(sigma):
+    with pytest.raises(ValueError, match="sigma"):
+        ni.psf.gaussian(9, sigma)
+
+
+def test_resample_check_and_otf_refuse_bad_voxels_and_psfs():
+    h = ni.psf.gaussian(9, 1.0)
+    with pytest.raises(ValueError, match="positive and finite"):
+        ni.psf.resample(h, float("nan"), 0.1)
+    with pytest.raises(ValueError, match="positive and finite"):
+        ni.psf.check(h, 0.1, float("nan"))
+    with pytest.raises(ValueError, match="NaN"):
+        ni.psf.otf(np.full((3, 3), np.nan))
+    with pytest.raises(ValueError, match="positive"):
+        ni.psf.otf(np.zeros((3, 3)))
+    assert np.isfinite(ni.psf.otf(h)).all()
+
+
+@pytest.mark.parametrize("shape", [9.5, (9, 8.5), (float("nan"), 9), (0, 9), (2, 2, 2, 2), "9"])
+def test_psf_shapes_must_be_whole_positive_sizes(shape):
+    with pytest.raises(ValueError, match="PSF shape"):
+        ni.psf.gaussian(shape, 1.0)

@@ -9,6 +9,7 @@ import io as _io
 import json
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,10 @@ def load_recipe(path_or_recipe: str | os.PathLike | dict) -> dict[str, Any]:
             raw = json.loads(Path(path_or_recipe).read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ValueError(f"Recipe file {where} does not exist.") from None
+        except IsADirectoryError:
+            raise ValueError(f"Recipe {where} is a folder, not a JSON file.") from None
+        except UnicodeDecodeError:
+            raise ValueError(f"{where} is not a text (JSON) file; is it an image given in the recipe's place?") from None
         except json.JSONDecodeError as exc:
             raise ValueError(f"{where} is not valid JSON ({exc}).") from None
     if not isinstance(raw, dict) or raw.get("format") != RECIPE_FORMAT:
@@ -109,4 +114,12 @@ def load_recipe(path_or_recipe: str | os.PathLike | dict) -> dict[str, Any]:
     missing = [k for k in ("method", "operator") if k not in raw]
     if missing:
         raise ValueError(f"{where} lacks {', '.join(missing)}.")
+    unknown = sorted(set(raw) - set(_KEYS) - {"format", "recipe_version", "package_version"})
+    if unknown:
+        warnings.warn(f"{where} has keys this napari-invimg does not know, ignored: {', '.join(unknown)} "
+                      f"(known: {', '.join(_KEYS)}); a misspelt key keeps its default.", UserWarning, stacklevel=2)
+    if not isinstance(raw["method"], str):
+        raise ValueError(f"{where}: 'method' must be a method's name (a string), got {raw['method']!r}.")
+    if not isinstance(raw.get("params", {}), dict):
+        raise ValueError(f"{where}: 'params' must map parameter names to values, got {type(raw['params']).__name__}.")
     return from_jsonable(raw)

@@ -10,11 +10,13 @@ reconstruction can be replayed from a saved recipe.
 
 from __future__ import annotations
 
+import inspect
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 
 from .._device import to_tensor
@@ -92,6 +94,9 @@ class Operator(ABC):
 
     def _prepare(self, x, shape: tuple[int, ...], complex_: bool, what: str):
         was_numpy = not isinstance(x, torch.Tensor)
+        dtype = (np.dtype(x.dtype) if hasattr(x, "dtype") else np.asarray(x).dtype) if was_numpy else None
+        if dtype is not None and dtype.kind not in "biufc":
+            raise TypeError(f"{self.name} expects numeric {what}, got an array of dtype {dtype}.")
         t = to_tensor(x, device=self.device)
         if tuple(t.shape[t.ndim - len(shape):]) != shape or t.ndim < len(shape):
             raise ValueError(
@@ -259,4 +264,10 @@ def from_spec(spec: dict[str, Any]) -> Operator:
     if not isinstance(spec, dict) or "type" not in spec:
         raise ValueError("An operator spec is a dict with a 'type' key, as returned by Operator.spec().")
     params = dict(spec)
-    return OPERATORS.get(params.pop("type")).from_params(**params)
+    cls = OPERATORS.get(params.pop("type"))
+    try:
+        return cls.from_params(**params)
+    except (TypeError, KeyError) as exc:  # a missing or unknown parameter: name the operator and what it takes
+        takes = ", ".join(p for p in inspect.signature(cls.__init__).parameters if p != "self")
+        raise ValueError(f"The {cls.__name__} spec {sorted(params)} does not fit {cls.__name__}({takes}): "
+                         f"{type(exc).__name__}: {exc}.") from None

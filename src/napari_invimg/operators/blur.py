@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -86,7 +87,23 @@ def validate_psf(psf, shape: tuple[int, ...]) -> np.ndarray:
         raise ValueError(f"The PSF sums to {total:.3g}, almost nothing beside its absolute sum {np.abs(k).sum():.3g} "
                          "(was a mean or background subtracted?): normalizing it would amplify it into huge values. "
                          "Subtract a smaller background or clip it at zero.")
-    return k / total
+    h = k / total
+    _warn_off_centre(h)
+    return h
+
+
+def _warn_off_centre(h: np.ndarray) -> None:
+    """Warn when the PSF's centroid lies half a pixel or more from the pixel ``k // 2`` that the convolution takes as
+    its centre (an even-sized box around a symmetric PSF, or a badly cropped bead): the result then shifts by that
+    much. :func:`napari_invimg.psf.check` measures the offset; :func:`napari_invimg.psf.from_bead` recentres."""
+    w = np.clip(h, 0, None)
+    grids = np.meshgrid(*[np.arange(n, dtype=np.float64) for n in h.shape], indexing="ij")
+    offset = np.array([(g * w).sum() / w.sum() - n // 2 for g, n in zip(grids, h.shape)])
+    if np.any(np.abs(offset) >= 0.5 - 1e-6):
+        warnings.warn(f"The PSF {h.shape}'s centroid lies ({', '.join(f'{o:+.2f}' for o in offset)}) px from the pixel "
+                      f"{tuple(n // 2 for n in h.shape)} taken as its centre (an even-sized box?); the result will be "
+                      "shifted by that much. Use an odd-sized PSF centred on its middle pixel (ni.psf.from_bead "
+                      "recentres a bead).", UserWarning, stacklevel=3)
 
 
 def _fast_len(n: int) -> int:

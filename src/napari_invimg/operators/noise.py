@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,9 @@ from .._device import to_tensor
 from ..validation import check_seed
 
 __all__ = ["NoiseModel", "Gaussian", "Poisson", "PoissonGaussian", "estimate", "from_spec"]
+
+
+POISSON_MAX_RATE = 1e18  # torch.poisson overflows int64 above ~9.2e18 photons (returns −9.2e18)
 
 
 def _generator(seed: int | None, device: torch.device) -> torch.Generator:
@@ -31,6 +35,9 @@ class NoiseModel:
     gain: float = 0.0
 
     def __init__(self, gain: float = 0.0, sigma=0.0):
+        for name, value in (("gain", gain), ("sigma", sigma)):
+            if isinstance(value, (bool, np.bool_, str)) or getattr(value, "dtype", np.dtype(float)).kind == "b":
+                raise TypeError(f"The noise {name} is a number (or a σ map), got {value!r}.")
         sig = np.asarray(sigma, dtype=np.float64)
         if np.any(~np.isfinite(sig)) or np.any(sig < 0):
             raise ValueError("The noise sigma must be finite and non-negative.")
@@ -71,8 +78,13 @@ class NoiseModel:
         if self.gain > 0:
             if t.is_complex():
                 raise ValueError("Poisson noise needs real, non-negative data; this operator produces complex data.")
+            if not bool(torch.isfinite(t).all()):
+                raise ValueError("Poisson noise needs a finite image; it contains NaN or infinite values.")
             if bool((t < 0).any()):
                 raise ValueError("Poisson noise needs a non-negative image (photon counts); clip or offset the image first.")
+            if bool((t / self.gain > POISSON_MAX_RATE).any()):
+                raise ValueError(f"Poisson noise: the image asks for more than {POISSON_MAX_RATE:.0e} photons per pixel "
+                                 f"(max {float(t.max()) / self.gain:.3g}); is the gain {self.gain:g} in the image's units?")
             y = torch.poisson((t / self.gain).double(), generator=g).to(t.dtype) * self.gain
         else:
             y = t.clone()
@@ -228,6 +240,8 @@ _NOISE_TYPES = {c.__name__: c for c in (Gaussian, Poisson, PoissonGaussian)}
 
 def from_spec(spec: dict[str, Any]) -> NoiseModel:
     """Rebuild a noise model from :meth:`NoiseModel.spec`."""
+    if not isinstance(spec, dict):
+        raise TypeError(f"A noise spec is a dict such as {{'type': 'Gaussian', 'sigma': 0.1}}, got {type(spec).__name__}.")
     kind = spec.get("type")
     if kind == "Gaussian":
         return Gaussian(spec["sigma"])
@@ -264,9 +278,12 @@ def estimate(y, model: str = "auto") -> NoiseModel:
     intensity (Foi et al., IEEE TIP 17 (2008) 1737). ``"auto"`` picks Poisson–Gaussian when the fitted
     gain explains a clear share of the variance, else Gaussian.
     """
+    if model not in ("auto", "gaussian", "poisson_gaussian"):
+        raise ValueError(f"model must be 'auto', 'gaussian' or 'poisson_gaussian', got {model!r}.")
     a = np.asarray(y)
     if a.size < 16:
         raise ValueError("Too few pixels to estimate the noise.")
+    a = a.reshape([n for n in a.shape if n > 1] or [1])  # a (1, N) row is a 1D signal, not an empty 2×2 tiling
     if np.iscomplexobj(a):
         a = np.concatenate([a.real.ravel(), a.imag.ravel()]) if a.ndim == 1 else a.real
     a = a.astype(np.float64)
@@ -277,10 +294,15 @@ def estimate(y, model: str = "auto") -> NoiseModel:
     floor = 1e-8 * (unit if unit > 0 else 1.0)
     if a.ndim == 1:
         det = np.diff(a) / np.sqrt(2)
-        return Gaussian(max(1.4826 * np.median(np.abs(det - np.median(det))), floor))
-    detail, mean = _haar_detail(a)
-    sigma_all = 1.4826 * np.median(np.abs(detail))
-    if model == "gaussian":
+        sigma_all = 1.4826 * np.median(np.abs(det - np.median(det)))
+    else:
+        detail, mean = _haar_detail(a)
+        sigma_all = 1.4826 * np.median(np.abs(detail))
+    if not sigma_all > floor:
+        warnings.warn("noise.estimate: the image's finest details hold no measurable noise (a constant, synthetic or "
+                      f"quantized-flat image); the noise is floored at {floor:.3g} (1e-8 of its RMS). Give the noise "
+                      "model if you know it.", UserWarning, stacklevel=2)
+    if model == "gaussian" or a.ndim == 1:
         return Gaussian(max(sigma_all, floor))
     # bin local means by quantile, robust variance per bin
     m, dd = mean.ravel(), detail.ravel()
@@ -301,6 +323,4 @@ def estimate(y, model: str = "auto") -> NoiseModel:
         # var0 is the variance at intensity 0; a camera offset can push it below zero
         sigma = float(np.sqrt(var0)) if var0 > 0 else floor
         return PoissonGaussian(gain=float(max(gain, floor)), sigma=max(sigma, floor))
-    if model not in ("auto", "poisson_gaussian"):
-        raise ValueError(f"model must be 'auto', 'gaussian' or 'poisson_gaussian', got {model!r}.")
     return Gaussian(max(sigma_all, floor))

@@ -19,7 +19,11 @@ WIDEFIELD_MODELS = ("born_wolf", "richards_wolf", "gibson_lanni", "vectorial")
 
 
 def _as_shape(shape: int | Sequence[int]) -> tuple[int, ...]:
-    shape = (int(shape),) * 2 if np.isscalar(shape) else tuple(int(s) for s in shape)
+    sizes = (shape,) * 2 if np.isscalar(shape) else tuple(shape)
+    if not all(isinstance(s, (int, np.integer)) or (isinstance(s, (float, np.floating)) and float(s).is_integer())
+               for s in sizes):
+        raise ValueError(f"A PSF shape has whole-number sizes, got {sizes}.")
+    shape = tuple(int(s) for s in sizes)
     if len(shape) not in (2, 3) or min(shape) < 1:
         raise ValueError(f"A PSF shape has 2 or 3 positive sizes, got {shape}.")
     return shape
@@ -36,9 +40,12 @@ def gaussian(shape: int | Sequence[int], sigma: float | Sequence[float] = 2.0) -
         Standard deviation in pixels, one value or one per axis.
     """
     shape = _as_shape(shape)
-    sig = np.broadcast_to(np.asarray(sigma, dtype=np.float64), (len(shape),))
-    if np.any(sig <= 0):
-        raise ValueError("Gaussian PSF sigma must be positive.")
+    sig = np.asarray(sigma, dtype=np.float64)
+    if sig.ndim > 1 or sig.size not in (1, len(shape)):
+        raise ValueError(f"Gaussian PSF sigma is one value or one per axis ({len(shape)}), got {sig.size}.")
+    sig = np.broadcast_to(sig.reshape(-1), (len(shape),))
+    if not (np.all(np.isfinite(sig)) and np.all(sig > 0)):
+        raise ValueError(f"Gaussian PSF sigma must be positive and finite (pixels), got {sig.tolist()}.")
     grids = np.meshgrid(*[np.arange(n) - (n - 1) / 2 for n in shape], indexing="ij")
     h = np.exp(-0.5 * sum((g / s) ** 2 for g, s in zip(grids, sig)))
     return (h / h.sum()).astype(np.float32)
@@ -122,10 +129,20 @@ def widefield(
     shape = _as_shape(shape)
     if model not in WIDEFIELD_MODELS:
         raise ValueError(f"model must be one of {WIDEFIELD_MODELS}, got {model!r}.")
+    optics = [("wavelength_um", wavelength_um), ("na", na), ("pixel_size_um", pixel_size_um), ("ni", ni), ("ns", ns)]
+    if len(shape) == 3 and z_step_um is not None:
+        optics.append(("z_step_um", z_step_um))
+    for name, value in optics:
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}.")
+        if not np.isfinite(value):
+            raise ValueError(f"{name} must be finite, got {value}.")
     if not (0 < na < ni):
         raise ValueError(f"The numerical aperture must lie between 0 and the immersion index ni={ni}; got NA={na}.")
     if wavelength_um <= 0 or pixel_size_um <= 0:
         raise ValueError("Wavelength and pixel size must be positive (in µm).")
+    if ns <= 0:
+        raise ValueError(f"The sample's refractive index ns must be positive, got {ns}.")
     if len(shape) == 3 and not (z_step_um and z_step_um > 0):
         raise ValueError("A 3D widefield PSF needs a positive z_step_um.")
     if model in ("born_wolf", "richards_wolf"):
@@ -388,8 +405,8 @@ def resample(psf, from_voxel_um: float | Sequence[float], to_voxel_um: float | S
         raise ValueError(f"A PSF is a finite 2D or 3D array, got shape {h.shape}.")
     src = np.broadcast_to(np.asarray(from_voxel_um, dtype=np.float64), (h.ndim,))
     dst = np.broadcast_to(np.asarray(to_voxel_um, dtype=np.float64), (h.ndim,))
-    if np.any(src <= 0) or np.any(dst <= 0):
-        raise ValueError("Voxel sizes must be positive (µm).")
+    if not (np.all(np.isfinite(src)) and np.all(np.isfinite(dst)) and np.all(src > 0) and np.all(dst > 0)):
+        raise ValueError(f"Voxel sizes must be positive and finite (µm), got {src.tolist()} -> {dst.tolist()}.")
     if shape is None:
         shape = tuple(max(int(round(n * s / d)) | 1, 1) for n, s, d in zip(h.shape, src, dst))
     shape = _as_shape(shape)
@@ -437,6 +454,9 @@ def check(psf, voxel_um: float | Sequence[float], data_voxel_um: float | Sequenc
     voxel = np.broadcast_to(np.asarray(voxel_um, dtype=np.float64), (h.ndim,))
     data_voxel = np.asarray(data_voxel_um, dtype=np.float64)
     data_voxel = np.broadcast_to(data_voxel, (h.ndim,)) if data_voxel.ndim == 0 else data_voxel[-h.ndim:]
+    for what, v in (("PSF's", voxel), ("data's", data_voxel)):
+        if not (np.all(np.isfinite(v)) and np.all(v > 0)):
+            raise ValueError(f"The {what} voxel size must be positive and finite (µm), got {v.tolist()}.")
     if data_voxel.shape != (h.ndim,):
         raise ValueError(f"The data's voxel size {list(data_voxel)} does not cover the PSF's {h.ndim} axes.")
     if not np.allclose(voxel, data_voxel, rtol=1e-3):
@@ -470,6 +490,10 @@ def otf(psf, shape: Sequence[int] | None = None) -> np.ndarray:
     h = np.asarray(psf, dtype=np.float64)
     if h.ndim not in (2, 3):
         raise ValueError(f"A PSF is 2D or 3D, got shape {h.shape}.")
+    if not np.isfinite(h).all():
+        raise ValueError("The PSF contains NaN or infinite values.")
+    if not h.sum() > 0:
+        raise ValueError(f"The PSF must sum to a positive value to normalize its OTF, got {h.sum():.3g}.")
     shape = tuple(h.shape) if shape is None else tuple(int(s) for s in shape)
     if len(shape) != h.ndim or any(s < n for s, n in zip(shape, h.shape)):
         raise ValueError(f"The OTF grid {shape} must be at least the PSF's shape {h.shape}.")

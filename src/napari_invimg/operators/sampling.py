@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..validation import check_seed
 from .base import LinearOperator
 from .blur import Blur
 
@@ -17,7 +18,7 @@ def random_mask(shape: tuple[int, ...], fraction: float = 0.5, seed: int = 0) ->
     """Boolean mask with ``fraction`` of the pixels measured (True), drawn uniformly at random."""
     if not 0 < fraction <= 1:
         raise ValueError("The measured fraction must lie in (0, 1].")
-    return np.random.default_rng(seed).random(tuple(shape)) < fraction
+    return np.random.default_rng(check_seed(seed)).random(tuple(shape)) < fraction
 
 
 class Inpainting(LinearOperator):
@@ -67,6 +68,10 @@ class Downsampling(LinearOperator):
 
     def __init__(self, shape: tuple[int, ...], factor: int = 2, psf=None, boundary: str = "reflect"):
         shape = tuple(int(s) for s in shape)
+        if isinstance(factor, (bool, np.bool_)) or not isinstance(factor, (int, float, np.integer, np.floating)):
+            raise TypeError(f"The downsampling factor must be a positive integer, got {type(factor).__name__}.")
+        if not (np.isfinite(factor) and float(factor) == int(factor)):
+            raise ValueError(f"The downsampling factor must be a positive integer, got {factor}.")
         factor = int(factor)
         if factor < 1:
             raise ValueError("The downsampling factor must be a positive integer.")
@@ -139,14 +144,20 @@ class CompressedSensing(LinearOperator):
     def __init__(self, shape: tuple[int, ...], m: int | float, seed: int = 0):
         shape = tuple(int(s) for s in shape)
         n = int(np.prod(shape))
-        if isinstance(m, float) and 0 < m <= 1:
-            m = int(round(m * n))
+        if isinstance(m, (bool, np.bool_)) or not isinstance(m, (int, float, np.integer, np.floating)):
+            raise TypeError(f"Compressed sensing needs a number of measurements or a fraction, got {type(m).__name__}.")
+        if not np.isfinite(m):
+            raise ValueError(f"Compressed sensing needs a finite number of measurements, got {m}.")
+        if isinstance(m, (float, np.floating)) and 0 < m <= 1:
+            m = int(round(float(m) * n))
+        elif float(m) != int(m):
+            raise ValueError(f"Compressed sensing needs a whole number of measurements or a fraction in (0, 1]; got {m}.")
         m = int(m)
         if not 1 <= m <= n:
             raise ValueError(f"Compressed sensing needs 1 <= m <= {n} measurements (or a fraction in (0, 1]); got {m}.")
         super().__init__(shape, (m,))
-        self.m, self.seed = m, int(seed)
-        rng = np.random.default_rng(seed)
+        self.m, self.seed = m, check_seed(seed)  # None: a fresh seed, kept in the spec to rebuild the same matrix
+        rng = np.random.default_rng(self.seed)
         self.signs = torch.from_numpy(rng.choice([-1.0, 1.0], size=shape).astype(np.float32))
         self.index = torch.from_numpy(np.sort(rng.choice(n, size=m, replace=False)).astype(np.int64))
         self.dct = [torch.from_numpy(_dct_matrix(s).astype(np.float32)) for s in shape]
