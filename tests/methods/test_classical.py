@@ -4,6 +4,10 @@ import torch
 
 import napari_invimg as ni
 
+#: the reference tests feed continuous test images to a Poisson model on purpose (the loop's arithmetic, not the
+#: counts, is what they compare); the count check has its own test in tests/test_validation.py
+pytestmark = pytest.mark.filterwarnings("ignore:A pure Poisson model:UserWarning")
+
 
 @pytest.fixture(scope="module")
 def blurred():
@@ -302,6 +306,7 @@ def test_reflect_richardson_lucy_by_the_cosine_transform_equals_a_reference(shap
 
 
 @pytest.mark.parametrize("shape, psf_shape", [((21,), (6,)), ((20, 23), (7, 4)), ((9, 12, 10), (5, 6, 3))])
+@pytest.mark.filterwarnings("ignore:The PSF .* centroid:UserWarning")  # an even-sized PSF on purpose
 def test_window_normalization_equals_the_fft_correlation_of_the_window(shape, psf_shape):
     """RL's exact ``Aᴴ1`` on the padded grid (a contraction with one box matrix per axis) against the FFT
     correlation of the field of view's indicator with the PSF (odd and even PSF sizes, 1D to 3D)."""
