@@ -50,6 +50,17 @@ def revision_iterate(rev: str):
     return namespace["iterate"]
 
 
+def time_loops(loops: dict, yt: torch.Tensor, A, noise, clock, times: dict, results: dict, iterations: int = 16) -> None:
+    """One ``iterations``-step RL run per loop of ``loops`` (each swapped in as ``_BlurGrid.iterate``): its
+    per-iteration times after the first two appended to ``times[key]``, its result kept in ``results[key]``. The
+    caller restores ``_BlurGrid.iterate``."""
+    for key, loop in loops.items():
+        classical._BlurGrid.iterate = loop
+        ctx = IterationClock(clock)
+        results[key] = RichardsonLucy().run(yt, A, noise, ctx, iterations, True, "none", 1.0, None, None).mean
+        times.setdefault(key, []).extend(np.diff(ctx.ts)[2:])
+
+
 def main() -> None:
     args = sys.argv[1:]
     torch.set_num_threads(int(args[0]))
@@ -72,11 +83,7 @@ def main() -> None:
             floor = floor_timer(_rl_grid(A), psf, clock)
             for _ in range(rounds):
                 times.setdefault("floor", []).extend(floor(15))
-                for key, loop in loops.items():
-                    classical._BlurGrid.iterate = loop
-                    ctx = IterationClock(clock)
-                    results[key] = RichardsonLucy().run(yt, A, noise, ctx, 16, True, "none", 1.0, None, None).mean
-                    times.setdefault(key, []).extend(np.diff(ctx.ts)[2:])
+                time_loops(loops, yt, A, noise, clock, times, results)
         else:
             from skimage.restoration import richardson_lucy
 

@@ -34,9 +34,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_rl import CASES, IterationClock, floor_timer, make_case  # noqa: E402
+from bench_rl import CASES, floor_timer, make_case  # noqa: E402
+from bench_rl_ab import time_loops  # noqa: E402
 from napari_invimg.methods import classical  # noqa: E402
-from napari_invimg.methods.classical import RichardsonLucy, _rl_grid  # noqa: E402
+from napari_invimg.methods.classical import _rl_grid  # noqa: E402
 
 #: (today's line, its numexpr replacement) in ``_BlurGrid.iterate``; each must occur exactly once
 PATCHES = (
@@ -151,11 +152,7 @@ def main() -> None:
                         f()
                         times.setdefault((name, key), []).append(clock() - t)
             times.setdefault("floor", []).extend(floor(15))
-            for key, loop in loops.items():
-                classical._BlurGrid.iterate = loop
-                ctx = IterationClock(clock)
-                results[key] = RichardsonLucy().run(yt, A, noise, ctx, 16, True, "none", 1.0, None, None).mean
-                times.setdefault(key, []).extend(np.diff(ctx.ts)[2:])
+            time_loops(loops, yt, A, noise, clock, times, results)
     finally:
         classical._BlurGrid.iterate = loops["torch"]
     p20 = {k: float(np.percentile(v, 20)) * 1e3 for k, v in times.items()}
