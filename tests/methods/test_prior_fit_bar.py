@@ -70,6 +70,16 @@ def test_the_docks_say_which_parameters_were_ignored(problem):
                                                                                     iterations=4)))
 
 
+def test_the_docks_say_when_the_data_contradict_the_noise_model(problem):
+    """A pure Poisson model given for data that are not photon counts runs, and the dock's report says so."""
+    from napari_invimg.widgets._runner import assessment
+
+    _, A, _, y = problem
+    with pytest.warns(UserWarning, match="pure Poisson model"):
+        rec = ni.reconstruct(np.clip(y, 0, None) * 0.37, A, "richardson_lucy", noise=ni.noise.Poisson(), iterations=2)
+    assert any("not a whole number of photons" in line for line in assessment(rec))
+
+
 def test_mri_misfit_counts_only_measured_kspace():
     """The misfit ratio is per measured value (κ = 2 for complex data): unsampled k-space does not dilute it by 1/R."""
     from napari_invimg import mri

@@ -167,7 +167,7 @@ DEGENERATE_NOISE_FRACTION = 1e-5
 def assessment(rec: Reconstruction, data_range: float | None = None) -> list[str]:
     """Warnings a user should see next to a result: a degenerate noise estimate, a sampler that did not mix
     (split-R̂, ESS with a verdict), a learned prior outside its data (``info["prior_fit"]["warning"]``), a run
-    cancelled before any sample, parameters ignored for this forward model (``info["ignored_params"]``, e.g. from a
+    cancelled before any sample, a noise model the data contradict (``info["noise_warning"]``), parameters ignored for this forward model (``info["ignored_params"]``, e.g. from a
     recipe) and a learned share that could not run (``info["learned_share_skipped"]``). Each is one sentence; an empty
     list means nothing to say."""
     info = rec.info or {}
@@ -195,6 +195,8 @@ def assessment(rec: Reconstruction, data_range: float | None = None) -> list[str
     prior_fit = info.get("prior_fit") or {}
     if prior_fit.get("warning"):
         out.append(f"⚠ {prior_fit['warning']}")
+    if info.get("noise_warning"):  # a noise model the data contradict (counts, an offset): what the run assumed
+        out.append(f"⚠ {info['noise_warning']}")
     for why in (info.get("ignored_params") or {}).values():
         out.append(f"⚠ {why}.")
     if info.get("learned_share_skipped"):
